@@ -1,0 +1,121 @@
+//! `roster sandbox ...`: runs a sandbox until Ctrl-C / SIGTERM, or administers one.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use roster_domain::Secret;
+use roster_sandbox::marketo::admin::Admin;
+use roster_sandbox::marketo::{self, Faults, Limits, MarketoConfig};
+
+use crate::args::{AdminAction, MarketoAdmin, MarketoRun, MarketoSandboxCommand, SandboxCommand};
+
+pub async fn run(cmd: SandboxCommand) -> Result<()> {
+    match cmd {
+        SandboxCommand::Marketo(m) => match m.admin {
+            Some(MarketoSandboxCommand::Admin(admin)) => run_admin(admin).await,
+            None => run_marketo(m.run).await,
+        },
+    }
+}
+
+/// `$XDG_DATA_HOME/roster/sandbox`, else `~/.local/share/roster/sandbox`, else `./roster-sandbox`.
+fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("roster/sandbox");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/roster/sandbox"),
+        None => PathBuf::from("roster-sandbox"),
+    }
+}
+
+async fn run_marketo(run: MarketoRun) -> Result<()> {
+    let data = run.data.unwrap_or_else(default_data_dir);
+    let mut config = MarketoConfig::new(&data);
+    config.listen = run.listen;
+    config.client_id = run.client_id;
+    config.client_secret = run.client_secret.map(Secret::new);
+    config.ims = run.ims;
+    config.token_ttl = run.token_ttl;
+    config.limits = Limits {
+        rate_limit: run.rate_limit,
+        rate_window: run.rate_window,
+        max_concurrent: run.max_concurrent,
+        daily_quota: run.daily_quota,
+    };
+    config.faults = Faults { latency: run.latency, error_rate: run.error_rate, token_expiry_rate: run.token_expiry_rate };
+    let sandbox = marketo::start(config)
+        .await
+        .with_context(|| format!("could not start the Marketo sandbox with data in {}", data.display()))?;
+    let creds = sandbox.credentials();
+    let url = sandbox.base_url();
+    let how = if sandbox.was_seeded() { "seeded a new subscription" } else { "reopened its subscription" };
+    println!("Marketo sandbox ready ({how} in {})", sandbox.database_path().display());
+    println!("  Base URL:       {url}");
+    println!("  Client ID:      {}", creds.client_id);
+    println!("  Client secret:  {}", creds.client_secret.expose());
+    println!("  API user:       {}", creds.api_user);
+    println!("  Mailbox:        {url}/sandbox/mailbox");
+    println!("For Roster's connector:");
+    println!("  export ROSTER_MARKETO_URL={url}");
+    println!("  export ROSTER_MARKETO_CLIENT_ID={}", creds.client_id);
+    println!("  export ROSTER_MARKETO_CLIENT_SECRET={}", creds.client_secret.expose());
+    println!("Press Ctrl-C to stop.");
+    wait_for_stop().await;
+    eprintln!("stopping the Marketo sandbox...");
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot listen for SIGTERM; stop with Ctrl-C"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run_admin(admin: MarketoAdmin) -> Result<()> {
+    let data = admin.data.unwrap_or_else(default_data_dir);
+    let db = Admin::open(&data).await.with_context(|| format!("could not open the Marketo sandbox in {}", data.display()))?;
+    let result = admin_action(&db, admin.action).await;
+    db.close().await;
+    result
+}
+
+async fn admin_action(db: &Admin, action: AdminAction) -> Result<()> {
+    match action {
+        AdminAction::CreateRole { name, description, permissions, only_all_zones } => {
+            let id = db.create_role(&name, &description, &permissions, only_all_zones).await?;
+            println!("created role {name:?} with id {id} and permissions: {}", permissions.join(", "));
+        }
+        AdminAction::CreateApiUser { email, first, last, roles } => {
+            let id = db.create_api_user(&email, &first, &last, &roles).await?;
+            println!("created API-only user {email} with id {id}");
+        }
+        AdminAction::CreateService { name, user, client_id, client_secret } => {
+            let secret = client_secret.map(Secret::new);
+            let creds = db.create_service(&name, &user, client_id.as_deref(), secret.as_ref()).await?;
+            println!("created custom service {:?} owned by {}", creds.service, creds.api_user);
+            println!("  Client ID:      {}", creds.client_id);
+            println!("  Client secret:  {}", creds.client_secret.expose());
+        }
+        AdminAction::Services => {
+            println!("{:<20} {:<38} {:<34} API USER", "SERVICE", "CLIENT ID", "CLIENT SECRET");
+            for s in db.services().await? {
+                println!("{:<20} {:<38} {:<34} {}", s.service, s.client_id, s.client_secret.expose(), s.api_user);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! Roster's domain: pure types and logic shared by connectors, sandboxes and the CLI.
+//!
+//! Nothing in this crate performs I/O; everything here can be unit- and property-tested
+//! in isolation.
+
+pub mod marketo_time;
+pub mod secret;
+
+pub use secret::Secret;
