@@ -117,6 +117,18 @@ pub struct NewUser<'a> {
     pub now: i64,
 }
 
+/// One entry of `allusers.json`, serialised in the documented field order.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSummary {
+    pub userid: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email_address: String,
+    pub id: i64,
+    pub api_only: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct MailRow {
     pub id: i64,
@@ -186,7 +198,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(db_err)?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(db_err)?;
         let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&pool).await.map_err(db_err)?;
         if version > SCHEMA_VERSION {
             return Err(SandboxError::SchemaTooNew { path: path.display().to_string(), found: version, known: SCHEMA_VERSION });
@@ -331,18 +343,27 @@ impl Store {
         Ok(row.as_ref().map(user_from_row))
     }
 
-    /// Accepted users in id order: what `allusers.json` pages over.
-    pub async fn active_users(&self, offset: i64, limit: i64) -> Result<Vec<UserRow>, sqlx::Error> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE status = 'active' ORDER BY id LIMIT ? OFFSET ?"
-        ))
+    /// Accepted users in id order, with only the columns `allusers.json` shows.
+    pub async fn active_user_summaries(&self, offset: i64, limit: i64) -> Result<Vec<UserSummary>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT userid, first_name, last_name, email, id, api_only FROM users WHERE status = 'active' ORDER BY id LIMIT ? OFFSET ?",
+        )
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(user_from_row).collect())
+        // Columns by position: name lookups cost more than the rest of the decoding.
+        Ok(rows
+            .iter()
+            .map(|row| UserSummary {
+                userid: row.get(0),
+                first_name: row.get(1),
+                last_name: row.get(2),
+                email_address: row.get(3),
+                id: row.get(4),
+                api_only: row.get(5),
+            })
+            .collect())
     }
 
     pub async fn grants(&self, user_id: i64) -> Result<Vec<Grant>, sqlx::Error> {
@@ -427,28 +448,20 @@ impl Store {
     }
 
     pub async fn add_grants(&self, user_id: i64, grants: &[(i64, i64)], now: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        for (role_id, workspace_id) in grants {
-            sqlx::query("INSERT OR IGNORE INTO user_roles (user_id, role_id, workspace_id) VALUES (?, ?, ?)")
-                .bind(user_id)
-                .bind(role_id)
-                .bind(workspace_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("UPDATE users SET updated_at = ? WHERE id = ?").bind(now).bind(user_id).execute(&mut *tx).await?;
-        tx.commit().await
+        self.change_grants(user_id, grants, now, "INSERT OR IGNORE INTO user_roles (user_id, role_id, workspace_id) VALUES (?, ?, ?)")
+            .await
     }
 
     pub async fn remove_grants(&self, user_id: i64, grants: &[(i64, i64)], now: i64) -> Result<(), sqlx::Error> {
+        self.change_grants(user_id, grants, now, "DELETE FROM user_roles WHERE user_id = ? AND role_id = ? AND workspace_id = ?")
+            .await
+    }
+
+    /// Runs `sql` (binding user, role, workspace) for each pair and touches the user, atomically.
+    async fn change_grants(&self, user_id: i64, grants: &[(i64, i64)], now: i64, sql: &'static str) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         for (role_id, workspace_id) in grants {
-            sqlx::query("DELETE FROM user_roles WHERE user_id = ? AND role_id = ? AND workspace_id = ?")
-                .bind(user_id)
-                .bind(role_id)
-                .bind(workspace_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(sql).bind(user_id).bind(role_id).bind(workspace_id).execute(&mut *tx).await?;
         }
         sqlx::query("UPDATE users SET updated_at = ? WHERE id = ?").bind(now).bind(user_id).execute(&mut *tx).await?;
         tx.commit().await

@@ -119,22 +119,8 @@ fn query_int(query: &Option<String>, name: &str, default: i64, min: i64, max: i6
 pub async fn list_users(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> ApiResult {
     let size = query_int(&query, "pageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?;
     let offset = query_int(&query, "pageOffset", 0, 0, i64::from(i32::MAX))?;
-    let users = app.store.active_users(offset, size).await?;
-    json_ok(Value::Array(
-        users
-            .iter()
-            .map(|u| {
-                json!({
-                    "userid": u.userid,
-                    "firstName": u.first_name,
-                    "lastName": u.last_name,
-                    "emailAddress": u.email,
-                    "id": u.id,
-                    "apiOnly": u.api_only,
-                })
-            })
-            .collect(),
-    ))
+    let users = app.store.active_user_summaries(offset, size).await?;
+    Ok((StatusCode::OK, axum::Json(users)).into_response())
 }
 
 pub async fn get_user(State(app): State<Arc<App>>, path: Result<Path<String>, PathRejection>) -> ApiResult {

@@ -58,12 +58,7 @@ impl Sandbox {
     }
 
     pub async fn token_response(&self, id: &str, secret: &str) -> Response {
-        self.http
-            .get(format!("{}/identity/oauth/token", self.url))
-            .query(&[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)])
-            .send()
-            .await
-            .expect("identity call")
+        token_response(&self.http, &self.url, id, secret).await
     }
 
     pub async fn token(&self) -> String {
@@ -160,6 +155,15 @@ impl Sandbox {
         let (status, page) = self.accept(&url, "Sunshine42", "Sunshine42").await;
         assert_eq!(status, StatusCode::OK, "{page}");
     }
+}
+
+/// Asks the identity service at `url` for a token.
+pub async fn token_response(http: &Client, url: &str, id: &str, secret: &str) -> Response {
+    http.get(format!("{url}/identity/oauth/token"))
+        .query(&[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)])
+        .send()
+        .await
+        .expect("identity call")
 }
 
 pub async fn read(resp: Response) -> (StatusCode, Value) {

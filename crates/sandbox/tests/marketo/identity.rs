@@ -66,7 +66,8 @@ async fn bad_credentials_get_an_oauth_error() {
     assert_eq!(missing.json::<Value>().await.unwrap()["error"], "invalid_request");
     let wrong_grant = sb
         .http
-        .get(format!("{}/identity/oauth/token?grant_type=password&client_id={CLIENT_ID}&client_secret={CLIENT_SECRET}", sb.url))
+        .get(format!("{}/identity/oauth/token", sb.url))
+        .query(&[("grant_type", "password"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)])
         .send()
         .await
         .unwrap();

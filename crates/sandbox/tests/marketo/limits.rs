@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use roster_sandbox::marketo::Limits;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::harness::*;
 
@@ -148,14 +148,7 @@ async fn a_604_time_out_happens_after_the_write() {
     let observer_url = observer.base_url().to_owned();
     let token = faulty.token().await;
     let http = reqwest::Client::new();
-    let observer_token: Value = http
-        .get(format!("{observer_url}/identity/oauth/token?grant_type=client_credentials&client_id={CLIENT_ID}&client_secret={CLIENT_SECRET}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let observer_token: Value = token_response(&http, &observer_url, CLIENT_ID, CLIENT_SECRET).await.json().await.unwrap();
     let observer_token = observer_token["access_token"].as_str().unwrap().to_owned();
     let (mut applied, mut refused) = (0, 0);
     for i in 0..40 {
@@ -195,5 +188,4 @@ async fn latency_and_early_token_expiry() {
     let renewed = sb.token().await;
     assert_ne!(renewed, token, "the expired token is replaced");
     assert_eq!(sb.stats().await["tokensExpiredEarly"], 1);
-    let _ = json!(null);
 }
