@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use roster_sandbox::marketo::RoleBodyShapes;
 use roster_sandbox::marketo::admin::RoleAt;
 
 #[derive(Debug, Parser)]
@@ -65,6 +66,9 @@ pub struct MarketoRun {
     /// Lifetime of access tokens (e.g. 3600s, 10m).
     #[arg(long, default_value = "3600s", value_parser = parse_duration)]
     pub token_ttl: Duration,
+    /// Role-body shapes the role endpoints accept: both, array (bare array only) or input ({"input": [...]} only).
+    #[arg(long, default_value = "both", value_parser = parse_role_body)]
+    pub role_body: RoleBodyShapes,
     /// Calls allowed per --rate-window before 606.
     #[arg(long, default_value_t = 100)]
     pub rate_limit: u32,
@@ -156,6 +160,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{s:?} is out of range"))
 }
 
+pub fn parse_role_body(s: &str) -> Result<RoleBodyShapes, String> {
+    match s.trim() {
+        "both" => Ok(RoleBodyShapes::Both),
+        "array" => Ok(RoleBodyShapes::BareArray),
+        "input" => Ok(RoleBodyShapes::InputWrapper),
+        other => Err(format!("{other:?} is not a role-body shape; use both, array or input")),
+    }
+}
+
 pub fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
@@ -175,6 +188,13 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("fast").unwrap_err().contains("not a duration"));
         assert!(parse_duration("3 weeks").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn role_body_shapes() {
+        assert_eq!(parse_role_body("array").unwrap(), RoleBodyShapes::BareArray);
+        assert_eq!(parse_role_body("input").unwrap(), RoleBodyShapes::InputWrapper);
+        assert!(parse_role_body("xml").unwrap_err().contains("both, array or input"));
     }
 
     #[test]

@@ -37,6 +37,7 @@ async fn run_marketo(run: MarketoRun) -> Result<()> {
     config.client_secret = run.client_secret.map(Secret::new);
     config.ims = run.ims;
     config.token_ttl = run.token_ttl;
+    config.role_body = run.role_body;
     config.limits = Limits {
         rate_limit: run.rate_limit,
         rate_window: run.rate_window,

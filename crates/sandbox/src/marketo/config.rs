@@ -21,6 +21,8 @@ pub struct MarketoConfig {
     pub ims: bool,
     /// Lifetime of an access token.
     pub token_ttl: Duration,
+    /// Which role-body shapes `roles/create.json` and `roles/delete.json` accept.
+    pub role_body: RoleBodyShapes,
     pub limits: Limits,
     pub faults: Faults,
 }
@@ -35,6 +37,7 @@ impl MarketoConfig {
             client_secret: None,
             ims: false,
             token_ttl: Duration::from_secs(3600),
+            role_body: RoleBodyShapes::Both,
             limits: Limits::default(),
             faults: Faults::default(),
         }
@@ -76,4 +79,17 @@ pub struct Faults {
     pub error_rate: f64,
     /// Fraction (0..=1) of calls whose token is expired early, answered with 602.
     pub token_expiry_rate: f64,
+}
+
+/// The vendor's documents disagree on the role body: the developer page shows a bare array,
+/// the OpenAPI spec `{"input": [...]}`. The sandbox accepts both by default; restricting it to
+/// one lets a client prove that it falls back to the other shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RoleBodyShapes {
+    #[default]
+    Both,
+    /// Only `[{"accessRoleId":..,"workspaceId":..}]`.
+    BareArray,
+    /// Only `{"input": [...]}`.
+    InputWrapper,
 }

@@ -19,7 +19,7 @@ mod server;
 mod store;
 mod users;
 
-pub use config::{Faults, Limits, MarketoConfig};
+pub use config::{Faults, Limits, MarketoConfig, RoleBodyShapes};
 pub use error::SandboxError;
 pub use server::{RunningSandbox, start};
 pub use store::ServiceCredentials;

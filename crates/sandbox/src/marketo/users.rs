@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::body::{self, object, optional_bool, optional_str, required_json, required_str, role_pairs};
 use super::clock::from_ms;
+use super::config::RoleBodyShapes;
 use super::error::ApiError;
 use super::server::App;
 use super::store::{Caller, Grant, NewUser, UserRow};
@@ -443,6 +444,15 @@ async fn change_roles(
 ) -> ApiResult {
     let id = userid(path)?;
     let value = required_json(&headers, body)?;
+    match (app.config.role_body, &value) {
+        (RoleBodyShapes::BareArray, Value::Object(_)) => {
+            return Err(ApiError::invalid("Invalid data: expected a JSON array of {accessRoleId, workspaceId}"));
+        }
+        (RoleBodyShapes::InputWrapper, Value::Array(_)) => {
+            return Err(ApiError::invalid("Invalid data: expected {\"input\": [{accessRoleId, workspaceId}, ...]}"));
+        }
+        _ => {}
+    }
     let pairs = role_pairs(&value, "input")?;
     let requested = resolve_pairs(&app, &pairs).await?;
     let _write = app.store.write_guard().await;

@@ -137,3 +137,22 @@ async fn ims_subscriptions_manage_api_only_users_only() {
     let (status, _) = sb.post(&token, "grace.hopper%40acme.example/roles/create.json", json!([{"accessRoleId": 101, "workspaceId": 1}])).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_server_can_be_restricted_to_one_role_body_shape() {
+    use roster_sandbox::marketo::RoleBodyShapes;
+    for (shape, refused, accepted) in [
+        (RoleBodyShapes::BareArray, json!({"input": [{"accessRoleId": 101, "workspaceId": 1}]}), json!([{"accessRoleId": 101, "workspaceId": 1}])),
+        (RoleBodyShapes::InputWrapper, json!([{"accessRoleId": 101, "workspaceId": 1}]), json!({"input": [{"accessRoleId": 101, "workspaceId": 1}]})),
+    ] {
+        let sb = Sandbox::start_with(|c| c.role_body = shape).await;
+        let token = sb.token().await;
+        let path = "grace.hopper%40acme.example/roles/create.json";
+        let (status, resp) = sb.post(&token, path, refused).await;
+        assert_eq!((status, code(&resp)), (StatusCode::BAD_REQUEST, "1003"), "{shape:?}: {resp}");
+        assert_eq!(pairs(&sb.get(&token, "grace.hopper%40acme.example/roles.json").await.1), vec![(2, 1), (102, 1008)], "nothing changed");
+        let (status, list) = sb.post(&token, path, accepted).await;
+        assert_eq!(status, StatusCode::OK, "{shape:?}");
+        assert_eq!(pairs(&list), vec![(2, 1), (101, 1), (102, 1008)]);
+    }
+}
