@@ -9,7 +9,11 @@ use roster_sandbox::marketo::RoleBodyShapes;
 use roster_sandbox::marketo::admin::RoleAt;
 
 #[derive(Debug, Parser)]
-#[command(name = "roster", version, about = "Keeps SaaS user accounts in line with who should have them: joiners, movers and leavers.")]
+#[command(
+    name = "roster",
+    version,
+    about = "Keeps SaaS user accounts in line with who should have them: joiners, movers and leavers."
+)]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug). ROSTER_LOG overrides it.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -147,15 +151,23 @@ pub enum AdminAction {
 /// Parses `500ms`, `20s`, `2m`, `1h` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{s:?} is not a duration; use e.g. 500ms, 20s, 2m or 1h"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; use e.g. 500ms, 20s, 2m or 1h"))?;
     let seconds = match unit.trim() {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown unit {other:?} in {s:?}; use ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?}; use ms, s, m or h"
+            ));
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{s:?} is out of range"))
 }
@@ -165,14 +177,18 @@ pub fn parse_role_body(s: &str) -> Result<RoleBodyShapes, String> {
         "both" => Ok(RoleBodyShapes::Both),
         "array" => Ok(RoleBodyShapes::BareArray),
         "input" => Ok(RoleBodyShapes::InputWrapper),
-        other => Err(format!("{other:?} is not a role-body shape; use both, array or input")),
+        other => Err(format!(
+            "{other:?} is not a role-body shape; use both, array or input"
+        )),
     }
 }
 
 pub fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a fraction between 0 and 1 (e.g. 0.1 for 10%)")),
+        _ => Err(format!(
+            "{s:?} is not a fraction between 0 and 1 (e.g. 0.1 for 10%)"
+        )),
     }
 }
 
@@ -186,15 +202,30 @@ mod tests {
         assert_eq!(parse_duration("20s").unwrap(), Duration::from_secs(20));
         assert_eq!(parse_duration("20").unwrap(), Duration::from_secs(20));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("fast").unwrap_err().contains("not a duration"));
-        assert!(parse_duration("3 weeks").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("fast")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(
+            parse_duration("3 weeks")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
     }
 
     #[test]
     fn role_body_shapes() {
         assert_eq!(parse_role_body("array").unwrap(), RoleBodyShapes::BareArray);
-        assert_eq!(parse_role_body("input").unwrap(), RoleBodyShapes::InputWrapper);
-        assert!(parse_role_body("xml").unwrap_err().contains("both, array or input"));
+        assert_eq!(
+            parse_role_body("input").unwrap(),
+            RoleBodyShapes::InputWrapper
+        );
+        assert!(
+            parse_role_body("xml")
+                .unwrap_err()
+                .contains("both, array or input")
+        );
     }
 
     #[test]

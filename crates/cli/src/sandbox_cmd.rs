@@ -44,14 +44,28 @@ async fn run_marketo(run: MarketoRun) -> Result<()> {
         max_concurrent: run.max_concurrent,
         daily_quota: run.daily_quota,
     };
-    config.faults = Faults { latency: run.latency, error_rate: run.error_rate, token_expiry_rate: run.token_expiry_rate };
-    let sandbox = marketo::start(config)
-        .await
-        .with_context(|| format!("could not start the Marketo sandbox with data in {}", data.display()))?;
+    config.faults = Faults {
+        latency: run.latency,
+        error_rate: run.error_rate,
+        token_expiry_rate: run.token_expiry_rate,
+    };
+    let sandbox = marketo::start(config).await.with_context(|| {
+        format!(
+            "could not start the Marketo sandbox with data in {}",
+            data.display()
+        )
+    })?;
     let creds = sandbox.credentials();
     let url = sandbox.base_url();
-    let how = if sandbox.was_seeded() { "seeded a new subscription" } else { "reopened its subscription" };
-    println!("Marketo sandbox ready ({how} in {})", sandbox.database_path().display());
+    let how = if sandbox.was_seeded() {
+        "seeded a new subscription"
+    } else {
+        "reopened its subscription"
+    };
+    println!(
+        "Marketo sandbox ready ({how} in {})",
+        sandbox.database_path().display()
+    );
     println!("  Base URL:       {url}");
     println!("  Client ID:      {}", creds.client_id);
     println!("  Client secret:  {}", creds.client_secret.expose());
@@ -60,7 +74,10 @@ async fn run_marketo(run: MarketoRun) -> Result<()> {
     println!("For Roster's connector:");
     println!("  export ROSTER_MARKETO_URL={url}");
     println!("  export ROSTER_MARKETO_CLIENT_ID={}", creds.client_id);
-    println!("  export ROSTER_MARKETO_CLIENT_SECRET={}", creds.client_secret.expose());
+    println!(
+        "  export ROSTER_MARKETO_CLIENT_SECRET={}",
+        creds.client_secret.expose()
+    );
     println!("Press Ctrl-C to stop.");
     wait_for_stop().await;
     eprintln!("stopping the Marketo sandbox...");
@@ -88,7 +105,9 @@ async fn wait_for_stop() {
 
 async fn run_admin(admin: MarketoAdmin) -> Result<()> {
     let data = admin.data.unwrap_or_else(default_data_dir);
-    let db = Admin::open(&data).await.with_context(|| format!("could not open the Marketo sandbox in {}", data.display()))?;
+    let db = Admin::open(&data)
+        .await
+        .with_context(|| format!("could not open the Marketo sandbox in {}", data.display()))?;
     let result = admin_action(&db, admin.action).await;
     db.close().await;
     result
@@ -96,25 +115,59 @@ async fn run_admin(admin: MarketoAdmin) -> Result<()> {
 
 async fn admin_action(db: &Admin, action: AdminAction) -> Result<()> {
     match action {
-        AdminAction::CreateRole { name, description, permissions, only_all_zones } => {
-            let id = db.create_role(&name, &description, &permissions, only_all_zones).await?;
-            println!("created role {name:?} with id {id} and permissions: {}", permissions.join(", "));
+        AdminAction::CreateRole {
+            name,
+            description,
+            permissions,
+            only_all_zones,
+        } => {
+            let id = db
+                .create_role(&name, &description, &permissions, only_all_zones)
+                .await?;
+            println!(
+                "created role {name:?} with id {id} and permissions: {}",
+                permissions.join(", ")
+            );
         }
-        AdminAction::CreateApiUser { email, first, last, roles } => {
+        AdminAction::CreateApiUser {
+            email,
+            first,
+            last,
+            roles,
+        } => {
             let id = db.create_api_user(&email, &first, &last, &roles).await?;
             println!("created API-only user {email} with id {id}");
         }
-        AdminAction::CreateService { name, user, client_id, client_secret } => {
+        AdminAction::CreateService {
+            name,
+            user,
+            client_id,
+            client_secret,
+        } => {
             let secret = client_secret.map(Secret::new);
-            let creds = db.create_service(&name, &user, client_id.as_deref(), secret.as_ref()).await?;
-            println!("created custom service {:?} owned by {}", creds.service, creds.api_user);
+            let creds = db
+                .create_service(&name, &user, client_id.as_deref(), secret.as_ref())
+                .await?;
+            println!(
+                "created custom service {:?} owned by {}",
+                creds.service, creds.api_user
+            );
             println!("  Client ID:      {}", creds.client_id);
             println!("  Client secret:  {}", creds.client_secret.expose());
         }
         AdminAction::Services => {
-            println!("{:<20} {:<38} {:<34} API USER", "SERVICE", "CLIENT ID", "CLIENT SECRET");
+            println!(
+                "{:<20} {:<38} {:<34} API USER",
+                "SERVICE", "CLIENT ID", "CLIENT SECRET"
+            );
             for s in db.services().await? {
-                println!("{:<20} {:<38} {:<34} {}", s.service, s.client_id, s.client_secret.expose(), s.api_user);
+                println!(
+                    "{:<20} {:<38} {:<34} {}",
+                    s.service,
+                    s.client_id,
+                    s.client_secret.expose(),
+                    s.api_user
+                );
             }
         }
     }

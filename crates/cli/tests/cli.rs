@@ -26,7 +26,12 @@ fn start_sandbox(args: &[&str]) -> (Child, Vec<String>) {
         let mut line = String::new();
         if out.read_line(&mut line).unwrap() == 0 {
             let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             panic!("roster exited before it was ready: {lines:?} {err}");
         }
         let done = line.starts_with("Press Ctrl-C");
@@ -47,26 +52,46 @@ fn field<'a>(lines: &'a [String], label: &str) -> &'a str {
 }
 
 fn stop(mut child: Child) -> String {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(exit.success(), "SIGTERM stops the sandbox cleanly: {exit:?} {err}");
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        exit.success(),
+        "SIGTERM stops the sandbox cleanly: {exit:?} {err}"
+    );
     err
 }
 
+/// GETs `request` and reads its JSON body.
+async fn get_json(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 async fn token(url: &str, id: &str, secret: &str) -> String {
-    let body: Value = reqwest::Client::new()
-        .get(format!("{url}/identity/oauth/token"))
-        .query(&[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_owned()
+    let body = get_json(
+        reqwest::Client::new()
+            .get(format!("{url}/identity/oauth/token"))
+            .query(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ]),
+    )
+    .await;
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {body}"))
+        .to_owned()
 }
 
 #[tokio::test]
@@ -78,18 +103,21 @@ async fn sandbox_starts_prints_credentials_serves_and_stops() {
     let url = field(&lines, "Base URL:").to_owned();
     let id = field(&lines, "Client ID:").to_owned();
     let secret = field(&lines, "Client secret:").to_owned();
-    assert!(lines.iter().any(|l| l.contains(&format!("export ROSTER_MARKETO_URL={url}"))));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("export ROSTER_MARKETO_URL={url}")))
+    );
 
     let token = token(&url, &id, &secret).await;
-    let users: Value = reqwest::Client::new()
-        .get(format!("{url}/userservice/management/v1/users/allusers.json"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let users = get_json(
+        reqwest::Client::new()
+            .get(format!(
+                "{url}/userservice/management/v1/users/allusers.json"
+            ))
+            .bearer_auth(&token),
+    )
+    .await;
     assert_eq!(users.as_array().unwrap().len(), 9);
     let log = stop(child);
     assert!(!log.contains(&secret), "the secret is not logged: {log}");
@@ -107,24 +135,76 @@ async fn admin_commands_create_a_working_service() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let admin = |args: &[&str]| {
-        let out = roster().args(["sandbox", "marketo", "admin", "--data", data]).args(args).output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = roster()
+            .args(["sandbox", "marketo", "admin", "--data", data])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    let (ok, out, err) = admin(&["create-role", "--name", "Okta API", "--permission", "Access API", "--permission", "Access Users", "--permission", "Access User Management Api"]);
+    let (ok, out, err) = admin(&[
+        "create-role",
+        "--name",
+        "Okta API",
+        "--permission",
+        "Access API",
+        "--permission",
+        "Access Users",
+        "--permission",
+        "Access User Management Api",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("created role \"Okta API\""), "{out}");
-    let (ok, _, err) = admin(&["create-api-user", "--email", "okta@acme.example", "--role", "Okta API@Default"]);
+    let (ok, _, err) = admin(&[
+        "create-api-user",
+        "--email",
+        "okta@acme.example",
+        "--role",
+        "Okta API@Default",
+    ]);
     assert!(ok, "{err}");
-    let (ok, out, err) = admin(&["create-service", "--name", "Okta", "--user", "okta@acme.example", "--client-id", "okta-client"]);
+    let (ok, out, err) = admin(&[
+        "create-service",
+        "--name",
+        "Okta",
+        "--user",
+        "okta@acme.example",
+        "--client-id",
+        "okta-client",
+    ]);
     assert!(ok, "{err}");
-    let secret = out.lines().find_map(|l| l.trim().strip_prefix("Client secret:")).unwrap().trim().to_owned();
+    let secret = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Client secret:"))
+        .unwrap()
+        .trim()
+        .to_owned();
     let (ok, out, _) = admin(&["services"]);
-    assert!(ok && out.contains("okta-client") && out.contains("okta@acme.example"), "{out}");
+    assert!(
+        ok && out.contains("okta-client") && out.contains("okta@acme.example"),
+        "{out}"
+    );
 
-    let (ok, _, err) = admin(&["create-service", "--name", "Bad", "--user", "grace.hopper@acme.example"]);
+    let (ok, _, err) = admin(&[
+        "create-service",
+        "--name",
+        "Bad",
+        "--user",
+        "grace.hopper@acme.example",
+    ]);
     assert!(!ok);
     assert!(err.contains("not an API-only user"), "{err}");
-    let (ok, _, err) = admin(&["create-api-user", "--email", "z@acme.example", "--role", "Admin"]);
+    let (ok, _, err) = admin(&[
+        "create-api-user",
+        "--email",
+        "z@acme.example",
+        "--role",
+        "Admin",
+    ]);
     assert!(!ok);
     assert!(err.contains("ROLE@WORKSPACE"), "{err}");
 
@@ -144,20 +224,39 @@ async fn admin_commands_create_a_working_service() {
 
 #[test]
 fn bad_flags_say_what_is_wrong() {
-    let out = roster().args(["sandbox", "marketo", "--error-rate", "2"]).output().unwrap();
+    let out = roster()
+        .args(["sandbox", "marketo", "--error-rate", "2"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a fraction between 0 and 1"), "{err}");
 
-    let out = roster().args(["sandbox", "marketo", "--latency", "soon"]).output().unwrap();
+    let out = roster()
+        .args(["sandbox", "marketo", "--latency", "soon"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
 
     // A port already in use.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let out = roster().args(["sandbox", "marketo", "--listen", &addr, "--data", dir.path().to_str().unwrap()]).output().unwrap();
+    let out = roster()
+        .args([
+            "sandbox",
+            "marketo",
+            "--listen",
+            &addr,
+            "--data",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot listen on") && err.contains("--listen"), "{err}");
+    assert!(
+        err.contains("cannot listen on") && err.contains("--listen"),
+        "{err}"
+    );
 }

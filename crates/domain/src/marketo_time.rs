@@ -12,14 +12,19 @@ use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOf
 
 /// Why a date-time string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid date-time {input:?}: {reason}; expected ISO-8601 such as 2025-12-31T23:59:59Z or 2025-12-31T23:59:59-05:00")]
+#[error(
+    "invalid date-time {input:?}: {reason}; expected ISO-8601 such as 2025-12-31T23:59:59Z or 2025-12-31T23:59:59-05:00"
+)]
 pub struct DateParseError {
     pub input: String,
     pub reason: &'static str,
 }
 
 fn fail(input: &str, reason: &'static str) -> DateParseError {
-    DateParseError { input: input.to_owned(), reason }
+    DateParseError {
+        input: input.to_owned(),
+        reason,
+    }
 }
 
 /// Parses any date-time shape Marketo uses or documents:
@@ -50,8 +55,9 @@ pub fn parse(input: &str) -> Result<OffsetDateTime, DateParseError> {
         pos += 8;
         (y, m, d)
     };
-    let month = Month::try_from(u8::try_from(month).map_err(|_| fail(input, "month out of range"))?)
-        .map_err(|_| fail(input, "month out of range"))?;
+    let month =
+        Month::try_from(u8::try_from(month).map_err(|_| fail(input, "month out of range"))?)
+            .map_err(|_| fail(input, "month out of range"))?;
     let date = Date::from_calendar_date(year as i32, month, day as u8)
         .map_err(|_| fail(input, "no such calendar day"))?;
 
@@ -72,7 +78,8 @@ pub fn parse(input: &str) -> Result<OffsetDateTime, DateParseError> {
     let minute = digits(s, pos, 2).ok_or_else(|| fail(input, "minute must be 2 digits"))?;
     pos += 2;
     let mut second = 0;
-    if (has_colons && bytes.get(pos) == Some(&b':')) || (!has_colons && digits(s, pos, 2).is_some()) {
+    if (has_colons && bytes.get(pos) == Some(&b':')) || (!has_colons && digits(s, pos, 2).is_some())
+    {
         if has_colons {
             pos += 1;
         }
@@ -91,7 +98,10 @@ pub fn parse(input: &str) -> Result<OffsetDateTime, DateParseError> {
             return Err(fail(input, "fraction of a second must have 1 to 9 digits"));
         }
         let scale = 10u32.pow(9 - frac.len() as u32);
-        nanos = frac.parse::<u32>().map_err(|_| fail(input, "bad fraction"))? * scale;
+        nanos = frac
+            .parse::<u32>()
+            .map_err(|_| fail(input, "bad fraction"))?
+            * scale;
     }
     let time = Time::from_hms_nano(hour as u8, minute as u8, second as u8, nanos)
         .map_err(|_| fail(input, "time of day out of range"))?;
@@ -124,12 +134,17 @@ fn parse_offset(input: &str, rest: &str) -> Result<UtcOffset, DateParseError> {
     let (Some(h), Some(m)) = (h, m) else {
         return Err(fail(input, "offset must be +hh, +hhmm or +hh:mm"));
     };
-    UtcOffset::from_hms(sign * h as i8, sign * m as i8, 0).map_err(|_| fail(input, "offset out of range"))
+    UtcOffset::from_hms(sign * h as i8, sign * m as i8, 0)
+        .map_err(|_| fail(input, "offset out of range"))
 }
 
 fn digits(s: &str, start: usize, len: usize) -> Option<u32> {
     let part = s.get(start..start + len)?;
-    if part.bytes().all(|b| b.is_ascii_digit()) { part.parse().ok() } else { None }
+    if part.bytes().all(|b| b.is_ascii_digit()) {
+        part.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// `2020-12-31T08:00:00.000t+0000`: the form of `user.json` and `update.json`.
@@ -169,9 +184,19 @@ pub fn quota_day(at: OffsetDateTime) -> Date {
     let utc = at.to_offset(UtcOffset::UTC);
     let year = utc.year();
     // DST starts at 02:00 CST = 08:00 UTC, ends at 02:00 CDT = 07:00 UTC.
-    let dst_start = nth_sunday(year, Month::March, 2).with_hms(8, 0, 0).expect("valid").assume_utc();
-    let dst_end = nth_sunday(year, Month::November, 1).with_hms(7, 0, 0).expect("valid").assume_utc();
-    let offset_hours = if utc >= dst_start && utc < dst_end { -5 } else { -6 };
+    let dst_start = nth_sunday(year, Month::March, 2)
+        .with_hms(8, 0, 0)
+        .expect("valid")
+        .assume_utc();
+    let dst_end = nth_sunday(year, Month::November, 1)
+        .with_hms(7, 0, 0)
+        .expect("valid")
+        .assume_utc();
+    let offset_hours = if utc >= dst_start && utc < dst_end {
+        -5
+    } else {
+        -6
+    };
     (utc + Duration::hours(offset_hours)).date()
 }
 
@@ -191,14 +216,29 @@ mod tests {
     #[test]
     fn parses_every_documented_shape() {
         let cases = [
-            ("2020-12-31T08:00:00.000t+0000", datetime!(2020-12-31 08:00:00 UTC)),
-            ("20200731T20:49:54.0t+0000", datetime!(2020-07-31 20:49:54 UTC)),
-            ("2020-12-31T23:59:59-05:00", datetime!(2021-01-01 04:59:59 UTC)),
+            (
+                "2020-12-31T08:00:00.000t+0000",
+                datetime!(2020-12-31 08:00:00 UTC),
+            ),
+            (
+                "20200731T20:49:54.0t+0000",
+                datetime!(2020-07-31 20:49:54 UTC),
+            ),
+            (
+                "2020-12-31T23:59:59-05:00",
+                datetime!(2021-01-01 04:59:59 UTC),
+            ),
             ("2025-12-31T00:00:00Z", datetime!(2025-12-31 00:00:00 UTC)),
-            ("20211231T08:00:00.000t+0000", datetime!(2021-12-31 08:00:00 UTC)),
+            (
+                "20211231T08:00:00.000t+0000",
+                datetime!(2021-12-31 08:00:00 UTC),
+            ),
             ("2021-06-01", datetime!(2021-06-01 00:00:00 UTC)),
             ("2021-06-01T10:30", datetime!(2021-06-01 10:30:00 UTC)),
-            ("2021-06-01T10:30:00.5+01", datetime!(2021-06-01 09:30:00.5 UTC)),
+            (
+                "2021-06-01T10:30:00.5+01",
+                datetime!(2021-06-01 09:30:00.5 UTC),
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(parse(input).unwrap(), want, "{input}");
@@ -207,7 +247,15 @@ mod tests {
 
     #[test]
     fn refuses_garbage_with_a_reason() {
-        for bad in ["", "tomorrow", "2021-13-01", "2021-02-30", "2021-06-01X10:00", "2021-06-01T25:00:00Z", "2021-06-01T10:00:00+2"] {
+        for bad in [
+            "",
+            "tomorrow",
+            "2021-13-01",
+            "2021-02-30",
+            "2021-06-01X10:00",
+            "2021-06-01T25:00:00Z",
+            "2021-06-01T10:00:00+2",
+        ] {
             let err = parse(bad).unwrap_err();
             assert!(err.to_string().contains("ISO-8601"), "{bad}: {err}");
         }
@@ -223,15 +271,36 @@ mod tests {
     #[test]
     fn quota_day_follows_central_time() {
         // 05:59 UTC in January is 23:59 CST the day before.
-        assert_eq!(quota_day(datetime!(2026-01-15 05:59 UTC)), time::macros::date!(2026-01-14));
-        assert_eq!(quota_day(datetime!(2026-01-15 06:00 UTC)), time::macros::date!(2026-01-15));
+        assert_eq!(
+            quota_day(datetime!(2026-01-15 05:59 UTC)),
+            time::macros::date!(2026 - 01 - 14)
+        );
+        assert_eq!(
+            quota_day(datetime!(2026-01-15 06:00 UTC)),
+            time::macros::date!(2026 - 01 - 15)
+        );
         // In July (CDT) midnight is 05:00 UTC.
-        assert_eq!(quota_day(datetime!(2026-07-15 04:59 UTC)), time::macros::date!(2026-07-14));
-        assert_eq!(quota_day(datetime!(2026-07-15 05:00 UTC)), time::macros::date!(2026-07-15));
+        assert_eq!(
+            quota_day(datetime!(2026-07-15 04:59 UTC)),
+            time::macros::date!(2026 - 07 - 14)
+        );
+        assert_eq!(
+            quota_day(datetime!(2026-07-15 05:00 UTC)),
+            time::macros::date!(2026 - 07 - 15)
+        );
         // DST 2026 begins Sunday 8 March and ends Sunday 1 November.
-        assert_eq!(nth_sunday(2026, Month::March, 2), time::macros::date!(2026-03-08));
-        assert_eq!(nth_sunday(2026, Month::November, 1), time::macros::date!(2026-11-01));
-        assert_eq!(nth_sunday(2026, Month::November, 1).weekday(), Weekday::Sunday);
+        assert_eq!(
+            nth_sunday(2026, Month::March, 2),
+            time::macros::date!(2026 - 03 - 08)
+        );
+        assert_eq!(
+            nth_sunday(2026, Month::November, 1),
+            time::macros::date!(2026 - 11 - 01)
+        );
+        assert_eq!(
+            nth_sunday(2026, Month::November, 1).weekday(),
+            Weekday::Sunday
+        );
     }
 
     proptest! {

@@ -20,7 +20,11 @@ struct Options {
 }
 
 fn options() -> Options {
-    let mut opts = Options { requests: 20_000, concurrency: 8, users: 400 };
+    let mut opts = Options {
+        requests: 20_000,
+        concurrency: 8,
+        users: 400,
+    };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < args.len() {
@@ -47,10 +51,22 @@ struct Result {
 }
 
 async fn measure(name: &'static str, url: String, token: Arc<String>, opts: &Options) -> Result {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.concurrency)
+        .build()
+        .unwrap();
     // Warm up connections and caches.
     for _ in 0..opts.concurrency * 4 {
-        assert!(client.get(&url).bearer_auth(token.as_str()).send().await.unwrap().status().is_success());
+        assert!(
+            client
+                .get(&url)
+                .bearer_auth(token.as_str())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .is_success()
+        );
     }
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -62,7 +78,12 @@ async fn measure(name: &'static str, url: String, token: Arc<String>, opts: &Opt
             let mut latencies = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < total {
                 let t = Instant::now();
-                let resp = client.get(&url).bearer_auth(token.as_str()).send().await.unwrap();
+                let resp = client
+                    .get(&url)
+                    .bearer_auth(token.as_str())
+                    .send()
+                    .await
+                    .unwrap();
                 assert!(resp.status().is_success(), "{url}: {}", resp.status());
                 let _ = resp.bytes().await.unwrap();
                 latencies.push(t.elapsed());
@@ -77,12 +98,20 @@ async fn measure(name: &'static str, url: String, token: Arc<String>, opts: &Opt
     let elapsed = started.elapsed();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    Result { name, per_second: latencies.len() as f64 / elapsed.as_secs_f64(), p50: pct(0.5), p99: pct(0.99) }
+    Result {
+        name,
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: pct(0.5),
+        p99: pct(0.99),
+    }
 }
 
 fn main() {
     let opts = options();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let mut config = MarketoConfig::new(dir.path());

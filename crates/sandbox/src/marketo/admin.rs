@@ -38,9 +38,14 @@ impl std::str::FromStr for RoleAt {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.rsplit_once('@') {
             Some((role, workspace)) if !role.trim().is_empty() && !workspace.trim().is_empty() => {
-                Ok(Self { role: role.trim().into(), workspace: workspace.trim().into() })
+                Ok(Self {
+                    role: role.trim().into(),
+                    workspace: workspace.trim().into(),
+                })
             }
-            _ => Err(format!("{s:?} is not ROLE@WORKSPACE (for example \"API Role@Default\" or \"104@1\")")),
+            _ => Err(format!(
+                "{s:?} is not ROLE@WORKSPACE (for example \"API Role@Default\" or \"104@1\")"
+            )),
         }
     }
 }
@@ -61,12 +66,22 @@ impl Admin {
     }
 
     /// Creates a custom role with the given permissions; returns its id.
-    pub async fn create_role(&self, name: &str, description: &str, permissions: &[String], only_all_zones: bool) -> Result<i64, SandboxError> {
+    pub async fn create_role(
+        &self,
+        name: &str,
+        description: &str,
+        permissions: &[String],
+        only_all_zones: bool,
+    ) -> Result<i64, SandboxError> {
         if name.trim().is_empty() {
-            return Err(SandboxError::Invalid("a role needs a name: give --name".into()));
+            return Err(SandboxError::Invalid(
+                "a role needs a name: give --name".into(),
+            ));
         }
         if self.store.role_by_name(name).await?.is_some() {
-            return Err(SandboxError::Invalid(format!("a role named {name:?} already exists; pick another name")));
+            return Err(SandboxError::Invalid(format!(
+                "a role named {name:?} already exists; pick another name"
+            )));
         }
         let now = self.clock.now_ms();
         let row = RoleRow {
@@ -80,8 +95,13 @@ impl Admin {
             updated_at: now,
         };
         // Custom role ids continue after the highest one, as in a real subscription.
-        let next: i64 = sqlx::query_scalar("SELECT MAX(id) + 1 FROM roles").fetch_one(&self.store.pool).await?;
-        let row = RoleRow { id: next.max(1000), ..row };
+        let next: i64 = sqlx::query_scalar("SELECT MAX(id) + 1 FROM roles")
+            .fetch_one(&self.store.pool)
+            .await?;
+        let row = RoleRow {
+            id: next.max(1000),
+            ..row
+        };
         Ok(self.store.insert_role(&row, false, permissions).await?)
     }
 
@@ -90,28 +110,48 @@ impl Admin {
             Ok(id) => self.store.role(id).await?,
             Err(_) => self.store.role_by_name(&grant.role).await?,
         }
-        .ok_or_else(|| SandboxError::Invalid(format!("no role {:?}; create it with `admin create-role`", grant.role)))?;
+        .ok_or_else(|| {
+            SandboxError::Invalid(format!(
+                "no role {:?}; create it with `admin create-role`",
+                grant.role
+            ))
+        })?;
         let workspace = match grant.workspace.parse::<i64>() {
             Ok(id) => self.store.workspace_name(id).await?.map(|_| id),
             Err(_) => self.store.workspace_id_by_name(&grant.workspace).await?,
         }
         .ok_or_else(|| SandboxError::Invalid(format!("no workspace {:?}", grant.workspace)))?;
         if role.only_all_zones && workspace != 0 {
-            return Err(SandboxError::Invalid(format!("role {:?} can only be granted in workspace 0 (AllZones)", role.name)));
+            return Err(SandboxError::Invalid(format!(
+                "role {:?} can only be granted in workspace 0 (AllZones)",
+                role.name
+            )));
         }
         Ok((role.id, workspace))
     }
 
     /// Creates an active API-only user; no invitation is needed for those.
-    pub async fn create_api_user(&self, email: &str, first_name: &str, last_name: &str, roles: &[RoleAt]) -> Result<i64, SandboxError> {
+    pub async fn create_api_user(
+        &self,
+        email: &str,
+        first_name: &str,
+        last_name: &str,
+        roles: &[RoleAt],
+    ) -> Result<i64, SandboxError> {
         if !email.contains('@') {
-            return Err(SandboxError::Invalid(format!("{email:?} is not an email address")));
+            return Err(SandboxError::Invalid(format!(
+                "{email:?} is not an email address"
+            )));
         }
         if roles.is_empty() {
-            return Err(SandboxError::Invalid("an API-only user needs at least one --role ROLE@WORKSPACE".into()));
+            return Err(SandboxError::Invalid(
+                "an API-only user needs at least one --role ROLE@WORKSPACE".into(),
+            ));
         }
         if self.store.user(email).await?.is_some() {
-            return Err(SandboxError::Invalid(format!("a user {email} already exists")));
+            return Err(SandboxError::Invalid(format!(
+                "a user {email} already exists"
+            )));
         }
         let mut pairs = Vec::new();
         for role in roles {
@@ -141,23 +181,40 @@ impl Admin {
         client_id: Option<&str>,
         client_secret: Option<&Secret>,
     ) -> Result<ServiceCredentials, SandboxError> {
-        let user = self
-            .store
-            .user(api_user)
-            .await?
-            .ok_or_else(|| SandboxError::Invalid(format!("no user {api_user}; create it with `admin create-api-user`")))?;
+        let user = self.store.user(api_user).await?.ok_or_else(|| {
+            SandboxError::Invalid(format!(
+                "no user {api_user}; create it with `admin create-api-user`"
+            ))
+        })?;
         if !user.api_only {
             return Err(SandboxError::Invalid(format!(
                 "{api_user} is not an API-only user; a custom service must be owned by one"
             )));
         }
-        let client_id = client_id.map(str::to_owned).unwrap_or_else(generate_client_id);
-        if self.store.services().await?.iter().any(|s| s.client_id == client_id) {
-            return Err(SandboxError::Invalid(format!("a service with client id {client_id} already exists")));
+        let client_id = client_id
+            .map(str::to_owned)
+            .unwrap_or_else(generate_client_id);
+        if self
+            .store
+            .services()
+            .await?
+            .iter()
+            .any(|s| s.client_id == client_id)
+        {
+            return Err(SandboxError::Invalid(format!(
+                "a service with client id {client_id} already exists"
+            )));
         }
         let secret = client_secret.cloned().unwrap_or_else(generate_secret);
-        self.store.insert_service(name, "", &client_id, &secret, user.id, self.clock.now_ms()).await?;
-        Ok(ServiceCredentials { service: name.into(), client_id, client_secret: secret, api_user: user.email })
+        self.store
+            .insert_service(name, "", &client_id, &secret, user.id, self.clock.now_ms())
+            .await?;
+        Ok(ServiceCredentials {
+            service: name.into(),
+            client_id,
+            client_secret: secret,
+            api_user: user.email,
+        })
     }
 
     pub async fn services(&self) -> Result<Vec<ServiceCredentials>, SandboxError> {

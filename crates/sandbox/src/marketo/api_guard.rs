@@ -39,7 +39,12 @@ async fn guarded(app: &App, mut req: Request, next: Next) -> Response {
         tokio::time::sleep(latency).await;
     }
     let query = req.uri().query().unwrap_or("").to_owned();
-    let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let caller = match authorize(app, &query, &auth).await {
         Ok(caller) => caller,
         Err(err) => return err.into_response(),
@@ -51,7 +56,10 @@ async fn guarded(app: &App, mut req: Request, next: Next) -> Response {
     let Some(fault) = pick_fault(app.config.faults.error_rate) else {
         return next.run(req).await;
     };
-    app.limiter.stats.faults_injected.fetch_add(1, Ordering::Relaxed);
+    app.limiter
+        .stats
+        .faults_injected
+        .fetch_add(1, Ordering::Relaxed);
     match fault {
         Fault::BadGateway => (
             StatusCode::BAD_GATEWAY,
@@ -76,9 +84,16 @@ async fn authorize(app: &App, query: &str, header: &str) -> Result<Caller, ApiEr
         ));
     }
     let token = match header.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => token.trim(),
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            token.trim()
+        }
         _ => {
-            return Err(ApiError::new(601, "Access token invalid: send the token from /identity/oauth/token as Authorization: Bearer <token>"));
+            return Err(ApiError::new(
+                601,
+                "Access token invalid: send the token from /identity/oauth/token as Authorization: Bearer <token>",
+            ));
         }
     };
     let Some((expires_at, caller)) = app.store.caller_for_token(token).await? else {
@@ -91,15 +106,25 @@ async fn authorize(app: &App, query: &str, header: &str) -> Result<Caller, ApiEr
     let rate = app.config.faults.token_expiry_rate;
     if rate > 0.0 && fastrand::f64() < rate {
         app.store.expire_token(token, now).await?;
-        app.limiter.stats.tokens_expired_early.fetch_add(1, Ordering::Relaxed);
+        app.limiter
+            .stats
+            .tokens_expired_early
+            .fetch_add(1, Ordering::Relaxed);
         return Err(ApiError::new(602, "Access token expired"));
     }
     if !caller.all_permissions {
         for needed in [PERMISSION_ACCESS_USERS, PERMISSION_USER_MANAGEMENT_API] {
-            if !caller.permissions.iter().any(|p| p.eq_ignore_ascii_case(needed)) {
+            if !caller
+                .permissions
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(needed))
+            {
                 return Err(ApiError::new(
                     603,
-                    format!("Access denied: the role of API user {} lacks the \"{needed}\" permission", caller.email),
+                    format!(
+                        "Access denied: the role of API user {} lacks the \"{needed}\" permission",
+                        caller.email
+                    ),
                 ));
             }
         }

@@ -14,16 +14,25 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_FIELD_CHARS: usize = 255;
 
 /// Parses a required JSON body.
-pub fn required_json(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    optional_json(headers, body)?.ok_or_else(|| ApiError::new(609, "Invalid JSON: the request body is empty"))
+pub fn required_json(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, ApiError> {
+    optional_json(headers, body)?
+        .ok_or_else(|| ApiError::new(609, "Invalid JSON: the request body is empty"))
 }
 
 /// Parses an optional JSON body: an empty body is `None` and needs no content type.
-pub fn optional_json(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Option<Value>, ApiError> {
+pub fn optional_json(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Option<Value>, ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::invalid(format!("Request body too large: the limit is {MAX_BODY_BYTES} bytes"))
-                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            ApiError::invalid(format!(
+                "Request body too large: the limit is {MAX_BODY_BYTES} bytes"
+            ))
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
         } else {
             ApiError::invalid(format!("Could not read the request body: {rejection}"))
         }
@@ -31,18 +40,32 @@ pub fn optional_json(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("application/json") {
-        let shown = if content_type.is_empty() { "none".to_owned() } else { content_type.chars().take(100).collect() };
-        return Err(ApiError::new(612, format!("Invalid Content Type: {shown}; send Content-Type: application/json")));
+        let shown = if content_type.is_empty() {
+            "none".to_owned()
+        } else {
+            content_type.chars().take(100).collect()
+        };
+        return Err(ApiError::new(
+            612,
+            format!("Invalid Content Type: {shown}; send Content-Type: application/json"),
+        ));
     }
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| ApiError::new(609, format!("Invalid JSON: {e}")))
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| ApiError::new(609, format!("Invalid JSON: {e}")))
 }
 
 /// The body as an object, or 1003.
 pub fn object(value: &Value) -> Result<&Map<String, Value>, ApiError> {
-    value.as_object().ok_or_else(|| ApiError::invalid("Invalid data: the request body must be a JSON object"))
+    value
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("Invalid data: the request body must be a JSON object"))
 }
 
 /// A required, non-blank string field of at most [`MAX_FIELD_CHARS`] characters.
@@ -52,16 +75,24 @@ pub fn required_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a 
 
 /// An optional string field: absent or null is `None`; blank is 701; too long or not a
 /// string is 1003.
-pub fn optional_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
+pub fn optional_str<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, ApiError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Err(ApiError::blank(field)),
-        Some(Value::String(s)) if s.chars().count() > MAX_FIELD_CHARS => Err(ApiError::invalid(format!(
-            "Invalid data: {field} is {} characters long; the limit is {MAX_FIELD_CHARS}",
-            s.chars().count()
-        ))),
+        Some(Value::String(s)) if s.chars().count() > MAX_FIELD_CHARS => {
+            Err(ApiError::invalid(format!(
+                "Invalid data: {field} is {} characters long; the limit is {MAX_FIELD_CHARS}",
+                s.chars().count()
+            )))
+        }
         Some(Value::String(s)) => Ok(Some(s.trim())),
-        Some(other) => Err(ApiError::invalid(format!("Invalid data: {field} must be a string, not {}", kind(other)))),
+        Some(other) => Err(ApiError::invalid(format!(
+            "Invalid data: {field} must be a string, not {}",
+            kind(other)
+        ))),
     }
 }
 
@@ -69,7 +100,10 @@ pub fn optional_bool(obj: &Map<String, Value>, field: &str) -> Result<Option<boo
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(ApiError::invalid(format!("Invalid data: {field} must be true or false, not {}", kind(other)))),
+        Some(other) => Err(ApiError::invalid(format!(
+            "Invalid data: {field} must be true or false, not {}",
+            kind(other)
+        ))),
     }
 }
 
@@ -88,7 +122,13 @@ pub fn email(field: &str, value: &str) -> Result<(), ApiError> {
         }
         None => false,
     };
-    if valid { Ok(()) } else { Err(ApiError::invalid(format!("Invalid data: {field} {value:?} is not an email address"))) }
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "Invalid data: {field} {value:?} is not an email address"
+        )))
+    }
 }
 
 /// The role/workspace pairs of a role body or invite. Accepts the developer page's bare array
@@ -100,7 +140,10 @@ pub fn role_pairs(value: &Value, field: &str) -> Result<Vec<(i64, i64)>, ApiErro
             Some(Value::Array(items)) => items,
             Some(Value::Null) | None => return Err(ApiError::blank(field)),
             Some(other) => {
-                return Err(ApiError::invalid(format!("Invalid data: {field} must be an array, not {}", kind(other))));
+                return Err(ApiError::invalid(format!(
+                    "Invalid data: {field} must be an array, not {}",
+                    kind(other)
+                )));
             }
         },
         other => {
@@ -123,7 +166,9 @@ pub fn pairs_from(items: &[Value], field: &str) -> Result<Vec<(i64, i64)>, ApiEr
             .as_object()
             .ok_or_else(|| ApiError::invalid(format!("Invalid data: each {field} entry must be an object with accessRoleId and workspaceId")))?;
         if obj.contains_key("roleId") && !obj.contains_key("accessRoleId") {
-            return Err(ApiError::invalid("Invalid data: unknown field roleId; the field is called accessRoleId"));
+            return Err(ApiError::invalid(
+                "Invalid data: unknown field roleId; the field is called accessRoleId",
+            ));
         }
         let role = id_field(obj, "accessRoleId")?;
         let workspace = id_field(obj, "workspaceId")?;
@@ -137,17 +182,26 @@ pub fn pairs_from(items: &[Value], field: &str) -> Result<Vec<(i64, i64)>, ApiEr
 fn id_field(obj: &Map<String, Value>, field: &str) -> Result<i64, ApiError> {
     match obj.get(field) {
         None | Some(Value::Null) => Err(ApiError::blank(field)),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| ApiError::invalid(format!("Invalid data: {field} must be a non-negative integer, not {n}"))),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| ApiError::invalid(format!("Invalid data: {field} must be an integer, not {s:?}"))),
-        Some(other) => Err(ApiError::invalid(format!("Invalid data: {field} must be an integer, not {}", kind(other)))),
+        Some(Value::Number(n)) => n.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Invalid data: {field} must be a non-negative integer, not {n}"
+            ))
+        }),
+        Some(Value::String(s)) => {
+            s.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "Invalid data: {field} must be an integer, not {s:?}"
+                    ))
+                })
+        }
+        Some(other) => Err(ApiError::invalid(format!(
+            "Invalid data: {field} must be an integer, not {}",
+            kind(other)
+        ))),
     }
 }
 
@@ -173,15 +227,33 @@ mod tests {
         let wrapped = json!({"input": [{"accessRoleId": 2, "workspaceId": 1008}, {"accessRoleId": 2, "workspaceId": 1008}]});
         assert_eq!(role_pairs(&bare, "input").unwrap(), vec![(2, 1008)]);
         assert_eq!(role_pairs(&wrapped, "input").unwrap(), vec![(2, 1008)]);
-        assert_eq!(role_pairs(&json!({"roles": []}), "input").unwrap_err().code, 701);
-        assert_eq!(role_pairs(&json!([{"roleId": 2, "workspaceId": 1}]), "input").unwrap_err().code, 1003);
-        assert_eq!(role_pairs(&json!([{"workspaceId": 1}]), "input").unwrap_err().message, "accessRoleId cannot be blank");
+        assert_eq!(
+            role_pairs(&json!({"roles": []}), "input").unwrap_err().code,
+            701
+        );
+        assert_eq!(
+            role_pairs(&json!([{"roleId": 2, "workspaceId": 1}]), "input")
+                .unwrap_err()
+                .code,
+            1003
+        );
+        assert_eq!(
+            role_pairs(&json!([{"workspaceId": 1}]), "input")
+                .unwrap_err()
+                .message,
+            "accessRoleId cannot be blank"
+        );
         assert_eq!(role_pairs(&json!([]), "input").unwrap_err().code, 701);
     }
 
     #[test]
     fn emails() {
-        for ok in ["a@b.co", "o'brien+tag@x.example", "ü@bücher.example", "\"q\"@x.io"] {
+        for ok in [
+            "a@b.co",
+            "o'brien+tag@x.example",
+            "ü@bücher.example",
+            "\"q\"@x.io",
+        ] {
             assert!(email("e", ok).is_ok(), "{ok}");
         }
         for bad in ["", "a", "a@", "@b.co", "a@b", "a b@c.de", "a@b.", "a@.b"] {

@@ -12,7 +12,9 @@ pub struct Clock {
 
 impl Clock {
     pub fn with_offset_ms(offset_ms: i64) -> Self {
-        Self { offset_ms: AtomicI64::new(offset_ms) }
+        Self {
+            offset_ms: AtomicI64::new(offset_ms),
+        }
     }
 
     pub fn now(&self) -> OffsetDateTime {
@@ -36,5 +38,6 @@ impl Clock {
 
 /// Converts stored milliseconds to a date-time.
 pub fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -58,14 +58,24 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { rate_limit: 100, rate_window: Duration::from_secs(20), max_concurrent: 10, daily_quota: 50_000 }
+        Self {
+            rate_limit: 100,
+            rate_window: Duration::from_secs(20),
+            max_concurrent: 10,
+            daily_quota: 50_000,
+        }
     }
 }
 
 impl Limits {
     /// No effective limit: for benchmarks and tests that are not about limits.
     pub fn unlimited() -> Self {
-        Self { rate_limit: u32::MAX, rate_window: Duration::from_secs(1), max_concurrent: u32::MAX, daily_quota: u64::MAX }
+        Self {
+            rate_limit: u32::MAX,
+            rate_window: Duration::from_secs(1),
+            max_concurrent: u32::MAX,
+            daily_quota: u64::MAX,
+        }
     }
 }
 

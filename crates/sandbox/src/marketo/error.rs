@@ -24,7 +24,11 @@ impl ApiError {
             612 => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             _ => StatusCode::BAD_REQUEST,
         };
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn with_status(mut self, status: StatusCode) -> Self {
@@ -73,16 +77,30 @@ impl IntoResponse for ApiError {
 /// Why a sandbox could not start or an administrative command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("cannot create the data directory {path}: {source}; check the path and its permissions")]
-    DataDir { path: String, source: std::io::Error },
+    #[error(
+        "cannot create the data directory {path}: {source}; check the path and its permissions"
+    )]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open the sandbox database {path}: {source}")]
     Database { path: String, source: sqlx::Error },
     #[error("sandbox database error: {0}")]
     Sql(#[from] sqlx::Error),
     #[error("cannot listen on {addr}: {source}; pick another address with --listen")]
-    Listen { addr: String, source: std::io::Error },
-    #[error("the sandbox database {path} was written by a newer Roster (schema {found}, this build knows {known}); upgrade Roster")]
-    SchemaTooNew { path: String, found: i64, known: i64 },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the sandbox database {path} was written by a newer Roster (schema {found}, this build knows {known}); upgrade Roster"
+    )]
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     #[error("{0}")]
     Invalid(String),
 }

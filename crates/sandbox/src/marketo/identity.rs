@@ -15,12 +15,23 @@ use super::error::ApiError;
 use super::server::App;
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (status, axum::Json(json!({ "error": error, "error_description": description }))).into_response()
+    (
+        status,
+        axum::Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
 }
 
-pub async fn token(State(app): State<Arc<App>>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut params: Vec<(String, String)> =
-        form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -28,24 +39,54 @@ pub async fn token(State(app): State<Arc<App>>, RawQuery(query): RawQuery, heade
     if is_form {
         params.extend(form_urlencoded::parse(&body).into_owned());
     }
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
 
     match get("grant_type") {
-        None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Missing grant type"),
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Missing grant type",
+            );
+        }
         Some("client_credentials") => {}
-        Some(_) => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant type"),
+        Some(_) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "Unsupported grant type",
+            );
+        }
     }
     let (Some(client_id), Some(secret)) = (get("client_id"), get("client_secret")) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Bad client credentials");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Bad client credentials",
+        );
     };
     match issue(&app, client_id, secret).await {
         Ok(Some(body)) => (StatusCode::OK, axum::Json(body)).into_response(),
-        Ok(None) => oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Bad client credentials"),
+        Ok(None) => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Bad client credentials",
+        ),
         Err(err) => err.into_response(),
     }
 }
 
-async fn issue(app: &App, client_id: &str, secret: &str) -> Result<Option<serde_json::Value>, ApiError> {
+async fn issue(
+    app: &App,
+    client_id: &str,
+    secret: &str,
+) -> Result<Option<serde_json::Value>, ApiError> {
     let Some((service_id, scope)) = app.store.authenticate_service(client_id, secret).await? else {
         return Ok(None);
     };
@@ -56,8 +97,13 @@ async fn issue(app: &App, client_id: &str, secret: &str) -> Result<Option<serde_
         None => {
             let token = format!("{}:ab", uuid::Uuid::new_v4());
             let expires_at = now + app.config.token_ttl.as_millis() as i64;
-            app.store.insert_token(&token, service_id, now, expires_at).await?;
-            app.limiter.stats.tokens_issued.fetch_add(1, Ordering::Relaxed);
+            app.store
+                .insert_token(&token, service_id, now, expires_at)
+                .await?;
+            app.limiter
+                .stats
+                .tokens_issued
+                .fetch_add(1, Ordering::Relaxed);
             super::store::TokenRow { token, expires_at }
         }
     };

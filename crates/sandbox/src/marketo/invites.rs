@@ -29,7 +29,13 @@ pub fn accept_url(base_url: &str, token: &str) -> String {
     format!("{base_url}/sandbox/accept/{token}")
 }
 
-pub async fn send_invitation(app: &App, caller: &Caller, user: &NewUser<'_>, token: &str, expires_at: i64) -> Result<(), ApiError> {
+pub async fn send_invitation(
+    app: &App,
+    caller: &Caller,
+    user: &NewUser<'_>,
+    token: &str,
+    expires_at: i64,
+) -> Result<(), ApiError> {
     let body = format!(
         "Hi {first},\n\n{from} has invited you to Marketo.\n\nLog in to Marketo: {{acceptUrl}}\n\n\
          Your login ID is {userid}. Choose a password on that page to activate your account.\n\
@@ -39,7 +45,16 @@ pub async fn send_invitation(app: &App, caller: &Caller, user: &NewUser<'_>, tok
         userid = user.userid,
         expires = format_dashed(from_ms(expires_at)),
     );
-    app.store.send_mail(user.email, &caller.email, SUBJECT, &body, Some(token), user.now).await?;
+    app.store
+        .send_mail(
+            user.email,
+            &caller.email,
+            SUBJECT,
+            &body,
+            Some(token),
+            user.now,
+        )
+        .await?;
     Ok(())
 }
 
@@ -49,12 +64,18 @@ pub struct MailboxQuery {
 }
 
 /// `GET /sandbox/mailbox[?to=ADDRESS]`: every email the sandbox sent, oldest first.
-pub async fn mailbox(State(app): State<Arc<App>>, Query(q): Query<MailboxQuery>) -> Result<Response, ApiError> {
+pub async fn mailbox(
+    State(app): State<Arc<App>>,
+    Query(q): Query<MailboxQuery>,
+) -> Result<Response, ApiError> {
     let mails = app.store.mailbox(q.to.as_deref()).await?;
     let items: Vec<Value> = mails
         .iter()
         .map(|m| {
-            let url = m.invite_token.as_deref().map(|t| accept_url(&app.base_url, t));
+            let url = m
+                .invite_token
+                .as_deref()
+                .map(|t| accept_url(&app.base_url, t));
             json!({
                 "id": m.id,
                 "to": m.to,
@@ -87,30 +108,43 @@ fn page(status: StatusCode, page: AcceptPage<'_>) -> Response {
     }
 }
 
-enum Invitation {
-    Open(UserRow),
-    Accepted,
-    Expired,
-    Unknown,
-}
-
-async fn find(app: &App, token: &str) -> Result<Invitation, ApiError> {
-    Ok(match app.store.user_by_invite_token(token).await? {
-        None => Invitation::Unknown,
-        Some(user) if !user.pending => Invitation::Accepted,
-        Some(user) if user.invite_expires_at.is_some_and(|t| t <= app.clock.now_ms()) => Invitation::Expired,
-        Some(user) => Invitation::Open(user),
-    })
-}
-
-fn closed(state: &Invitation) -> Option<Response> {
-    let (status, title, message) = match state {
-        Invitation::Open(_) => return None,
-        Invitation::Accepted => (StatusCode::CONFLICT, "Invitation already accepted", "This invitation has already been accepted. Log in with the password you chose."),
-        Invitation::Expired => (StatusCode::GONE, "Invitation expired", "This invitation has expired. Ask your Marketo administrator to send a new one."),
-        Invitation::Unknown => (StatusCode::NOT_FOUND, "Invitation not found", "This invitation link is not valid. It may have been withdrawn; ask your Marketo administrator."),
+/// The invitation behind a link if it can still be accepted, or else the page that says why not.
+async fn find(app: &App, token: &str) -> Result<Result<UserRow, Response>, ApiError> {
+    let (status, title, message) = match app.store.user_by_invite_token(token).await? {
+        None => (
+            StatusCode::NOT_FOUND,
+            "Invitation not found",
+            "This invitation link is not valid. It may have been withdrawn; ask your Marketo administrator.",
+        ),
+        Some(user) if !user.pending => (
+            StatusCode::CONFLICT,
+            "Invitation already accepted",
+            "This invitation has already been accepted. Log in with the password you chose.",
+        ),
+        Some(user)
+            if user
+                .invite_expires_at
+                .is_some_and(|t| t <= app.clock.now_ms()) =>
+        {
+            (
+                StatusCode::GONE,
+                "Invitation expired",
+                "This invitation has expired. Ask your Marketo administrator to send a new one.",
+            )
+        }
+        Some(user) => return Ok(Ok(user)),
     };
-    Some(page(status, AcceptPage { title, message: None, error: Some(message.into()), form: false, userid: "", action: String::new() }))
+    Ok(Err(page(
+        status,
+        AcceptPage {
+            title,
+            message: None,
+            error: Some(message.into()),
+            form: false,
+            userid: "",
+            action: String::new(),
+        },
+    )))
 }
 
 fn form_page(status: StatusCode, user: &UserRow, token: &str, error: Option<String>) -> Response {
@@ -118,7 +152,10 @@ fn form_page(status: StatusCode, user: &UserRow, token: &str, error: Option<Stri
         status,
         AcceptPage {
             title: "Create your Marketo password",
-            message: Some(format!("Welcome, {}. Choose a password to activate your account.", user.first_name)),
+            message: Some(format!(
+                "Welcome, {}. Choose a password to activate your account.",
+                user.first_name
+            )),
             error,
             form: true,
             userid: &user.userid,
@@ -127,12 +164,14 @@ fn form_page(status: StatusCode, user: &UserRow, token: &str, error: Option<Stri
     )
 }
 
-pub async fn show(State(app): State<Arc<App>>, Path(token): Path<String>) -> Result<Response, ApiError> {
-    let state = find(&app, &token).await?;
-    if let Some(resp) = closed(&state) {
-        return Ok(resp);
-    }
-    let Invitation::Open(user) = state else { unreachable!("closed() handles the others") };
+pub async fn show(
+    State(app): State<Arc<App>>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    let user = match find(&app, &token).await? {
+        Ok(user) => user,
+        Err(closed_page) => return Ok(closed_page),
+    };
     Ok(form_page(StatusCode::OK, &user, &token, None))
 }
 
@@ -142,28 +181,40 @@ pub async fn accept(
     Form(fields): Form<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let _write = app.store.write_guard().await;
-    let state = find(&app, &token).await?;
-    if let Some(resp) = closed(&state) {
-        return Ok(resp);
-    }
-    let Invitation::Open(user) = state else { unreachable!("closed() handles the others") };
+    let user = match find(&app, &token).await? {
+        Ok(user) => user,
+        Err(closed_page) => return Ok(closed_page),
+    };
     let password = fields.get("password").map(String::as_str).unwrap_or("");
-    let confirm = fields.get("confirmPassword").map(String::as_str).unwrap_or("");
+    let confirm = fields
+        .get("confirmPassword")
+        .map(String::as_str)
+        .unwrap_or("");
     if let Err(problem) = check_password(password, confirm, &user.userid) {
-        return Ok(form_page(StatusCode::BAD_REQUEST, &user, &token, Some(problem.into())));
+        return Ok(form_page(
+            StatusCode::BAD_REQUEST,
+            &user,
+            &token,
+            Some(problem.into()),
+        ));
     }
     let owned = password.to_owned();
     let hash = tokio::task::spawn_blocking(move || hash_password(&owned))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
-    app.store.accept_invite(user.id, &hash, app.clock.now_ms()).await?;
+    app.store
+        .accept_invite(user.id, &hash, app.clock.now_ms())
+        .await?;
     tracing::info!(userid = %user.userid, "marketo sandbox invitation accepted");
     Ok(page(
         StatusCode::OK,
         AcceptPage {
             title: "Password created",
-            message: Some(format!("Your password has been created. {} can now log in to Marketo.", user.userid)),
+            message: Some(format!(
+                "Your password has been created. {} can now log in to Marketo.",
+                user.userid
+            )),
             error: None,
             form: false,
             userid: &user.userid,
@@ -193,7 +244,10 @@ fn check_password(password: &str, confirm: &str, userid: &str) -> Result<(), &'s
 
 fn hash_password(password: &str) -> Result<String, String> {
     use argon2::password_hash::PasswordHasher;
-    argon2::Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| e.to_string())
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -203,9 +257,21 @@ mod tests {
     #[test]
     fn password_rules() {
         assert!(check_password("Sunshine42", "Sunshine42", "a@b.co").is_ok());
-        assert!(check_password("Sunshine42", "Sunshine43", "a@b.co").unwrap_err().contains("do not match"));
-        assert!(check_password("Sun42", "Sun42", "a@b.co").unwrap_err().contains("too short"));
-        assert!(check_password("sunshinesun", "sunshinesun", "a@b.co").unwrap_err().contains("letter and one number"));
+        assert!(
+            check_password("Sunshine42", "Sunshine43", "a@b.co")
+                .unwrap_err()
+                .contains("do not match")
+        );
+        assert!(
+            check_password("Sun42", "Sun42", "a@b.co")
+                .unwrap_err()
+                .contains("too short")
+        );
+        assert!(
+            check_password("sunshinesun", "sunshinesun", "a@b.co")
+                .unwrap_err()
+                .contains("letter and one number")
+        );
         assert!(check_password("", "", "a@b.co").is_err());
     }
 }

@@ -73,10 +73,17 @@ impl Limiter {
         let mut current = self.in_flight.load(Ordering::Acquire);
         loop {
             if current >= max {
-                self.stats.concurrency_limited.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .concurrency_limited
+                    .fetch_add(1, Ordering::Relaxed);
                 return Err(ApiError::new(615, "Concurrent access limit reached"));
             }
-            match self.in_flight.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Acquire) {
+            match self.in_flight.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return Ok(Slot(&self.in_flight)),
                 Err(actual) => current = actual,
             }
@@ -89,13 +96,18 @@ impl Limiter {
         let now = Instant::now();
         {
             let mut window = self.window.lock().expect("rate window lock");
-            while window.front().is_some_and(|t| now.duration_since(*t) >= self.config.rate_window) {
+            while window
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= self.config.rate_window)
+            {
                 window.pop_front();
             }
             if window.len() >= self.config.rate_limit as usize {
                 self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                return Err(ApiError::new(606, "Max rate limit '100' exceeded with in '20' secs")
-                    .with_message_for(&self.config));
+                return Err(
+                    ApiError::new(606, "Max rate limit '100' exceeded with in '20' secs")
+                        .with_message_for(&self.config),
+                );
             }
             let mut quota = self.quota.lock().expect("quota lock");
             if quota.0 != today {
@@ -177,7 +189,12 @@ mod tests {
     use std::time::Duration;
 
     fn limiter(rate: u32, conc: u32, quota: u64) -> Limiter {
-        let limits = Limits { rate_limit: rate, rate_window: Duration::from_secs(60), max_concurrent: conc, daily_quota: quota };
+        let limits = Limits {
+            rate_limit: rate,
+            rate_window: Duration::from_secs(60),
+            max_concurrent: conc,
+            daily_quota: quota,
+        };
         Limiter::new(limits, time::macros::date!(2026 - 01 - 01), 0)
     }
 

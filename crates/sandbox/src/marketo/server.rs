@@ -77,7 +77,11 @@ const META_QUOTA: &str = "quota";
 
 async fn persist_quota(app: &App) {
     let (day, used) = app.limiter.quota();
-    if let Err(err) = app.store.set_meta(META_QUOTA, &format!("{day} {used}")).await {
+    if let Err(err) = app
+        .store
+        .set_meta(META_QUOTA, &format!("{day} {used}"))
+        .await
+    {
         tracing::warn!(error = %err, "could not save the quota count");
     }
 }
@@ -85,22 +89,45 @@ async fn persist_quota(app: &App) {
 /// Opens (seeding if new) the state in `config.data_dir`, binds `config.listen` and serves.
 pub async fn start(config: MarketoConfig) -> Result<RunningSandbox, SandboxError> {
     let (store, fresh) = Store::open(&config.data_dir).await?;
-    let offset: i64 = store.meta(META_CLOCK).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let offset: i64 = store
+        .meta(META_CLOCK)
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let clock = Clock::with_offset_ms(offset);
     let credentials = if fresh {
-        seed::seed(&store, config.client_id.as_deref(), config.client_secret.as_ref(), clock.now_ms()).await?
+        seed::seed(
+            &store,
+            config.client_id.as_deref(),
+            config.client_secret.as_ref(),
+            clock.now_ms(),
+        )
+        .await?
     } else {
         ensure_credentials(&store, &config, clock.now_ms()).await?
     };
     let today = quota_day(clock.now());
-    let used = match store.meta(META_QUOTA).await?.as_deref().and_then(|v| v.split_once(' ')) {
+    let used = match store
+        .meta(META_QUOTA)
+        .await?
+        .as_deref()
+        .and_then(|v| v.split_once(' '))
+    {
         Some((day, used)) if day == today.to_string() => used.parse().unwrap_or(0),
         _ => 0,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| SandboxError::Listen { addr: config.listen.to_string(), source })?;
-    let addr = listener.local_addr().map_err(|source| SandboxError::Listen { addr: config.listen.to_string(), source })?;
+        .map_err(|source| SandboxError::Listen {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| SandboxError::Listen {
+            addr: config.listen.to_string(),
+            source,
+        })?;
     let base_url = format!("http://{addr}");
     let app = Arc::new(App {
         store,
@@ -132,12 +159,23 @@ pub async fn start(config: MarketoConfig) -> Result<RunningSandbox, SandboxError
         }
     });
     tracing::info!(%base_url, data = %app.store.path.display(), "marketo sandbox listening");
-    Ok(RunningSandbox { base_url, credentials, app, stop: Some(stop_tx), task, fresh })
+    Ok(RunningSandbox {
+        base_url,
+        credentials,
+        app,
+        stop: Some(stop_tx),
+        task,
+        fresh,
+    })
 }
 
 /// On restart: makes sure the credentials given on the command line work, or reports the
 /// first existing service's credentials.
-async fn ensure_credentials(store: &Store, config: &MarketoConfig, now: i64) -> Result<ServiceCredentials, SandboxError> {
+async fn ensure_credentials(
+    store: &Store,
+    config: &MarketoConfig,
+    now: i64,
+) -> Result<ServiceCredentials, SandboxError> {
     let services = store.services().await?;
     if let Some(client_id) = &config.client_id {
         if let Some(existing) = services.iter().find(|s| &s.client_id == client_id) {
@@ -145,7 +183,10 @@ async fn ensure_credentials(store: &Store, config: &MarketoConfig, now: i64) -> 
                 && secret != &existing.client_secret
             {
                 store.set_service_secret(client_id, secret).await?;
-                return Ok(ServiceCredentials { client_secret: secret.clone(), ..existing.clone() });
+                return Ok(ServiceCredentials {
+                    client_secret: secret.clone(),
+                    ..existing.clone()
+                });
             }
             return Ok(existing.clone());
         }
@@ -155,8 +196,13 @@ async fn ensure_credentials(store: &Store, config: &MarketoConfig, now: i64) -> 
                 seed::SEED_API_USER
             ))
         })?;
-        let secret = config.client_secret.clone().unwrap_or_else(super::admin::generate_secret);
-        store.insert_service(seed::SEED_SERVICE, "", client_id, &secret, owner.id, now).await?;
+        let secret = config
+            .client_secret
+            .clone()
+            .unwrap_or_else(super::admin::generate_secret);
+        store
+            .insert_service(seed::SEED_SERVICE, "", client_id, &secret, owner.id, now)
+            .await?;
         return Ok(ServiceCredentials {
             service: seed::SEED_SERVICE.into(),
             client_id: client_id.clone(),
@@ -174,22 +220,61 @@ fn router(app: Arc<App>) -> Router {
     let api = Router::new()
         .route(&format!("{USERS}/allusers.json"), get(users::list_users))
         .route(&format!("{USERS}/roles.json"), get(users::list_roles))
-        .route(&format!("{USERS}/workspaces.json"), get(users::list_workspaces))
+        .route(
+            &format!("{USERS}/workspaces.json"),
+            get(users::list_workspaces),
+        )
         .route(&format!("{USERS}/invite.json"), post(users::invite))
-        .route(&format!("{USERS}/{{userid}}/user.json"), get(users::get_user))
-        .route(&format!("{USERS}/{{userid}}/invite.json"), get(users::get_invite))
-        .route(&format!("{USERS}/{{userid}}/roles.json"), get(users::get_user_roles))
-        .route(&format!("{USERS}/{{userid}}/update.json"), post(users::update))
-        .route(&format!("{USERS}/{{userid}}/delete.json"), post(users::delete_user))
-        .route(&format!("{USERS}/{{userid}}/invite/delete.json"), post(users::delete_invite))
-        .route(&format!("{USERS}/{{userid}}/roles/create.json"), post(users::add_roles))
-        .route(&format!("{USERS}/{{userid}}/roles/delete.json"), post(users::remove_roles))
-        .route_layer(axum::middleware::from_fn_with_state(app.clone(), api_guard::guard));
+        .route(
+            &format!("{USERS}/{{userid}}/user.json"),
+            get(users::get_user),
+        )
+        .route(
+            &format!("{USERS}/{{userid}}/invite.json"),
+            get(users::get_invite),
+        )
+        .route(
+            &format!("{USERS}/{{userid}}/roles.json"),
+            get(users::get_user_roles),
+        )
+        .route(
+            &format!("{USERS}/{{userid}}/update.json"),
+            post(users::update),
+        )
+        .route(
+            &format!("{USERS}/{{userid}}/delete.json"),
+            post(users::delete_user),
+        )
+        .route(
+            &format!("{USERS}/{{userid}}/invite/delete.json"),
+            post(users::delete_invite),
+        )
+        .route(
+            &format!("{USERS}/{{userid}}/roles/create.json"),
+            post(users::add_roles),
+        )
+        .route(
+            &format!("{USERS}/{{userid}}/roles/delete.json"),
+            post(users::remove_roles),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            api_guard::guard,
+        ));
     Router::new()
-        .route("/identity/oauth/token", get(identity::token).post(identity::token))
-        .route("/sandbox/health", get(|| async { axum::Json(json!({"status": "ok", "service": "marketo"})) }))
+        .route(
+            "/identity/oauth/token",
+            get(identity::token).post(identity::token),
+        )
+        .route(
+            "/sandbox/health",
+            get(|| async { axum::Json(json!({"status": "ok", "service": "marketo"})) }),
+        )
         .route("/sandbox/mailbox", get(invites::mailbox))
-        .route("/sandbox/accept/{token}", get(invites::show).post(invites::accept))
+        .route(
+            "/sandbox/accept/{token}",
+            get(invites::show).post(invites::accept),
+        )
         .route("/sandbox/clock", get(clock_now).post(clock_advance))
         .route("/sandbox/stats", get(stats))
         .merge(api)
@@ -207,9 +292,12 @@ async fn unknown_route(uri: Uri) -> Response {
 }
 
 async fn wrong_method(uri: Uri) -> Response {
-    ApiError::not_found(format!("Requested resource not found: {} does not accept this HTTP method", uri.path()))
-        .with_status(StatusCode::METHOD_NOT_ALLOWED)
-        .into_response()
+    ApiError::not_found(format!(
+        "Requested resource not found: {} does not accept this HTTP method",
+        uri.path()
+    ))
+    .with_status(StatusCode::METHOD_NOT_ALLOWED)
+    .into_response()
 }
 
 async fn stats(State(app): State<Arc<App>>) -> Response {
@@ -231,12 +319,17 @@ struct Advance {
 }
 
 /// `POST /sandbox/clock {"advanceSeconds": N}`: moves the sandbox's clock forward (never back).
-async fn clock_advance(State(app): State<Arc<App>>, body: Result<axum::Json<Advance>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn clock_advance(
+    State(app): State<Arc<App>>,
+    body: Result<axum::Json<Advance>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let Ok(axum::Json(advance)) = body else {
-        return ApiError::invalid("Invalid data: send {\"advanceSeconds\": N} with N >= 0").into_response();
+        return ApiError::invalid("Invalid data: send {\"advanceSeconds\": N} with N >= 0")
+            .into_response();
     };
     if advance.advance_seconds < 0 || advance.advance_seconds > 10 * 365 * 86_400 {
-        return ApiError::invalid("Invalid data: advanceSeconds must be between 0 and ten years").into_response();
+        return ApiError::invalid("Invalid data: advanceSeconds must be between 0 and ten years")
+            .into_response();
     }
     let offset = app.clock.advance_ms(advance.advance_seconds * 1000);
     if let Err(err) = app.store.set_meta(META_CLOCK, &offset.to_string()).await {

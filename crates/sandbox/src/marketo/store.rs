@@ -10,7 +10,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use roster_domain::Secret;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -186,10 +188,15 @@ impl Store {
     /// Opens (creating if needed) `DIR/marketo.sqlite` and brings its schema up to date.
     /// Returns the store and whether the database was new.
     pub async fn open(data_dir: &Path) -> Result<(Self, bool), SandboxError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| SandboxError::DataDir { path: data_dir.display().to_string(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| SandboxError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
         let path = data_dir.join(DB_FILE);
-        let db_err = |source| SandboxError::Database { path: path.display().to_string(), source };
+        let db_err = |source| SandboxError::Database {
+            path: path.display().to_string(),
+            source,
+        };
         let options = SqliteConnectOptions::from_str("sqlite://")
             .map_err(db_err)?
             .filename(&path)
@@ -198,17 +205,38 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(db_err)?;
-        let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&pool).await.map_err(db_err)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(db_err)?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&pool)
+            .await
+            .map_err(db_err)?;
         if version > SCHEMA_VERSION {
-            return Err(SandboxError::SchemaTooNew { path: path.display().to_string(), found: version, known: SCHEMA_VERSION });
+            return Err(SandboxError::SchemaTooNew {
+                path: path.display().to_string(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
         }
         let fresh = version == 0;
         if fresh {
             sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(db_err)?;
-            sqlx::raw_sql("PRAGMA user_version = 1").execute(&pool).await.map_err(db_err)?;
+            sqlx::raw_sql("PRAGMA user_version = 1")
+                .execute(&pool)
+                .await
+                .map_err(db_err)?;
         }
-        Ok((Self { pool, write_lock: Mutex::new(()), path }, fresh))
+        Ok((
+            Self {
+                pool,
+                write_lock: Mutex::new(()),
+                path,
+            },
+            fresh,
+        ))
     }
 
     /// Serialises a read-then-write sequence against other writers of this process.
@@ -223,7 +251,10 @@ impl Store {
     // ---- meta ----
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
@@ -238,22 +269,32 @@ impl Store {
     // ---- reference data ----
 
     pub async fn roles(&self) -> Result<Vec<RoleRow>, sqlx::Error> {
-        let rows = sqlx::query("SELECT * FROM roles ORDER BY id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM roles ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(role_from_row).collect())
     }
 
     pub async fn role(&self, id: i64) -> Result<Option<RoleRow>, sqlx::Error> {
-        let row = sqlx::query("SELECT * FROM roles WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM roles WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(role_from_row))
     }
 
     pub async fn role_by_name(&self, name: &str) -> Result<Option<RoleRow>, sqlx::Error> {
-        let row = sqlx::query("SELECT * FROM roles WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM roles WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(role_from_row))
     }
 
     pub async fn workspaces(&self) -> Result<Vec<WorkspaceRow>, sqlx::Error> {
-        let rows = sqlx::query("SELECT * FROM workspaces ORDER BY id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM workspaces ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(|row| WorkspaceRow {
@@ -269,11 +310,17 @@ impl Store {
     }
 
     pub async fn workspace_name(&self, id: i64) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT name FROM workspaces WHERE id = ?").bind(id).fetch_optional(&self.pool).await
+        sqlx::query_scalar("SELECT name FROM workspaces WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     pub async fn workspace_id_by_name(&self, name: &str) -> Result<Option<i64>, sqlx::Error> {
-        sqlx::query_scalar("SELECT id FROM workspaces WHERE name = ?").bind(name).fetch_optional(&self.pool).await
+        sqlx::query_scalar("SELECT id FROM workspaces WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     pub async fn insert_role(
@@ -299,11 +346,13 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         for permission in permissions {
-            sqlx::query("INSERT OR IGNORE INTO role_permissions (role_id, permission) VALUES (?, ?)")
-                .bind(id)
-                .bind(permission)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT OR IGNORE INTO role_permissions (role_id, permission) VALUES (?, ?)",
+            )
+            .bind(id)
+            .bind(permission)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(id)
@@ -328,23 +377,35 @@ impl Store {
     // ---- users ----
 
     pub async fn user(&self, userid: &str) -> Result<Option<UserRow>, sqlx::Error> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE userid = ?"))
-            .bind(userid)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE userid = ?"
+        ))
+        .bind(userid)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(user_from_row))
     }
 
     pub async fn user_by_invite_token(&self, token: &str) -> Result<Option<UserRow>, sqlx::Error> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE invite_token = ?"))
-            .bind(token)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE invite_token = ?"
+        ))
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(user_from_row))
     }
 
     /// Accepted users in id order, with only the columns `allusers.json` shows.
-    pub async fn active_user_summaries(&self, offset: i64, limit: i64) -> Result<Vec<UserSummary>, sqlx::Error> {
+    pub async fn active_user_summaries(
+        &self,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<UserSummary>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT userid, first_name, last_name, email, id, api_only FROM users WHERE status = 'active' ORDER BY id LIMIT ? OFFSET ?",
         )
@@ -387,7 +448,11 @@ impl Store {
     }
 
     /// Inserts a user and its grants in one transaction; returns the new id.
-    pub async fn insert_user(&self, user: &NewUser<'_>, grants: &[(i64, i64)]) -> Result<i64, sqlx::Error> {
+    pub async fn insert_user(
+        &self,
+        user: &NewUser<'_>,
+        grants: &[(i64, i64)],
+    ) -> Result<i64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (userid, email, first_name, last_name, api_only, status, expires_at, reason, \
@@ -420,7 +485,10 @@ impl Store {
     }
 
     pub async fn delete_user(&self, id: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM users WHERE id = ?").bind(id).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -447,28 +515,68 @@ impl Store {
         Ok(())
     }
 
-    pub async fn add_grants(&self, user_id: i64, grants: &[(i64, i64)], now: i64) -> Result<(), sqlx::Error> {
-        self.change_grants(user_id, grants, now, "INSERT OR IGNORE INTO user_roles (user_id, role_id, workspace_id) VALUES (?, ?, ?)")
-            .await
+    pub async fn add_grants(
+        &self,
+        user_id: i64,
+        grants: &[(i64, i64)],
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        self.change_grants(
+            user_id,
+            grants,
+            now,
+            "INSERT OR IGNORE INTO user_roles (user_id, role_id, workspace_id) VALUES (?, ?, ?)",
+        )
+        .await
     }
 
-    pub async fn remove_grants(&self, user_id: i64, grants: &[(i64, i64)], now: i64) -> Result<(), sqlx::Error> {
-        self.change_grants(user_id, grants, now, "DELETE FROM user_roles WHERE user_id = ? AND role_id = ? AND workspace_id = ?")
-            .await
+    pub async fn remove_grants(
+        &self,
+        user_id: i64,
+        grants: &[(i64, i64)],
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        self.change_grants(
+            user_id,
+            grants,
+            now,
+            "DELETE FROM user_roles WHERE user_id = ? AND role_id = ? AND workspace_id = ?",
+        )
+        .await
     }
 
     /// Runs `sql` (binding user, role, workspace) for each pair and touches the user, atomically.
-    async fn change_grants(&self, user_id: i64, grants: &[(i64, i64)], now: i64, sql: &'static str) -> Result<(), sqlx::Error> {
+    async fn change_grants(
+        &self,
+        user_id: i64,
+        grants: &[(i64, i64)],
+        now: i64,
+        sql: &'static str,
+    ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         for (role_id, workspace_id) in grants {
-            sqlx::query(sql).bind(user_id).bind(role_id).bind(workspace_id).execute(&mut *tx).await?;
+            sqlx::query(sql)
+                .bind(user_id)
+                .bind(role_id)
+                .bind(workspace_id)
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query("UPDATE users SET updated_at = ? WHERE id = ?").bind(now).bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE users SET updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await
     }
 
     /// Marks a pending invitation accepted: the user becomes active with a password.
-    pub async fn accept_invite(&self, id: i64, password_hash: &str, now: i64) -> Result<(), sqlx::Error> {
+    pub async fn accept_invite(
+        &self,
+        id: i64,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             // The token stays, so its page can say "already accepted" rather than "not valid".
             "UPDATE users SET status = 'active', password_hash = ?, invite_expires_at = NULL, \
@@ -506,17 +614,23 @@ impl Store {
         .await
     }
 
-    pub async fn set_service_secret(&self, client_id: &str, secret: &Secret) -> Result<(), sqlx::Error> {
+    pub async fn set_service_secret(
+        &self,
+        client_id: &str,
+        secret: &Secret,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE services SET client_secret = ? WHERE client_id = ?")
             .bind(secret.expose())
             .bind(client_id)
             .execute(&self.pool)
             .await?;
         // A new secret invalidates the tokens issued under the old one.
-        sqlx::query("DELETE FROM tokens WHERE service_id = (SELECT id FROM services WHERE client_id = ?)")
-            .bind(client_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "DELETE FROM tokens WHERE service_id = (SELECT id FROM services WHERE client_id = ?)",
+        )
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -538,7 +652,11 @@ impl Store {
     }
 
     /// The service a client id and secret identify, with its API user's email, or `None`.
-    pub async fn authenticate_service(&self, client_id: &str, secret: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+    pub async fn authenticate_service(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<Option<(i64, String)>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT s.id, s.client_secret, u.email, u.api_only FROM services s JOIN users u ON u.id = s.user_id WHERE s.client_id = ?",
         )
@@ -553,7 +671,11 @@ impl Store {
         }))
     }
 
-    pub async fn live_token(&self, service_id: i64, now: i64) -> Result<Option<TokenRow>, sqlx::Error> {
+    pub async fn live_token(
+        &self,
+        service_id: i64,
+        now: i64,
+    ) -> Result<Option<TokenRow>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT token, expires_at FROM tokens WHERE service_id = ? AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
         )
@@ -561,33 +683,51 @@ impl Store {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| TokenRow { token: row.get("token"), expires_at: row.get("expires_at") }))
+        Ok(row.map(|row| TokenRow {
+            token: row.get("token"),
+            expires_at: row.get("expires_at"),
+        }))
     }
 
-    pub async fn insert_token(&self, token: &str, service_id: i64, now: i64, expires_at: i64) -> Result<(), sqlx::Error> {
+    pub async fn insert_token(
+        &self,
+        token: &str,
+        service_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
         // Expired tokens of the service are of no further use.
         sqlx::query("DELETE FROM tokens WHERE service_id = ? AND expires_at <= ?")
             .bind(service_id)
             .bind(now)
             .execute(&self.pool)
             .await?;
-        sqlx::query("INSERT INTO tokens (token, service_id, issued_at, expires_at) VALUES (?, ?, ?, ?)")
-            .bind(token)
-            .bind(service_id)
+        sqlx::query(
+            "INSERT INTO tokens (token, service_id, issued_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(token)
+        .bind(service_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn expire_token(&self, token: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE tokens SET expires_at = ? WHERE token = ?")
             .bind(now)
-            .bind(expires_at)
+            .bind(token)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    pub async fn expire_token(&self, token: &str, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE tokens SET expires_at = ? WHERE token = ?").bind(now).bind(token).execute(&self.pool).await?;
-        Ok(())
-    }
-
     /// Resolves a bearer token to its expiry and the calling API user with its permissions.
-    pub async fn caller_for_token(&self, token: &str) -> Result<Option<(i64, Caller)>, sqlx::Error> {
+    pub async fn caller_for_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<(i64, Caller)>, sqlx::Error> {
         let Some(row) = sqlx::query(
             "SELECT t.expires_at, u.id AS user_id, u.email FROM tokens t JOIN services s ON s.id = t.service_id \
              JOIN users u ON u.id = s.user_id WHERE t.token = ?",
@@ -607,15 +747,34 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let all_permissions = perms.iter().any(|p| p.get::<bool, _>("all_permissions"));
-        let mut permissions: Vec<String> = perms.iter().filter_map(|p| p.get::<Option<String>, _>("permission")).collect();
+        let mut permissions: Vec<String> = perms
+            .iter()
+            .filter_map(|p| p.get::<Option<String>, _>("permission"))
+            .collect();
         permissions.sort();
         permissions.dedup();
-        Ok(Some((row.get("expires_at"), Caller { user_id, email: row.get("email"), permissions, all_permissions })))
+        Ok(Some((
+            row.get("expires_at"),
+            Caller {
+                user_id,
+                email: row.get("email"),
+                permissions,
+                all_permissions,
+            },
+        )))
     }
 
     // ---- mailbox ----
 
-    pub async fn send_mail(&self, to: &str, from: &str, subject: &str, body: &str, invite_token: Option<&str>, now: i64) -> Result<(), sqlx::Error> {
+    pub async fn send_mail(
+        &self,
+        to: &str,
+        from: &str,
+        subject: &str,
+        body: &str,
+        invite_token: Option<&str>,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("INSERT INTO mailbox (to_addr, from_addr, subject, body, invite_token, sent_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(to)
             .bind(from)

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use roster_domain::marketo_time::{self, format_compact, format_dashed};
 use serde_json::{Value, json};
 
-use super::body::{self, object, optional_bool, optional_str, required_json, required_str, role_pairs};
+use super::body::{
+    self, object, optional_bool, optional_str, required_json, required_str, role_pairs,
+};
 use super::clock::from_ms;
 use super::config::RoleBodyShapes;
 use super::error::ApiError;
@@ -36,7 +38,11 @@ fn empty_ok() -> ApiResult {
 }
 
 fn userid(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    let Path(id) = path.map_err(|e| ApiError::invalid(format!("Invalid data: the userid in the path is not valid: {e}")))?;
+    let Path(id) = path.map_err(|e| {
+        ApiError::invalid(format!(
+            "Invalid data: the userid in the path is not valid: {e}"
+        ))
+    })?;
     if id.trim().is_empty() {
         return Err(ApiError::blank("userid"));
     }
@@ -102,7 +108,13 @@ fn ims_refusal(app: &App, api_only: bool, action: &str) -> Result<(), ApiError> 
     Ok(())
 }
 
-fn query_int(query: &Option<String>, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+fn query_int(
+    query: &Option<String>,
+    name: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
     let raw = query.as_deref().unwrap_or("");
     let Some((_, value)) = form_urlencoded::parse(raw.as_bytes()).find(|(k, _)| k == name) else {
         return Ok(default);
@@ -112,7 +124,11 @@ fn query_int(query: &Option<String>, name: &str, default: i64, min: i64, max: i6
         .parse::<i64>()
         .ok()
         .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| ApiError::invalid(format!("Invalid data: {name} must be an integer from {min} to {max}, not {value:?}")))
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Invalid data: {name} must be an integer from {min} to {max}, not {value:?}"
+            ))
+        })
 }
 
 // ---- reads ----
@@ -124,14 +140,20 @@ pub async fn list_users(State(app): State<Arc<App>>, RawQuery(query): RawQuery) 
     Ok((StatusCode::OK, axum::Json(users)).into_response())
 }
 
-pub async fn get_user(State(app): State<Arc<App>>, path: Result<Path<String>, PathRejection>) -> ApiResult {
+pub async fn get_user(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
     let id = userid(path)?;
     let user = active_user(&app, &id).await?;
     let grants = app.store.grants(user.id).await?;
     json_ok(user_json(&user, &grants))
 }
 
-pub async fn get_invite(State(app): State<Arc<App>>, path: Result<Path<String>, PathRejection>) -> ApiResult {
+pub async fn get_invite(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
     let id = userid(path)?;
     let user = match app.store.user(&id).await? {
         Some(user) if user.pending => user,
@@ -140,10 +162,20 @@ pub async fn get_invite(State(app): State<Arc<App>>, path: Result<Path<String>, 
                 "No pending invitation for {id}: the user has accepted it; read the user with {id}/user.json"
             )));
         }
-        None => return Err(ApiError::not_found(format!("No pending invitation for {id}"))),
+        None => {
+            return Err(ApiError::not_found(format!(
+                "No pending invitation for {id}"
+            )));
+        }
     };
-    let expires_at = user.invite_expires_at.unwrap_or(user.created_at + INVITE_LIFETIME_MS);
-    let status = if expires_at <= app.clock.now_ms() { "expired" } else { "pending" };
+    let expires_at = user
+        .invite_expires_at
+        .unwrap_or(user.created_at + INVITE_LIFETIME_MS);
+    let status = if expires_at <= app.clock.now_ms() {
+        "expired"
+    } else {
+        "pending"
+    };
     json_ok(json!({
         "id": user.id,
         "firstName": user.first_name,
@@ -158,7 +190,10 @@ pub async fn get_invite(State(app): State<Arc<App>>, path: Result<Path<String>, 
     }))
 }
 
-pub async fn get_user_roles(State(app): State<Arc<App>>, path: Result<Path<String>, PathRejection>) -> ApiResult {
+pub async fn get_user_roles(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
     let id = userid(path)?;
     let user = app.store.user(&id).await?.ok_or_else(|| not_found(&id))?;
     json_ok(grants_json(&app.store.grants(user.id).await?))
@@ -214,7 +249,9 @@ async fn resolve_pairs(app: &App, pairs: &[(i64, i64)]) -> Result<Vec<Grant>, Ap
     let mut grants = Vec::with_capacity(pairs.len());
     for &(role_id, workspace_id) in pairs {
         let role = app.store.role(role_id).await?.ok_or_else(|| {
-            ApiError::invalid(format!("Invalid data: accessRoleId {role_id} does not exist; roles.json lists the roles"))
+            ApiError::invalid(format!(
+                "Invalid data: accessRoleId {role_id} does not exist; roles.json lists the roles"
+            ))
         })?;
         let workspace_name = app.store.workspace_name(workspace_id).await?.ok_or_else(|| {
             ApiError::invalid(format!(
@@ -227,17 +264,25 @@ async fn resolve_pairs(app: &App, pairs: &[(i64, i64)]) -> Result<Vec<Grant>, Ap
                 role.name
             )));
         }
-        grants.push(Grant { role_id, role_name: role.name, workspace_id, workspace_name });
+        grants.push(Grant {
+            role_id,
+            role_name: role.name,
+            workspace_id,
+            workspace_name,
+        });
     }
     Ok(grants)
 }
 
 fn parse_expiry(value: Option<&str>, now_ms: i64) -> Result<Option<i64>, ApiError> {
     let Some(raw) = value else { return Ok(None) };
-    let at = marketo_time::parse(raw).map_err(|e| ApiError::new(704, format!("Invalid date format for expiresAt: {e}")))?;
+    let at = marketo_time::parse(raw)
+        .map_err(|e| ApiError::new(704, format!("Invalid date format for expiresAt: {e}")))?;
     let ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
     if ms <= now_ms {
-        return Err(ApiError::rule(format!("expiresAt {raw} is in the past; give a future date or leave it out")));
+        return Err(ApiError::rule(format!(
+            "expiresAt {raw} is in the past; give a future date or leave it out"
+        )));
     }
     Ok(Some(ms))
 }
@@ -259,7 +304,11 @@ pub async fn invite(
     let pairs = match obj.get("userRoleWorkspaces") {
         None | Some(Value::Null) => return Err(ApiError::blank("userRoleWorkspaces")),
         Some(Value::Array(items)) => body::pairs_from(items, "userRoleWorkspaces")?,
-        Some(_) => return Err(ApiError::invalid("Invalid data: userRoleWorkspaces must be an array of {accessRoleId, workspaceId}")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "Invalid data: userRoleWorkspaces must be an array of {accessRoleId, workspaceId}",
+            ));
+        }
     };
     let userid = optional_str(obj, "userid")?.unwrap_or(email);
     body::email("userid", userid)?;
@@ -304,7 +353,12 @@ pub async fn invite(
     if let (Some(token), Some(expires)) = (token.as_deref(), invite_expires_at) {
         super::invites::send_invitation(&app, &caller, &new_user, token, expires).await?;
     }
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "true").into_response())
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "true",
+    )
+        .into_response())
 }
 
 pub async fn update(
@@ -335,7 +389,9 @@ pub async fn update(
     if let Some(api_only) = optional_bool(obj, "apiOnly")?
         && api_only != user.api_only
     {
-        return Err(ApiError::rule("apiOnly cannot be changed after the user is created"));
+        return Err(ApiError::rule(
+            "apiOnly cannot be changed after the user is created",
+        ));
     }
     let email = optional_str(obj, "emailAddress")?;
     if let Some(email) = email {
@@ -349,9 +405,14 @@ pub async fn update(
         None => user.expires_at,
         Some(_) => parse_expiry(optional_str(obj, "expiresAt")?, now)?,
     };
-    let touched = email.is_some() || first_name.is_some() || last_name.is_some() || obj.contains_key("expiresAt");
+    let touched = email.is_some()
+        || first_name.is_some()
+        || last_name.is_some()
+        || obj.contains_key("expiresAt");
     if !touched {
-        return Err(ApiError::blank("emailAddress, firstName, lastName or expiresAt"));
+        return Err(ApiError::blank(
+            "emailAddress, firstName, lastName or expiresAt",
+        ));
     }
     app.store
         .update_user(
@@ -397,7 +458,10 @@ pub async fn delete_user(
     empty_ok()
 }
 
-pub async fn delete_invite(State(app): State<Arc<App>>, path: Result<Path<String>, PathRejection>) -> ApiResult {
+pub async fn delete_invite(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
     let id = userid(path)?;
     let _write = app.store.write_guard().await;
     match app.store.user(&id).await? {
@@ -408,7 +472,9 @@ pub async fn delete_invite(State(app): State<Arc<App>>, path: Result<Path<String
         Some(_) => Err(ApiError::not_found(format!(
             "No pending invitation for {id}: the user has accepted it; delete the user with {id}/delete.json"
         ))),
-        None => Err(ApiError::not_found(format!("No pending invitation for {id}"))),
+        None => Err(ApiError::not_found(format!(
+            "No pending invitation for {id}"
+        ))),
     }
 }
 
@@ -446,10 +512,14 @@ async fn change_roles(
     let value = required_json(&headers, body)?;
     match (app.config.role_body, &value) {
         (RoleBodyShapes::BareArray, Value::Object(_)) => {
-            return Err(ApiError::invalid("Invalid data: expected a JSON array of {accessRoleId, workspaceId}"));
+            return Err(ApiError::invalid(
+                "Invalid data: expected a JSON array of {accessRoleId, workspaceId}",
+            ));
         }
         (RoleBodyShapes::InputWrapper, Value::Array(_)) => {
-            return Err(ApiError::invalid("Invalid data: expected {\"input\": [{accessRoleId, workspaceId}, ...]}"));
+            return Err(ApiError::invalid(
+                "Invalid data: expected {\"input\": [{accessRoleId, workspaceId}, ...]}",
+            ));
         }
         _ => {}
     }
@@ -461,14 +531,21 @@ async fn change_roles(
     if user.pending {
         tracing::info!(userid = %id, "role change on a pending user answered but not stored");
     } else if add {
-        app.store.add_grants(user.id, &pairs, app.clock.now_ms()).await?;
+        app.store
+            .add_grants(user.id, &pairs, app.clock.now_ms())
+            .await?;
     } else {
-        app.store.remove_grants(user.id, &pairs, app.clock.now_ms()).await?;
+        app.store
+            .remove_grants(user.id, &pairs, app.clock.now_ms())
+            .await?;
     }
     if user.pending {
         if add {
             for g in requested {
-                if !grants.iter().any(|h| h.role_id == g.role_id && h.workspace_id == g.workspace_id) {
+                if !grants
+                    .iter()
+                    .any(|h| h.role_id == g.role_id && h.workspace_id == g.workspace_id)
+                {
                     grants.push(g);
                 }
             }

@@ -10,33 +10,94 @@ async fn create_role_user_and_service_while_running() {
     let sb = Sandbox::start().await;
     let admin = Admin::open(sb.dir.path()).await.unwrap();
     let role_id = admin
-        .create_role("Provisioning API", "For Roster", &["Access API".into(), "Access Users".into(), "Access User Management Api".into()], false)
+        .create_role(
+            "Provisioning API",
+            "For Roster",
+            &[
+                "Access API".into(),
+                "Access Users".into(),
+                "Access User Management Api".into(),
+            ],
+            false,
+        )
         .await
         .unwrap();
     assert!(role_id >= 1000);
     let role: RoleAt = "Provisioning API@Default".parse().unwrap();
-    admin.create_api_user("provisioner@acme.example", "Pro", "Visioner", &[role.clone()]).await.unwrap();
-    let creds = admin.create_service("Provisioner", "provisioner@acme.example", None, None).await.unwrap();
-    assert!(admin.services().await.unwrap().iter().any(|s| s.client_id == creds.client_id));
+    admin
+        .create_api_user("provisioner@acme.example", "Pro", "Visioner", &[role])
+        .await
+        .unwrap();
+    let creds = admin
+        .create_service("Provisioner", "provisioner@acme.example", None, None)
+        .await
+        .unwrap();
+    assert!(
+        admin
+            .services()
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.client_id == creds.client_id)
+    );
 
     // The running server sees them at once.
-    let token = sb.token_for(&creds.client_id, creds.client_secret.expose()).await;
+    let token = sb
+        .token_for(&creds.client_id, creds.client_secret.expose())
+        .await;
     let (status, roles) = sb.get(&token, "roles.json").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(roles.as_array().unwrap().iter().any(|r| r["name"] == "Provisioning API" && r["type"] == "custom"));
+    assert!(
+        roles
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "Provisioning API" && r["type"] == "custom")
+    );
     let (_, me) = sb.get(&token, "provisioner%40acme.example/user.json").await;
     assert_eq!(me["apiOnly"], true);
 
     // Clear refusals.
-    let err = admin.create_service("Bad", "grace.hopper@acme.example", None, None).await.unwrap_err().to_string();
+    let err = admin
+        .create_service("Bad", "grace.hopper@acme.example", None, None)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not an API-only user"), "{err}");
-    let err = admin.create_api_user("x@acme.example", "X", "Y", &["Nope@Default".parse().unwrap()]).await.unwrap_err().to_string();
+    let err = admin
+        .create_api_user(
+            "x@acme.example",
+            "X",
+            "Y",
+            &["Nope@Default".parse().unwrap()],
+        )
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no role \"Nope\""), "{err}");
-    let err = admin.create_api_user("y@acme.example", "X", "Y", &["Admin@Default".parse().unwrap()]).await.unwrap_err().to_string();
+    let err = admin
+        .create_api_user(
+            "y@acme.example",
+            "X",
+            "Y",
+            &["Admin@Default".parse().unwrap()],
+        )
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("AllZones"), "{err}");
-    let err = admin.create_role("Provisioning API", "", &[], false).await.unwrap_err().to_string();
+    let err = admin
+        .create_role("Provisioning API", "", &[], false)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("already exists"), "{err}");
-    assert!("no-at-sign".parse::<RoleAt>().unwrap_err().contains("ROLE@WORKSPACE"));
+    assert!(
+        "no-at-sign"
+            .parse::<RoleAt>()
+            .unwrap_err()
+            .contains("ROLE@WORKSPACE")
+    );
     admin.close().await;
 }
 

@@ -40,7 +40,12 @@ impl Sandbox {
     pub async fn start_in(dir: TempDir, cfg: MarketoConfig) -> Self {
         let server = marketo::start(cfg).await.expect("sandbox starts");
         let url = server.base_url().to_owned();
-        Self { server: Some(server), dir, http: Client::new(), url }
+        Self {
+            server: Some(server),
+            dir,
+            http: Client::new(),
+            url,
+        }
     }
 
     pub async fn stop(&mut self) {
@@ -77,16 +82,35 @@ impl Sandbox {
     }
 
     pub async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        let resp = self.http.get(self.api(path)).bearer_auth(token).send().await.expect("GET");
+        let resp = self
+            .http
+            .get(self.api(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
         read(resp).await
     }
 
     pub async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        let resp = self.http.post(self.api(path)).bearer_auth(token).json(&body).send().await.expect("POST");
+        let resp = self
+            .http
+            .post(self.api(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
         read(resp).await
     }
 
-    pub async fn post_raw(&self, token: &str, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+    pub async fn post_raw(
+        &self,
+        token: &str,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
         let resp = self
             .http
             .post(self.api(path))
@@ -115,12 +139,25 @@ impl Sandbox {
     }
 
     pub async fn mailbox(&self, to: &str) -> Vec<Value> {
-        let resp = self.http.get(format!("{}/sandbox/mailbox", self.url)).query(&[("to", to)]).send().await.unwrap();
+        let resp = self
+            .http
+            .get(format!("{}/sandbox/mailbox", self.url))
+            .query(&[("to", to)])
+            .send()
+            .await
+            .unwrap();
         resp.json::<Vec<Value>>().await.unwrap()
     }
 
     pub async fn stats(&self) -> Value {
-        self.http.get(format!("{}/sandbox/stats", self.url)).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(format!("{}/sandbox/stats", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn advance_clock(&self, seconds: i64) {
@@ -135,7 +172,12 @@ impl Sandbox {
     }
 
     /// Sets a password on the invitation page, as the invitee would.
-    pub async fn accept(&self, accept_url: &str, password: &str, confirm: &str) -> (StatusCode, String) {
+    pub async fn accept(
+        &self,
+        accept_url: &str,
+        password: &str,
+        confirm: &str,
+    ) -> (StatusCode, String) {
         let resp = self
             .http
             .post(accept_url)
@@ -151,7 +193,10 @@ impl Sandbox {
         let (status, body) = self.invite(token, email, roles).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let mail = self.mailbox(email).await;
-        let url = mail.last().unwrap()["acceptUrl"].as_str().unwrap().to_owned();
+        let url = mail.last().unwrap()["acceptUrl"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let (status, page) = self.accept(&url, "Sunshine42", "Sunshine42").await;
         assert_eq!(status, StatusCode::OK, "{page}");
     }
@@ -160,7 +205,11 @@ impl Sandbox {
 /// Asks the identity service at `url` for a token.
 pub async fn token_response(http: &Client, url: &str, id: &str, secret: &str) -> Response {
     http.get(format!("{url}/identity/oauth/token"))
-        .query(&[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)])
+        .query(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
         .send()
         .await
         .expect("identity call")
@@ -169,17 +218,25 @@ pub async fn token_response(http: &Client, url: &str, id: &str, secret: &str) ->
 pub async fn read(resp: Response) -> (StatusCode, Value) {
     let status = resp.status();
     let text = resp.text().await.expect("body");
-    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, value)
 }
 
 /// The Marketo error code of a failed call.
 pub fn code(body: &Value) -> &str {
-    body["errors"][0]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {body}"))
+    body["errors"][0]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {body}"))
 }
 
 pub fn message(body: &Value) -> &str {
-    body["errors"][0]["message"].as_str().unwrap_or_else(|| panic!("not an error body: {body}"))
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {body}"))
 }
 
 /// Percent-encodes a userid for a path segment, as clients must.
@@ -199,6 +256,11 @@ pub fn pairs(body: &Value) -> Vec<(i64, i64)> {
     body.as_array()
         .unwrap_or_else(|| panic!("not an array: {body}"))
         .iter()
-        .map(|p| (p["accessRoleId"].as_i64().unwrap(), p["workspaceId"].as_i64().unwrap()))
+        .map(|p| {
+            (
+                p["accessRoleId"].as_i64().unwrap(),
+                p["workspaceId"].as_i64().unwrap(),
+            )
+        })
         .collect()
 }

@@ -6,18 +6,30 @@ use super::harness::*;
 #[tokio::test]
 async fn token_by_get_and_post_is_the_same_token_until_it_expires() {
     let sb = Sandbox::start().await;
-    let first: Value = sb.token_response(CLIENT_ID, CLIENT_SECRET).await.json().await.unwrap();
+    let first: Value = sb
+        .token_response(CLIENT_ID, CLIENT_SECRET)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(first["token_type"], "bearer");
     assert_eq!(first["scope"], "roster-api@acme.example");
     assert_eq!(first["expires_in"], 3599);
     let token = first["access_token"].as_str().unwrap();
-    assert!(token.ends_with(":ab") && token.len() > 36, "uuid:pod, got {token}");
+    assert!(
+        token.ends_with(":ab") && token.len() > 36,
+        "uuid:pod, got {token}"
+    );
 
     // POST with the parameters in the query string, then in a form body.
     let by_query: Value = sb
         .http
         .post(format!("{}/identity/oauth/token", sb.url))
-        .query(&[("grant_type", "client_credentials"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)])
+        .query(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
         .send()
         .await
         .unwrap()
@@ -27,7 +39,11 @@ async fn token_by_get_and_post_is_the_same_token_until_it_expires() {
     let by_form: Value = sb
         .http
         .post(format!("{}/identity/oauth/token", sb.url))
-        .form(&[("grant_type", "client_credentials"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
         .send()
         .await
         .unwrap()
@@ -39,10 +55,18 @@ async fn token_by_get_and_post_is_the_same_token_until_it_expires() {
 
     // An hour later the token is expired: API calls say 602 and identity issues a new one.
     sb.advance_clock(1800).await;
-    let later: Value = sb.token_response(CLIENT_ID, CLIENT_SECRET).await.json().await.unwrap();
+    let later: Value = sb
+        .token_response(CLIENT_ID, CLIENT_SECRET)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(later["access_token"], first["access_token"]);
     let remaining = later["expires_in"].as_i64().unwrap();
-    assert!((1795..=1799).contains(&remaining), "remaining lifetime, got {remaining}");
+    assert!(
+        (1795..=1799).contains(&remaining),
+        "remaining lifetime, got {remaining}"
+    );
     sb.advance_clock(1800).await;
     let (status, body) = sb.get(token, "allusers.json").await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "602"));
@@ -61,25 +85,46 @@ async fn bad_credentials_get_an_oauth_error() {
         assert_eq!(body["error"], "invalid_client");
         assert_eq!(body["error_description"], "Bad client credentials");
     }
-    let missing = sb.http.get(format!("{}/identity/oauth/token", sb.url)).send().await.unwrap();
+    let missing = sb
+        .http
+        .get(format!("{}/identity/oauth/token", sb.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(missing.json::<Value>().await.unwrap()["error"], "invalid_request");
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
     let wrong_grant = sb
         .http
         .get(format!("{}/identity/oauth/token", sb.url))
-        .query(&[("grant_type", "password"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)])
+        .query(&[
+            ("grant_type", "password"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(wrong_grant.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(wrong_grant.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
+    assert_eq!(
+        wrong_grant.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
 }
 
 #[tokio::test]
 async fn token_only_in_the_authorization_header() {
     let sb = Sandbox::start().await;
     let token = sb.token().await;
-    let in_query = sb.http.get(sb.api("allusers.json")).query(&[("access_token", &token)]).send().await.unwrap();
+    let in_query = sb
+        .http
+        .get(sb.api("allusers.json"))
+        .query(&[("access_token", &token)])
+        .send()
+        .await
+        .unwrap();
     let (status, body) = read(in_query).await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "601"));
     assert!(message(&body).contains("Authorization: Bearer"), "{body}");
@@ -91,7 +136,13 @@ async fn token_only_in_the_authorization_header() {
     let (status, body) = sb.get("not-a-token", "allusers.json").await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "601"));
 
-    let basic = sb.http.get(sb.api("allusers.json")).header("authorization", format!("Basic {token}")).send().await.unwrap();
+    let basic = sb
+        .http
+        .get(sb.api("allusers.json"))
+        .header("authorization", format!("Basic {token}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(sb.get(&token, "allusers.json").await.0, StatusCode::OK);
 }
@@ -102,12 +153,34 @@ async fn the_caller_needs_both_permissions() {
     let sb = Sandbox::start().await;
     let admin = Admin::open(sb.dir.path()).await.unwrap();
     // The seeded lead-export user's role has "Access API" but neither user permission.
-    let export = admin.create_service("Lead export", "lead-export@acme.example", Some("export"), None).await.unwrap();
+    let export = admin
+        .create_service(
+            "Lead export",
+            "lead-export@acme.example",
+            Some("export"),
+            None,
+        )
+        .await
+        .unwrap();
     // A role with only one of the two.
-    admin.create_role("Half API", "", &["Access API".into(), "Access Users".into()], false).await.unwrap();
+    admin
+        .create_role(
+            "Half API",
+            "",
+            &["Access API".into(), "Access Users".into()],
+            false,
+        )
+        .await
+        .unwrap();
     let role: RoleAt = "Half API@Default".parse().unwrap();
-    admin.create_api_user("half@acme.example", "Half", "Api", &[role]).await.unwrap();
-    let half = admin.create_service("Half", "half@acme.example", Some("half"), None).await.unwrap();
+    admin
+        .create_api_user("half@acme.example", "Half", "Api", &[role])
+        .await
+        .unwrap();
+    let half = admin
+        .create_service("Half", "half@acme.example", Some("half"), None)
+        .await
+        .unwrap();
     admin.close().await;
 
     let token = sb.token_for("export", export.client_secret.expose()).await;
@@ -118,5 +191,8 @@ async fn the_caller_needs_both_permissions() {
     let token = sb.token_for("half", half.client_secret.expose()).await;
     let (status, body) = sb.get(&token, "roles.json").await;
     assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "603"));
-    assert!(message(&body).contains("Access User Management Api"), "{body}");
+    assert!(
+        message(&body).contains("Access User Management Api"),
+        "{body}"
+    );
 }

@@ -7,7 +7,12 @@ use serde_json::Value;
 use super::harness::*;
 
 fn limits(rate_limit: u32, window_ms: u64, max_concurrent: u32, daily_quota: u64) -> Limits {
-    Limits { rate_limit, rate_window: Duration::from_millis(window_ms), max_concurrent, daily_quota }
+    Limits {
+        rate_limit,
+        rate_window: Duration::from_millis(window_ms),
+        max_concurrent,
+        daily_quota,
+    }
 }
 
 #[tokio::test]
@@ -21,8 +26,14 @@ async fn rate_limit_606_and_identity_is_free() {
         assert_eq!(sb.get(&token, "roles.json").await.0, StatusCode::OK);
     }
     let (status, body) = sb.get(&token, "roles.json").await;
-    assert_eq!((status, code(&body)), (StatusCode::TOO_MANY_REQUESTS, "606"));
-    assert_eq!(message(&body), "Max rate limit '5' exceeded with in '60' secs");
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "606")
+    );
+    assert_eq!(
+        message(&body),
+        "Max rate limit '5' exceeded with in '60' secs"
+    );
     let stats = sb.stats().await;
     assert_eq!(stats["calls"], 5);
     assert_eq!(stats["rateLimited"], 1);
@@ -37,7 +48,10 @@ async fn rate_window_rolls() {
         assert_eq!(sb.get(&token, "roles.json").await.0, StatusCode::OK);
     }
     let refused_at = Instant::now();
-    assert_eq!(sb.get(&token, "roles.json").await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        sb.get(&token, "roles.json").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     // Wait for the condition (the window has room again), polling with a deadline.
     let deadline = refused_at + Duration::from_secs(5);
     loop {
@@ -62,7 +76,11 @@ async fn concurrency_limit_615() {
     let calls = (0..6).map(|_| sb.get(&token, "roles.json"));
     let results = futures_join_all(calls).await;
     let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
-    let limited: Vec<&Value> = results.iter().filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS).map(|(_, b)| b).collect();
+    let limited: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .map(|(_, b)| b)
+        .collect();
     assert_eq!(ok, 2, "{results:?}");
     assert_eq!(limited.len(), 4);
     assert!(limited.iter().all(|b| code(b) == "615"));
@@ -71,7 +89,9 @@ async fn concurrency_limit_615() {
 }
 
 /// Runs futures concurrently on this task (no extra dependency for a join_all).
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
     let handles: Vec<_> = futures.map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = handles.iter().map(|_| None).collect();
     let mut handles: Vec<Option<_>> = handles.into_iter().map(Some).collect();
@@ -88,10 +108,17 @@ async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = 
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
-    outputs.into_iter().map(|o| o.expect("every future finished")).collect()
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
 }
 
 #[tokio::test]
@@ -102,7 +129,10 @@ async fn daily_quota_607_resets_at_central_midnight() {
         assert_eq!(sb.get(&token, "workspaces.json").await.0, StatusCode::OK);
     }
     let (status, body) = sb.get(&token, "workspaces.json").await;
-    assert_eq!((status, code(&body)), (StatusCode::TOO_MANY_REQUESTS, "607"));
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "607")
+    );
     let day = sb.stats().await["quotaDay"].as_str().unwrap().to_owned();
     sb.advance_clock(86_400).await;
     let token = sb.token().await;
@@ -118,7 +148,13 @@ async fn injected_failures_cover_every_kind() {
     let token = sb.token().await;
     let mut kinds = std::collections::BTreeSet::new();
     for _ in 0..80 {
-        let resp = sb.http.get(sb.api("roles.json")).bearer_auth(&token).send().await.unwrap();
+        let resp = sb
+            .http
+            .get(sb.api("roles.json"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
         let kind = match status {
@@ -133,7 +169,10 @@ async fn injected_failures_cover_every_kind() {
         };
         kinds.insert(kind);
     }
-    let want: std::collections::BTreeSet<String> = ["502", "500/611", "503/608", "504/604"].into_iter().map(String::from).collect();
+    let want: std::collections::BTreeSet<String> = ["502", "500/611", "503/608", "504/604"]
+        .into_iter()
+        .map(String::from)
+        .collect();
     assert_eq!(kinds, want);
     assert_eq!(sb.stats().await["faultsInjected"], 80);
 }
@@ -148,7 +187,11 @@ async fn a_604_time_out_happens_after_the_write() {
     let observer_url = observer.base_url().to_owned();
     let token = faulty.token().await;
     let http = reqwest::Client::new();
-    let observer_token: Value = token_response(&http, &observer_url, CLIENT_ID, CLIENT_SECRET).await.json().await.unwrap();
+    let observer_token: Value = token_response(&http, &observer_url, CLIENT_ID, CLIENT_SECRET)
+        .await
+        .json()
+        .await
+        .unwrap();
     let observer_token = observer_token["access_token"].as_str().unwrap().to_owned();
     let (mut applied, mut refused) = (0, 0);
     for i in 0..40 {
@@ -165,7 +208,11 @@ async fn a_604_time_out_happens_after_the_write() {
             assert_eq!(stored, StatusCode::OK, "a 604 answer still made the change");
             applied += 1;
         } else {
-            assert_eq!(stored, StatusCode::NOT_FOUND, "a {status} answer made no change");
+            assert_eq!(
+                stored,
+                StatusCode::NOT_FOUND,
+                "a {status} answer made no change"
+            );
             refused += 1;
         }
     }
@@ -183,7 +230,10 @@ async fn latency_and_early_token_expiry() {
     let token = sb.token().await;
     let started = Instant::now();
     let (status, body) = sb.get(&token, "roles.json").await;
-    assert!(started.elapsed() >= Duration::from_millis(150), "latency is added");
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "latency is added"
+    );
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "602"));
     let renewed = sb.token().await;
     assert_ne!(renewed, token, "the expired token is replaced");
