@@ -18,21 +18,477 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug). ROSTER_LOG overrides it.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Directory of Roster's own state (quota usage, pending invites, tombstones).
+    /// Default: $XDG_STATE_HOME/roster or ~/.local/state/roster.
+    #[arg(long, global = true, env = "ROSTER_STATE", value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Configuration file (TOML). Default: $XDG_CONFIG_HOME/roster/config.toml, if present.
+    #[arg(long, global = true, env = "ROSTER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Try Roster offline: provision a joiner, offboard a leaver and audit, against an
+    /// in-process Marketo sandbox.
+    Demo {
+        /// Keep the sandbox, Roster's state and the report here [default: a new temp directory].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Run a local emulation of a SaaS API, to try Roster offline or to test against.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Adobe Marketo Engage users, roles and workspaces: thin, scriptable commands.
+    #[command(subcommand)]
+    Marketo(MarketoCommand),
+    /// Magento / Adobe Commerce customers, groups and admin users.
+    #[command(subcommand)]
+    Magento(MagentoCommand),
+    /// Who has which role in which workspace, as a table, CSV, JSON or an HTML report.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Give a joiner an account with roles, and follow the invitation until it is accepted.
+    #[command(subcommand)]
+    Provision(ProvisionCommand),
+    /// Remove a leaver's account: dry-run unless --yes; a tombstone is kept first.
+    #[command(subcommand)]
+    Offboard(OffboardCommand),
+    /// List the accounts Roster deleted: when, by whom, with which roles.
+    Tombstones(TombstonesArgs),
+    /// Re-invite a deleted account with the roles its tombstone recorded.
+    #[command(subcommand)]
+    Restore(RestoreCommand),
+}
+
+/// Where the Marketo instance is and how hard Roster may push it. Flags win over the
+/// environment, which wins over the configuration file.
+#[derive(Debug, Clone, Args)]
+pub struct MarketoConn {
+    /// The instance's REST base URL, e.g. https://123-ABC-456.mktorest.com.
+    #[arg(long = "url", env = "ROSTER_MARKETO_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// The custom service's client id.
+    #[arg(long, env = "ROSTER_MARKETO_CLIENT_ID", value_name = "ID")]
+    pub client_id: Option<String>,
+    /// The custom service's client secret (prefer the environment variable: flags show in `ps`).
+    #[arg(
+        long,
+        env = "ROSTER_MARKETO_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub client_secret: Option<String>,
+    /// Calls in flight at once [default: 10].
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<usize>,
+    /// Calls per --rate-window [default: 100].
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
+    /// The rate limit's window [default: 20s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub rate_window: Option<Duration>,
+    /// The subscription's daily call quota [default: 50000].
+    #[arg(long, value_name = "CALLS")]
+    pub daily_quota: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+    Html,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketoCommand {
+    /// List accepted users (pending invitations are not listed by the API).
+    Users(WithConn),
+    /// List roles.
+    Roles {
+        #[command(flatten)]
+        common: WithConn,
+        /// Include hidden roles (such as Marketo Support).
+        #[arg(long)]
+        all: bool,
+    },
+    /// List workspaces.
+    Workspaces(WithConn),
+    /// Show one user with roles, or their pending invitation.
+    User {
+        #[command(flatten)]
+        common: WithConn,
+        /// The user id (usually the email address).
+        userid: String,
+    },
+    /// Invite a user with roles (an email goes out; API-only users are active at once).
+    Invite {
+        #[command(flatten)]
+        common: WithConn,
+        #[command(flatten)]
+        person: NewPerson,
+    },
+    /// Change a user's email, names or expiry.
+    Update {
+        #[command(flatten)]
+        common: WithConn,
+        userid: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        first: Option<String>,
+        #[arg(long)]
+        last: Option<String>,
+        /// Access ends at this date (YYYY-MM-DD or ISO-8601).
+        #[arg(long, conflicts_with = "no_expiry", value_name = "DATE")]
+        expires_at: Option<String>,
+        /// Remove the expiry.
+        #[arg(long)]
+        no_expiry: bool,
+    },
+    /// Delete a user or a pending invitation (dry-run unless --yes; a tombstone is kept).
+    Delete {
+        #[command(flatten)]
+        common: WithConn,
+        userid: String,
+        #[command(flatten)]
+        confirm: Confirm,
+    },
+    /// Grant ROLE@WORKSPACE pairs.
+    Grant {
+        #[command(flatten)]
+        common: WithConn,
+        userid: String,
+        /// ROLE@WORKSPACE, by name or id. Repeatable.
+        #[arg(long = "role", required = true, value_name = "ROLE@WORKSPACE")]
+        roles: Vec<String>,
+    },
+    /// Revoke ROLE@WORKSPACE pairs.
+    Revoke {
+        #[command(flatten)]
+        common: WithConn,
+        userid: String,
+        /// ROLE@WORKSPACE, by name or id. Repeatable.
+        #[arg(long = "role", required = true, value_name = "ROLE@WORKSPACE")]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WithConn {
+    #[command(flatten)]
+    pub conn: MarketoConn,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NewPerson {
+    #[arg(long)]
+    pub email: String,
+    #[arg(long)]
+    pub first: String,
+    #[arg(long)]
+    pub last: String,
+    /// ROLE@WORKSPACE, by name or id, e.g. "Standard User@Default". Repeatable.
+    #[arg(long = "role", required = true, value_name = "ROLE@WORKSPACE")]
+    pub roles: Vec<String>,
+    /// An API-only user (no email, active at once).
+    #[arg(long)]
+    pub api_only: bool,
+    /// Access ends at this date (YYYY-MM-DD or ISO-8601): for contractors.
+    #[arg(long, value_name = "DATE")]
+    pub expires_at: Option<String>,
+    /// Why, as recorded by Marketo.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Confirm {
+    /// Do it. Without this flag the command only shows what it would do.
+    #[arg(long)]
+    pub yes: bool,
+    /// Why, kept in the tombstone.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who asked for it, kept in the tombstone [default: $USER].
+    #[arg(long, env = "ROSTER_ACTOR", value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Every accepted user x role x workspace, plus the invitations Roster is tracking.
+    Marketo {
+        #[command(flatten)]
+        conn: MarketoConn,
+        /// Output format on stdout.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: ReportFormat,
+        /// Also write the self-contained HTML report to this file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
+    /// Customers by website and group, and admin users with their role where the API exists.
+    Magento {
+        #[command(flatten)]
+        conn: MagentoConn,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+}
+
+/// Where the Magento store is and how Roster signs in (an admin account). Flags win over the
+/// environment, which wins over the `[magento]` section of the configuration file.
+#[derive(Debug, Clone, Args)]
+pub struct MagentoConn {
+    /// The store's base URL (the REST API is under /rest), e.g. https://shop.example.com.
+    #[arg(long = "url", env = "ROSTER_MAGENTO_URL", value_name = "URL")]
+    pub url: Option<String>,
+    #[arg(long, env = "ROSTER_MAGENTO_USERNAME", value_name = "USER")]
+    pub username: Option<String>,
+    /// The admin password (prefer the environment variable: flags show in `ps`).
+    #[arg(
+        long,
+        env = "ROSTER_MAGENTO_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub password: Option<String>,
+    /// Store code for every call; `all` is the admin scope that sees every website.
+    #[arg(long, default_value = "all", value_name = "CODE")]
+    pub scope: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MagentoCommand {
+    /// List customers, optionally filtered.
+    Customers {
+        #[command(flatten)]
+        conn: MagentoConn,
+        /// FIELD=VALUE or FIELD:CONDITION:VALUE (eq, neq, like, in, gt, gteq, lt, lteq, null, notnull). Repeatable; all must match.
+        #[arg(long = "filter", value_name = "FILTER")]
+        filters: Vec<String>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Show one customer (by id or email), with addresses in JSON.
+    Customer {
+        #[command(flatten)]
+        conn: MagentoConn,
+        /// A customer id or an email address.
+        customer: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// List customer groups.
+    Groups {
+        #[command(flatten)]
+        conn: MagentoConn,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// List admin users (where the store offers an API for them).
+    Admins {
+        #[command(flatten)]
+        conn: MagentoConn,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// List admin roles (where the store offers an API for them).
+    Roles {
+        #[command(flatten)]
+        conn: MagentoConn,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Move customers from one group to another through the async bulk API (dry-run unless --yes).
+    Regroup {
+        #[command(flatten)]
+        conn: MagentoConn,
+        /// The group to move customers out of (name or id).
+        #[arg(long, value_name = "GROUP")]
+        from: String,
+        /// The group to move them into (name or id).
+        #[arg(long, value_name = "GROUP")]
+        to: String,
+        /// Only customers that also match FIELD=VALUE or FIELD:CONDITION:VALUE. Repeatable.
+        #[arg(long = "filter", value_name = "FILTER")]
+        filters: Vec<String>,
+        /// Operations per bulk request.
+        #[arg(long, default_value_t = 500)]
+        chunk: usize,
+        /// Do it. Without this flag the command only shows what it would do.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvisionCommand {
+    /// Create a Magento customer (Magento emails a link to set a password), or an admin user.
+    #[command(name = "magento")]
+    MagentoCustomer {
+        #[command(flatten)]
+        conn: MagentoConn,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        first: String,
+        #[arg(long)]
+        last: String,
+        /// Website code [default: the store's first website].
+        #[arg(long, value_name = "CODE")]
+        website: Option<String>,
+        /// Customer group (name or id) [default: General].
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+        /// Create an admin user with this user name instead of a customer (needs the admin-user API).
+        #[arg(long, value_name = "USERNAME", requires = "role")]
+        admin: Option<String>,
+        /// The admin user's role (name or id).
+        #[arg(long, value_name = "ROLE")]
+        role: Option<String>,
+    },
+    /// Invite a person with roles, or converge an existing account and Roster's pending invites.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["email", "check_pending"])))]
+    Marketo {
+        #[command(flatten)]
+        conn: MarketoConn,
+        #[arg(long, requires_all = ["first", "last", "roles"])]
+        email: Option<String>,
+        #[arg(long)]
+        first: Option<String>,
+        #[arg(long)]
+        last: Option<String>,
+        /// ROLE@WORKSPACE, by name or id, e.g. "Standard User@Default". Repeatable.
+        #[arg(long = "role", value_name = "ROLE@WORKSPACE")]
+        roles: Vec<String>,
+        /// An API-only user (no email, active at once).
+        #[arg(long)]
+        api_only: bool,
+        /// Access ends at this date (YYYY-MM-DD or ISO-8601): for contractors.
+        #[arg(long, value_name = "DATE")]
+        expires_at: Option<String>,
+        /// Wait until the invitation is accepted, then make sure every role stuck.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
+        wait_timeout: Duration,
+        /// How often --wait checks (each check is one API call).
+        #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+        poll_interval: Duration,
+        /// Re-send an expired invitation (delete it and invite again).
+        #[arg(long)]
+        resend: bool,
+        /// Check every invitation Roster is tracking: grant roles to those accepted, report the rest.
+        #[arg(long, conflicts_with_all = ["first", "last", "roles", "api_only", "expires_at"])]
+        check_pending: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OffboardCommand {
+    /// Delete a Magento customer (or, with --admin, an admin user); a tombstone is kept first.
+    #[command(group(clap::ArgGroup::new("who").required(true).args(["email", "admin"])))]
+    Magento {
+        #[command(flatten)]
+        conn: MagentoConn,
+        /// The customer's email.
+        #[arg(long)]
+        email: Option<String>,
+        /// Only the customer of this website (code), when the email exists in several.
+        #[arg(long, value_name = "CODE")]
+        website: Option<String>,
+        /// An admin user's user name instead of a customer.
+        #[arg(long, value_name = "USERNAME")]
+        admin: Option<String>,
+        #[command(flatten)]
+        confirm: Confirm,
+    },
+    /// Remove a user's roles, then delete the user (or delete a pending invitation).
+    Marketo {
+        #[command(flatten)]
+        conn: MarketoConn,
+        #[arg(long)]
+        email: String,
+        /// API-only users run integrations and are refused unless this is given.
+        #[arg(long)]
+        include_api_only: bool,
+        #[command(flatten)]
+        confirm: Confirm,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TombstonesArgs {
+    /// Only this app's tombstones.
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RestoreCommand {
+    /// Invite the user again with the names and roles of their newest tombstone.
+    Marketo {
+        #[command(flatten)]
+        conn: MarketoConn,
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// Adobe Marketo Engage: identity service and User Management API.
-    Marketo(MarketoSandbox),
+    Marketo(Box<MarketoSandbox>),
+    /// Magento 2 / Adobe Commerce: tokens, customers, groups, websites, searchCriteria.
+    Magento(MagentoRun),
+}
+
+#[derive(Debug, Args)]
+pub struct MagentoRun {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8720",
+        env = "ROSTER_MAGENTO_SANDBOX_LISTEN"
+    )]
+    pub listen: SocketAddr,
+    /// Directory for the sandbox's SQLite state (created and seeded if new).
+    #[arg(long, env = "ROSTER_SANDBOX_DATA")]
+    pub data: Option<PathBuf>,
+    /// The admin account's user name [default: admin, or the stored one].
+    #[arg(long)]
+    pub admin_user: Option<String>,
+    /// The admin account's password [default: the stored one, or generated].
+    #[arg(
+        long,
+        env = "ROSTER_MAGENTO_SANDBOX_ADMIN_PASSWORD",
+        hide_env_values = true
+    )]
+    pub admin_password: Option<String>,
+    /// Customers a new sandbox is seeded with.
+    #[arg(long, default_value_t = 300)]
+    pub customers: usize,
+    /// Offer /V1/users and /V1/roles (admin users), as an extension does; core Magento has none.
+    #[arg(long)]
+    pub admin_users_api: bool,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +602,19 @@ pub enum AdminAction {
     },
     /// List the custom services and their credentials.
     Services,
+    /// Add many accepted users at once (for large audits and benchmarks).
+    AddPeople {
+        #[arg(long)]
+        count: usize,
+        /// Emails are PREFIX00001@DOMAIN, PREFIX00002@DOMAIN, ...
+        #[arg(long, default_value = "person")]
+        prefix: String,
+        #[arg(long, default_value = "bulk.example")]
+        domain: String,
+        /// ROLE@WORKSPACE for every one of them. Repeatable.
+        #[arg(long = "role", default_value = "Standard User@Default")]
+        roles: Vec<RoleAt>,
+    },
 }
 
 /// Parses `500ms`, `20s`, `2m`, `1h` or a bare number of seconds.

@@ -7,7 +7,9 @@ use roster_domain::Secret;
 use roster_sandbox::marketo::admin::Admin;
 use roster_sandbox::marketo::{self, Faults, Limits, MarketoConfig};
 
-use crate::args::{AdminAction, MarketoAdmin, MarketoRun, MarketoSandboxCommand, SandboxCommand};
+use crate::args::{
+    AdminAction, MagentoRun, MarketoAdmin, MarketoRun, MarketoSandboxCommand, SandboxCommand,
+};
 
 pub async fn run(cmd: SandboxCommand) -> Result<()> {
     match cmd {
@@ -15,6 +17,7 @@ pub async fn run(cmd: SandboxCommand) -> Result<()> {
             Some(MarketoSandboxCommand::Admin(admin)) => run_admin(admin).await,
             None => run_marketo(m.run).await,
         },
+        SandboxCommand::Magento(m) => run_magento(m).await,
     }
 }
 
@@ -49,6 +52,7 @@ async fn run_marketo(run: MarketoRun) -> Result<()> {
         error_rate: run.error_rate,
         token_expiry_rate: run.token_expiry_rate,
     };
+    let stop = stop_signal();
     let sandbox = marketo::start(config).await.with_context(|| {
         format!(
             "could not start the Marketo sandbox with data in {}",
@@ -79,28 +83,84 @@ async fn run_marketo(run: MarketoRun) -> Result<()> {
         creds.client_secret.expose()
     );
     println!("Press Ctrl-C to stop.");
-    wait_for_stop().await;
+    stop.await;
     eprintln!("stopping the Marketo sandbox...");
     sandbox.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_stop() {
+async fn run_magento(run: MagentoRun) -> Result<()> {
+    let data = run.data.unwrap_or_else(default_data_dir);
+    let mut config = roster_sandbox::magento::MagentoConfig::new(&data);
+    config.listen = run.listen;
+    config.admin_user = run.admin_user;
+    config.admin_password = run.admin_password.map(Secret::new);
+    config.customers = run.customers;
+    config.admin_users_api = run.admin_users_api;
+    let stop = stop_signal();
+    let sandbox = roster_sandbox::magento::start(config)
+        .await
+        .with_context(|| {
+            format!(
+                "could not start the Magento sandbox with data in {}",
+                data.display()
+            )
+        })?;
+    let url = sandbox.base_url();
+    let how = if sandbox.was_seeded() {
+        "seeded a new store"
+    } else {
+        "reopened its store"
+    };
+    println!(
+        "Magento sandbox ready ({how} in {})",
+        sandbox.database_path().display()
+    );
+    println!("  REST base:       {url}/rest");
+    println!("  Admin user:      {}", sandbox.admin_user());
+    println!("  Admin password:  {}", sandbox.admin_password().expose());
+    println!("  Mailbox:         {url}/sandbox/mailbox");
+    println!("For Roster's connector:");
+    println!("  export ROSTER_MAGENTO_URL={url}");
+    println!("  export ROSTER_MAGENTO_USERNAME={}", sandbox.admin_user());
+    println!(
+        "  export ROSTER_MAGENTO_PASSWORD={}",
+        sandbox.admin_password().expose()
+    );
+    println!("Press Ctrl-C to stop.");
+    stop.await;
+    eprintln!("stopping the Magento sandbox...");
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+/// Registers for SIGTERM and Ctrl-C at once (before the banner is printed, so a signal sent
+/// as soon as the banner is read is not missed); the returned future ends on either.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-                return;
+                _ => {
+                    tracing::warn!("cannot listen for SIGTERM; stop with Ctrl-C");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(err) => tracing::warn!(error = %err, "cannot listen for SIGTERM; stop with Ctrl-C"),
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn run_admin(admin: MarketoAdmin) -> Result<()> {
@@ -154,6 +214,18 @@ async fn admin_action(db: &Admin, action: AdminAction) -> Result<()> {
             );
             println!("  Client ID:      {}", creds.client_id);
             println!("  Client secret:  {}", creds.client_secret.expose());
+        }
+        AdminAction::AddPeople {
+            count,
+            prefix,
+            domain,
+            roles,
+        } => {
+            let added = db.add_people(&prefix, &domain, count, &roles).await?;
+            println!(
+                "added {added} accepted users ({prefix}00001@{domain} ...); {} already existed",
+                count - added
+            );
         }
         AdminAction::Services => {
             println!(

@@ -1,5 +1,12 @@
 //! The `roster` binary, run as a user would run it.
 
+#[path = "cli/browser.rs"]
+mod browser;
+#[path = "cli/magento.rs"]
+mod magento;
+#[path = "cli/marketo.rs"]
+mod marketo;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 
@@ -13,8 +20,12 @@ fn roster() -> Command {
 
 /// Starts `roster sandbox marketo` and reads its banner up to the base URL.
 fn start_sandbox(args: &[&str]) -> (Child, Vec<String>) {
+    start_app_sandbox("marketo", args)
+}
+
+fn start_app_sandbox(app: &str, args: &[&str]) -> (Child, Vec<String>) {
     let mut child = roster()
-        .args(["sandbox", "marketo", "--listen", "127.0.0.1:0"])
+        .args(["sandbox", app, "--listen", "127.0.0.1:0"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -259,4 +270,43 @@ fn bad_flags_say_what_is_wrong() {
         err.contains("cannot listen on") && err.contains("--listen"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn magento_sandbox_starts_logs_in_and_keeps_its_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (child, lines) = start_app_sandbox(
+        "magento",
+        &["--data", data, "--admin-user", "ops", "--customers", "25"],
+    );
+    let rest = field(&lines, "REST base:").to_owned();
+    let password = field(&lines, "Admin password:").to_owned();
+    assert_eq!(field(&lines, "Admin user:"), "ops");
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{rest}/V1/integration/admin/token"))
+        .json(&serde_json::json!({"username": "ops", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let found = get_json(
+        http.get(format!("{rest}/all/V1/customers/search?searchCriteria"))
+            .bearer_auth(token.as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(found["total_count"], 25);
+    stop(child);
+
+    // Restarted without flags, the generated password is kept.
+    let (child, lines) = start_app_sandbox("magento", &["--data", data]);
+    assert!(
+        lines.iter().any(|l| l.contains("reopened its store")),
+        "{lines:?}"
+    );
+    assert_eq!(field(&lines, "Admin password:"), password);
+    stop(child);
 }

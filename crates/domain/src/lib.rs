@@ -3,6 +3,7 @@
 //! Nothing in this crate performs I/O; everything here can be unit- and property-tested
 //! in isolation.
 
+pub mod access;
 pub mod marketo_time;
 pub mod secret;
 

@@ -1,4 +1,5 @@
 //! Integration tests for the sandboxes, over real HTTP against real SQLite files.
 //! One test binary for the crate; each API has its own module.
 
+mod magento;
 mod marketo;

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use roster_domain::Secret;
 
-use super::clock::Clock;
 use super::error::SandboxError;
 use super::store::{NewUser, RoleRow, ServiceCredentials, Store};
+use crate::clock::Clock;
 
 pub fn generate_client_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -171,6 +171,46 @@ impl Admin {
             now: self.clock.now_ms(),
         };
         Ok(self.store.insert_user(&user, &pairs).await?)
+    }
+
+    /// Adds `count` accepted (standard) users named `{prefix}{n}@{domain}`, each with `roles`,
+    /// as if they had accepted their invitations: for benchmarks and large audits.
+    pub async fn add_people(
+        &self,
+        prefix: &str,
+        domain: &str,
+        count: usize,
+        roles: &[RoleAt],
+    ) -> Result<usize, SandboxError> {
+        let mut pairs = Vec::new();
+        for role in roles {
+            pairs.push(self.resolve(role).await?);
+        }
+        let now = self.clock.now_ms();
+        let mut added = 0;
+        for n in 1..=count {
+            let email = format!("{prefix}{n:05}@{domain}");
+            if self.store.user(&email).await?.is_some() {
+                continue;
+            }
+            let last = format!("Person {n}");
+            let user = NewUser {
+                userid: &email,
+                email: &email,
+                first_name: prefix,
+                last_name: &last,
+                api_only: false,
+                pending: false,
+                expires_at: None,
+                reason: Some("Added with roster sandbox marketo admin add-people"),
+                invite_token: None,
+                invite_expires_at: None,
+                now,
+            };
+            self.store.insert_user(&user, &pairs).await?;
+            added += 1;
+        }
+        Ok(added)
     }
 
     /// Creates a custom service owned by an API-only user; generates id and secret if not given.

@@ -17,10 +17,10 @@ use roster_domain::marketo_time::format_dashed;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::clock::from_ms;
 use super::error::ApiError;
 use super::server::App;
 use super::store::{Caller, NewUser, UserRow};
+use crate::clock::from_ms;
 
 pub const SUBJECT: &str = "Marketo Login Information";
 const MIN_PASSWORD_CHARS: usize = 8;

@@ -8,7 +8,6 @@
 pub mod admin;
 mod api_guard;
 mod body;
-mod clock;
 mod config;
 mod error;
 mod identity;

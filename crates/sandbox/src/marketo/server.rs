@@ -15,12 +15,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::body::MAX_BODY_BYTES;
-use super::clock::Clock;
 use super::config::MarketoConfig;
 use super::error::{ApiError, SandboxError};
 use super::limits::Limiter;
 use super::store::{ServiceCredentials, Store};
 use super::{api_guard, identity, invites, seed, users};
+use crate::clock::Clock;
 
 /// Shared state of a running sandbox.
 pub struct App {

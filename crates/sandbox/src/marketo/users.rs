@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 use super::body::{
     self, object, optional_bool, optional_str, required_json, required_str, role_pairs,
 };
-use super::clock::from_ms;
 use super::config::RoleBodyShapes;
 use super::error::ApiError;
 use super::server::App;
 use super::store::{Caller, Grant, NewUser, UserRow};
+use crate::clock::from_ms;
 
 type ApiResult = Result<Response, ApiError>;
 

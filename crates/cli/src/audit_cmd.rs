@@ -1,0 +1,328 @@
+//! `roster audit marketo`: the user x role x workspace matrix as a table, CSV, JSON or HTML.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use askama::Template;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use roster_domain::access::RoleAssignment;
+use roster_domain::marketo_time::format_dashed;
+use roster_marketo::audit::{self, Audit, Progress};
+use roster_store::{InviteStatus, PendingInvite};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::args::{MarketoConn, Output, ReportFormat};
+use crate::connect::{MARKETO, MarketoSession};
+use crate::marketo_cmd::Globals;
+use crate::output::Table;
+
+const USERS_FACT: &str = "users_at_last_audit";
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise.
+pub fn progress_bar(what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+    if std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} {what} {{pos}}/{{len}} [{{elapsed}}] {{wide_bar}}"
+            ))
+            .expect("a valid template"),
+        );
+    }
+    bar
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn found(&self, n: usize) {
+        self.0.inc_length(n as u64);
+    }
+    fn done(&self) {
+        self.0.inc(1);
+    }
+}
+
+pub async fn run(
+    conn: &MarketoConn,
+    format: ReportFormat,
+    html: Option<PathBuf>,
+    g: &Globals<'_>,
+) -> Result<()> {
+    let mut s = MarketoSession::open(conn, g.state, g.config).await?;
+    let expected: usize = s
+        .state
+        .fact(MARKETO, &s.instance, USERS_FACT)
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    s.client.quota().ensure(
+        audit::estimated_calls(expected),
+        &format!("an audit of about {expected} users"),
+    )?;
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+    if std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} reading roles {pos}/{len} users [{elapsed}] {wide_bar}",
+            )
+            .expect("a valid template"),
+        );
+    }
+    let result = audit::run(&s.client, Arc::new(Bar(bar.clone()))).await;
+    bar.finish_and_clear();
+    s.record_usage().await?;
+    let audit = result?;
+    s.state
+        .set_fact(
+            MARKETO,
+            &s.instance,
+            USERS_FACT,
+            &audit.users.len().to_string(),
+        )
+        .await?;
+    let pending = s
+        .state
+        .invites(MARKETO, &s.instance, InviteStatus::Pending)
+        .await?;
+    let report = Report::new(&s, &audit, &pending);
+    match format {
+        ReportFormat::Table => report.table().print(Output::Table)?,
+        ReportFormat::Csv => report.table().print(Output::Csv)?,
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report.json())?),
+        ReportFormat::Html => print!("{}", report.html()?),
+    }
+    if let Some(path) = html {
+        std::fs::write(&path, report.html()?)
+            .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
+        eprintln!("HTML report written to {}", path.display());
+    }
+    if !audit.vanished.is_empty() {
+        eprintln!(
+            "{} user(s) were deleted while the audit ran and are left out: {}",
+            audit.vanished.len(),
+            audit
+                .vanished
+                .iter()
+                .map(|u| u.userid.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    eprintln!(
+        "audited {} users ({} role grants, {} pending invitations tracked); calls used: {} (minimum possible: {}); {} retries; daily quota left: {} of {}",
+        audit.users.len(),
+        report.grants(),
+        pending.len(),
+        audit.stats.calls,
+        report.minimum,
+        audit.stats.retries,
+        s.client.quota().remaining(),
+        s.client.quota().limit()
+    );
+    Ok(())
+}
+
+struct Report<'a> {
+    instance: &'a str,
+    generated_at: String,
+    audit: &'a Audit,
+    pending: &'a [PendingInvite],
+    minimum: u64,
+    quota_left: u64,
+    quota_limit: u64,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct Html<'a> {
+    instance: &'a str,
+    generated_at: &'a str,
+    users: Vec<HtmlUser>,
+    api_only: usize,
+    grants: usize,
+    without_roles: usize,
+    matrix: Vec<Cell>,
+    pending: Vec<HtmlPending>,
+    calls: u64,
+    minimum: u64,
+    retries: u64,
+    quota_left: u64,
+    quota_limit: u64,
+}
+
+struct HtmlUser {
+    email: String,
+    name: String,
+    api_only: bool,
+    roles: Vec<String>,
+}
+
+struct HtmlPending {
+    email: String,
+    name: String,
+    invited_at: String,
+    invited_by: String,
+    roles: Vec<String>,
+}
+
+struct Cell {
+    workspace: String,
+    role: String,
+    holders: Vec<String>,
+}
+
+impl<'a> Report<'a> {
+    fn new(s: &'a MarketoSession, audit: &'a Audit, pending: &'a [PendingInvite]) -> Self {
+        Self {
+            instance: &s.instance,
+            generated_at: format_dashed(OffsetDateTime::now_utc()),
+            audit,
+            pending,
+            minimum: audit::minimum_calls(audit.users.len()),
+            quota_left: s.client.quota().remaining(),
+            quota_limit: s.client.quota().limit(),
+        }
+    }
+
+    fn grants(&self) -> usize {
+        self.audit.users.iter().map(|u| u.roles.len()).sum()
+    }
+
+    /// One row per user and role; a user without roles still gets a row.
+    fn table(&self) -> Table {
+        let mut t = Table::new(&[
+            "email",
+            "first name",
+            "last name",
+            "api only",
+            "workspace",
+            "role",
+            "userid",
+            "user id",
+            "workspace id",
+            "role id",
+        ]);
+        for u in &self.audit.users {
+            let row = |r: Option<&RoleAssignment>| {
+                vec![
+                    json!(u.user.email_address),
+                    json!(u.user.first_name),
+                    json!(u.user.last_name),
+                    json!(u.user.api_only),
+                    r.map_or(Value::Null, |r| json!(r.workspace_name)),
+                    r.map_or(Value::Null, |r| json!(r.role_name)),
+                    json!(u.user.userid),
+                    json!(u.user.id),
+                    r.map_or(Value::Null, |r| json!(r.workspace_id)),
+                    r.map_or(Value::Null, |r| json!(r.role_id)),
+                ]
+            };
+            if u.roles.is_empty() {
+                t.push(row(None));
+            }
+            for r in &u.roles {
+                t.push(row(Some(r)));
+            }
+        }
+        t
+    }
+
+    fn json(&self) -> Value {
+        let a = self.audit;
+        json!({
+            "app": MARKETO,
+            "instance": self.instance,
+            "generatedAt": self.generated_at,
+            "users": a.users.iter().map(|u| {
+                let mut v = serde_json::to_value(&u.user).expect("a user serialises");
+                v["roles"] = serde_json::to_value(&u.roles).expect("roles serialise");
+                v
+            }).collect::<Vec<_>>(),
+            "pendingInvites": self.pending.iter().map(|p| json!({
+                "email": p.email,
+                "firstName": p.first_name,
+                "lastName": p.last_name,
+                "invitedAt": format_dashed(p.invited_at),
+                "invitedBy": p.invited_by,
+                "roles": p.roles,
+            })).collect::<Vec<_>>(),
+            "roles": a.directory.roles,
+            "workspaces": a.directory.workspaces,
+            "cost": {
+                "calls": a.stats.calls,
+                "minimumCalls": self.minimum,
+                "retries": a.stats.retries,
+                "rateLimited": a.stats.rate_limited,
+                "dailyQuotaLeft": self.quota_left,
+                "dailyQuota": self.quota_limit,
+            },
+        })
+    }
+
+    fn html(&self) -> Result<String> {
+        let mut cells: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for u in &self.audit.users {
+            for r in &u.roles {
+                cells
+                    .entry((r.workspace_name.clone(), r.role_name.clone()))
+                    .or_default()
+                    .push(u.user.email_address.clone());
+            }
+        }
+        let page = Html {
+            instance: self.instance,
+            generated_at: &self.generated_at,
+            users: self
+                .audit
+                .users
+                .iter()
+                .map(|u| HtmlUser {
+                    email: u.user.email_address.clone(),
+                    name: format!("{} {}", u.user.first_name, u.user.last_name),
+                    api_only: u.user.api_only,
+                    roles: u.roles.iter().map(RoleAssignment::spec).collect(),
+                })
+                .collect(),
+            api_only: self.audit.users.iter().filter(|u| u.user.api_only).count(),
+            grants: self.grants(),
+            without_roles: self
+                .audit
+                .users
+                .iter()
+                .filter(|u| u.roles.is_empty())
+                .count(),
+            matrix: cells
+                .into_iter()
+                .map(|((workspace, role), holders)| Cell {
+                    workspace,
+                    role,
+                    holders,
+                })
+                .collect(),
+            pending: self
+                .pending
+                .iter()
+                .map(|p| HtmlPending {
+                    email: p.email.clone(),
+                    name: format!("{} {}", p.first_name, p.last_name),
+                    invited_at: format_dashed(p.invited_at),
+                    invited_by: p.invited_by.clone(),
+                    roles: p.roles.iter().map(RoleAssignment::spec).collect(),
+                })
+                .collect(),
+            calls: self.audit.stats.calls,
+            minimum: self.minimum,
+            retries: self.audit.stats.retries,
+            quota_left: self.quota_left,
+            quota_limit: self.quota_limit,
+        };
+        Ok(page.render()?)
+    }
+}

@@ -1,0 +1,275 @@
+//! From flags, environment and the configuration file to a Marketo client and Roster's
+//! state; and, when a command ends, the calls it made recorded against the daily quota.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use roster_domain::Secret;
+use roster_domain::marketo_time::quota_day;
+use roster_marketo::{Client, ClientConfig};
+use roster_store::StateStore;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::args::MarketoConn;
+
+pub const MARKETO: &str = "marketo";
+
+/// The parts of the configuration file Roster reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub marketo: MarketoSection,
+    #[serde(default)]
+    pub magento: MagentoSection,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MagentoSection {
+    pub url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for MagentoSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MagentoSection")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketoSection {
+    pub url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub max_in_flight: Option<usize>,
+    pub rate_limit: Option<u32>,
+    pub rate_window_seconds: Option<u64>,
+    pub daily_quota: Option<u64>,
+}
+
+impl std::fmt::Debug for MarketoSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarketoSection")
+            .field("url", &self.url)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(PathBuf::from)
+}
+
+fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| home().map(|h| h.join(fallback)))
+}
+
+pub fn default_state_dir() -> PathBuf {
+    xdg("XDG_STATE_HOME", ".local/state")
+        .map(|d| d.join("roster"))
+        .unwrap_or_else(|| PathBuf::from("roster-state"))
+}
+
+/// Reads the configuration file: the one given (which must exist) or the default (if any).
+pub fn load_config(given: Option<&Path>) -> Result<ConfigFile> {
+    let (path, required) = match given {
+        Some(p) => (p.to_path_buf(), true),
+        None => match xdg("XDG_CONFIG_HOME", ".config") {
+            Some(dir) => (dir.join("roster/config.toml"), false),
+            None => return Ok(ConfigFile::default()),
+        },
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(ConfigFile::default());
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read the configuration file {}", path.display()));
+        }
+    };
+    let config: ConfigFile = toml::from_str(&text)
+        .with_context(|| format!("the configuration file {} is not valid", path.display()))?;
+    warn_if_readable_by_others(&path, &config);
+    Ok(config)
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path, config: &ConfigFile) {
+    use std::os::unix::fs::PermissionsExt;
+    if (config.marketo.client_secret.is_some() || config.magento.password.is_some())
+        && let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            "{} holds a client secret and other users can read it; run: chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &Path, _: &ConfigFile) {}
+
+/// A Marketo client plus Roster's state, for one command.
+pub struct MarketoSession {
+    pub client: Client,
+    pub state: StateStore,
+    pub instance: String,
+    quota_day: time::Date,
+    recorded: u64,
+}
+
+pub async fn open_state(dir: Option<&Path>) -> Result<StateStore> {
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(default_state_dir);
+    Ok(StateStore::open(&dir).await?)
+}
+
+impl MarketoSession {
+    pub async fn open(
+        conn: &MarketoConn,
+        state_dir: Option<&Path>,
+        config: Option<&Path>,
+    ) -> Result<Self> {
+        let file = load_config(config)?.marketo;
+        let Some(url) = conn.url.clone().or(file.url) else {
+            bail!(
+                "no Marketo instance given: set ROSTER_MARKETO_URL (or --url, or url in the [marketo] section of the config file)"
+            );
+        };
+        let Some(client_id) = conn.client_id.clone().or(file.client_id) else {
+            bail!(
+                "no client id given: set ROSTER_MARKETO_CLIENT_ID (or --client-id, or client_id in the config file)"
+            );
+        };
+        let Some(secret) = conn.client_secret.clone().or(file.client_secret) else {
+            bail!(
+                "no client secret given: set ROSTER_MARKETO_CLIENT_SECRET (or client_secret in the config file)"
+            );
+        };
+        let mut config = ClientConfig::new(url, client_id, Secret::new(secret));
+        if let Some(n) = conn.max_in_flight.or(file.max_in_flight) {
+            config.max_in_flight = n;
+        }
+        if let Some(n) = conn.rate_limit.or(file.rate_limit) {
+            config.rate_limit = n;
+        }
+        if let Some(w) = conn
+            .rate_window
+            .or(file.rate_window_seconds.map(std::time::Duration::from_secs))
+        {
+            config.rate_window = w;
+        }
+        if let Some(q) = conn.daily_quota.or(file.daily_quota) {
+            config.daily_quota = q;
+        }
+        let state = open_state(state_dir).await?;
+        let instance = config.instance_key().to_string();
+        let day = quota_day(OffsetDateTime::now_utc());
+        let used = state.quota_used(MARKETO, &instance, day).await?;
+        let client = Client::new(config, used)?;
+        // Calls made by the previous command still count in the subscription's rate window.
+        if let Some(saved) = state.fact(MARKETO, &instance, RECENT_CALLS).await? {
+            client.remember_recent_calls(&decode_recent(&saved));
+        }
+        Ok(Self {
+            client,
+            state,
+            instance,
+            quota_day: day,
+            recorded: 0,
+        })
+    }
+
+    /// Records the calls made so far against today's quota (idempotent).
+    pub async fn record_usage(&mut self) -> Result<()> {
+        let calls = self.client.stats().calls;
+        let new = calls - self.recorded;
+        self.state
+            .add_quota_used(MARKETO, &self.instance, self.quota_day, new)
+            .await?;
+        self.recorded = calls;
+        let recent = encode_recent(&self.client.recent_calls());
+        self.state
+            .set_fact(MARKETO, &self.instance, RECENT_CALLS, &recent)
+            .await?;
+        Ok(())
+    }
+
+    /// "N calls (R retries); quota left: X of Y today".
+    pub fn cost_line(&self) -> String {
+        let s = self.client.stats();
+        let q = self.client.quota();
+        format!(
+            "{} API call{} ({} retr{}, {} rate-limited); daily quota left: {} of {}",
+            s.calls,
+            if s.calls == 1 { "" } else { "s" },
+            s.retries,
+            if s.retries == 1 { "y" } else { "ies" },
+            s.rate_limited,
+            q.remaining(),
+            q.limit()
+        )
+    }
+}
+
+const RECENT_CALLS: &str = "recent_calls";
+
+/// Recent calls as absolute unix milliseconds, so the ages are right whenever they are read.
+fn encode_recent(ages: &[std::time::Duration]) -> String {
+    let now = OffsetDateTime::now_utc();
+    let stamps: Vec<String> = ages
+        .iter()
+        .map(|age| ((now - *age).unix_timestamp_nanos() / 1_000_000).to_string())
+        .collect();
+    stamps.join(",")
+}
+
+fn decode_recent(saved: &str) -> Vec<std::time::Duration> {
+    let now_ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    saved
+        .split(',')
+        .filter_map(|s| s.trim().parse::<i128>().ok())
+        .filter_map(|ms| u64::try_from(now_ms - ms).ok())
+        .map(std::time::Duration::from_millis)
+        .collect()
+}
+
+/// Who is acting, for tombstones and invitation records.
+pub fn actor(given: Option<&str>) -> String {
+    given
+        .map(str::to_string)
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("USERNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Parses a date given on the command line: `YYYY-MM-DD` (midnight UTC) or a Marketo/ISO date-time.
+pub fn parse_date(text: &str) -> Result<OffsetDateTime> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(date) = time::Date::parse(text.trim(), format) {
+        return Ok(date.midnight().assume_utc());
+    }
+    roster_domain::marketo_time::parse(text).map_err(|e| {
+        anyhow::anyhow!(
+            "{text:?} is not a date: {e}; use YYYY-MM-DD or ISO-8601 such as 2027-06-30T17:00:00Z"
+        )
+    })
+}

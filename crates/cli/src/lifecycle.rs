@@ -1,0 +1,576 @@
+//! Joiners and leavers: `provision`, `offboard`, `tombstones` and `restore`.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use roster_domain::access::RoleAssignment;
+use roster_marketo::{Invitation, User};
+use roster_store::{InviteStatus, NewTombstone, PendingInvite, TombstoneStatus};
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::args::{Confirm, Output, ProvisionCommand, TombstonesArgs};
+use crate::connect::{MARKETO, MarketoSession, actor, open_state, parse_date};
+use crate::marketo_cmd::{Globals, holds, invite_and_record, report_invited, resolve, specs};
+use crate::output::Table;
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn when(at: OffsetDateTime) -> String {
+    roster_domain::marketo_time::format_dashed(at)
+}
+
+// ---- provision ----
+
+pub async fn provision(cmd: ProvisionCommand, g: &Globals<'_>) -> Result<()> {
+    let ProvisionCommand::Marketo {
+        conn,
+        email,
+        first,
+        last,
+        roles,
+        api_only,
+        expires_at,
+        wait,
+        wait_timeout,
+        poll_interval,
+        resend,
+        check_pending,
+    } = cmd
+    else {
+        unreachable!("main routes Magento provisioning to magento_cmd");
+    };
+    let mut s = MarketoSession::open(&conn, g.state, g.config).await?;
+    let result = if check_pending {
+        check_pending_invites(&s, resend).await
+    } else {
+        let email = email.expect("clap requires --email without --check-pending");
+        let invitation = Invitation {
+            email: email.clone(),
+            first_name: first.expect("clap requires --first with --email"),
+            last_name: last.expect("clap requires --last with --email"),
+            userid: None,
+            roles: Vec::new(),
+            api_only,
+            expires_at: expires_at.as_deref().map(parse_date).transpose()?,
+            reason: Some("Provisioned by Roster".into()),
+        };
+        provision_one(
+            &s,
+            invitation,
+            &roles,
+            resend,
+            wait.then_some((wait_timeout, poll_interval)),
+        )
+        .await
+    };
+    s.record_usage().await?;
+    eprintln!("{}", s.cost_line());
+    result
+}
+
+async fn provision_one(
+    s: &MarketoSession,
+    mut invitation: Invitation,
+    role_specs: &[String],
+    resend: bool,
+    wait: Option<(Duration, Duration)>,
+) -> Result<()> {
+    let c = &s.client;
+    let email = invitation.email.clone();
+    // Roles and workspaces, two lookups, the invitation and a role grant at most.
+    c.quota().ensure(6, &format!("provisioning {email}"))?;
+    let dir = c.directory().await?;
+    invitation.roles = resolve(&dir, role_specs)?;
+    if let Some(user) = c.find_user(&email).await? {
+        eprintln!(
+            "{email} already has an account (id {}); making sure it has the roles asked for",
+            user.id
+        );
+        converge_roles(s, &user, &invitation.roles).await?;
+        return Ok(());
+    }
+    if let Some(pending) = c.invitation(&email).await? {
+        if pending.is_expired() {
+            if !resend {
+                bail!(
+                    "the invitation of {email} expired unaccepted{}; run again with --resend to send a new one",
+                    pending
+                        .expires_at
+                        .map(|t| format!(" on {}", when(t)))
+                        .unwrap_or_default()
+                );
+            }
+            c.delete_invitation(&email).await?;
+            eprintln!("deleted the expired invitation of {email}; inviting again");
+        } else {
+            eprintln!(
+                "{email} already has a pending invitation{}; not inviting twice",
+                pending
+                    .expires_at
+                    .map(|t| format!(" (valid until {})", when(t)))
+                    .unwrap_or_default()
+            );
+            if s.state
+                .invite(MARKETO, &s.instance, &email)
+                .await?
+                .is_none()
+            {
+                // Sent by someone else: track it from now on, with the roles asked for here.
+                let at = now();
+                s.state
+                    .record_invite(&PendingInvite {
+                        app: MARKETO.into(),
+                        instance: s.instance.clone(),
+                        userid: pending.userid.clone(),
+                        email: email.clone(),
+                        first_name: invitation.first_name.clone(),
+                        last_name: invitation.last_name.clone(),
+                        api_only: false,
+                        roles: invitation.roles.clone(),
+                        invited_at: pending.created_at.unwrap_or(at),
+                        invited_by: "unknown (not sent by Roster)".into(),
+                        status: InviteStatus::Pending,
+                        status_at: at,
+                    })
+                    .await?;
+            }
+            return match wait {
+                Some((timeout, every)) => wait_for_acceptance(s, &email, timeout, every).await,
+                None => Ok(()),
+            };
+        }
+    }
+    invite_and_record(s, &invitation).await?;
+    report_invited(&invitation);
+    if invitation.api_only {
+        return Ok(());
+    }
+    match wait {
+        Some((timeout, every)) => wait_for_acceptance(s, &email, timeout, every).await,
+        None => {
+            eprintln!(
+                "run `roster provision marketo --check-pending` later (or pass --wait) to grant any role that did not persist once they accept"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Grants whatever `wanted` role is missing. The API may drop roles given to a pending
+/// invitation, so this runs again once the invitation is accepted.
+async fn converge_roles(
+    s: &MarketoSession,
+    user: &User,
+    wanted: &[RoleAssignment],
+) -> Result<Vec<RoleAssignment>> {
+    let missing: Vec<RoleAssignment> = wanted
+        .iter()
+        .filter(|w| !holds(&user.roles, w))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        eprintln!(
+            "{} has every role asked for: {}",
+            user.userid,
+            specs(wanted)
+        );
+        return Ok(missing);
+    }
+    s.client.add_roles(&user.userid, &missing).await?;
+    eprintln!("granted {} to {}", specs(&missing), user.userid);
+    Ok(missing)
+}
+
+async fn accepted(s: &MarketoSession, record: &PendingInvite, user: &User) -> Result<()> {
+    eprintln!("{} accepted the invitation", record.email);
+    converge_roles(s, user, &record.roles).await?;
+    s.state
+        .set_invite_status(
+            MARKETO,
+            &s.instance,
+            &record.userid,
+            InviteStatus::Accepted,
+            now(),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn wait_for_acceptance(
+    s: &MarketoSession,
+    email: &str,
+    timeout: Duration,
+    every: Duration,
+) -> Result<()> {
+    let record = s
+        .state
+        .invite(MARKETO, &s.instance, email)
+        .await?
+        .context("the invitation was not recorded in Roster's state")?;
+    let deadline = Instant::now() + timeout;
+    eprintln!("waiting up to {timeout:?} for {email} to accept (checking every {every:?})");
+    loop {
+        if let Some(user) = s.client.find_user(email).await? {
+            return accepted(s, &record, &user).await;
+        }
+        if Instant::now() + every > deadline {
+            bail!(
+                "{email} has not accepted the invitation within {timeout:?}; it stays pending and `roster provision marketo --check-pending` will finish the job once they do"
+            );
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn check_pending_invites(s: &MarketoSession, resend: bool) -> Result<()> {
+    let records = s
+        .state
+        .invites(MARKETO, &s.instance, InviteStatus::Pending)
+        .await?;
+    if records.is_empty() {
+        eprintln!("Roster is tracking no pending invitation on {}", s.instance);
+        return Ok(());
+    }
+    let mut t = Table::new(&["email", "invited at", "status", "action"]);
+    for record in records {
+        let (status, action) = if let Some(user) = s.client.find_user(&record.userid).await? {
+            accepted(s, &record, &user).await?;
+            ("accepted", "roles checked")
+        } else {
+            match s.client.invitation(&record.userid).await? {
+                Some(p) if p.is_expired() && resend => {
+                    s.client.delete_invitation(&record.userid).await?;
+                    let invitation = Invitation {
+                        email: record.email.clone(),
+                        first_name: record.first_name.clone(),
+                        last_name: record.last_name.clone(),
+                        userid: None,
+                        roles: record.roles.clone(),
+                        api_only: false,
+                        expires_at: None,
+                        reason: Some("Re-sent by Roster".into()),
+                    };
+                    invite_and_record(s, &invitation).await?;
+                    ("expired", "re-sent")
+                }
+                Some(p) if p.is_expired() => {
+                    s.state
+                        .set_invite_status(
+                            MARKETO,
+                            &s.instance,
+                            &record.userid,
+                            InviteStatus::Expired,
+                            now(),
+                        )
+                        .await?;
+                    ("expired", "none (--resend sends a new one)")
+                }
+                Some(p) => {
+                    let soon = p
+                        .expires_at
+                        .is_some_and(|t| t - now() < time::Duration::days(1));
+                    (
+                        "pending",
+                        if soon { "expires within a day" } else { "none" },
+                    )
+                }
+                None => {
+                    s.state
+                        .set_invite_status(
+                            MARKETO,
+                            &s.instance,
+                            &record.userid,
+                            InviteStatus::Deleted,
+                            now(),
+                        )
+                        .await?;
+                    ("gone", "no longer tracked (deleted outside Roster)")
+                }
+            }
+        };
+        t.push(vec![
+            json!(record.email),
+            json!(when(record.invited_at)),
+            json!(status),
+            json!(action),
+        ]);
+    }
+    t.print(Output::Table)
+}
+
+// ---- offboard ----
+
+pub async fn offboard_cmd(
+    conn: &crate::args::MarketoConn,
+    email: &str,
+    include_api_only: bool,
+    confirm: &Confirm,
+    g: &Globals<'_>,
+) -> Result<()> {
+    let mut s = MarketoSession::open(conn, g.state, g.config).await?;
+    let result = offboard(&s, email, false, include_api_only, confirm).await;
+    s.record_usage().await?;
+    eprintln!("{}", s.cost_line());
+    result
+}
+
+/// Offboards one account. `direct_delete` skips removing roles first (`roster marketo delete`).
+pub async fn offboard(
+    s: &MarketoSession,
+    email: &str,
+    direct_delete: bool,
+    include_api_only: bool,
+    confirm: &Confirm,
+) -> Result<()> {
+    let c = &s.client;
+    let by = actor(confirm.by.as_deref());
+    // Two lookups, the role removal and the deletion at most.
+    c.quota().ensure(4, &format!("offboarding {email}"))?;
+    if let Some(user) = c.find_user(email).await? {
+        if user.api_only && !include_api_only && !direct_delete {
+            bail!(
+                "{email} is an API-only user: integrations sign in with it and would stop working; pass --include-api-only if that is intended"
+            );
+        }
+        let mut steps = vec![format!(
+            "save a tombstone of {email} (id {}) with {}",
+            user.id,
+            specs(&user.roles)
+        )];
+        if !direct_delete && !user.roles.is_empty() {
+            steps.push(format!(
+                "remove {} role(s): {}",
+                user.roles.len(),
+                specs(&user.roles)
+            ));
+        }
+        steps.push(format!("delete the user {email} (permanent)"));
+        if !confirm.yes {
+            return dry_run(&steps);
+        }
+        let id = s
+            .state
+            .add_tombstone(&NewTombstone {
+                app: MARKETO.into(),
+                instance: s.instance.clone(),
+                userid: user.userid.clone(),
+                email: user.email_address.clone(),
+                first_name: user.first_name.clone(),
+                last_name: user.last_name.clone(),
+                api_only: user.api_only,
+                roles: user.roles.clone(),
+                account: user.raw.clone(),
+                deleted_at: now(),
+                deleted_by: by,
+                reason: confirm.reason.clone(),
+                status: TombstoneStatus::Deleting,
+            })
+            .await?;
+        eprintln!("saved tombstone #{id}");
+        let removal = async {
+            if !direct_delete && !user.roles.is_empty() {
+                c.remove_roles(&user.userid, &user.roles).await?;
+                eprintln!("removed {}", specs(&user.roles));
+            }
+            c.delete(&user.userid).await?;
+            Ok::<_, roster_marketo::MarketoError>(())
+        };
+        if let Err(e) = removal.await {
+            s.state
+                .set_tombstone_status(id, TombstoneStatus::Failed)
+                .await?;
+            return Err(anyhow::Error::new(e).context(format!(
+                "offboarding {email} stopped part-way; tombstone #{id} keeps the account and its roles, and running the command again finishes it"
+            )));
+        }
+        s.state
+            .set_tombstone_status(id, TombstoneStatus::Deleted)
+            .await?;
+        println!(
+            "deleted {email}; `roster restore marketo --email {email}` re-invites them with the same roles"
+        );
+        return Ok(());
+    }
+    if let Some(pending) = c.invitation(email).await? {
+        let record = s.state.invite(MARKETO, &s.instance, email).await?;
+        let roles = record.as_ref().map(|r| r.roles.clone()).unwrap_or_default();
+        let steps = vec![
+            format!(
+                "save a tombstone of the invitation of {email} ({})",
+                pending.status
+            ),
+            format!("delete the pending invitation of {email}"),
+        ];
+        if !confirm.yes {
+            return dry_run(&steps);
+        }
+        let id = s
+            .state
+            .add_tombstone(&NewTombstone {
+                app: MARKETO.into(),
+                instance: s.instance.clone(),
+                userid: pending.userid.clone(),
+                email: pending.email_address.clone(),
+                first_name: pending.first_name.clone(),
+                last_name: pending.last_name.clone(),
+                api_only: false,
+                roles,
+                account: pending.raw.clone(),
+                deleted_at: now(),
+                deleted_by: by,
+                reason: confirm.reason.clone(),
+                status: TombstoneStatus::Deleting,
+            })
+            .await?;
+        if let Err(e) = c.delete_invitation(&pending.userid).await {
+            s.state
+                .set_tombstone_status(id, TombstoneStatus::Failed)
+                .await?;
+            return Err(e.into());
+        }
+        s.state
+            .set_tombstone_status(id, TombstoneStatus::Deleted)
+            .await?;
+        if record.is_some() {
+            s.state
+                .set_invite_status(
+                    MARKETO,
+                    &s.instance,
+                    &pending.userid,
+                    InviteStatus::Deleted,
+                    now(),
+                )
+                .await?;
+        }
+        println!("deleted the pending invitation of {email} (tombstone #{id})");
+        return Ok(());
+    }
+    // Nothing there: already offboarded counts as done.
+    let previous = s
+        .state
+        .latest_tombstone(MARKETO, &s.instance, email)
+        .await?;
+    match previous {
+        Some(t) => println!(
+            "nothing to do: {email} has no account or invitation; Roster deleted it on {} (by {})",
+            when(t.deleted_at),
+            t.deleted_by
+        ),
+        None => println!(
+            "nothing to do: {email} has no account or pending invitation on {}",
+            s.instance
+        ),
+    }
+    Ok(())
+}
+
+fn dry_run(steps: &[String]) -> Result<()> {
+    println!("dry run: nothing was changed. With --yes, Roster would:");
+    for (n, step) in steps.iter().enumerate() {
+        println!("  {}. {step}", n + 1);
+    }
+    Ok(())
+}
+
+// ---- tombstones and restore ----
+
+pub async fn tombstones(args: TombstonesArgs, g: &Globals<'_>) -> Result<()> {
+    let state = open_state(g.state).await?;
+    let mut t = Table::new(&[
+        "id",
+        "app",
+        "email",
+        "name",
+        "deleted at",
+        "deleted by",
+        "status",
+        "roles",
+        "reason",
+        "restored at",
+        "instance",
+    ]);
+    for ts in state.tombstones(args.app.as_deref()).await? {
+        let roles: Vec<String> = ts.roles.iter().map(RoleAssignment::spec).collect();
+        t.push(vec![
+            json!(ts.id),
+            json!(ts.app),
+            json!(ts.email),
+            json!(format!("{} {}", ts.first_name, ts.last_name)),
+            json!(when(ts.deleted_at)),
+            json!(ts.deleted_by),
+            json!(ts.status.as_str()),
+            if args.output == Output::Json {
+                json!(ts.roles)
+            } else {
+                json!(roles.join("; "))
+            },
+            json!(ts.reason),
+            json!(ts.restored_at.map(when)),
+            json!(ts.instance),
+        ]);
+    }
+    if t.rows.is_empty() && args.output == Output::Table {
+        eprintln!("no tombstones in {}", state.path().display());
+    }
+    t.print(args.output)
+}
+
+pub async fn restore(conn: &crate::args::MarketoConn, email: &str, g: &Globals<'_>) -> Result<()> {
+    let mut s = MarketoSession::open(conn, g.state, g.config).await?;
+    let result = restore_one(&s, email).await;
+    s.record_usage().await?;
+    eprintln!("{}", s.cost_line());
+    result
+}
+
+async fn restore_one(s: &MarketoSession, email: &str) -> Result<()> {
+    let Some(t) = s
+        .state
+        .latest_tombstone(MARKETO, &s.instance, email)
+        .await?
+    else {
+        bail!(
+            "Roster has no tombstone of {email} on {}; `roster tombstones` lists what it deleted",
+            s.instance
+        );
+    };
+    if t.status != TombstoneStatus::Deleted {
+        bail!(
+            "tombstone #{} of {email} says the deletion did not finish ({}); check the account with `roster marketo user {email}`",
+            t.id,
+            t.status
+        );
+    }
+    let c = &s.client;
+    if c.find_user(&t.userid).await?.is_some() || c.invitation(&t.userid).await?.is_some() {
+        bail!("{email} already has an account or a pending invitation; nothing to restore");
+    }
+    let dir = c.directory().await?;
+    let gone: Vec<_> = t.roles.iter().filter(|r| !dir.still_exists(r)).collect();
+    if !gone.is_empty() {
+        let names: Vec<String> = gone.iter().map(|r| r.spec()).collect();
+        bail!(
+            "the roles or workspaces of {} no longer exist: {}; provision {email} with `roster provision marketo` and current roles instead",
+            email,
+            names.join(", ")
+        );
+    }
+    let invitation = Invitation {
+        email: t.email.clone(),
+        first_name: t.first_name.clone(),
+        last_name: t.last_name.clone(),
+        userid: (!t.userid.eq_ignore_ascii_case(&t.email)).then(|| t.userid.clone()),
+        roles: t.roles.clone(),
+        api_only: t.api_only,
+        expires_at: None,
+        reason: Some(format!("Restored by Roster from tombstone #{}", t.id)),
+    };
+    invite_and_record(s, &invitation).await?;
+    s.state.mark_restored(t.id, now()).await?;
+    report_invited(&invitation);
+    Ok(())
+}

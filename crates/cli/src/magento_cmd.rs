@@ -1,0 +1,685 @@
+//! `roster magento ...`, `roster audit magento`, and Magento's provision and offboard.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use roster_domain::Secret;
+use roster_domain::access::RoleAssignment;
+use roster_magento::{AdminUsers, Client, ClientConfig, Condition, Criteria};
+use roster_store::{NewTombstone, StateStore, TombstoneStatus};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::args::{Confirm, MagentoCommand, MagentoConn, Output};
+use crate::connect::{actor, load_config, open_state};
+use crate::marketo_cmd::Globals;
+use crate::output::Table;
+
+pub const MAGENTO: &str = "magento";
+
+pub struct MagentoSession {
+    pub client: Client,
+    pub state: StateStore,
+    pub instance: String,
+}
+
+impl MagentoSession {
+    pub async fn open(conn: &MagentoConn, g: &Globals<'_>) -> Result<Self> {
+        let file = load_config(g.config)?.magento;
+        let Some(url) = conn.url.clone().or(file.url) else {
+            bail!(
+                "no Magento store given: set ROSTER_MAGENTO_URL (or --url, or url in the [magento] section of the config file)"
+            );
+        };
+        let Some(username) = conn.username.clone().or(file.username) else {
+            bail!(
+                "no admin user name given: set ROSTER_MAGENTO_USERNAME (or --username, or username in the config file)"
+            );
+        };
+        let Some(password) = conn.password.clone().or(file.password) else {
+            bail!(
+                "no admin password given: set ROSTER_MAGENTO_PASSWORD (or password in the config file)"
+            );
+        };
+        let mut config = ClientConfig::new(url, username, Secret::new(password));
+        config.scope = if conn.scope == "all" {
+            file.scope.unwrap_or_else(|| "all".into())
+        } else {
+            conn.scope.clone()
+        };
+        let instance = config.base_url.clone();
+        Ok(Self {
+            client: Client::new(config)?,
+            state: open_state(g.state).await?,
+            instance,
+        })
+    }
+
+    pub fn cost_line(&self) -> String {
+        let s = self.client.stats();
+        format!(
+            "{} API call{} ({} retries, {} sign-in{})",
+            s.calls,
+            if s.calls == 1 { "" } else { "s" },
+            s.retries,
+            s.logins,
+            if s.logins == 1 { "" } else { "s" }
+        )
+    }
+}
+
+fn criteria(filters: &[String]) -> Result<Criteria> {
+    let mut c = Criteria::new();
+    for f in filters {
+        let (field, cond, value) = Criteria::parse_filter(f).map_err(anyhow::Error::msg)?;
+        c = c.and(&field, cond, value);
+    }
+    Ok(c)
+}
+
+/// Whether `text` is the number `id` holds.
+fn same_id(id: &Value, text: &str) -> bool {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .is_some_and(|n| id.as_i64() == Some(n))
+}
+
+/// A group by name (any case) or id.
+fn find_group<'a>(groups: &'a [Value], wanted: &str) -> Result<&'a Value> {
+    groups
+        .iter()
+        .find(|g| {
+            g["code"]
+                .as_str()
+                .is_some_and(|c| c.eq_ignore_ascii_case(wanted))
+                || same_id(&g["id"], wanted)
+        })
+        .ok_or_else(|| {
+            let names: Vec<&str> = groups.iter().filter_map(|g| g["code"].as_str()).collect();
+            anyhow::anyhow!("no customer group {wanted:?}; groups: {}", names.join(", "))
+        })
+}
+
+fn names<'a>(items: &'a [Value], key: &str) -> BTreeMap<i64, &'a str> {
+    items
+        .iter()
+        .filter_map(|x| Some((x["id"].as_i64()?, x[key].as_str()?)))
+        .collect()
+}
+
+fn customer_table(customers: &[Value], groups: &[Value], websites: &[Value]) -> Table {
+    let g = names(groups, "code");
+    let w = names(websites, "code");
+    let mut t = Table::new(&[
+        "id",
+        "email",
+        "first name",
+        "last name",
+        "website",
+        "group",
+        "created at",
+        "addresses",
+    ]);
+    for c in customers {
+        let lookup = |m: &BTreeMap<i64, &str>, k: &str| {
+            c[k].as_i64()
+                .and_then(|id| m.get(&id).copied())
+                .map_or(c[k].clone(), |n| json!(n))
+        };
+        t.push(vec![
+            c["id"].clone(),
+            c["email"].clone(),
+            c["firstname"].clone(),
+            c["lastname"].clone(),
+            lookup(&w, "website_id"),
+            lookup(&g, "group_id"),
+            c["created_at"].clone(),
+            json!(c["addresses"].as_array().map_or(0, Vec::len)),
+        ]);
+    }
+    t
+}
+
+pub async fn run(cmd: MagentoCommand, g: &Globals<'_>) -> Result<()> {
+    match cmd {
+        MagentoCommand::Customers {
+            conn,
+            filters,
+            output,
+        } => {
+            let s = MagentoSession::open(&conn, g).await?;
+            let found = s.client.customers(&criteria(&filters)?, |_, _| {}).await?;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+            } else {
+                let (groups, websites) = tokio::try_join!(s.client.groups(), s.client.websites())?;
+                customer_table(&found, &groups, &websites).print(output)?;
+            }
+            tracing::info!("{}", s.cost_line());
+            Ok(())
+        }
+        MagentoCommand::Customer {
+            conn,
+            customer,
+            output,
+        } => {
+            let s = MagentoSession::open(&conn, g).await?;
+            let found = match customer.parse::<i64>() {
+                Ok(id) => vec![s.client.customer(id).await?],
+                Err(_) => s.client.customers_by_email(&customer).await?,
+            };
+            if found.is_empty() {
+                bail!(
+                    "no customer {customer}; `roster magento customers --filter email:like:%{}` searches",
+                    customer.split('@').next().unwrap_or("")
+                );
+            }
+            if output == Output::Json {
+                // One customer as an object; an email used in several websites as an array.
+                let shown = if found.len() == 1 {
+                    found[0].clone()
+                } else {
+                    Value::Array(found)
+                };
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+                return Ok(());
+            }
+            let (groups, websites) = tokio::try_join!(s.client.groups(), s.client.websites())?;
+            customer_table(&found, &groups, &websites).print(output)
+        }
+        MagentoCommand::Groups { conn, output } => {
+            let s = MagentoSession::open(&conn, g).await?;
+            let mut t = Table::new(&["id", "code", "tax class"]);
+            for x in s.client.groups().await? {
+                t.push(vec![
+                    x["id"].clone(),
+                    x["code"].clone(),
+                    x["tax_class_name"].clone(),
+                ]);
+            }
+            t.print(output)
+        }
+        MagentoCommand::Admins { conn, output } => {
+            let s = MagentoSession::open(&conn, g).await?;
+            match s.client.admin_users().await? {
+                AdminUsers::Available(users) => admin_table(&users).print(output),
+                AdminUsers::Unavailable => bail!("{}", roster_magento::MagentoError::NoAdminApi),
+            }
+        }
+        MagentoCommand::Roles { conn, output } => {
+            let s = MagentoSession::open(&conn, g).await?;
+            let mut t = Table::new(&["id", "name"]);
+            for r in s.client.admin_roles().await? {
+                t.push(vec![r["id"].clone(), r["name"].clone()]);
+            }
+            t.print(output)
+        }
+        MagentoCommand::Regroup {
+            conn,
+            from,
+            to,
+            filters,
+            chunk,
+            yes,
+        } => regroup(&conn, &from, &to, &filters, chunk, yes, g).await,
+    }
+}
+
+fn admin_table(users: &[Value]) -> Table {
+    let mut t = Table::new(&[
+        "id",
+        "username",
+        "email",
+        "first name",
+        "last name",
+        "role id",
+        "active",
+    ]);
+    for u in users {
+        t.push(vec![
+            u["id"].clone(),
+            u["username"].clone(),
+            u["email"].clone(),
+            u["firstname"].clone(),
+            u["lastname"].clone(),
+            u["role_id"].clone(),
+            u["is_active"].clone(),
+        ]);
+    }
+    t
+}
+
+async fn regroup(
+    conn: &MagentoConn,
+    from: &str,
+    to: &str,
+    filters: &[String],
+    chunk: usize,
+    yes: bool,
+    g: &Globals<'_>,
+) -> Result<()> {
+    let mut s = MagentoSession::open(conn, g).await?;
+    let groups = s.client.groups().await?;
+    let (from_g, to_g) = (
+        find_group(&groups, from)?.clone(),
+        find_group(&groups, to)?.clone(),
+    );
+    if from_g["id"] == to_g["id"] {
+        bail!("--from and --to are the same group ({})", from_g["code"]);
+    }
+    let mut c = criteria(filters)?;
+    c = c.and("group_id", Condition::Eq, from_g["id"].clone());
+    let bar = crate::audit_cmd::progress_bar("reading customers");
+    let mut members = s
+        .client
+        .customers(&c, |got, total| {
+            bar.set_length(total as u64);
+            bar.set_position(got as u64);
+        })
+        .await?;
+    bar.finish_and_clear();
+    println!(
+        "{} customer(s) in {} match; they would move to {}",
+        members.len(),
+        from_g["code"].as_str().unwrap_or("?"),
+        to_g["code"].as_str().unwrap_or("?")
+    );
+    if !yes {
+        for m in members.iter().take(10) {
+            println!("  {} {}", m["id"], m["email"].as_str().unwrap_or(""));
+        }
+        if members.len() > 10 {
+            println!("  ... and {} more", members.len() - 10);
+        }
+        println!(
+            "dry run: nothing was changed; run again with --yes to submit them through the async bulk API"
+        );
+        return Ok(());
+    }
+    for m in &mut members {
+        m["group_id"] = to_g["id"].clone();
+    }
+    {
+        let config = s.client.config().clone();
+        let mut config = config;
+        config.bulk_chunk = chunk.max(1);
+        s.client = Client::new(config)?;
+    }
+    let bar = crate::audit_cmd::progress_bar("bulk operations final");
+    let outcome = s
+        .client
+        .bulk_update(&members, |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .await?;
+    bar.finish_and_clear();
+    println!(
+        "{} of {} operations complete in {} bulk(s)",
+        outcome.complete,
+        outcome.operations,
+        outcome.bulk_uuids.len()
+    );
+    for (id, why) in &outcome.failed {
+        println!("  customer {id}: {why}");
+    }
+    eprintln!("{}", s.cost_line());
+    if !outcome.failed.is_empty() {
+        bail!(
+            "{} operation(s) failed; see the list above (bulk uuids: {})",
+            outcome.failed.len(),
+            outcome.bulk_uuids.join(", ")
+        );
+    }
+    Ok(())
+}
+
+pub async fn audit(conn: &MagentoConn, output: Output, g: &Globals<'_>) -> Result<()> {
+    let s = MagentoSession::open(conn, g).await?;
+    let (groups, websites) = tokio::try_join!(s.client.groups(), s.client.websites())?;
+    let customers = s.client.customers(&Criteria::new(), |_, _| {}).await?;
+    let admins = s.client.admin_users().await?;
+    let roles = match &admins {
+        AdminUsers::Available(_) => s.client.admin_roles().await?,
+        AdminUsers::Unavailable => Vec::new(),
+    };
+    let gname = names(&groups, "code");
+    let wname = names(&websites, "name");
+    let mut counts: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+    for c in &customers {
+        *counts
+            .entry((
+                c["website_id"].as_i64().unwrap_or(0),
+                c["group_id"].as_i64().unwrap_or(0),
+            ))
+            .or_default() += 1;
+    }
+    let rname = names(&roles, "name");
+    if output == Output::Json {
+        let admins_json = match &admins {
+            AdminUsers::Available(users) => json!(
+                users
+                    .iter()
+                    .map(|u| {
+                        let mut u = u.clone();
+                        u["role_name"] =
+                            json!(u["role_id"].as_i64().and_then(|r| rname.get(&r).copied()));
+                        u
+                    })
+                    .collect::<Vec<_>>()
+            ),
+            AdminUsers::Unavailable => Value::Null,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "app": MAGENTO,
+                "instance": s.instance,
+                "customers": customers.len(),
+                "byWebsiteAndGroup": counts.iter().map(|((w, gid), n)| json!({"websiteId": w, "website": wname.get(w), "groupId": gid, "group": gname.get(gid), "customers": n})).collect::<Vec<_>>(),
+                "adminUsers": admins_json,
+                "adminUsersNote": matches!(admins, AdminUsers::Unavailable).then(|| roster_magento::MagentoError::NoAdminApi.to_string()),
+                "calls": s.client.stats().calls,
+            }))?
+        );
+        return Ok(());
+    }
+    let mut t = Table::new(&["website", "group", "customers"]);
+    for ((w, gid), n) in &counts {
+        t.push(vec![
+            json!(wname.get(w).copied().unwrap_or("?")),
+            json!(gname.get(gid).copied().unwrap_or("?")),
+            json!(n),
+        ]);
+    }
+    t.print(output)?;
+    match admins {
+        AdminUsers::Available(users) => {
+            if output == Output::Table {
+                println!();
+            }
+            let mut t = Table::new(&["admin user", "email", "role", "active"]);
+            for u in &users {
+                t.push(vec![
+                    u["username"].clone(),
+                    u["email"].clone(),
+                    json!(u["role_id"].as_i64().and_then(|r| rname.get(&r).copied())),
+                    u["is_active"].clone(),
+                ]);
+            }
+            t.print(output)?;
+        }
+        AdminUsers::Unavailable => {
+            eprintln!("admin users: {}", roster_magento::MagentoError::NoAdminApi)
+        }
+    }
+    eprintln!(
+        "audited {} customers in {} websites; {}",
+        customers.len(),
+        websites.len().saturating_sub(1),
+        s.cost_line()
+    );
+    Ok(())
+}
+
+fn assignment(c: &Value, groups: &[Value], websites: &[Value]) -> RoleAssignment {
+    let g = names(groups, "code");
+    let w = names(websites, "code");
+    let (wid, gid) = (
+        c["website_id"].as_i64().unwrap_or(0),
+        c["group_id"].as_i64().unwrap_or(0),
+    );
+    RoleAssignment {
+        workspace_id: wid,
+        workspace_name: w.get(&wid).copied().unwrap_or("?").into(),
+        role_id: gid,
+        role_name: g.get(&gid).copied().unwrap_or("?").into(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn provision(
+    conn: &MagentoConn,
+    email: &str,
+    first: &str,
+    last: &str,
+    website: Option<&str>,
+    group: Option<&str>,
+    admin: Option<&str>,
+    role: Option<&str>,
+    g: &Globals<'_>,
+) -> Result<()> {
+    let s = MagentoSession::open(conn, g).await?;
+    if let Some(username) = admin {
+        let roles = s.client.admin_roles().await?;
+        let role = role.unwrap_or_default();
+        let r = roles
+            .iter()
+            .find(|r| {
+                r["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(role))
+                    || same_id(&r["id"], role)
+            })
+            .with_context(|| {
+                format!("no admin role {role:?}; `roster magento roles` lists them")
+            })?;
+        let password = std::env::var("ROSTER_MAGENTO_NEW_ADMIN_PASSWORD").context("set ROSTER_MAGENTO_NEW_ADMIN_PASSWORD to the new admin's first password (7+ characters, letters and digits); Roster never prints passwords")?;
+        if let AdminUsers::Available(users) = s.client.admin_users().await?
+            && users.iter().any(|u| {
+                u["username"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(username))
+            })
+        {
+            println!("admin user {username} already exists; nothing to do");
+            return Ok(());
+        }
+        let made = s.client.create_admin_user(json!({"username": username, "firstname": first, "lastname": last, "email": email, "password": password, "role_id": r["id"], "is_active": true})).await?;
+        println!(
+            "created admin user {username} (id {}) with role {}",
+            made["id"], r["name"]
+        );
+        return Ok(());
+    }
+    let (groups, websites) = tokio::try_join!(s.client.groups(), s.client.websites())?;
+    let website_id = match website {
+        Some(code) => websites
+            .iter()
+            .find(|w| w["code"] == code || same_id(&w["id"], code))
+            .and_then(|w| w["id"].as_i64())
+            .with_context(|| {
+                format!(
+                    "no website {code:?}; websites: {}",
+                    websites
+                        .iter()
+                        .filter_map(|w| w["code"].as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?,
+        None => websites
+            .iter()
+            .filter_map(|w| w["id"].as_i64())
+            .find(|id| *id != 0)
+            .unwrap_or(1),
+    };
+    let group_id = find_group(&groups, group.unwrap_or("General"))?["id"].clone();
+    let existing = s.client.customers_by_email(email).await?;
+    if let Some(c) = existing.iter().find(|c| c["website_id"] == website_id) {
+        if c["group_id"] == group_id {
+            println!(
+                "{email} is already a customer (id {}) in that website and group; nothing to do",
+                c["id"]
+            );
+        } else {
+            let mut changes = serde_json::Map::new();
+            changes.insert("group_id".into(), group_id.clone());
+            s.client
+                .update_customer(c["id"].as_i64().unwrap_or(0), &changes)
+                .await?;
+            println!(
+                "{email} is already a customer (id {}); moved to group {}",
+                c["id"],
+                group.unwrap_or("General")
+            );
+        }
+        return Ok(());
+    }
+    let made = s.client.create_customer(json!({"email": email, "firstname": first, "lastname": last, "website_id": website_id, "group_id": group_id}), None).await?;
+    println!(
+        "created customer {email} (id {}); Magento emailed them a link to set a password",
+        made["id"]
+    );
+    eprintln!("{}", s.cost_line());
+    Ok(())
+}
+
+pub async fn offboard(
+    conn: &MagentoConn,
+    email: Option<&str>,
+    website: Option<&str>,
+    admin: Option<&str>,
+    confirm: &Confirm,
+    g: &Globals<'_>,
+) -> Result<()> {
+    let s = MagentoSession::open(conn, g).await?;
+    let by = actor(confirm.by.as_deref());
+    if let Some(username) = admin {
+        let AdminUsers::Available(users) = s.client.admin_users().await? else {
+            bail!("{}", roster_magento::MagentoError::NoAdminApi);
+        };
+        let Some(u) = users.iter().find(|u| {
+            u["username"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(username))
+        }) else {
+            println!("nothing to do: no admin user {username}");
+            return Ok(());
+        };
+        if !confirm.yes {
+            println!(
+                "dry run: nothing was changed. With --yes, Roster would:\n  1. save a tombstone of admin user {username} (id {})\n  2. delete admin user {username}",
+                u["id"]
+            );
+            return Ok(());
+        }
+        let id = tombstone(
+            &s,
+            u["id"].to_string(),
+            u["email"].as_str().unwrap_or(""),
+            u,
+            Vec::new(),
+            &by,
+            confirm,
+        )
+        .await?;
+        let result = s
+            .client
+            .delete_admin_user(u["id"].as_i64().unwrap_or(0))
+            .await;
+        return finish(
+            &s,
+            id,
+            result.map_err(Into::into),
+            &format!("admin user {username}"),
+        )
+        .await;
+    }
+    let email = email.expect("clap requires --email or --admin");
+    let (groups, websites) = tokio::try_join!(s.client.groups(), s.client.websites())?;
+    let mut found = s.client.customers_by_email(email).await?;
+    if let Some(code) = website {
+        let wid = websites
+            .iter()
+            .find(|w| w["code"] == code)
+            .and_then(|w| w["id"].as_i64())
+            .with_context(|| format!("no website {code:?}"))?;
+        found.retain(|c| c["website_id"] == wid);
+    }
+    match found.len() {
+        0 => {
+            println!(
+                "nothing to do: no customer {email}{}",
+                website
+                    .map(|w| format!(" in website {w}"))
+                    .unwrap_or_default()
+            );
+            return Ok(());
+        }
+        1 => {}
+        n => bail!("{email} is a customer in {n} websites; say which with --website CODE"),
+    }
+    let c = &found[0];
+    let a = assignment(c, &groups, &websites);
+    if !confirm.yes {
+        println!(
+            "dry run: nothing was changed. With --yes, Roster would:\n  1. save a tombstone of customer {email} (id {}, {} in {}, {} address(es))\n  2. delete customer {} (permanent)",
+            c["id"],
+            a.role_name,
+            a.workspace_name,
+            c["addresses"].as_array().map_or(0, Vec::len),
+            c["id"]
+        );
+        return Ok(());
+    }
+    let id = tombstone(&s, c["id"].to_string(), email, c, vec![a], &by, confirm).await?;
+    let result = s
+        .client
+        .delete_customer(c["id"].as_i64().unwrap_or(0))
+        .await;
+    finish(
+        &s,
+        id,
+        result.map_err(Into::into),
+        &format!("customer {email}"),
+    )
+    .await
+}
+
+async fn tombstone(
+    s: &MagentoSession,
+    userid: String,
+    email: &str,
+    account: &Value,
+    roles: Vec<RoleAssignment>,
+    by: &str,
+    confirm: &Confirm,
+) -> Result<i64> {
+    Ok(s.state
+        .add_tombstone(&NewTombstone {
+            app: MAGENTO.into(),
+            instance: s.instance.clone(),
+            userid,
+            email: email.into(),
+            first_name: account["firstname"].as_str().unwrap_or("").into(),
+            last_name: account["lastname"].as_str().unwrap_or("").into(),
+            api_only: false,
+            roles,
+            account: account.clone(),
+            deleted_at: OffsetDateTime::now_utc(),
+            deleted_by: by.into(),
+            reason: confirm.reason.clone(),
+            status: TombstoneStatus::Deleting,
+        })
+        .await?)
+}
+
+async fn finish(s: &MagentoSession, id: i64, result: Result<()>, what: &str) -> Result<()> {
+    match result {
+        Ok(()) => {
+            s.state
+                .set_tombstone_status(id, TombstoneStatus::Deleted)
+                .await?;
+            println!("deleted {what} (tombstone #{id} keeps the record, addresses included)");
+            Ok(())
+        }
+        Err(e) => {
+            s.state
+                .set_tombstone_status(id, TombstoneStatus::Failed)
+                .await?;
+            Err(e.context(format!("deleting {what} failed; tombstone #{id} is kept")))
+        }
+    }
+}

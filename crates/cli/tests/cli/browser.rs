@@ -1,0 +1,271 @@
+//! Real-browser tests of Roster's web pages: the sandbox's invitation page (what an invitee
+//! sees) and the audit's HTML report, driven through ChromeDriver's W3C WebDriver protocol
+//! with plain HTTP, in headless Chromium.
+//!
+//! `.ci/run` installs Debian's chromium and chromium-driver and sets ROSTER_REQUIRE_BROWSER=1,
+//! so CI fails if they are missing. Elsewhere, without a chromedriver on the machine, these
+//! tests say so on stderr and pass without checking anything.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::marketo::Env;
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn find_chromedriver() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CHROMEDRIVER") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("chromedriver"))
+        .find(|p| p.is_file())
+}
+
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+struct Browser {
+    driver: Child,
+    http: reqwest::Client,
+    base: String,
+    session: String,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless session, or `None` when this machine has none.
+    async fn start() -> Option<Self> {
+        let Some(chromedriver) = find_chromedriver() else {
+            assert!(
+                std::env::var_os("ROSTER_REQUIRE_BROWSER").is_none(),
+                "ROSTER_REQUIRE_BROWSER is set but no chromedriver was found; install chromium and chromium-driver"
+            );
+            eprintln!(
+                "browser tests not run: no chromedriver on this machine (apt-get install chromium chromium-driver)"
+            );
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        // Wait for the driver to report itself ready.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(resp) = http.get(format!("{base}/status")).send().await
+                && let Ok(v) = resp.json::<Value>().await
+                && v["value"]["ready"] == true
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let created: Value = http
+            .post(format!("{base}/session"))
+            .json(&json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": chromium(),
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+                }
+            }}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
+            .to_string();
+        Some(Self {
+            driver,
+            http,
+            base,
+            session,
+        })
+    }
+
+    async fn command(&self, path: &str, body: Value) -> Value {
+        let v: Value = self
+            .http
+            .post(format!("{}/session/{}/{path}", self.base, self.session))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(v["value"].get("error").is_none(), "{path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn open(&self, url: &str) {
+        self.command("url", json!({ "url": url })).await;
+    }
+
+    async fn element(&self, css: &str) -> String {
+        let v = self
+            .command("element", json!({"using": "css selector", "value": css}))
+            .await;
+        v[ELEMENT].as_str().unwrap().to_string()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.command(&format!("element/{id}/value"), json!({ "text": text }))
+            .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        self.command(&format!("element/{id}/click"), json!({}))
+            .await;
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.command("execute/sync", json!({"script": script, "args": []}))
+            .await
+    }
+
+    /// Waits until `script` returns true (a page load after a form submission, say).
+    async fn wait_for(&self, script: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.script(script).await != true {
+            assert!(Instant::now() < deadline, "timed out waiting for: {script}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn text(&self) -> String {
+        self.script("return document.body.innerText")
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn close(mut self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitee_sets_a_password_in_a_real_browser() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let env = Env::start(|_| {}).await;
+    let email = "browser.user@acme.example";
+    env.ok(&[
+        "marketo",
+        "invite",
+        "--email",
+        email,
+        "--first",
+        "Bea",
+        "--last",
+        "Rowser",
+        "--role",
+        "Standard User@Default",
+    ])
+    .await;
+    let mail = env.mail_to(email).await;
+    let url = mail[0]["acceptUrl"].as_str().unwrap().to_string();
+
+    browser.open(&url).await;
+    assert!(
+        browser.text().await.contains(email),
+        "the page names the login id"
+    );
+    browser.type_into("#password", "Sunshine42").await;
+    browser.type_into("#confirmPassword", "Moonshine42").await;
+    browser.click("#create-password").await;
+    browser
+        .wait_for("return document.querySelector('#error') !== null")
+        .await;
+    let error = browser.text().await;
+    assert!(error.to_lowercase().contains("match"), "{error}");
+    assert_eq!(
+        env.user_json(email).await["status"],
+        "pending",
+        "a failed attempt leaves the invitation pending"
+    );
+
+    browser.type_into("#password", "Sunshine42").await;
+    browser.type_into("#confirmPassword", "Sunshine42").await;
+    browser.click("#create-password").await;
+    browser
+        .wait_for("return document.querySelector('#create-password') === null")
+        .await;
+    let done = browser.text().await;
+    assert!(
+        browser
+            .script("return document.querySelector('#error') === null")
+            .await
+            == true,
+        "{done}"
+    );
+    let user = env.user_json(email).await;
+    assert_eq!(user["status"], "active");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_report_renders_and_filters_in_a_real_browser() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let env = Env::start(|_| {}).await;
+    let html = env.home.path().join("report.html");
+    env.ok(&["audit", "marketo", "--html", html.to_str().unwrap()])
+        .await;
+    browser.open(&format!("file://{}", html.display())).await;
+    let visible = "return Array.from(document.querySelectorAll('#users tbody tr')).filter(r => r.offsetParent !== null).length";
+    assert_eq!(browser.script(visible).await, 9);
+    assert_eq!(
+        browser
+            .script("return document.getElementById('count-users').textContent")
+            .await,
+        "9"
+    );
+    browser.type_into("#filter", "marketing user").await;
+    assert_eq!(
+        browser.script(visible).await,
+        3,
+        "grace, linus and o'brien hold Marketing User"
+    );
+    let text = browser.text().await;
+    assert!(
+        text.contains("Access by workspace") && text.contains("O'Brien"),
+        "{text}"
+    );
+    browser.close().await;
+}

@@ -1,0 +1,403 @@
+//! `roster magento|audit magento|provision magento|offboard magento` against an in-process
+//! Magento sandbox, run as a user would run them.
+
+use std::process::Command;
+
+use roster_domain::Secret;
+use roster_sandbox::magento::{self, MagentoConfig, RunningMagento};
+use serde_json::Value;
+use tempfile::TempDir;
+
+const USER: &str = "cli-admin";
+const PASSWORD: &str = "Cli-Admin-Pass-1";
+
+struct Env {
+    sandbox: RunningMagento,
+    _data: TempDir,
+    home: TempDir,
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Env {
+    async fn start(admin_api: bool) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut c = MagentoConfig::new(data.path());
+        c.listen = "127.0.0.1:0".parse().unwrap();
+        c.admin_user = Some(USER.into());
+        c.admin_password = Some(Secret::new(PASSWORD));
+        c.customers = 30;
+        c.admin_users_api = admin_api;
+        Self {
+            sandbox: magento::start(c).await.unwrap(),
+            _data: data,
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
+        cmd.env_clear()
+            .env("HOME", self.home.path())
+            .env("USER", "cli-tester")
+            .env("ROSTER_STATE", self.home.path().join("state"))
+            .env("ROSTER_MAGENTO_URL", self.sandbox.base_url())
+            .env("ROSTER_MAGENTO_USERNAME", USER)
+            .env("ROSTER_MAGENTO_PASSWORD", PASSWORD)
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let run = Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        };
+        assert!(
+            !run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD),
+            "the password leaked"
+        );
+        run
+    }
+
+    async fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run_with(args, &[]).await;
+        assert!(
+            run.ok,
+            "roster {args:?} failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let run = self.ok(args).await;
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_commands_and_the_audit() {
+    let env = Env::start(true).await;
+    let all = env.json(&["magento", "customers", "-o", "json"]).await;
+    assert_eq!(all.as_array().unwrap().len(), 30);
+    let wholesale = env
+        .json(&[
+            "magento",
+            "customers",
+            "--filter",
+            "group_id=2",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert!(
+        wholesale
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["group_id"] == 2)
+    );
+    let liked = env
+        .json(&[
+            "magento",
+            "customers",
+            "--filter",
+            "email:like:roni%",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(liked.as_array().unwrap().len(), 1);
+    let csv = env.ok(&["magento", "groups", "-o", "csv"]).await.stdout;
+    assert!(
+        csv.starts_with("id,code,tax class\n") && csv.contains("Wholesale"),
+        "{csv}"
+    );
+    let one = env
+        .json(&["magento", "customer", "roni_cost@example.com", "-o", "json"])
+        .await;
+    assert!(!one["addresses"].as_array().unwrap().is_empty());
+    assert!(env.ok(&["magento", "admins"]).await.stdout.contains(USER));
+
+    let audit = env.json(&["audit", "magento", "-o", "json"]).await;
+    let total: u64 = audit["byWebsiteAndGroup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["customers"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 30);
+    assert_eq!(audit["adminUsers"][0]["role_name"], "Administrators");
+
+    let bad = env
+        .run_with(
+            &["magento", "groups"],
+            &[("ROSTER_MAGENTO_PASSWORD", "Wrong-Pass-77")],
+        )
+        .await;
+    assert!(
+        !bad.ok
+            && bad.stderr.contains("refused the admin sign-in")
+            && !bad.stderr.contains("Wrong-Pass-77"),
+        "{}",
+        bad.stderr
+    );
+
+    let core = Env::start(false).await;
+    let run = core.ok(&["audit", "magento"]).await;
+    assert!(
+        run.stderr.contains("no REST endpoints for admin users")
+            && run.stderr.contains("admin:user:create"),
+        "{}",
+        run.stderr
+    );
+    let admins = core.run_with(&["magento", "admins"], &[]).await;
+    assert!(
+        !admins.ok && admins.stderr.contains("System > Permissions"),
+        "{}",
+        admins.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regroup_is_a_dry_run_until_yes_and_keeps_addresses() {
+    let env = Env::start(false).await;
+    let before = env
+        .json(&[
+            "magento",
+            "customers",
+            "--filter",
+            "group_id=1",
+            "-o",
+            "json",
+        ])
+        .await;
+    let n = before.as_array().unwrap().len();
+    let dry = env
+        .ok(&[
+            "magento", "regroup", "--from", "General", "--to", "retailer",
+        ])
+        .await;
+    assert!(
+        dry.stdout
+            .contains(&format!("{n} customer(s) in General match"))
+            && dry.stdout.contains("dry run"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(
+        env.json(&[
+            "magento",
+            "customers",
+            "--filter",
+            "group_id=1",
+            "-o",
+            "json"
+        ])
+        .await
+        .as_array()
+        .unwrap()
+        .len(),
+        n
+    );
+
+    let done = env
+        .ok(&[
+            "magento", "regroup", "--from", "General", "--to", "Retailer", "--chunk", "4", "--yes",
+        ])
+        .await;
+    assert!(
+        done.stdout.contains(&format!(
+            "{n} of {n} operations complete in {} bulk(s)",
+            n.div_ceil(4)
+        )),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        env.json(&[
+            "magento",
+            "customers",
+            "--filter",
+            "group_id=1",
+            "-o",
+            "json"
+        ])
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty()
+    );
+    for c in before.as_array().unwrap() {
+        let now = env
+            .json(&["magento", "customer", &c["id"].to_string(), "-o", "json"])
+            .await;
+        assert_eq!(now["group_id"], 3);
+        assert_eq!(now["addresses"], c["addresses"]);
+    }
+    let same = env
+        .run_with(
+            &["magento", "regroup", "--from", "1", "--to", "General"],
+            &[],
+        )
+        .await;
+    assert!(!same.ok && same.stderr.contains("same group"));
+    let unknown = env
+        .run_with(
+            &["magento", "regroup", "--from", "Gold", "--to", "General"],
+            &[],
+        )
+        .await;
+    assert!(
+        !unknown.ok && unknown.stderr.contains("no customer group \"Gold\""),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_and_offboard_customers_and_admins() {
+    let env = Env::start(true).await;
+    let made = env
+        .ok(&[
+            "provision",
+            "magento",
+            "--email",
+            "new@shop.example",
+            "--first",
+            "New",
+            "--last",
+            "Buyer",
+            "--group",
+            "Wholesale",
+        ])
+        .await;
+    assert!(
+        made.stdout.contains("created customer new@shop.example"),
+        "{}",
+        made.stdout
+    );
+    let again = env
+        .ok(&[
+            "provision",
+            "magento",
+            "--email",
+            "new@shop.example",
+            "--first",
+            "New",
+            "--last",
+            "Buyer",
+            "--group",
+            "Wholesale",
+        ])
+        .await;
+    assert!(again.stdout.contains("nothing to do"), "{}", again.stdout);
+    let c = env
+        .json(&["magento", "customer", "new@shop.example", "-o", "json"])
+        .await;
+    assert_eq!(c["group_id"], 2);
+
+    let dry = env
+        .ok(&["offboard", "magento", "--email", "new@shop.example"])
+        .await;
+    assert!(dry.stdout.contains("dry run"), "{}", dry.stdout);
+    env.ok(&["magento", "customer", "new@shop.example"]).await;
+    env.ok(&[
+        "offboard",
+        "magento",
+        "--email",
+        "new@shop.example",
+        "--yes",
+        "--reason",
+        "closed account",
+    ])
+    .await;
+    assert!(
+        !env.run_with(&["magento", "customer", "new@shop.example"], &[])
+            .await
+            .ok
+    );
+    let stones = env
+        .json(&["tombstones", "--app", "magento", "-o", "json"])
+        .await;
+    assert_eq!(stones[0]["email"], "new@shop.example");
+    assert_eq!(stones[0]["status"], "deleted");
+    assert_eq!(stones[0]["reason"], "closed account");
+    let gone = env
+        .ok(&[
+            "offboard",
+            "magento",
+            "--email",
+            "new@shop.example",
+            "--yes",
+        ])
+        .await;
+    assert!(gone.stdout.contains("nothing to do"));
+
+    let no_pw = env
+        .run_with(
+            &[
+                "provision",
+                "magento",
+                "--email",
+                "ops@shop.example",
+                "--first",
+                "O",
+                "--last",
+                "P",
+                "--admin",
+                "ops",
+                "--role",
+                "Customer Service",
+            ],
+            &[],
+        )
+        .await;
+    assert!(
+        !no_pw.ok && no_pw.stderr.contains("ROSTER_MAGENTO_NEW_ADMIN_PASSWORD"),
+        "{}",
+        no_pw.stderr
+    );
+    let admin = env
+        .run_with(
+            &[
+                "provision",
+                "magento",
+                "--email",
+                "ops@shop.example",
+                "--first",
+                "O",
+                "--last",
+                "P",
+                "--admin",
+                "ops",
+                "--role",
+                "Customer Service",
+            ],
+            &[("ROSTER_MAGENTO_NEW_ADMIN_PASSWORD", "Opsie12345")],
+        )
+        .await;
+    assert!(
+        admin.ok && admin.stdout.contains("created admin user ops"),
+        "{}{}",
+        admin.stdout,
+        admin.stderr
+    );
+    assert!(!admin.stdout.contains("Opsie12345"));
+    env.ok(&["offboard", "magento", "--admin", "ops", "--yes"])
+        .await;
+    assert!(
+        !env.ok(&["magento", "admins"])
+            .await
+            .stdout
+            .contains("ops@shop.example")
+    );
+}

@@ -1,0 +1,907 @@
+//! `roster marketo|audit|provision|offboard|tombstones|restore` against an in-process Marketo
+//! sandbox, run as a user would run them: the real binary, real HTTP, a real state file.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use roster_domain::Secret;
+use roster_sandbox::marketo::{self, Faults, Limits, MarketoConfig, RunningSandbox};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const ID: &str = "cli-test";
+const SECRET: &str = "cli-test-secret-0123456789";
+
+pub struct Env {
+    sandbox: RunningSandbox,
+    _data: TempDir,
+    pub home: TempDir,
+    http: reqwest::Client,
+}
+
+pub struct Run {
+    pub ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+impl Env {
+    pub async fn start(tune: impl FnOnce(&mut MarketoConfig)) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = MarketoConfig::new(data.path());
+        config.client_id = Some(ID.into());
+        config.client_secret = Some(Secret::new(SECRET));
+        config.limits = Limits::unlimited();
+        tune(&mut config);
+        Self {
+            sandbox: marketo::start(config).await.unwrap(),
+            _data: data,
+            home: tempfile::tempdir().unwrap(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("USER", "cli-tester")
+            .env("ROSTER_STATE", self.home.path().join("state"))
+            .env("ROSTER_MARKETO_URL", self.sandbox.base_url())
+            .env("ROSTER_MARKETO_CLIENT_ID", ID)
+            .env("ROSTER_MARKETO_CLIENT_SECRET", SECRET);
+        cmd
+    }
+
+    /// Runs `roster ARGS` off the async runtime, so the in-process sandbox keeps serving.
+    async fn run(&self, args: &[&str]) -> Run {
+        self.run_cmd(self.command(), args).await
+    }
+
+    async fn run_cmd(&self, mut cmd: Command, args: &[&str]) -> Run {
+        cmd.args(args);
+        let out: Output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let run = Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(
+            !run.stdout.contains(SECRET) && !run.stderr.contains(SECRET),
+            "the secret leaked: {} {}",
+            run.stdout,
+            run.stderr
+        );
+        run
+    }
+
+    pub async fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args).await;
+        assert!(
+            run.ok,
+            "roster {args:?} failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run
+    }
+
+    async fn fails(&self, args: &[&str]) -> Run {
+        let run = self.run(args).await;
+        assert!(
+            !run.ok,
+            "roster {args:?} should fail:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run
+    }
+
+    async fn sandbox_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}/sandbox/{path}", self.sandbox.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn mail_to(&self, to: &str) -> Vec<Value> {
+        let all = self.sandbox_json("mailbox").await;
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["to"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(to)))
+            .cloned()
+            .collect()
+    }
+
+    /// Accepts the newest invitation mailed to `to`, setting a password as the invitee would.
+    async fn accept(&self, to: &str) {
+        let mail = self.mail_to(to).await;
+        let url = mail.last().expect("an invitation email")["acceptUrl"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let resp = self
+            .http
+            .post(url)
+            .form(&[
+                ("password", "Sunshine42!"),
+                ("confirmPassword", "Sunshine42!"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+    }
+
+    /// A direct API call, for setting up situations the commands must cope with.
+    async fn api_post(&self, path: &str, body: Value) {
+        let token: Value = self
+            .http
+            .post(format!("{}/identity/oauth/token", self.sandbox.base_url()))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", ID),
+                ("client_secret", SECRET),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let resp = self
+            .http
+            .post(format!(
+                "{}/userservice/management/v1/users/{path}",
+                self.sandbox.base_url()
+            ))
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "{path}: {}",
+            resp.text().await.unwrap()
+        );
+    }
+
+    pub async fn user_json(&self, email: &str) -> Value {
+        self.ok(&["marketo", "user", email, "-o", "json"])
+            .await
+            .json()
+    }
+}
+
+fn role_specs(user: &Value) -> BTreeSet<String> {
+    user["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}@{}",
+                r["roleName"].as_str().unwrap(),
+                r["workspaceName"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thin_commands_read_and_write() {
+    let env = Env::start(|_| {}).await;
+    let users = env.ok(&["marketo", "users", "-o", "json"]).await.json();
+    assert_eq!(users.as_array().unwrap().len(), 9);
+    let csv = env.ok(&["marketo", "roles", "-o", "csv"]).await.stdout;
+    assert!(
+        csv.starts_with("id,name,type,only all zones,hidden,description\n"),
+        "{csv}"
+    );
+    assert!(
+        !csv.contains("Marketo Support"),
+        "hidden roles only with --all"
+    );
+    assert!(
+        env.ok(&["marketo", "roles", "--all"])
+            .await
+            .stdout
+            .contains("Marketo Support")
+    );
+    let ws = env.ok(&["marketo", "workspaces"]).await.stdout;
+    assert!(
+        ws.lines().next().unwrap().starts_with("ID") && ws.contains("World"),
+        "{ws}"
+    );
+
+    let obrien = env.user_json("o'brien+marketing@acme.example").await;
+    assert_eq!(obrien["firstName"], "Siobhán");
+
+    env.ok(&[
+        "marketo",
+        "invite",
+        "--email",
+        "bot@acme.example",
+        "--first",
+        "Build",
+        "--last",
+        "Bot",
+        "--role",
+        "API Role@Default",
+        "--api-only",
+    ])
+    .await;
+    let granted = env
+        .ok(&[
+            "marketo",
+            "grant",
+            "bot@acme.example",
+            "--role",
+            "Marketing User@World",
+            "--role",
+            "API Role@Default",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert!(
+        granted.stderr.contains("already has API Role@Default"),
+        "{}",
+        granted.stderr
+    );
+    assert_eq!(
+        role_specs(&granted.json()),
+        set(&["API Role@Default", "Marketing User@World"])
+    );
+    let revoked = env
+        .ok(&[
+            "marketo",
+            "revoke",
+            "bot@acme.example",
+            "--role",
+            "API Role@Default",
+            "--role",
+            "Web Designer@Default",
+        ])
+        .await;
+    assert!(
+        revoked.stderr.contains("already revoked"),
+        "{}",
+        revoked.stderr
+    );
+    assert_eq!(
+        role_specs(&env.user_json("bot@acme.example").await),
+        set(&["Marketing User@World"])
+    );
+    let updated = env
+        .ok(&[
+            "marketo",
+            "update",
+            "bot@acme.example",
+            "--last",
+            "Robot",
+            "--expires-at",
+            "2031-01-01",
+            "-o",
+            "json",
+        ])
+        .await
+        .json();
+    assert_eq!(updated["lastName"], "Robot");
+    assert!(
+        updated["expiresAt"]
+            .as_str()
+            .unwrap()
+            .starts_with("2031-01-01"),
+        "{updated}"
+    );
+
+    // Deleting is a dry run unless --yes.
+    let dry = env.ok(&["marketo", "delete", "bot@acme.example"]).await;
+    assert!(dry.stdout.contains("dry run"), "{}", dry.stdout);
+    env.user_json("bot@acme.example").await;
+    env.ok(&["marketo", "delete", "bot@acme.example", "--yes"])
+        .await;
+    let gone = env.fails(&["marketo", "user", "bot@acme.example"]).await;
+    assert!(
+        gone.stderr.contains("no user or pending invitation"),
+        "{}",
+        gone.stderr
+    );
+
+    let bad = env
+        .fails(&[
+            "marketo",
+            "grant",
+            "alan.turing@acme.example",
+            "--role",
+            "Boss@Default",
+            "--role",
+            "Admin@World",
+        ])
+        .await;
+    assert!(
+        bad.stderr.contains("no role \"Boss\"") && bad.stderr.contains("Admin@AllZones"),
+        "{}",
+        bad.stderr
+    );
+    let missing = env
+        .fails(&["marketo", "update", "nobody@acme.example", "--first", "X"])
+        .await;
+    assert!(
+        missing.stderr.contains("no user nobody@acme.example"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_prints_every_format_and_its_cost() {
+    let env = Env::start(|_| {}).await;
+    let html = env.home.path().join("report.html");
+    let run = env
+        .ok(&[
+            "audit",
+            "marketo",
+            "-o",
+            "json",
+            "--html",
+            html.to_str().unwrap(),
+        ])
+        .await;
+    let report = run.json();
+    let users = report["users"].as_array().unwrap();
+    assert_eq!(users.len(), 9);
+    assert_eq!(report["cost"]["calls"], report["cost"]["minimumCalls"]);
+    assert_eq!(report["cost"]["calls"], 2 + 1 + 9);
+    let grace = users
+        .iter()
+        .find(|u| u["emailAddress"] == "grace.hopper@acme.example")
+        .unwrap();
+    assert_eq!(
+        role_specs(grace),
+        set(&["Standard User@Default", "Marketing User@World"])
+    );
+    assert!(
+        run.stderr.contains("minimum possible: 12") && run.stderr.contains("daily quota left"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.sandbox_json("stats").await["calls"], 12);
+
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("grace.hopper@acme.example") && page.contains("Marketing User@World"));
+    assert!(
+        page.contains("O&#39;Brien") || page.contains("O&#x27;Brien"),
+        "names are escaped"
+    );
+    assert!(
+        !page.contains("src=\"http") && !page.contains("href=\"http"),
+        "self-contained"
+    );
+
+    let csv = env.ok(&["audit", "marketo", "-o", "csv"]).await.stdout;
+    assert!(
+        csv.starts_with("email,first name,last name,api only,workspace,role,"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("grace.hopper@acme.example,Grace,Hopper,false,World,Marketing User,"),
+        "{csv}"
+    );
+    let table = env.ok(&["audit", "marketo"]).await.stdout;
+    assert!(
+        table.lines().next().unwrap().starts_with("EMAIL"),
+        "{table}"
+    );
+
+    // The quota used so far is persisted; a budget too small for the next audit stops it first.
+    let before = env.sandbox_json("stats").await["calls"].clone();
+    let refused = env
+        .fails(&["audit", "marketo", "--daily-quota", "40"])
+        .await;
+    assert!(
+        refused.stderr.contains("needs 12 calls but only 4"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        env.sandbox_json("stats").await["calls"],
+        before,
+        "nothing was sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_waits_for_acceptance_and_converges_roles() {
+    let env = Env::start(|_| {}).await;
+    let email = "joiner@acme.example";
+    let mut cmd = env.command();
+    cmd.args([
+        "provision",
+        "marketo",
+        "--email",
+        email,
+        "--first",
+        "Jo",
+        "--last",
+        "Iner",
+        "--role",
+        "Standard User@Default",
+        "--role",
+        "Marketing User@World",
+        "--wait",
+        "--poll-interval",
+        "50ms",
+        "--wait-timeout",
+        "60s",
+    ]);
+    let waiting = tokio::task::spawn_blocking(move || cmd.output().unwrap());
+    // The invitee gets exactly one email and accepts it while provision waits.
+    let mail = loop {
+        let mail = env.mail_to(email).await;
+        if !mail.is_empty() {
+            break mail;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(mail.len(), 1);
+    env.accept(email).await;
+    let out = waiting.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("accepted the invitation"), "{stderr}");
+    let user = env.user_json(email).await;
+    assert_eq!(
+        role_specs(&user),
+        set(&["Standard User@Default", "Marketing User@World"])
+    );
+
+    // Provisioning again is convergent: no second invitation, nothing to do.
+    let again = env
+        .ok(&[
+            "provision",
+            "marketo",
+            "--email",
+            email,
+            "--first",
+            "Jo",
+            "--last",
+            "Iner",
+            "--role",
+            "Standard User@Default",
+        ])
+        .await;
+    assert!(
+        again.stderr.contains("already has an account"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(env.mail_to(email).await.len(), 1);
+
+    // A role that did not persist through acceptance is granted by --check-pending.
+    let late = "late.joiner@acme.example";
+    env.ok(&[
+        "provision",
+        "marketo",
+        "--email",
+        late,
+        "--first",
+        "La",
+        "--last",
+        "Te",
+        "--role",
+        "Standard User@Default",
+        "--role",
+        "Web Designer@Default",
+    ])
+    .await;
+    let pending = env.ok(&["provision", "marketo", "--check-pending"]).await;
+    assert!(pending.stdout.contains("pending"), "{}", pending.stdout);
+    env.accept(late).await;
+    env.api_post(
+        &format!("{}/roles/delete.json", "late.joiner%40acme.example"),
+        json!({"input": [{"accessRoleId": 103, "workspaceId": 1}]}),
+    )
+    .await;
+    let checked = env.ok(&["provision", "marketo", "--check-pending"]).await;
+    assert!(checked.stdout.contains("accepted"), "{}", checked.stdout);
+    assert!(
+        checked.stderr.contains("granted Web Designer@Default"),
+        "{}",
+        checked.stderr
+    );
+    assert_eq!(
+        role_specs(&env.user_json(late).await),
+        set(&["Standard User@Default", "Web Designer@Default"])
+    );
+    let none = env.ok(&["provision", "marketo", "--check-pending"]).await;
+    assert!(
+        none.stderr.contains("no pending invitation"),
+        "{}",
+        none.stderr
+    );
+
+    let existing = env
+        .fails(&[
+            "marketo",
+            "invite",
+            "--email",
+            "alan.turing@acme.example",
+            "--first",
+            "A",
+            "--last",
+            "T",
+            "--role",
+            "Standard User@Default",
+        ])
+        .await;
+    assert!(
+        existing.stderr.contains("already has a Marketo account"),
+        "{}",
+        existing.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ims_subscriptions_are_explained() {
+    let env = Env::start(|c| c.ims = true).await;
+    let run = env
+        .fails(&[
+            "provision",
+            "marketo",
+            "--email",
+            "n@acme.example",
+            "--first",
+            "N",
+            "--last",
+            "M",
+            "--role",
+            "Standard User@Default",
+        ])
+        .await;
+    assert!(
+        run.stderr.contains("Adobe Admin Console") && run.stderr.contains("--api-only"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offboard_keeps_a_tombstone_and_restore_reinvites() {
+    let env = Env::start(|_| {}).await;
+    let email = "grace.hopper@acme.example";
+    let dry = env.ok(&["offboard", "marketo", "--email", email]).await;
+    assert!(
+        dry.stdout.contains("dry run") && dry.stdout.contains("remove 2 role(s)"),
+        "{}",
+        dry.stdout
+    );
+    env.user_json(email).await;
+    let empty = env.ok(&["tombstones", "-o", "json"]).await.json();
+    assert_eq!(empty, json!([]));
+
+    env.ok(&[
+        "offboard",
+        "marketo",
+        "--email",
+        email,
+        "--yes",
+        "--reason",
+        "left the company",
+    ])
+    .await;
+    env.fails(&["marketo", "user", email]).await;
+    let stones = env.ok(&["tombstones", "-o", "json"]).await.json();
+    let stone = &stones[0];
+    assert_eq!(stone["email"], email);
+    assert_eq!(stone["status"], "deleted");
+    assert_eq!(stone["deleted_by"], "cli-tester");
+    assert_eq!(stone["reason"], "left the company");
+    assert_eq!(stone["roles"].as_array().unwrap().len(), 2);
+    let again = env
+        .ok(&["offboard", "marketo", "--email", email, "--yes"])
+        .await;
+    assert!(again.stdout.contains("nothing to do"), "{}", again.stdout);
+
+    env.ok(&["restore", "marketo", "--email", email]).await;
+    assert_eq!(env.mail_to(email).await.len(), 1);
+    env.accept(email).await;
+    let back = env.user_json(email).await;
+    assert_eq!(
+        role_specs(&back),
+        set(&["Standard User@Default", "Marketing User@World"])
+    );
+    let stones = env.ok(&["tombstones"]).await.stdout;
+    assert!(
+        stones.contains("deleted") && stones.lines().count() == 2,
+        "{stones}"
+    );
+
+    // A pending invitation is withdrawn through the invitation endpoint.
+    env.ok(&[
+        "offboard",
+        "marketo",
+        "--email",
+        "new.hire@acme.example",
+        "--yes",
+    ])
+    .await;
+    let gone = env
+        .fails(&["marketo", "user", "new.hire@acme.example"])
+        .await;
+    assert!(
+        gone.stderr.contains("no user or pending invitation"),
+        "{}",
+        gone.stderr
+    );
+
+    let refused = env
+        .fails(&[
+            "offboard",
+            "marketo",
+            "--email",
+            "lead-export@acme.example",
+            "--yes",
+        ])
+        .await;
+    assert!(
+        refused.stderr.contains("--include-api-only"),
+        "{}",
+        refused.stderr
+    );
+    env.ok(&[
+        "offboard",
+        "marketo",
+        "--email",
+        "lead-export@acme.example",
+        "--yes",
+        "--include-api-only",
+    ])
+    .await;
+    let none = env
+        .fails(&["restore", "marketo", "--email", "never@acme.example"])
+        .await;
+    assert!(none.stderr.contains("no tombstone"), "{}", none.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_reach_the_same_state_under_faults_and_limits() {
+    let env = Env::start(|c| {
+        c.limits = Limits {
+            rate_limit: 20,
+            rate_window: Duration::from_secs(1),
+            max_concurrent: 3,
+            daily_quota: 10_000,
+        };
+        c.faults = Faults {
+            latency: Duration::from_millis(5),
+            error_rate: 0.2,
+            token_expiry_rate: 0.1,
+        };
+    })
+    .await;
+    let paced = [
+        "--max-in-flight",
+        "3",
+        "--rate-limit",
+        "20",
+        "--rate-window",
+        "1s",
+    ];
+    let with = |args: &[&'static str]| -> Vec<&'static str> {
+        args.iter().chain(paced.iter()).copied().collect()
+    };
+    for n in 0..3 {
+        let email: &'static str = Box::leak(format!("faulty{n}@acme.example").into_boxed_str());
+        env.ok(&with(&[
+            "provision",
+            "marketo",
+            "--email",
+            email,
+            "--first",
+            "F",
+            "--last",
+            "T",
+            "--role",
+            "Standard User@Default",
+        ]))
+        .await;
+    }
+    env.ok(&with(&[
+        "offboard",
+        "marketo",
+        "--email",
+        "alan.turing@acme.example",
+        "--yes",
+    ]))
+    .await;
+    env.ok(&with(&[
+        "offboard",
+        "marketo",
+        "--email",
+        "faulty0@acme.example",
+        "--yes",
+    ]))
+    .await;
+    env.ok(&with(&[
+        "marketo",
+        "grant",
+        "linus.torvalds@acme.example",
+        "--role",
+        "Web Designer@Default",
+    ]))
+    .await;
+    let audit = env
+        .ok(&with(&["audit", "marketo", "-o", "json"]))
+        .await
+        .json();
+
+    let stats = env.sandbox_json("stats").await;
+    assert!(stats["faultsInjected"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(stats["rateLimited"], 0, "{stats}");
+    assert_eq!(stats["concurrencyLimited"], 0, "{stats}");
+    for n in 0..3 {
+        assert_eq!(
+            env.mail_to(&format!("faulty{n}@acme.example")).await.len(),
+            1,
+            "one invitation each"
+        );
+    }
+    let emails: BTreeSet<String> = audit["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["emailAddress"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!emails.contains("alan.turing@acme.example"));
+    assert_eq!(emails.len(), 8);
+    let linus = audit["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["emailAddress"] == "linus.torvalds@acme.example")
+        .unwrap();
+    assert!(role_specs(linus).contains("Web Designer@Default"));
+    let pending: BTreeSet<&str> = audit["pendingInvites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pending,
+        BTreeSet::from(["faulty1@acme.example", "faulty2@acme.example"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_comes_from_flags_env_or_file_and_errors_say_what_to_set() {
+    let env = Env::start(|_| {}).await;
+    let mut bare = env.command();
+    bare.env_remove("ROSTER_MARKETO_URL");
+    let run = env.run_cmd(bare, &["marketo", "users"]).await;
+    assert!(
+        !run.ok && run.stderr.contains("ROSTER_MARKETO_URL"),
+        "{}",
+        run.stderr
+    );
+
+    let config = env.home.path().join("roster.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[marketo]\nurl = \"{}\"\nclient_id = \"{ID}\"\nclient_secret = \"{SECRET}\"\n",
+            env.sandbox.base_url()
+        ),
+    )
+    .unwrap();
+    let mut from_file = Command::new(env!("CARGO_BIN_EXE_roster"));
+    from_file
+        .env_clear()
+        .env("HOME", env.home.path())
+        .env("ROSTER_STATE", env.home.path().join("s2"));
+    let run = env
+        .run_cmd(
+            from_file,
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "marketo",
+                "workspaces",
+                "-o",
+                "json",
+            ],
+        )
+        .await;
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.json().as_array().unwrap().len(), 6);
+
+    let mut wrong = env.command();
+    wrong.env("ROSTER_MARKETO_CLIENT_SECRET", "not-the-secret-at-all");
+    let run = env.run_cmd(wrong, &["marketo", "users"]).await;
+    assert!(
+        !run.ok && run.stderr.contains("refused the client id or secret"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("not-the-secret-at-all"));
+
+    std::fs::write(&config, "[marketo]\nurll = \"x\"\n").unwrap();
+    let run = env
+        .fails(&["--config", config.to_str().unwrap(), "marketo", "users"])
+        .await;
+    assert!(
+        run.stderr.contains("is not valid") && run.stderr.contains("unknown field"),
+        "{}",
+        run.stderr
+    );
+    let missing = Path::new("/nonexistent/roster.toml");
+    let run = env
+        .fails(&["--config", missing.to_str().unwrap(), "marketo", "users"])
+        .await;
+    assert!(
+        run.stderr.contains("cannot read the configuration file"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn demo_runs_offline_and_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .env_clear()
+        .env("HOME", dir.path())
+        .args(["demo", "--dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    // The narration is on stdout, each command's own messages on stderr.
+    let stdout = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("sam.lee@acme.example accepted the invitation"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("deleted alan.turing@acme.example"),
+        "{stdout}"
+    );
+    let report = std::fs::read_to_string(dir.path().join("audit.html")).unwrap();
+    assert!(
+        report.contains("sam.lee@acme.example") && !report.contains("alan.turing@acme.example")
+    );
+    assert!(stdout.contains(&format!(
+        "The HTML report is at {}",
+        dir.path().join("audit.html").display()
+    )));
+}

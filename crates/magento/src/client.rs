@@ -1,0 +1,687 @@
+//! The client: one path for every call (token, scope, retries, counting).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use reqwest::Method;
+use roster_domain::Secret;
+use serde_json::{Map, Value, json};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::error::{MagentoError, render};
+use crate::search::{Condition, Criteria};
+
+/// Admin tokens live 4 h; renew a little before.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(4 * 3600 - 600);
+const NO_ROUTE: &str = "Request does not match any route.";
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The store's base URL (the REST API is under `/rest`).
+    pub base_url: String,
+    pub username: String,
+    pub password: Secret,
+    /// Store code used in every path; `all` is the admin scope that sees every website.
+    pub scope: String,
+    /// Customers per search page (Magento allows up to 300).
+    pub page_size: usize,
+    /// Operations per async bulk request.
+    pub bulk_chunk: usize,
+    /// How often bulk status is polled.
+    pub poll_interval: Duration,
+    pub request_timeout: Duration,
+    pub max_retries: usize,
+}
+
+impl ClientConfig {
+    pub fn new(base_url: impl Into<String>, username: impl Into<String>, password: Secret) -> Self {
+        Self {
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            username: username.into(),
+            password,
+            scope: "all".into(),
+            page_size: 200,
+            bulk_chunk: 500,
+            poll_interval: Duration::from_millis(250),
+            request_timeout: Duration::from_secs(120),
+            max_retries: 5,
+        }
+    }
+}
+
+/// One page of a search.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<Value>,
+    pub total_count: usize,
+}
+
+/// Admin users, where the installation offers an API for them.
+#[derive(Debug, Clone)]
+pub enum AdminUsers {
+    Available(Vec<Value>),
+    /// Core Magento: no REST endpoint (404 "Request does not match any route.").
+    Unavailable,
+}
+
+/// What a bulk job did, once every operation is final.
+#[derive(Debug, Clone, Default)]
+pub struct BulkOutcome {
+    pub bulk_uuids: Vec<String>,
+    pub operations: usize,
+    pub complete: usize,
+    /// (customer id, why) for every operation that did not complete.
+    pub failed: Vec<(i64, String)>,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    http: reqwest::Client,
+    token: Mutex<Option<(Secret, Instant)>>,
+    calls: AtomicU64,
+    retries: AtomicU64,
+    logins: AtomicU64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.config.base_url)
+            .field("username", &self.inner.config.username)
+            .field("password", &self.inner.config.password)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Calls made, retries among them, and sign-ins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub calls: u64,
+    pub retries: u64,
+    pub logins: u64,
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        "exchange failed".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Self, MagentoError> {
+        if !(config.base_url.starts_with("http://") || config.base_url.starts_with("https://")) {
+            return Err(MagentoError::Invalid(format!(
+                "the URL {:?} must start with https:// (or http:// for a local sandbox)",
+                config.base_url
+            )));
+        }
+        if config.username.is_empty() || config.password.expose().is_empty() {
+            return Err(MagentoError::Invalid(
+                "an admin user name and password are both needed; set ROSTER_MAGENTO_USERNAME and ROSTER_MAGENTO_PASSWORD".into(),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| MagentoError::Invalid(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                token: Mutex::new(None),
+                calls: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+                logins: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            calls: self.inner.calls.load(Ordering::Relaxed),
+            retries: self.inner.retries.load(Ordering::Relaxed),
+            logins: self.inner.logins.load(Ordering::Relaxed),
+        }
+    }
+
+    fn transport(&self, operation: &str, e: &reqwest::Error) -> MagentoError {
+        MagentoError::Transport {
+            base_url: self.inner.config.base_url.clone(),
+            operation: operation.to_string(),
+            detail: describe(e),
+        }
+    }
+
+    /// The admin token: cached, shared, renewed before it lapses (one sign-in for all callers).
+    async fn token(&self, stale: Option<&Secret>) -> Result<Secret, MagentoError> {
+        let mut current = self.inner.token.lock().await;
+        if let Some((token, at)) = current.as_ref()
+            && at.elapsed() < TOKEN_LIFETIME
+            && stale.is_none_or(|s| s.expose() != token.expose())
+        {
+            return Ok(token.clone());
+        }
+        let c = &self.inner.config;
+        let url = format!("{}/rest/V1/integration/admin/token", c.base_url);
+        let op = "signing in";
+        self.inner.logins.fetch_add(1, Ordering::Relaxed);
+        let resp = self
+            .inner
+            .http
+            .post(&url)
+            .json(&json!({"username": c.username, "password": c.password.expose()}))
+            .send()
+            .await
+            .map_err(|e| self.transport(op, &e))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.map_err(|e| self.transport(op, &e))?;
+        if status.as_u16() == 401 {
+            return Err(MagentoError::SignIn {
+                message: message_of(&body),
+            });
+        }
+        let Some(token) = body.as_str().filter(|_| status.is_success()) else {
+            return Err(MagentoError::Api {
+                operation: op.into(),
+                status: status.as_u16(),
+                message: message_of(&body),
+            });
+        };
+        let token = Secret::new(token);
+        *current = Some((token.clone(), Instant::now()));
+        Ok(token)
+    }
+
+    /// Sends one call with retries; `path` is relative to `/rest/{scope}/`.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+        operation: &str,
+    ) -> Result<Value, MagentoError> {
+        let url = format!(
+            "{}/rest/{}/{path}",
+            self.inner.config.base_url, self.inner.config.scope
+        );
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(self.inner.config.max_retries)
+            .with_jitter()
+            .build();
+        let mut stale: Option<Secret> = None;
+        let mut signed_in_again = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let token = self.token(stale.as_ref()).await?;
+            self.inner.calls.fetch_add(1, Ordering::Relaxed);
+            if attempt > 1 {
+                self.inner.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut req = self
+                .inner
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(token.expose())
+                .query(query);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let failure = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let bytes = resp
+                        .bytes()
+                        .await
+                        .map_err(|e| self.transport(operation, &e))?;
+                    let value: Value = if bytes.is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_slice(&bytes).map_err(|e| MagentoError::Decode {
+                            operation: operation.into(),
+                            detail: format!("HTTP {}: {e}", status.as_u16()),
+                        })?
+                    };
+                    if status.is_success() {
+                        return Ok(value);
+                    }
+                    if status.as_u16() == 401 && !signed_in_again {
+                        // The token lapsed or was revoked: sign in again, once.
+                        signed_in_again = true;
+                        stale = Some(token);
+                        continue;
+                    }
+                    let error = MagentoError::Api {
+                        operation: operation.into(),
+                        status: status.as_u16(),
+                        message: message_of(&value),
+                    };
+                    if !status.is_server_error() {
+                        return Err(error);
+                    }
+                    error
+                }
+                Err(e) => self.transport(operation, &e),
+            };
+            match delays.next() {
+                Some(d) => {
+                    tracing::debug!(operation, attempt, error = %failure, "retrying");
+                    tokio::time::sleep(d).await;
+                }
+                None => return Err(failure),
+            }
+        }
+    }
+
+    pub async fn websites(&self) -> Result<Vec<Value>, MagentoError> {
+        list(
+            self.send(
+                Method::GET,
+                "V1/store/websites",
+                &[],
+                None,
+                "listing websites",
+            )
+            .await?,
+        )
+    }
+
+    pub async fn store_views(&self) -> Result<Vec<Value>, MagentoError> {
+        list(
+            self.send(
+                Method::GET,
+                "V1/store/storeViews",
+                &[],
+                None,
+                "listing store views",
+            )
+            .await?,
+        )
+    }
+
+    pub async fn groups(&self) -> Result<Vec<Value>, MagentoError> {
+        let q = vec![("searchCriteria[pageSize]".to_string(), "300".to_string())];
+        let page = self
+            .send(
+                Method::GET,
+                "V1/customerGroups/search",
+                &q,
+                None,
+                "listing customer groups",
+            )
+            .await?;
+        list(page.get("items").cloned().unwrap_or(Value::Null))
+    }
+
+    pub async fn customers_page(
+        &self,
+        criteria: &Criteria,
+        page: usize,
+    ) -> Result<Page, MagentoError> {
+        let q = criteria.query(self.inner.config.page_size, page);
+        let v = self
+            .send(
+                Method::GET,
+                "V1/customers/search",
+                &q,
+                None,
+                &format!("searching customers (page {page})"),
+            )
+            .await?;
+        Ok(Page {
+            items: list(v.get("items").cloned().unwrap_or(Value::Null))?,
+            total_count: v.get("total_count").and_then(Value::as_u64).unwrap_or(0) as usize,
+        })
+    }
+
+    /// Every customer matching `criteria`: pages until `total_count` is reached (or a page
+    /// comes back empty, when customers were deleted meanwhile).
+    pub async fn customers(
+        &self,
+        criteria: &Criteria,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<Value>, MagentoError> {
+        let mut all = Vec::new();
+        let mut page = 1;
+        loop {
+            let p = self.customers_page(criteria, page).await?;
+            let empty = p.items.is_empty();
+            all.extend(p.items);
+            progress(all.len(), p.total_count);
+            if empty || all.len() >= p.total_count {
+                return Ok(all);
+            }
+            page += 1;
+        }
+    }
+
+    pub async fn customer(&self, id: i64) -> Result<Value, MagentoError> {
+        self.send(
+            Method::GET,
+            &format!("V1/customers/{id}"),
+            &[],
+            None,
+            &format!("reading customer {id}"),
+        )
+        .await
+    }
+
+    /// Customers with this email (one per website at most).
+    pub async fn customers_by_email(&self, email: &str) -> Result<Vec<Value>, MagentoError> {
+        self.customers(
+            &Criteria::new().and("email", Condition::Eq, email),
+            |_, _| {},
+        )
+        .await
+    }
+
+    /// Creates a customer; without a password Magento emails a link to set one.
+    pub async fn create_customer(
+        &self,
+        customer: Value,
+        password: Option<&Secret>,
+    ) -> Result<Value, MagentoError> {
+        let mut body = json!({ "customer": customer });
+        if let Some(p) = password {
+            body["password"] = json!(p.expose());
+        }
+        let email = customer_email(&body["customer"]);
+        self.send(
+            Method::POST,
+            "V1/customers",
+            &[],
+            Some(&body),
+            &format!("creating customer {email}"),
+        )
+        .await
+    }
+
+    /// Fetches the customer, merges `changes` over it, and writes the whole object back, so
+    /// no field or address is lost whether the server merges (2.4) or replaces (older).
+    pub async fn update_customer(
+        &self,
+        id: i64,
+        changes: &Map<String, Value>,
+    ) -> Result<Value, MagentoError> {
+        let mut current = self.customer(id).await?;
+        for (k, v) in changes {
+            current[k.as_str()] = v.clone();
+        }
+        self.send(
+            Method::PUT,
+            &format!("V1/customers/{id}"),
+            &[],
+            Some(&json!({ "customer": current })),
+            &format!("updating customer {id}"),
+        )
+        .await
+    }
+
+    pub async fn delete_customer(&self, id: i64) -> Result<(), MagentoError> {
+        match self
+            .send(
+                Method::DELETE,
+                &format!("V1/customers/{id}"),
+                &[],
+                None,
+                &format!("deleting customer {id}"),
+            )
+            .await?
+        {
+            Value::Bool(true) => Ok(()),
+            other => Err(MagentoError::Decode {
+                operation: format!("deleting customer {id}"),
+                detail: format!("expected true, got {other}"),
+            }),
+        }
+    }
+
+    /// Writes whole customer objects through the async bulk API in chunks, then polls every
+    /// bulk until each operation is final. `progress(final, total)` is told as they finish.
+    pub async fn bulk_update(
+        &self,
+        customers: &[Value],
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<BulkOutcome, MagentoError> {
+        let url = format!(
+            "{}/rest/{}/async/bulk/V1/customers/by/customerId",
+            self.inner.config.base_url, self.inner.config.scope
+        );
+        let mut outcome = BulkOutcome {
+            operations: customers.len(),
+            ..BulkOutcome::default()
+        };
+        let mut pending: Vec<(String, Vec<i64>)> = Vec::new();
+        for chunk in customers.chunks(self.inner.config.bulk_chunk.max(1)) {
+            let ids: Vec<i64> = chunk
+                .iter()
+                .map(|c| c["id"].as_i64().unwrap_or(0))
+                .collect();
+            let items: Vec<Value> = chunk
+                .iter()
+                .map(|c| json!({"customerId": c["id"], "customer": c}))
+                .collect();
+            let answer = self
+                .send_url(
+                    Method::PUT,
+                    &url,
+                    &Value::Array(items),
+                    "submitting a bulk update",
+                )
+                .await?;
+            let uuid = answer["bulk_uuid"]
+                .as_str()
+                .ok_or_else(|| MagentoError::Decode {
+                    operation: "submitting a bulk update".into(),
+                    detail: "no bulk_uuid".into(),
+                })?
+                .to_string();
+            outcome.bulk_uuids.push(uuid.clone());
+            pending.push((uuid, ids));
+        }
+        let mut finished = 0;
+        for (uuid, ids) in pending {
+            loop {
+                let status = self
+                    .send(
+                        Method::GET,
+                        &format!("V1/bulk/{uuid}/status"),
+                        &[],
+                        None,
+                        &format!("reading bulk {uuid}"),
+                    )
+                    .await?;
+                let ops = list(
+                    status
+                        .get("operations_list")
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                )?;
+                if ops.iter().any(|o| o["status"] == 4) {
+                    tokio::time::sleep(self.inner.config.poll_interval).await;
+                    continue;
+                }
+                for op in &ops {
+                    let index = op["id"].as_u64().unwrap_or(0) as usize;
+                    let customer = ids.get(index).copied().unwrap_or(0);
+                    if op["status"] == 1 {
+                        outcome.complete += 1;
+                    } else {
+                        let why = op["result_message"]
+                            .as_str()
+                            .unwrap_or("no message")
+                            .to_string();
+                        let kind = match op["status"].as_i64() {
+                            Some(2) => "retriably failed",
+                            Some(5) => "rejected",
+                            _ => "failed",
+                        };
+                        outcome.failed.push((customer, format!("{kind}: {why}")));
+                    }
+                }
+                finished += ops.len();
+                progress(finished, outcome.operations);
+                break;
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn send_url(
+        &self,
+        method: Method,
+        url: &str,
+        body: &Value,
+        operation: &str,
+    ) -> Result<Value, MagentoError> {
+        // Bulk submissions are not retried: a lost answer could mean a bulk that is running.
+        let token = self.token(None).await?;
+        self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        let resp = self
+            .inner
+            .http
+            .request(method, url)
+            .bearer_auth(token.expose())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.transport(operation, &e))?;
+        let status = resp.status();
+        let value: Value = resp
+            .json()
+            .await
+            .map_err(|e| self.transport(operation, &e))?;
+        if status.is_success() {
+            Ok(value)
+        } else {
+            Err(MagentoError::Api {
+                operation: operation.into(),
+                status: status.as_u16(),
+                message: message_of(&value),
+            })
+        }
+    }
+
+    /// Admin users, or `Unavailable` when the installation has no API for them.
+    pub async fn admin_users(&self) -> Result<AdminUsers, MagentoError> {
+        let q = vec![("searchCriteria[pageSize]".to_string(), "300".to_string())];
+        match self
+            .send(Method::GET, "V1/users", &q, None, "listing admin users")
+            .await
+        {
+            Ok(v) => Ok(AdminUsers::Available(list(
+                v.get("items").cloned().unwrap_or(Value::Null),
+            )?)),
+            Err(MagentoError::Api {
+                status: 404,
+                message,
+                ..
+            }) if message == NO_ROUTE => Ok(AdminUsers::Unavailable),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn admin_roles(&self) -> Result<Vec<Value>, MagentoError> {
+        match self
+            .send(Method::GET, "V1/roles", &[], None, "listing admin roles")
+            .await
+        {
+            Ok(v) => list(v.get("items").cloned().unwrap_or(Value::Null)),
+            Err(MagentoError::Api {
+                status: 404,
+                message,
+                ..
+            }) if message == NO_ROUTE => Err(MagentoError::NoAdminApi),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn create_admin_user(&self, user: Value) -> Result<Value, MagentoError> {
+        self.send(
+            Method::POST,
+            "V1/users",
+            &[],
+            Some(&json!({ "user": user })),
+            "creating an admin user",
+        )
+        .await
+        .map_err(no_admin_api)
+    }
+
+    pub async fn delete_admin_user(&self, id: i64) -> Result<(), MagentoError> {
+        self.send(
+            Method::DELETE,
+            &format!("V1/users/{id}"),
+            &[],
+            None,
+            &format!("deleting admin user {id}"),
+        )
+        .await
+        .map(|_| ())
+        .map_err(no_admin_api)
+    }
+}
+
+fn no_admin_api(e: MagentoError) -> MagentoError {
+    match e {
+        MagentoError::Api {
+            status: 404,
+            ref message,
+            ..
+        } if message == NO_ROUTE => MagentoError::NoAdminApi,
+        e => e,
+    }
+}
+
+fn customer_email(c: &Value) -> String {
+    c.get("email")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_string()
+}
+
+fn message_of(body: &Value) -> String {
+    match body.get("message").and_then(Value::as_str) {
+        Some(m) => render(m, body.get("parameters")),
+        None => body.to_string(),
+    }
+}
+
+fn list(v: Value) -> Result<Vec<Value>, MagentoError> {
+    match v {
+        Value::Array(items) => Ok(items),
+        Value::Null => Ok(Vec::new()),
+        other => Err(MagentoError::Decode {
+            operation: "reading a list".into(),
+            detail: format!("expected an array, got {other}"),
+        }),
+    }
+}

@@ -1,0 +1,86 @@
+//! Typed failures that say what failed and what to do.
+
+#[derive(Debug, thiserror::Error)]
+pub enum MagentoError {
+    #[error("{operation} failed: HTTP {status}: {message}")]
+    Api {
+        operation: String,
+        status: u16,
+        /// Magento's message with its `%name` / `%1` parameters filled in.
+        message: String,
+    },
+    #[error(
+        "Magento refused the admin sign-in ({message}); check ROSTER_MAGENTO_USERNAME and ROSTER_MAGENTO_PASSWORD. After 6 failures Magento locks the account for 30 minutes"
+    )]
+    SignIn { message: String },
+    #[error(
+        "cannot reach Magento at {base_url} for {operation}: {detail}; check ROSTER_MAGENTO_URL (or --url) and the network"
+    )]
+    Transport {
+        base_url: String,
+        operation: String,
+        detail: String,
+    },
+    #[error("Magento answered {operation} with a body Roster cannot read ({detail})")]
+    Decode { operation: String, detail: String },
+    #[error(
+        "this Magento has no REST endpoints for admin users (core Magento has none; an extension adds /V1/users). Manage admin users in the Magento Admin (System > Permissions > All Users) or with `bin/magento admin:user:create`"
+    )]
+    NoAdminApi,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl MagentoError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}
+
+/// Fills Magento's `%name` and `%1` placeholders from its `parameters`.
+pub(crate) fn render(message: &str, parameters: Option<&serde_json::Value>) -> String {
+    let mut text = message.to_string();
+    let text_of = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    match parameters {
+        Some(serde_json::Value::Object(map)) => {
+            for (k, v) in map {
+                text = text.replace(&format!("%{k}"), &text_of(v));
+            }
+        }
+        Some(serde_json::Value::Array(list)) => {
+            // Replace %10 before %1.
+            for (i, v) in list.iter().enumerate().rev() {
+                text = text.replace(&format!("%{}", i + 1), &text_of(v));
+            }
+        }
+        _ => {}
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn placeholders_are_filled() {
+        assert_eq!(
+            super::render(
+                "No such entity with %fieldName = %fieldValue",
+                Some(&json!({"fieldName": "customerId", "fieldValue": 7}))
+            ),
+            "No such entity with customerId = 7"
+        );
+        assert_eq!(
+            super::render("needs %1 of %2", Some(&json!(["8", 3]))),
+            "needs 8 of 3"
+        );
+    }
+}

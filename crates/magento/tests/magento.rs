@@ -1,0 +1,217 @@
+//! The Magento client against the Magento sandbox over HTTP.
+
+use std::collections::BTreeSet;
+
+use roster_domain::Secret;
+use roster_magento::{AdminUsers, Client, ClientConfig, Condition, Criteria, MagentoError};
+use roster_sandbox::magento::{self, MagentoConfig, RunningMagento};
+use serde_json::{Map, Value, json};
+use tempfile::TempDir;
+
+const USER: &str = "connector";
+const PASSWORD: &str = "Connector-Pass-1";
+
+struct Sandbox {
+    server: RunningMagento,
+    _dir: TempDir,
+}
+
+impl Sandbox {
+    async fn start(admin_api: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = MagentoConfig::new(dir.path());
+        c.listen = "127.0.0.1:0".parse().unwrap();
+        c.admin_user = Some(USER.into());
+        c.admin_password = Some(Secret::new(PASSWORD));
+        c.customers = 40;
+        c.admin_users_api = admin_api;
+        Self {
+            server: magento::start(c).await.unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new(self.server.base_url(), USER, Secret::new(PASSWORD));
+        c.page_size = 7;
+        c.bulk_chunk = 9;
+        c.poll_interval = std::time::Duration::from_millis(10);
+        c
+    }
+
+    fn client(&self) -> Client {
+        Client::new(self.config()).unwrap()
+    }
+
+    async fn advance_clock(&self, seconds: i64) {
+        reqwest::Client::new()
+            .post(format!("{}/sandbox/clock", self.server.base_url()))
+            .json(&json!({"advanceSeconds": seconds}))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn pages_until_total_count_and_reads_reference_data() {
+    let sb = Sandbox::start(false).await;
+    let c = sb.client();
+    let mut seen = Vec::new();
+    let all = c
+        .customers(&Criteria::new(), |got, total| seen.push((got, total)))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 40);
+    let ids: BTreeSet<i64> = all.iter().map(|x| x["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 40, "every customer exactly once");
+    assert_eq!(seen.len(), 6, "pages of 7: {seen:?}");
+    assert_eq!(seen.last(), Some(&(40, 40)));
+    let wholesale = c
+        .customers(
+            &Criteria::new().and("group_id", Condition::Eq, 2),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert!(!wholesale.is_empty() && wholesale.iter().all(|x| x["group_id"] == 2));
+    let groups = c.groups().await.unwrap();
+    assert!(groups.iter().any(|g| g["code"] == "Retailer"));
+    assert_eq!(c.websites().await.unwrap().len(), 3);
+    assert_eq!(c.stats().logins, 1, "one sign-in for every call");
+}
+
+#[tokio::test]
+async fn updates_fetch_merge_and_write_keeping_addresses() {
+    let sb = Sandbox::start(false).await;
+    let c = sb.client();
+    let before = c.customer(1).await.unwrap();
+    let mut changes = Map::new();
+    changes.insert("group_id".into(), json!(3));
+    changes.insert("lastname".into(), json!("Costello-Smith"));
+    let after = c.update_customer(1, &changes).await.unwrap();
+    assert_eq!(after["group_id"], 3);
+    assert_eq!(after["lastname"], "Costello-Smith");
+    assert_eq!(after["addresses"], before["addresses"]);
+    assert_eq!(after["email"], before["email"]);
+
+    let created = c
+        .create_customer(json!({"email": "conn@example.com", "firstname": "Con", "lastname": "Nector", "website_id": 1, "group_id": 2}), None)
+        .await
+        .unwrap();
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(
+        c.customers_by_email("conn@example.com")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let dup = c.create_customer(json!({"email": "conn@example.com", "firstname": "A", "lastname": "B", "website_id": 1}), None).await.unwrap_err();
+    assert!(
+        dup.to_string()
+            .contains("same email address already exists"),
+        "{dup}"
+    );
+    c.delete_customer(id).await.unwrap();
+    let gone = c.customer(id).await.unwrap_err();
+    assert!(gone.is_not_found());
+    assert!(
+        gone.to_string()
+            .contains(&format!("No such entity with customerId = {id}")),
+        "{gone}"
+    );
+}
+
+#[tokio::test]
+async fn sign_in_failures_and_token_renewal() {
+    let sb = Sandbox::start(false).await;
+    let mut bad = sb.config();
+    bad.password = Secret::new("Not-The-Password-9");
+    let err = Client::new(bad).unwrap().groups().await.unwrap_err();
+    assert!(matches!(err, MagentoError::SignIn { .. }), "{err}");
+    let text = format!("{err} {err:?}");
+    assert!(
+        text.contains("ROSTER_MAGENTO_PASSWORD") && !text.contains("Not-The-Password-9"),
+        "{text}"
+    );
+
+    let c = sb.client();
+    c.groups().await.unwrap();
+    // Past the token's 4 hours the server refuses it; the client signs in again and carries on.
+    sb.advance_clock(4 * 3600 + 10).await;
+    c.groups().await.unwrap();
+    assert_eq!(c.stats().logins, 2);
+}
+
+#[tokio::test]
+async fn bulk_updates_are_chunked_polled_and_report_each_failure() {
+    let sb = Sandbox::start(false).await;
+    let c = sb.client();
+    let general = c
+        .customers(
+            &Criteria::new().and("group_id", Condition::Eq, 1),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    let mut changed: Vec<Value> = general
+        .iter()
+        .map(|x| {
+            let mut x = x.clone();
+            x["group_id"] = json!(3);
+            x
+        })
+        .collect();
+    let mut ghost = changed[0].clone();
+    ghost["id"] = json!(99_999);
+    changed.push(ghost);
+    let mut reports = Vec::new();
+    let outcome = c
+        .bulk_update(&changed, |done, total| reports.push((done, total)))
+        .await
+        .unwrap();
+    assert_eq!(outcome.operations, general.len() + 1);
+    assert_eq!(outcome.complete, general.len());
+    assert_eq!(outcome.failed.len(), 1);
+    assert_eq!(outcome.failed[0].0, 99_999);
+    assert!(
+        outcome.failed[0].1.contains("No such entity"),
+        "{:?}",
+        outcome.failed
+    );
+    assert_eq!(outcome.bulk_uuids.len(), changed.len().div_ceil(9));
+    assert_eq!(reports.last(), Some(&(changed.len(), changed.len())));
+    for x in &general {
+        let now = c.customer(x["id"].as_i64().unwrap()).await.unwrap();
+        assert_eq!(now["group_id"], 3);
+        assert_eq!(now["addresses"], x["addresses"]);
+    }
+}
+
+#[tokio::test]
+async fn admin_users_are_detected_where_the_api_exists() {
+    let core = Sandbox::start(false).await;
+    let c = core.client();
+    assert!(matches!(
+        c.admin_users().await.unwrap(),
+        AdminUsers::Unavailable
+    ));
+    let err = c.admin_roles().await.unwrap_err();
+    assert!(err.to_string().contains("admin:user:create"), "{err}");
+
+    let ext = Sandbox::start(true).await;
+    let c = ext.client();
+    let AdminUsers::Available(users) = c.admin_users().await.unwrap() else {
+        panic!("the extension's API is there")
+    };
+    assert_eq!(users.len(), 1);
+    let roles = c.admin_roles().await.unwrap();
+    let made = c
+        .create_admin_user(json!({"username": "ops2", "firstname": "O", "lastname": "P", "email": "ops2@example.com", "password": "Opsie1234", "role_id": roles[1]["id"], "is_active": true}))
+        .await
+        .unwrap();
+    c.delete_admin_user(made["id"].as_i64().unwrap())
+        .await
+        .unwrap();
+}

@@ -1,0 +1,176 @@
+//! The audit read: every accepted user with every role in every workspace, for the fewest
+//! calls the API allows.
+//!
+//! Calls: roles and workspaces once each, `allusers.json` in pages of 200 (one more page than
+//! N / 200 to see the end), and one `roles.json` per user. The per-user lookups start as
+//! soon as their page arrives, in parallel up to the client's in-flight limit, while the
+//! next page is fetched.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use roster_domain::access::RoleAssignment;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinSet;
+
+use crate::client::{Client, MAX_PAGE_SIZE};
+use crate::directory::Directory;
+use crate::error::MarketoError;
+use crate::model::UserSummary;
+use crate::stats::CallStats;
+
+/// Told how the audit is going (to drive a progress bar).
+pub trait Progress: Send + Sync {
+    /// `n` more users were listed.
+    fn found(&self, n: usize);
+    /// One more user's roles were read.
+    fn done(&self);
+}
+
+/// For callers that do not show progress.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn found(&self, _: usize) {}
+    fn done(&self) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditedUser {
+    pub user: UserSummary,
+    pub roles: Vec<RoleAssignment>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pub directory: Directory,
+    /// In the order the API listed them.
+    pub users: Vec<AuditedUser>,
+    /// Users listed but deleted before their roles could be read.
+    pub vanished: Vec<UserSummary>,
+    /// What this audit cost.
+    pub stats: CallStats,
+}
+
+/// The fewest calls an audit of `users` accepted users can make.
+pub fn minimum_calls(users: usize) -> u64 {
+    (2 + users / MAX_PAGE_SIZE + 1 + users) as u64
+}
+
+/// The calls to budget before starting, from a previous count of users (or a guess).
+pub fn estimated_calls(expected_users: usize) -> u64 {
+    minimum_calls(expected_users)
+}
+
+type Found = Result<Vec<(usize, AuditedUser)>, MarketoError>;
+
+pub async fn run(client: &Client, progress: Arc<dyn Progress>) -> Result<Audit, MarketoError> {
+    let before = client.stats();
+    let (tx, rx) = mpsc::unbounded_channel::<(usize, UserSummary)>();
+    let rx = Arc::new(Mutex::new(rx));
+    let failed = Arc::new(AtomicBool::new(false));
+    let mut workers: JoinSet<Found> = JoinSet::new();
+    let vanished = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for _ in 0..client.config().max_in_flight.max(1) {
+        let (client, rx, progress, failed, vanished) = (
+            client.clone(),
+            rx.clone(),
+            progress.clone(),
+            failed.clone(),
+            vanished.clone(),
+        );
+        workers.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some((index, user)) = next else {
+                    return Ok(mine);
+                };
+                match client.user_roles(&user.userid).await {
+                    Ok(roles) => mine.push((index, AuditedUser { user, roles })),
+                    Err(e) if e.is_not_found() => {
+                        vanished.lock().expect("vanished list").push(user);
+                    }
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+                progress.done();
+            }
+        });
+    }
+    let pages = async {
+        let mut listed = 0usize;
+        loop {
+            if failed.load(Ordering::Relaxed) {
+                break;
+            }
+            let page = client.users_page(listed, MAX_PAGE_SIZE).await?;
+            let last = page.len() < MAX_PAGE_SIZE;
+            progress.found(page.len());
+            for user in page {
+                // The workers only stop when the channel closes, so this cannot fail.
+                let _ = tx.send((listed, user));
+                listed += 1;
+            }
+            if last {
+                break;
+            }
+        }
+        drop(tx);
+        Ok::<_, MarketoError>(())
+    };
+    let (directory, ()) = match tokio::try_join!(client.directory(), pages) {
+        Ok(done) => done,
+        Err(e) => {
+            workers.abort_all();
+            return Err(e);
+        }
+    };
+    let mut found = Vec::new();
+    while let Some(joined) = workers.join_next().await {
+        match joined {
+            Ok(Ok(mine)) => found.extend(mine),
+            Ok(Err(e)) => {
+                workers.abort_all();
+                return Err(e);
+            }
+            Err(join) => {
+                workers.abort_all();
+                return Err(MarketoError::Config(format!(
+                    "an audit worker stopped unexpectedly: {join}"
+                )));
+            }
+        }
+    }
+    found.sort_by_key(|(index, _)| *index);
+    let after = client.stats();
+    let vanished = std::mem::take(&mut *vanished.lock().expect("vanished list"));
+    Ok(Audit {
+        directory,
+        users: found.into_iter().map(|(_, u)| u).collect(),
+        vanished,
+        stats: CallStats {
+            calls: after.calls - before.calls,
+            retries: after.retries - before.retries,
+            rate_limited: after.rate_limited - before.rate_limited,
+            token_refreshes: after.token_refreshes - before.token_refreshes,
+            paced_waits: after.paced_waits - before.paced_waits,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::minimum_calls;
+
+    #[test]
+    fn minimum_counts_the_page_that_shows_the_end() {
+        assert_eq!(minimum_calls(0), 3);
+        assert_eq!(minimum_calls(7), 2 + 1 + 7);
+        assert_eq!(minimum_calls(199), 2 + 1 + 199);
+        assert_eq!(minimum_calls(200), 2 + 2 + 200);
+        assert_eq!(minimum_calls(2000), 2 + 11 + 2000);
+    }
+}

@@ -1,0 +1,64 @@
+//! What a [`crate::Client`] needs to know: where, who, and how hard it may push.
+
+use std::time::Duration;
+
+use roster_domain::Secret;
+
+/// Marketo's documented limits are the defaults; they are shared by every service of the
+/// subscription, so lower them if other integrations run at the same time.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The instance's base URL, e.g. `https://123-ABC-456.mktorest.com`.
+    pub base_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Calls in flight at once (Marketo refuses an 11th with 615).
+    pub max_in_flight: usize,
+    /// Calls per `rate_window` (Marketo refuses the 101st in 20 s with 606).
+    pub rate_limit: u32,
+    pub rate_window: Duration,
+    /// The subscription's daily quota (607 when spent); 50,000 by default.
+    pub daily_quota: u64,
+    /// How long one HTTP exchange may take before it is abandoned (and retried).
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 6,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ClientConfig {
+    pub fn new(base_url: impl Into<String>, client_id: impl Into<String>, secret: Secret) -> Self {
+        Self {
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            client_id: client_id.into(),
+            client_secret: secret,
+            max_in_flight: 10,
+            rate_limit: 100,
+            rate_window: Duration::from_secs(20),
+            daily_quota: 50_000,
+            request_timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The key under which Roster's state records this instance (its base URL).
+    pub fn instance_key(&self) -> &str {
+        &self.base_url
+    }
+}

@@ -1,0 +1,575 @@
+//! Roster's own state, kept in one SQLite file (`roster.sqlite` in the state directory).
+//!
+//! It holds what the apps cannot tell us: how much of Marketo's daily quota Roster has used,
+//! which invitations Roster sent (the API cannot list pending invites), and a tombstone for
+//! every account Roster deleted, so it can be re-provisioned.
+
+mod records;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use roster_domain::access::RoleAssignment;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
+use sqlx::{Row, SqlitePool};
+use time::{Date, OffsetDateTime};
+
+pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
+
+pub const STATE_FILE: &str = "roster.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot create the state directory {path}: {source}; pass another with --state or ROSTER_STATE"
+    )]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open Roster's state file {path}: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error(
+        "the state file {path} was written by a newer Roster (schema {found}, this one knows {known}); upgrade Roster or use another --state"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("Roster's state file: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("Roster's state file holds a record it cannot read ({what}): {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Roster's state: cheap to clone, one connection pool underneath.
+#[derive(Clone)]
+pub struct StateStore {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn roles_json(roles: &[RoleAssignment]) -> String {
+    serde_json::to_string(roles).expect("role assignments always serialise")
+}
+
+fn roles_from(raw: &str) -> Result<Vec<RoleAssignment>> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt {
+        what: "roles",
+        detail: e.to_string(),
+    })
+}
+
+impl StateStore {
+    /// Opens (creating if needed) the state in `dir` and brings its schema up to date.
+    pub async fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(STATE_FILE);
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(open_err)?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        let store = Self { pool, path };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let known = schema::STEPS.len() as i64;
+        let mut tx = self.pool.begin().await?;
+        let found: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *tx)
+            .await?;
+        if found > known {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found,
+                known,
+            });
+        }
+        for step in &schema::STEPS[found as usize..] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*step))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if found < known {
+            // PRAGMA takes no bound parameters; `known` is a number we computed.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "PRAGMA user_version = {known}"
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- daily quota ----
+
+    /// Calls Roster has recorded against `instance` on quota day `day`.
+    pub async fn quota_used(&self, app: &str, instance: &str, day: Date) -> Result<u64> {
+        let used: Option<i64> = sqlx::query_scalar(
+            "SELECT calls FROM quota_usage WHERE app = ? AND instance = ? AND day = ?",
+        )
+        .bind(app)
+        .bind(instance)
+        .bind(day.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(used.unwrap_or(0).max(0) as u64)
+    }
+
+    pub async fn add_quota_used(
+        &self,
+        app: &str,
+        instance: &str,
+        day: Date,
+        calls: u64,
+    ) -> Result<()> {
+        if calls == 0 {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO quota_usage (app, instance, day, calls) VALUES (?, ?, ?, ?)
+             ON CONFLICT (app, instance, day) DO UPDATE SET calls = calls + excluded.calls",
+        )
+        .bind(app)
+        .bind(instance)
+        .bind(day.to_string())
+        .bind(calls as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- facts ----
+
+    pub async fn fact(&self, app: &str, instance: &str, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT value FROM instance_facts WHERE app = ? AND instance = ? AND key = ?",
+        )
+        .bind(app)
+        .bind(instance)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn set_fact(&self, app: &str, instance: &str, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO instance_facts (app, instance, key, value) VALUES (?, ?, ?, ?)",
+        )
+        .bind(app)
+        .bind(instance)
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- pending invitations ----
+
+    /// Records (or replaces) an invitation Roster sent.
+    pub async fn record_invite(&self, invite: &PendingInvite) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO pending_invites
+             (app, instance, userid, email, first_name, last_name, api_only, roles_json, invited_at, invited_by, status, status_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&invite.app)
+        .bind(&invite.instance)
+        .bind(&invite.userid)
+        .bind(&invite.email)
+        .bind(&invite.first_name)
+        .bind(&invite.last_name)
+        .bind(invite.api_only)
+        .bind(roles_json(&invite.roles))
+        .bind(ms(invite.invited_at))
+        .bind(&invite.invited_by)
+        .bind(invite.status.as_str())
+        .bind(ms(invite.status_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn invite(
+        &self,
+        app: &str,
+        instance: &str,
+        userid: &str,
+    ) -> Result<Option<PendingInvite>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            records::invite_columns!(),
+            " FROM pending_invites WHERE app = ? AND instance = ? AND userid = ?"
+        ))
+        .bind(app)
+        .bind(instance)
+        .bind(userid)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(invite_from).transpose()
+    }
+
+    /// Invitations of `instance` with the given status, oldest first.
+    pub async fn invites(
+        &self,
+        app: &str,
+        instance: &str,
+        status: InviteStatus,
+    ) -> Result<Vec<PendingInvite>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            records::invite_columns!(),
+            " FROM pending_invites WHERE app = ? AND instance = ? AND status = ? ORDER BY invited_at, userid"
+        ))
+        .bind(app)
+        .bind(instance)
+        .bind(status.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(invite_from).collect()
+    }
+
+    pub async fn set_invite_status(
+        &self,
+        app: &str,
+        instance: &str,
+        userid: &str,
+        status: InviteStatus,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE pending_invites SET status = ?, status_at = ? WHERE app = ? AND instance = ? AND userid = ?",
+        )
+        .bind(status.as_str())
+        .bind(ms(at))
+        .bind(app)
+        .bind(instance)
+        .bind(userid)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- tombstones ----
+
+    /// Saves a tombstone before anything is removed; its status says how far the removal got.
+    pub async fn add_tombstone(&self, t: &NewTombstone) -> Result<i64> {
+        let id = sqlx::query(
+            "INSERT INTO tombstones
+             (app, instance, userid, email, first_name, last_name, api_only, roles_json, account_json, deleted_at, deleted_by, reason, status)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.app)
+        .bind(&t.instance)
+        .bind(&t.userid)
+        .bind(&t.email)
+        .bind(&t.first_name)
+        .bind(&t.last_name)
+        .bind(t.api_only)
+        .bind(roles_json(&t.roles))
+        .bind(t.account.to_string())
+        .bind(ms(t.deleted_at))
+        .bind(&t.deleted_by)
+        .bind(t.reason.as_deref())
+        .bind(t.status.as_str())
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    pub async fn set_tombstone_status(&self, id: i64, status: TombstoneStatus) -> Result<()> {
+        sqlx::query("UPDATE tombstones SET status = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mark_restored(&self, id: i64, at: OffsetDateTime) -> Result<()> {
+        sqlx::query("UPDATE tombstones SET restored_at = ? WHERE id = ?")
+            .bind(ms(at))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every tombstone, newest first; only `app`'s when given.
+    pub async fn tombstones(&self, app: Option<&str>) -> Result<Vec<Tombstone>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            records::tombstone_columns!(),
+            " FROM tombstones WHERE ?1 IS NULL OR app = ?1 ORDER BY deleted_at DESC, id DESC"
+        ))
+        .bind(app)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tombstone_from).collect()
+    }
+
+    /// The newest tombstone of `email` on `instance`.
+    pub async fn latest_tombstone(
+        &self,
+        app: &str,
+        instance: &str,
+        email: &str,
+    ) -> Result<Option<Tombstone>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            records::tombstone_columns!(),
+            " FROM tombstones WHERE app = ? AND instance = ? AND (email = ? COLLATE NOCASE OR userid = ? COLLATE NOCASE)
+              ORDER BY deleted_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(app)
+        .bind(instance)
+        .bind(email)
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(tombstone_from).transpose()
+    }
+}
+
+fn invite_from(row: &SqliteRow) -> Result<PendingInvite> {
+    let status: String = row.get("status");
+    Ok(PendingInvite {
+        app: row.get("app"),
+        instance: row.get("instance"),
+        userid: row.get("userid"),
+        email: row.get("email"),
+        first_name: row.get("first_name"),
+        last_name: row.get("last_name"),
+        api_only: row.get("api_only"),
+        roles: roles_from(row.get("roles_json"))?,
+        invited_at: from_ms(row.get("invited_at")),
+        invited_by: row.get("invited_by"),
+        status: InviteStatus::parse(&status).ok_or(StoreError::Corrupt {
+            what: "invite status",
+            detail: status.clone(),
+        })?,
+        status_at: from_ms(row.get("status_at")),
+    })
+}
+
+fn tombstone_from(row: &SqliteRow) -> Result<Tombstone> {
+    let status: String = row.get("status");
+    let account: String = row.get("account_json");
+    Ok(Tombstone {
+        id: row.get("id"),
+        app: row.get("app"),
+        instance: row.get("instance"),
+        userid: row.get("userid"),
+        email: row.get("email"),
+        first_name: row.get("first_name"),
+        last_name: row.get("last_name"),
+        api_only: row.get("api_only"),
+        roles: roles_from(row.get("roles_json"))?,
+        account: serde_json::from_str(&account).map_err(|e| StoreError::Corrupt {
+            what: "account",
+            detail: e.to_string(),
+        })?,
+        deleted_at: from_ms(row.get("deleted_at")),
+        deleted_by: row.get("deleted_by"),
+        reason: row.get("reason"),
+        status: TombstoneStatus::parse(&status).ok_or(StoreError::Corrupt {
+            what: "tombstone status",
+            detail: status.clone(),
+        })?,
+        restored_at: row.get::<Option<i64>, _>("restored_at").map(from_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    fn role(ws: i64, role: i64) -> RoleAssignment {
+        RoleAssignment {
+            workspace_id: ws,
+            workspace_name: format!("ws{ws}"),
+            role_id: role,
+            role_name: format!("role{role}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn quota_accumulates_per_day_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).await.unwrap();
+        let day = date!(2026 - 11 - 23);
+        store.add_quota_used("marketo", "i1", day, 5).await.unwrap();
+        store.add_quota_used("marketo", "i1", day, 7).await.unwrap();
+        store
+            .add_quota_used("marketo", "i1", date!(2026 - 11 - 24), 1)
+            .await
+            .unwrap();
+        drop(store);
+        let store = StateStore::open(dir.path()).await.unwrap();
+        assert_eq!(store.quota_used("marketo", "i1", day).await.unwrap(), 12);
+        assert_eq!(store.quota_used("marketo", "i2", day).await.unwrap(), 0);
+        store
+            .set_fact("marketo", "i1", "users", "12")
+            .await
+            .unwrap();
+        store
+            .set_fact("marketo", "i1", "users", "13")
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .fact("marketo", "i1", "users")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("13")
+        );
+        assert_eq!(store.fact("marketo", "i2", "users").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn invites_are_listed_by_status_and_updated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).await.unwrap();
+        let at = datetime!(2026-11-23 10:00 UTC);
+        let invite = PendingInvite {
+            app: "marketo".into(),
+            instance: "i1".into(),
+            userid: "A@x.example".into(),
+            email: "A@x.example".into(),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            api_only: false,
+            roles: vec![role(1, 2), role(1008, 102)],
+            invited_at: at,
+            invited_by: "tester".into(),
+            status: InviteStatus::Pending,
+            status_at: at,
+        };
+        store.record_invite(&invite).await.unwrap();
+        let listed = store
+            .invites("marketo", "i1", InviteStatus::Pending)
+            .await
+            .unwrap();
+        assert_eq!(listed, vec![invite.clone()]);
+        store
+            .set_invite_status("marketo", "i1", "a@X.example", InviteStatus::Accepted, at)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .invites("marketo", "i1", InviteStatus::Pending)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let found = store.invite("marketo", "i1", "a@x.example").await.unwrap();
+        assert_eq!(found.unwrap().status, InviteStatus::Accepted);
+    }
+
+    #[tokio::test]
+    async fn tombstones_keep_roles_and_the_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).await.unwrap();
+        let mut t = NewTombstone {
+            app: "marketo".into(),
+            instance: "i1".into(),
+            userid: "gone@x.example".into(),
+            email: "gone@x.example".into(),
+            first_name: "G".into(),
+            last_name: "One".into(),
+            api_only: false,
+            roles: vec![role(1, 2)],
+            account: serde_json::json!({"id": 7, "emailAddress": "gone@x.example"}),
+            deleted_at: datetime!(2026-11-20 10:00 UTC),
+            deleted_by: "ops".into(),
+            reason: Some("leaver".into()),
+            status: TombstoneStatus::Deleting,
+        };
+        let first = store.add_tombstone(&t).await.unwrap();
+        t.deleted_at = datetime!(2026-11-21 10:00 UTC);
+        t.roles = vec![role(1008, 102)];
+        let second = store.add_tombstone(&t).await.unwrap();
+        store
+            .set_tombstone_status(second, TombstoneStatus::Deleted)
+            .await
+            .unwrap();
+        let latest = store
+            .latest_tombstone("marketo", "i1", "GONE@x.example")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(latest.id, second);
+        assert_eq!(latest.status, TombstoneStatus::Deleted);
+        assert_eq!(latest.roles, vec![role(1008, 102)]);
+        assert_eq!(latest.account["id"], 7);
+        store
+            .mark_restored(first, datetime!(2026-11-22 10:00 UTC))
+            .await
+            .unwrap();
+        let all = store.tombstones(Some("marketo")).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].restored_at, Some(datetime!(2026-11-22 10:00 UTC)));
+        assert!(store.tombstones(Some("magento")).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).await.unwrap();
+        sqlx::raw_sql("PRAGMA user_version = 99")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        drop(store);
+        let err = StateStore::open(dir.path()).await.unwrap_err();
+        assert!(err.to_string().contains("newer Roster"), "{err}");
+    }
+}
