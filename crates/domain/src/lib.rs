@@ -4,7 +4,11 @@
 //! in isolation.
 
 pub mod access;
+pub mod desired;
+pub mod live;
 pub mod marketo_time;
+pub mod plan;
+pub mod roster_file;
 pub mod secret;
 
 pub use secret::Secret;

@@ -2,7 +2,7 @@
 //! calls the API allows.
 //!
 //! Calls: roles and workspaces once each, `allusers.json` in pages of 200 (one more page than
-//! N / 200 to see the end), and one `roles.json` per user. The per-user lookups start as
+//! N / 200 to see the end), and one `user.json` per user (roles and expiry together). The per-user lookups start as
 //! soon as their page arrives, in parallel up to the client's in-flight limit, while the
 //! next page is fetched.
 
@@ -39,6 +39,9 @@ impl Progress for Quiet {
 pub struct AuditedUser {
     pub user: UserSummary,
     pub roles: Vec<RoleAssignment>,
+    /// When the login expires. `allusers.json` does not say, so the audit reads each user
+    /// with `user.json`, which gives this and the roles in the one call `roles.json` would cost.
+    pub expires_at: Option<time::OffsetDateTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,8 +89,15 @@ pub async fn run(client: &Client, progress: Arc<dyn Progress>) -> Result<Audit, 
                 let Some((index, user)) = next else {
                     return Ok(mine);
                 };
-                match client.user_roles(&user.userid).await {
-                    Ok(roles) => mine.push((index, AuditedUser { user, roles })),
+                match client.user(&user.userid).await {
+                    Ok(found) => mine.push((
+                        index,
+                        AuditedUser {
+                            user,
+                            roles: found.roles,
+                            expires_at: found.expires_at,
+                        },
+                    )),
                     Err(e) if e.is_not_found() => {
                         vanished.lock().expect("vanished list").push(user);
                     }

@@ -1,0 +1,453 @@
+//! Desired state: who should have which access in which app, and how Roster may act on the
+//! accounts it finds. Read from a roster file (see `roster_file`); compared with the live
+//! state by the planner.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+/// The apps Roster manages. Kept closed so an unknown app in a file is an error, not a no-op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum App {
+    Marketo,
+    Magento,
+}
+
+impl App {
+    pub const ALL: [App; 2] = [App::Marketo, App::Magento];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            App::Marketo => "marketo",
+            App::Magento => "magento",
+        }
+    }
+}
+
+impl fmt::Display for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A Marketo role in a workspace, by name. After `Roster::resolve` the names are spelled
+/// exactly as the live subscription spells them, so comparisons are plain equality.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RoleRef {
+    pub role: String,
+    pub workspace: String,
+}
+
+impl RoleRef {
+    pub fn new(role: impl Into<String>, workspace: impl Into<String>) -> Self {
+        RoleRef {
+            role: role.into(),
+            workspace: workspace.into(),
+        }
+    }
+}
+
+impl fmt::Display for RoleRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.role, self.workspace)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Active,
+    /// Leaving (or left): every account is offboarded.
+    Leaver,
+}
+
+/// What one person (or one rule) grants in Magento.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MagentoAccess {
+    /// A customer group name: the person should have a customer account in that group.
+    pub group: Option<String>,
+    /// An admin role name: the person should have an admin user with that role.
+    pub admin_role: Option<String>,
+}
+
+/// Access requested for one person, before rules are applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    pub marketo: Vec<RoleRef>,
+    pub magento: MagentoAccess,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    /// Lower-cased and trimmed: the key that matches accounts in every app.
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub status: Status,
+    /// The last working day. After it the person is treated as a leaver.
+    pub end_date: Option<Date>,
+    pub department: Option<String>,
+    pub title: Option<String>,
+    pub access: Access,
+    /// Where the person is in the roster file (1-based), for error messages.
+    pub line: usize,
+}
+
+impl Person {
+    /// Leaving today or earlier: explicitly, or because the end date has passed.
+    pub fn is_leaver(&self, today: Date) -> bool {
+        self.status == Status::Leaver || self.end_date.is_some_and(|end| end < today)
+    }
+}
+
+/// Access granted to everyone whose department and/or title match (case-insensitively).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub department: Option<String>,
+    pub title: Option<String>,
+    pub access: Access,
+    pub line: usize,
+}
+
+impl Rule {
+    pub fn matches(&self, person: &Person) -> bool {
+        let same = |want: &Option<String>, have: &Option<String>| match (want, have) {
+            (None, _) => true,
+            (Some(w), Some(h)) => w.trim().eq_ignore_ascii_case(h.trim()),
+            (Some(_), None) => false,
+        };
+        (self.department.is_some() || self.title.is_some())
+            && same(&self.department, &person.department)
+            && same(&self.title, &person.title)
+    }
+}
+
+/// What to do with a managed account that no active person should have.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unlisted {
+    /// List it in the plan's notes; change nothing.
+    #[default]
+    Report,
+    /// Keep the account but take its access away (Marketo: every role; Magento: the customer
+    /// moves to the policy's `disabled_group`, an admin user is deactivated).
+    Disable,
+    /// Offboard it: a tombstone, then the deletion.
+    Delete,
+}
+
+/// The most destructive steps one run may take in one app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cap {
+    Count(usize),
+    /// A percentage of the app's managed accounts, rounded up.
+    Percent(u32),
+}
+
+impl Default for Cap {
+    /// Ten percent: a first run can never wipe an app, and one leaver in a small team passes.
+    fn default() -> Self {
+        Cap::Percent(10)
+    }
+}
+
+impl Cap {
+    pub fn allowed(self, managed_accounts: usize) -> usize {
+        match self {
+            Cap::Count(n) => n,
+            Cap::Percent(p) => (managed_accounts * p as usize).div_ceil(100),
+        }
+    }
+}
+
+impl fmt::Display for Cap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cap::Count(n) => write!(f, "{n}"),
+            Cap::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// How Roster may act on one app's accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Only accounts whose email is in one of these domains are Roster's; empty means all.
+    pub managed_domains: Vec<String>,
+    /// Emails, userids or usernames never touched (lower-cased).
+    pub protected: BTreeSet<String>,
+    /// Marketo API-only users belong to integrations, not people: never touched by default.
+    pub protect_api_only: bool,
+    pub unlisted: Unlisted,
+    pub max_destructive: Cap,
+    /// Magento: the customer group a disabled customer is moved to.
+    pub disabled_group: Option<String>,
+    /// Magento: the website code customers are created in and matched on.
+    pub website: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            managed_domains: Vec::new(),
+            protected: BTreeSet::new(),
+            protect_api_only: true,
+            unlisted: Unlisted::Report,
+            max_destructive: Cap::default(),
+            disabled_group: None,
+            website: "base".into(),
+        }
+    }
+}
+
+impl Policy {
+    pub fn manages(&self, email: &str) -> bool {
+        self.managed_domains.is_empty()
+            || email.rsplit_once('@').is_some_and(|(_, domain)| {
+                self.managed_domains
+                    .iter()
+                    .any(|d| d.trim_start_matches('@').eq_ignore_ascii_case(domain))
+            })
+    }
+
+    /// Whether any of the account's names (email, userid, username) is protected.
+    pub fn protects<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> bool {
+        names
+            .into_iter()
+            .any(|n| self.protected.contains(&n.trim().to_lowercase()))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policies {
+    pub marketo: Policy,
+    pub magento: Policy,
+}
+
+impl Policies {
+    pub fn of(&self, app: App) -> &Policy {
+        match app {
+            App::Marketo => &self.marketo,
+            App::Magento => &self.magento,
+        }
+    }
+}
+
+/// The whole desired state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roster {
+    /// The file it came from, for messages.
+    pub source: String,
+    pub people: Vec<Person>,
+    pub rules: Vec<Rule>,
+    pub policies: Policies,
+}
+
+/// What a person should end up with, rules applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub marketo: BTreeSet<RoleRef>,
+    pub magento_group: Option<String>,
+    pub magento_admin_role: Option<String>,
+}
+
+impl Roster {
+    /// The person's own access plus every matching rule's. A person's own group or admin
+    /// role wins over a rule's; among rules the first wins.
+    pub fn wanted(&self, person: &Person) -> Wanted {
+        let mut wanted = Wanted {
+            marketo: person.access.marketo.iter().cloned().collect(),
+            magento_group: person.access.magento.group.clone(),
+            magento_admin_role: person.access.magento.admin_role.clone(),
+        };
+        for rule in self.rules.iter().filter(|r| r.matches(person)) {
+            wanted.marketo.extend(rule.access.marketo.iter().cloned());
+            if wanted.magento_group.is_none() {
+                wanted.magento_group = rule.access.magento.group.clone();
+            }
+            if wanted.magento_admin_role.is_none() {
+                wanted.magento_admin_role = rule.access.magento.admin_role.clone();
+            }
+        }
+        wanted
+    }
+
+    /// Whether any person or rule asks for access in `app`: an app nobody mentions need not
+    /// be configured to plan.
+    pub fn mentions(&self, app: App) -> bool {
+        let uses = |a: &Access| match app {
+            App::Marketo => !a.marketo.is_empty(),
+            App::Magento => a.magento.group.is_some() || a.magento.admin_role.is_some(),
+        };
+        self.people.iter().any(|p| uses(&p.access)) || self.rules.iter().any(|r| uses(&r.access))
+    }
+
+    /// Renames every Marketo role, workspace, Magento group and admin role to the live
+    /// spelling (names match case-insensitively), reporting each unknown name with its line.
+    pub fn resolve(&mut self, names: &LiveNames) -> Result<(), Vec<Problem>> {
+        let mut problems = Vec::new();
+        let source = self.source.clone();
+        let mut fix = |access: &mut Access, line: usize, whose: &str| {
+            for r in &mut access.marketo {
+                let Some(names) = &names.marketo else {
+                    problems.push(Problem::new(&source, line, format!("{whose} asks for Marketo role {r}, but no Marketo connection is configured; configure [marketo] or remove the Marketo access")));
+                    continue;
+                };
+                match lookup(&names.workspaces, &r.workspace) {
+                    Some(w) => r.workspace = w.to_string(),
+                    None => problems.push(Problem::new(
+                        &source,
+                        line,
+                        format!(
+                            "{whose}: unknown Marketo workspace {:?} in {r}; known workspaces: {}",
+                            r.workspace,
+                            names.workspaces.join(", ")
+                        ),
+                    )),
+                }
+                match lookup(&names.roles, &r.role) {
+                    Some(n) => r.role = n.to_string(),
+                    None => problems.push(Problem::new(
+                        &source,
+                        line,
+                        format!(
+                            "{whose}: unknown Marketo role {:?} in {r}; known roles: {}",
+                            r.role,
+                            names.roles.join(", ")
+                        ),
+                    )),
+                }
+            }
+            for (value, kind) in [
+                (&mut access.magento.group, "customer group"),
+                (&mut access.magento.admin_role, "admin role"),
+            ] {
+                let Some(v) = value else { continue };
+                let known = match (&names.magento, kind) {
+                    (None, _) => {
+                        problems.push(Problem::new(&source, line, format!("{whose} asks for Magento {kind} {v:?}, but no Magento connection is configured; configure [magento] or remove the Magento access")));
+                        continue;
+                    }
+                    (Some(m), "customer group") => Some(&m.groups),
+                    (Some(m), _) => m.admin_roles.as_ref(),
+                };
+                let Some(known) = known else {
+                    problems.push(Problem::new(&source, line, format!("{whose} asks for Magento admin role {v:?}, but this Magento has no admin-user API (/V1/users); install an extension that provides it or remove admin_role")));
+                    continue;
+                };
+                match lookup(known, v) {
+                    Some(n) => *v = n.to_string(),
+                    None => problems.push(Problem::new(
+                        &source,
+                        line,
+                        format!(
+                            "{whose}: unknown Magento {kind} {v:?}; known: {}",
+                            known.join(", ")
+                        ),
+                    )),
+                }
+            }
+        };
+        for person in &mut self.people {
+            let whose = person.email.clone();
+            fix(&mut person.access, person.line, &whose);
+        }
+        for rule in &mut self.rules {
+            fix(&mut rule.access, rule.line, "a rule");
+        }
+        if let (Some(group), Some(m)) = (&mut self.policies.magento.disabled_group, &names.magento)
+        {
+            match lookup(&m.groups, group) {
+                Some(n) => *group = n.to_string(),
+                None => problems.push(Problem::new(
+                    &source,
+                    0,
+                    format!(
+                        "policies.magento.disabled_group: unknown customer group {group:?}; known: {}",
+                        m.groups.join(", ")
+                    ),
+                )),
+            }
+        }
+        if let Some(m) = &names.magento
+            && lookup(&m.websites, &self.policies.magento.website).is_none()
+        {
+            problems.push(Problem::new(
+                &source,
+                0,
+                format!(
+                    "policies.magento.website: unknown website code {:?}; known: {}",
+                    self.policies.magento.website,
+                    m.websites.join(", ")
+                ),
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+fn lookup<'a>(known: &'a [String], name: &str) -> Option<&'a str> {
+    let name = name.trim();
+    known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .map(String::as_str)
+}
+
+/// The names the live apps know, for validating a roster.
+#[derive(Debug, Clone, Default)]
+pub struct LiveNames {
+    pub marketo: Option<MarketoNames>,
+    pub magento: Option<MagentoNames>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MarketoNames {
+    pub roles: Vec<String>,
+    pub workspaces: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MagentoNames {
+    pub groups: Vec<String>,
+    /// `None` when the installation has no admin-user API.
+    pub admin_roles: Option<Vec<String>>,
+    pub websites: Vec<String>,
+}
+
+/// One thing wrong with a roster file: where, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub file: String,
+    /// 1-based; 0 when the problem has no single line.
+    pub line: usize,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(file: &str, line: usize, message: impl Into<String>) -> Self {
+        Problem {
+            file: file.to_string(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
+    }
+}

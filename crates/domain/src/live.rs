@@ -1,0 +1,265 @@
+//! The live state of the apps, as the connectors read it, reduced to what planning needs.
+//! A plan saves the snapshot it was computed from, so `apply` can tell whether the apps
+//! changed since.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::desired::{LiveNames, MagentoNames, MarketoNames, RoleRef};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Live {
+    pub marketo: Option<MarketoLive>,
+    pub magento: Option<MagentoLive>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MarketoLive {
+    pub roles: Vec<String>,
+    pub workspaces: Vec<String>,
+    /// Accepted users, and the pending invitations Roster is tracking.
+    pub users: Vec<MarketoUser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarketoUser {
+    pub userid: String,
+    /// Lower-cased.
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub api_only: bool,
+    /// For a pending invitation: the roles it was sent with.
+    pub roles: BTreeSet<RoleRef>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Set while the invitation is not accepted yet.
+    pub pending: Option<PendingInvite>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingInvite {
+    /// When the invitation link stops working (7 days after it was sent).
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// An id with its name (a group, a website code, an admin role).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Named {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MagentoLive {
+    pub groups: Vec<Named>,
+    /// Website codes.
+    pub websites: Vec<Named>,
+    /// `None` when the installation has no admin-user API.
+    pub admin_roles: Option<Vec<Named>>,
+    /// Customers of the managed website.
+    pub customers: Vec<MagentoCustomer>,
+    pub admins: Option<Vec<MagentoAdmin>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MagentoCustomer {
+    pub id: i64,
+    /// Lower-cased.
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub group_id: i64,
+    pub website_id: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MagentoAdmin {
+    pub id: i64,
+    pub username: String,
+    /// Lower-cased.
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub role_id: Option<i64>,
+    pub is_active: bool,
+}
+
+impl MagentoLive {
+    pub fn group_name(&self, id: i64) -> String {
+        name_of(&self.groups, id)
+    }
+
+    pub fn group_id(&self, name: &str) -> Option<i64> {
+        id_of(&self.groups, name)
+    }
+
+    pub fn role_name(&self, id: Option<i64>) -> String {
+        match (id, &self.admin_roles) {
+            (Some(id), Some(roles)) => name_of(roles, id),
+            _ => "(none)".into(),
+        }
+    }
+
+    pub fn role_id(&self, name: &str) -> Option<i64> {
+        self.admin_roles.as_ref().and_then(|r| id_of(r, name))
+    }
+
+    pub fn website_id(&self, code: &str) -> Option<i64> {
+        id_of(&self.websites, code)
+    }
+}
+
+fn name_of(list: &[Named], id: i64) -> String {
+    list.iter()
+        .find(|n| n.id == id)
+        .map_or_else(|| format!("#{id}"), |n| n.name.clone())
+}
+
+fn id_of(list: &[Named], name: &str) -> Option<i64> {
+    list.iter()
+        .find(|n| n.name.eq_ignore_ascii_case(name.trim()))
+        .map(|n| n.id)
+}
+
+/// The key of one account across snapshots: which app, which kind, which name.
+pub fn marketo_key(userid: &str) -> String {
+    format!("marketo user {}", userid.to_lowercase())
+}
+
+pub fn customer_key(email: &str) -> String {
+    format!("magento customer {}", email.to_lowercase())
+}
+
+pub fn admin_key(username: &str) -> String {
+    format!("magento admin {}", username.to_lowercase())
+}
+
+impl Live {
+    /// The names a roster is validated against.
+    pub fn names(&self) -> LiveNames {
+        LiveNames {
+            marketo: self.marketo.as_ref().map(|m| MarketoNames {
+                roles: m.roles.clone(),
+                workspaces: m.workspaces.clone(),
+            }),
+            magento: self.magento.as_ref().map(|m| MagentoNames {
+                groups: m.groups.iter().map(|g| g.name.clone()).collect(),
+                admin_roles: m
+                    .admin_roles
+                    .as_ref()
+                    .map(|r| r.iter().map(|n| n.name.clone()).collect()),
+                websites: m.websites.iter().map(|w| w.name.clone()).collect(),
+            }),
+        }
+    }
+
+    /// Every account as one line of what planning looks at, by account key. Ids that an
+    /// app assigns (customer and admin ids) and an invitation's own expiry are left out, so
+    /// a snapshot predicted by `plan::simulate` compares equal to the same state read back.
+    pub fn accounts(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Some(m) = &self.marketo {
+            for u in &m.users {
+                let roles: Vec<String> = u.roles.iter().map(ToString::to_string).collect();
+                out.insert(
+                    marketo_key(&u.userid),
+                    format!(
+                        "{} | {} {} | api_only={} | roles=[{}] | expires={} | {}",
+                        u.email,
+                        u.first_name,
+                        u.last_name,
+                        u.api_only,
+                        roles.join(", "),
+                        u.expires_at.map_or("never".into(), |t| t.unix_timestamp().to_string()),
+                        if u.pending.is_some() {
+                            "pending"
+                        } else {
+                            "active"
+                        }
+                    ),
+                );
+            }
+        }
+        if let Some(m) = &self.magento {
+            for c in &m.customers {
+                out.insert(
+                    customer_key(&c.email),
+                    format!(
+                        "{} {} | group={} | website={}",
+                        c.first_name,
+                        c.last_name,
+                        m.group_name(c.group_id),
+                        c.website_id
+                    ),
+                );
+            }
+            for a in m.admins.iter().flatten() {
+                out.insert(
+                    admin_key(&a.username),
+                    format!(
+                        "{} | {} {} | role={} | active={}",
+                        a.email,
+                        a.first_name,
+                        a.last_name,
+                        m.role_name(a.role_id),
+                        a.is_active
+                    ),
+                );
+            }
+        }
+        out
+    }
+
+    /// A short, stable digest of `accounts()`: equal digests, equal states.
+    pub fn fingerprint(&self) -> String {
+        let mut text = String::new();
+        for (k, v) in self.accounts() {
+            text.push_str(&k);
+            text.push('\t');
+            text.push_str(&v);
+            text.push('\n');
+        }
+        digest(text.as_bytes())
+    }
+}
+
+/// What differs between two snapshots, account by account, skipping the keys in `ignore`.
+pub fn differences(
+    expected: &Live,
+    actual: &Live,
+    ignore: &BTreeSet<String>,
+) -> Vec<String> {
+    let (a, b) = (expected.accounts(), actual.accounts());
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| !ignore.contains(*k))
+        .filter_map(|k| match (a.get(k), b.get(k)) {
+            (Some(x), Some(y)) if x == y => None,
+            (Some(x), Some(y)) => Some(format!("{k}: was {x}, now {y}")),
+            (Some(_), None) => Some(format!("{k}: gone")),
+            (None, Some(y)) => Some(format!("{k}: new ({y})")),
+            (None, None) => None,
+        })
+        .collect()
+}
+
+/// 128 bits of two FNV-1a passes with different offsets, in hex. Not cryptographic: it
+/// names plans and snapshots, it does not protect them.
+pub fn digest(bytes: &[u8]) -> String {
+    let pass = |mut h: u64| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    };
+    format!(
+        "{:016x}{:016x}",
+        pass(0xcbf2_9ce4_8422_2325),
+        pass(0x6c62_272e_07bb_0142)
+    )
+}

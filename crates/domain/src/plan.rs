@@ -1,0 +1,1069 @@
+//! The planner: from a roster and a live snapshot to the ordered steps that make the apps
+//! match the roster, each with its reason. Pure: the CLI reads the snapshot and runs the
+//! steps; `simulate` predicts the state after them, which the property tests and `apply`'s
+//! drift check rely on.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::{Date, Duration, OffsetDateTime, Time};
+
+use crate::desired::{App, Person, RoleRef, Roster, Unlisted};
+use crate::live::{
+    Live, MagentoAdmin, MagentoCustomer, MagentoLive, MarketoLive, MarketoUser, PendingInvite,
+    admin_key, customer_key, digest, marketo_key,
+};
+
+/// How long Marketo keeps an invitation open.
+pub const INVITE_LIFETIME: Duration = Duration::days(7);
+/// Invitations closer than this to expiring are reported (and re-sent when asked).
+pub const INVITE_WARNING: Duration = Duration::days(7);
+
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions {
+    pub now: OffsetDateTime,
+    /// Re-send invitations that expired or expire within a week.
+    pub resend_invites: bool,
+}
+
+/// The order steps run in: creations first, deletions last, so a mover never passes
+/// through a state with less access than either end, and nothing is deleted before every
+/// other step has had its chance to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Invite,
+    Update,
+    Grant,
+    Revoke,
+    Expiry,
+    DeleteInvite,
+    Delete,
+}
+
+impl Stage {
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Invite => "invite",
+            Stage::Update => "update",
+            Stage::Grant => "grant",
+            Stage::Revoke => "revoke",
+            Stage::Expiry => "expiry",
+            Stage::DeleteInvite => "delete invite",
+            Stage::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    MarketoInvite {
+        email: String,
+        first_name: String,
+        last_name: String,
+        roles: Vec<RoleRef>,
+        #[serde(with = "time::serde::rfc3339::option", default)]
+        expires_at: Option<OffsetDateTime>,
+    },
+    /// Withdraw an expired (or expiring) invitation and send a new one.
+    MarketoResendInvite {
+        userid: String,
+        email: String,
+        first_name: String,
+        last_name: String,
+        roles: Vec<RoleRef>,
+        #[serde(with = "time::serde::rfc3339::option", default)]
+        expires_at: Option<OffsetDateTime>,
+    },
+    MarketoUpdate {
+        userid: String,
+        first_name: String,
+        last_name: String,
+    },
+    MarketoGrant {
+        userid: String,
+        roles: Vec<RoleRef>,
+    },
+    MarketoRevoke {
+        userid: String,
+        roles: Vec<RoleRef>,
+    },
+    MarketoSetExpiry {
+        userid: String,
+        #[serde(with = "time::serde::rfc3339::option", default)]
+        expires_at: Option<OffsetDateTime>,
+    },
+    MarketoDeleteInvite {
+        userid: String,
+    },
+    MarketoDelete {
+        userid: String,
+    },
+    MagentoCreateCustomer {
+        email: String,
+        first_name: String,
+        last_name: String,
+        group_id: i64,
+        group: String,
+        website_id: i64,
+    },
+    MagentoUpdateCustomer {
+        id: i64,
+        email: String,
+        first_name: String,
+        last_name: String,
+        group_id: i64,
+        group: String,
+    },
+    MagentoDeleteCustomer {
+        id: i64,
+        email: String,
+    },
+    MagentoCreateAdmin {
+        username: String,
+        email: String,
+        first_name: String,
+        last_name: String,
+        role_id: i64,
+        role: String,
+    },
+    MagentoUpdateAdmin {
+        id: i64,
+        username: String,
+        first_name: String,
+        last_name: String,
+        role_id: Option<i64>,
+        role: String,
+        is_active: bool,
+    },
+    MagentoDeleteAdmin {
+        id: i64,
+        username: String,
+    },
+}
+
+impl Action {
+    pub fn app(&self) -> App {
+        match self {
+            Action::MarketoInvite { .. }
+            | Action::MarketoResendInvite { .. }
+            | Action::MarketoUpdate { .. }
+            | Action::MarketoGrant { .. }
+            | Action::MarketoRevoke { .. }
+            | Action::MarketoSetExpiry { .. }
+            | Action::MarketoDeleteInvite { .. }
+            | Action::MarketoDelete { .. } => App::Marketo,
+            _ => App::Magento,
+        }
+    }
+
+    pub fn stage(&self) -> Stage {
+        match self {
+            Action::MarketoInvite { .. }
+            | Action::MarketoResendInvite { .. }
+            | Action::MagentoCreateCustomer { .. }
+            | Action::MagentoCreateAdmin { .. } => Stage::Invite,
+            Action::MarketoUpdate { .. }
+            | Action::MagentoUpdateCustomer { .. }
+            | Action::MagentoUpdateAdmin { .. } => Stage::Update,
+            Action::MarketoGrant { .. } => Stage::Grant,
+            Action::MarketoRevoke { .. } => Stage::Revoke,
+            Action::MarketoSetExpiry { .. } => Stage::Expiry,
+            Action::MarketoDeleteInvite { .. } => Stage::DeleteInvite,
+            Action::MarketoDelete { .. }
+            | Action::MagentoDeleteCustomer { .. }
+            | Action::MagentoDeleteAdmin { .. } => Stage::Delete,
+        }
+    }
+
+    /// The account this action changes (see `live::Live::accounts`).
+    pub fn account_key(&self) -> String {
+        match self {
+            Action::MarketoInvite { email, .. } => marketo_key(email),
+            Action::MarketoResendInvite { userid, .. }
+            | Action::MarketoUpdate { userid, .. }
+            | Action::MarketoGrant { userid, .. }
+            | Action::MarketoRevoke { userid, .. }
+            | Action::MarketoSetExpiry { userid, .. }
+            | Action::MarketoDeleteInvite { userid }
+            | Action::MarketoDelete { userid } => marketo_key(userid),
+            Action::MagentoCreateCustomer { email, .. }
+            | Action::MagentoUpdateCustomer { email, .. }
+            | Action::MagentoDeleteCustomer { email, .. } => customer_key(email),
+            Action::MagentoCreateAdmin { username, .. }
+            | Action::MagentoUpdateAdmin { username, .. }
+            | Action::MagentoDeleteAdmin { username, .. } => admin_key(username),
+        }
+    }
+
+    /// One line for people: what will happen.
+    pub fn describe(&self) -> String {
+        let list = |roles: &[RoleRef]| {
+            roles
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let when = |t: &Option<OffsetDateTime>| {
+            t.map_or("never".to_string(), |t| t.date().to_string())
+        };
+        match self {
+            Action::MarketoInvite {
+                email,
+                roles,
+                expires_at,
+                ..
+            } => format!(
+                "invite {email} to Marketo with {}{}",
+                list(roles),
+                expires_at.map_or(String::new(), |t| format!(", login expires {}", t.date()))
+            ),
+            Action::MarketoResendInvite { userid, .. } => {
+                format!("re-send the Marketo invitation of {userid}")
+            }
+            Action::MarketoUpdate {
+                userid,
+                first_name,
+                last_name,
+            } => format!("rename Marketo user {userid} to {first_name} {last_name}"),
+            Action::MarketoGrant { userid, roles } => {
+                format!("grant {} to Marketo user {userid}", list(roles))
+            }
+            Action::MarketoRevoke { userid, roles } => {
+                format!("revoke {} from Marketo user {userid}", list(roles))
+            }
+            Action::MarketoSetExpiry { userid, expires_at } => {
+                format!("set the login expiry of Marketo user {userid} to {}", when(expires_at))
+            }
+            Action::MarketoDeleteInvite { userid } => {
+                format!("withdraw the Marketo invitation of {userid}")
+            }
+            Action::MarketoDelete { userid } => format!("delete Marketo user {userid}"),
+            Action::MagentoCreateCustomer { email, group, .. } => {
+                format!("create Magento customer {email} in group {group}")
+            }
+            Action::MagentoUpdateCustomer {
+                email,
+                first_name,
+                last_name,
+                group,
+                ..
+            } => format!("update Magento customer {email}: {first_name} {last_name}, group {group}"),
+            Action::MagentoDeleteCustomer { id, email } => {
+                format!("delete Magento customer {email} (#{id})")
+            }
+            Action::MagentoCreateAdmin { username, role, .. } => {
+                format!("create Magento admin user {username} with role {role}")
+            }
+            Action::MagentoUpdateAdmin {
+                username,
+                role,
+                is_active,
+                ..
+            } => format!(
+                "update Magento admin user {username}: role {role}, {}",
+                if *is_active { "active" } else { "inactive" }
+            ),
+            Action::MagentoDeleteAdmin { id, username } => {
+                format!("delete Magento admin user {username} (#{id})")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Position in the plan, from 1.
+    pub index: usize,
+    /// Unique to this step of this plan: what the journal records it under.
+    pub key: String,
+    pub app: App,
+    pub stage: Stage,
+    /// Takes access or data away: needs approval and counts against the cap.
+    pub destructive: bool,
+    pub reason: String,
+    pub action: Action,
+}
+
+/// Something the plan does not change but a person should know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub app: App,
+    pub account: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The roster file it was computed for.
+    pub roster: String,
+    /// A digest of the live state it was computed from (`Live::fingerprint`).
+    pub fingerprint: String,
+    pub live: Live,
+    pub steps: Vec<Step>,
+    pub notes: Vec<Note>,
+    /// Why `apply` will refuse this plan (a cap exceeded), if it will.
+    pub blocked: Vec<String>,
+}
+
+impl Plan {
+    pub fn destructive(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.destructive)
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.steps.is_empty() {
+            writeln!(f, "Nothing to do: the apps match {}.", self.roster)?;
+        }
+        for s in &self.steps {
+            writeln!(
+                f,
+                "{:>4}. [{}] {:<13} {}{}",
+                s.index,
+                s.app,
+                s.stage.label(),
+                s.action.describe(),
+                if s.destructive { "  (destructive)" } else { "" }
+            )?;
+            writeln!(f, "        because {}", s.reason)?;
+        }
+        for n in &self.notes {
+            writeln!(f, "note [{}] {}: {}", n.app, n.account, n.message)?;
+        }
+        for b in &self.blocked {
+            writeln!(f, "BLOCKED: {b}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A contractor's login lasts until the end of their last day (UTC).
+pub fn expiry_for(end_date: Option<Date>) -> Option<OffsetDateTime> {
+    end_date.map(|d| d.with_time(Time::from_hms(23, 59, 59).expect("valid time")).assume_utc())
+}
+
+struct Planner<'a> {
+    roster: &'a Roster,
+    options: PlanOptions,
+    steps: Vec<(Action, String, bool)>,
+    notes: Vec<Note>,
+}
+
+impl<'a> Planner<'a> {
+    fn step(&mut self, action: Action, reason: impl Into<String>, destructive: bool) {
+        self.steps.push((action, reason.into(), destructive));
+    }
+
+    fn note(&mut self, app: App, account: &str, message: impl Into<String>) {
+        self.notes.push(Note {
+            app,
+            account: account.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn today(&self) -> Date {
+        self.options.now.date()
+    }
+
+
+    // ---- Marketo ----
+
+    fn marketo(&mut self, live: &MarketoLive) {
+        let roster: &'a Roster = self.roster;
+        let policy = &roster.policies.marketo;
+        let mut by_email: HashMap<&str, Vec<&MarketoUser>> = HashMap::new();
+        for u in &live.users {
+            by_email.entry(u.email.as_str()).or_default().push(u);
+        }
+        let protected = |u: &MarketoUser| {
+            (policy.protect_api_only && u.api_only)
+                || policy.protects([u.userid.as_str(), u.email.as_str()])
+        };
+        let mut handled: HashSet<&str> = HashSet::new();
+        let people = roster.people.iter().filter(|p| policy.manages(&p.email));
+        for person in people {
+            let accounts = by_email.get(person.email.as_str()).cloned().unwrap_or_default();
+            handled.extend(accounts.iter().map(|u| u.userid.as_str()));
+            if accounts.len() > 1 {
+                let ids: Vec<&str> = accounts.iter().map(|u| u.userid.as_str()).collect();
+                self.note(App::Marketo, &person.email, format!("{} accounts share this email ({}); none is changed until one remains", ids.len(), ids.join(", ")));
+                continue;
+            }
+            let wanted = self.roster.wanted(person).marketo;
+            let account = accounts.first().copied();
+            if let Some(u) = account
+                && protected(u)
+            {
+                self.note(App::Marketo, &u.userid, "protected by policy: not touched");
+                continue;
+            }
+            if person.is_leaver(self.today()) {
+                if let Some(u) = account {
+                    self.offboard_marketo(u, &leaver_reason(person));
+                }
+                continue;
+            }
+            let Some(u) = account else {
+                if !wanted.is_empty() {
+                    self.step(
+                        Action::MarketoInvite {
+                            email: person.email.clone(),
+                            first_name: person.first_name.clone(),
+                            last_name: person.last_name.clone(),
+                            roles: wanted.into_iter().collect(),
+                            expires_at: expiry_for(person.end_date),
+                        },
+                        format!("{} is listed (line {}) and has no Marketo account", person.email, person.line),
+                        false,
+                    );
+                }
+                continue;
+            };
+            if wanted.is_empty() {
+                self.unlisted_marketo(u, &format!("{} is listed with no Marketo access", person.email));
+                continue;
+            }
+            if let Some(pending) = &u.pending {
+                self.pending_invite(u, pending, person, &wanted);
+                continue;
+            }
+            let line = person.line;
+            if u.first_name != person.first_name || u.last_name != person.last_name {
+                self.step(
+                    Action::MarketoUpdate {
+                        userid: u.userid.clone(),
+                        first_name: person.first_name.clone(),
+                        last_name: person.last_name.clone(),
+                    },
+                    format!("the roster (line {line}) names them {} {}, Marketo {} {}", person.first_name, person.last_name, u.first_name, u.last_name),
+                    false,
+                );
+            }
+            let grant: Vec<RoleRef> = wanted.difference(&u.roles).cloned().collect();
+            if !grant.is_empty() {
+                self.step(
+                    Action::MarketoGrant { userid: u.userid.clone(), roles: grant },
+                    format!("the roster (line {line}) gives {} these roles", person.email),
+                    false,
+                );
+            }
+            let revoke: Vec<RoleRef> = u.roles.difference(&wanted).cloned().collect();
+            if !revoke.is_empty() {
+                self.step(
+                    Action::MarketoRevoke { userid: u.userid.clone(), roles: revoke },
+                    format!("the roster (line {line}) no longer gives {} these roles", person.email),
+                    true,
+                );
+            }
+            let expires_at = expiry_for(person.end_date);
+            if u.expires_at != expires_at {
+                self.step(
+                    Action::MarketoSetExpiry { userid: u.userid.clone(), expires_at },
+                    match person.end_date {
+                        Some(end) => format!("{} ends on {end} (line {line})", person.email),
+                        None => format!("{} has no end date in the roster (line {line})", person.email),
+                    },
+                    false,
+                );
+            }
+        }
+        let unlisted: Vec<&MarketoUser> = live
+            .users
+            .iter()
+            .filter(|u| !handled.contains(u.userid.as_str()) && policy.manages(&u.email))
+            .collect();
+        for u in unlisted {
+            if protected(u) {
+                continue;
+            }
+            self.unlisted_marketo(u, &format!("{} is not in the roster", u.email));
+        }
+    }
+
+    fn pending_invite(
+        &mut self,
+        u: &MarketoUser,
+        pending: &PendingInvite,
+        person: &Person,
+        wanted: &BTreeSet<RoleRef>,
+    ) {
+        let now = self.options.now;
+        let Some(expires) = pending.expires_at else { return };
+        let state = if expires <= now {
+            format!("the invitation expired on {}", expires.date())
+        } else if expires - now <= INVITE_WARNING {
+            format!("the invitation expires on {}", expires.date())
+        } else {
+            return;
+        };
+        if self.options.resend_invites {
+            self.step(
+                Action::MarketoResendInvite {
+                    userid: u.userid.clone(),
+                    email: person.email.clone(),
+                    first_name: person.first_name.clone(),
+                    last_name: person.last_name.clone(),
+                    roles: wanted.iter().cloned().collect(),
+                    expires_at: expiry_for(person.end_date),
+                },
+                format!("{state} and re-sending was asked for"),
+                false,
+            );
+        } else {
+            self.note(App::Marketo, &u.userid, format!("{state}; plan with --resend-invites to send a new one"));
+        }
+    }
+
+    fn offboard_marketo(&mut self, u: &MarketoUser, reason: &str) {
+        if u.pending.is_some() {
+            self.step(Action::MarketoDeleteInvite { userid: u.userid.clone() }, reason, false);
+        } else {
+            self.step(Action::MarketoDelete { userid: u.userid.clone() }, reason, true);
+        }
+    }
+
+    fn unlisted_marketo(&mut self, u: &MarketoUser, why: &str) {
+        match self.roster.policies.marketo.unlisted {
+            Unlisted::Report => self.note(App::Marketo, &u.userid, format!("{why}; policy unlisted=report leaves the account alone")),
+            Unlisted::Disable if u.pending.is_some() => {
+                self.step(Action::MarketoDeleteInvite { userid: u.userid.clone() }, format!("{why} (policy unlisted=disable)"), false);
+            }
+            Unlisted::Disable => {
+                if !u.roles.is_empty() {
+                    self.step(
+                        Action::MarketoRevoke { userid: u.userid.clone(), roles: u.roles.iter().cloned().collect() },
+                        format!("{why} (policy unlisted=disable)"),
+                        true,
+                    );
+                }
+            }
+            Unlisted::Delete => self.offboard_marketo(u, &format!("{why} (policy unlisted=delete)")),
+        }
+    }
+
+    // ---- Magento ----
+
+    fn magento(&mut self, live: &MagentoLive) {
+        let roster: &'a Roster = self.roster;
+        let policy = &roster.policies.magento;
+        let Some(website_id) = live.website_id(&policy.website) else { return };
+        let customers: HashMap<&str, &MagentoCustomer> = live
+            .customers
+            .iter()
+            .filter(|c| c.website_id == website_id)
+            .map(|c| (c.email.as_str(), c))
+            .collect();
+        let admins: HashMap<&str, &MagentoAdmin> = live
+            .admins
+            .iter()
+            .flatten()
+            .map(|a| (a.email.as_str(), a))
+            .collect();
+        let mut handled_customers: HashSet<&str> = HashSet::new();
+        let mut handled_admins: HashSet<&str> = HashSet::new();
+        let people = roster.people.iter().filter(|p| policy.manages(&p.email));
+        for person in people {
+            let wanted = self.roster.wanted(person);
+            let leaver = person.is_leaver(self.today());
+            let customer = customers.get(person.email.as_str()).copied();
+            if let Some(c) = customer {
+                handled_customers.insert(&c.email);
+            }
+            match customer {
+                Some(c) if policy.protects([c.email.as_str()]) => {
+                    self.note(App::Magento, &c.email, "protected by policy: not touched");
+                }
+                Some(c) if leaver => self.step(
+                    Action::MagentoDeleteCustomer { id: c.id, email: c.email.clone() },
+                    leaver_reason(person),
+                    true,
+                ),
+                Some(c) => match &wanted.magento_group {
+                    None => self.unlisted_customer(live, c, &format!("{} is listed with no Magento customer group", person.email)),
+                    Some(group) => {
+                        let group_id = live.group_id(group).unwrap_or(c.group_id);
+                        if c.group_id != group_id
+                            || c.first_name != person.first_name
+                            || c.last_name != person.last_name
+                        {
+                            let moved = c.group_id != group_id;
+                            self.step(
+                                Action::MagentoUpdateCustomer {
+                                    id: c.id,
+                                    email: c.email.clone(),
+                                    first_name: person.first_name.clone(),
+                                    last_name: person.last_name.clone(),
+                                    group_id,
+                                    group: group.clone(),
+                                },
+                                if moved {
+                                    format!("the roster (line {}) puts {} in group {group}, Magento has {}", person.line, person.email, live.group_name(c.group_id))
+                                } else {
+                                    format!("the roster (line {}) names them {} {}", person.line, person.first_name, person.last_name)
+                                },
+                                false,
+                            );
+                        }
+                    }
+                },
+                None => {
+                    if let (false, Some(group)) = (leaver, &wanted.magento_group)
+                        && let Some(group_id) = live.group_id(group)
+                    {
+                        self.step(
+                            Action::MagentoCreateCustomer {
+                                email: person.email.clone(),
+                                first_name: person.first_name.clone(),
+                                last_name: person.last_name.clone(),
+                                group_id,
+                                group: group.clone(),
+                                website_id,
+                            },
+                            format!("{} is listed (line {}) with group {group} and has no customer account", person.email, person.line),
+                            false,
+                        );
+                    }
+                }
+            }
+            if live.admins.is_none() {
+                continue;
+            }
+            let admin = admins.get(person.email.as_str()).copied();
+            if let Some(a) = admin {
+                handled_admins.insert(&a.email);
+            }
+            match admin {
+                Some(a) if policy.protects([a.username.as_str(), a.email.as_str()]) => {
+                    self.note(App::Magento, &a.username, "protected by policy: not touched");
+                }
+                Some(a) if leaver => self.step(
+                    Action::MagentoDeleteAdmin { id: a.id, username: a.username.clone() },
+                    leaver_reason(person),
+                    true,
+                ),
+                Some(a) => match &wanted.magento_admin_role {
+                    None => self.unlisted_admin(live, a, &format!("{} is listed with no Magento admin role", person.email)),
+                    Some(role) => {
+                        let role_id = live.role_id(role);
+                        if a.role_id != role_id
+                            || !a.is_active
+                            || a.first_name != person.first_name
+                            || a.last_name != person.last_name
+                        {
+                            let destructive = false;
+                            self.step(
+                                Action::MagentoUpdateAdmin {
+                                    id: a.id,
+                                    username: a.username.clone(),
+                                    first_name: person.first_name.clone(),
+                                    last_name: person.last_name.clone(),
+                                    role_id,
+                                    role: role.clone(),
+                                    is_active: true,
+                                },
+                                format!("the roster (line {}) gives {} the admin role {role}; Magento has {}{}", person.line, person.email, live.role_name(a.role_id), if a.is_active { "" } else { ", inactive" }),
+                                destructive,
+                            );
+                        }
+                    }
+                },
+                None => {
+                    if let (false, Some(role)) = (leaver, &wanted.magento_admin_role)
+                        && let Some(role_id) = live.role_id(role)
+                    {
+                        self.step(
+                            Action::MagentoCreateAdmin {
+                                username: person.email.clone(),
+                                email: person.email.clone(),
+                                first_name: person.first_name.clone(),
+                                last_name: person.last_name.clone(),
+                                role_id,
+                                role: role.clone(),
+                            },
+                            format!("{} is listed (line {}) with admin role {role} and has no admin user", person.email, person.line),
+                            false,
+                        );
+                    }
+                }
+            }
+        }
+        let unlisted: Vec<&MagentoCustomer> = live
+            .customers
+            .iter()
+            .filter(|c| c.website_id == website_id && !handled_customers.contains(c.email.as_str()))
+            .filter(|c| policy.manages(&c.email) && !policy.protects([c.email.as_str()]))
+            .collect();
+        for c in unlisted {
+            self.unlisted_customer(live, c, &format!("{} is not in the roster", c.email));
+        }
+        let unlisted: Vec<&MagentoAdmin> = live
+            .admins
+            .iter()
+            .flatten()
+            .filter(|a| !handled_admins.contains(a.email.as_str()))
+            .filter(|a| policy.manages(&a.email) && !policy.protects([a.username.as_str(), a.email.as_str()]))
+            .collect();
+        for a in unlisted {
+            self.unlisted_admin(live, a, &format!("{} is not in the roster", a.email));
+        }
+    }
+
+    fn unlisted_customer(&mut self, live: &MagentoLive, c: &MagentoCustomer, why: &str) {
+        let roster: &'a Roster = self.roster;
+        let policy = &roster.policies.magento;
+        match policy.unlisted {
+            Unlisted::Report => self.note(App::Magento, &c.email, format!("customer: {why}; policy unlisted=report leaves it alone")),
+            Unlisted::Disable => {
+                let Some(group) = policy.disabled_group.clone() else { return };
+                let Some(group_id) = live.group_id(&group) else { return };
+                if c.group_id != group_id {
+                    self.step(
+                        Action::MagentoUpdateCustomer {
+                            id: c.id,
+                            email: c.email.clone(),
+                            first_name: c.first_name.clone(),
+                            last_name: c.last_name.clone(),
+                            group_id,
+                            group,
+                        },
+                        format!("{why} (policy unlisted=disable)"),
+                        true,
+                    );
+                }
+            }
+            Unlisted::Delete => self.step(
+                Action::MagentoDeleteCustomer { id: c.id, email: c.email.clone() },
+                format!("{why} (policy unlisted=delete)"),
+                true,
+            ),
+        }
+    }
+
+    fn unlisted_admin(&mut self, live: &MagentoLive, a: &MagentoAdmin, why: &str) {
+        match self.roster.policies.magento.unlisted {
+            Unlisted::Report => self.note(App::Magento, &a.username, format!("admin user: {why}; policy unlisted=report leaves it alone")),
+            Unlisted::Disable => {
+                if a.is_active {
+                    self.step(
+                        Action::MagentoUpdateAdmin {
+                            id: a.id,
+                            username: a.username.clone(),
+                            first_name: a.first_name.clone(),
+                            last_name: a.last_name.clone(),
+                            role_id: a.role_id,
+                            role: live.role_name(a.role_id),
+                            is_active: false,
+                        },
+                        format!("{why} (policy unlisted=disable)"),
+                        true,
+                    );
+                }
+            }
+            Unlisted::Delete => self.step(
+                Action::MagentoDeleteAdmin { id: a.id, username: a.username.clone() },
+                format!("{why} (policy unlisted=delete)"),
+                true,
+            ),
+        }
+    }
+}
+
+fn leaver_reason(person: &Person) -> String {
+    match person.end_date {
+        Some(end) if person.status == crate::desired::Status::Active => {
+            format!("{} left on {end} (line {})", person.email, person.line)
+        }
+        _ => format!("{} is a leaver (line {})", person.email, person.line),
+    }
+}
+
+/// Managed, unprotected accounts per app: what a percentage cap is a percentage of.
+fn managed_accounts(roster: &Roster, live: &Live, app: App) -> usize {
+    let policy = roster.policies.of(app);
+    match app {
+        App::Marketo => live.marketo.as_ref().map_or(0, |m| {
+            m.users
+                .iter()
+                .filter(|u| policy.manages(&u.email))
+                .filter(|u| !(policy.protect_api_only && u.api_only))
+                .filter(|u| !policy.protects([u.userid.as_str(), u.email.as_str()]))
+                .count()
+        }),
+        App::Magento => live.magento.as_ref().map_or(0, |m| {
+            let customers = m
+                .customers
+                .iter()
+                .filter(|c| policy.manages(&c.email) && !policy.protects([c.email.as_str()]))
+                .count();
+            let admins = m
+                .admins
+                .iter()
+                .flatten()
+                .filter(|a| policy.manages(&a.email))
+                .filter(|a| !policy.protects([a.username.as_str(), a.email.as_str()]))
+                .count();
+            customers + admins
+        }),
+    }
+}
+
+/// Computes the plan. The roster must be resolved against `live.names()` first, so names
+/// are spelled as the apps spell them.
+pub fn plan(roster: &Roster, live: &Live, options: PlanOptions) -> Plan {
+    let mut planner = Planner {
+        roster,
+        options,
+        steps: Vec::new(),
+        notes: Vec::new(),
+    };
+    if let Some(m) = &live.marketo {
+        planner.marketo(m);
+    }
+    if let Some(m) = &live.magento {
+        planner.magento(m);
+    }
+    let Planner {
+        mut steps, notes, ..
+    } = planner;
+    // Stable: within a stage, the roster's order (then the live order) is kept.
+    steps.sort_by_key(|(action, _, _)| (action.stage(), action.app()));
+    let fingerprint = live.fingerprint();
+    let mut blocked = Vec::new();
+    for app in App::ALL {
+        let destructive = steps
+            .iter()
+            .filter(|(a, _, d)| *d && a.app() == app)
+            .count();
+        let cap = roster.policies.of(app).max_destructive;
+        let managed = managed_accounts(roster, live, app);
+        let allowed = cap.allowed(managed);
+        if destructive > allowed {
+            blocked.push(format!(
+                "{app}: {destructive} destructive steps, above the cap of {allowed} ({cap} of {managed} managed accounts, policies.{app}.max_destructive). Nothing will run: check the roster and the live state, then raise the cap if this is intended"
+            ));
+        }
+    }
+    let body = serde_json::to_string(&steps.iter().map(|(a, r, _)| (a, r)).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let id = format!(
+        "plan-{}",
+        &digest(format!("{fingerprint}{body}{}", options.now.unix_timestamp_nanos()).as_bytes())[..16]
+    );
+    let steps = steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, (action, reason, destructive))| {
+            let action_digest = digest(serde_json::to_string(&action).unwrap_or_default().as_bytes());
+            Step {
+                index: i + 1,
+                key: format!("{id}/{}/{}", i + 1, &action_digest[..12]),
+                app: action.app(),
+                stage: action.stage(),
+                destructive,
+                reason,
+                action,
+            }
+        })
+        .collect();
+    Plan {
+        id,
+        created_at: options.now,
+        roster: roster.source.clone(),
+        fingerprint,
+        live: live.clone(),
+        steps,
+        notes,
+        blocked,
+    }
+}
+
+/// The state the apps are in after `actions` run on `live`, as far as planning can tell.
+pub fn simulate<'a>(
+    live: &Live,
+    actions: impl IntoIterator<Item = &'a Action>,
+    now: OffsetDateTime,
+) -> Live {
+    let mut live = live.clone();
+    for action in actions {
+        apply_one(&mut live, action, now);
+    }
+    live
+}
+
+fn apply_one(live: &mut Live, action: &Action, now: OffsetDateTime) {
+    match action {
+        Action::MarketoInvite {
+            email,
+            first_name,
+            last_name,
+            roles,
+            expires_at,
+        } => {
+            let m = live.marketo.get_or_insert_with(MarketoLive::default);
+            if !m.users.iter().any(|u| u.userid.eq_ignore_ascii_case(email)) {
+                m.users.push(MarketoUser {
+                    userid: email.clone(),
+                    email: email.clone(),
+                    first_name: first_name.clone(),
+                    last_name: last_name.clone(),
+                    api_only: false,
+                    roles: roles.iter().cloned().collect(),
+                    expires_at: *expires_at,
+                    pending: Some(PendingInvite {
+                        expires_at: Some(now + INVITE_LIFETIME),
+                    }),
+                });
+            }
+        }
+        Action::MarketoResendInvite {
+            userid,
+            roles,
+            expires_at,
+            ..
+        } => {
+            if let Some(u) = marketo_user(live, userid) {
+                u.roles = roles.iter().cloned().collect();
+                u.expires_at = *expires_at;
+                u.pending = Some(PendingInvite {
+                    expires_at: Some(now + INVITE_LIFETIME),
+                });
+            }
+        }
+        Action::MarketoUpdate {
+            userid,
+            first_name,
+            last_name,
+        } => {
+            if let Some(u) = marketo_user(live, userid) {
+                u.first_name = first_name.clone();
+                u.last_name = last_name.clone();
+            }
+        }
+        Action::MarketoGrant { userid, roles } => {
+            if let Some(u) = marketo_user(live, userid) {
+                u.roles.extend(roles.iter().cloned());
+            }
+        }
+        Action::MarketoRevoke { userid, roles } => {
+            if let Some(u) = marketo_user(live, userid) {
+                for r in roles {
+                    u.roles.remove(r);
+                }
+            }
+        }
+        Action::MarketoSetExpiry { userid, expires_at } => {
+            if let Some(u) = marketo_user(live, userid) {
+                u.expires_at = *expires_at;
+            }
+        }
+        Action::MarketoDeleteInvite { userid } | Action::MarketoDelete { userid } => {
+            if let Some(m) = &mut live.marketo {
+                m.users.retain(|u| !u.userid.eq_ignore_ascii_case(userid));
+            }
+        }
+        Action::MagentoCreateCustomer {
+            email,
+            first_name,
+            last_name,
+            group_id,
+            website_id,
+            ..
+        } => {
+            let m = live.magento.get_or_insert_with(MagentoLive::default);
+            let id = m.customers.iter().map(|c| c.id).max().unwrap_or(0) + 1;
+            m.customers.push(MagentoCustomer {
+                id,
+                email: email.clone(),
+                first_name: first_name.clone(),
+                last_name: last_name.clone(),
+                group_id: *group_id,
+                website_id: *website_id,
+            });
+        }
+        Action::MagentoUpdateCustomer {
+            email,
+            first_name,
+            last_name,
+            group_id,
+            ..
+        } => {
+            if let Some(c) = live
+                .magento
+                .as_mut()
+                .and_then(|m| m.customers.iter_mut().find(|c| c.email == *email))
+            {
+                c.first_name = first_name.clone();
+                c.last_name = last_name.clone();
+                c.group_id = *group_id;
+            }
+        }
+        Action::MagentoDeleteCustomer { email, .. } => {
+            if let Some(m) = &mut live.magento {
+                m.customers.retain(|c| c.email != *email);
+            }
+        }
+        Action::MagentoCreateAdmin {
+            username,
+            email,
+            first_name,
+            last_name,
+            role_id,
+            ..
+        } => {
+            let m = live.magento.get_or_insert_with(MagentoLive::default);
+            let admins = m.admins.get_or_insert_with(Vec::new);
+            let id = admins.iter().map(|a| a.id).max().unwrap_or(0) + 1;
+            admins.push(MagentoAdmin {
+                id,
+                username: username.clone(),
+                email: email.clone(),
+                first_name: first_name.clone(),
+                last_name: last_name.clone(),
+                role_id: Some(*role_id),
+                is_active: true,
+            });
+        }
+        Action::MagentoUpdateAdmin {
+            username,
+            first_name,
+            last_name,
+            role_id,
+            is_active,
+            ..
+        } => {
+            if let Some(a) = live
+                .magento
+                .as_mut()
+                .and_then(|m| m.admins.as_mut())
+                .and_then(|admins| admins.iter_mut().find(|a| a.username == *username))
+            {
+                a.first_name = first_name.clone();
+                a.last_name = last_name.clone();
+                a.role_id = *role_id;
+                a.is_active = *is_active;
+            }
+        }
+        Action::MagentoDeleteAdmin { username, .. } => {
+            if let Some(admins) = live.magento.as_mut().and_then(|m| m.admins.as_mut()) {
+                admins.retain(|a| a.username != *username);
+            }
+        }
+    }
+}
+
+fn marketo_user<'a>(live: &'a mut Live, userid: &str) -> Option<&'a mut MarketoUser> {
+    live.marketo
+        .as_mut()?
+        .users
+        .iter_mut()
+        .find(|u| u.userid.eq_ignore_ascii_case(userid))
+}
