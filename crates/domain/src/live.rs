@@ -174,7 +174,8 @@ impl Live {
                         u.last_name,
                         u.api_only,
                         roles.join(", "),
-                        u.expires_at.map_or("never".into(), |t| t.unix_timestamp().to_string()),
+                        u.expires_at
+                            .map_or("never".into(), |t| t.unix_timestamp().to_string()),
                         if u.pending.is_some() {
                             "pending"
                         } else {
@@ -228,11 +229,7 @@ impl Live {
 }
 
 /// What differs between two snapshots, account by account, skipping the keys in `ignore`.
-pub fn differences(
-    expected: &Live,
-    actual: &Live,
-    ignore: &BTreeSet<String>,
-) -> Vec<String> {
+pub fn differences(expected: &Live, actual: &Live, ignore: &BTreeSet<String>) -> Vec<String> {
     let (a, b) = (expected.accounts(), actual.accounts());
     let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     keys.into_iter()

@@ -207,9 +207,8 @@ impl Action {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let when = |t: &Option<OffsetDateTime>| {
-            t.map_or("never".to_string(), |t| t.date().to_string())
-        };
+        let when =
+            |t: &Option<OffsetDateTime>| t.map_or("never".to_string(), |t| t.date().to_string());
         match self {
             Action::MarketoInvite {
                 email,
@@ -236,7 +235,10 @@ impl Action {
                 format!("revoke {} from Marketo user {userid}", list(roles))
             }
             Action::MarketoSetExpiry { userid, expires_at } => {
-                format!("set the login expiry of Marketo user {userid} to {}", when(expires_at))
+                format!(
+                    "set the login expiry of Marketo user {userid} to {}",
+                    when(expires_at)
+                )
             }
             Action::MarketoDeleteInvite { userid } => {
                 format!("withdraw the Marketo invitation of {userid}")
@@ -251,7 +253,9 @@ impl Action {
                 last_name,
                 group,
                 ..
-            } => format!("update Magento customer {email}: {first_name} {last_name}, group {group}"),
+            } => {
+                format!("update Magento customer {email}: {first_name} {last_name}, group {group}")
+            }
             Action::MagentoDeleteCustomer { id, email } => {
                 format!("delete Magento customer {email} (#{id})")
             }
@@ -347,7 +351,10 @@ impl fmt::Display for Plan {
 
 /// A contractor's login lasts until the end of their last day (UTC).
 pub fn expiry_for(end_date: Option<Date>) -> Option<OffsetDateTime> {
-    end_date.map(|d| d.with_time(Time::from_hms(23, 59, 59).expect("valid time")).assume_utc())
+    end_date.map(|d| {
+        d.with_time(Time::from_hms(23, 59, 59).expect("valid time"))
+            .assume_utc()
+    })
 }
 
 struct Planner<'a> {
@@ -374,7 +381,6 @@ impl<'a> Planner<'a> {
         self.options.now.date()
     }
 
-
     // ---- Marketo ----
 
     fn marketo(&mut self, live: &MarketoLive) {
@@ -391,11 +397,22 @@ impl<'a> Planner<'a> {
         let mut handled: HashSet<&str> = HashSet::new();
         let people = roster.people.iter().filter(|p| policy.manages(&p.email));
         for person in people {
-            let accounts = by_email.get(person.email.as_str()).cloned().unwrap_or_default();
+            let accounts = by_email
+                .get(person.email.as_str())
+                .cloned()
+                .unwrap_or_default();
             handled.extend(accounts.iter().map(|u| u.userid.as_str()));
             if accounts.len() > 1 {
                 let ids: Vec<&str> = accounts.iter().map(|u| u.userid.as_str()).collect();
-                self.note(App::Marketo, &person.email, format!("{} accounts share this email ({}); none is changed until one remains", ids.len(), ids.join(", ")));
+                self.note(
+                    App::Marketo,
+                    &person.email,
+                    format!(
+                        "{} accounts share this email ({}); none is changed until one remains",
+                        ids.len(),
+                        ids.join(", ")
+                    ),
+                );
                 continue;
             }
             let wanted = self.roster.wanted(person).marketo;
@@ -422,14 +439,20 @@ impl<'a> Planner<'a> {
                             roles: wanted.into_iter().collect(),
                             expires_at: expiry_for(person.end_date),
                         },
-                        format!("{} is listed (line {}) and has no Marketo account", person.email, person.line),
+                        format!(
+                            "{} is listed (line {}) and has no Marketo account",
+                            person.email, person.line
+                        ),
                         false,
                     );
                 }
                 continue;
             };
             if wanted.is_empty() {
-                self.unlisted_marketo(u, &format!("{} is listed with no Marketo access", person.email));
+                self.unlisted_marketo(
+                    u,
+                    &format!("{} is listed with no Marketo access", person.email),
+                );
                 continue;
             }
             if let Some(pending) = &u.pending {
@@ -444,33 +467,54 @@ impl<'a> Planner<'a> {
                         first_name: person.first_name.clone(),
                         last_name: person.last_name.clone(),
                     },
-                    format!("the roster (line {line}) names them {} {}, Marketo {} {}", person.first_name, person.last_name, u.first_name, u.last_name),
+                    format!(
+                        "the roster (line {line}) names them {} {}, Marketo {} {}",
+                        person.first_name, person.last_name, u.first_name, u.last_name
+                    ),
                     false,
                 );
             }
             let grant: Vec<RoleRef> = wanted.difference(&u.roles).cloned().collect();
             if !grant.is_empty() {
                 self.step(
-                    Action::MarketoGrant { userid: u.userid.clone(), roles: grant },
-                    format!("the roster (line {line}) gives {} these roles", person.email),
+                    Action::MarketoGrant {
+                        userid: u.userid.clone(),
+                        roles: grant,
+                    },
+                    format!(
+                        "the roster (line {line}) gives {} these roles",
+                        person.email
+                    ),
                     false,
                 );
             }
             let revoke: Vec<RoleRef> = u.roles.difference(&wanted).cloned().collect();
             if !revoke.is_empty() {
                 self.step(
-                    Action::MarketoRevoke { userid: u.userid.clone(), roles: revoke },
-                    format!("the roster (line {line}) no longer gives {} these roles", person.email),
+                    Action::MarketoRevoke {
+                        userid: u.userid.clone(),
+                        roles: revoke,
+                    },
+                    format!(
+                        "the roster (line {line}) no longer gives {} these roles",
+                        person.email
+                    ),
                     true,
                 );
             }
             let expires_at = expiry_for(person.end_date);
             if u.expires_at != expires_at {
                 self.step(
-                    Action::MarketoSetExpiry { userid: u.userid.clone(), expires_at },
+                    Action::MarketoSetExpiry {
+                        userid: u.userid.clone(),
+                        expires_at,
+                    },
                     match person.end_date {
                         Some(end) => format!("{} ends on {end} (line {line})", person.email),
-                        None => format!("{} has no end date in the roster (line {line})", person.email),
+                        None => format!(
+                            "{} has no end date in the roster (line {line})",
+                            person.email
+                        ),
                     },
                     false,
                 );
@@ -497,7 +541,9 @@ impl<'a> Planner<'a> {
         wanted: &BTreeSet<RoleRef>,
     ) {
         let now = self.options.now;
-        let Some(expires) = pending.expires_at else { return };
+        let Some(expires) = pending.expires_at else {
+            return;
+        };
         let state = if expires <= now {
             format!("the invitation expired on {}", expires.date())
         } else if expires - now <= INVITE_WARNING {
@@ -519,34 +565,65 @@ impl<'a> Planner<'a> {
                 false,
             );
         } else {
-            self.note(App::Marketo, &u.userid, format!("{state}; plan with --resend-invites to send a new one"));
+            self.note(
+                App::Marketo,
+                &u.userid,
+                format!("{state}; plan with --resend-invites to send a new one"),
+            );
         }
     }
 
     fn offboard_marketo(&mut self, u: &MarketoUser, reason: &str) {
         if u.pending.is_some() {
-            self.step(Action::MarketoDeleteInvite { userid: u.userid.clone() }, reason, false);
+            self.step(
+                Action::MarketoDeleteInvite {
+                    userid: u.userid.clone(),
+                },
+                reason,
+                false,
+            );
         } else {
-            self.step(Action::MarketoDelete { userid: u.userid.clone() }, reason, true);
+            self.step(
+                Action::MarketoDelete {
+                    userid: u.userid.clone(),
+                },
+                reason,
+                true,
+            );
         }
     }
 
     fn unlisted_marketo(&mut self, u: &MarketoUser, why: &str) {
         match self.roster.policies.marketo.unlisted {
-            Unlisted::Report => self.note(App::Marketo, &u.userid, format!("{why}; policy unlisted=report leaves the account alone")),
+            Unlisted::Report => self.note(
+                App::Marketo,
+                &u.userid,
+                format!("{why}; policy unlisted=report leaves the account alone"),
+            ),
             Unlisted::Disable if u.pending.is_some() => {
-                self.step(Action::MarketoDeleteInvite { userid: u.userid.clone() }, format!("{why} (policy unlisted=disable)"), false);
+                self.step(
+                    Action::MarketoDeleteInvite {
+                        userid: u.userid.clone(),
+                    },
+                    format!("{why} (policy unlisted=disable)"),
+                    false,
+                );
             }
             Unlisted::Disable => {
                 if !u.roles.is_empty() {
                     self.step(
-                        Action::MarketoRevoke { userid: u.userid.clone(), roles: u.roles.iter().cloned().collect() },
+                        Action::MarketoRevoke {
+                            userid: u.userid.clone(),
+                            roles: u.roles.iter().cloned().collect(),
+                        },
                         format!("{why} (policy unlisted=disable)"),
                         true,
                     );
                 }
             }
-            Unlisted::Delete => self.offboard_marketo(u, &format!("{why} (policy unlisted=delete)")),
+            Unlisted::Delete => {
+                self.offboard_marketo(u, &format!("{why} (policy unlisted=delete)"))
+            }
         }
     }
 
@@ -555,7 +632,9 @@ impl<'a> Planner<'a> {
     fn magento(&mut self, live: &MagentoLive) {
         let roster: &'a Roster = self.roster;
         let policy = &roster.policies.magento;
-        let Some(website_id) = live.website_id(&policy.website) else { return };
+        let Some(website_id) = live.website_id(&policy.website) else {
+            return;
+        };
         let customers: HashMap<&str, &MagentoCustomer> = live
             .customers
             .iter()
@@ -583,12 +662,19 @@ impl<'a> Planner<'a> {
                     self.note(App::Magento, &c.email, "protected by policy: not touched");
                 }
                 Some(c) if leaver => self.step(
-                    Action::MagentoDeleteCustomer { id: c.id, email: c.email.clone() },
+                    Action::MagentoDeleteCustomer {
+                        id: c.id,
+                        email: c.email.clone(),
+                    },
                     leaver_reason(person),
                     true,
                 ),
                 Some(c) => match &wanted.magento_group {
-                    None => self.unlisted_customer(live, c, &format!("{} is listed with no Magento customer group", person.email)),
+                    None => self.unlisted_customer(
+                        live,
+                        c,
+                        &format!("{} is listed with no Magento customer group", person.email),
+                    ),
                     Some(group) => {
                         let group_id = live.group_id(group).unwrap_or(c.group_id);
                         if c.group_id != group_id
@@ -643,15 +729,26 @@ impl<'a> Planner<'a> {
             }
             match admin {
                 Some(a) if policy.protects([a.username.as_str(), a.email.as_str()]) => {
-                    self.note(App::Magento, &a.username, "protected by policy: not touched");
+                    self.note(
+                        App::Magento,
+                        &a.username,
+                        "protected by policy: not touched",
+                    );
                 }
                 Some(a) if leaver => self.step(
-                    Action::MagentoDeleteAdmin { id: a.id, username: a.username.clone() },
+                    Action::MagentoDeleteAdmin {
+                        id: a.id,
+                        username: a.username.clone(),
+                    },
                     leaver_reason(person),
                     true,
                 ),
                 Some(a) => match &wanted.magento_admin_role {
-                    None => self.unlisted_admin(live, a, &format!("{} is listed with no Magento admin role", person.email)),
+                    None => self.unlisted_admin(
+                        live,
+                        a,
+                        &format!("{} is listed with no Magento admin role", person.email),
+                    ),
                     Some(role) => {
                         let role_id = live.role_id(role);
                         if a.role_id != role_id
@@ -710,7 +807,10 @@ impl<'a> Planner<'a> {
             .iter()
             .flatten()
             .filter(|a| !handled_admins.contains(a.email.as_str()))
-            .filter(|a| policy.manages(&a.email) && !policy.protects([a.username.as_str(), a.email.as_str()]))
+            .filter(|a| {
+                policy.manages(&a.email)
+                    && !policy.protects([a.username.as_str(), a.email.as_str()])
+            })
             .collect();
         for a in unlisted {
             self.unlisted_admin(live, a, &format!("{} is not in the roster", a.email));
@@ -721,10 +821,18 @@ impl<'a> Planner<'a> {
         let roster: &'a Roster = self.roster;
         let policy = &roster.policies.magento;
         match policy.unlisted {
-            Unlisted::Report => self.note(App::Magento, &c.email, format!("customer: {why}; policy unlisted=report leaves it alone")),
+            Unlisted::Report => self.note(
+                App::Magento,
+                &c.email,
+                format!("customer: {why}; policy unlisted=report leaves it alone"),
+            ),
             Unlisted::Disable => {
-                let Some(group) = policy.disabled_group.clone() else { return };
-                let Some(group_id) = live.group_id(&group) else { return };
+                let Some(group) = policy.disabled_group.clone() else {
+                    return;
+                };
+                let Some(group_id) = live.group_id(&group) else {
+                    return;
+                };
                 if c.group_id != group_id {
                     self.step(
                         Action::MagentoUpdateCustomer {
@@ -741,7 +849,10 @@ impl<'a> Planner<'a> {
                 }
             }
             Unlisted::Delete => self.step(
-                Action::MagentoDeleteCustomer { id: c.id, email: c.email.clone() },
+                Action::MagentoDeleteCustomer {
+                    id: c.id,
+                    email: c.email.clone(),
+                },
                 format!("{why} (policy unlisted=delete)"),
                 true,
             ),
@@ -750,7 +861,11 @@ impl<'a> Planner<'a> {
 
     fn unlisted_admin(&mut self, live: &MagentoLive, a: &MagentoAdmin, why: &str) {
         match self.roster.policies.magento.unlisted {
-            Unlisted::Report => self.note(App::Magento, &a.username, format!("admin user: {why}; policy unlisted=report leaves it alone")),
+            Unlisted::Report => self.note(
+                App::Magento,
+                &a.username,
+                format!("admin user: {why}; policy unlisted=report leaves it alone"),
+            ),
             Unlisted::Disable => {
                 if a.is_active {
                     self.step(
@@ -769,7 +884,10 @@ impl<'a> Planner<'a> {
                 }
             }
             Unlisted::Delete => self.step(
-                Action::MagentoDeleteAdmin { id: a.id, username: a.username.clone() },
+                Action::MagentoDeleteAdmin {
+                    id: a.id,
+                    username: a.username.clone(),
+                },
                 format!("{why} (policy unlisted=delete)"),
                 true,
             ),
@@ -856,13 +974,18 @@ pub fn plan(roster: &Roster, live: &Live, options: PlanOptions) -> Plan {
         .unwrap_or_default();
     let id = format!(
         "plan-{}",
-        &digest(format!("{fingerprint}{body}{}", options.now.unix_timestamp_nanos()).as_bytes())[..16]
+        &digest(format!("{fingerprint}{body}{}", options.now.unix_timestamp_nanos()).as_bytes())
+            [..16]
     );
     let steps = steps
         .into_iter()
         .enumerate()
         .map(|(i, (action, reason, destructive))| {
-            let action_digest = digest(serde_json::to_string(&action).unwrap_or_default().as_bytes());
+            let action_digest = digest(
+                serde_json::to_string(&action)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
             Step {
                 index: i + 1,
                 key: format!("{id}/{}/{}", i + 1, &action_digest[..12]),
@@ -1066,4 +1189,361 @@ fn marketo_user<'a>(live: &'a mut Live, userid: &str) -> Option<&'a mut MarketoU
         .users
         .iter_mut()
         .find(|u| u.userid.eq_ignore_ascii_case(userid))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+    use time::macros::{date, datetime};
+
+    use super::*;
+    use crate::desired::{Access, Cap, MagentoAccess, Person, Policies, Policy, Status};
+    use crate::live::Named;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
+    const EMAILS: [&str; 8] = [
+        "ada@acme.example",
+        "bob@acme.example",
+        "cy@acme.example",
+        "di@acme.example",
+        "ed@acme.example",
+        "fay@acme.example",
+        "gus@other.example",
+        "hal@other.example",
+    ];
+    const ROLES: [&str; 2] = ["Standard User", "Admin"];
+    const WORKSPACES: [&str; 2] = ["Default", "Europe"];
+    const GROUPS: [&str; 3] = ["General", "Wholesale", "Retailer"];
+    const ADMIN_ROLES: [&str; 2] = ["Administrators", "Support"];
+
+    fn role_set() -> impl Strategy<Value = BTreeSet<RoleRef>> {
+        proptest::collection::btree_set((0..2usize, 0..2usize), 0..3).prop_map(|s| {
+            s.into_iter()
+                .map(|(r, w)| RoleRef::new(ROLES[r], WORKSPACES[w]))
+                .collect()
+        })
+    }
+
+    fn named(list: &[&str]) -> Vec<Named> {
+        list.iter()
+            .enumerate()
+            .map(|(i, n)| Named {
+                id: i as i64 + 1,
+                name: n.to_string(),
+            })
+            .collect()
+    }
+
+    prop_compose! {
+        fn person(email: &'static str)(
+            status in prop_oneof![4 => Just(Status::Active), 1 => Just(Status::Leaver)],
+            end in prop_oneof![3 => Just(None), 1 => Just(Some(date!(2026-11-01))), 1 => Just(Some(date!(2027-03-31)))],
+            roles in role_set(),
+            group in proptest::option::of(0..3usize),
+            admin in proptest::option::of(0..2usize),
+            renamed in any::<bool>(),
+        ) -> Person {
+            Person {
+                email: email.to_string(),
+                first_name: if renamed { "New".into() } else { "First".into() },
+                last_name: "Last".into(),
+                status,
+                end_date: end,
+                department: None,
+                title: None,
+                access: Access {
+                    marketo: roles.into_iter().collect(),
+                    magento: MagentoAccess {
+                        group: group.map(|g| GROUPS[g].to_string()),
+                        admin_role: admin.map(|a| ADMIN_ROLES[a].to_string()),
+                    },
+                },
+                line: 1,
+            }
+        }
+    }
+
+    fn unlisted() -> impl Strategy<Value = Unlisted> {
+        prop_oneof![
+            Just(Unlisted::Report),
+            Just(Unlisted::Disable),
+            Just(Unlisted::Delete)
+        ]
+    }
+
+    prop_compose! {
+        fn policy()(
+            unlisted in unlisted(),
+            protected in proptest::collection::btree_set(0..8usize, 0..3),
+            scoped in any::<bool>(),
+        ) -> Policy {
+            Policy {
+                managed_domains: if scoped { vec!["acme.example".into()] } else { vec![] },
+                protected: protected.into_iter().map(|i| EMAILS[i].to_string()).collect(),
+                unlisted,
+                max_destructive: Cap::Count(1000),
+                disabled_group: Some("General".into()),
+                ..Policy::default()
+            }
+        }
+    }
+
+    prop_compose! {
+        fn roster()(
+            listed in proptest::collection::btree_set(0..8usize, 0..8),
+            marketo in policy(),
+            magento in policy(),
+            persons in (person(EMAILS[0]), person(EMAILS[1]), person(EMAILS[2]), person(EMAILS[3]), person(EMAILS[4]), person(EMAILS[5]), person(EMAILS[6]), person(EMAILS[7])),
+        ) -> Roster {
+            let all = [persons.0, persons.1, persons.2, persons.3, persons.4, persons.5, persons.6, persons.7];
+            Roster {
+                source: "roster.yaml".into(),
+                people: all.into_iter().enumerate().filter(|(i, _)| listed.contains(i)).map(|(_, p)| p).collect(),
+                rules: vec![],
+                policies: Policies { marketo, magento },
+            }
+        }
+    }
+
+    prop_compose! {
+        fn marketo_user(email: &'static str)(
+            roles in role_set(),
+            api_only in prop_oneof![5 => Just(false), 1 => Just(true)],
+            pending in prop_oneof![4 => Just(None), 1 => Just(Some(PendingInvite { expires_at: Some(NOW + Duration::days(5)) }))],
+            expires in prop_oneof![3 => Just(None), 1 => Just(Some(datetime!(2027-03-31 23:59:59 UTC)))],
+            renamed in any::<bool>(),
+        ) -> MarketoUser {
+            MarketoUser {
+                userid: email.into(),
+                email: email.into(),
+                first_name: if renamed { "Old".into() } else { "First".into() },
+                last_name: "Last".into(),
+                api_only: api_only && pending.is_none(),
+                roles,
+                expires_at: expires,
+                pending,
+            }
+        }
+    }
+
+    prop_compose! {
+        fn live()(
+            users in (marketo_user(EMAILS[0]), marketo_user(EMAILS[1]), marketo_user(EMAILS[2]), marketo_user(EMAILS[3]), marketo_user(EMAILS[4]), marketo_user(EMAILS[5]), marketo_user(EMAILS[6]), marketo_user(EMAILS[7])),
+            with_user in proptest::collection::btree_set(0..8usize, 0..8),
+            customers in proptest::collection::btree_map(0..8usize, (0..3usize, any::<bool>()), 0..8),
+            admins in proptest::collection::btree_map(0..8usize, (0..2usize, any::<bool>()), 0..8),
+        ) -> Live {
+            let all = [users.0, users.1, users.2, users.3, users.4, users.5, users.6, users.7];
+            Live {
+                marketo: Some(MarketoLive {
+                    roles: ROLES.iter().map(ToString::to_string).collect(),
+                    workspaces: WORKSPACES.iter().map(ToString::to_string).collect(),
+                    users: all.into_iter().enumerate().filter(|(i, _)| with_user.contains(i)).map(|(_, u)| u).collect(),
+                }),
+                magento: Some(MagentoLive {
+                    groups: named(&GROUPS),
+                    websites: named(&["base"]),
+                    admin_roles: Some(named(&ADMIN_ROLES)),
+                    customers: customers.into_iter().map(|(i, (g, renamed))| MagentoCustomer {
+                        id: i as i64 + 100,
+                        email: EMAILS[i].into(),
+                        first_name: if renamed { "Old".into() } else { "First".into() },
+                        last_name: "Last".into(),
+                        group_id: g as i64 + 1,
+                        website_id: 1,
+                    }).collect(),
+                    admins: Some(admins.into_iter().map(|(i, (r, active))| MagentoAdmin {
+                        id: i as i64 + 1,
+                        username: EMAILS[i].into(),
+                        email: EMAILS[i].into(),
+                        first_name: "First".into(),
+                        last_name: "Last".into(),
+                        role_id: Some(r as i64 + 1),
+                        is_active: active,
+                    }).collect()),
+                }),
+            }
+        }
+    }
+
+    fn options() -> PlanOptions {
+        PlanOptions {
+            now: NOW,
+            resend_invites: false,
+        }
+    }
+
+    fn protected_keys(roster: &Roster, live: &Live) -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        let p = &roster.policies;
+        for u in &live.marketo.as_ref().unwrap().users {
+            if (p.marketo.protect_api_only && u.api_only) || p.marketo.protects([u.email.as_str()])
+            {
+                keys.insert(marketo_key(&u.userid));
+            }
+        }
+        let m = live.magento.as_ref().unwrap();
+        for c in &m.customers {
+            if p.magento.protects([c.email.as_str()]) {
+                keys.insert(customer_key(&c.email));
+            }
+        }
+        for a in m.admins.iter().flatten() {
+            if p.magento.protects([a.email.as_str()]) {
+                keys.insert(admin_key(&a.username));
+            }
+        }
+        keys
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn applying_the_plan_yields_the_roster_and_spares_protected_accounts(roster in roster(), live in live()) {
+            let plan = plan(&roster, &live, options());
+            let protected = protected_keys(&roster, &live);
+            for step in &plan.steps {
+                prop_assert!(!protected.contains(&step.action.account_key()), "step {} touches a protected account", step.action.describe());
+            }
+            let after = simulate(&live, plan.steps.iter().map(|s| &s.action), NOW);
+            let (before_accounts, after_accounts) = (live.accounts(), after.accounts());
+            for key in &protected {
+                prop_assert_eq!(before_accounts.get(key), after_accounts.get(key));
+            }
+            // Converged: planning again finds nothing to do.
+            let again = super::plan(&roster, &after, options());
+            prop_assert!(again.steps.is_empty(), "second plan: {}", again);
+
+            // Every managed person has what the roster says, where their account is Roster's.
+            let today = NOW.date();
+            let m = after.marketo.as_ref().unwrap();
+            let g = after.magento.as_ref().unwrap();
+            for person in &roster.people {
+                let wanted = roster.wanted(person);
+                if roster.policies.marketo.manages(&person.email) && !protected.contains(&marketo_key(&person.email)) {
+                    let account = m.users.iter().find(|u| u.email == person.email);
+                    if person.is_leaver(today) {
+                        prop_assert!(account.is_none(), "leaver {} keeps a Marketo account", person.email);
+                    } else if !wanted.marketo.is_empty() {
+                        let u = account.expect("an account or an invitation");
+                        // A pending invitation cannot be edited: its roles are settled once
+                        // it is accepted (the next plan grants or revokes the difference).
+                        if u.pending.is_none() {
+                            prop_assert_eq!(&u.roles, &wanted.marketo);
+                            prop_assert_eq!(u.expires_at, expiry_for(person.end_date));
+                        }
+                    }
+                }
+                if roster.policies.magento.manages(&person.email) && !protected.contains(&customer_key(&person.email)) {
+                    let customer = g.customers.iter().find(|c| c.email == person.email);
+                    match (&wanted.magento_group, person.is_leaver(today)) {
+                        (_, true) => prop_assert!(customer.is_none()),
+                        (Some(group), false) => prop_assert_eq!(g.group_name(customer.expect("a customer").group_id), group.clone()),
+                        (None, false) => {}
+                    }
+                }
+                if roster.policies.magento.manages(&person.email) && !protected.contains(&admin_key(&person.email)) {
+                    let admin = g.admins.iter().flatten().find(|a| a.email == person.email);
+                    match (&wanted.magento_admin_role, person.is_leaver(today)) {
+                        (_, true) => prop_assert!(admin.is_none()),
+                        (Some(role), false) => {
+                            let a = admin.expect("an admin user");
+                            prop_assert_eq!(g.role_name(a.role_id), role.clone());
+                            prop_assert!(a.is_active);
+                        }
+                        (None, false) => {}
+                    }
+                }
+            }
+            // Unlisted, managed, unprotected accounts follow the policy.
+            if roster.policies.marketo.unlisted == Unlisted::Delete {
+                for u in &m.users {
+                    let listed = roster.people.iter().any(|p| p.email == u.email && !roster.wanted(p).marketo.is_empty());
+                    if roster.policies.marketo.manages(&u.email) && !protected.contains(&marketo_key(&u.userid)) {
+                        prop_assert!(listed, "{} should have been deleted", u.email);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn caps_block_plans_that_destroy_too_much(live in live()) {
+            let mut roster = Roster { source: "r.yaml".into(), ..Roster::default() };
+            roster.policies.marketo.unlisted = Unlisted::Delete;
+            roster.policies.marketo.max_destructive = Cap::Count(1);
+            let plan = plan(&roster, &live, options());
+            let deletions = plan.steps.iter().filter(|s| s.destructive && s.app == App::Marketo).count();
+            prop_assert_eq!(deletions > 1, plan.blocked.iter().any(|b| b.starts_with("marketo:")));
+        }
+    }
+
+    #[test]
+    fn steps_come_in_stage_order_with_reasons() {
+        let roster = Roster {
+            source: "r.yaml".into(),
+            people: vec![Person {
+                email: "ada@acme.example".into(),
+                first_name: "Ada".into(),
+                last_name: "Lovelace".into(),
+                status: Status::Active,
+                end_date: Some(date!(2027 - 01 - 31)),
+                department: None,
+                title: None,
+                access: Access {
+                    marketo: vec![RoleRef::new("Admin", "Default")],
+                    magento: MagentoAccess {
+                        group: Some("Wholesale".into()),
+                        admin_role: None,
+                    },
+                },
+                line: 7,
+            }],
+            rules: vec![],
+            policies: Policies {
+                marketo: Policy {
+                    unlisted: Unlisted::Delete,
+                    max_destructive: Cap::Count(5),
+                    ..Policy::default()
+                },
+                ..Policies::default()
+            },
+        };
+        let mut live = Live {
+            marketo: Some(MarketoLive {
+                roles: vec![],
+                workspaces: vec![],
+                users: vec![MarketoUser {
+                    userid: "old@acme.example".into(),
+                    email: "old@acme.example".into(),
+                    first_name: "O".into(),
+                    last_name: "L".into(),
+                    api_only: false,
+                    roles: BTreeSet::new(),
+                    expires_at: None,
+                    pending: None,
+                }],
+            }),
+            magento: None,
+        };
+        let p = plan(&roster, &live, options());
+        let kinds: Vec<(Stage, &str)> = p
+            .steps
+            .iter()
+            .map(|s| (s.stage, s.reason.as_str()))
+            .collect();
+        assert_eq!(kinds.len(), 2, "{p}");
+        assert_eq!(kinds[0].0, Stage::Invite);
+        assert!(kinds[0].1.contains("line 7"), "{p}");
+        assert_eq!(kinds[1].0, Stage::Delete);
+        assert!(p.steps[1].destructive);
+        assert!(p.steps[0].key.starts_with(&p.id));
+        assert!(p.blocked.is_empty());
+        // The fingerprint follows the state.
+        let before = live.fingerprint();
+        live.marketo.as_mut().unwrap().users[0].first_name = "Other".into();
+        assert_ne!(before, live.fingerprint());
+    }
 }

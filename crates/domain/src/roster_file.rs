@@ -64,9 +64,9 @@ pub fn parse(name: &str, text: &str, format: Format) -> Result<Parsed, Vec<Probl
             vec![Problem::new(name, line, first_line(&e.to_string()))]
         })?,
         Format::Toml => toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map_or(0, |s| text[..s.start.min(text.len())].lines().count().max(1));
+            let line = e.span().map_or(0, |s| {
+                text[..s.start.min(text.len())].lines().count().max(1)
+            });
             vec![Problem::new(name, line, e.message().to_string())]
         })?,
         Format::Csv => unreachable!("handled above"),
@@ -423,7 +423,12 @@ struct PersonFields {
 }
 
 impl PersonFields {
-    fn into_person(self, access: RawAccess, line: usize, name: &str) -> Result<Person, Vec<Problem>> {
+    fn into_person(
+        self,
+        access: RawAccess,
+        line: usize,
+        name: &str,
+    ) -> Result<Person, Vec<Problem>> {
         let mut problems = Vec::new();
         let email = self.email.trim().to_lowercase();
         let valid_email = email
@@ -523,7 +528,13 @@ pub fn people_from_csv(name: &str, text: &str) -> Result<Vec<Person>, Vec<Proble
         .from_reader(text.as_bytes());
     let headers = reader
         .headers()
-        .map_err(|e| vec![Problem::new(name, 1, format!("cannot read the header: {e}"))])?
+        .map_err(|e| {
+            vec![Problem::new(
+                name,
+                1,
+                format!("cannot read the header: {e}"),
+            )]
+        })?
         .clone();
     let mut columns = HashMap::new();
     let mut problems = Vec::new();
@@ -535,7 +546,10 @@ pub fn people_from_csv(name: &str, text: &str) -> Result<Vec<Person>, Vec<Proble
             problems.push(Problem::new(
                 name,
                 1,
-                format!("unknown column {h:?}; the columns are {}", CSV_COLUMNS.join(", ")),
+                format!(
+                    "unknown column {h:?}; the columns are {}",
+                    CSV_COLUMNS.join(", ")
+                ),
             ));
         }
     }
@@ -551,7 +565,11 @@ pub fn people_from_csv(name: &str, text: &str) -> Result<Vec<Person>, Vec<Proble
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line() as usize);
-                problems.push(Problem::new(name, line, format!("cannot read this row: {e}")));
+                problems.push(Problem::new(
+                    name,
+                    line,
+                    format!("cannot read this row: {e}"),
+                ));
                 continue;
             }
         };
@@ -682,21 +700,33 @@ access = { marketo = [\"Admin@AllZones\"] }
         assert_eq!(e[0].line, 5, "{e:?}");
         assert!(e[0].message.contains("salesforce"), "{e:?}");
 
-        let dup = format!(
-            "{YAML}  - email: ada@acme.example\n    first_name: A\n    last_name: L\n"
-        );
+        let dup =
+            format!("{YAML}  - email: ada@acme.example\n    first_name: A\n    last_name: L\n");
         let e = parse("r.yaml", &dup, Format::Yaml).unwrap_err();
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].line, 24);
-        assert!(e[0].to_string().starts_with("r.yaml:24: ada@acme.example is listed twice (first on line 13)"), "{}", e[0]);
+        assert!(
+            e[0].to_string()
+                .starts_with("r.yaml:24: ada@acme.example is listed twice (first on line 13)"),
+            "{}",
+            e[0]
+        );
 
         let bad = YAML
             .replace("2027-01-31", "31/01/2027")
             .replace("Standard User@Default", "Standard User");
         let e = parse("r.yaml", &bad, Format::Yaml).unwrap_err();
         let text: Vec<String> = e.iter().map(ToString::to_string).collect();
-        assert!(text.iter().any(|t| t.starts_with("r.yaml:13:") && t.contains("31/01/2027")), "{text:?}");
-        assert!(text.iter().any(|t| t.starts_with("r.yaml:9:") && t.contains("ROLE@WORKSPACE")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("r.yaml:13:") && t.contains("31/01/2027")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("r.yaml:9:") && t.contains("ROLE@WORKSPACE")),
+            "{text:?}"
+        );
     }
 
     #[test]
@@ -707,7 +737,12 @@ access = { marketo = [\"Admin@AllZones\"] }
                     ADA@acme.example,Ada,Again,,,,\n";
         let e = people_from_csv("hr.csv", text).unwrap_err();
         let text_of: Vec<String> = e.iter().map(ToString::to_string).collect();
-        assert!(text_of.iter().any(|t| t.starts_with("hr.csv:3:") && t.contains("first_name and last_name")), "{text_of:?}");
+        assert!(
+            text_of
+                .iter()
+                .any(|t| t.starts_with("hr.csv:3:") && t.contains("first_name and last_name")),
+            "{text_of:?}"
+        );
         assert!(text_of.iter().any(|t| t.starts_with("hr.csv:4:") && t.contains("listed twice (first on line 2)")), "{text_of:?}");
 
         let ok = "email,first_name,last_name,marketo,magento_group\nada@acme.example,Ada,Lovelace,Standard User@Default;Admin@AllZones,Retailer\n";
@@ -717,7 +752,11 @@ access = { marketo = [\"Admin@AllZones\"] }
         assert_eq!(people[0].line, 2);
 
         let e = people_from_csv("hr.csv", "email,shoe_size\n").unwrap_err();
-        assert!(e[0].to_string().starts_with("hr.csv:1: unknown column \"shoe_size\""), "{e:?}");
+        assert!(
+            e[0].to_string()
+                .starts_with("hr.csv:1: unknown column \"shoe_size\""),
+            "{e:?}"
+        );
     }
 
     #[test]
