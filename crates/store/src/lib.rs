@@ -4,6 +4,7 @@
 //! which invitations Roster sent (the API cannot list pending invites), and a tombstone for
 //! every account Roster deleted, so it can be re-provisioned.
 
+mod journal;
 mod records;
 mod schema;
 
@@ -16,6 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use time::{Date, OffsetDateTime};
 
+pub use journal::{Approval, JournalEntry, LogEntry, NewLogEntry, StepStatus};
 pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
 
 pub const STATE_FILE: &str = "roster.sqlite";
@@ -571,5 +573,65 @@ mod tests {
         drop(store);
         let err = StateStore::open(dir.path()).await.unwrap_err();
         assert!(err.to_string().contains("newer Roster"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_journal_tracks_steps_and_the_log_is_append_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).await.unwrap();
+        let at = datetime!(2026-11-23 10:00 UTC);
+        store.save_plan("plan-1", at, "{}").await.unwrap();
+        store
+            .save_plan("plan-1", at, "{\"again\":1}")
+            .await
+            .unwrap();
+        assert_eq!(store.approval("plan-1").await.unwrap(), None);
+        store
+            .step_started("plan-1", 1, "plan-1/1/a", at)
+            .await
+            .unwrap();
+        store
+            .step_started("plan-1", 2, "plan-1/2/b", at)
+            .await
+            .unwrap();
+        store
+            .step_finished("plan-1", 1, StepStatus::Done, None, at)
+            .await
+            .unwrap();
+        let journal = store.journal("plan-1").await.unwrap();
+        assert_eq!(
+            journal.iter().map(|e| e.status).collect::<Vec<_>>(),
+            vec![StepStatus::Done, StepStatus::Started]
+        );
+        // Restarting a failed or started step keeps one row per step.
+        store
+            .step_started("plan-1", 2, "plan-1/2/b", at)
+            .await
+            .unwrap();
+        assert_eq!(store.journal("plan-1").await.unwrap().len(), 2);
+        store.approve_plan("plan-1", "ana", at).await.unwrap();
+        assert_eq!(store.approval("plan-1").await.unwrap().unwrap().by, "ana");
+
+        let entry = NewLogEntry {
+            actor: "ana".into(),
+            plan_id: Some("plan-1".into()),
+            app: "marketo".into(),
+            action: "delete".into(),
+            target: "bob@acme.example".into(),
+            outcome: "done".into(),
+            ..NewLogEntry::default()
+        };
+        store.append_log(&entry, at).await.unwrap();
+        assert_eq!(store.log(Some("plan-1")).await.unwrap().len(), 1);
+        assert_eq!(store.log(Some("plan-2")).await.unwrap().len(), 0);
+        let erase = sqlx::query("DELETE FROM audit_log")
+            .execute(&store.pool)
+            .await;
+        assert!(erase.unwrap_err().to_string().contains("append-only"));
+        let edit = sqlx::query("UPDATE audit_log SET outcome = 'x'")
+            .execute(&store.pool)
+            .await;
+        assert!(edit.is_err());
+        assert_eq!(store.log(None).await.unwrap()[0].outcome, "done");
     }
 }

@@ -52,4 +52,38 @@ pub const STEPS: &[&str] = &[
         value TEXT NOT NULL,
         PRIMARY KEY (app, instance, key)
     );",
+    // 3: plans, the journal of their steps, approvals, and the append-only audit log.
+    "CREATE TABLE plans (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        approved_by TEXT,
+        approved_at INTEGER
+    );
+    CREATE TABLE journal (
+        plan_id TEXT NOT NULL REFERENCES plans (id),
+        step INTEGER NOT NULL,
+        key TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        detail TEXT,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        PRIMARY KEY (plan_id, step)
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        plan_id TEXT,
+        step_key TEXT,
+        app TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
 ];
