@@ -61,11 +61,66 @@ pub enum Command {
     /// Re-invite a deleted account with the roles its tombstone recorded.
     #[command(subcommand)]
     Restore(RestoreCommand),
+    /// Compare a roster file with the apps and show the steps that would make them match.
+    ///
+    /// Apps are reached through ROSTER_MARKETO_* / ROSTER_MAGENTO_* or the config file;
+    /// each configured app is read.
+    Plan {
+        /// The roster: .yaml, .yml, .toml, or an HR export in .csv.
+        #[arg(value_name = "ROSTER")]
+        roster: PathBuf,
+        /// Save the plan (with the state it was computed from) for `roster apply`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Output format on stdout (json prints an object whose `steps` array is the plan).
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+        /// Plan to re-send Marketo invitations that expired or expire within 7 days.
+        #[arg(long)]
+        resend_invites: bool,
+    },
+    /// Run a saved plan (refused if the apps changed since), or plan and run with --auto.
+    ///
+    /// Every step is journaled: run the same apply again after a crash or a failure and it
+    /// finishes the plan without repeating a step.
+    Apply {
+        /// A plan saved by `roster plan --out`.
+        #[arg(value_name = "PLAN", required_unless_present = "auto")]
+        plan: Option<PathBuf>,
+        /// Plan from this roster and apply at once.
+        #[arg(long, value_name = "ROSTER", conflicts_with = "plan")]
+        auto: Option<PathBuf>,
+        /// Approve the plan's destructive steps (revokes, disables, deletions).
+        #[arg(long)]
+        approve: bool,
+        /// Who is applying, for the audit log and tombstones [default: $USER].
+        #[arg(long, env = "ROSTER_ACTOR", value_name = "NAME")]
+        by: Option<String>,
+        /// With --auto: re-send Marketo invitations that expired or expire within 7 days.
+        #[arg(long)]
+        resend_invites: bool,
+    },
+    /// Record an approval of a saved plan's destructive steps, so `roster apply` runs them.
+    Approve {
+        #[arg(value_name = "PLAN")]
+        plan: PathBuf,
+        /// Who approves [default: $USER].
+        #[arg(long, env = "ROSTER_ACTOR", value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// The audit log: every step every apply ran, who ran it, when, and how it went.
+    Log {
+        /// Only this plan's steps.
+        #[arg(long, value_name = "PLAN_ID")]
+        plan: Option<String>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
 }
 
 /// Where the Marketo instance is and how hard Roster may push it. Flags win over the
 /// environment, which wins over the configuration file.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct MarketoConn {
     /// The instance's REST base URL, e.g. https://123-ABC-456.mktorest.com.
     #[arg(long = "url", env = "ROSTER_MARKETO_URL", value_name = "URL")]

@@ -638,7 +638,7 @@ pub async fn offboard(
     .await
 }
 
-async fn tombstone(
+pub(crate) async fn tombstone(
     s: &MagentoSession,
     userid: String,
     email: &str,
@@ -666,7 +666,7 @@ async fn tombstone(
         .await?)
 }
 
-async fn finish(s: &MagentoSession, id: i64, result: Result<()>, what: &str) -> Result<()> {
+pub(crate) async fn finish(s: &MagentoSession, id: i64, result: Result<()>, what: &str) -> Result<()> {
     match result {
         Ok(()) => {
             s.state

@@ -7,7 +7,9 @@ mod demo;
 mod lifecycle;
 mod magento_cmd;
 mod marketo_cmd;
+mod live_read;
 mod output;
+mod plan_cmd;
 mod sandbox_cmd;
 
 use clap::Parser;
@@ -84,6 +86,33 @@ async fn main() -> std::process::ExitCode {
         args::Command::Restore(args::RestoreCommand::Marketo { conn, email }) => {
             lifecycle::restore(&conn, &email, &g).await
         }
+        args::Command::Plan {
+            roster,
+            out,
+            output,
+            resend_invites,
+        } => plan_cmd::plan_cmd(&roster, out.as_deref(), output, resend_invites, &g).await,
+        args::Command::Apply {
+            plan,
+            auto,
+            approve,
+            by,
+            resend_invites,
+        } => {
+            plan_cmd::apply(
+                plan_cmd::ApplyArgs {
+                    plan: plan.as_deref(),
+                    auto: auto.as_deref(),
+                    approve,
+                    by: by.as_deref(),
+                    resend_invites,
+                },
+                &g,
+            )
+            .await
+        }
+        args::Command::Approve { plan, by } => plan_cmd::approve(&plan, by.as_deref(), &g).await,
+        args::Command::Log { plan, output } => plan_cmd::log_cmd(plan.as_deref(), output, &g).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -636,6 +636,19 @@ impl Client {
         .map_err(no_admin_api)
     }
 
+    /// Changes the given fields of an admin user (the extension merges them over the user).
+    pub async fn update_admin_user(&self, id: i64, fields: Value) -> Result<Value, MagentoError> {
+        self.send(
+            Method::PUT,
+            &format!("V1/users/{id}"),
+            &[],
+            Some(&json!({ "user": fields })),
+            &format!("updating admin user {id}"),
+        )
+        .await
+        .map_err(no_admin_api)
+    }
+
     pub async fn delete_admin_user(&self, id: i64) -> Result<(), MagentoError> {
         self.send(
             Method::DELETE,

@@ -1,0 +1,276 @@
+//! Reading the apps' live state for planning, through the connectors' audit paths.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use roster_domain::desired::{App, Roster};
+use roster_domain::live::{
+    Live, MagentoAdmin, MagentoCustomer, MagentoLive, MarketoLive, MarketoUser, Named,
+    PendingInvite,
+};
+use roster_magento::{AdminUsers, Condition, Criteria};
+use roster_marketo::audit;
+use roster_store::InviteStatus;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::args::{MagentoConn, MarketoConn};
+use crate::connect::{MarketoSession, load_config};
+use crate::magento_cmd::MagentoSession;
+use crate::marketo_cmd::Globals;
+
+const MARKETO: &str = "marketo";
+
+/// The connections a plan or an apply works through: each app whose URL is configured.
+pub struct Sessions {
+    pub marketo: Option<MarketoSession>,
+    pub magento: Option<MagentoSession>,
+}
+
+impl Sessions {
+    pub async fn open(g: &Globals<'_>) -> Result<Self> {
+        let file = load_config(g.config)?;
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let marketo = match env("ROSTER_MARKETO_URL").or(file.marketo.url.clone()) {
+            Some(url) => {
+                let conn = MarketoConn {
+                    url: Some(url),
+                    client_id: env("ROSTER_MARKETO_CLIENT_ID"),
+                    client_secret: env("ROSTER_MARKETO_CLIENT_SECRET"),
+                    ..MarketoConn::default()
+                };
+                Some(MarketoSession::open(&conn, g.state, g.config).await?)
+            }
+            None => None,
+        };
+        let magento = match env("ROSTER_MAGENTO_URL").or(file.magento.url.clone()) {
+            Some(url) => {
+                let conn = MagentoConn {
+                    url: Some(url),
+                    username: env("ROSTER_MAGENTO_USERNAME"),
+                    password: env("ROSTER_MAGENTO_PASSWORD"),
+                    scope: "all".into(),
+                };
+                Some(MagentoSession::open(&conn, g).await?)
+            }
+            None => None,
+        };
+        Ok(Sessions { marketo, magento })
+    }
+
+    pub fn configured(&self, app: App) -> bool {
+        match app {
+            App::Marketo => self.marketo.is_some(),
+            App::Magento => self.magento.is_some(),
+        }
+    }
+
+    /// The username Roster signs in to Magento with: never planned against.
+    pub fn magento_username(&self) -> Option<String> {
+        self.magento
+            .as_ref()
+            .map(|s| s.client.config().username.to_lowercase())
+    }
+
+    /// Saves the Marketo quota used and prints what every connection cost.
+    pub async fn finish(&mut self) -> Result<()> {
+        if let Some(s) = &mut self.marketo {
+            s.record_usage().await?;
+            eprintln!("marketo: {}", s.cost_line());
+        }
+        if let Some(s) = &self.magento {
+            eprintln!("magento: {}", s.cost_line());
+        }
+        Ok(())
+    }
+}
+
+/// Reads the live state of every configured app.
+pub async fn read(sessions: &Sessions, roster: &Roster) -> Result<Live> {
+    let (marketo, magento) = tokio::try_join!(
+        async {
+            match &sessions.marketo {
+                Some(s) => read_marketo(s).await.map(Some),
+                None => Ok(None),
+            }
+        },
+        async {
+            match &sessions.magento {
+                Some(s) => read_magento(s, &roster.policies.magento.website).await.map(Some),
+                None => Ok(None),
+            }
+        }
+    )?;
+    Ok(Live { marketo, magento })
+}
+
+async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
+    let audit = audit::run(&s.client, std::sync::Arc::new(audit::Quiet))
+        .await
+        .context("reading Marketo users")?;
+    let mut users: Vec<MarketoUser> = audit
+        .users
+        .iter()
+        .map(|a| MarketoUser {
+            userid: a.user.userid.clone(),
+            email: a.user.email_address.trim().to_lowercase(),
+            first_name: a.user.first_name.clone(),
+            last_name: a.user.last_name.clone(),
+            api_only: a.user.api_only,
+            roles: a
+                .roles
+                .iter()
+                .map(|r| roster_domain::desired::RoleRef::new(&r.role_name, &r.workspace_name))
+                .collect(),
+            expires_at: a.expires_at,
+            pending: None,
+        })
+        .collect();
+    // The API cannot list pending invitations: check the ones Roster sent.
+    let now = OffsetDateTime::now_utc();
+    for invite in s
+        .state
+        .invites(MARKETO, &s.instance, InviteStatus::Pending)
+        .await?
+    {
+        if users
+            .iter()
+            .any(|u| u.userid.eq_ignore_ascii_case(&invite.userid))
+        {
+            s.state
+                .set_invite_status(MARKETO, &s.instance, &invite.userid, InviteStatus::Accepted, now)
+                .await?;
+            continue;
+        }
+        match s.client.invitation(&invite.userid).await? {
+            Some(p) => users.push(MarketoUser {
+                userid: invite.userid.clone(),
+                email: invite.email.trim().to_lowercase(),
+                first_name: invite.first_name.clone(),
+                last_name: invite.last_name.clone(),
+                api_only: false,
+                roles: invite
+                    .roles
+                    .iter()
+                    .map(|r| roster_domain::desired::RoleRef::new(&r.role_name, &r.workspace_name))
+                    .collect(),
+                expires_at: None,
+                pending: Some(PendingInvite {
+                    expires_at: p.expires_at,
+                }),
+            }),
+            None => {
+                s.state
+                    .set_invite_status(MARKETO, &s.instance, &invite.userid, InviteStatus::Deleted, now)
+                    .await?;
+            }
+        }
+    }
+    Ok(MarketoLive {
+        roles: audit.directory.roles.iter().map(|r| r.name.clone()).collect(),
+        workspaces: audit
+            .directory
+            .workspaces
+            .iter()
+            .map(|w| w.name.clone())
+            .collect(),
+        users,
+    })
+}
+
+fn named(items: &[Value], name: &str) -> Vec<Named> {
+    items
+        .iter()
+        .filter_map(|v| {
+            Some(Named {
+                id: v["id"].as_i64()?,
+                name: v[name].as_str()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_string()
+}
+
+async fn read_magento(s: &MagentoSession, website: &str) -> Result<MagentoLive> {
+    let c = &s.client;
+    let (groups, websites, admins) = tokio::try_join!(c.groups(), c.websites(), c.admin_users())?;
+    let websites = named(&websites, "code");
+    let website_id = websites
+        .iter()
+        .find(|w| w.name.eq_ignore_ascii_case(website))
+        .map(|w| w.id);
+    let mut criteria = Criteria::new();
+    if let Some(id) = website_id {
+        criteria = criteria.and("website_id", Condition::Eq, id);
+    }
+    let customers = c
+        .customers(&criteria, |_, _| {})
+        .await
+        .context("reading Magento customers")?;
+    let (admins, admin_roles) = match admins {
+        AdminUsers::Available(list) => (Some(list), Some(named(&c.admin_roles().await?, "name"))),
+        AdminUsers::Unavailable => (None, None),
+    };
+    Ok(MagentoLive {
+        groups: named(&groups, "code"),
+        websites,
+        admin_roles,
+        customers: customers
+            .iter()
+            .filter(|v| website_id.is_none_or(|w| v["website_id"].as_i64() == Some(w)))
+            .map(|v| MagentoCustomer {
+                id: v["id"].as_i64().unwrap_or_default(),
+                email: text(v, "email").trim().to_lowercase(),
+                first_name: text(v, "firstname"),
+                last_name: text(v, "lastname"),
+                group_id: v["group_id"].as_i64().unwrap_or_default(),
+                website_id: v["website_id"].as_i64().unwrap_or_default(),
+            })
+            .collect(),
+        admins: admins.map(|list| {
+            list.iter()
+                .map(|v| MagentoAdmin {
+                    id: v["id"].as_i64().unwrap_or_default(),
+                    username: text(v, "username"),
+                    email: text(v, "email").trim().to_lowercase(),
+                    first_name: text(v, "firstname"),
+                    last_name: text(v, "lastname"),
+                    role_id: v["role_id"].as_i64(),
+                    is_active: v["is_active"].as_bool().unwrap_or(true),
+                })
+                .collect()
+        }),
+    })
+}
+
+/// Reads a roster file (and the CSV it may name), reporting every problem with its line.
+pub fn load_roster(path: &Path) -> Result<Roster> {
+    use roster_domain::roster_file::{self, Format};
+    let name = path.display().to_string();
+    let format = Format::of(&name).with_context(|| {
+        format!("{name}: cannot tell the format; name the file .yaml, .yml, .toml or .csv")
+    })?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?;
+    let problems = |list: Vec<roster_domain::desired::Problem>| {
+        let lines: Vec<String> = list.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "the roster has {} problem{}; nothing was read from the apps:\n  {}",
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
+            lines.join("\n  ")
+        )
+    };
+    let parsed = roster_file::parse(&name, &text, format).map_err(problems)?;
+    let mut roster = parsed.roster;
+    if let Some(csv) = parsed.people_file {
+        let csv_path = path.parent().unwrap_or(Path::new(".")).join(&csv);
+        let csv_name = csv_path.display().to_string();
+        let csv_text = std::fs::read_to_string(&csv_path)
+            .with_context(|| format!("{name}: people_file {csv} cannot be read ({csv_name})"))?;
+        roster_file::add_people(&mut roster, &csv_name, &csv_text).map_err(problems)?;
+    }
+    Ok(roster)
+}
