@@ -1,19 +1,24 @@
-//! `roster demo`: Roster's weekly jobs against an in-process Marketo sandbox, offline and with
-//! no setup. A joiner is provisioned (and accepts the invitation, as they would by email),
-//! a leaver is offboarded with a tombstone, and an audit writes its HTML report.
+//! `roster demo`: Roster's main job, offline and with no setup. Both sandboxes start
+//! in-process on free ports with a temporary state; Roster plans `examples/roster.yaml`
+//! against them, applies the plan, follows a joiner's invitation, plans again (nothing left
+//! to do), and runs both audits.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use roster_domain::Secret;
+use roster_sandbox::magento::{self as magento_sandbox, MagentoConfig};
 use roster_sandbox::marketo::{self, MarketoConfig};
 
-use crate::args::{Confirm, MarketoConn, Output, ProvisionCommand, ReportFormat, TombstonesArgs};
+use crate::args::{MagentoConn, MarketoConn, Output, ReportFormat, TombstonesArgs};
+use crate::live_read::Sessions;
 use crate::marketo_cmd::Globals;
-use crate::{audit_cmd, lifecycle};
+use crate::plan_cmd::{self, ApplyArgs};
+use crate::{audit_cmd, lifecycle, magento_cmd};
 
-const JOINER: &str = "sam.lee@acme.example";
-const LEAVER: &str = "alan.turing@acme.example";
+/// The example roster, built in so the demo runs from any directory.
+const EXAMPLE: &str = include_str!("../../../examples/roster.yaml");
+const JOINER: &str = "nia.okafor@acme.example";
 
 fn step(text: &str) {
     println!("\n== {text}");
@@ -28,106 +33,93 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         }
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut config = MarketoConfig::new(dir.join("sandbox"));
+    let mut config = MarketoConfig::new(dir.join("marketo-sandbox"));
     config.listen = "127.0.0.1:0".parse().expect("a valid address");
     config.client_id = Some("roster-demo".into());
     config.client_secret = Some(Secret::new(format!("demo-{}", uuid_like())));
     let sandbox = marketo::start(config)
         .await
         .context("cannot start the Marketo sandbox")?;
-    let creds = sandbox.credentials();
+    let mut config = MagentoConfig::new(dir.join("magento-sandbox"));
+    config.listen = "127.0.0.1:0".parse().expect("a valid address");
+    config.admin_users_api = true;
+    let store = match magento_sandbox::start(config).await {
+        Ok(store) => store,
+        Err(e) => {
+            sandbox.shutdown().await;
+            return Err(anyhow::Error::new(e).context("cannot start the Magento sandbox"));
+        }
+    };
     println!(
-        "Roster demo: a Marketo sandbox is running at {} (state in {})",
+        "Roster demo: a Marketo sandbox at {} and a Magento sandbox at {} (state in {})",
         sandbox.base_url(),
+        store.base_url(),
         dir.display()
     );
-    let conn = MarketoConn {
+    let creds = sandbox.credentials();
+    let marketo_conn = MarketoConn {
         url: Some(sandbox.base_url().to_string()),
         client_id: Some(creds.client_id.clone()),
         client_secret: Some(creds.client_secret.expose().to_string()),
-        max_in_flight: None,
-        rate_limit: None,
-        rate_window: None,
-        daily_quota: None,
+        ..MarketoConn::default()
+    };
+    let magento_conn = MagentoConn {
+        url: Some(store.base_url().to_string()),
+        username: Some(store.admin_user().to_string()),
+        password: Some(store.admin_password().expose().to_string()),
+        scope: "all".into(),
     };
     let state = dir.join("state");
     let g = Globals {
         state: Some(&state),
         config: None,
     };
-    let result = scenario(&sandbox, &conn, &g, &dir).await;
+    let result = scenario(&sandbox, &marketo_conn, &magento_conn, &g, &dir).await;
     sandbox.shutdown().await;
+    store.shutdown().await;
     result
 }
 
 async fn scenario(
     sandbox: &marketo::RunningSandbox,
-    conn: &MarketoConn,
+    marketo_conn: &MarketoConn,
+    magento_conn: &MagentoConn,
     g: &Globals<'_>,
-    dir: &std::path::Path,
+    dir: &Path,
 ) -> Result<()> {
-    step(&format!(
-        "Joiner: provision {JOINER} as Standard User in Default and Marketing User in World"
-    ));
-    lifecycle::provision(
-        ProvisionCommand::Marketo {
-            conn: conn.clone(),
-            email: Some(JOINER.into()),
-            first: Some("Sam".into()),
-            last: Some("Lee".into()),
-            roles: vec![
-                "Standard User@Default".into(),
-                "Marketing User@World".into(),
-            ],
-            api_only: false,
-            expires_at: None,
-            wait: false,
-            wait_timeout: std::time::Duration::from_secs(60),
-            poll_interval: std::time::Duration::from_secs(1),
-            resend: false,
-            check_pending: false,
+    let roster = dir.join("roster.yaml");
+    std::fs::write(&roster, EXAMPLE).with_context(|| format!("cannot write {}", roster.display()))?;
+    let mut sessions =
+        Sessions::connect(Some(marketo_conn.clone()), Some(magento_conn.clone()), g).await?;
+
+    step(&format!("Plan: what it takes for both apps to match {} (a copy of examples/roster.yaml)", roster.display()));
+    let plan = plan_cmd::compute(&roster, &sessions, false).await?;
+    print!("{plan}");
+    let saved = dir.join("plan.json");
+    std::fs::write(&saved, serde_json::to_string_pretty(&plan)?)?;
+
+    step("Apply: every step journaled; destructive ones approved here with --approve");
+    plan_cmd::apply_with(
+        &ApplyArgs {
+            plan: Some(&saved),
+            auto: None,
+            approve: true,
+            by: Some("roster-demo"),
+            resend_invites: false,
         },
+        &sessions,
         g,
     )
     .await?;
 
-    step(&format!(
-        "{JOINER} opens the invitation email and sets a password"
-    ));
+    step(&format!("{JOINER} opens the invitation email and sets a password"));
     accept_invitation(sandbox.base_url(), JOINER).await?;
     println!("accepted through the sandbox's invitation page");
 
-    step("Roster checks the invitations it is tracking and grants any role that did not persist");
-    lifecycle::provision(
-        ProvisionCommand::Marketo {
-            conn: conn.clone(),
-            email: None,
-            first: None,
-            last: None,
-            roles: Vec::new(),
-            api_only: false,
-            expires_at: None,
-            wait: false,
-            wait_timeout: std::time::Duration::from_secs(60),
-            poll_interval: std::time::Duration::from_secs(1),
-            resend: false,
-            check_pending: true,
-        },
-        g,
-    )
-    .await?;
-
-    step(&format!(
-        "Leaver: offboard {LEAVER} (first the dry run, then for real)"
-    ));
-    let mut confirm = Confirm {
-        yes: false,
-        reason: Some("left the company (demo)".into()),
-        by: Some("roster-demo".into()),
-    };
-    lifecycle::offboard_cmd(conn, LEAVER, false, &confirm, g).await?;
-    confirm.yes = true;
-    lifecycle::offboard_cmd(conn, LEAVER, false, &confirm, g).await?;
+    step("Plan again: the apps now match the roster");
+    let again = plan_cmd::compute(&roster, &sessions, false).await?;
+    print!("{again}");
+    sessions.finish().await?;
 
     step("Tombstones: what Roster deleted, so it can be restored");
     lifecycle::tombstones(
@@ -139,9 +131,15 @@ async fn scenario(
     )
     .await?;
 
-    step("Audit: who has which role in which workspace");
+    step("Audit log: who ran what, when, and how it went");
+    plan_cmd::log_cmd(None, Output::Table, g).await?;
+
+    step("Audit, Magento: customers by website and group, and admin users");
+    magento_cmd::audit(magento_conn, Output::Table, g).await?;
+
+    step("Audit, Marketo: who has which role in which workspace");
     let html = dir.join("audit.html");
-    audit_cmd::run(conn, ReportFormat::Table, Some(html.clone()), g).await?;
+    audit_cmd::run(marketo_conn, ReportFormat::Table, Some(html.clone()), g).await?;
     println!("\nThe HTML report is at {}", html.display());
     Ok(())
 }

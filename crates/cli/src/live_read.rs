@@ -28,31 +28,40 @@ pub struct Sessions {
 }
 
 impl Sessions {
+    /// Each app whose URL is in the environment or the config file.
     pub async fn open(g: &Globals<'_>) -> Result<Self> {
         let file = load_config(g.config)?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let marketo = match env("ROSTER_MARKETO_URL").or(file.marketo.url.clone()) {
-            Some(url) => {
-                let conn = MarketoConn {
-                    url: Some(url),
-                    client_id: env("ROSTER_MARKETO_CLIENT_ID"),
-                    client_secret: env("ROSTER_MARKETO_CLIENT_SECRET"),
-                    ..MarketoConn::default()
-                };
-                Some(MarketoSession::open(&conn, g.state, g.config).await?)
-            }
+        let marketo = env("ROSTER_MARKETO_URL")
+            .or(file.marketo.url.clone())
+            .map(|url| MarketoConn {
+                url: Some(url),
+                client_id: env("ROSTER_MARKETO_CLIENT_ID"),
+                client_secret: env("ROSTER_MARKETO_CLIENT_SECRET"),
+                ..MarketoConn::default()
+            });
+        let magento = env("ROSTER_MAGENTO_URL")
+            .or(file.magento.url.clone())
+            .map(|url| MagentoConn {
+                url: Some(url),
+                username: env("ROSTER_MAGENTO_USERNAME"),
+                password: env("ROSTER_MAGENTO_PASSWORD"),
+                scope: "all".into(),
+            });
+        Self::connect(marketo, magento, g).await
+    }
+
+    pub async fn connect(
+        marketo: Option<MarketoConn>,
+        magento: Option<MagentoConn>,
+        g: &Globals<'_>,
+    ) -> Result<Self> {
+        let marketo = match marketo {
+            Some(conn) => Some(MarketoSession::open(&conn, g.state, g.config).await?),
             None => None,
         };
-        let magento = match env("ROSTER_MAGENTO_URL").or(file.magento.url.clone()) {
-            Some(url) => {
-                let conn = MagentoConn {
-                    url: Some(url),
-                    username: env("ROSTER_MAGENTO_USERNAME"),
-                    password: env("ROSTER_MAGENTO_PASSWORD"),
-                    scope: "all".into(),
-                };
-                Some(MagentoSession::open(&conn, g).await?)
-            }
+        let magento = match magento {
+            Some(conn) => Some(MagentoSession::open(&conn, g).await?),
             None => None,
         };
         Ok(Sessions { marketo, magento })

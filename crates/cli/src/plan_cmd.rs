@@ -164,7 +164,7 @@ pub async fn apply(a: ApplyArgs<'_>, g: &Globals<'_>) -> Result<()> {
     result
 }
 
-async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>) -> Result<()> {
+pub async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>) -> Result<()> {
     let state = open_state(g).await?;
     let (plan, fresh) = match (a.plan, a.auto) {
         (Some(path), None) => (load(path)?, false),
