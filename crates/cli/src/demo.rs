@@ -88,11 +88,15 @@ async fn scenario(
     dir: &Path,
 ) -> Result<()> {
     let roster = dir.join("roster.yaml");
-    std::fs::write(&roster, EXAMPLE).with_context(|| format!("cannot write {}", roster.display()))?;
+    std::fs::write(&roster, EXAMPLE)
+        .with_context(|| format!("cannot write {}", roster.display()))?;
     let mut sessions =
         Sessions::connect(Some(marketo_conn.clone()), Some(magento_conn.clone()), g).await?;
 
-    step(&format!("Plan: what it takes for both apps to match {} (a copy of examples/roster.yaml)", roster.display()));
+    step(&format!(
+        "Plan: what it takes for both apps to match {} (a copy of examples/roster.yaml)",
+        roster.display()
+    ));
     let plan = plan_cmd::compute(&roster, &sessions, false).await?;
     print!("{plan}");
     let saved = dir.join("plan.json");
@@ -112,7 +116,9 @@ async fn scenario(
     )
     .await?;
 
-    step(&format!("{JOINER} opens the invitation email and sets a password"));
+    step(&format!(
+        "{JOINER} opens the invitation email and sets a password"
+    ));
     accept_invitation(sandbox.base_url(), JOINER).await?;
     println!("accepted through the sandbox's invitation page");
 

@@ -105,7 +105,9 @@ pub async fn read(sessions: &Sessions, roster: &Roster) -> Result<Live> {
         },
         async {
             match &sessions.magento {
-                Some(s) => read_magento(s, &roster.policies.magento.website).await.map(Some),
+                Some(s) => read_magento(s, &roster.policies.magento.website)
+                    .await
+                    .map(Some),
                 None => Ok(None),
             }
         }
@@ -147,7 +149,13 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
             .any(|u| u.userid.eq_ignore_ascii_case(&invite.userid))
         {
             s.state
-                .set_invite_status(MARKETO, &s.instance, &invite.userid, InviteStatus::Accepted, now)
+                .set_invite_status(
+                    MARKETO,
+                    &s.instance,
+                    &invite.userid,
+                    InviteStatus::Accepted,
+                    now,
+                )
                 .await?;
             continue;
         }
@@ -170,13 +178,24 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
             }),
             None => {
                 s.state
-                    .set_invite_status(MARKETO, &s.instance, &invite.userid, InviteStatus::Deleted, now)
+                    .set_invite_status(
+                        MARKETO,
+                        &s.instance,
+                        &invite.userid,
+                        InviteStatus::Deleted,
+                        now,
+                    )
                     .await?;
             }
         }
     }
     Ok(MarketoLive {
-        roles: audit.directory.roles.iter().map(|r| r.name.clone()).collect(),
+        roles: audit
+            .directory
+            .roles
+            .iter()
+            .map(|r| r.name.clone())
+            .collect(),
         workspaces: audit
             .directory
             .workspaces

@@ -666,7 +666,12 @@ pub(crate) async fn tombstone(
         .await?)
 }
 
-pub(crate) async fn finish(s: &MagentoSession, id: i64, result: Result<()>, what: &str) -> Result<()> {
+pub(crate) async fn finish(
+    s: &MagentoSession,
+    id: i64,
+    result: Result<()>,
+    what: &str,
+) -> Result<()> {
     match result {
         Ok(()) => {
             s.state

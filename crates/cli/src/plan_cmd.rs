@@ -247,31 +247,36 @@ pub async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>)
             .await?;
         let outcome = exec.run(step).await;
         if crash == Some((step.index, false)) {
-            eprintln!("ROSTER_TEST_CRASH: stopping after step {} ran, before it is recorded", step.index);
+            eprintln!(
+                "ROSTER_TEST_CRASH: stopping after step {} ran, before it is recorded",
+                step.index
+            );
             std::process::abort();
         }
         let (status, detail) = match &outcome {
             Ok(note) => (StepStatus::Done, note.clone()),
             Err(e) => (StepStatus::Failed, Some(format!("{e:#}"))),
         };
+        let log = NewLogEntry {
+            actor: who.clone(),
+            plan_id: Some(plan.id.clone()),
+            step_key: Some(step.key.clone()),
+            app: step.app.name().into(),
+            action: step.stage.label().into(),
+            target: account.clone(),
+            outcome: if outcome.is_ok() { "done" } else { "failed" }.into(),
+            detail: Some(match &detail {
+                Some(d) => format!("{}: {d}", step.action.describe()),
+                None => step.action.describe(),
+            }),
+        };
         state
-            .step_finished(&plan.id, step.index, status, detail.as_deref(), OffsetDateTime::now_utc())
-            .await?;
-        state
-            .append_log(
-                &NewLogEntry {
-                    actor: who.clone(),
-                    plan_id: Some(plan.id.clone()),
-                    step_key: Some(step.key.clone()),
-                    app: step.app.name().into(),
-                    action: step.stage.label().into(),
-                    target: account.clone(),
-                    outcome: if outcome.is_ok() { "done" } else { "failed" }.into(),
-                    detail: Some(match &detail {
-                        Some(d) => format!("{}: {d}", step.action.describe()),
-                        None => step.action.describe(),
-                    }),
-                },
+            .finish_step(
+                &plan.id,
+                step.index,
+                status,
+                detail.as_deref(),
+                &log,
                 OffsetDateTime::now_utc(),
             )
             .await?;
@@ -358,7 +363,11 @@ async fn check_drift(
             plan.id,
             diffs.len(),
             if diffs.len() == 1 { "" } else { "s" },
-            shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  "),
+            shown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n  "),
             if diffs.len() > 10 { "\n  ..." } else { "" }
         );
     }
@@ -372,7 +381,10 @@ fn plan_website(plan: &Plan) -> String {
         .as_ref()
         .and_then(|m| {
             let id = m.customers.first().map(|c| c.website_id)?;
-            m.websites.iter().find(|w| w.id == id).map(|w| w.name.clone())
+            m.websites
+                .iter()
+                .find(|w| w.id == id)
+                .map(|w| w.name.clone())
         })
         .or_else(|| {
             plan.steps.iter().find_map(|s| match &s.action {
@@ -561,7 +573,10 @@ impl Executor<'_> {
                 changes.insert("firstname".into(), json!(first_name));
                 changes.insert("lastname".into(), json!(last_name));
                 changes.insert("group_id".into(), json!(group_id));
-                self.magento()?.client.update_customer(*id, &changes).await?;
+                self.magento()?
+                    .client
+                    .update_customer(*id, &changes)
+                    .await?;
                 Ok(None)
             }
             Action::MagentoDeleteCustomer { id, email } => {
@@ -622,11 +637,15 @@ impl Executor<'_> {
                 is_active,
                 ..
             } => {
-                let mut fields = json!({"firstname": first_name, "lastname": last_name, "is_active": is_active});
+                let mut fields =
+                    json!({"firstname": first_name, "lastname": last_name, "is_active": is_active});
                 if let Some(role) = role_id {
                     fields["role_id"] = json!(role);
                 }
-                self.magento()?.client.update_admin_user(*id, fields).await?;
+                self.magento()?
+                    .client
+                    .update_admin_user(*id, fields)
+                    .await?;
                 Ok(None)
             }
             Action::MagentoDeleteAdmin { id, username } => {
@@ -649,8 +668,7 @@ impl Executor<'_> {
                 )
                 .await?;
                 let result = s.client.delete_admin_user(*id).await.map_err(Into::into);
-                crate::magento_cmd::finish(s, t, result, &format!("admin user {username}"))
-                    .await?;
+                crate::magento_cmd::finish(s, t, result, &format!("admin user {username}")).await?;
                 Ok(None)
             }
         }

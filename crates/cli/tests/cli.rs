@@ -2,6 +2,8 @@
 
 #[path = "cli/browser.rs"]
 mod browser;
+#[path = "cli/desired.rs"]
+mod desired;
 #[path = "cli/magento.rs"]
 mod magento;
 #[path = "cli/marketo.rs"]

@@ -157,40 +157,35 @@ impl StateStore {
         Ok(())
     }
 
-    pub async fn step_finished(
+    /// Records how a step ended and its audit-log line in one transaction, so a crash
+    /// never leaves one without the other.
+    pub async fn finish_step(
         &self,
         plan_id: &str,
         step: usize,
         status: StepStatus,
         detail: Option<&str>,
+        log: &NewLogEntry,
         at: OffsetDateTime,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE journal SET status = ?, detail = ?, finished_at = ? WHERE plan_id = ? AND step = ?")
             .bind(status.as_str())
             .bind(detail)
             .bind(ms(at))
             .bind(plan_id)
             .bind(step as i64)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        insert_log(&mut tx, log, at).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn append_log(&self, entry: &NewLogEntry, at: OffsetDateTime) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, plan_id, step_key, app, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(ms(at))
-        .bind(&entry.actor)
-        .bind(&entry.plan_id)
-        .bind(&entry.step_key)
-        .bind(&entry.app)
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(&entry.outcome)
-        .bind(&entry.detail)
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        insert_log(&mut tx, entry, at).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -219,4 +214,26 @@ impl StateStore {
             })
             .collect())
     }
+}
+
+async fn insert_log(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    entry: &NewLogEntry,
+    at: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, plan_id, step_key, app, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(ms(at))
+    .bind(&entry.actor)
+    .bind(&entry.plan_id)
+    .bind(&entry.step_key)
+    .bind(&entry.app)
+    .bind(&entry.action)
+    .bind(&entry.target)
+    .bind(&entry.outcome)
+    .bind(&entry.detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

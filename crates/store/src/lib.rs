@@ -594,8 +594,13 @@ mod tests {
             .step_started("plan-1", 2, "plan-1/2/b", at)
             .await
             .unwrap();
+        let line = NewLogEntry {
+            actor: "ana".into(),
+            app: "marketo".into(),
+            ..NewLogEntry::default()
+        };
         store
-            .step_finished("plan-1", 1, StepStatus::Done, None, at)
+            .finish_step("plan-1", 1, StepStatus::Done, None, &line, at)
             .await
             .unwrap();
         let journal = store.journal("plan-1").await.unwrap();
@@ -623,6 +628,7 @@ mod tests {
         };
         store.append_log(&entry, at).await.unwrap();
         assert_eq!(store.log(Some("plan-1")).await.unwrap().len(), 1);
+        assert_eq!(store.log(None).await.unwrap().len(), 2);
         assert_eq!(store.log(Some("plan-2")).await.unwrap().len(), 0);
         let erase = sqlx::query("DELETE FROM audit_log")
             .execute(&store.pool)
@@ -632,6 +638,6 @@ mod tests {
             .execute(&store.pool)
             .await;
         assert!(edit.is_err());
-        assert_eq!(store.log(None).await.unwrap()[0].outcome, "done");
+        assert_eq!(store.log(Some("plan-1")).await.unwrap()[0].outcome, "done");
     }
 }

@@ -888,17 +888,24 @@ fn demo_runs_offline_and_writes_the_report() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The example roster's plan, applied; then nothing left to do.
     assert!(
-        stdout.contains("sam.lee@acme.example accepted the invitation"),
+        stdout.contains("invite nia.okafor@acme.example to Marketo with Marketing User@Default"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("deleted alan.turing@acme.example"),
+        stdout.contains("9 steps done now, 0 done before, 0 failed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Nothing to do: the apps match"), "{stdout}");
+    assert!(
+        stdout.contains("sam.lee@acme.example  Customer Service"),
         "{stdout}"
     );
     let report = std::fs::read_to_string(dir.path().join("audit.html")).unwrap();
     assert!(
-        report.contains("sam.lee@acme.example") && !report.contains("alan.turing@acme.example")
+        report.contains("nia.okafor@acme.example")
+            && !report.contains("katherine.johnson@acme.example")
     );
     assert!(stdout.contains(&format!(
         "The HTML report is at {}",

@@ -1,0 +1,536 @@
+//! `roster plan|approve|apply|log` against both sandboxes in-process: the real binary, real
+//! HTTP, a real state file. Crashes are real too: a test hook aborts the process between
+//! steps, and a `kill -9` stops it wherever it is.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use roster_domain::Secret;
+use roster_sandbox::magento::{self as magento_sandbox, MagentoConfig, RunningMagento};
+use roster_sandbox::marketo::{self, Limits, MarketoConfig, RunningSandbox};
+use serde_json::Value;
+use tempfile::TempDir;
+
+const ID: &str = "desired-test";
+const SECRET: &str = "desired-test-secret-0123456789";
+const MAGENTO_PASSWORD: &str = "Sandbox-Admin-2024";
+
+struct Env {
+    marketo: RunningSandbox,
+    magento: RunningMagento,
+    _data: TempDir,
+    home: TempDir,
+    http: reqwest::Client,
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/roster.yaml")
+}
+
+impl Env {
+    async fn start(latency: Duration) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = MarketoConfig::new(data.path().join("marketo"));
+        config.client_id = Some(ID.into());
+        config.client_secret = Some(Secret::new(SECRET));
+        config.limits = Limits::unlimited();
+        config.faults.latency = latency;
+        let marketo = marketo::start(config).await.unwrap();
+        let mut config = MagentoConfig::new(data.path().join("magento"));
+        config.admin_password = Some(Secret::new(MAGENTO_PASSWORD));
+        config.admin_users_api = true;
+        config.customers = 30;
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let magento = magento_sandbox::start(config).await.unwrap();
+        Self {
+            marketo,
+            magento,
+            _data: data,
+            home: tempfile::tempdir().unwrap(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("USER", "desired-tester")
+            .env("ROSTER_STATE", self.home.path().join("state"))
+            .env("ROSTER_MARKETO_URL", self.marketo.base_url())
+            .env("ROSTER_MARKETO_CLIENT_ID", ID)
+            .env("ROSTER_MARKETO_CLIENT_SECRET", SECRET)
+            .env("ROSTER_MAGENTO_URL", self.magento.base_url())
+            .env("ROSTER_MAGENTO_USERNAME", self.magento.admin_user())
+            .env("ROSTER_MAGENTO_PASSWORD", MAGENTO_PASSWORD)
+            .current_dir(self.home.path());
+        cmd
+    }
+
+    async fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command();
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out: Output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let run = Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        for secret in [SECRET, MAGENTO_PASSWORD] {
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "a secret leaked: {} {}",
+                run.stdout,
+                run.stderr
+            );
+        }
+        run
+    }
+
+    async fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run_env(args, &[]).await;
+        assert!(
+            run.ok,
+            "roster {args:?} failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run
+    }
+
+    async fn fails(&self, args: &[&str]) -> Run {
+        let run = self.run_env(args, &[]).await;
+        assert!(
+            !run.ok,
+            "roster {args:?} should fail:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.home.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    async fn plan_steps(&self, roster: &Path) -> Vec<Value> {
+        let run = self
+            .ok(&["plan", roster.to_str().unwrap(), "-o", "json"])
+            .await;
+        run.json()["steps"].as_array().cloned().unwrap()
+    }
+
+    async fn marketo_users(&self) -> Vec<Value> {
+        self.ok(&["marketo", "users", "-o", "json"])
+            .await
+            .json()
+            .as_array()
+            .cloned()
+            .unwrap()
+    }
+
+    async fn has_marketo_user(&self, email: &str) -> bool {
+        self.marketo_users().await.iter().any(|u| {
+            u["emailAddress"].as_str() == Some(email) || u["email"].as_str() == Some(email)
+        })
+    }
+
+    async fn invitations_to(&self, email: &str) -> usize {
+        let mail: Value = self
+            .http
+            .get(format!("{}/sandbox/mailbox", self.marketo.base_url()))
+            .query(&[("to", email)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        mail.as_array().map_or(0, Vec::len)
+    }
+
+    async fn customers_with(&self, email: &str) -> Vec<Value> {
+        let run = self
+            .ok(&[
+                "magento",
+                "customers",
+                "--filter",
+                &format!("email={email}"),
+                "-o",
+                "json",
+            ])
+            .await;
+        run.json().as_array().cloned().unwrap_or_default()
+    }
+
+    async fn log_len(&self) -> usize {
+        self.ok(&["log", "-o", "json"])
+            .await
+            .json()
+            .as_array()
+            .map_or(0, Vec::len)
+    }
+}
+
+fn kinds(steps: &[Value]) -> Vec<(String, String)> {
+    steps
+        .iter()
+        .map(|s| {
+            (
+                s["action"]["kind"].as_str().unwrap().to_string(),
+                s["action"]["userid"]
+                    .as_str()
+                    .or(s["action"]["email"].as_str())
+                    .or(s["action"]["username"].as_str())
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+const FIRST_PLAN: &[(&str, &str)] = &[
+    ("marketo_invite", "nia.okafor@acme.example"),
+    ("magento_create_customer", "grace.hopper@acme.example"),
+    ("magento_create_customer", "o'brien+marketing@acme.example"),
+    ("magento_create_customer", "nia.okafor@acme.example"),
+    ("magento_create_admin", "sam.lee@acme.example"),
+    ("marketo_grant", "grace.hopper@acme.example"),
+    ("marketo_revoke", "grace.hopper@acme.example"),
+    ("marketo_set_expiry", "margaret.hamilton@acme.example"),
+    ("marketo_delete", "katherine.johnson@acme.example"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_apply_provisions_the_example_and_a_second_plan_is_empty() {
+    let env = Env::start(Duration::ZERO).await;
+    let roster = example();
+    let r = roster.to_str().unwrap();
+    assert_eq!(kinds(&env.plan_steps(&roster).await), pairs(FIRST_PLAN));
+
+    env.ok(&["plan", r, "--out", "plan.json"]).await;
+    // Destructive steps need an approval: nothing runs without one.
+    let refused = env.fails(&["apply", "plan.json"]).await;
+    assert!(
+        refused
+            .stderr
+            .contains("2 destructive steps and no approval"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("delete Marketo user katherine.johnson@acme.example")
+    );
+    assert!(env.has_marketo_user("katherine.johnson@acme.example").await);
+    assert_eq!(env.log_len().await, 0);
+
+    let approved = env.ok(&["approve", "plan.json", "--by", "ana"]).await;
+    assert!(
+        approved
+            .stdout
+            .contains("approved by ana: 2 destructive steps"),
+        "{}",
+        approved.stdout
+    );
+    let applied = env.ok(&["apply", "plan.json"]).await;
+    assert!(
+        applied
+            .stdout
+            .contains("9 steps done now, 0 done before, 0 failed"),
+        "{}",
+        applied.stdout
+    );
+
+    assert!(!env.has_marketo_user("katherine.johnson@acme.example").await);
+    assert_eq!(env.invitations_to("nia.okafor@acme.example").await, 1);
+    let nia = env.customers_with("nia.okafor@acme.example").await;
+    assert_eq!(nia.len(), 1);
+    assert_eq!(nia[0]["group_id"], 2, "Wholesale");
+    let admins = env.ok(&["magento", "admins", "-o", "json"]).await.json();
+    assert!(admins.to_string().contains("sam.lee@acme.example"));
+
+    // The audit log holds every step, the tombstone the deleted account.
+    let log = env.ok(&["log", "-o", "json"]).await.json();
+    assert_eq!(log.as_array().unwrap().len(), 9);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["outcome"] == "done" && e["actor"] == "desired-tester")
+    );
+    let csv = env.ok(&["log", "-o", "csv"]).await.stdout;
+    assert!(
+        csv.lines().count() == 10 && csv.starts_with("id,at,actor"),
+        "{csv}"
+    );
+    let tombstones = env.ok(&["tombstones", "-o", "json"]).await.stdout;
+    assert!(tombstones.contains("katherine.johnson@acme.example"));
+
+    // The same plan again: every step is done, nothing is repeated.
+    let again = env.ok(&["apply", "plan.json"]).await;
+    assert!(
+        again.stdout.contains("0 steps done now, 9 done before"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(env.invitations_to("nia.okafor@acme.example").await, 1);
+    assert_eq!(env.log_len().await, 9);
+
+    // A fresh plan finds nothing to do.
+    assert_eq!(env.plan_steps(&roster).await, Vec::<Value>::new());
+    let table = env.ok(&["plan", r]).await.stdout;
+    assert!(table.contains("Nothing to do"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn movers_and_leavers_give_exactly_the_expected_plan() {
+    let env = Env::start(Duration::ZERO).await;
+    let text = std::fs::read_to_string(example()).unwrap();
+    let first = env.write("roster.yaml", &text);
+    env.ok(&["apply", "--auto", first.to_str().unwrap(), "--approve"])
+        .await;
+
+    // Alan moves to marketing in the US, Linus leaves, O'Brien is dropped from the roster.
+    let text = text
+        .replace(
+            "marketo: [\"Analytics User@US\"]",
+            "marketo: [\"Marketing User@US\"]",
+        )
+        .replace(
+            "    department: Field Marketing\n",
+            "    department: Field Marketing\n    status: leaver\n",
+        );
+    let start = text.find("  - email: \"o'brien").unwrap();
+    let end = text[start..].find("\n\n").unwrap() + start;
+    let text = format!("{}{}", &text[..start], &text[end + 2..]);
+    let next = env.write("roster.yaml", &text);
+    let steps = env.plan_steps(&next).await;
+    assert_eq!(
+        kinds(&steps),
+        pairs(&[
+            ("magento_update_customer", "o'brien+marketing@acme.example"),
+            ("marketo_grant", "alan.turing@acme.example"),
+            ("marketo_revoke", "alan.turing@acme.example"),
+            ("marketo_delete", "linus.torvalds@acme.example"),
+            ("marketo_delete", "o'brien+marketing@acme.example"),
+        ])
+    );
+    assert_eq!(
+        steps[0]["action"]["group"], "General",
+        "disabled customers move to General"
+    );
+    assert!(
+        steps[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not in the roster (policy unlisted=disable)")
+    );
+    assert!(
+        steps[3]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("leaver (line")
+    );
+    let destructive: Vec<bool> = steps
+        .iter()
+        .map(|s| s["destructive"].as_bool().unwrap())
+        .collect();
+    assert_eq!(destructive, vec![true, false, true, true, true]);
+
+    env.ok(&["apply", "--auto", next.to_str().unwrap(), "--approve"])
+        .await;
+    assert_eq!(env.plan_steps(&next).await, Vec::<Value>::new());
+    assert!(!env.has_marketo_user("linus.torvalds@acme.example").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cap_stops_a_run_that_would_delete_too_much_and_drift_is_refused() {
+    let env = Env::start(Duration::ZERO).await;
+    // Only Ada listed: everyone else at acme.example would be deleted.
+    let roster = env.write(
+        "small.yaml",
+        "policies:\n  marketo:\n    managed_domains: [acme.example]\n    unlisted: delete\n    max_destructive: 20%\npeople:\n  - email: ada.lovelace@acme.example\n    first_name: Ada\n    last_name: Lovelace\n    access:\n      marketo: [\"Admin@AllZones\"]\n",
+    );
+    let before = env.marketo_users().await.len();
+    let plan = env.ok(&["plan", roster.to_str().unwrap()]).await.stdout;
+    assert!(
+        plan.contains(
+            "BLOCKED: marketo: 6 destructive steps, above the cap of 2 (20% of 7 managed accounts"
+        ),
+        "{plan}"
+    );
+    let run = env
+        .fails(&["apply", "--auto", roster.to_str().unwrap(), "--approve"])
+        .await;
+    assert!(
+        run.stderr.contains("is blocked; nothing was changed"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.marketo_users().await.len(), before);
+
+    // Unknown names are reported with their line, before anything changes.
+    let bad = env.write(
+        "bad.yaml",
+        "people:\n  - email: ada.lovelace@acme.example\n    first_name: Ada\n    last_name: Lovelace\n    access:\n      marketo: [\"Admin@Narnia\"]\n",
+    );
+    let run = env.fails(&["plan", bad.to_str().unwrap()]).await;
+    assert!(
+        run.stderr.contains(
+            "bad.yaml:2: ada.lovelace@acme.example: unknown Marketo workspace \"Narnia\""
+        ),
+        "{}",
+        run.stderr
+    );
+
+    // A saved plan whose apps changed since is refused.
+    let example = example();
+    env.ok(&["plan", example.to_str().unwrap(), "--out", "plan.json"])
+        .await;
+    env.ok(&[
+        "marketo",
+        "grant",
+        "alan.turing@acme.example",
+        "--role",
+        "Web Designer@Default",
+    ])
+    .await;
+    let run = env.fails(&["apply", "plan.json", "--approve"]).await;
+    assert!(
+        run.stderr.contains("the apps changed since"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("marketo user alan.turing@acme.example"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.log_len().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_steps_resumes_without_repeating_a_step() {
+    let env = Env::start(Duration::ZERO).await;
+    let example = example();
+    env.ok(&["plan", example.to_str().unwrap(), "--out", "plan.json"])
+        .await;
+
+    // Step 1 (the invitation) runs, and the process dies before recording it.
+    let crashed = env
+        .run_env(
+            &["apply", "plan.json", "--approve"],
+            &[("ROSTER_TEST_CRASH", "1:unrecorded")],
+        )
+        .await;
+    assert!(!crashed.ok);
+    assert!(
+        crashed.stderr.contains("ROSTER_TEST_CRASH"),
+        "{}",
+        crashed.stderr
+    );
+    assert_eq!(env.invitations_to("nia.okafor@acme.example").await, 1);
+    assert_eq!(env.log_len().await, 0);
+
+    // The rerun crashes again, this time right after step 4 is recorded.
+    let crashed = env
+        .run_env(
+            &["apply", "plan.json", "--approve"],
+            &[("ROSTER_TEST_CRASH", "4")],
+        )
+        .await;
+    assert!(!crashed.ok);
+    assert!(crashed.stderr.contains("resuming"), "{}", crashed.stderr);
+    assert!(crashed.stdout.contains("[1/9] invite nia.okafor@acme.example to Marketo with Marketing User@Default: done (already invited)"), "{}", crashed.stdout);
+    assert_eq!(env.log_len().await, 4);
+
+    let finished = env.ok(&["apply", "plan.json", "--approve"]).await;
+    assert!(
+        finished
+            .stdout
+            .contains("5 steps done now, 4 done before, 0 failed"),
+        "{}",
+        finished.stdout
+    );
+    assert_eq!(
+        env.invitations_to("nia.okafor@acme.example").await,
+        1,
+        "one invitation, not two"
+    );
+    assert_eq!(env.customers_with("nia.okafor@acme.example").await.len(), 1);
+    assert_eq!(env.log_len().await, 9);
+    assert_eq!(env.plan_steps(&example).await, Vec::<Value>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_apply_then_rerun_finishes_the_plan() {
+    // Slow Marketo calls, so the kill lands while steps are running.
+    let env = Env::start(Duration::from_millis(150)).await;
+    let example = example();
+    env.ok(&["plan", example.to_str().unwrap(), "--out", "plan.json"])
+        .await;
+    let mut cmd = env.command();
+    cmd.args(["apply", "plan.json", "--approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // Wait until some steps are recorded (the log is written as each step finishes).
+    let mut recorded = 0;
+    for _ in 0..600 {
+        recorded = env.log_len().await;
+        if recorded >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(recorded >= 2, "apply recorded no steps");
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let killed_at = env.log_len().await;
+    assert!(
+        killed_at < 9,
+        "the kill came too late to test anything ({killed_at} steps)"
+    );
+
+    let finished = env.ok(&["apply", "plan.json", "--approve"]).await;
+    assert!(finished.stderr.contains("resuming"), "{}", finished.stderr);
+    assert!(
+        finished
+            .stdout
+            .contains(&format!("{} done before, 0 failed", killed_at)),
+        "{}",
+        finished.stdout
+    );
+    assert_eq!(env.log_len().await, 9, "each step recorded once");
+    assert_eq!(env.invitations_to("nia.okafor@acme.example").await, 1);
+    assert_eq!(env.plan_steps(&example).await, Vec::<Value>::new());
+}
