@@ -42,7 +42,12 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOC: Counting = Counting;
 
 const PEOPLE: usize = 100_000;
-const ROLES: [&str; 4] = ["Standard User", "Marketing User", "Analytics User", "Web Designer"];
+const ROLES: [&str; 4] = [
+    "Standard User",
+    "Marketing User",
+    "Analytics User",
+    "Web Designer",
+];
 const WORKSPACES: [&str; 3] = ["Default", "US", "EMEA"];
 const GROUPS: [&str; 3] = ["General", "Wholesale", "Retailer"];
 
@@ -67,7 +72,11 @@ fn fixture() -> (Roster, Live) {
             email: email(i),
             first_name: format!("First{i}"),
             last_name: format!("Last{i}"),
-            status: if i % 50 == 0 { Status::Leaver } else { Status::Active },
+            status: if i % 50 == 0 {
+                Status::Leaver
+            } else {
+                Status::Active
+            },
             end_date: None,
             department: None,
             title: None,
@@ -170,7 +179,9 @@ fn baseline(roster: &Roster, live: &Live) -> usize {
     roster
         .people
         .iter()
-        .filter(|p| users.contains_key(p.email.as_str()) && customers.contains_key(p.email.as_str()))
+        .filter(|p| {
+            users.contains_key(p.email.as_str()) && customers.contains_key(p.email.as_str())
+        })
         .count()
 }
 

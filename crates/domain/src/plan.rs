@@ -1546,4 +1546,72 @@ mod tests {
         live.marketo.as_mut().unwrap().users[0].first_name = "Other".into();
         assert_ne!(before, live.fingerprint());
     }
+
+    #[test]
+    fn expiring_invitations_are_reported_and_resent_when_asked() {
+        let person = Person {
+            email: "nia@acme.example".into(),
+            first_name: "Nia".into(),
+            last_name: "Okafor".into(),
+            status: Status::Active,
+            end_date: None,
+            department: None,
+            title: None,
+            access: Access {
+                marketo: vec![RoleRef::new("Standard User", "Default")],
+                magento: MagentoAccess::default(),
+            },
+            line: 3,
+        };
+        let roster = Roster {
+            source: "r.yaml".into(),
+            people: vec![person],
+            ..Roster::default()
+        };
+        let invite = |days: i64| Live {
+            marketo: Some(MarketoLive {
+                roles: vec![],
+                workspaces: vec![],
+                users: vec![MarketoUser {
+                    userid: "nia@acme.example".into(),
+                    email: "nia@acme.example".into(),
+                    first_name: "Nia".into(),
+                    last_name: "Okafor".into(),
+                    api_only: false,
+                    roles: BTreeSet::new(),
+                    expires_at: None,
+                    pending: Some(PendingInvite {
+                        expires_at: Some(NOW + Duration::days(days)),
+                    }),
+                }],
+            }),
+            magento: None,
+        };
+        // Fresh: nothing to say. Two days left: a note. Expired: a note, or a re-send.
+        let fresh = plan(&roster, &invite(10), options());
+        assert!(fresh.steps.is_empty() && fresh.notes.is_empty(), "{fresh}");
+        let soon = plan(&roster, &invite(2), options());
+        assert!(soon.steps.is_empty());
+        assert!(
+            soon.notes[0].message.contains("expires on 2026-11-25"),
+            "{soon}"
+        );
+        let expired = plan(&roster, &invite(-1), options());
+        assert!(
+            expired.notes[0].message.contains("--resend-invites"),
+            "{expired}"
+        );
+        let resend = plan(
+            &roster,
+            &invite(-1),
+            PlanOptions {
+                now: NOW,
+                resend_invites: true,
+            },
+        );
+        assert!(matches!(
+            &resend.steps[0].action,
+            Action::MarketoResendInvite { roles, .. } if roles == &vec![RoleRef::new("Standard User", "Default")]
+        ));
+    }
 }
