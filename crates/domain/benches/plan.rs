@@ -72,7 +72,7 @@ fn fixture() -> (Roster, Live) {
             email: email(i),
             first_name: format!("First{i}"),
             last_name: format!("Last{i}"),
-            status: if i % 50 == 0 {
+            status: if i.is_multiple_of(50) {
                 Status::Leaver
             } else {
                 Status::Active
@@ -104,7 +104,7 @@ fn fixture() -> (Roster, Live) {
             magento: policy,
         },
     };
-    let existing = |i: usize| i % 10 != 0;
+    let existing = |i: usize| !i.is_multiple_of(10);
     let extra = PEOPLE..PEOPLE + 5_000;
     let users = (0..PEOPLE)
         .filter(|i| existing(*i))
