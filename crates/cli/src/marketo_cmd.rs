@@ -222,28 +222,39 @@ pub async fn invite_and_record(s: &MarketoSession, invitation: &Invitation) -> R
         Err(e) => return Err(explain_invite_error(e, invitation)),
     };
     if !invitation.api_only {
-        let now = OffsetDateTime::now_utc();
-        s.state
-            .record_invite(&PendingInvite {
-                app: MARKETO.into(),
-                instance: s.instance.clone(),
-                userid: invitation
-                    .userid
-                    .clone()
-                    .unwrap_or_else(|| invitation.email.clone()),
-                email: invitation.email.clone(),
-                first_name: invitation.first_name.clone(),
-                last_name: invitation.last_name.clone(),
-                api_only: false,
-                roles: invitation.roles.clone(),
-                invited_at: now,
-                invited_by: actor(None),
-                status: InviteStatus::Pending,
-                status_at: now,
-            })
-            .await?;
+        record_invitation(s, invitation, &actor(None)).await?;
     }
     Ok(outcome)
+}
+
+/// Tracks an invitation in Roster's state (the API cannot list pending invitations), so
+/// later commands can follow it until it is accepted.
+pub async fn record_invitation(
+    s: &MarketoSession,
+    invitation: &Invitation,
+    by: &str,
+) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    s.state
+        .record_invite(&PendingInvite {
+            app: MARKETO.into(),
+            instance: s.instance.clone(),
+            userid: invitation
+                .userid
+                .clone()
+                .unwrap_or_else(|| invitation.email.clone()),
+            email: invitation.email.clone(),
+            first_name: invitation.first_name.clone(),
+            last_name: invitation.last_name.clone(),
+            api_only: false,
+            roles: invitation.roles.clone(),
+            invited_at: now,
+            invited_by: by.to_string(),
+            status: InviteStatus::Pending,
+            status_at: now,
+        })
+        .await?;
+    Ok(())
 }
 
 fn explain_invite_error(e: MarketoError, invitation: &Invitation) -> anyhow::Error {

@@ -9,7 +9,7 @@ use roster_domain::live::{Live, differences};
 use roster_domain::plan::{self, Action, Plan, PlanOptions, Step};
 use roster_magento::AdminUsers;
 use roster_marketo::{Invitation, UserUpdate};
-use roster_store::{InviteStatus, NewLogEntry, StateStore, StepStatus};
+use roster_store::{NewLogEntry, StateStore, StepStatus};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -17,7 +17,7 @@ use crate::args::{Confirm, Output};
 use crate::connect::{MarketoSession, actor};
 use crate::live_read::{self, Sessions};
 use crate::magento_cmd::MagentoSession;
-use crate::marketo_cmd::Globals;
+use crate::marketo_cmd::{Globals, record_invitation};
 use crate::output::Table;
 
 /// Loads a roster, reads the apps it needs, and computes the plan.
@@ -224,6 +224,7 @@ pub async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>)
         sessions,
         who: &who,
         plan_id: &plan.id,
+        directory: tokio::sync::OnceCell::new(),
     };
     for step in &plan.steps {
         if done.contains(&step.index) {
@@ -408,6 +409,8 @@ struct Executor<'a> {
     sessions: &'a Sessions,
     who: &'a str,
     plan_id: &'a str,
+    /// Marketo's roles and workspaces, read once for the whole apply, on first need.
+    directory: tokio::sync::OnceCell<roster_marketo::Directory>,
 }
 
 impl Executor<'_> {
@@ -438,9 +441,12 @@ impl Executor<'_> {
         s: &MarketoSession,
         roles: &[roster_domain::desired::RoleRef],
     ) -> Result<Vec<roster_domain::access::RoleAssignment>> {
-        let dir = s.client.directory().await?;
+        let dir = self
+            .directory
+            .get_or_try_init(|| s.client.directory())
+            .await?;
         let specs: Vec<String> = roles.iter().map(ToString::to_string).collect();
-        crate::marketo_cmd::resolve(&dir, &specs)
+        crate::marketo_cmd::resolve(dir, &specs)
     }
 
     /// Runs one step; `Ok(Some(note))` when it turned out to be done already.
@@ -487,14 +493,14 @@ impl Executor<'_> {
                         if s.client.find_user(email).await?.is_some()
                             || s.client.invitation(email).await?.is_some()
                         {
-                            self.track_invite(s, &invitation).await?;
+                            record_invitation(s, &invitation, self.who).await?;
                             return Ok(Some("already invited".into()));
                         }
                         return Err(e.into());
                     }
                     Err(e) => return Err(e.into()),
                 }
-                self.track_invite(s, &invitation).await?;
+                record_invitation(s, &invitation, self.who).await?;
                 Ok(None)
             }
             Action::MarketoUpdate {
@@ -672,27 +678,6 @@ impl Executor<'_> {
                 Ok(None)
             }
         }
-    }
-
-    async fn track_invite(&self, s: &MarketoSession, invitation: &Invitation) -> Result<()> {
-        let now = OffsetDateTime::now_utc();
-        s.state
-            .record_invite(&roster_store::PendingInvite {
-                app: "marketo".into(),
-                instance: s.instance.clone(),
-                userid: invitation.email.clone(),
-                email: invitation.email.clone(),
-                first_name: invitation.first_name.clone(),
-                last_name: invitation.last_name.clone(),
-                api_only: false,
-                roles: invitation.roles.clone(),
-                invited_at: now,
-                invited_by: self.who.to_string(),
-                status: InviteStatus::Pending,
-                status_at: now,
-            })
-            .await?;
-        Ok(())
     }
 }
 
