@@ -94,8 +94,8 @@ impl Sessions {
     }
 }
 
-/// Reads the live state of every configured app.
-pub async fn read(sessions: &Sessions, roster: &Roster) -> Result<Live> {
+/// Reads the live state of every configured app; Magento customers of `website` only.
+pub async fn read(sessions: &Sessions, website: &str) -> Result<Live> {
     let (marketo, magento) = tokio::try_join!(
         async {
             match &sessions.marketo {
@@ -105,9 +105,7 @@ pub async fn read(sessions: &Sessions, roster: &Roster) -> Result<Live> {
         },
         async {
             match &sessions.magento {
-                Some(s) => read_magento(s, &roster.policies.magento.website)
-                    .await
-                    .map(Some),
+                Some(s) => read_magento(s, website).await.map(Some),
                 None => Ok(None),
             }
         }
@@ -128,11 +126,7 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
             first_name: a.user.first_name.clone(),
             last_name: a.user.last_name.clone(),
             api_only: a.user.api_only,
-            roles: a
-                .roles
-                .iter()
-                .map(|r| roster_domain::desired::RoleRef::new(&r.role_name, &r.workspace_name))
-                .collect(),
+            roles: a.roles.iter().map(Into::into).collect(),
             expires_at: a.expires_at,
             pending: None,
         })
@@ -166,11 +160,7 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
                 first_name: invite.first_name.clone(),
                 last_name: invite.last_name.clone(),
                 api_only: false,
-                roles: invite
-                    .roles
-                    .iter()
-                    .map(|r| roster_domain::desired::RoleRef::new(&r.role_name, &r.workspace_name))
-                    .collect(),
+                roles: invite.roles.iter().map(Into::into).collect(),
                 expires_at: None,
                 pending: Some(PendingInvite {
                     expires_at: p.expires_at,
@@ -246,6 +236,7 @@ async fn read_magento(s: &MagentoSession, website: &str) -> Result<MagentoLive> 
         groups: named(&groups, "code"),
         websites,
         admin_roles,
+        website: website.to_string(),
         customers: customers
             .iter()
             .filter(|v| website_id.is_none_or(|w| v["website_id"].as_i64() == Some(w)))

@@ -40,7 +40,7 @@ pub async fn compute(
         // Roster's own admin account is never planned against.
         roster.policies.magento.protected.insert(me);
     }
-    let live = live_read::read(sessions, &roster).await?;
+    let live = live_read::read(sessions, &roster.policies.magento.website).await?;
     resolve(&mut roster, &live)?;
     Ok(plan::plan(
         &roster,
@@ -334,9 +334,12 @@ async fn check_drift(
     done: &BTreeSet<usize>,
     sessions: &Sessions,
 ) -> Result<()> {
-    let mut roster = Roster::default();
-    roster.policies.magento.website = plan_website(plan);
-    let live = live_read::read(sessions, &roster).await?;
+    let website = plan
+        .live
+        .magento
+        .as_ref()
+        .map_or("", |m| m.website.as_str());
+    let live = live_read::read(sessions, website).await?;
     let done_actions = plan
         .steps
         .iter()
@@ -373,34 +376,6 @@ async fn check_drift(
         );
     }
     Ok(())
-}
-
-/// The website whose customers the plan's snapshot holds.
-fn plan_website(plan: &Plan) -> String {
-    plan.live
-        .magento
-        .as_ref()
-        .and_then(|m| {
-            let id = m.customers.first().map(|c| c.website_id)?;
-            m.websites
-                .iter()
-                .find(|w| w.id == id)
-                .map(|w| w.name.clone())
-        })
-        .or_else(|| {
-            plan.steps.iter().find_map(|s| match &s.action {
-                Action::MagentoCreateCustomer { website_id, .. } => plan
-                    .live
-                    .magento
-                    .as_ref()?
-                    .websites
-                    .iter()
-                    .find(|w| w.id == *website_id)
-                    .map(|w| w.name.clone()),
-                _ => None,
-            })
-        })
-        .unwrap_or_else(|| "base".into())
 }
 
 /// Runs steps. Every action counts "already so" as success, which is what makes a rerun

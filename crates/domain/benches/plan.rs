@@ -151,6 +151,7 @@ fn fixture() -> (Roster, Live) {
             groups: named(&GROUPS),
             websites: named(&["base"]),
             admin_roles: None,
+            website: "base".into(),
             customers,
             admins: None,
         }),

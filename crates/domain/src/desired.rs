@@ -50,6 +50,13 @@ impl RoleRef {
     }
 }
 
+/// The names of a role assignment an app returned (its ids are looked up again when needed).
+impl From<&crate::access::RoleAssignment> for RoleRef {
+    fn from(a: &crate::access::RoleAssignment) -> Self {
+        RoleRef::new(&a.role_name, &a.workspace_name)
+    }
+}
+
 impl fmt::Display for RoleRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}", self.role, self.workspace)

@@ -60,6 +60,9 @@ pub struct MagentoLive {
     pub websites: Vec<Named>,
     /// `None` when the installation has no admin-user API.
     pub admin_roles: Option<Vec<Named>>,
+    /// The code of the managed website: the one whose customers were read.
+    #[serde(default)]
+    pub website: String,
     /// Customers of the managed website.
     pub customers: Vec<MagentoCustomer>,
     pub admins: Option<Vec<MagentoAdmin>>,

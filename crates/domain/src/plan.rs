@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::{Date, Duration, OffsetDateTime, Time};
 
-use crate::desired::{App, Person, RoleRef, Roster, Unlisted};
+use crate::desired::{App, Person, Policy, RoleRef, Roster, Unlisted};
 use crate::live::{
     Live, MagentoAdmin, MagentoCustomer, MagentoLive, MarketoLive, MarketoUser, PendingInvite,
     admin_key, customer_key, digest, marketo_key,
@@ -390,10 +390,7 @@ impl<'a> Planner<'a> {
         for u in &live.users {
             by_email.entry(u.email.as_str()).or_default().push(u);
         }
-        let protected = |u: &MarketoUser| {
-            (policy.protect_api_only && u.api_only)
-                || policy.protects([u.userid.as_str(), u.email.as_str()])
-        };
+        let protected = |u: &MarketoUser| protected_user(policy, u);
         let mut handled: HashSet<&str> = HashSet::new();
         let people = roster.people.iter().filter(|p| policy.manages(&p.email));
         for person in people {
@@ -658,7 +655,7 @@ impl<'a> Planner<'a> {
                 handled_customers.insert(&c.email);
             }
             match customer {
-                Some(c) if policy.protects([c.email.as_str()]) => {
+                Some(c) if protected_customer(policy, c) => {
                     self.note(App::Magento, &c.email, "protected by policy: not touched");
                 }
                 Some(c) if leaver => self.step(
@@ -728,7 +725,7 @@ impl<'a> Planner<'a> {
                 handled_admins.insert(&a.email);
             }
             match admin {
-                Some(a) if policy.protects([a.username.as_str(), a.email.as_str()]) => {
+                Some(a) if protected_admin(policy, a) => {
                     self.note(
                         App::Magento,
                         &a.username,
@@ -797,7 +794,7 @@ impl<'a> Planner<'a> {
             .customers
             .iter()
             .filter(|c| c.website_id == website_id && !handled_customers.contains(c.email.as_str()))
-            .filter(|c| policy.manages(&c.email) && !policy.protects([c.email.as_str()]))
+            .filter(|c| policy.manages(&c.email) && !protected_customer(policy, c))
             .collect();
         for c in unlisted {
             self.unlisted_customer(live, c, &format!("{} is not in the roster", c.email));
@@ -807,10 +804,7 @@ impl<'a> Planner<'a> {
             .iter()
             .flatten()
             .filter(|a| !handled_admins.contains(a.email.as_str()))
-            .filter(|a| {
-                policy.manages(&a.email)
-                    && !policy.protects([a.username.as_str(), a.email.as_str()])
-            })
+            .filter(|a| policy.manages(&a.email) && !protected_admin(policy, a))
             .collect();
         for a in unlisted {
             self.unlisted_admin(live, a, &format!("{} is not in the roster", a.email));
@@ -895,6 +889,22 @@ impl<'a> Planner<'a> {
     }
 }
 
+// Whether a policy keeps Roster's hands off an account: one place, so planning and the
+// cap's count of managed accounts agree.
+
+fn protected_user(policy: &Policy, u: &MarketoUser) -> bool {
+    (policy.protect_api_only && u.api_only)
+        || policy.protects([u.userid.as_str(), u.email.as_str()])
+}
+
+fn protected_customer(policy: &Policy, c: &MagentoCustomer) -> bool {
+    policy.protects([c.email.as_str()])
+}
+
+fn protected_admin(policy: &Policy, a: &MagentoAdmin) -> bool {
+    policy.protects([a.username.as_str(), a.email.as_str()])
+}
+
 fn leaver_reason(person: &Person) -> String {
     match person.end_date {
         Some(end) if person.status == crate::desired::Status::Active => {
@@ -912,22 +922,21 @@ fn managed_accounts(roster: &Roster, live: &Live, app: App) -> usize {
             m.users
                 .iter()
                 .filter(|u| policy.manages(&u.email))
-                .filter(|u| !(policy.protect_api_only && u.api_only))
-                .filter(|u| !policy.protects([u.userid.as_str(), u.email.as_str()]))
+                .filter(|u| !protected_user(policy, u))
                 .count()
         }),
         App::Magento => live.magento.as_ref().map_or(0, |m| {
             let customers = m
                 .customers
                 .iter()
-                .filter(|c| policy.manages(&c.email) && !policy.protects([c.email.as_str()]))
+                .filter(|c| policy.manages(&c.email) && !protected_customer(policy, c))
                 .count();
             let admins = m
                 .admins
                 .iter()
                 .flatten()
                 .filter(|a| policy.manages(&a.email))
-                .filter(|a| !policy.protects([a.username.as_str(), a.email.as_str()]))
+                .filter(|a| !protected_admin(policy, a))
                 .count();
             customers + admins
         }),
@@ -1346,6 +1355,7 @@ mod tests {
                     groups: named(&GROUPS),
                     websites: named(&["base"]),
                     admin_roles: Some(named(&ADMIN_ROLES)),
+                    website: "base".into(),
                     customers: customers.into_iter().map(|(i, (g, renamed))| MagentoCustomer {
                         id: i as i64 + 100,
                         email: EMAILS[i].into(),
