@@ -85,6 +85,42 @@ fn stop(mut child: Child) -> String {
     err
 }
 
+/// What one run of the `roster` binary printed.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs `cmd` off the async runtime, so in-process sandboxes keep serving, and checks that
+/// none of `secrets` appears in what it printed.
+async fn run_checked(mut cmd: Command, secrets: &[&'static str]) -> Run {
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let run = Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    for secret in secrets {
+        assert!(
+            !run.stdout.contains(secret) && !run.stderr.contains(secret),
+            "a secret leaked: {} {}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    run
+}
+
 /// GETs `request` and reads its JSON body.
 async fn get_json(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()

@@ -3,7 +3,7 @@
 //! steps, and a `kill -9` stops it wherever it is.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use roster_domain::Secret;
@@ -11,6 +11,8 @@ use roster_sandbox::magento::{self as magento_sandbox, MagentoConfig, RunningMag
 use roster_sandbox::marketo::{self, Limits, MarketoConfig, RunningSandbox};
 use serde_json::Value;
 use tempfile::TempDir;
+
+use super::{Run, run_checked};
 
 const ID: &str = "desired-test";
 const SECRET: &str = "desired-test-secret-0123456789";
@@ -22,19 +24,6 @@ struct Env {
     _data: TempDir,
     home: TempDir,
     http: reqwest::Client,
-}
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
-    }
 }
 
 fn example() -> PathBuf {
@@ -88,23 +77,7 @@ impl Env {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out: Output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap();
-        let run = Run {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        for secret in [SECRET, MAGENTO_PASSWORD] {
-            assert!(
-                !run.stdout.contains(secret) && !run.stderr.contains(secret),
-                "a secret leaked: {} {}",
-                run.stdout,
-                run.stderr
-            );
-        }
-        run
+        run_checked(cmd, &[SECRET, MAGENTO_PASSWORD]).await
     }
 
     async fn ok(&self, args: &[&str]) -> Run {

@@ -8,6 +8,8 @@ use roster_sandbox::magento::{self, MagentoConfig, RunningMagento};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use super::{Run, run_checked};
+
 const USER: &str = "cli-admin";
 const PASSWORD: &str = "Cli-Admin-Pass-1";
 
@@ -15,12 +17,6 @@ struct Env {
     sandbox: RunningMagento,
     _data: TempDir,
     home: TempDir,
-}
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
 }
 
 impl Env {
@@ -52,19 +48,7 @@ impl Env {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap();
-        let run = Run {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        };
-        assert!(
-            !run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD),
-            "the password leaked"
-        );
-        run
+        run_checked(cmd, &[PASSWORD]).await
     }
 
     async fn ok(&self, args: &[&str]) -> Run {
@@ -78,8 +62,7 @@ impl Env {
     }
 
     async fn json(&self, args: &[&str]) -> Value {
-        let run = self.ok(args).await;
-        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+        self.ok(args).await.json()
     }
 }
 

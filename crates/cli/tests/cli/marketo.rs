@@ -3,13 +3,15 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use roster_domain::Secret;
 use roster_sandbox::marketo::{self, Faults, Limits, MarketoConfig, RunningSandbox};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+
+use super::{Run, run_checked};
 
 const ID: &str = "cli-test";
 const SECRET: &str = "cli-test-secret-0123456789";
@@ -19,19 +21,6 @@ pub struct Env {
     _data: TempDir,
     pub home: TempDir,
     http: reqwest::Client,
-}
-
-pub struct Run {
-    pub ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
-    }
 }
 
 impl Env {
@@ -70,21 +59,7 @@ impl Env {
 
     async fn run_cmd(&self, mut cmd: Command, args: &[&str]) -> Run {
         cmd.args(args);
-        let out: Output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap();
-        let run = Run {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        assert!(
-            !run.stdout.contains(SECRET) && !run.stderr.contains(SECRET),
-            "the secret leaked: {} {}",
-            run.stdout,
-            run.stderr
-        );
-        run
+        run_checked(cmd, &[SECRET]).await
     }
 
     pub async fn ok(&self, args: &[&str]) -> Run {
