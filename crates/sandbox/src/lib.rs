@@ -7,3 +7,4 @@
 pub mod clock;
 pub mod magento;
 pub mod marketo;
+mod sqlite;

@@ -1,13 +1,9 @@
 //! The Magento sandbox's SQLite state.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -45,47 +41,7 @@ pub const CUSTOMER_COLUMNS: &str = "id, email, firstname, lastname, middlename, 
 
 impl Store {
     pub async fn open(data_dir: &Path) -> Result<(Self, bool), SandboxError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| SandboxError::DataDir {
-            path: data_dir.display().to_string(),
-            source,
-        })?;
-        let path = data_dir.join(DB_FILE);
-        let db_err = |source| SandboxError::Database {
-            path: path.display().to_string(),
-            source,
-        };
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(db_err)?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(db_err)?;
-        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&pool)
-            .await
-            .map_err(db_err)?;
-        if version > 1 {
-            return Err(SandboxError::SchemaTooNew {
-                path: path.display().to_string(),
-                found: version,
-                known: 1,
-            });
-        }
-        let fresh = version == 0;
-        if fresh {
-            sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(db_err)?;
-            sqlx::raw_sql("PRAGMA user_version = 1")
-                .execute(&pool)
-                .await
-                .map_err(db_err)?;
-        }
+        let (pool, path, fresh) = crate::sqlite::open(data_dir, DB_FILE, SCHEMA).await?;
         Ok((
             Self {
                 pool,
