@@ -140,19 +140,7 @@ pub async fn start(config: MagentoConfig) -> std::result::Result<RunningMagento,
         }
     }
     let (admin_user, admin_password) = ensure_admin(&store, &config, clock.now_ms()).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| SandboxError::Listen {
-            addr: config.listen.to_string(),
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| SandboxError::Listen {
-            addr: config.listen.to_string(),
-            source,
-        })?;
-    let base_url = format!("http://{addr}");
+    let (listener, base_url) = crate::listen(config.listen).await?;
     let app = Arc::new(App {
         store,
         clock,

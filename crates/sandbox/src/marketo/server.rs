@@ -116,19 +116,7 @@ pub async fn start(config: MarketoConfig) -> Result<RunningSandbox, SandboxError
         Some((day, used)) if day == today.to_string() => used.parse().unwrap_or(0),
         _ => 0,
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| SandboxError::Listen {
-            addr: config.listen.to_string(),
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| SandboxError::Listen {
-            addr: config.listen.to_string(),
-            source,
-        })?;
-    let base_url = format!("http://{addr}");
+    let (listener, base_url) = crate::listen(config.listen).await?;
     let app = Arc::new(App {
         store,
         clock,
