@@ -25,6 +25,13 @@ pub struct Cli {
     /// Configuration file (TOML). Default: $XDG_CONFIG_HOME/roster/config.toml, if present.
     #[arg(long, global = true, env = "ROSTER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Who is acting, for the audit log (e.g. a service account's name). The OS account is
+    /// always recorded beside it [default: the OS account].
+    #[arg(long, global = true, env = "ROSTER_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
+    /// How long a command that changes things waits for another one holding the state.
+    #[arg(long, global = true, env = "ROSTER_LOCK_WAIT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub lock_wait: Duration,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -78,6 +85,10 @@ pub enum Command {
         /// Plan to re-send Marketo invitations that expired or expire within 7 days.
         #[arg(long)]
         resend_invites: bool,
+        /// Exit 0 when there is nothing to do, 2 when changes are pending, 3 when the plan is
+        /// blocked by a cap (1 stays an error), for CI jobs.
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
     /// Run a saved plan (refused if the apps changed since), or plan and run with --auto.
     ///
@@ -108,14 +119,25 @@ pub enum Command {
         #[arg(long, env = "ROSTER_ACTOR", value_name = "NAME")]
         by: Option<String>,
     },
-    /// The audit log: every step every apply ran, who ran it, when, and how it went.
+    /// The audit log: every change, approval and refusal, who made it, when, and how it
+    /// went. Each line is hash-chained to the one before (`roster log verify`).
     Log {
-        /// Only this plan's steps.
+        #[command(subcommand)]
+        action: Option<LogAction>,
+        /// Only this plan's lines.
         #[arg(long, value_name = "PLAN_ID")]
         plan: Option<String>,
+        /// table, csv, json, or jsonl (one object per line, for a SIEM).
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogAction {
+    /// Check the log's hash chain: says where it breaks if a line was edited, removed or
+    /// inserted (exit 1), or how many lines it verified.
+    Verify,
 }
 
 /// Where the Marketo instance is and how hard Roster may push it. Flags win over the
@@ -155,6 +177,8 @@ pub enum Output {
     Table,
     Json,
     Csv,
+    /// One JSON object per line (for SIEM ingestion).
+    Jsonl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 use askama::Template;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use roster_domain::access::RoleAssignment;
-use roster_domain::marketo_time::format_dashed;
 use roster_marketo::audit::{self, Audit, Progress};
 use roster_store::{InviteStatus, PendingInvite};
 use serde_json::{Value, json};
@@ -95,7 +94,10 @@ pub async fn run(
     match format {
         ReportFormat::Table => report.table().print(Output::Table)?,
         ReportFormat::Csv => report.table().print(Output::Csv)?,
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report.json())?),
+        ReportFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::output::snake_keys(report.json()))?
+        ),
         ReportFormat::Html => print!("{}", report.html()?),
     }
     if let Some(path) = html {
@@ -182,7 +184,7 @@ impl<'a> Report<'a> {
     fn new(s: &'a MarketoSession, audit: &'a Audit, pending: &'a [PendingInvite]) -> Self {
         Self {
             instance: &s.instance,
-            generated_at: format_dashed(OffsetDateTime::now_utc()),
+            generated_at: crate::output::rfc3339(OffsetDateTime::now_utc()),
             audit,
             pending,
             minimum: audit::minimum_calls(audit.users.len()),
@@ -249,7 +251,7 @@ impl<'a> Report<'a> {
                 "email": p.email,
                 "firstName": p.first_name,
                 "lastName": p.last_name,
-                "invitedAt": format_dashed(p.invited_at),
+                "invitedAt": crate::output::rfc3339(p.invited_at),
                 "invitedBy": p.invited_by,
                 "roles": p.roles,
             })).collect::<Vec<_>>(),
@@ -312,7 +314,7 @@ impl<'a> Report<'a> {
                 .map(|p| HtmlPending {
                     email: p.email.clone(),
                     name: format!("{} {}", p.first_name, p.last_name),
-                    invited_at: format_dashed(p.invited_at),
+                    invited_at: crate::output::rfc3339(p.invited_at),
                     invited_by: p.invited_by.clone(),
                     roles: p.roles.iter().map(RoleAssignment::spec).collect(),
                 })

@@ -135,11 +135,16 @@ pub struct MarketoSession {
     pub instance: String,
     quota_day: time::Date,
     recorded: u64,
+    /// The instance's lock, while this process changes it.
+    _lock: Option<crate::lock::Held>,
+}
+
+pub fn state_dir(dir: Option<&Path>) -> PathBuf {
+    dir.map(Path::to_path_buf).unwrap_or_else(default_state_dir)
 }
 
 pub async fn open_state(dir: Option<&Path>) -> Result<StateStore> {
-    let dir = dir.map(Path::to_path_buf).unwrap_or_else(default_state_dir);
-    Ok(StateStore::open(&dir).await?)
+    Ok(StateStore::open(&state_dir(dir)).await?)
 }
 
 impl MarketoSession {
@@ -182,6 +187,7 @@ impl MarketoSession {
         }
         let state = open_state(state_dir).await?;
         let instance = config.instance_key().to_string();
+        let lock = crate::lock::instance(&self::state_dir(state_dir), MARKETO, &instance)?;
         let day = quota_day(OffsetDateTime::now_utc());
         let used = state.quota_used(MARKETO, &instance, day).await?;
         let client = Client::new(config, used)?;
@@ -195,6 +201,7 @@ impl MarketoSession {
             instance,
             quota_day: day,
             recorded: 0,
+            _lock: lock,
         })
     }
 
@@ -252,13 +259,10 @@ fn decode_recent(saved: &str) -> Vec<std::time::Duration> {
         .collect()
 }
 
-/// Who is acting, for tombstones and invitation records.
+/// Who is acting, for tombstones and invitation records: the name given, else the OS
+/// account (from the password database, not `$USER`).
 pub fn actor(given: Option<&str>) -> String {
-    given
-        .map(str::to_string)
-        .or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("USERNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
+    crate::actor::Actor::resolve(given).name
 }
 
 /// Parses a date given on the command line: `YYYY-MM-DD` (midnight UTC) or a Marketo/ISO date-time.

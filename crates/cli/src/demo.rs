@@ -73,6 +73,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     let g = Globals {
         state: Some(&state),
         config: None,
+        actor: None,
     };
     let result = scenario(&sandbox, &marketo_conn, &magento_conn, &g, &dir).await;
     sandbox.shutdown().await;
@@ -97,10 +98,11 @@ async fn scenario(
         "Plan: what it takes for both apps to match {} (a copy of examples/roster.yaml)",
         roster.display()
     ));
-    let plan = plan_cmd::compute(&roster, &sessions, false).await?;
+    let plan = plan_cmd::compute(&roster, &sessions, false).await?.plan;
     print!("{plan}");
+    println!("{}", plan_cmd::summary_line(&plan));
     let saved = dir.join("plan.json");
-    std::fs::write(&saved, serde_json::to_string_pretty(&plan)?)?;
+    crate::private::write(&saved, serde_json::to_string_pretty(&plan)?)?;
 
     step("Apply: every step journaled; destructive ones approved here with --approve");
     plan_cmd::apply_with(
@@ -123,7 +125,7 @@ async fn scenario(
     println!("accepted through the sandbox's invitation page");
 
     step("Plan again: the apps now match the roster");
-    let again = plan_cmd::compute(&roster, &sessions, false).await?;
+    let again = plan_cmd::compute(&roster, &sessions, false).await?.plan;
     print!("{again}");
     sessions.finish().await?;
 

@@ -20,7 +20,7 @@ fn now() -> OffsetDateTime {
 }
 
 fn when(at: OffsetDateTime) -> String {
-    roster_domain::marketo_time::format_dashed(at)
+    crate::output::rfc3339(at)
 }
 
 // ---- provision ----
@@ -530,11 +530,11 @@ pub async fn restore(conn: &crate::args::MarketoConn, email: &str, g: &Globals<'
 async fn restore_one(s: &MarketoSession, email: &str) -> Result<()> {
     let Some(t) = s
         .state
-        .latest_tombstone(MARKETO, &s.instance, email)
+        .restorable_tombstone(MARKETO, &s.instance, email)
         .await?
     else {
         bail!(
-            "Roster has no tombstone of {email} on {}; `roster tombstones` lists what it deleted",
+            "Roster has no tombstone of {email} on {} that is not restored yet; `roster tombstones` lists what it deleted",
             s.instance
         );
     };

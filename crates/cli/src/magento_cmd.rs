@@ -21,6 +21,8 @@ pub struct MagentoSession {
     pub client: Client,
     pub state: StateStore,
     pub instance: String,
+    /// The store's lock, while this process changes it.
+    _lock: Option<crate::lock::Held>,
 }
 
 impl MagentoSession {
@@ -48,10 +50,13 @@ impl MagentoSession {
             conn.scope.clone()
         };
         let instance = config.base_url.clone();
+        let lock =
+            crate::lock::instance(&crate::connect::state_dir(g.state), "magento", &instance)?;
         Ok(Self {
             client: Client::new(config)?,
             state: open_state(g.state).await?,
             instance,
+            _lock: lock,
         })
     }
 
@@ -373,7 +378,7 @@ pub async fn audit(conn: &MagentoConn, output: Output, g: &Globals<'_>) -> Resul
         };
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({
+            serde_json::to_string_pretty(&crate::output::snake_keys(json!({
                 "app": MAGENTO,
                 "instance": s.instance,
                 "customers": customers.len(),
@@ -381,7 +386,7 @@ pub async fn audit(conn: &MagentoConn, output: Output, g: &Globals<'_>) -> Resul
                 "adminUsers": admins_json,
                 "adminUsersNote": matches!(admins, AdminUsers::Unavailable).then(|| roster_magento::MagentoError::NoAdminApi.to_string()),
                 "calls": s.client.stats().calls,
-            }))?
+            })))?
         );
         return Ok(());
     }

@@ -1,21 +1,25 @@
 //! `roster`: keeps the user accounts of SaaS apps in line with who should have them.
 
+mod actor;
 mod args;
 mod audit_cmd;
 mod connect;
 mod demo;
 mod lifecycle;
 mod live_read;
+mod lock;
 mod magento_cmd;
 mod marketo_cmd;
 mod output;
 mod plan_cmd;
+mod private;
 mod sandbox_cmd;
 
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    restore_sigpipe();
     let cli = args::Cli::parse();
     // The demo narrates on stdout; the in-process sandbox's own log lines would only get in the way.
     let quiet = matches!(cli.command, args::Command::Demo { .. });
@@ -23,7 +27,27 @@ async fn main() -> std::process::ExitCode {
     let g = marketo_cmd::Globals {
         state: cli.state.as_deref(),
         config: cli.config.as_deref(),
+        actor: cli.actor.as_deref(),
     };
+    // One writer at a time: a command that changes the apps or the state holds the
+    // state's lock (and, as it connects, each instance's) until it ends.
+    let _state_lock = match writer(&cli.command) {
+        Some(what) => {
+            let dir = cli.state.clone().unwrap_or_else(connect::default_state_dir);
+            lock::set_writer(what, cli.lock_wait);
+            match lock::acquire(&lock::state_lock_path(&dir), what, cli.lock_wait) {
+                Ok(held) => Some(held),
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
+    let line = audit_line(&cli.command);
+    let by = by_flag(&cli.command).or(cli.actor.clone());
+    let mut exit = std::process::ExitCode::SUCCESS;
     let result = match cli.command {
         args::Command::Demo { dir } => demo::run(dir).await,
         args::Command::Sandbox(cmd) => sandbox_cmd::run(cmd).await,
@@ -91,7 +115,18 @@ async fn main() -> std::process::ExitCode {
             out,
             output,
             resend_invites,
-        } => plan_cmd::plan_cmd(&roster, out.as_deref(), output, resend_invites, &g).await,
+            detailed_exitcode,
+        } => plan_cmd::plan_cmd(&roster, out.as_deref(), output, resend_invites, &g)
+            .await
+            .map(|outcome| {
+                if detailed_exitcode {
+                    exit = std::process::ExitCode::from(match outcome {
+                        plan_cmd::PlanOutcome::NothingToDo => 0,
+                        plan_cmd::PlanOutcome::Changes => 2,
+                        plan_cmd::PlanOutcome::Blocked => 3,
+                    });
+                }
+            }),
         args::Command::Apply {
             plan,
             auto,
@@ -112,10 +147,38 @@ async fn main() -> std::process::ExitCode {
             .await
         }
         args::Command::Approve { plan, by } => plan_cmd::approve(&plan, by.as_deref(), &g).await,
-        args::Command::Log { plan, output } => plan_cmd::log_cmd(plan.as_deref(), output, &g).await,
+        args::Command::Log {
+            action: Some(args::LogAction::Verify),
+            ..
+        } => plan_cmd::log_verify(&g).await,
+        args::Command::Log {
+            action: None,
+            plan,
+            output,
+        } => plan_cmd::log_cmd(plan.as_deref(), output, &g).await,
     };
+    // Every command that changed (or tried to change) an app leaves a line in the audit log.
+    if let Some((app, action, target, detail)) = line {
+        let logged = async {
+            let state = connect::open_state(g.state).await?;
+            actor::record(
+                &state,
+                &actor::Actor::resolve(by.as_deref()),
+                app,
+                action,
+                &target,
+                Some(detail),
+                &result,
+            )
+            .await
+        };
+        if let Err(e) = logged.await {
+            eprintln!("error: the audit log could not be written: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => exit,
         Err(err)
             if err.chain().any(|e| {
                 e.downcast_ref::<std::io::Error>()
@@ -129,6 +192,226 @@ async fn main() -> std::process::ExitCode {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The audit-log line of a command that changes an app: (app, action, target, detail).
+/// `apply` and `approve` write their own lines (one per step, approval or refusal).
+fn audit_line(command: &args::Command) -> Option<(&'static str, &'static str, String, String)> {
+    use args::{
+        Command, MagentoCommand, MarketoCommand, OffboardCommand, ProvisionCommand, RestoreCommand,
+    };
+    let roles = |r: &[String]| format!("roles: {}", r.join(", "));
+    Some(match command {
+        Command::Marketo(MarketoCommand::Invite { person, .. }) => (
+            "marketo",
+            "invite",
+            person.email.clone(),
+            format!(
+                "roster marketo invite; {}{}",
+                roles(&person.roles),
+                if person.api_only { "; API-only" } else { "" }
+            ),
+        ),
+        Command::Marketo(MarketoCommand::Update {
+            userid,
+            email,
+            first,
+            last,
+            expires_at,
+            no_expiry,
+            ..
+        }) => {
+            let mut changed = Vec::new();
+            if email.is_some() {
+                changed.push("email");
+            }
+            if first.is_some() || last.is_some() {
+                changed.push("name");
+            }
+            if expires_at.is_some() || *no_expiry {
+                changed.push("login expiry");
+            }
+            (
+                "marketo",
+                "update",
+                userid.clone(),
+                format!("roster marketo update: {}", changed.join(", ")),
+            )
+        }
+        Command::Marketo(MarketoCommand::Grant {
+            userid, roles: r, ..
+        }) => (
+            "marketo",
+            "grant",
+            userid.clone(),
+            format!("roster marketo grant; {}", roles(r)),
+        ),
+        Command::Marketo(MarketoCommand::Revoke {
+            userid, roles: r, ..
+        }) => (
+            "marketo",
+            "revoke",
+            userid.clone(),
+            format!("roster marketo revoke; {}", roles(r)),
+        ),
+        Command::Marketo(MarketoCommand::Delete {
+            userid, confirm, ..
+        }) if confirm.yes => (
+            "marketo",
+            "delete",
+            userid.clone(),
+            format!("roster marketo delete --yes{}", reason(confirm)),
+        ),
+        Command::Offboard(OffboardCommand::Marketo { email, confirm, .. }) if confirm.yes => (
+            "marketo",
+            "offboard",
+            email.clone(),
+            format!("roster offboard marketo --yes{}", reason(confirm)),
+        ),
+        Command::Offboard(OffboardCommand::Magento {
+            email,
+            admin,
+            confirm,
+            ..
+        }) if confirm.yes => (
+            "magento",
+            "offboard",
+            admin.clone().or(email.clone()).unwrap_or_default(),
+            format!(
+                "roster offboard magento --yes{}{}",
+                if admin.is_some() { " (admin user)" } else { "" },
+                reason(confirm)
+            ),
+        ),
+        Command::Provision(ProvisionCommand::Marketo {
+            email,
+            roles: r,
+            check_pending,
+            resend,
+            ..
+        }) => {
+            if *check_pending {
+                (
+                    "marketo",
+                    "check pending",
+                    "tracked invitations".into(),
+                    format!(
+                        "roster provision marketo --check-pending{}",
+                        if *resend { " --resend" } else { "" }
+                    ),
+                )
+            } else {
+                (
+                    "marketo",
+                    "provision",
+                    email.clone().unwrap_or_default(),
+                    format!("roster provision marketo; {}", roles(r)),
+                )
+            }
+        }
+        Command::Provision(ProvisionCommand::MagentoCustomer {
+            email,
+            group,
+            admin,
+            role,
+            ..
+        }) => (
+            "magento",
+            "provision",
+            admin.clone().unwrap_or_else(|| email.clone()),
+            match admin {
+                Some(_) => format!(
+                    "roster provision magento: admin user, role {}",
+                    role.clone().unwrap_or_default()
+                ),
+                None => format!(
+                    "roster provision magento: customer, group {}",
+                    group.clone().unwrap_or_else(|| "default".into())
+                ),
+            },
+        ),
+        Command::Restore(RestoreCommand::Marketo { email, .. }) => (
+            "marketo",
+            "restore",
+            email.clone(),
+            "roster restore marketo: re-invited from the tombstone".into(),
+        ),
+        Command::Magento(MagentoCommand::Regroup {
+            from,
+            to,
+            filters,
+            yes: true,
+            ..
+        }) => (
+            "magento",
+            "regroup",
+            format!("group {from}"),
+            format!(
+                "roster magento regroup --from {from} --to {to}{}",
+                filters
+                    .iter()
+                    .map(|f| format!(" --filter {f}"))
+                    .collect::<String>()
+            ),
+        ),
+        _ => return None,
+    })
+}
+
+fn reason(confirm: &args::Confirm) -> String {
+    confirm
+        .reason
+        .as_ref()
+        .map_or(String::new(), |r| format!(" (reason: {r})"))
+}
+
+/// The per-command `--by`, where a command has one.
+fn by_flag(command: &args::Command) -> Option<String> {
+    use args::{Command, MarketoCommand, OffboardCommand};
+    match command {
+        Command::Marketo(MarketoCommand::Delete { confirm, .. })
+        | Command::Offboard(OffboardCommand::Marketo { confirm, .. })
+        | Command::Offboard(OffboardCommand::Magento { confirm, .. }) => confirm.by.clone(),
+        _ => None,
+    }
+}
+
+/// Which commands change the apps or Roster's records, and so take the state's lock.
+fn writer(command: &args::Command) -> Option<&'static str> {
+    use args::{Command, MagentoCommand, MarketoCommand, OffboardCommand};
+    Some(match command {
+        Command::Apply { .. } => "roster apply",
+        Command::Approve { .. } => "roster approve",
+        Command::Provision(_) => "roster provision",
+        Command::Restore(_) => "roster restore",
+        Command::Offboard(OffboardCommand::Marketo { confirm, .. })
+        | Command::Offboard(OffboardCommand::Magento { confirm, .. })
+            if confirm.yes =>
+        {
+            "roster offboard"
+        }
+        Command::Marketo(MarketoCommand::Delete { confirm, .. }) if confirm.yes => {
+            "roster marketo delete"
+        }
+        Command::Marketo(
+            MarketoCommand::Invite { .. }
+            | MarketoCommand::Update { .. }
+            | MarketoCommand::Grant { .. }
+            | MarketoCommand::Revoke { .. },
+        ) => "roster marketo",
+        Command::Magento(MagentoCommand::Regroup { yes: true, .. }) => "roster magento regroup",
+        _ => return None,
+    })
+}
+
+/// Rust ignores SIGPIPE, so printing to a closed pipe (`roster log | head`) would panic.
+/// The default action ends the process quietly, as a Unix tool should (status 141).
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default before any thread writes.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

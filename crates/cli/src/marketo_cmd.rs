@@ -17,6 +17,8 @@ use crate::output::Table;
 pub struct Globals<'a> {
     pub state: Option<&'a Path>,
     pub config: Option<&'a Path>,
+    /// `--actor` / `ROSTER_ACTOR`, if given.
+    pub actor: Option<&'a str>,
 }
 
 pub async fn run(cmd: MarketoCommand, g: &Globals<'_>) -> Result<()> {
@@ -350,7 +352,10 @@ async fn show_user(s: &MarketoSession, userid: &str, output: Output) -> Result<(
     let mut t = Table::new(&columns);
     if let Some(user) = c.find_user(userid).await? {
         if output == Output::Json {
-            println!("{}", serde_json::to_string_pretty(&user_json(&user))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::output::snake_keys(user_json(&user)))?
+            );
             return Ok(());
         }
         let v = user_json(&user);
@@ -384,7 +389,10 @@ async fn show_user(s: &MarketoSession, userid: &str, output: Output) -> Result<(
     if output == Output::Json {
         let mut v = serde_json::to_value(&invite)?;
         v["roles"] = serde_json::to_value(&roles)?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::output::snake_keys(v.clone()))?
+        );
         return Ok(());
     }
     let base = |ws: Value, role: Value| {

@@ -1,11 +1,23 @@
-//! Rows and columns, printed as an aligned table, CSV or JSON.
+//! Rows and columns, printed as an aligned table, CSV, JSON or JSON lines; and the one
+//! time format Roster prints (RFC 3339, UTC).
 
 use std::io::Write;
 
 use anyhow::Result;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
 use crate::args::Output;
+
+pub use roster_domain::text::sanitize;
+
+/// Every time Roster prints or writes: RFC 3339 in UTC (Marketo's `...t+0000` form is only
+/// ever used on the wire).
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
 
 /// A table whose cells are JSON values: JSON keeps their types, the table and CSV print them.
 pub struct Table {
@@ -35,6 +47,12 @@ impl Table {
                 serde_json::to_writer_pretty(&mut out, &self.to_json())?;
                 writeln!(out)?;
             }
+            Output::Jsonl => {
+                for row in self.to_json().as_array().into_iter().flatten() {
+                    serde_json::to_writer(&mut out, row)?;
+                    writeln!(out)?;
+                }
+            }
         }
         Ok(())
     }
@@ -57,33 +75,32 @@ impl Table {
         )
     }
 
+    /// Aligned columns measured by display width (wide and combining characters count as
+    /// they show), every cell sanitised so app data cannot forge rows or drive the terminal,
+    /// wrapped to the terminal's width when printing to one.
     pub fn write_table(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let cells: Vec<Vec<String>> = self
-            .rows
-            .iter()
-            .map(|r| r.iter().map(plain).collect())
-            .collect();
-        let mut widths: Vec<usize> = self.columns.iter().map(|c| c.chars().count()).collect();
-        for row in &cells {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
+        use comfy_table::{CellAlignment, ContentArrangement, presets};
+        let mut table = comfy_table::Table::new();
+        table.load_preset(presets::NOTHING);
+        match terminal_width() {
+            Some(width) => {
+                table.set_content_arrangement(ContentArrangement::Dynamic);
+                table.set_width(width);
+            }
+            None => {
+                table.set_content_arrangement(ContentArrangement::Disabled);
             }
         }
-        let line = |out: &mut dyn Write, cells: &[String]| -> std::io::Result<()> {
-            let mut text = String::new();
-            for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-                if i + 1 == cells.len() {
-                    text.push_str(cell);
-                } else {
-                    text.push_str(&format!("{cell:<w$}  "));
-                }
-            }
-            writeln!(out, "{}", text.trim_end())
-        };
-        let header: Vec<String> = self.columns.iter().map(|c| c.to_uppercase()).collect();
-        line(out, &header)?;
-        for row in &cells {
-            line(out, row)?;
+        table.set_header(self.columns.iter().map(|c| c.to_uppercase()));
+        for row in &self.rows {
+            table.add_row(row.iter().map(|v| sanitize(&plain(v))));
+        }
+        for column in table.column_iter_mut() {
+            column.set_padding((0, 2));
+            column.set_cell_alignment(CellAlignment::Left);
+        }
+        for line in table.lines() {
+            writeln!(out, "{}", line.trim_end())?;
         }
         Ok(())
     }
@@ -122,6 +139,53 @@ pub fn csv_cell(text: &str) -> String {
     }
 }
 
+/// The width of the terminal on stdout, when stdout is one.
+#[cfg(unix)]
+fn terminal_width() -> Option<u16> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills the winsize struct we pass; stdout is a terminal.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    (rc == 0 && size.ws_col > 0).then_some(size.ws_col)
+}
+
+#[cfg(not(unix))]
+fn terminal_width() -> Option<u16> {
+    None
+}
+
+/// `value` with every object key in snake_case (`emailAddress` -> `email_address`): Roster's
+/// JSON uses one convention, whatever the app's API used.
+pub fn snake_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (snake(&k), snake_keys(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(snake_keys).collect()),
+        other => other,
+    }
+}
+
+fn snake(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for (i, c) in key.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +209,34 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text, "ID     USER ID\n7      a@x\n12345\n");
         assert_eq!(t.to_json()[0], json!({"id": 7, "user_id": "a@x"}));
+    }
+
+    #[test]
+    fn table_cells_cannot_forge_rows_or_send_escapes() {
+        let mut t = Table::new(&["name", "email"]);
+        t.push(vec![
+            json!("Eve\nMallory  mallory@x"),
+            json!("\u{1b}[2Jeve@x"),
+        ]);
+        let mut out = Vec::new();
+        t.write_table(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("Eve\\nMallory"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod snake_tests {
+    #[test]
+    fn keys_become_snake_case_values_stay() {
+        let v = super::snake_keys(
+            serde_json::json!({"emailAddress": "a@B", "userRoleWorkspaces": [{"accessRoleId": 1}], "id": 2}),
+        );
+        assert_eq!(
+            v,
+            serde_json::json!({"email_address": "a@B", "user_role_workspaces": [{"access_role_id": 1}], "id": 2})
+        );
     }
 }

@@ -7,26 +7,38 @@ use anyhow::{Context, Result, bail};
 use roster_domain::desired::{App, Roster};
 use roster_domain::live::{Live, differences};
 use roster_domain::plan::{self, Action, Plan, PlanOptions, Step};
+use roster_domain::safety::{self, OwnAccounts};
 use roster_magento::AdminUsers;
 use roster_marketo::{Invitation, UserUpdate};
 use roster_store::{NewLogEntry, StateStore, StepStatus};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use crate::actor::Actor;
 use crate::args::{Confirm, Output};
-use crate::connect::{MarketoSession, actor};
+use crate::connect::MarketoSession;
 use crate::live_read::{self, Sessions};
 use crate::magento_cmd::MagentoSession;
 use crate::marketo_cmd::{Globals, record_invitation};
 use crate::output::Table;
 
-/// Loads a roster, reads the apps it needs, and computes the plan.
+/// A plan with the roster and the live state it was computed from.
+pub struct Computed {
+    pub plan: Plan,
+    pub roster: Roster,
+    pub live: Live,
+}
+
+/// Loads a roster (by absolute path, so a saved plan finds it again from any directory),
+/// reads the apps it needs, and computes the plan.
 pub async fn compute(
     roster_path: &Path,
     sessions: &Sessions,
     resend_invites: bool,
-) -> Result<Plan> {
-    let mut roster = live_read::load_roster(roster_path)?;
+) -> Result<Computed> {
+    let roster_path = std::path::absolute(roster_path)
+        .with_context(|| format!("cannot resolve {}", roster_path.display()))?;
+    let mut roster = live_read::load_roster(&roster_path)?;
     for app in App::ALL {
         if roster.mentions(app) && !sessions.configured(app) {
             bail!(
@@ -36,20 +48,25 @@ pub async fn compute(
             );
         }
     }
-    if let Some(me) = sessions.magento_username() {
-        // Roster's own admin account is never planned against.
-        roster.policies.magento.protected.insert(me);
-    }
+    protect_own_admin(&mut roster, sessions);
     let live = live_read::read(sessions, &roster.policies.magento.website).await?;
     resolve(&mut roster, &live)?;
-    Ok(plan::plan(
+    let plan = plan::plan(
         &roster,
         &live,
         PlanOptions {
             now: OffsetDateTime::now_utc(),
             resend_invites,
         },
-    ))
+    );
+    Ok(Computed { plan, roster, live })
+}
+
+/// Roster's own Magento admin account is never planned against.
+fn protect_own_admin(roster: &mut Roster, sessions: &Sessions) {
+    if let Some(me) = sessions.magento_username() {
+        roster.policies.magento.protected.insert(me);
+    }
 }
 
 fn resolve(roster: &mut Roster, live: &Live) -> Result<()> {
@@ -69,12 +86,52 @@ fn summary(plan: &Plan) -> Value {
     json!({
         "id": plan.id,
         "roster": plan.roster,
-        "created_at": plan.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "created_at": rfc3339(plan.created_at),
         "fingerprint": plan.fingerprint,
+        "digest": plan.digest,
+        "summary": counts(plan),
         "steps": plan.steps,
         "notes": plan.notes,
         "blocked": plan.blocked,
     })
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    crate::output::rfc3339(at)
+}
+
+/// How many steps create, change and remove, and how many are destructive.
+fn counts(plan: &Plan) -> Value {
+    let (mut create, mut change, mut remove) = (0, 0, 0);
+    for s in &plan.steps {
+        match s.stage {
+            plan::Stage::Invite => create += 1,
+            plan::Stage::DeleteInvite | plan::Stage::Delete => remove += 1,
+            _ => change += 1,
+        }
+    }
+    json!({
+        "create": create,
+        "change": change,
+        "remove": remove,
+        "destructive": plan.destructive().count(),
+    })
+}
+
+/// "N to create, N to change, N to remove (N destructive)".
+pub fn summary_line(plan: &Plan) -> String {
+    let c = counts(plan);
+    format!(
+        "{} to create, {} to change, {} to remove ({} destructive)",
+        c["create"], c["change"], c["remove"], c["destructive"]
+    )
+}
+
+/// What `plan --detailed-exitcode` exits with.
+pub enum PlanOutcome {
+    NothingToDo,
+    Changes,
+    Blocked,
 }
 
 pub async fn plan_cmd(
@@ -83,14 +140,19 @@ pub async fn plan_cmd(
     output: Output,
     resend_invites: bool,
     g: &Globals<'_>,
-) -> Result<()> {
+) -> Result<PlanOutcome> {
     let mut sessions = Sessions::open(g).await?;
-    let plan = compute(roster, &sessions, resend_invites).await;
+    let computed = compute(roster, &sessions, resend_invites).await;
     sessions.finish().await?;
-    let plan = plan?;
+    let plan = computed?.plan;
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&summary(&plan))?),
-        Output::Table | Output::Csv => print!("{plan}"),
+        Output::Jsonl => println!("{}", serde_json::to_string(&summary(&plan))?),
+        Output::Csv => plan_csv(&plan)?,
+        Output::Table => {
+            print!("{}", plan);
+            println!("{}", summary_line(&plan));
+        }
     }
     if let Some(path) = out {
         save(&plan, path)?;
@@ -103,48 +165,149 @@ pub async fn plan_cmd(
             path.display()
         );
     }
-    Ok(())
+    Ok(if !plan.blocked.is_empty() {
+        PlanOutcome::Blocked
+    } else if plan.steps.is_empty() {
+        PlanOutcome::NothingToDo
+    } else {
+        PlanOutcome::Changes
+    })
+}
+
+/// One row per step, for a spreadsheet.
+fn plan_csv(plan: &Plan) -> Result<()> {
+    let mut t = Table::new(&[
+        "index",
+        "app",
+        "stage",
+        "destructive",
+        "account",
+        "action",
+        "reason",
+    ]);
+    for s in &plan.steps {
+        t.push(vec![
+            json!(s.index),
+            json!(s.app.name()),
+            json!(s.stage.label()),
+            json!(s.destructive),
+            json!(s.action.account_key()),
+            json!(s.action.describe()),
+            json!(s.reason),
+        ]);
+    }
+    t.print(Output::Csv)
 }
 
 fn save(plan: &Plan, path: &Path) -> Result<()> {
     let body = serde_json::to_string_pretty(plan)?;
-    std::fs::write(path, body).with_context(|| format!("cannot write {}", path.display()))
+    crate::private::write(path, body)
 }
 
+/// Reads a saved plan and checks it against its own digest: a plan edited by hand (a
+/// step added, a `destructive` flag cleared, `blocked` emptied) is refused here.
 fn load(path: &Path) -> Result<Plan> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the plan {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| {
+    let plan: Plan = serde_json::from_str(&text).with_context(|| {
         format!(
             "{} is not a plan saved by `roster plan --out`; make one again",
             path.display()
         )
-    })
+    })?;
+    if plan.digest.is_empty() {
+        bail!(
+            "{} has no content digest (an older Roster saved it); nothing was changed. Make a new plan with `roster plan ROSTER --out FILE`",
+            path.display()
+        );
+    }
+    let actual = plan.content_digest();
+    if actual != plan.digest {
+        bail!(
+            "{} does not match its digest: it was changed after `roster plan` saved it (recorded {}, content {}); nothing was changed. Make a new plan with `roster plan ROSTER --out FILE`",
+            path.display(),
+            short(&plan.digest),
+            short(&actual)
+        );
+    }
+    Ok(plan)
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(16)]
 }
 
 async fn open_state(g: &Globals<'_>) -> Result<StateStore> {
     crate::connect::open_state(g.state).await
 }
 
+/// Records a refusal in the audit log, then returns it as the command's error.
+async fn refuse(
+    state: &StateStore,
+    actor: &Actor,
+    plan_id: Option<&str>,
+    target: &str,
+    why: anyhow::Error,
+) -> anyhow::Error {
+    let mut entry = actor.log("roster", "apply", target, "refused");
+    entry.plan_id = plan_id.map(str::to_string);
+    // One line per log row: the message's own lines are joined.
+    let text = format!("{why:#}");
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    entry.detail = Some(lines.join("; "));
+    if let Err(e) = state.append_log(&entry, OffsetDateTime::now_utc()).await {
+        return why.context(format!("(and the refusal could not be logged: {e})"));
+    }
+    why
+}
+
 pub async fn approve(path: &Path, by: Option<&str>, g: &Globals<'_>) -> Result<()> {
-    let plan = load(path)?;
     let state = open_state(g).await?;
+    let actor = Actor::resolve(by.or(g.actor));
+    let plan = match load(path) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let target = path.display().to_string();
+            return Err(refuse(&state, &actor, None, &target, e).await);
+        }
+    };
     state
         .save_plan(&plan.id, plan.created_at, &serde_json::to_string(&plan)?)
         .await?;
-    let who = actor(by);
-    state
-        .approve_plan(&plan.id, &who, OffsetDateTime::now_utc())
-        .await?;
     let destructive: Vec<&Step> = plan.destructive().collect();
+    let mut entry = actor.log("roster", "approve", &plan.id, "done");
+    entry.plan_id = Some(plan.id.clone());
+    entry.detail = Some(format!(
+        "approved content {} ({} steps, {} destructive as planned)",
+        short(&plan.digest),
+        plan.steps.len(),
+        destructive.len()
+    ));
+    let approval = roster_store::Approval {
+        by: actor.name.clone(),
+        os_user: actor.os_user.clone(),
+        at: OffsetDateTime::now_utc(),
+    };
+    state
+        .approve_plan(&plan.id, &plan.digest, &approval, &entry)
+        .await?;
     println!(
-        "{} approved by {who}: {} destructive step{}",
+        "{} approved by {}: {} destructive step{} (this content only: any edit to the plan needs a new approval)",
         plan.id,
+        actor.name,
         destructive.len(),
         if destructive.len() == 1 { "" } else { "s" }
     );
     for s in destructive {
-        println!("  {}. {}", s.index, s.action.describe());
+        println!(
+            "  {}. {}",
+            s.index,
+            crate::output::sanitize(&s.action.describe())
+        );
     }
     Ok(())
 }
@@ -164,38 +327,63 @@ pub async fn apply(a: ApplyArgs<'_>, g: &Globals<'_>) -> Result<()> {
     result
 }
 
+/// Roster's own accounts, as the apps know them now.
+async fn own_accounts(sessions: &Sessions) -> Result<OwnAccounts> {
+    let marketo_api_user = match &sessions.marketo {
+        Some(s) => s.client.api_user().await?,
+        None => None,
+    };
+    Ok(OwnAccounts {
+        marketo_api_user,
+        magento_admin: sessions.magento_username(),
+    })
+}
+
 pub async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>) -> Result<()> {
     let state = open_state(g).await?;
-    let (plan, fresh) = match (a.plan, a.auto) {
-        (Some(path), None) => (load(path)?, false),
+    let actor = Actor::resolve(a.by.or(g.actor));
+    let (plan, roster, live, fresh) = match (a.plan, a.auto) {
+        (Some(path), None) => {
+            let plan = match load(path) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    let target = path.display().to_string();
+                    return Err(refuse(&state, &actor, None, &target, e).await);
+                }
+            };
+            // The roster's policies decide what is safe: read them again, and refuse the
+            // plan if the roster is not the one it was computed from.
+            let mut roster =
+                live_read::load_roster(Path::new(&plan.roster)).with_context(|| {
+                    format!(
+                        "{} was made from {}, which must still be there to apply it",
+                        plan.id, plan.roster
+                    )
+                })?;
+            if roster.digest != plan.roster_digest {
+                let why = anyhow::anyhow!(
+                    "the roster {} changed since {} was made (its policies decide what is safe); nothing was changed. Run `roster plan` again",
+                    plan.roster,
+                    plan.id
+                );
+                return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
+            }
+            protect_own_admin(&mut roster, sessions);
+            let website = roster.policies.magento.website.clone();
+            let live = live_read::read(sessions, &website).await?;
+            (plan, roster, live, false)
+        }
         (None, Some(roster)) => {
-            let plan = compute(roster, sessions, a.resend_invites).await?;
-            print!("{plan}");
-            (plan, true)
+            let c = compute(roster, sessions, a.resend_invites).await?;
+            print!("{}", c.plan);
+            println!("{}", summary_line(&c.plan));
+            (c.plan, c.roster, c.live, true)
         }
         _ => bail!("give a saved plan (`roster apply plan.json`) or a roster with --auto"),
     };
-    if !plan.blocked.is_empty() {
-        bail!(
-            "{} is blocked; nothing was changed:\n  {}",
-            plan.id,
-            plan.blocked.join("\n  ")
-        );
-    }
-    let destructive: Vec<&Step> = plan.destructive().collect();
-    if !destructive.is_empty() && !a.approve && state.approval(&plan.id).await?.is_none() {
-        let list: Vec<String> = destructive
-            .iter()
-            .map(|s| format!("{}. {}", s.index, s.action.describe()))
-            .collect();
-        bail!(
-            "{} has {} destructive step{} and no approval; nothing was changed. Review them, then pass --approve or run `roster approve PLAN`:\n  {}",
-            plan.id,
-            list.len(),
-            if list.len() == 1 { "" } else { "s" },
-            list.join("\n  ")
-        );
-    }
+    // Steps a crash interrupted, in any plan: find out from the apps whether they ran, and
+    // log the outcome, before anything else is decided.
+    reconcile_unfinished(&state, &live, &actor).await?;
     state
         .save_plan(&plan.id, plan.created_at, &serde_json::to_string(&plan)?)
         .await?;
@@ -205,8 +393,85 @@ pub async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>)
         .filter(|e| e.status == StepStatus::Done)
         .map(|e| e.step)
         .collect();
-    if !fresh {
-        check_drift(&plan, &journal, &done, sessions).await?;
+    if !fresh && let Err(e) = check_drift(&plan, &journal, &done, &live) {
+        return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, e).await);
+    }
+    // Safety, recomputed from the actions against the state just read and the roster's
+    // policies; the file's `destructive` and `blocked` are not consulted.
+    let own = own_accounts(sessions).await?;
+    let pending: Vec<&Step> = plan
+        .steps
+        .iter()
+        .filter(|s| !done.contains(&s.index))
+        .collect();
+    let verdict = safety::verdict(
+        pending.iter().copied(),
+        &live,
+        &roster.policies,
+        &own,
+        OffsetDateTime::now_utc(),
+    );
+    if !verdict.refused.is_empty() {
+        let lines: Vec<String> = verdict
+            .refused
+            .iter()
+            .map(|(i, why)| format!("step {i}: {why}"))
+            .collect();
+        let why = anyhow::anyhow!(
+            "{} has {} step{} Roster never runs; nothing was changed:\n  {}",
+            plan.id,
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
+            lines.join("\n  ")
+        );
+        return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
+    }
+    if !verdict.blocked.is_empty() {
+        let why = anyhow::anyhow!(
+            "{} is blocked; nothing was changed:\n  {}",
+            plan.id,
+            verdict.blocked.join("\n  ")
+        );
+        return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
+    }
+    if !verdict.destructive.is_empty() && state.approval(&plan.id, &plan.digest).await?.is_none() {
+        if a.approve {
+            let mut entry = actor.log("roster", "approve", &plan.id, "done");
+            entry.plan_id = Some(plan.id.clone());
+            entry.detail = Some(format!(
+                "approved at apply (--approve): content {}, {} destructive steps",
+                short(&plan.digest),
+                verdict.destructive.len()
+            ));
+            let approval = roster_store::Approval {
+                by: actor.name.clone(),
+                os_user: actor.os_user.clone(),
+                at: OffsetDateTime::now_utc(),
+            };
+            state
+                .approve_plan(&plan.id, &plan.digest, &approval, &entry)
+                .await?;
+        } else {
+            let list: Vec<String> = pending
+                .iter()
+                .filter(|s| verdict.is_destructive(s.index))
+                .map(|s| {
+                    format!(
+                        "{}. {}",
+                        s.index,
+                        crate::output::sanitize(&s.action.describe())
+                    )
+                })
+                .collect();
+            let why = anyhow::anyhow!(
+                "{} has {} destructive step{} and no approval of this content; nothing was changed. Review them, then pass --approve or run `roster approve PLAN`:\n  {}",
+                plan.id,
+                list.len(),
+                if list.len() == 1 { "" } else { "s" },
+                list.join("\n  ")
+            );
+            return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
+        }
     }
     if !journal.is_empty() {
         eprintln!(
@@ -216,7 +481,7 @@ pub async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>)
             plan.steps.len()
         );
     }
-    let who = actor(a.by);
+    let who = actor.name.clone();
     let crash = crash_hook();
     let mut failed_accounts: BTreeSet<String> = BTreeSet::new();
     let (mut ran, mut failed, mut skipped) = (0, 0, 0);
@@ -226,17 +491,14 @@ pub async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>)
         plan_id: &plan.id,
         directory: tokio::sync::OnceCell::new(),
     };
-    for step in &plan.steps {
-        if done.contains(&step.index) {
-            continue;
-        }
+    for step in pending {
         let account = step.action.account_key();
-        let label = format!(
+        let label = crate::output::sanitize(&format!(
             "[{}/{}] {}",
             step.index,
             plan.steps.len(),
             step.action.describe()
-        );
+        ));
         if failed_accounts.contains(&account) {
             println!("{label}: skipped, an earlier step for this account failed");
             skipped += 1;
@@ -258,19 +520,13 @@ pub async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>)
             Ok(note) => (StepStatus::Done, note.clone()),
             Err(e) => (StepStatus::Failed, Some(format!("{e:#}"))),
         };
-        let log = NewLogEntry {
-            actor: who.clone(),
-            plan_id: Some(plan.id.clone()),
-            step_key: Some(step.key.clone()),
-            app: step.app.name().into(),
-            action: step.stage.label().into(),
-            target: account.clone(),
-            outcome: if outcome.is_ok() { "done" } else { "failed" }.into(),
-            detail: Some(match &detail {
-                Some(d) => format!("{}: {d}", step.action.describe()),
-                None => step.action.describe(),
-            }),
-        };
+        let log = step_log(
+            &actor,
+            &plan.id,
+            step,
+            if outcome.is_ok() { "done" } else { "failed" },
+            detail.as_deref(),
+        );
         state
             .finish_step(
                 &plan.id,
@@ -285,14 +541,17 @@ pub async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>)
             Ok(note) => {
                 ran += 1;
                 match note {
-                    Some(n) => println!("{label}: done ({n})"),
+                    Some(n) => println!("{label}: done ({})", crate::output::sanitize(&n)),
                     None => println!("{label}: done"),
                 }
             }
             Err(e) => {
                 failed += 1;
                 failed_accounts.insert(account);
-                println!("{label}: FAILED: {e:#}");
+                println!(
+                    "{label}: FAILED: {}",
+                    crate::output::sanitize(&format!("{e:#}"))
+                );
             }
         }
         if crash == Some((step.index, true)) {
@@ -315,6 +574,83 @@ pub async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>)
     Ok(())
 }
 
+/// The audit-log line of one step.
+fn step_log(
+    actor: &Actor,
+    plan_id: &str,
+    step: &Step,
+    outcome: &str,
+    detail: Option<&str>,
+) -> NewLogEntry {
+    let mut log = actor.log(
+        step.app.name(),
+        step.stage.label(),
+        &step.action.account_key(),
+        outcome,
+    );
+    log.plan_id = Some(plan_id.to_string());
+    log.step_key = Some(step.key.clone());
+    log.detail = Some(match detail {
+        Some(d) => format!("{}: {d}", step.action.describe()),
+        None => step.action.describe(),
+    });
+    log
+}
+
+/// Settles journal rows left `started` by a crash (in any plan): if the apps show the
+/// step's effect, it ran, and it is recorded done with its audit-log line, so a write that
+/// happened is on record even when the next run re-plans. Otherwise nothing was written:
+/// it is recorded as not done (no log line), and a rerun of that plan runs it.
+async fn reconcile_unfinished(state: &StateStore, live: &Live, actor: &Actor) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let before = live.accounts();
+    for u in state.unfinished_steps().await? {
+        let Ok(plan) = serde_json::from_str::<Plan>(&u.plan_body) else {
+            continue;
+        };
+        let Some(step) = plan.steps.iter().find(|s| s.index == u.step) else {
+            continue;
+        };
+        let read = match step.app {
+            App::Marketo => live.marketo.is_some(),
+            App::Magento => live.magento.is_some(),
+        };
+        if !read {
+            continue;
+        }
+        let key = step.action.account_key();
+        let after = plan::simulate(live, [&step.action], now).accounts();
+        let ran = after.get(&key) == before.get(&key);
+        let detail = if ran {
+            "interrupted by a crash; the apps show it ran"
+        } else {
+            "interrupted by a crash before it ran; not done"
+        };
+        eprintln!(
+            "{} step {} ({}) was interrupted: {detail}",
+            u.plan_id,
+            u.step,
+            crate::output::sanitize(&step.action.describe())
+        );
+        if ran {
+            let log = step_log(actor, &u.plan_id, step, "done", Some(detail));
+            state
+                .finish_step(
+                    &u.plan_id,
+                    u.step,
+                    StepStatus::Done,
+                    Some(detail),
+                    &log,
+                    now,
+                )
+                .await?;
+        } else {
+            state.step_not_run(&u.plan_id, u.step, detail, now).await?;
+        }
+    }
+    Ok(())
+}
+
 /// `ROSTER_TEST_CRASH=N` aborts the process right after step N is recorded;
 /// `N:unrecorded` aborts after step N ran but before its outcome is recorded.
 fn crash_hook() -> Option<(usize, bool)> {
@@ -328,18 +664,12 @@ fn crash_hook() -> Option<(usize, bool)> {
 /// Refuses a plan whose apps changed since it was made. When resuming, the expected state
 /// is the saved one with the done steps applied; accounts of steps that started but did not
 /// finish may be either way.
-async fn check_drift(
+fn check_drift(
     plan: &Plan,
     journal: &[roster_store::JournalEntry],
     done: &BTreeSet<usize>,
-    sessions: &Sessions,
+    live: &Live,
 ) -> Result<()> {
-    let website = plan
-        .live
-        .magento
-        .as_ref()
-        .map_or("", |m| m.website.as_str());
-    let live = live_read::read(sessions, website).await?;
     let done_actions = plan
         .steps
         .iter()
@@ -352,7 +682,7 @@ async fn check_drift(
         .filter_map(|e| plan.steps.iter().find(|s| s.index == e.step))
         .map(|s| s.action.account_key())
         .collect();
-    let mut diffs = differences(&expected, &live, &unsettled);
+    let mut diffs = differences(&expected, live, &unsettled);
     // Apps the plan did not read are not compared.
     if plan.live.marketo.is_none() {
         diffs.retain(|d| !d.starts_with("marketo"));
@@ -369,7 +699,7 @@ async fn check_drift(
             if diffs.len() == 1 { "" } else { "s" },
             shown
                 .iter()
-                .map(|s| s.as_str())
+                .map(|s| crate::output::sanitize(s))
                 .collect::<Vec<_>>()
                 .join("\n  "),
             if diffs.len() > 10 { "\n  ..." } else { "" }
@@ -660,23 +990,48 @@ pub async fn log_cmd(plan: Option<&str>, output: Output, g: &Globals<'_>) -> Res
     let state = open_state(g).await?;
     let entries = state.log(plan).await?;
     let mut t = Table::new(&[
-        "id", "at", "actor", "plan", "app", "action", "target", "outcome", "detail",
+        "id", "at", "actor", "os user", "plan", "app", "action", "target", "outcome", "detail",
+        "hash",
     ]);
     for e in entries {
         t.push(vec![
             json!(e.id),
-            json!(
-                e.at.format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default()
-            ),
+            json!(rfc3339(e.at)),
             json!(e.actor),
+            json!(e.os_user),
             json!(e.plan_id),
             json!(e.app),
             json!(e.action),
             json!(e.target),
             json!(e.outcome),
             json!(e.detail),
+            json!(if output == Output::Table {
+                short(&e.hash).to_string()
+            } else {
+                e.hash
+            }),
         ]);
     }
     t.print(output)
+}
+
+/// `roster log verify`: walks the hash chain.
+pub async fn log_verify(g: &Globals<'_>) -> Result<()> {
+    let state = open_state(g).await?;
+    match state.verify_log().await? {
+        Ok(rows) => {
+            println!(
+                "the audit log in {} verifies: {rows} line{} chained from the first",
+                state.path().display(),
+                if rows == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
+        Err(b) => bail!(
+            "the audit log in {} is broken at line {}: {}. Lines before it verify; restore the state from a backup and investigate who changed it",
+            state.path().display(),
+            b.id,
+            b.why
+        ),
+    }
 }

@@ -88,6 +88,8 @@ fn stop(mut child: Child) -> String {
 /// What one run of the `roster` binary printed.
 pub struct Run {
     pub ok: bool,
+    /// The exit code, when the process exited rather than died of a signal.
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -107,6 +109,7 @@ async fn run_checked(mut cmd: Command, secrets: &[&'static str]) -> Run {
         .unwrap();
     let run = Run {
         ok: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };

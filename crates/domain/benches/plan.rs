@@ -97,6 +97,7 @@ fn fixture() -> (Roster, Live) {
     };
     let roster = Roster {
         source: "bench.yaml".into(),
+        digest: String::new(),
         people,
         rules: Vec::new(),
         policies: Policies {

@@ -249,6 +249,10 @@ impl Policies {
 pub struct Roster {
     /// The file it came from, for messages.
     pub source: String,
+    /// SHA-256 of the bytes it was read from (the roster file, then its `people_file`), so
+    /// a plan can tell whether the roster changed since.
+    #[serde(default)]
+    pub digest: String,
     pub people: Vec<Person>,
     pub rules: Vec<Rule>,
     pub policies: Policies,

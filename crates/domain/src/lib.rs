@@ -9,6 +9,9 @@ pub mod live;
 pub mod marketo_time;
 pub mod plan;
 pub mod roster_file;
+pub mod safety;
 pub mod secret;
+pub mod sha256;
+pub mod text;
 
 pub use secret::Secret;

@@ -9,11 +9,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::{Date, Duration, OffsetDateTime, Time};
 
-use crate::desired::{App, Person, Policy, RoleRef, Roster, Unlisted};
+use crate::desired::{App, Person, RoleRef, Roster, Unlisted};
 use crate::live::{
     Live, MagentoAdmin, MagentoCustomer, MagentoLive, MarketoLive, MarketoUser, PendingInvite,
     admin_key, customer_key, digest, marketo_key,
 };
+use crate::safety::{self, protected_admin, protected_customer, protected_user};
 
 /// How long Marketo keeps an invitation open.
 pub const INVITE_LIFETIME: Duration = Duration::days(7);
@@ -307,6 +308,10 @@ pub struct Plan {
     pub created_at: OffsetDateTime,
     /// The roster file it was computed for.
     pub roster: String,
+    /// The roster's content digest (`Roster::digest`): `apply` reloads the roster and
+    /// refuses the plan if it changed, because its policies decide what is safe.
+    #[serde(default)]
+    pub roster_digest: String,
     /// A digest of the live state it was computed from (`Live::fingerprint`).
     pub fingerprint: String,
     pub live: Live,
@@ -314,18 +319,62 @@ pub struct Plan {
     pub notes: Vec<Note>,
     /// Why `apply` will refuse this plan (a cap exceeded), if it will.
     pub blocked: Vec<String>,
+    /// SHA-256 of everything above (`Plan::content_digest`). An approval is bound to it,
+    /// and `apply` refuses a plan file whose content no longer matches it.
+    #[serde(default)]
+    pub digest: String,
+}
+
+/// The parts of a plan its digest covers: all of it but the digest.
+#[derive(Serialize)]
+struct Content<'a> {
+    id: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    roster: &'a str,
+    roster_digest: &'a str,
+    fingerprint: &'a str,
+    live: &'a Live,
+    steps: &'a [Step],
+    notes: &'a [Note],
+    blocked: &'a [String],
 }
 
 impl Plan {
+    /// SHA-256 (hex) of the plan's content: id, time, roster and its digest, snapshot,
+    /// steps, notes and caps. Any edit changes it.
+    pub fn content_digest(&self) -> String {
+        let content = Content {
+            id: &self.id,
+            created_at: self.created_at,
+            roster: &self.roster,
+            roster_digest: &self.roster_digest,
+            fingerprint: &self.fingerprint,
+            live: &self.live,
+            steps: &self.steps,
+            notes: &self.notes,
+            blocked: &self.blocked,
+        };
+        let mut hasher = crate::sha256::Writer::default();
+        serde_json::to_writer(&mut hasher, &content).expect("a plan serialises");
+        hasher.hex()
+    }
+
     pub fn destructive(&self) -> impl Iterator<Item = &Step> {
         self.steps.iter().filter(|s| s.destructive)
     }
 }
 
 impl fmt::Display for Plan {
+    /// Text from the apps and the roster is sanitised: a name cannot forge a line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::text::sanitize;
         if self.steps.is_empty() {
-            writeln!(f, "Nothing to do: the apps match {}.", self.roster)?;
+            writeln!(
+                f,
+                "Nothing to do: the apps match {}.",
+                sanitize(&self.roster)
+            )?;
         }
         for s in &self.steps {
             writeln!(
@@ -334,18 +383,114 @@ impl fmt::Display for Plan {
                 s.index,
                 s.app,
                 s.stage.label(),
-                s.action.describe(),
+                sanitize(&s.action.describe()),
                 if s.destructive { "  (destructive)" } else { "" }
             )?;
-            writeln!(f, "        because {}", s.reason)?;
+            if let Some(change) = self.before_after(&s.action) {
+                writeln!(f, "        {}", sanitize(&change))?;
+            }
+            writeln!(f, "        because {}", sanitize(&s.reason))?;
         }
         for n in &self.notes {
-            writeln!(f, "note [{}] {}: {}", n.app, n.account, n.message)?;
+            writeln!(
+                f,
+                "note [{}] {}: {}",
+                n.app,
+                sanitize(&n.account),
+                sanitize(&n.message)
+            )?;
         }
         for b in &self.blocked {
-            writeln!(f, "BLOCKED: {b}")?;
+            writeln!(f, "BLOCKED: {}", sanitize(b))?;
         }
         Ok(())
+    }
+}
+
+impl Plan {
+    /// What an update changes, as `field: before -> after` against the saved snapshot.
+    pub fn before_after(&self, action: &Action) -> Option<String> {
+        let mut changes: Vec<String> = Vec::new();
+        let mut field = |name: &str, before: String, after: String| {
+            if before != after {
+                changes.push(format!("{name}: {before} -> {after}"));
+            }
+        };
+        let when = |t: Option<OffsetDateTime>| {
+            t.and_then(|t| {
+                t.to_offset(time::UtcOffset::UTC)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| "never".into())
+        };
+        match action {
+            Action::MarketoUpdate {
+                userid,
+                first_name,
+                last_name,
+            } => {
+                let u = self
+                    .live
+                    .marketo
+                    .as_ref()?
+                    .users
+                    .iter()
+                    .find(|u| u.userid.eq_ignore_ascii_case(userid))?;
+                field(
+                    "name",
+                    format!("{} {}", u.first_name, u.last_name),
+                    format!("{first_name} {last_name}"),
+                );
+            }
+            Action::MarketoSetExpiry { userid, expires_at } => {
+                let u = self
+                    .live
+                    .marketo
+                    .as_ref()?
+                    .users
+                    .iter()
+                    .find(|u| u.userid.eq_ignore_ascii_case(userid))?;
+                field("login expiry", when(u.expires_at), when(*expires_at));
+            }
+            Action::MagentoUpdateCustomer {
+                id,
+                first_name,
+                last_name,
+                group,
+                ..
+            } => {
+                let m = self.live.magento.as_ref()?;
+                let c = m.customers.iter().find(|c| c.id == *id)?;
+                field(
+                    "name",
+                    format!("{} {}", c.first_name, c.last_name),
+                    format!("{first_name} {last_name}"),
+                );
+                field("group", m.group_name(c.group_id), group.clone());
+            }
+            Action::MagentoUpdateAdmin {
+                id,
+                first_name,
+                last_name,
+                role,
+                is_active,
+                ..
+            } => {
+                let m = self.live.magento.as_ref()?;
+                let a = m.admins.as_ref()?.iter().find(|a| a.id == *id)?;
+                field(
+                    "name",
+                    format!("{} {}", a.first_name, a.last_name),
+                    format!("{first_name} {last_name}"),
+                );
+                field("role", m.role_name(a.role_id), role.clone());
+                let state = |on: bool| if on { "active" } else { "inactive" }.to_string();
+                field("state", state(a.is_active), state(*is_active));
+            }
+            _ => return None,
+        }
+        (!changes.is_empty()).then(|| changes.join("; "))
     }
 }
 
@@ -360,13 +505,13 @@ pub fn expiry_for(end_date: Option<Date>) -> Option<OffsetDateTime> {
 struct Planner<'a> {
     roster: &'a Roster,
     options: PlanOptions,
-    steps: Vec<(Action, String, bool)>,
+    steps: Vec<(Action, String)>,
     notes: Vec<Note>,
 }
 
 impl<'a> Planner<'a> {
-    fn step(&mut self, action: Action, reason: impl Into<String>, destructive: bool) {
-        self.steps.push((action, reason.into(), destructive));
+    fn step(&mut self, action: Action, reason: impl Into<String>) {
+        self.steps.push((action, reason.into()));
     }
 
     fn note(&mut self, app: App, account: &str, message: impl Into<String>) {
@@ -440,7 +585,6 @@ impl<'a> Planner<'a> {
                             "{} is listed (line {}) and has no Marketo account",
                             person.email, person.line
                         ),
-                        false,
                     );
                 }
                 continue;
@@ -468,7 +612,6 @@ impl<'a> Planner<'a> {
                         "the roster (line {line}) names them {} {}, Marketo {} {}",
                         person.first_name, person.last_name, u.first_name, u.last_name
                     ),
-                    false,
                 );
             }
             let grant: Vec<RoleRef> = wanted.difference(&u.roles).cloned().collect();
@@ -482,7 +625,6 @@ impl<'a> Planner<'a> {
                         "the roster (line {line}) gives {} these roles",
                         person.email
                     ),
-                    false,
                 );
             }
             let revoke: Vec<RoleRef> = u.roles.difference(&wanted).cloned().collect();
@@ -496,7 +638,6 @@ impl<'a> Planner<'a> {
                         "the roster (line {line}) no longer gives {} these roles",
                         person.email
                     ),
-                    true,
                 );
             }
             let expires_at = expiry_for(person.end_date);
@@ -513,7 +654,6 @@ impl<'a> Planner<'a> {
                             person.email
                         ),
                     },
-                    false,
                 );
             }
         }
@@ -559,7 +699,6 @@ impl<'a> Planner<'a> {
                     expires_at: expiry_for(person.end_date),
                 },
                 format!("{state} and re-sending was asked for"),
-                false,
             );
         } else {
             self.note(
@@ -577,7 +716,6 @@ impl<'a> Planner<'a> {
                     userid: u.userid.clone(),
                 },
                 reason,
-                false,
             );
         } else {
             self.step(
@@ -585,7 +723,6 @@ impl<'a> Planner<'a> {
                     userid: u.userid.clone(),
                 },
                 reason,
-                true,
             );
         }
     }
@@ -603,7 +740,6 @@ impl<'a> Planner<'a> {
                         userid: u.userid.clone(),
                     },
                     format!("{why} (policy unlisted=disable)"),
-                    false,
                 );
             }
             Unlisted::Disable => {
@@ -614,7 +750,6 @@ impl<'a> Planner<'a> {
                             roles: u.roles.iter().cloned().collect(),
                         },
                         format!("{why} (policy unlisted=disable)"),
-                        true,
                     );
                 }
             }
@@ -664,7 +799,6 @@ impl<'a> Planner<'a> {
                         email: c.email.clone(),
                     },
                     leaver_reason(person),
-                    true,
                 ),
                 Some(c) => match &wanted.magento_group {
                     None => self.unlisted_customer(
@@ -693,7 +827,6 @@ impl<'a> Planner<'a> {
                                 } else {
                                     format!("the roster (line {}) names them {} {}", person.line, person.first_name, person.last_name)
                                 },
-                                false,
                             );
                         }
                     }
@@ -712,7 +845,6 @@ impl<'a> Planner<'a> {
                                 website_id,
                             },
                             format!("{} is listed (line {}) with group {group} and has no customer account", person.email, person.line),
-                            false,
                         );
                     }
                 }
@@ -738,7 +870,6 @@ impl<'a> Planner<'a> {
                         username: a.username.clone(),
                     },
                     leaver_reason(person),
-                    true,
                 ),
                 Some(a) => match &wanted.magento_admin_role {
                     None => self.unlisted_admin(
@@ -753,7 +884,6 @@ impl<'a> Planner<'a> {
                             || a.first_name != person.first_name
                             || a.last_name != person.last_name
                         {
-                            let destructive = false;
                             self.step(
                                 Action::MagentoUpdateAdmin {
                                     id: a.id,
@@ -765,7 +895,6 @@ impl<'a> Planner<'a> {
                                     is_active: true,
                                 },
                                 format!("the roster (line {}) gives {} the admin role {role}; Magento has {}{}", person.line, person.email, live.role_name(a.role_id), if a.is_active { "" } else { ", inactive" }),
-                                destructive,
                             );
                         }
                     }
@@ -784,7 +913,6 @@ impl<'a> Planner<'a> {
                                 role: role.clone(),
                             },
                             format!("{} is listed (line {}) with admin role {role} and has no admin user", person.email, person.line),
-                            false,
                         );
                     }
                 }
@@ -838,7 +966,6 @@ impl<'a> Planner<'a> {
                             group,
                         },
                         format!("{why} (policy unlisted=disable)"),
-                        true,
                     );
                 }
             }
@@ -848,7 +975,6 @@ impl<'a> Planner<'a> {
                     email: c.email.clone(),
                 },
                 format!("{why} (policy unlisted=delete)"),
-                true,
             ),
         }
     }
@@ -873,7 +999,6 @@ impl<'a> Planner<'a> {
                             is_active: false,
                         },
                         format!("{why} (policy unlisted=disable)"),
-                        true,
                     );
                 }
             }
@@ -883,26 +1008,9 @@ impl<'a> Planner<'a> {
                     username: a.username.clone(),
                 },
                 format!("{why} (policy unlisted=delete)"),
-                true,
             ),
         }
     }
-}
-
-// Whether a policy keeps Roster's hands off an account: one place, so planning and the
-// cap's count of managed accounts agree.
-
-fn protected_user(policy: &Policy, u: &MarketoUser) -> bool {
-    (policy.protect_api_only && u.api_only)
-        || policy.protects([u.userid.as_str(), u.email.as_str()])
-}
-
-fn protected_customer(policy: &Policy, c: &MagentoCustomer) -> bool {
-    policy.protects([c.email.as_str()])
-}
-
-fn protected_admin(policy: &Policy, a: &MagentoAdmin) -> bool {
-    policy.protects([a.username.as_str(), a.email.as_str()])
 }
 
 fn leaver_reason(person: &Person) -> String {
@@ -911,35 +1019,6 @@ fn leaver_reason(person: &Person) -> String {
             format!("{} left on {end} (line {})", person.email, person.line)
         }
         _ => format!("{} is a leaver (line {})", person.email, person.line),
-    }
-}
-
-/// Managed, unprotected accounts per app: what a percentage cap is a percentage of.
-fn managed_accounts(roster: &Roster, live: &Live, app: App) -> usize {
-    let policy = roster.policies.of(app);
-    match app {
-        App::Marketo => live.marketo.as_ref().map_or(0, |m| {
-            m.users
-                .iter()
-                .filter(|u| policy.manages(&u.email))
-                .filter(|u| !protected_user(policy, u))
-                .count()
-        }),
-        App::Magento => live.magento.as_ref().map_or(0, |m| {
-            let customers = m
-                .customers
-                .iter()
-                .filter(|c| policy.manages(&c.email) && !protected_customer(policy, c))
-                .count();
-            let admins = m
-                .admins
-                .iter()
-                .flatten()
-                .filter(|a| policy.manages(&a.email))
-                .filter(|a| !protected_admin(policy, a))
-                .count();
-            customers + admins
-        }),
     }
 }
 
@@ -962,25 +1041,22 @@ pub fn plan(roster: &Roster, live: &Live, options: PlanOptions) -> Plan {
         mut steps, notes, ..
     } = planner;
     // Stable: within a stage, the roster's order (then the live order) is kept.
-    steps.sort_by_key(|(action, _, _)| (action.stage(), action.app()));
+    steps.sort_by_key(|(action, _)| (action.stage(), action.app()));
     let fingerprint = live.fingerprint();
+    let destructive: Vec<bool> = steps
+        .iter()
+        .map(|(a, _)| safety::destructive(a, live, &roster.policies, options.now))
+        .collect();
     let mut blocked = Vec::new();
     for app in App::ALL {
-        let destructive = steps
+        let count = steps
             .iter()
-            .filter(|(a, _, d)| *d && a.app() == app)
+            .zip(&destructive)
+            .filter(|((a, _), d)| **d && a.app() == app)
             .count();
-        let cap = roster.policies.of(app).max_destructive;
-        let managed = managed_accounts(roster, live, app);
-        let allowed = cap.allowed(managed);
-        if destructive > allowed {
-            blocked.push(format!(
-                "{app}: {destructive} destructive steps, above the cap of {allowed} ({cap} of {managed} managed accounts, policies.{app}.max_destructive). Nothing will run: check the roster and the live state, then raise the cap if this is intended"
-            ));
-        }
+        blocked.extend(safety::cap_exceeded(&roster.policies, live, app, count));
     }
-    let body = serde_json::to_string(&steps.iter().map(|(a, r, _)| (a, r)).collect::<Vec<_>>())
-        .unwrap_or_default();
+    let body = serde_json::to_string(&steps).unwrap_or_default();
     let id = format!(
         "plan-{}",
         &digest(format!("{fingerprint}{body}{}", options.now.unix_timestamp_nanos()).as_bytes())
@@ -988,8 +1064,9 @@ pub fn plan(roster: &Roster, live: &Live, options: PlanOptions) -> Plan {
     );
     let steps = steps
         .into_iter()
+        .zip(destructive)
         .enumerate()
-        .map(|(i, (action, reason, destructive))| {
+        .map(|(i, ((action, reason), destructive))| {
             let action_digest = digest(
                 serde_json::to_string(&action)
                     .unwrap_or_default()
@@ -1006,16 +1083,20 @@ pub fn plan(roster: &Roster, live: &Live, options: PlanOptions) -> Plan {
             }
         })
         .collect();
-    Plan {
+    let mut plan = Plan {
         id,
         created_at: options.now,
         roster: roster.source.clone(),
+        roster_digest: roster.digest.clone(),
         fingerprint,
         live: live.clone(),
         steps,
         notes,
         blocked,
-    }
+        digest: String::new(),
+    };
+    plan.digest = plan.content_digest();
+    plan
 }
 
 /// The state the apps are in after `actions` run on `live`, as far as planning can tell.
@@ -1309,6 +1390,7 @@ mod tests {
             let all = [persons.0, persons.1, persons.2, persons.3, persons.4, persons.5, persons.6, persons.7];
             Roster {
                 source: "roster.yaml".into(),
+                digest: String::new(),
                 people: all.into_iter().enumerate().filter(|(i, _)| listed.contains(i)).map(|(_, p)| p).collect(),
                 rules: vec![],
                 policies: Policies { marketo, magento },
@@ -1494,6 +1576,7 @@ mod tests {
     fn steps_come_in_stage_order_with_reasons() {
         let roster = Roster {
             source: "r.yaml".into(),
+            digest: String::new(),
             people: vec![Person {
                 email: "ada@acme.example".into(),
                 first_name: "Ada".into(),

@@ -49,6 +49,7 @@ pub fn parse(name: &str, text: &str, format: Format) -> Result<Parsed, Vec<Probl
         let people = people_from_csv(name, text)?;
         let roster = Roster {
             source: name.to_string(),
+            digest: crate::sha256::hex(text.as_bytes()),
             people,
             ..Roster::default()
         };
@@ -126,6 +127,7 @@ pub fn parse(name: &str, text: &str, format: Format) -> Result<Parsed, Vec<Probl
     Ok(Parsed {
         roster: Roster {
             source: name.to_string(),
+            digest: crate::sha256::hex(text.as_bytes()),
             people,
             rules,
             policies,
@@ -139,6 +141,8 @@ pub fn add_people(roster: &mut Roster, csv_name: &str, csv: &str) -> Result<(), 
     let more = people_from_csv(csv_name, csv)?;
     check_duplicates(&more, csv_name, &roster.people)?;
     roster.people.extend(more);
+    let csv_digest = crate::sha256::hex(csv.as_bytes());
+    roster.digest = crate::sha256::hex(format!("{}{csv_digest}", roster.digest).as_bytes());
     Ok(())
 }
 

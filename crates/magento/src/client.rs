@@ -140,6 +140,8 @@ impl Client {
             ));
         }
         let http = reqwest::Client::builder()
+            // Every call carries the password or the admin token: never re-send it elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
@@ -199,6 +201,7 @@ impl Client {
             .await
             .map_err(|e| self.transport(op, &e))?;
         let status = resp.status();
+        redirected(op, &resp)?;
         let body: Value = resp.json().await.map_err(|e| self.transport(op, &e))?;
         if status.as_u16() == 401 {
             return Err(MagentoError::SignIn {
@@ -258,6 +261,7 @@ impl Client {
             let failure = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
+                    redirected(operation, &resp)?;
                     let bytes = resp
                         .bytes()
                         .await
@@ -575,6 +579,7 @@ impl Client {
             .await
             .map_err(|e| self.transport(operation, &e))?;
         let status = resp.status();
+        redirected(operation, &resp)?;
         let value: Value = resp
             .json()
             .await
@@ -697,4 +702,22 @@ fn list(v: Value) -> Result<Vec<Value>, MagentoError> {
             detail: format!("expected an array, got {other}"),
         }),
     }
+}
+
+/// A 3xx answer is an error, saying where it pointed: following it would send the
+/// credentials to an address nobody configured.
+fn redirected(operation: &str, resp: &reqwest::Response) -> Result<(), MagentoError> {
+    if !resp.status().is_redirection() {
+        return Ok(());
+    }
+    Err(MagentoError::Redirected {
+        operation: operation.into(),
+        status: resp.status().as_u16(),
+        location: resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("(no Location header)")
+            .to_string(),
+    })
 }

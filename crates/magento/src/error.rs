@@ -2,6 +2,14 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum MagentoError {
+    #[error(
+        "{operation}: the store answered HTTP {status}, a redirect to {location}. Roster does not follow redirects on calls that carry the admin password or token (they would go to another address); set ROSTER_MAGENTO_URL to the address the store really serves"
+    )]
+    Redirected {
+        operation: String,
+        status: u16,
+        location: String,
+    },
     #[error("{operation} failed: HTTP {status}: {message}")]
     Api {
         operation: String,

@@ -158,6 +158,8 @@ impl Client {
             ));
         }
         let http = reqwest::Client::builder()
+            // Calls carry the client secret or a token: never re-send them elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)
             .connect_timeout(std::time::Duration::from_secs(10))
             .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
@@ -245,6 +247,17 @@ impl Client {
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
+        if let Err(MarketoError::Redirected { location, .. }) = redirected(operation, &response) {
+            return Err(Failure::Final(ApiFailure {
+                operation: operation.to_string(),
+                status: status.as_u16(),
+                code: None,
+                message: format!(
+                    "a redirect to {location}, not followed: the call carries a token. Set ROSTER_MARKETO_URL to the REST endpoint shown in Admin > Web Services"
+                ),
+                earlier_attempt_may_have_run: false,
+            }));
+        }
         let bytes = response.bytes().await.map_err(transport)?;
         if status.is_success() {
             return Ok(bytes);
@@ -569,8 +582,29 @@ impl Client {
         Ok(user)
     }
 
+    /// The API-only user Roster's token acts as (the identity endpoint's `scope`), when
+    /// the server says. Identity calls are free of the limits.
+    pub async fn api_user(&self) -> Result<Option<String>, MarketoError> {
+        Ok(self.token().await?.0.scope)
+    }
+
+    /// Refuses to take access from the user Roster itself signs in as: the guard sits here,
+    /// under every command and plan, so no path can lock Roster out.
+    async fn not_self(&self, userid: &str, operation: &str) -> Result<(), MarketoError> {
+        match self.api_user().await? {
+            Some(me) if me.trim().eq_ignore_ascii_case(userid.trim()) => {
+                Err(MarketoError::OwnUser {
+                    operation: operation.into(),
+                    userid: userid.into(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Deletes an accepted user, permanently.
     pub async fn delete(&self, userid: &str) -> Result<Deleted, MarketoError> {
+        self.not_self(userid, "delete").await?;
         let path = format!("{USERS}/{}/delete.json", encode(userid));
         self.delete_at(&path, &format!("deleting {userid}")).await
     }
@@ -612,6 +646,7 @@ impl Client {
         userid: &str,
         roles: &[RoleAssignment],
     ) -> Result<Vec<RoleAssignment>, MarketoError> {
+        self.not_self(userid, "remove roles from").await?;
         let path = format!("{USERS}/{}/roles/delete.json", encode(userid));
         self.change_roles(&path, roles, &format!("removing roles from {userid}"))
             .await
@@ -692,6 +727,24 @@ fn parse_error(body: &[u8]) -> (Option<String>, String) {
             format!("a body that is not Marketo's error JSON: {}", snippet(body)),
         ),
     }
+}
+
+/// A 3xx answer is an error, saying where it pointed: following it would send the
+/// credentials to an address nobody configured.
+pub(crate) fn redirected(operation: &str, resp: &reqwest::Response) -> Result<(), MarketoError> {
+    if !resp.status().is_redirection() {
+        return Ok(());
+    }
+    Err(MarketoError::Redirected {
+        operation: operation.into(),
+        status: resp.status().as_u16(),
+        location: resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("(no Location header)")
+            .to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -94,6 +94,18 @@ pub enum MarketoError {
     },
     #[error("invalid Marketo configuration: {0}")]
     Config(String),
+    #[error(
+        "{operation}: Marketo's address answered HTTP {status}, a redirect to {location}. Roster does not follow redirects on calls that carry the client secret or a token (they would go to another address); set ROSTER_MARKETO_URL to the REST endpoint shown in Admin > Web Services"
+    )]
+    Redirected {
+        operation: String,
+        status: u16,
+        location: String,
+    },
+    #[error(
+        "refused to {operation} {userid}: it is the API-only user Roster signs in as; without its role every call would be refused (603) and Roster would lock itself out. Nothing was sent"
+    )]
+    OwnUser { operation: String, userid: String },
 }
 
 impl MarketoError {

@@ -18,6 +18,8 @@ const EARLY: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub(crate) struct Token {
     pub value: Secret,
+    /// The API-only user the token acts as (the identity answer's `scope`).
+    pub scope: Option<String>,
     good_until: Instant,
 }
 
@@ -30,6 +32,7 @@ pub(crate) struct TokenCache {
 struct TokenAnswer {
     access_token: Option<String>,
     expires_in: Option<u64>,
+    scope: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -99,6 +102,7 @@ async fn fetch(
                 detail: crate::client::describe_transport(&e),
             })?;
     let status = response.status();
+    crate::client::redirected("fetching an access token", &response)?;
     let body = response
         .bytes()
         .await
@@ -112,6 +116,7 @@ async fn fetch(
         Some(TokenAnswer {
             access_token: Some(token),
             expires_in,
+            scope,
             ..
         }) if status.is_success() => {
             let lifetime = Duration::from_secs(expires_in.unwrap_or(3600));
@@ -124,6 +129,7 @@ async fn fetch(
             };
             Ok(Token {
                 value: Secret::new(token),
+                scope: scope.filter(|s| !s.trim().is_empty()),
                 good_until: Instant::now() + usable,
             })
         }

@@ -48,6 +48,7 @@ pub struct JournalEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Approval {
     pub by: String,
+    pub os_user: String,
     pub at: OffsetDateTime,
 }
 
@@ -55,7 +56,10 @@ pub struct Approval {
 pub struct LogEntry {
     pub id: i64,
     pub at: OffsetDateTime,
+    /// Who Roster was told is acting (`--actor`, `ROSTER_ACTOR`), else the OS account.
     pub actor: String,
+    /// The operating-system account the process ran as.
+    pub os_user: String,
     pub plan_id: Option<String>,
     pub step_key: Option<String>,
     pub app: String,
@@ -63,12 +67,17 @@ pub struct LogEntry {
     pub target: String,
     pub outcome: String,
     pub detail: Option<String>,
+    /// The hash of the row before (64 zeros for the first).
+    pub prev_hash: String,
+    /// SHA-256 over `prev_hash` and this row's content: see [`row_hash`].
+    pub hash: String,
 }
 
 /// A new audit-log line (the id and time are assigned when it is written).
 #[derive(Debug, Clone, Default)]
 pub struct NewLogEntry {
     pub actor: String,
+    pub os_user: String,
     pub plan_id: Option<String>,
     pub step_key: Option<String>,
     pub app: String,
@@ -90,27 +99,67 @@ impl StateStore {
         Ok(())
     }
 
-    pub async fn approve_plan(&self, id: &str, by: &str, at: OffsetDateTime) -> Result<()> {
-        sqlx::query("UPDATE plans SET approved_by = ?, approved_at = ? WHERE id = ?")
-            .bind(by)
-            .bind(ms(at))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Records an approval of the plan whose content has `digest`, with its audit-log
+    /// line, in one transaction. An approval covers that content only: an edited plan has
+    /// another digest and no approval.
+    pub async fn approve_plan(
+        &self,
+        id: &str,
+        digest: &str,
+        approval: &Approval,
+        log: &NewLogEntry,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO approvals (plan_id, digest, approved_by, os_user, approved_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (plan_id, digest) DO NOTHING",
+        )
+        .bind(id)
+        .bind(digest)
+        .bind(&approval.by)
+        .bind(&approval.os_user)
+        .bind(ms(approval.at))
+        .execute(&mut *tx)
+        .await?;
+        insert_log(&mut tx, log, approval.at).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    pub async fn approval(&self, id: &str) -> Result<Option<Approval>> {
+    /// The approval of the plan `id` with content `digest`, if there is one.
+    pub async fn approval(&self, id: &str, digest: &str) -> Result<Option<Approval>> {
         let row = sqlx::query(
-            "SELECT approved_by, approved_at FROM plans WHERE id = ? AND approved_by IS NOT NULL",
+            "SELECT approved_by, os_user, approved_at FROM approvals WHERE plan_id = ? AND digest = ?",
         )
         .bind(id)
+        .bind(digest)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| Approval {
             by: r.get(0),
-            at: from_ms(r.get(1)),
+            os_user: r.get(1),
+            at: from_ms(r.get(2)),
         }))
+    }
+
+    /// Steps of any plan that started and never finished: a crash between the call and
+    /// its record. Oldest first.
+    pub async fn unfinished_steps(&self) -> Result<Vec<Unfinished>> {
+        let rows = sqlx::query(
+            "SELECT j.plan_id, j.step, j.key, p.body FROM journal j JOIN plans p ON p.id = j.plan_id \
+             WHERE j.status = 'started' ORDER BY j.started_at, j.plan_id, j.step",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Unfinished {
+                plan_id: r.get(0),
+                step: r.get::<i64, _>(1) as usize,
+                key: r.get(2),
+                plan_body: r.get(3),
+            })
+            .collect())
     }
 
     pub async fn journal(&self, plan_id: &str) -> Result<Vec<JournalEntry>> {
@@ -168,7 +217,7 @@ impl StateStore {
         log: &NewLogEntry,
         at: OffsetDateTime,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("UPDATE journal SET status = ?, detail = ?, finished_at = ? WHERE plan_id = ? AND step = ?")
             .bind(status.as_str())
             .bind(detail)
@@ -182,8 +231,27 @@ impl StateStore {
         Ok(())
     }
 
+    /// Records that a step left `started` by a crash never ran: no write happened, so no
+    /// audit-log line; a rerun of its plan runs it.
+    pub async fn step_not_run(
+        &self,
+        plan_id: &str,
+        step: usize,
+        detail: &str,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query("UPDATE journal SET status = 'failed', detail = ?, finished_at = ? WHERE plan_id = ? AND step = ? AND status = 'started'")
+            .bind(detail)
+            .bind(ms(at))
+            .bind(plan_id)
+            .bind(step as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn append_log(&self, entry: &NewLogEntry, at: OffsetDateTime) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         insert_log(&mut tx, entry, at).await?;
         tx.commit().await?;
         Ok(())
@@ -192,7 +260,7 @@ impl StateStore {
     /// The audit log, oldest first, optionally for one plan.
     pub async fn log(&self, plan_id: Option<&str>) -> Result<Vec<LogEntry>> {
         let rows = sqlx::query(
-            "SELECT id, at, actor, plan_id, step_key, app, action, target, outcome, detail FROM audit_log \
+            "SELECT id, at, actor, os_user, plan_id, step_key, app, action, target, outcome, detail, prev_hash, hash FROM audit_log \
              WHERE (?1 IS NULL OR plan_id = ?1) ORDER BY id",
         )
         .bind(plan_id)
@@ -204,28 +272,198 @@ impl StateStore {
                 id: r.get(0),
                 at: from_ms(r.get(1)),
                 actor: r.get(2),
-                plan_id: r.get(3),
-                step_key: r.get(4),
-                app: r.get(5),
-                action: r.get(6),
-                target: r.get(7),
-                outcome: r.get(8),
-                detail: r.get(9),
+                os_user: r.get(3),
+                plan_id: r.get(4),
+                step_key: r.get(5),
+                app: r.get(6),
+                action: r.get(7),
+                target: r.get(8),
+                outcome: r.get(9),
+                detail: r.get(10),
+                prev_hash: r.get::<Option<String>, _>(11).unwrap_or_default(),
+                hash: r.get::<Option<String>, _>(12).unwrap_or_default(),
             })
             .collect())
     }
+
+    /// Checks the whole log's hash chain. `Ok(rows)` when every row chains to the one
+    /// before and its hash matches its content; otherwise where the chain first breaks.
+    pub async fn verify_log(&self) -> Result<std::result::Result<usize, ChainBreak>> {
+        let entries = self.log(None).await?;
+        let mut prev = GENESIS.to_string();
+        let mut prev_id = 0;
+        for e in &entries {
+            if e.id != prev_id + 1 {
+                return Ok(Err(ChainBreak {
+                    id: e.id,
+                    why: format!(
+                        "rows {} to {} are missing (deleted) before row {}",
+                        prev_id + 1,
+                        e.id - 1,
+                        e.id
+                    ),
+                }));
+            }
+            prev_id = e.id;
+            if e.prev_hash != prev {
+                return Ok(Err(ChainBreak {
+                    id: e.id,
+                    why: format!(
+                        "row {} does not chain to the row before it (a row was removed, inserted or reordered before it)",
+                        e.id
+                    ),
+                }));
+            }
+            if row_hash(&prev, e.id, e.at, &as_new(e)) != e.hash {
+                return Ok(Err(ChainBreak {
+                    id: e.id,
+                    why: format!(
+                        "row {}'s content does not match its hash (the row was edited)",
+                        e.id
+                    ),
+                }));
+            }
+            prev = e.hash.clone();
+        }
+        Ok(Ok(entries.len()))
+    }
 }
 
+/// Where a log's hash chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    pub id: i64,
+    pub why: String,
+}
+
+/// A journal row whose step started and never finished.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    pub plan_id: String,
+    pub step: usize,
+    pub key: String,
+    pub plan_body: String,
+}
+
+/// The `prev_hash` of the first row.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn as_new(e: &LogEntry) -> NewLogEntry {
+    NewLogEntry {
+        actor: e.actor.clone(),
+        os_user: e.os_user.clone(),
+        plan_id: e.plan_id.clone(),
+        step_key: e.step_key.clone(),
+        app: e.app.clone(),
+        action: e.action.clone(),
+        target: e.target.clone(),
+        outcome: e.outcome.clone(),
+        detail: e.detail.clone(),
+    }
+}
+
+/// SHA-256 over the previous row's hash and this row's fields, encoded as one JSON array
+/// so no two different rows serialise alike.
+pub fn row_hash(prev: &str, id: i64, at: OffsetDateTime, e: &NewLogEntry) -> String {
+    let text = serde_json::json!([
+        prev,
+        id,
+        ms(at),
+        e.actor,
+        e.os_user,
+        e.plan_id,
+        e.step_key,
+        e.app,
+        e.action,
+        e.target,
+        e.outcome,
+        e.detail
+    ])
+    .to_string();
+    roster_domain::sha256::hex(text.as_bytes())
+}
+
+/// Fills in the chain for rows written before the log was chained (schema step 4).
+pub(crate) async fn backfill_chain(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor, os_user, plan_id, step_key, app, action, target, outcome, detail, hash FROM audit_log ORDER BY id",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    if rows
+        .iter()
+        .all(|r| r.get::<Option<String>, _>(11).is_some())
+    {
+        return Ok(());
+    }
+    sqlx::raw_sql("DROP TRIGGER IF EXISTS audit_log_no_update")
+        .execute(&mut **tx)
+        .await?;
+    let mut prev = GENESIS.to_string();
+    for r in &rows {
+        let id: i64 = r.get(0);
+        let entry = NewLogEntry {
+            actor: r.get(2),
+            os_user: r.get(3),
+            plan_id: r.get(4),
+            step_key: r.get(5),
+            app: r.get(6),
+            action: r.get(7),
+            target: r.get(8),
+            outcome: r.get(9),
+            detail: r.get(10),
+        };
+        let hash = row_hash(&prev, id, from_ms(r.get(1)), &entry);
+        sqlx::query("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?")
+            .bind(&prev)
+            .bind(&hash)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        prev = hash;
+    }
+    sqlx::raw_sql(
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log \
+         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Appends a row chained to the last one. Callers hold an IMMEDIATE transaction, so no
+/// other writer can slip a row in between reading the last hash and writing this one.
 async fn insert_log(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     entry: &NewLogEntry,
     at: OffsetDateTime,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (at, actor, plan_id, step_key, app, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    let last = sqlx::query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?;
+    let (id, prev) = match last {
+        Some(r) => (
+            r.get::<i64, _>(0) + 1,
+            r.get::<Option<String>, _>(1).unwrap_or_default(),
+        ),
+        None => (1, GENESIS.to_string()),
+    };
+    // Row ids are never reused (AUTOINCREMENT), so a deleted last row leaves a gap the
+    // next id would hide; take the larger.
+    let next: i64 = sqlx::query_scalar(
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'), 0) + 1",
     )
+    .fetch_one(&mut **tx)
+    .await?;
+    let id = id.max(next);
+    let hash = row_hash(&prev, id, at, entry);
+    sqlx::query(
+        "INSERT INTO audit_log (id, at, actor, os_user, plan_id, step_key, app, action, target, outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
     .bind(ms(at))
     .bind(&entry.actor)
+    .bind(&entry.os_user)
     .bind(&entry.plan_id)
     .bind(&entry.step_key)
     .bind(&entry.app)
@@ -233,6 +471,8 @@ async fn insert_log(
     .bind(&entry.target)
     .bind(&entry.outcome)
     .bind(&entry.detail)
+    .bind(&prev)
+    .bind(&hash)
     .execute(&mut **tx)
     .await?;
     Ok(())

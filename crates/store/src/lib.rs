@@ -17,7 +17,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use time::{Date, OffsetDateTime};
 
-pub use journal::{Approval, JournalEntry, LogEntry, NewLogEntry, StepStatus};
+pub use journal::{
+    Approval, ChainBreak, GENESIS, JournalEntry, LogEntry, NewLogEntry, StepStatus, Unfinished,
+    row_hash,
+};
 pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
 
 pub const STATE_FILE: &str = "roster.sqlite";
@@ -86,12 +89,31 @@ fn roles_from(raw: &str) -> Result<Vec<RoleAssignment>> {
 
 impl StateStore {
     /// Opens (creating if needed) the state in `dir` and brings its schema up to date.
+    ///
+    /// The state holds personal data (names, emails, deleted accounts), so a directory
+    /// this creates is 0700 and the SQLite files are 0600, whatever the umask.
     pub async fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-            path: dir.to_path_buf(),
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        if !dir.is_dir() {
+            builder
+                .create(dir)
+                .map_err(|source| StoreError::CreateDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+        }
+        let path = dir.join(STATE_FILE);
+        let mut create = std::fs::OpenOptions::new();
+        create.append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut create, 0o600);
+        create.open(&path).map_err(|source| StoreError::CreateDir {
+            path: path.clone(),
             source,
         })?;
-        let path = dir.join(STATE_FILE);
         let open_err = |source| StoreError::Open {
             path: path.clone(),
             source,
@@ -110,6 +132,14 @@ impl StateStore {
             .map_err(open_err)?;
         let store = Self { pool, path };
         store.migrate().await?;
+        #[cfg(unix)]
+        for suffix in ["", "-wal", "-shm"] {
+            use std::os::unix::fs::PermissionsExt;
+            let file = PathBuf::from(format!("{}{suffix}", store.path.display()));
+            if file.exists() {
+                let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+            }
+        }
         Ok(store)
     }
 
@@ -134,6 +164,9 @@ impl StateStore {
             sqlx::raw_sql(sqlx::AssertSqlSafe(*step))
                 .execute(&mut *tx)
                 .await?;
+        }
+        if found < 4 {
+            journal::backfill_chain(&mut tx).await?;
         }
         if found < known {
             // PRAGMA takes no bound parameters; `known` is a number we computed.
@@ -300,28 +333,59 @@ impl StateStore {
     // ---- tombstones ----
 
     /// Saves a tombstone before anything is removed; its status says how far the removal got.
+    ///
+    /// If an earlier attempt on the same account was interrupted (a tombstone still
+    /// `deleting` or `failed`), that tombstone is resumed instead of a second one written:
+    /// it was saved before anything was removed, so it holds the roles; a rerun that finds
+    /// them already stripped never overwrites them with an empty list.
     pub async fn add_tombstone(&self, t: &NewTombstone) -> Result<i64> {
-        let id = sqlx::query(
-            "INSERT INTO tombstones
-             (app, instance, userid, email, first_name, last_name, api_only, roles_json, account_json, deleted_at, deleted_by, reason, status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let open: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, roles_json FROM tombstones WHERE app = ? AND instance = ? AND userid = ? COLLATE NOCASE \
+             AND status IN ('deleting', 'failed') AND restored_at IS NULL ORDER BY id DESC LIMIT 1",
         )
         .bind(&t.app)
         .bind(&t.instance)
         .bind(&t.userid)
-        .bind(&t.email)
-        .bind(&t.first_name)
-        .bind(&t.last_name)
-        .bind(t.api_only)
-        .bind(roles_json(&t.roles))
-        .bind(t.account.to_string())
-        .bind(ms(t.deleted_at))
-        .bind(&t.deleted_by)
-        .bind(t.reason.as_deref())
-        .bind(t.status.as_str())
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid();
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = match open {
+            Some((id, roles)) => {
+                let keep_old = !roles_from(&roles)?.is_empty() || t.roles.is_empty();
+                sqlx::query(
+                    "UPDATE tombstones SET status = ?, roles_json = CASE WHEN ? THEN roles_json ELSE ? END WHERE id = ?",
+                )
+                .bind(t.status.as_str())
+                .bind(keep_old)
+                .bind(roles_json(&t.roles))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+            None => sqlx::query(
+                "INSERT INTO tombstones
+                 (app, instance, userid, email, first_name, last_name, api_only, roles_json, account_json, deleted_at, deleted_by, reason, status)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&t.app)
+            .bind(&t.instance)
+            .bind(&t.userid)
+            .bind(&t.email)
+            .bind(&t.first_name)
+            .bind(&t.last_name)
+            .bind(t.api_only)
+            .bind(roles_json(&t.roles))
+            .bind(t.account.to_string())
+            .bind(ms(t.deleted_at))
+            .bind(&t.deleted_by)
+            .bind(t.reason.as_deref())
+            .bind(t.status.as_str())
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid(),
+        };
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -354,6 +418,31 @@ impl StateStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(tombstone_from).collect()
+    }
+
+    /// The tombstone to restore `email` from: not restored yet, and among those the newest
+    /// that holds roles (an interrupted offboard of an older Roster may have left a second,
+    /// role-less one).
+    pub async fn restorable_tombstone(
+        &self,
+        app: &str,
+        instance: &str,
+        email: &str,
+    ) -> Result<Option<Tombstone>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            records::tombstone_columns!(),
+            " FROM tombstones WHERE app = ? AND instance = ? AND (email = ? COLLATE NOCASE OR userid = ? COLLATE NOCASE)
+              AND restored_at IS NULL
+              ORDER BY roles_json != '[]' DESC, deleted_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(app)
+        .bind(instance)
+        .bind(email)
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(tombstone_from).transpose()
     }
 
     /// The newest tombstone of `email` on `instance`.
@@ -536,6 +625,11 @@ mod tests {
             status: TombstoneStatus::Deleting,
         };
         let first = store.add_tombstone(&t).await.unwrap();
+        // Finished, so a later offboard of the same person writes a tombstone of its own.
+        store
+            .set_tombstone_status(first, TombstoneStatus::Deleted)
+            .await
+            .unwrap();
         t.deleted_at = datetime!(2026-11-21 10:00 UTC);
         t.roles = vec![role(1008, 102)];
         let second = store.add_tombstone(&t).await.unwrap();
@@ -585,7 +679,7 @@ mod tests {
             .save_plan("plan-1", at, "{\"again\":1}")
             .await
             .unwrap();
-        assert_eq!(store.approval("plan-1").await.unwrap(), None);
+        assert_eq!(store.approval("plan-1", "digest-a").await.unwrap(), None);
         store
             .step_started("plan-1", 1, "plan-1/1/a", at)
             .await
@@ -614,8 +708,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.journal("plan-1").await.unwrap().len(), 2);
-        store.approve_plan("plan-1", "ana", at).await.unwrap();
-        assert_eq!(store.approval("plan-1").await.unwrap().unwrap().by, "ana");
+        let approval = Approval {
+            by: "ana".into(),
+            os_user: "root".into(),
+            at,
+        };
+        store
+            .approve_plan("plan-1", "digest-a", &approval, &line)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .approval("plan-1", "digest-a")
+                .await
+                .unwrap()
+                .unwrap()
+                .by,
+            "ana"
+        );
+        // An approval covers that content only.
+        assert_eq!(store.approval("plan-1", "digest-b").await.unwrap(), None);
 
         let entry = NewLogEntry {
             actor: "ana".into(),
@@ -628,7 +740,8 @@ mod tests {
         };
         store.append_log(&entry, at).await.unwrap();
         assert_eq!(store.log(Some("plan-1")).await.unwrap().len(), 1);
-        assert_eq!(store.log(None).await.unwrap().len(), 2);
+        assert_eq!(store.log(None).await.unwrap().len(), 3);
+        assert_eq!(store.verify_log().await.unwrap(), Ok(3));
         assert_eq!(store.log(Some("plan-2")).await.unwrap().len(), 0);
         let erase = sqlx::query("DELETE FROM audit_log")
             .execute(&store.pool)
@@ -639,5 +752,111 @@ mod tests {
             .await;
         assert!(edit.is_err());
         assert_eq!(store.log(Some("plan-1")).await.unwrap()[0].outcome, "done");
+    }
+
+    #[tokio::test]
+    async fn the_chain_names_an_edited_or_removed_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).await.unwrap();
+        let at = datetime!(2026-11-23 10:00 UTC);
+        for n in 0..4 {
+            let entry = NewLogEntry {
+                actor: "ana".into(),
+                target: format!("user{n}@acme.example"),
+                outcome: "done".into(),
+                ..NewLogEntry::default()
+            };
+            store.append_log(&entry, at).await.unwrap();
+        }
+        assert_eq!(store.verify_log().await.unwrap(), Ok(4));
+        sqlx::raw_sql("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_log SET detail = 'quiet' WHERE id = 2")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let broken = store.verify_log().await.unwrap().unwrap_err();
+        assert_eq!(broken.id, 2);
+        assert!(broken.why.contains("edited"), "{}", broken.why);
+        sqlx::query("UPDATE audit_log SET detail = NULL WHERE id = 2")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(store.verify_log().await.unwrap(), Ok(4));
+        sqlx::query("DELETE FROM audit_log WHERE id = 3")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let broken = store.verify_log().await.unwrap().unwrap_err();
+        assert_eq!(broken.id, 4);
+        assert!(broken.why.contains("missing"), "{}", broken.why);
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_offboard_resumes_its_tombstone_and_keeps_the_roles() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).await.unwrap();
+        let role = RoleAssignment {
+            role_id: 2,
+            role_name: "Standard User".into(),
+            workspace_id: 1,
+            workspace_name: "Default".into(),
+        };
+        let mut t = NewTombstone {
+            app: "marketo".into(),
+            instance: "i".into(),
+            userid: "Bob@acme.example".into(),
+            email: "bob@acme.example".into(),
+            first_name: "Bob".into(),
+            last_name: "B".into(),
+            api_only: false,
+            roles: vec![role.clone()],
+            account: serde_json::json!({}),
+            deleted_at: datetime!(2026-11-23 10:00 UTC),
+            deleted_by: "ana".into(),
+            reason: None,
+            status: TombstoneStatus::Deleting,
+        };
+        let first = store.add_tombstone(&t).await.unwrap();
+        store
+            .set_tombstone_status(first, TombstoneStatus::Failed)
+            .await
+            .unwrap();
+        // The rerun finds the roles already stripped: same tombstone, roles kept.
+        t.roles.clear();
+        t.userid = "bob@acme.example".into();
+        let again = store.add_tombstone(&t).await.unwrap();
+        assert_eq!(again, first);
+        store
+            .set_tombstone_status(again, TombstoneStatus::Deleted)
+            .await
+            .unwrap();
+        let all = store.tombstones(None).await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].roles, vec![role.clone()]);
+        assert_eq!(all[0].status, TombstoneStatus::Deleted);
+
+        // A finished tombstone is not resumed: a later offboard writes a new one, and
+        // restore prefers the one that holds roles.
+        let later = store.add_tombstone(&t).await.unwrap();
+        assert_ne!(later, first);
+        let pick = store
+            .restorable_tombstone("marketo", "i", "bob@acme.example")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pick.id, first);
+        store
+            .mark_restored(first, datetime!(2026-11-24 10:00 UTC))
+            .await
+            .unwrap();
+        let pick = store
+            .restorable_tombstone("marketo", "i", "bob@acme.example")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pick.id, later);
     }
 }

@@ -86,4 +86,18 @@ pub const STEPS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+    // 4: the audit log records the OS account beside the actor and is hash-chained (the
+    // hashes of rows written before this step are filled in by `StateStore::migrate`);
+    // approvals are bound to a plan's content digest, not its id.
+    "ALTER TABLE audit_log ADD COLUMN os_user TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit_log ADD COLUMN prev_hash TEXT;
+    ALTER TABLE audit_log ADD COLUMN hash TEXT;
+    CREATE TABLE approvals (
+        plan_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        approved_by TEXT NOT NULL,
+        os_user TEXT NOT NULL,
+        approved_at INTEGER NOT NULL,
+        PRIMARY KEY (plan_id, digest)
+    );",
 ];

@@ -59,7 +59,8 @@ impl Env {
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
-            .env("USER", "desired-tester")
+            .env("USER", "not-the-actor")
+            .env("ROSTER_ACTOR", "desired-tester")
             .env("ROSTER_STATE", self.home.path().join("state"))
             .env("ROSTER_MARKETO_URL", self.marketo.base_url())
             .env("ROSTER_MARKETO_CLIENT_ID", ID)
@@ -156,12 +157,18 @@ impl Env {
         run.json().as_array().cloned().unwrap_or_default()
     }
 
+    /// Log lines of changes to the apps (approvals and refusals of whole plans left out).
     async fn log_len(&self) -> usize {
         self.ok(&["log", "-o", "json"])
             .await
             .json()
             .as_array()
-            .map_or(0, Vec::len)
+            .map_or(0, |lines| {
+                lines
+                    .iter()
+                    .filter(|l| l["action"] != "approve" && l["action"] != "apply")
+                    .count()
+            })
     }
 }
 
@@ -223,7 +230,12 @@ async fn a_first_apply_provisions_the_example_and_a_second_plan_is_empty() {
             .contains("delete Marketo user katherine.johnson@acme.example")
     );
     assert!(env.has_marketo_user("katherine.johnson@acme.example").await);
+    // The refusal is on record, and no change.
     assert_eq!(env.log_len().await, 0);
+    assert_eq!(
+        env.ok(&["log", "-o", "json"]).await.json()[0]["outcome"],
+        "refused"
+    );
 
     let approved = env.ok(&["approve", "plan.json", "--by", "ana"]).await;
     assert!(
@@ -250,18 +262,24 @@ async fn a_first_apply_provisions_the_example_and_a_second_plan_is_empty() {
     let admins = env.ok(&["magento", "admins", "-o", "json"]).await.json();
     assert!(admins.to_string().contains("sam.lee@acme.example"));
 
-    // The audit log holds every step, the tombstone the deleted account.
+    // The audit log holds the refusal, the approval and every step; the tombstone the
+    // deleted account.
     let log = env.ok(&["log", "-o", "json"]).await.json();
-    assert_eq!(log.as_array().unwrap().len(), 9);
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 11);
+    assert_eq!(log[0]["outcome"], "refused");
+    assert_eq!(
+        (log[1]["action"].as_str(), log[1]["actor"].as_str()),
+        (Some("approve"), Some("ana"))
+    );
     assert!(
-        log.as_array()
-            .unwrap()
+        log[2..]
             .iter()
             .all(|e| e["outcome"] == "done" && e["actor"] == "desired-tester")
     );
     let csv = env.ok(&["log", "-o", "csv"]).await.stdout;
     assert!(
-        csv.lines().count() == 10 && csv.starts_with("id,at,actor"),
+        csv.lines().count() == 12 && csv.starts_with("id,at,actor"),
         "{csv}"
     );
     let tombstones = env.ok(&["tombstones", "-o", "json"]).await.stdout;
@@ -407,7 +425,16 @@ async fn the_cap_stops_a_run_that_would_delete_too_much_and_drift_is_refused() {
         "{}",
         run.stderr
     );
-    assert_eq!(env.log_len().await, 0);
+    // Only the grant made by hand is a change on record; the refusals are logged as such.
+    assert_eq!(env.log_len().await, 1);
+    let log = env.ok(&["log", "-o", "json"]).await.json();
+    let refused = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["outcome"] == "refused")
+        .count();
+    assert_eq!(refused, 2, "the blocked plan and the drifted one: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,7 +469,14 @@ async fn a_crash_between_steps_resumes_without_repeating_a_step() {
         .await;
     assert!(!crashed.ok);
     assert!(crashed.stderr.contains("resuming"), "{}", crashed.stderr);
-    assert!(crashed.stdout.contains("[1/9] invite nia.okafor@acme.example to Marketo with Marketing User@Default: done (already invited)"), "{}", crashed.stdout);
+    // The interrupted invitation is found done in Marketo, recorded and logged once; it is
+    // not sent again.
+    assert!(
+        crashed.stderr.contains("step 1 (invite nia.okafor@acme.example to Marketo with Marketing User@Default) was interrupted: interrupted by a crash; the apps show it ran"),
+        "{}",
+        crashed.stderr
+    );
+    assert!(!crashed.stdout.contains("[1/9]"), "{}", crashed.stdout);
     assert_eq!(env.log_len().await, 4);
 
     let finished = env.ok(&["apply", "plan.json", "--approve"]).await;
@@ -507,3 +541,6 @@ async fn kill_9_mid_apply_then_rerun_finishes_the_plan() {
     assert_eq!(env.invitations_to("nia.okafor@acme.example").await, 1);
     assert_eq!(env.plan_steps(&example).await, Vec::<Value>::new());
 }
+
+#[path = "trust.rs"]
+mod trust;

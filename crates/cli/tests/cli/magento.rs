@@ -39,7 +39,8 @@ impl Env {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
         cmd.env_clear()
             .env("HOME", self.home.path())
-            .env("USER", "cli-tester")
+            .env("USER", "not-the-actor")
+            .env("ROSTER_ACTOR", "cli-tester")
             .env("ROSTER_STATE", self.home.path().join("state"))
             .env("ROSTER_MAGENTO_URL", self.sandbox.base_url())
             .env("ROSTER_MAGENTO_USERNAME", USER)
@@ -111,14 +112,14 @@ async fn read_commands_and_the_audit() {
     assert!(env.ok(&["magento", "admins"]).await.stdout.contains(USER));
 
     let audit = env.json(&["audit", "magento", "-o", "json"]).await;
-    let total: u64 = audit["byWebsiteAndGroup"]
+    let total: u64 = audit["by_website_and_group"]
         .as_array()
         .unwrap()
         .iter()
         .map(|x| x["customers"].as_u64().unwrap())
         .sum();
     assert_eq!(total, 30);
-    assert_eq!(audit["adminUsers"][0]["role_name"], "Administrators");
+    assert_eq!(audit["admin_users"][0]["role_name"], "Administrators");
 
     let bad = env
         .run_with(

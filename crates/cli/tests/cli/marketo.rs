@@ -44,7 +44,8 @@ impl Env {
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
-            .env("USER", "cli-tester")
+            .env("USER", "not-the-actor")
+            .env("ROSTER_ACTOR", "cli-tester")
             .env("ROSTER_STATE", self.home.path().join("state"))
             .env("ROSTER_MARKETO_URL", self.sandbox.base_url())
             .env("ROSTER_MARKETO_CLIENT_ID", ID)
@@ -172,8 +173,8 @@ fn role_specs(user: &Value) -> BTreeSet<String> {
         .map(|r| {
             format!(
                 "{}@{}",
-                r["roleName"].as_str().unwrap(),
-                r["workspaceName"].as_str().unwrap()
+                r["role_name"].as_str().unwrap(),
+                r["workspace_name"].as_str().unwrap()
             )
         })
         .collect()
@@ -210,7 +211,7 @@ async fn thin_commands_read_and_write() {
     );
 
     let obrien = env.user_json("o'brien+marketing@acme.example").await;
-    assert_eq!(obrien["firstName"], "Siobhán");
+    assert_eq!(obrien["first_name"], "Siobhán");
 
     env.ok(&[
         "marketo",
@@ -282,9 +283,9 @@ async fn thin_commands_read_and_write() {
         ])
         .await
         .json();
-    assert_eq!(updated["lastName"], "Robot");
+    assert_eq!(updated["last_name"], "Robot");
     assert!(
-        updated["expiresAt"]
+        updated["expires_at"]
             .as_str()
             .unwrap()
             .starts_with("2031-01-01"),
@@ -347,11 +348,11 @@ async fn audit_prints_every_format_and_its_cost() {
     let report = run.json();
     let users = report["users"].as_array().unwrap();
     assert_eq!(users.len(), 9);
-    assert_eq!(report["cost"]["calls"], report["cost"]["minimumCalls"]);
+    assert_eq!(report["cost"]["calls"], report["cost"]["minimum_calls"]);
     assert_eq!(report["cost"]["calls"], 2 + 1 + 9);
     let grace = users
         .iter()
-        .find(|u| u["emailAddress"] == "grace.hopper@acme.example")
+        .find(|u| u["email_address"] == "grace.hopper@acme.example")
         .unwrap();
     assert_eq!(
         role_specs(grace),
@@ -747,7 +748,7 @@ async fn commands_reach_the_same_state_under_faults_and_limits() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|u| u["emailAddress"].as_str().unwrap().to_string())
+        .map(|u| u["email_address"].as_str().unwrap().to_string())
         .collect();
     assert!(!emails.contains("alan.turing@acme.example"));
     assert_eq!(emails.len(), 8);
@@ -755,10 +756,10 @@ async fn commands_reach_the_same_state_under_faults_and_limits() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|u| u["emailAddress"] == "linus.torvalds@acme.example")
+        .find(|u| u["email_address"] == "linus.torvalds@acme.example")
         .unwrap();
     assert!(role_specs(linus).contains("Web Designer@Default"));
-    let pending: BTreeSet<&str> = audit["pendingInvites"]
+    let pending: BTreeSet<&str> = audit["pending_invites"]
         .as_array()
         .unwrap()
         .iter()

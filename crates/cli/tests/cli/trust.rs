@@ -1,0 +1,409 @@
+//! A hostile operator against `plan`/`apply`: edited plan files, approvals reused for other
+//! content, Roster's own API user, the audit trail and its chain, one writer at a time,
+//! file permissions, and CI exit codes. Each test failed on the Roster before issue 9.
+
+use std::path::Path;
+use std::time::Duration;
+
+use roster_domain::plan::{Action, Plan, Step};
+use serde_json::Value;
+
+use super::{Env, example};
+
+fn read_plan(path: &Path) -> Plan {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Writes a plan as a careful forger would: with its digest recomputed.
+fn forge(path: &Path, plan: &mut Plan) {
+    plan.digest = plan.content_digest();
+    std::fs::write(path, serde_json::to_string_pretty(plan).unwrap()).unwrap();
+}
+
+fn extra_step(plan: &Plan, action: Action, destructive: bool) -> Step {
+    let index = plan.steps.len() + 1;
+    Step {
+        index,
+        key: format!("{}/{index}/forged", plan.id),
+        app: action.app(),
+        stage: action.stage(),
+        destructive,
+        reason: "forged".into(),
+        action,
+    }
+}
+
+fn log(env_json: Value) -> Vec<Value> {
+    env_json.as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_plan_file_cannot_bypass_approvals_protection_or_caps() {
+    let env = Env::start(Duration::ZERO).await;
+    let roster = example();
+    env.ok(&["plan", roster.to_str().unwrap(), "--out", "plan.json"])
+        .await;
+    let path = env.home.path().join("plan.json");
+
+    // A plain edit: every step made non-destructive, digest left as it was.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("\"destructive\": true", "\"destructive\": false"),
+    )
+    .unwrap();
+    let run = env.fails(&["apply", "plan.json"]).await;
+    assert!(
+        run.stderr.contains("does not match its digest"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(&path, &text).unwrap();
+
+    // A forger who recomputes the digest: flags cleared, a deletion of the protected admin
+    // added. The flags are recomputed, and the protected account is refused outright.
+    let mut plan = read_plan(&path);
+    for s in &mut plan.steps {
+        s.destructive = false;
+    }
+    let ada = extra_step(
+        &plan,
+        Action::MarketoDelete {
+            userid: "ada.lovelace@acme.example".into(),
+        },
+        false,
+    );
+    plan.steps.push(ada);
+    forge(&path, &mut plan);
+    let run = env.fails(&["apply", "plan.json", "--approve"]).await;
+    assert!(
+        run.stderr
+            .contains("ada.lovelace@acme.example is protected by policies.marketo.protected"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.has_marketo_user("ada.lovelace@acme.example").await);
+
+    // Flags cleared only: the deletions are still destructive and need an approval.
+    let mut plan = read_plan(&path);
+    plan.steps.pop();
+    forge(&path, &mut plan);
+    let run = env.fails(&["apply", "plan.json"]).await;
+    assert!(
+        run.stderr
+            .contains("2 destructive steps and no approval of this content"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.has_marketo_user("katherine.johnson@acme.example").await);
+
+    // An approval of plan A does not cover an edited A' with an extra deletion.
+    env.ok(&["approve", "plan.json", "--by", "ana"]).await;
+    let mut edited = read_plan(&path);
+    let linus = extra_step(
+        &edited,
+        Action::MarketoDelete {
+            userid: "linus.torvalds@acme.example".into(),
+        },
+        true,
+    );
+    edited.steps.push(linus);
+    forge(&env.home.path().join("edited.json"), &mut edited);
+    let run = env.fails(&["apply", "edited.json"]).await;
+    assert!(
+        run.stderr.contains("no approval of this content"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.has_marketo_user("linus.torvalds@acme.example").await);
+
+    // Every refusal and the approval are in the log; nothing was changed.
+    let entries = log(env.ok(&["log", "-o", "json"]).await.json());
+    let outcomes: Vec<&str> = entries
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["refused", "refused", "refused", "done", "refused"],
+        "{entries:?}"
+    );
+    assert_eq!(entries[3]["action"], "approve");
+    assert_eq!(entries[3]["actor"], "ana");
+
+    // The approved, unedited plan runs.
+    let applied = env.ok(&["apply", "plan.json"]).await;
+    assert!(
+        applied.stdout.contains("9 steps done now"),
+        "{}",
+        applied.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_plan_stays_blocked_and_roster_never_locks_itself_out() {
+    let env = Env::start(Duration::ZERO).await;
+    let text = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("max_destructive: 3", "max_destructive: 1");
+    let roster = env.write("roster.yaml", &text);
+    let r = roster.to_str().unwrap();
+    let run = env
+        .run_env(
+            &["plan", r, "--out", "plan.json", "--detailed-exitcode"],
+            &[],
+        )
+        .await;
+    assert_eq!(run.code, Some(3), "blocked: {}", run.stdout);
+    assert!(
+        run.stdout.contains("BLOCKED: marketo: 2 destructive steps"),
+        "{}",
+        run.stdout
+    );
+
+    // Emptying `blocked` (digest recomputed) does not unblock it: the cap is recounted.
+    let path = env.home.path().join("plan.json");
+    let mut plan = read_plan(&path);
+    plan.blocked.clear();
+    forge(&path, &mut plan);
+    let run = env.fails(&["apply", "plan.json", "--approve"]).await;
+    assert!(
+        run.stderr.contains("is blocked; nothing was changed"),
+        "{}",
+        run.stderr
+    );
+
+    // A forged step against Roster's own API user is refused whatever the policy says.
+    let mut plan = read_plan(&path);
+    plan.blocked.clear();
+    plan.steps.retain(|s| !s.destructive);
+    let me = extra_step(
+        &plan,
+        Action::MarketoRevoke {
+            userid: "roster-api@acme.example".into(),
+            roles: vec![],
+        },
+        false,
+    );
+    plan.steps.push(me);
+    forge(&path, &mut plan);
+    let run = env.fails(&["apply", "plan.json", "--approve"]).await;
+    assert!(
+        run.stderr
+            .contains("roster-api@acme.example is Roster's own API user"),
+        "{}",
+        run.stderr
+    );
+
+    // The thin commands cannot strip it either: the connector refuses before sending.
+    let run = env
+        .fails(&[
+            "marketo",
+            "revoke",
+            "roster-api@acme.example",
+            "--role",
+            "API Role@Default",
+        ])
+        .await;
+    assert!(
+        run.stderr
+            .contains("it is the API-only user Roster signs in as"),
+        "{}",
+        run.stderr
+    );
+    let run = env
+        .fails(&[
+            "offboard",
+            "marketo",
+            "--email",
+            "roster-api@acme.example",
+            "--yes",
+            "--include-api-only",
+        ])
+        .await;
+    assert!(run.stderr.contains("Roster signs in as"), "{}", run.stderr);
+    // Still working: a call that needs its role succeeds.
+    env.ok(&["marketo", "users"]).await;
+
+    // CI exit codes: changes pending (2), then nothing to do (0).
+    let example = example();
+    let e = example.to_str().unwrap();
+    let run = env.run_env(&["plan", e, "--detailed-exitcode"], &[]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("to create,") && run.stdout.contains("(2 destructive)"),
+        "{}",
+        run.stdout
+    );
+    env.ok(&["apply", "--auto", e, "--approve"]).await;
+    let run = env.run_env(&["plan", e, "--detailed-exitcode"], &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_is_logged_by_the_os_account_and_the_chain_verifies() {
+    let env = Env::start(Duration::ZERO).await;
+    let os_user = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let user = "grace.hopper@acme.example";
+    let actor = [("ROSTER_ACTOR", "svc-okta")];
+    for args in [
+        vec!["marketo", "grant", user, "--role", "Web Designer@Default"],
+        vec!["marketo", "revoke", user, "--role", "Web Designer@Default"],
+        vec!["marketo", "update", user, "--first", "Grace B."],
+        vec![
+            "marketo",
+            "invite",
+            "--email",
+            "new.person@acme.example",
+            "--first",
+            "New",
+            "--last",
+            "Person",
+            "--role",
+            "Standard User@Default",
+        ],
+        vec![
+            "offboard",
+            "marketo",
+            "--email",
+            "alan.turing@acme.example",
+            "--yes",
+        ],
+        vec!["restore", "marketo", "--email", "alan.turing@acme.example"],
+        vec!["marketo", "delete", "linus.torvalds@acme.example", "--yes"],
+    ] {
+        let run = env.run_env(&args, &actor).await;
+        assert!(run.ok, "{args:?}: {}", run.stderr);
+    }
+    let entries = log(env.ok(&["log", "-o", "json"]).await.json());
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "grant", "revoke", "update", "invite", "offboard", "restore", "delete"
+        ]
+    );
+    for e in &entries {
+        assert_eq!(e["actor"], "svc-okta");
+        assert_eq!(e["os_user"], os_user.as_str(), "the OS account, not $USER");
+        assert_eq!(e["outcome"], "done");
+    }
+
+    // JSON lines for a SIEM: one object per line.
+    let jsonl = env.ok(&["log", "-o", "jsonl"]).await.stdout;
+    assert_eq!(jsonl.lines().count(), entries.len());
+    for line in jsonl.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["hash"].as_str().unwrap().len(), 64);
+    }
+    let ok = env.ok(&["log", "verify"]).await;
+    assert!(ok.stdout.contains("verifies: 7 lines"), "{}", ok.stdout);
+
+    // Tamper with row 3 behind Roster's back: verify names the row.
+    let db = env.home.path().join("state/roster.sqlite");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql("DROP TRIGGER audit_log_no_update; UPDATE audit_log SET target = 'someone@else' WHERE id = 3;")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let run = env.fails(&["log", "verify"]).await;
+    assert!(run.stderr.contains("broken at line 3"), "{}", run.stderr);
+    assert!(run.stderr.contains("edited"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_is_told_who_holds_the_state_and_files_are_private() {
+    let env = Env::start(Duration::ZERO).await;
+    let example = example();
+    env.ok(&["plan", example.to_str().unwrap(), "--out", "plan.json"])
+        .await;
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&env.home.path().join("plan.json")), 0o600);
+        assert_eq!(mode(&env.home.path().join("state")), 0o700);
+        assert_eq!(mode(&env.home.path().join("state/roster.sqlite")), 0o600);
+    }
+
+    // Another process holds the state: the second writer waits, then says who.
+    let lock_path = env.home.path().join("state/roster.lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&lock_path)
+        .unwrap();
+    file.lock().unwrap();
+    std::fs::write(&lock_path, "roster apply\t4242\t2026-11-23T10:00:00Z").unwrap();
+    let run = env
+        .run_env(
+            &["apply", "plan.json", "--approve"],
+            &[("ROSTER_LOCK_WAIT", "300ms")],
+        )
+        .await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains(
+            "another roster apply (pid 4242, started at 2026-11-23T10:00:00Z) holds the state"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(env.has_marketo_user("katherine.johnson@acme.example").await);
+    // Readers are not held up.
+    env.ok(&["log"]).await;
+    file.unlock().unwrap();
+    env.ok(&["apply", "plan.json", "--approve"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_interrupted_by_a_crash_is_logged_when_the_next_run_replans() {
+    let env = Env::start(Duration::ZERO).await;
+    let example = example();
+    let e = example.to_str().unwrap();
+    // Step 1 (the invitation) runs, and the process dies before recording it.
+    let run = env
+        .run_env(
+            &["apply", "--auto", e, "--approve"],
+            &[("ROSTER_TEST_CRASH", "1:unrecorded")],
+        )
+        .await;
+    assert!(!run.ok);
+    assert_eq!(env.invitations_to("nia.okafor@acme.example").await, 1);
+    // A rerun that re-plans (a new plan id) still settles and logs the interrupted step.
+    env.ok(&["apply", "--auto", e, "--approve"]).await;
+    let entries = log(env.ok(&["log", "-o", "json"]).await.json());
+    let invites: Vec<&Value> = entries
+        .iter()
+        .filter(|l| {
+            l["action"] == "invite" && l["target"] == "marketo user nia.okafor@acme.example"
+        })
+        .collect();
+    assert!(
+        invites.iter().any(|l| l["detail"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by a crash")),
+        "{entries:?}"
+    );
+    assert_eq!(env.invitations_to("nia.okafor@acme.example").await, 1);
+    env.ok(&["log", "verify"]).await;
+}
