@@ -265,6 +265,27 @@ async fn refuse(
     why
 }
 
+/// Records `actor`'s approval of this plan's content, with its audit-log line.
+async fn record_approval(
+    state: &StateStore,
+    actor: &Actor,
+    plan: &Plan,
+    detail: String,
+) -> Result<()> {
+    let mut entry = actor.log("roster", "approve", &plan.id, "done");
+    entry.plan_id = Some(plan.id.clone());
+    entry.detail = Some(detail);
+    let approval = roster_store::Approval {
+        by: actor.name.clone(),
+        os_user: actor.os_user.clone(),
+        at: OffsetDateTime::now_utc(),
+    };
+    state
+        .approve_plan(&plan.id, &plan.digest, &approval, &entry)
+        .await?;
+    Ok(())
+}
+
 pub async fn approve(path: &Path, by: Option<&str>, g: &Globals<'_>) -> Result<()> {
     let state = open_state(g).await?;
     let actor = Actor::resolve(by.or(g.actor));
@@ -279,22 +300,13 @@ pub async fn approve(path: &Path, by: Option<&str>, g: &Globals<'_>) -> Result<(
         .save_plan(&plan.id, plan.created_at, &serde_json::to_string(&plan)?)
         .await?;
     let destructive: Vec<&Step> = plan.destructive().collect();
-    let mut entry = actor.log("roster", "approve", &plan.id, "done");
-    entry.plan_id = Some(plan.id.clone());
-    entry.detail = Some(format!(
+    let detail = format!(
         "approved content {} ({} steps, {} destructive as planned)",
         short(&plan.digest),
         plan.steps.len(),
         destructive.len()
-    ));
-    let approval = roster_store::Approval {
-        by: actor.name.clone(),
-        os_user: actor.os_user.clone(),
-        at: OffsetDateTime::now_utc(),
-    };
-    state
-        .approve_plan(&plan.id, &plan.digest, &approval, &entry)
-        .await?;
+    );
+    record_approval(&state, &actor, &plan, detail).await?;
     println!(
         "{} approved by {}: {} destructive step{} (this content only: any edit to the plan needs a new approval)",
         plan.id,
@@ -436,21 +448,12 @@ pub async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>)
     }
     if !verdict.destructive.is_empty() && state.approval(&plan.id, &plan.digest).await?.is_none() {
         if a.approve {
-            let mut entry = actor.log("roster", "approve", &plan.id, "done");
-            entry.plan_id = Some(plan.id.clone());
-            entry.detail = Some(format!(
+            let detail = format!(
                 "approved at apply (--approve): content {}, {} destructive steps",
                 short(&plan.digest),
                 verdict.destructive.len()
-            ));
-            let approval = roster_store::Approval {
-                by: actor.name.clone(),
-                os_user: actor.os_user.clone(),
-                at: OffsetDateTime::now_utc(),
-            };
-            state
-                .approve_plan(&plan.id, &plan.digest, &approval, &entry)
-                .await?;
+            );
+            record_approval(&state, &actor, &plan, detail).await?;
         } else {
             let list: Vec<String> = pending
                 .iter()
