@@ -32,6 +32,10 @@ pub struct Cli {
     /// How long a command that changes things waits for another one holding the state.
     #[arg(long, global = true, env = "ROSTER_LOCK_WAIT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub lock_wait: Duration,
+    /// Allow plain http:// to apps on other machines (credentials and tokens would cross the
+    /// network unencrypted). http:// to this machine (a sandbox) is always allowed.
+    #[arg(long, global = true, env = "ROSTER_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
     #[command(subcommand)]
     pub command: Command,
 }

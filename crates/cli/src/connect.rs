@@ -15,6 +15,18 @@ use crate::args::MarketoConn;
 
 pub const MARKETO: &str = "marketo";
 
+static ALLOW_INSECURE_HTTP: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// `--allow-insecure-http`, set once from the command line for every connection it opens.
+pub fn set_allow_insecure_http(allow: bool) {
+    ALLOW_INSECURE_HTTP.store(allow, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn allow_insecure_http() -> bool {
+    ALLOW_INSECURE_HTTP.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The parts of the configuration file Roster reads.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,6 +182,7 @@ impl MarketoSession {
             );
         };
         let mut config = ClientConfig::new(url, client_id, Secret::new(secret));
+        config.allow_insecure_http = allow_insecure_http();
         if let Some(n) = conn.max_in_flight.or(file.max_in_flight) {
             config.max_in_flight = n;
         }

@@ -502,7 +502,12 @@ pub async fn tombstones(args: TombstonesArgs, g: &Globals<'_>) -> Result<()> {
             json!(format!("{} {}", ts.first_name, ts.last_name)),
             json!(when(ts.deleted_at)),
             json!(ts.deleted_by),
-            json!(ts.status.as_str()),
+            // Once restored, that is what a reader needs to know first; restored_at says when.
+            json!(if ts.restored_at.is_some() {
+                "restored"
+            } else {
+                ts.status.as_str()
+            }),
             if args.output == Output::Json {
                 json!(ts.roles)
             } else {

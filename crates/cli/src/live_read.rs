@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use roster_domain::desired::{App, Roster};
 use roster_domain::live::{
     Live, MagentoAdmin, MagentoCustomer, MagentoLive, MarketoLive, MarketoUser, Named,
@@ -272,7 +272,7 @@ pub fn load_roster(path: &Path) -> Result<Roster> {
     let format = Format::of(&name).with_context(|| {
         format!("{name}: cannot tell the format; name the file .yaml, .yml, .toml or .csv")
     })?;
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?;
+    let text = read_bounded(path, "the roster file")?;
     let problems = |list: Vec<roster_domain::desired::Problem>| {
         let lines: Vec<String> = list.iter().map(ToString::to_string).collect();
         anyhow::anyhow!(
@@ -285,11 +285,52 @@ pub fn load_roster(path: &Path) -> Result<Roster> {
     let parsed = roster_file::parse(&name, &text, format).map_err(problems)?;
     let mut roster = parsed.roster;
     if let Some(csv) = parsed.people_file {
-        let csv_path = path.parent().unwrap_or(Path::new(".")).join(&csv);
-        let csv_name = csv_path.display().to_string();
-        let csv_text = std::fs::read_to_string(&csv_path)
-            .with_context(|| format!("{name}: people_file {csv} cannot be read ({csv_name})"))?;
-        roster_file::add_people(&mut roster, &csv_name, &csv_text).map_err(problems)?;
+        let relative = Path::new(&csv);
+        if relative.is_absolute() || Format::of(&csv) != Some(Format::Csv) {
+            bail!(
+                "{name}: people_file must be a relative path to a .csv file (it is resolved against the roster file's folder); got {}",
+                roster_domain::text::sanitize(&csv)
+            );
+        }
+        let csv_path = path.parent().unwrap_or(Path::new(".")).join(relative);
+        let text = read_bounded(&csv_path, &format!("{name}: people_file"))?;
+        roster_file::add_people(&mut roster, &csv_path.display().to_string(), &text)
+            .map_err(problems)?;
     }
     Ok(roster)
+}
+
+/// A roster or people file's text: a regular file (not a device, a pipe or a folder) of at
+/// most [`roster_file::MAX_FILE_BYTES`]. Errors never quote the content.
+fn read_bounded(path: &Path, what: &str) -> Result<String> {
+    use roster_domain::roster_file::MAX_FILE_BYTES;
+    use std::io::Read;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {what} {shown}"))?;
+    if !meta.is_file() {
+        bail!("{what} {shown} is not a regular file; give the path of a file");
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        bail!(
+            "{what} {shown} is {} MiB; Roster reads files of up to {} MiB",
+            meta.len() / (1024 * 1024),
+            MAX_FILE_BYTES / (1024 * 1024)
+        );
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read {what} {shown}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        bail!(
+            "{what} {shown} grew past {} MiB while it was read",
+            MAX_FILE_BYTES / (1024 * 1024)
+        );
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{what} {shown} is not UTF-8 text (invalid byte at offset {}); save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }

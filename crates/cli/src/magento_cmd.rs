@@ -44,6 +44,7 @@ impl MagentoSession {
             );
         };
         let mut config = ClientConfig::new(url, username, Secret::new(password));
+        config.allow_insecure_http = crate::connect::allow_insecure_http();
         config.scope = if conn.scope == "all" {
             file.scope.unwrap_or_else(|| "all".into())
         } else {

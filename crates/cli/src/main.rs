@@ -24,6 +24,7 @@ async fn main() -> std::process::ExitCode {
     // The demo narrates on stdout; the in-process sandbox's own log lines would only get in the way.
     let quiet = matches!(cli.command, args::Command::Demo { .. });
     init_tracing(cli.verbose, quiet);
+    connect::set_allow_insecure_http(cli.allow_insecure_http);
     let g = marketo_cmd::Globals {
         state: cli.state.as_deref(),
         config: cli.config.as_deref(),

@@ -67,7 +67,12 @@ impl Table {
                         .columns
                         .iter()
                         .zip(row)
-                        .map(|(c, v)| (c.to_lowercase().replace([' ', '-'], "_"), v.clone()))
+                        .map(|(c, v)| {
+                            (
+                                c.to_lowercase().replace([' ', '-'], "_"),
+                                snake_keys(v.clone()),
+                            )
+                        })
                         .collect();
                     Value::Object(obj)
                 })

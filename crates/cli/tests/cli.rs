@@ -351,3 +351,19 @@ async fn magento_sandbox_starts_logs_in_and_keeps_its_admin() {
     assert_eq!(field(&lines, "Admin password:"), password);
     stop(child);
 }
+
+/// The `ROLE@WORKSPACE` specs of an object's `roles` (a user or a tombstone, as JSON).
+fn role_specs(record: &Value) -> std::collections::BTreeSet<String> {
+    record["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}@{}",
+                r["role_name"].as_str().unwrap(),
+                r["workspace_name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}

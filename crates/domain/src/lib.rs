@@ -5,6 +5,8 @@
 
 pub mod access;
 pub mod desired;
+pub mod email;
+pub mod endpoint;
 pub mod live;
 pub mod marketo_time;
 pub mod plan;
@@ -13,5 +15,6 @@ pub mod safety;
 pub mod secret;
 pub mod sha256;
 pub mod text;
+mod yaml_split;
 
 pub use secret::Secret;

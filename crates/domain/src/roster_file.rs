@@ -3,7 +3,7 @@
 //! is fixed in one pass.
 //!
 //! Parsing takes text, not paths: the CLI reads the files (a YAML or TOML roster may name a
-//! CSV in `people_file`, which the CLI then loads with [`people_from_csv`]).
+//! CSV in `people_file`, which the CLI then loads with [`add_people`]).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -44,41 +44,206 @@ pub struct Parsed {
     pub people_file: Option<String>,
 }
 
+/// The largest roster or people file Roster reads: far above any organisation's people
+/// (200,000 people in YAML take about 30 MiB), and a bound on what a mistaken path can cost.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
 pub fn parse(name: &str, text: &str, format: Format) -> Result<Parsed, Vec<Problem>> {
-    if format == Format::Csv {
-        let people = people_from_csv(name, text)?;
-        let roster = Roster {
-            source: name.to_string(),
-            digest: crate::sha256::hex(text.as_bytes()),
-            people,
-            ..Roster::default()
-        };
-        check_duplicates(&roster.people, name, &[])?;
-        return Ok(Parsed {
-            roster,
-            people_file: None,
-        });
+    let lines = LineIndex::new(text);
+    match format {
+        Format::Csv => {
+            let people = read_csv(Source { name, echo: true }, text)?;
+            let roster = Roster {
+                source: name.to_string(),
+                digest: crate::sha256::hex(text.as_bytes()),
+                people,
+                ..Roster::default()
+            };
+            Ok(Parsed {
+                roster,
+                people_file: None,
+            })
+        }
+        Format::Yaml => {
+            if text.len() >= PARALLEL_YAML_BYTES
+                && let Some(raw) = parse_yaml_in_parallel(text)
+            {
+                return build(raw, name, text, &lines);
+            }
+            let raw: RawFile<Yaml<RawPerson>, Yaml<RawRule>, Yaml<RawPolicy>> =
+                serde_saphyr::from_str_with_options(text, yaml_options(text)).map_err(|e| {
+                    let line = e.location().map_or(0, |l| l.line() as usize);
+                    let mut message = first_line(&e.to_string());
+                    if message.starts_with("budget breached") {
+                        message.push_str(
+                            "; the file exceeds Roster's YAML limits (anchors and aliases are limited to 50,000); write the people out in full or move them to a people_file CSV",
+                        );
+                    }
+                    vec![Problem::new(name, line, message)]
+                })?;
+            build(raw, name, text, &lines)
+        }
+        Format::Toml => {
+            let raw: RawFile<Toml<RawPerson>, Toml<RawRule>, Toml<RawPolicy>> =
+                toml::from_str(text).map_err(|e| {
+                    let line = e.span().map_or(0, |s| lines.line_of(s.start));
+                    vec![Problem::new(name, line, e.message().to_string())]
+                })?;
+            build(raw, name, text, &lines)
+        }
     }
-    let raw: RawFile = match format {
-        Format::Yaml => serde_saphyr::from_str(text).map_err(|e| {
-            let line = e.location().map_or(0, |l| l.line() as usize);
-            vec![Problem::new(name, line, first_line(&e.to_string()))]
-        })?,
-        Format::Toml => toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(0, |s| {
-                text[..s.start.min(text.len())].lines().count().max(1)
-            });
-            vec![Problem::new(name, line, e.message().to_string())]
-        })?,
-        Format::Csv => unreachable!("handled above"),
-    };
-    let mut problems = Vec::new();
+}
+
+/// From this size on, a YAML roster's people are parsed on several threads.
+const PARALLEL_YAML_BYTES: usize = 2 * 1024 * 1024;
+
+/// A person and the line of the file their entry starts on.
+struct Lined<T> {
+    value: T,
+    line: usize,
+}
+
+impl<T> Located for Lined<T> {
+    type Inner = T;
+    fn into_parts(self, _: &LineIndex) -> (T, usize) {
+        (self.value, self.line)
+    }
+}
+
+type ParallelFile = RawFile<Lined<RawPerson>, Yaml<RawRule>, Yaml<RawPolicy>>;
+
+/// Parses the people of a large YAML roster in pieces on every core (see [`crate::yaml_split`]).
+/// None when the file cannot be cut safely or any piece fails to parse: the caller then
+/// parses it whole, so that what it reports is exactly what one parse says.
+fn parse_yaml_in_parallel(text: &str) -> Option<ParallelFile> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    parse_yaml_pieces(text, threads)
+}
+
+fn parse_yaml_pieces(text: &str, threads: usize) -> Option<ParallelFile> {
+    let split = crate::yaml_split::split(text, threads)?;
+    let (skeleton, pieces) = std::thread::scope(|scope| {
+        let handles: Vec<_> = split
+            .pieces
+            .iter()
+            .map(|&(first_line, piece)| {
+                scope.spawn(move || {
+                    let people: Vec<Yaml<RawPerson>> =
+                        serde_saphyr::from_str_with_options(piece, yaml_options(piece)).ok()?;
+                    Some(
+                        people
+                            .into_iter()
+                            .map(|p| Lined {
+                                line: first_line - 1 + p.referenced.line() as usize,
+                                value: p.value,
+                            })
+                            .collect::<Vec<_>>(),
+                    )
+                })
+            })
+            .collect();
+        let skeleton: Option<RawFile<Yaml<RawPerson>, Yaml<RawRule>, Yaml<RawPolicy>>> =
+            serde_saphyr::from_str_with_options(&split.skeleton, yaml_options(&split.skeleton))
+                .ok();
+        let pieces: Vec<Option<Vec<Lined<RawPerson>>>> = handles
+            .into_iter()
+            .map(|h| h.join().ok().flatten())
+            .collect();
+        (skeleton, pieces)
+    });
+    let skeleton = skeleton?;
     let mut people = Vec::new();
-    let mut cursor = section_start(text, "people");
-    for raw_person in raw.people {
-        let (line, next) = locate(text, cursor, &raw_person.email);
-        cursor = next;
-        match raw_person.into_person(line, name) {
+    for piece in pieces {
+        people.extend(piece?);
+    }
+    Some(RawFile {
+        policies: skeleton.policies,
+        rules: skeleton.rules,
+        people,
+        people_file: skeleton.people_file,
+    })
+}
+
+/// The YAML parser's budget sized from the file. Without anchors, a document cannot hold
+/// more nodes than it has bytes, nor more events than twice that, so these bounds never
+/// refuse a plain roster however large; the alias limits (what the budget is for: a few
+/// bytes expanding into millions of nodes) stay at their defaults.
+fn yaml_options(text: &str) -> serde_saphyr::Options {
+    let defaults = serde_saphyr::Budget::default();
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_nodes: defaults.max_nodes.max(text.len() + 1024),
+            max_events: defaults.max_events.max(2 * text.len() + 2048),
+            max_total_scalar_bytes: defaults.max_total_scalar_bytes.max(text.len()),
+        },
+    }
+}
+
+/// Line numbers from byte offsets, for parsers that report spans (TOML) rather than lines.
+struct LineIndex {
+    newlines: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let newlines = text
+            .bytes()
+            .enumerate()
+            .filter_map(|(i, b)| (b == b'\n').then_some(i))
+            .collect();
+        LineIndex { newlines }
+    }
+
+    /// The 1-based line holding byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.newlines.partition_point(|&nl| nl < offset) + 1
+    }
+}
+
+type Yaml<T> = serde_saphyr::Spanned<T>;
+type Toml<T> = toml::Spanned<T>;
+
+/// A value with where the parser found it: the line comes from the parser's own spans, so a
+/// comment or an escaped string that names the same email cannot mislead it.
+trait Located {
+    type Inner;
+    fn into_parts(self, lines: &LineIndex) -> (Self::Inner, usize);
+}
+
+impl<T> Located for Yaml<T> {
+    type Inner = T;
+    fn into_parts(self, _: &LineIndex) -> (T, usize) {
+        let line = self.referenced.line() as usize;
+        (self.value, line)
+    }
+}
+
+impl<T> Located for Toml<T> {
+    type Inner = T;
+    fn into_parts(self, lines: &LineIndex) -> (T, usize) {
+        let line = lines.line_of(self.span().start);
+        (self.into_inner(), line)
+    }
+}
+
+/// From the parsed file to a roster, every problem collected in one pass.
+fn build<P, R, Q>(
+    raw: RawFile<P, R, Q>,
+    name: &str,
+    text: &str,
+    lines: &LineIndex,
+) -> Result<Parsed, Vec<Problem>>
+where
+    P: Located<Inner = RawPerson>,
+    R: Located<Inner = RawRule>,
+    Q: Located<Inner = RawPolicy>,
+{
+    let source = Source { name, echo: true };
+    let mut problems = Vec::new();
+    let mut people = Vec::with_capacity(raw.people.len());
+    for entry in raw.people {
+        let (raw_person, line) = entry.into_parts(lines);
+        match raw_person.into_person(line, source) {
             Ok(p) => people.push(p),
             Err(mut e) => problems.append(&mut e),
         }
@@ -87,15 +252,8 @@ pub fn parse(name: &str, text: &str, format: Format) -> Result<Parsed, Vec<Probl
         problems.append(&mut e);
     }
     let mut rules = Vec::new();
-    let mut cursor = section_start(text, "rules");
-    for raw_rule in raw.rules {
-        let key = raw_rule
-            .department
-            .clone()
-            .or(raw_rule.title.clone())
-            .unwrap_or_default();
-        let (line, next) = locate(text, cursor, &key);
-        cursor = next;
+    for entry in raw.rules {
+        let (raw_rule, line) = entry.into_parts(lines);
         if raw_rule.department.is_none() && raw_rule.title.is_none() {
             problems.push(Problem::new(
                 name,
@@ -104,7 +262,7 @@ pub fn parse(name: &str, text: &str, format: Format) -> Result<Parsed, Vec<Probl
             ));
             continue;
         }
-        match raw_rule.access.into_access(line, name) {
+        match raw_rule.access.into_access(line, source) {
             Ok(access) => rules.push(Rule {
                 department: raw_rule.department,
                 title: raw_rule.title,
@@ -114,7 +272,7 @@ pub fn parse(name: &str, text: &str, format: Format) -> Result<Parsed, Vec<Probl
             Err(mut e) => problems.append(&mut e),
         }
     }
-    let policies = match raw.policies.into_policies(name, text) {
+    let policies = match raw.policies.into_policies(name, lines) {
         Ok(p) => p,
         Err(mut e) => {
             problems.append(&mut e);
@@ -122,6 +280,7 @@ pub fn parse(name: &str, text: &str, format: Format) -> Result<Parsed, Vec<Probl
         }
     };
     if !problems.is_empty() {
+        problems.sort_by_key(|p| p.line);
         return Err(problems);
     }
     Ok(Parsed {
@@ -137,13 +296,50 @@ pub fn parse(name: &str, text: &str, format: Format) -> Result<Parsed, Vec<Probl
 }
 
 /// Adds the people of a `people_file` CSV to a parsed roster, checking duplicates across both.
+/// Problems in it name lines and columns but never quote its cells: the path comes from the
+/// roster file, and a roster pointing at a file of secrets must not get them printed.
 pub fn add_people(roster: &mut Roster, csv_name: &str, csv: &str) -> Result<(), Vec<Problem>> {
-    let more = people_from_csv(csv_name, csv)?;
+    let source = Source {
+        name: csv_name,
+        echo: false,
+    };
+    let more = read_csv(source, csv)?;
     check_duplicates(&more, csv_name, &roster.people)?;
     roster.people.extend(more);
     let csv_digest = crate::sha256::hex(csv.as_bytes());
     roster.digest = crate::sha256::hex(format!("{}{csv_digest}", roster.digest).as_bytes());
     Ok(())
+}
+
+/// Where people come from, and whether problems may quote the values they found.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    name: &'a str,
+    echo: bool,
+}
+
+impl Source<'_> {
+    fn problem(&self, line: usize, message: impl Into<String>) -> Problem {
+        Problem::new(self.name, line, message)
+    }
+
+    /// ` "value"` where values may be shown, else nothing.
+    fn quote(&self, value: &str) -> String {
+        if self.echo {
+            format!(" {value:?}")
+        } else {
+            String::new()
+        }
+    }
+
+    /// `email: ` before a message where values may be shown.
+    fn about(&self, email: &str) -> String {
+        if self.echo && !email.is_empty() {
+            format!("{email}: ")
+        } else {
+            String::new()
+        }
+    }
 }
 
 /// Duplicates within `people`, and against `earlier` (from another file).
@@ -178,55 +374,26 @@ fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or(message).trim().to_string()
 }
 
-/// The byte offset where a top-level section starts (`people:` or `[[people]]`), or 0.
-fn section_start(text: &str, key: &str) -> usize {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let t = line.trim_end();
-        if t.starts_with(&format!("{key}:"))
-            || t.starts_with(&format!("[[{key}]]"))
-            || t.starts_with(&format!("{key} ="))
-        {
-            return offset;
-        }
-        offset += line.len();
-    }
-    0
-}
-
-/// The 1-based line of the next occurrence of `needle` at or after `from`, and the offset
-/// just past it. Entries are listed in order, so each search starts where the last ended.
-fn locate(text: &str, from: usize, needle: &str) -> (usize, usize) {
-    let from = from.min(text.len());
-    match (!needle.is_empty())
-        .then(|| text[from..].find(needle))
-        .flatten()
-    {
-        Some(at) => {
-            let at = from + at;
-            (text[..at].matches('\n').count() + 1, at + needle.len())
-        }
-        None => (text[..from].matches('\n').count() + 1, from),
-    }
-}
-
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    policies: RawPolicies,
-    #[serde(default)]
-    rules: Vec<RawRule>,
-    #[serde(default)]
-    people: Vec<RawPerson>,
+#[serde(
+    deny_unknown_fields,
+    bound(deserialize = "P: Deserialize<'de>, R: Deserialize<'de>, Q: Deserialize<'de>")
+)]
+struct RawFile<P, R, Q> {
+    #[serde(default = "RawPolicies::none")]
+    policies: RawPolicies<Q>,
+    #[serde(default = "Vec::new")]
+    rules: Vec<R>,
+    #[serde(default = "Vec::new")]
+    people: Vec<P>,
     people_file: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawPolicies {
-    marketo: Option<RawPolicy>,
-    magento: Option<RawPolicy>,
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, bound(deserialize = "Q: Deserialize<'de>"))]
+struct RawPolicies<Q> {
+    marketo: Option<Q>,
+    magento: Option<Q>,
 }
 
 #[derive(Deserialize)]
@@ -248,17 +415,26 @@ enum RawCap {
     Text(String),
 }
 
-impl RawPolicies {
-    fn into_policies(self, name: &str, text: &str) -> Result<Policies, Vec<Problem>> {
+impl<Q> RawPolicies<Q> {
+    fn none() -> Self {
+        RawPolicies {
+            marketo: None,
+            magento: None,
+        }
+    }
+}
+
+impl<Q: Located<Inner = RawPolicy>> RawPolicies<Q> {
+    fn into_policies(self, name: &str, lines: &LineIndex) -> Result<Policies, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut policies = Policies::default();
-        let line = section_start(text, "policies");
-        let line = text[..line].matches('\n').count() + 1;
         for (app, raw, policy) in [
             ("marketo", self.marketo, &mut policies.marketo),
             ("magento", self.magento, &mut policies.magento),
         ] {
-            let Some(raw) = raw else { continue };
+            let Some((raw, line)) = raw.map(|r| r.into_parts(lines)) else {
+                continue;
+            };
             let defaults = Policy::default();
             let max_destructive = match raw.max_destructive {
                 None => Ok(defaults.max_destructive),
@@ -361,7 +537,7 @@ struct RawRule {
 }
 
 impl RawAccess {
-    fn into_access(self, line: usize, name: &str) -> Result<Access, Vec<Problem>> {
+    fn into_access(self, line: usize, source: Source) -> Result<Access, Vec<Problem>> {
         let mut problems = Vec::new();
         let marketo = self
             .marketo
@@ -369,11 +545,11 @@ impl RawAccess {
             .filter_map(|spec| match split_role_spec(spec) {
                 Some((role, workspace)) => Some(RoleRef::new(role, workspace)),
                 None => {
-                    problems.push(Problem::new(
-                        name,
+                    problems.push(source.problem(
                         line,
                         format!(
-                            "Marketo access {spec:?} is not ROLE@WORKSPACE; write for example \"Standard User@Default\""
+                            "Marketo access{} is not ROLE@WORKSPACE; write for example \"Standard User@Default\"",
+                            source.quote(spec)
                         ),
                     ));
                     None
@@ -397,7 +573,7 @@ impl RawAccess {
 }
 
 impl RawPerson {
-    fn into_person(self, line: usize, name: &str) -> Result<Person, Vec<Problem>> {
+    fn into_person(self, line: usize, source: Source) -> Result<Person, Vec<Problem>> {
         let end_date = self.end_date.map(|d| match d {
             RawDate::Text(t) => t,
             RawDate::Toml(d) => d.to_string(),
@@ -411,7 +587,7 @@ impl RawPerson {
             department: self.department,
             title: self.title,
         }
-        .into_person(self.access, line, name)
+        .into_person(self.access, line, source)
     }
 }
 
@@ -431,21 +607,17 @@ impl PersonFields {
         self,
         access: RawAccess,
         line: usize,
-        name: &str,
+        source: Source,
     ) -> Result<Person, Vec<Problem>> {
         let mut problems = Vec::new();
         let email = self.email.trim().to_lowercase();
-        let valid_email = email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-            && !email.contains(char::is_whitespace);
-        if !valid_email {
-            problems.push(Problem::new(
-                name,
+        if let Some(why) = crate::email::problem(&email) {
+            problems.push(source.problem(
                 line,
-                format!("{:?} is not an email address", self.email),
+                format!("the email{} {why}", source.quote(self.email.trim())),
             ));
         }
+        let who = source.about(&email);
         let status = match self
             .status
             .as_deref()
@@ -455,10 +627,9 @@ impl PersonFields {
             None | Some("") | Some("active") => Status::Active,
             Some("leaver" | "left" | "terminated" | "inactive") => Status::Leaver,
             Some(other) => {
-                problems.push(Problem::new(
-                    name,
+                problems.push(source.problem(
                     line,
-                    format!("{email}: status {other:?} is not active or leaver"),
+                    format!("{who}status{} is not active or leaver", source.quote(other)),
                 ));
                 Status::Active
             }
@@ -468,10 +639,12 @@ impl PersonFields {
             Some(text) => match Date::parse(text, format_description!("[year]-[month]-[day]")) {
                 Ok(d) => Some(d),
                 Err(_) => {
-                    problems.push(Problem::new(
-                        name,
+                    problems.push(source.problem(
                         line,
-                        format!("{email}: end_date {text:?} is not a date; write YYYY-MM-DD"),
+                        format!(
+                            "{who}end_date{} is not a date; write YYYY-MM-DD",
+                            source.quote(text)
+                        ),
                     ));
                     None
                 }
@@ -480,13 +653,14 @@ impl PersonFields {
         let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         let (first_name, last_name) = (clean(self.first_name), clean(self.last_name));
         if status == Status::Active && (first_name.is_none() || last_name.is_none()) {
-            problems.push(Problem::new(
-                name,
+            problems.push(source.problem(
                 line,
-                format!("{email}: first_name and last_name are required (apps need them to create accounts)"),
+                format!(
+                    "{who}first_name and last_name are required (apps need them to create accounts)"
+                ),
             ));
         }
-        let access = match access.into_access(line, name) {
+        let access = match access.into_access(line, source) {
             Ok(a) => a,
             Err(mut e) => {
                 problems.append(&mut e);
@@ -526,6 +700,11 @@ const CSV_COLUMNS: [&str; 10] = [
 /// People from an HR export. The header names the columns (any order, any case, spaces for
 /// underscores); `marketo` holds `ROLE@WORKSPACE` entries separated by `;`.
 pub fn people_from_csv(name: &str, text: &str) -> Result<Vec<Person>, Vec<Problem>> {
+    read_csv(Source { name, echo: true }, text)
+}
+
+fn read_csv(source: Source, text: &str) -> Result<Vec<Person>, Vec<Problem>> {
+    let name = source.name;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .trim(csv::Trim::All)
@@ -547,11 +726,12 @@ pub fn people_from_csv(name: &str, text: &str) -> Result<Vec<Person>, Vec<Proble
         if CSV_COLUMNS.contains(&key.as_str()) {
             columns.insert(key, i);
         } else {
-            problems.push(Problem::new(
-                name,
+            problems.push(source.problem(
                 1,
                 format!(
-                    "unknown column {h:?}; the columns are {}",
+                    "unknown column {}{}; the columns are {}",
+                    i + 1,
+                    source.quote(h),
                     CSV_COLUMNS.join(", ")
                 ),
             ));
@@ -609,7 +789,7 @@ pub fn people_from_csv(name: &str, text: &str) -> Result<Vec<Person>, Vec<Proble
             department: get("department"),
             title: get("title"),
         };
-        match fields.into_person(access, line, name) {
+        match fields.into_person(access, line, source) {
             Ok(p) => people.push(p),
             Err(mut e) => problems.append(&mut e),
         }
@@ -692,7 +872,8 @@ end_date = 2027-01-31
 access = { marketo = [\"Admin@AllZones\"] }
 ";
         let r = parse("roster.toml", text, Format::Toml).unwrap().roster;
-        assert_eq!(r.people[0].line, 6);
+        // A TOML table's span starts at its header.
+        assert_eq!(r.people[0].line, 5);
         assert_eq!(r.people[0].end_date.unwrap().to_string(), "2027-01-31");
         assert_eq!(r.policies.marketo.max_destructive, Cap::Percent(5));
     }
@@ -758,7 +939,186 @@ access = { marketo = [\"Admin@AllZones\"] }
         let e = people_from_csv("hr.csv", "email,shoe_size\n").unwrap_err();
         assert!(
             e[0].to_string()
-                .starts_with("hr.csv:1: unknown column \"shoe_size\""),
+                .starts_with("hr.csv:1: unknown column 2 \"shoe_size\""),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn lines_come_from_the_parser_not_from_a_text_search() {
+        // A comment and an earlier escaped string name the same email; the person's line
+        // is still where the entry is.
+        let text = "\
+# grace@acme.example moved to Sales in May
+rules:
+  - title: \"grace@acme.example\"
+    access:
+      marketo: [\"Standard User@Default\"]
+people:
+  - email: \"gr\\x61ce@acme.example\"
+    first_name: Grace
+    last_name: Hopper
+    end_date: never
+";
+        let e = parse("r.yaml", text, Format::Yaml).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].line, 7, "{e:?}");
+        assert!(
+            e[0].message.starts_with("grace@acme.example: end_date"),
+            "{e:?}"
+        );
+
+        let toml = "\
+# [[people]] email = \"ada@acme.example\"
+[[people]]
+email = \"bob@acme.example\"
+first_name = \"Bob\"
+last_name = \"B\"
+
+[[people]]
+email = \"ada@acme.example\"
+first_name = \"Ada\"
+status = \"gone\"
+";
+        let e = parse("r.toml", toml, Format::Toml).unwrap_err();
+        assert_eq!(e.len(), 2, "bad status, no last name: {e:?}");
+        assert!(e.iter().all(|p| p.line == 7), "{e:?}");
+    }
+
+    #[test]
+    fn every_problem_of_every_person_is_reported_in_one_pass() {
+        let mut text = String::from("people:\n");
+        for i in 0..5 {
+            text.push_str(&format!(
+                "  - email: p{i}@acme.example\n    first_name: P\n    last_name: Q\n    end_date: 2027-02-3{i}\n"
+            ));
+        }
+        // 2027-02-30 .. 2027-02-34 are all invalid dates, each on its own entry.
+        let e = parse("r.yaml", &text, Format::Yaml).unwrap_err();
+        let lines: Vec<usize> = e.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![2, 6, 10, 14, 18], "{e:?}");
+    }
+
+    #[test]
+    fn invisible_and_confusable_emails_are_refused_with_their_line() {
+        let text = "people:\n  - email: ada\u{200b}@acme.example\n    first_name: Ada\n    last_name: L\n  - email: \u{430}lan@acme.example\n    first_name: Alan\n    last_name: T\n";
+        let e = parse("r.yaml", text, Format::Yaml).unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!((e[0].line, e[1].line), (2, 5));
+        assert!(e[0].message.contains("U+200B"), "{e:?}");
+        assert!(e[1].message.contains("U+0430"), "{e:?}");
+        let csv = "email,first_name,last_name\nada\u{feff}@acme.example,Ada,L\n";
+        let e = people_from_csv("hr.csv", csv).unwrap_err();
+        assert!(
+            e[0].to_string().starts_with("hr.csv:2:") && e[0].message.contains("U+FEFF"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_people_file_is_never_quoted_in_problems() {
+        let mut roster = parse("r.yaml", YAML, Format::Yaml).unwrap().roster;
+        // As if people_file pointed at a file of secrets.
+        let secret = "root:$6$s3cr3t-hash:19000:0:99999:7:::\nbin:*:19000:0:99999:7:::\n";
+        let e = add_people(&mut roster, "shadow.csv", secret).unwrap_err();
+        assert!(!e.is_empty());
+        for p in &e {
+            assert!(!p.to_string().contains("s3cr3t"), "{p}");
+            assert!(!p.to_string().contains("root"), "{p}");
+        }
+        let rows = "email,first_name,last_name,status,end_date\nhunter2@acme.example,A,B,s3cr3t,s3cr3t\nnot-an-email-s3cr3t,A,B,,\n";
+        let e = add_people(&mut roster, "hr.csv", rows).unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
+        for p in &e {
+            assert!(
+                !p.to_string().contains("s3cr3t") && !p.to_string().contains("hunter2"),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_roster_larger_than_the_default_yaml_budget_loads() {
+        // 30,000 people are about 400,000 YAML nodes; the parser's default budget (250,000
+        // nodes) refused them. Sized from the file, it does not.
+        let mut text = String::from("people:\n");
+        for i in 0..30_000 {
+            text.push_str(&format!(
+                "  - email: p{i}@acme.example\n    first_name: P\n    last_name: Q\n    department: D\n    title: T\n"
+            ));
+        }
+        let r = parse("big.yaml", &text, Format::Yaml).unwrap().roster;
+        assert_eq!(r.people.len(), 30_000);
+        assert_eq!(r.people[29_999].line, 2 + 29_999 * 5);
+        // The alias limits are untouched: a billion-laughs file is still refused.
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..9 {
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("b{}", i - 1)
+            };
+            bomb.push_str(&format!("b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        bomb.push_str("people: []\n");
+        assert!(parse("bomb.yaml", &bomb, Format::Yaml).is_err());
+    }
+
+    /// A roster with the shapes that make cutting YAML tricky: comments, block scalars whose
+    /// lines look like entries, entries that start on their own line, anchors used within an
+    /// entry, and a section after the people.
+    fn tricky_roster(n: usize) -> String {
+        let mut text = String::from(
+            "rules:\n  - department: Sales\n    access:\n      marketo: [\"Standard User@Default\"]\npeople: # all of them\n",
+        );
+        for i in 0..n {
+            match i % 4 {
+                0 => text.push_str(&format!("  - email: p{i}@acme.example\n    first_name: P\n    last_name: Q\n    title: |\n      - not an entry\n      # not a comment\n")),
+                1 => text.push_str(&format!("  # person {i}\n  -\n    email: p{i}@acme.example\n    first_name: &n{i} P\n    last_name: *n{i}\n\n")),
+                2 => text.push_str(&format!("  - {{ email: p{i}@acme.example, first_name: P, last_name: Q, department: Sales }}\n")),
+                _ => text.push_str(&format!("  - email: \"p{i}@acme.example\"\n    first_name: P\n    last_name: Q\n    status: leaver\n")),
+            }
+        }
+        text.push_str("policies:\n  marketo:\n    unlisted: report\n");
+        text
+    }
+
+    #[test]
+    fn parallel_yaml_reads_exactly_what_one_parse_reads() {
+        let text = tricky_roster(400);
+        let whole = parse("r.yaml", &text, Format::Yaml).unwrap().roster;
+        let lines = LineIndex::new(&text);
+        for threads in [2, 3, 7] {
+            let raw = parse_yaml_pieces(&text, threads).expect("cut and parsed");
+            let pieces = build(raw, "r.yaml", &text, &lines).unwrap().roster;
+            assert_eq!(pieces.people, whole.people, "{threads} threads");
+            assert_eq!(pieces.rules, whole.rules);
+            assert_eq!(pieces.policies.marketo.unlisted, Unlisted::Report);
+        }
+        assert_eq!(whole.people[1].line, 14, "where the entry's mapping starts");
+        assert_eq!(
+            whole.people[0].title.as_deref(),
+            Some("- not an entry\n# not a comment")
+        );
+    }
+
+    #[test]
+    fn parallel_yaml_falls_back_to_one_parse_for_cross_references_and_errors() {
+        // An alias to an anchor in another piece cannot be read in pieces.
+        let mut text =
+            tricky_roster(100).replace("department: Sales\n", "department: &sales Sales\n");
+        text = text.replace("department: Sales }", "department: *sales }");
+        assert!(parse_yaml_pieces(&text, 2).is_none());
+        assert!(parse("r.yaml", &text, Format::Yaml).is_ok());
+        // A mistake late in the file: the pieces fail, one parse reports it with its line.
+        let bad = tricky_roster(100).replace(
+            "p99@acme.example\"\n    first_name: P",
+            "p99@acme.example\"\n    first_nme: P",
+        );
+        assert!(parse_yaml_pieces(&bad, 2).is_none());
+        let e = parse("r.yaml", &bad, Format::Yaml).unwrap_err();
+        assert!(
+            e[0].message.contains("first_nme") && e[0].line > 300,
             "{e:?}"
         );
     }

@@ -34,6 +34,9 @@ pub struct ClientConfig {
     pub poll_interval: Duration,
     pub request_timeout: Duration,
     pub max_retries: usize,
+    /// Allow plain `http://` to another machine (the password and tokens would cross the
+    /// network unencrypted). `http://` to a loopback address is always allowed.
+    pub allow_insecure_http: bool,
 }
 
 impl ClientConfig {
@@ -48,6 +51,7 @@ impl ClientConfig {
             poll_interval: Duration::from_millis(250),
             request_timeout: Duration::from_secs(120),
             max_retries: 5,
+            allow_insecure_http: false,
         }
     }
 }
@@ -128,12 +132,8 @@ fn describe(e: &reqwest::Error) -> String {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, MagentoError> {
-        if !(config.base_url.starts_with("http://") || config.base_url.starts_with("https://")) {
-            return Err(MagentoError::Invalid(format!(
-                "the URL {:?} must start with https:// (or http:// for a local sandbox)",
-                config.base_url
-            )));
-        }
+        roster_domain::endpoint::check_transport(&config.base_url, config.allow_insecure_http)
+            .map_err(MagentoError::Invalid)?;
         if config.username.is_empty() || config.password.expose().is_empty() {
             return Err(MagentoError::Invalid(
                 "an admin user name and password are both needed; set ROSTER_MAGENTO_USERNAME and ROSTER_MAGENTO_PASSWORD".into(),

@@ -146,12 +146,8 @@ fn pairs_json(roles: &[RoleAssignment]) -> Value {
 impl Client {
     /// A client whose daily budget starts with `quota_used` calls already spent today.
     pub fn new(config: ClientConfig, quota_used: u64) -> Result<Self, MarketoError> {
-        if !(config.base_url.starts_with("http://") || config.base_url.starts_with("https://")) {
-            return Err(MarketoError::Config(format!(
-                "the URL {:?} must start with https:// (or http:// for a local sandbox)",
-                config.base_url
-            )));
-        }
+        roster_domain::endpoint::check_transport(&config.base_url, config.allow_insecure_http)
+            .map_err(MarketoError::Config)?;
         if config.client_id.trim().is_empty() || config.client_secret.expose().is_empty() {
             return Err(MarketoError::Config(
                 "a client id and a client secret are both needed; set ROSTER_MARKETO_CLIENT_ID and ROSTER_MARKETO_CLIENT_SECRET".into(),

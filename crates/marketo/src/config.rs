@@ -22,6 +22,9 @@ pub struct ClientConfig {
     /// How long one HTTP exchange may take before it is abandoned (and retried).
     pub request_timeout: Duration,
     pub retry: RetryPolicy,
+    /// Allow plain `http://` to another machine (credentials would cross the network
+    /// unencrypted). `http://` to a loopback address is always allowed.
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +56,7 @@ impl ClientConfig {
             rate_window: Duration::from_secs(20),
             daily_quota: 50_000,
             request_timeout: Duration::from_secs(60),
+            allow_insecure_http: false,
             retry: RetryPolicy::default(),
         }
     }

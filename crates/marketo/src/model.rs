@@ -16,9 +16,17 @@ fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D:
     }
 }
 
+/// Records are serialised for people and programs reading Roster's output, so dates are
+/// RFC 3339 UTC; Marketo's own `...t+0000` shapes stay on the wire.
 fn ser_time<S: Serializer>(at: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
     match at {
-        Some(at) => s.serialize_str(&marketo_time::format_dashed(*at)),
+        Some(at) => {
+            let text = at
+                .to_offset(time::UtcOffset::UTC)
+                .format(&time::format_description::well_known::Rfc3339)
+                .map_err(serde::ser::Error::custom)?;
+            s.serialize_str(&text)
+        }
         None => s.serialize_none(),
     }
 }
@@ -170,5 +178,27 @@ pub struct UserUpdate {
 impl UserUpdate {
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_read_in_marketo_shapes_and_written_as_rfc3339() {
+        let wire = serde_json::json!({
+            "userid": "ada@acme.example",
+            "id": 1,
+            "expiresAt": "2027-03-31T00:00:00.000t+0000",
+            "lastLoginAt": "2026-11-29T18:33:00.062t+0000",
+        });
+        let user: User = serde_json::from_value(wire).unwrap();
+        let out = serde_json::to_value(&user).unwrap();
+        assert_eq!(out["expiresAt"], "2027-03-31T00:00:00Z");
+        assert_eq!(out["lastLoginAt"], "2026-11-29T18:33:00.062Z");
+        // And what Roster writes reads back the same.
+        let again: User = serde_json::from_value(out).unwrap();
+        assert_eq!(again.last_login_at, user.last_login_at);
     }
 }

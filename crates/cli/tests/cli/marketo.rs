@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use super::{Run, run_checked};
+use crate::role_specs;
 
 const ID: &str = "cli-test";
 const SECRET: &str = "cli-test-secret-0123456789";
@@ -163,21 +164,6 @@ impl Env {
             .await
             .json()
     }
-}
-
-fn role_specs(user: &Value) -> BTreeSet<String> {
-    user["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{}@{}",
-                r["role_name"].as_str().unwrap(),
-                r["workspace_name"].as_str().unwrap()
-            )
-        })
-        .collect()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
@@ -610,7 +596,7 @@ async fn offboard_keeps_a_tombstone_and_restore_reinvites() {
     );
     let stones = env.ok(&["tombstones"]).await.stdout;
     assert!(
-        stones.contains("deleted") && stones.lines().count() == 2,
+        stones.contains(" restored ") && stones.lines().count() == 2,
         "{stones}"
     );
 

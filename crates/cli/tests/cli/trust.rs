@@ -407,3 +407,165 @@ async fn a_write_interrupted_by_a_crash_is_logged_when_the_next_run_replans() {
     assert_eq!(env.invitations_to("nia.okafor@acme.example").await, 1);
     env.ok(&["log", "verify"]).await;
 }
+
+/// A listener on 127.0.0.1 that answers every request with `answer` and counts requests.
+async fn fixed_server(answer: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(answer.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (url, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_follow_a_redirect_nor_go_over_plain_http_to_another_host() {
+    use std::sync::atomic::Ordering;
+    let env = Env::start(Duration::ZERO).await;
+    // Where a hostile or misconfigured front end would send the credentials.
+    let (elsewhere, stolen) = fixed_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".into(),
+    )
+    .await;
+    let (redirector, _) = fixed_server(format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere}/identity/oauth/token\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    ))
+    .await;
+    for (app, var, args) in [
+        ("Marketo", "ROSTER_MARKETO_URL", ["marketo", "users"]),
+        ("Magento", "ROSTER_MAGENTO_URL", ["magento", "groups"]),
+    ] {
+        let run = env.run_env(&args, &[(var, &redirector)]).await;
+        assert!(!run.ok, "{app}: {}", run.stdout);
+        assert!(
+            run.stderr.contains("redirect") && run.stderr.contains(&elsewhere),
+            "{app} should say where it was redirected: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(stolen.load(Ordering::SeqCst), 0, "a redirect was followed");
+
+    // Plain http:// to another machine is refused before anything is sent.
+    for (var, args) in [
+        ("ROSTER_MARKETO_URL", ["marketo", "users"]),
+        ("ROSTER_MAGENTO_URL", ["magento", "groups"]),
+    ] {
+        let run = env
+            .run_env(&args, &[(var, "http://shop.example.com:8080")])
+            .await;
+        assert!(!run.ok);
+        assert!(
+            run.stderr.contains("plain http:// to shop.example.com")
+                && run.stderr.contains("--allow-insecure-http"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_people_file_is_a_bounded_regular_csv_beside_the_roster_and_never_echoed() {
+    let env = Env::start(Duration::ZERO).await;
+    let dir = env.home.path().join("hr");
+    std::fs::create_dir(&dir).unwrap();
+    let roster = |people_file: &str| {
+        let path = dir.join("roster.yaml");
+        std::fs::write(&path, format!("people_file: {people_file}\n")).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    // Resolved against the roster's folder, not the working directory.
+    std::fs::write(
+        dir.join("people.csv"),
+        "email,first_name,last_name,marketo\nnia.okafor@acme.example,Nia,Okafor,Standard User@Default\n",
+    )
+    .unwrap();
+    let plan = env.ok(&["plan", &roster("people.csv"), "-o", "json"]).await;
+    assert!(
+        plan.stdout.contains("nia.okafor@acme.example"),
+        "{}",
+        plan.stdout
+    );
+
+    for (people_file, expected) in [
+        ("/etc/passwd", "relative path to a .csv file"),
+        ("../../../etc/shadow", "relative path to a .csv file"),
+        ("folder.csv", "not a regular file"),
+    ] {
+        std::fs::create_dir_all(dir.join("folder.csv")).unwrap();
+        let run = env.fails(&["plan", &roster(people_file)]).await;
+        assert!(
+            run.stderr.contains(expected),
+            "{people_file}: {}",
+            run.stderr
+        );
+    }
+    // A file of secrets named .csv: its problems name lines, never its content.
+    std::fs::write(
+        dir.join("secrets.csv"),
+        "root:$6$s3cr3t:19000:0:99999:7:::\nhunter2,s3cr3t\n",
+    )
+    .unwrap();
+    let run = env.fails(&["plan", &roster("secrets.csv")]).await;
+    assert!(run.stderr.contains("secrets.csv:1:"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("s3cr3t") && !run.stderr.contains("hunter2"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader, Read};
+    let env = Env::start(Duration::ZERO).await;
+    // A plan far longer than a pipe's buffer, so writes go on after the reader has gone.
+    let mut text = String::from("people:\n");
+    for i in 0..3000 {
+        text.push_str(&format!(
+            "  - email: joiner{i:04}@acme.example\n    first_name: J\n    last_name: Number {i}\n    access:\n      marketo: [\"Standard User@Default\"]\n"
+        ));
+    }
+    let roster = env.write("joiners.yaml", &text);
+    let mut child = env
+        .command()
+        .args(["plan", roster.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(!first.is_empty());
+    drop(stdout); // like `| head -1`
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        status.success() || status.signal() == Some(13),
+        "{status:?}: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+}

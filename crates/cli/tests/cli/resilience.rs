@@ -1,0 +1,175 @@
+//! Deletions interrupted by `kill -9` and by failing calls: whatever stops an apply, the rerun
+//! leaves one tombstone per deleted account holding its roles (so it can be restored), each
+//! write in the audit log exactly once, and a log chain that verifies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::time::Duration;
+
+use roster_sandbox::marketo::Faults;
+use serde_json::Value;
+
+use super::Env;
+use crate::role_specs;
+
+/// Every managed Marketo account but the protected admin is unlisted, so each is deleted.
+const LEAVERS: &str = "\
+policies:
+  marketo:
+    managed_domains: [acme.example]
+    protected: [ada.lovelace@acme.example]
+    unlisted: delete
+    max_destructive: 20
+";
+
+/// Seeded users the roster deletes, with their roles as `ROLE@WORKSPACE` specs.
+async fn roles_before(env: &Env) -> BTreeMap<String, BTreeSet<String>> {
+    let users = env.marketo_users().await;
+    let mut out = BTreeMap::new();
+    for u in users {
+        let email = u["email"].as_str().unwrap().to_string();
+        if email == "ada.lovelace@acme.example" || u["api_only"].as_bool() == Some(true) {
+            continue;
+        }
+        let detail = env
+            .ok(&["marketo", "user", &email, "-o", "json"])
+            .await
+            .json();
+        let roles = role_specs(&detail);
+        out.insert(email, roles);
+    }
+    assert!(
+        out.len() >= 5,
+        "the seed has fewer users than expected: {out:?}"
+    );
+    out
+}
+
+/// The invariants every interrupted run must leave, once a rerun has finished.
+async fn check_every_deletion_is_recorded_once(
+    env: &Env,
+    before: &BTreeMap<String, BTreeSet<String>>,
+) {
+    for email in before.keys() {
+        assert!(!env.has_marketo_user(email).await, "{email} is still there");
+    }
+    let tombstones = env.ok(&["tombstones", "-o", "json"]).await.json();
+    let tombstones = tombstones.as_array().unwrap();
+    for (email, roles) in before {
+        let mine: Vec<&Value> = tombstones
+            .iter()
+            .filter(|t| t["email"].as_str() == Some(email))
+            .collect();
+        assert_eq!(mine.len(), 1, "one tombstone of {email}: {tombstones:?}");
+        assert_eq!(mine[0]["status"], "deleted", "{:?}", mine[0]);
+        assert_eq!(
+            &role_specs(mine[0]),
+            roles,
+            "the tombstone of {email} keeps its roles"
+        );
+    }
+    let log = env.ok(&["log", "-o", "json"]).await.json();
+    let deletes: Vec<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["action"] == "delete" && l["outcome"] == "done")
+        .map(|l| l["target"].as_str().unwrap().to_string())
+        .collect();
+    let distinct: BTreeSet<&String> = deletes.iter().collect();
+    assert_eq!(
+        deletes.len(),
+        distinct.len(),
+        "a deletion logged twice: {deletes:?}"
+    );
+    for email in before.keys() {
+        assert!(
+            distinct.contains(&format!("marketo user {email}")),
+            "the deletion of {email} is not in the log: {deletes:?}"
+        );
+    }
+    env.ok(&["log", "verify"]).await;
+    // Each tombstone can be restored: the person is invited again with the same roles.
+    let (email, roles) = before.iter().next().unwrap();
+    env.ok(&["restore", "marketo", "--email", email]).await;
+    let restored = env.ok(&["tombstones", "-o", "json"]).await.json();
+    let row = restored
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["email"].as_str() == Some(email))
+        .unwrap()
+        .clone();
+    assert_eq!(row["status"], "restored", "{row:?}");
+    assert_eq!(env.invitations_to(email).await, 1);
+    assert!(!roles.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_killed_mid_way_leave_one_tombstone_each_with_its_roles() {
+    // Slow calls, so each kill lands inside an offboarding (between its lookup, role
+    // removal and deletion) rather than between steps.
+    let env = Env::start(Duration::from_millis(120)).await;
+    let before = roles_before(&env).await;
+    let roster = env.write("leavers.yaml", LEAVERS);
+    let roster = roster.to_str().unwrap();
+    env.ok(&["plan", roster, "--out", "plan.json"]).await;
+
+    // Kill twice, each time some way into the next step after a number of logged steps.
+    for (logged, into_step_ms) in [(1, 150), (3, 330)] {
+        let mut child = env
+            .command()
+            .args(["apply", "plan.json", "--approve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut seen = 0;
+        for _ in 0..1500 {
+            seen = env.log_len().await;
+            if seen >= logged {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(seen >= logged, "apply logged {seen} steps");
+        // Fault injection: where in the next step the kill lands.
+        tokio::time::sleep(Duration::from_millis(into_step_ms)).await;
+        child.kill().unwrap();
+        assert!(!child.wait().unwrap().success());
+    }
+    let finished = env.ok(&["apply", "plan.json", "--approve"]).await;
+    assert!(finished.stderr.contains("resuming"), "{}", finished.stderr);
+    check_every_deletion_is_recorded_once(&env, &before).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_under_failing_calls_converge_with_one_tombstone_each() {
+    let env = Env::start_with(Faults {
+        error_rate: 0.4,
+        token_expiry_rate: 0.1,
+        ..Faults::default()
+    })
+    .await;
+    let before = roles_before(&env).await;
+    let roster = env.write("leavers.yaml", LEAVERS);
+    let roster = roster.to_str().unwrap();
+    // Each run retries, and a step that still fails leaves its tombstone open for the next.
+    let mut finished = false;
+    for _ in 0..12 {
+        let run = env
+            .run_env(&["apply", "--auto", roster, "--approve"], &[])
+            .await;
+        if run.ok
+            && env
+                .plan_steps(&env.home.path().join("leavers.yaml"))
+                .await
+                .is_empty()
+        {
+            finished = true;
+            break;
+        }
+    }
+    assert!(finished, "the deletions never converged");
+    check_every_deletion_is_recorded_once(&env, &before).await;
+}
