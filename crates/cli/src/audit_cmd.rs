@@ -101,7 +101,8 @@ pub async fn run(
         ReportFormat::Html => print!("{}", report.html()?),
     }
     if let Some(path) = html {
-        std::fs::write(&path, report.html()?)
+        // Who has which access is personal data: the report is private whatever the umask.
+        crate::private::write(&path, report.html()?)
             .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
         eprintln!("HTML report written to {}", path.display());
     }

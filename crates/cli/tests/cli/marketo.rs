@@ -332,6 +332,12 @@ async fn audit_prints_every_format_and_its_cost() {
         ])
         .await;
     let report = run.json();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&html).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the HTML report is private");
+    }
     let users = report["users"].as_array().unwrap();
     assert_eq!(users.len(), 9);
     assert_eq!(report["cost"]["calls"], report["cost"]["minimum_calls"]);
