@@ -476,7 +476,7 @@ impl Client {
         mut progress: impl FnMut(usize, usize),
     ) -> Result<BulkOutcome, MagentoError> {
         let url = format!(
-            "{}/rest/{}/async/bulk/V1/customers/by/customerId",
+            "{}/rest/{}/async/bulk/V1/customers/byCustomerId",
             self.inner.config.base_url, self.inner.config.scope
         );
         let mut outcome = BulkOutcome {

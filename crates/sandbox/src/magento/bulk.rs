@@ -1,5 +1,5 @@
 //! The asynchronous bulk API: `POST /async/bulk/V1/customers` (create) and
-//! `PUT /async/bulk/V1/customers/by/customerId` (update) take an array of ordinary request
+//! `PUT /async/bulk/V1/customers/byCustomerId` (update) take an array of ordinary request
 //! bodies, answer 202 with a bulk uuid at once, and process the operations in the
 //! background. `GET /V1/bulk/{uuid}/status` and `/detailed-status` report each operation:
 //! 1 complete, 2 retriably failed, 3 failed, 4 open, 5 rejected.

@@ -130,9 +130,19 @@ pub fn parse(query: &str) -> Result<Option<Criteria>> {
                 .text("field")
                 .filter(|f| !f.is_empty())
                 .ok_or_else(|| MagentoError::required("field"))?;
-            let desc = s
-                .text("direction")
-                .is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+            // Magento's SortOrder accepts ASC or DESC in any case and refuses anything else;
+            // with no direction at all its SortingProcessor sorts descending.
+            let desc = match s.text("direction").map(str::to_ascii_uppercase).as_deref() {
+                None => true,
+                Some("ASC") => false,
+                Some("DESC") => true,
+                Some(_) => {
+                    return Err(MagentoError::bad_request(
+                        "The sort order has to be specified as %1 for ascending order or %2 for descending order.",
+                    )
+                    .with(json!(["ASC", "DESC"])));
+                }
+            };
             criteria.sorts.push((field.to_string(), desc));
         }
     }
@@ -311,6 +321,28 @@ mod tests {
         assert_eq!(
             parse("searchCriteria[pageSize]=ten").unwrap_err().status,
             400
+        );
+        let sort = |direction: &str| {
+            parse(&format!(
+                "searchCriteria[sortOrders][0][field]=email{direction}"
+            ))
+        };
+        let e = sort("&searchCriteria[sortOrders][0][direction]=upward").unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(
+            e.message
+                .starts_with("The sort order has to be specified as %1")
+        );
+        assert_eq!(e.parameters, Some(json!(["ASC", "DESC"])));
+        let asc = sort("&searchCriteria[sortOrders][0][direction]=asc")
+            .unwrap()
+            .unwrap();
+        assert_eq!(asc.sorts, vec![("email".to_string(), false)]);
+        let none = sort("").unwrap().unwrap();
+        assert_eq!(
+            none.sorts,
+            vec![("email".to_string(), true)],
+            "no direction sorts descending"
         );
     }
 }

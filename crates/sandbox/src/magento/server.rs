@@ -284,7 +284,7 @@ async fn async_route(
         ("POST", "customers") => {
             bulk::submit(app, &scope, headers, &json_body(headers, body)?, false).await
         }
-        ("PUT", "customers/by/customerId") => {
+        ("PUT", "customers/byCustomerId") => {
             bulk::submit(app, &scope, headers, &json_body(headers, body)?, true).await
         }
         _ => Err(MagentoError::no_route()),

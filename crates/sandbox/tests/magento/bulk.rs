@@ -130,12 +130,23 @@ async fn bulk_update_by_customer_id_regroups_and_keeps_addresses() {
         .collect();
     let n = items.len();
     assert!(n > 5);
+    // Bulk routes write `:customerId` as `byCustomerId`; the path-style form is not a route.
+    let (status, body) = m
+        .call(
+            Method::PUT,
+            "/rest/all/async/bulk/V1/customers/by/customerId",
+            Some(&t),
+            Some(Value::Array(items.clone())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "Request does not match any route.");
     let mut items = items;
     items.push(json!({"customerId": 99_999, "customer": {"group_id": 3}}));
     let (status, accepted) = m
         .call(
             Method::PUT,
-            "/rest/all/async/bulk/V1/customers/by/customerId",
+            "/rest/all/async/bulk/V1/customers/byCustomerId",
             Some(&t),
             Some(Value::Array(items)),
         )

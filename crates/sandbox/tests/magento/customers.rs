@@ -294,7 +294,25 @@ async fn store_codes_routes_groups_and_hostile_input() {
         )
         .await;
     assert_eq!(groups["total_count"], 4);
+    assert_eq!(
+        groups["items"][0]["code"], "Wholesale",
+        "no direction sorts descending, as Magento's SortingProcessor does"
+    );
+    let (_, groups) = m
+        .get(
+            &t,
+            "/rest/V1/customerGroups/search?searchCriteria[sortOrders][0][field]=code&searchCriteria[sortOrders][0][direction]=asc",
+        )
+        .await;
     assert_eq!(groups["items"][0]["code"], "General");
+    let (status, refused) = m
+        .get(
+            &t,
+            "/rest/V1/customerGroups/search?searchCriteria[sortOrders][0][field]=code&searchCriteria[sortOrders][0][direction]=up",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused["parameters"], json!(["ASC", "DESC"]));
     let (_, views) = m.get(&t, "/rest/V1/store/storeViews").await;
     assert!(views.as_array().unwrap().iter().any(|v| v["code"] == "fr"));
 
