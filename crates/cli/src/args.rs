@@ -413,6 +413,10 @@ pub enum MagentoCommand {
         /// Operations per bulk request.
         #[arg(long, default_value_t = 500)]
         chunk: usize,
+        /// Stop waiting for a bulk that shows no progress for this long (the store's
+        /// consumer is then probably not running).
+        #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+        bulk_timeout: Duration,
         /// Do it. Without this flag the command only shows what it would do.
         #[arg(long)]
         yes: bool,
@@ -572,6 +576,18 @@ pub struct MagentoRun {
     /// Offer /V1/users and /V1/roles (admin users), as an extension does; core Magento has none.
     #[arg(long)]
     pub admin_users_api: bool,
+    /// Leave bulks unprocessed, as on a store whose `async.operations.all` consumer is not
+    /// running.
+    #[arg(long)]
+    pub no_bulk_consumer: bool,
+    /// Answer every REST call no sooner than this after it arrives (a real store spends about
+    /// 100 ms per call bootstrapping PHP), e.g. 100ms.
+    #[arg(long, value_parser = parse_duration, default_value = "0s", value_name = "DURATION")]
+    pub latency: Duration,
+    /// Fraction (0 to 1) of REST calls answered by "the proxy in front" with an HTML 502, 503
+    /// or 504 page.
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub html_error_rate: f64,
 }
 
 #[derive(Debug, Args)]

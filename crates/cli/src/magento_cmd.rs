@@ -227,8 +227,15 @@ pub async fn run(cmd: MagentoCommand, g: &Globals<'_>) -> Result<()> {
             to,
             filters,
             chunk,
+            bulk_timeout,
             yes,
-        } => regroup(&conn, &from, &to, &filters, chunk, yes, g).await,
+        } => {
+            let bulk = BulkSettings {
+                chunk,
+                stall_timeout: bulk_timeout,
+            };
+            regroup(&conn, &from, &to, &filters, bulk, yes, g).await
+        }
     }
 }
 
@@ -256,12 +263,18 @@ fn admin_table(users: &[Value]) -> Table {
     t
 }
 
+/// How `regroup` submits and waits for bulks.
+struct BulkSettings {
+    chunk: usize,
+    stall_timeout: std::time::Duration,
+}
+
 async fn regroup(
     conn: &MagentoConn,
     from: &str,
     to: &str,
     filters: &[String],
-    chunk: usize,
+    bulk: BulkSettings,
     yes: bool,
     g: &Globals<'_>,
 ) -> Result<()> {
@@ -309,7 +322,8 @@ async fn regroup(
     {
         let config = s.client.config().clone();
         let mut config = config;
-        config.bulk_chunk = chunk.max(1);
+        config.bulk_chunk = bulk.chunk.max(1);
+        config.bulk_stall_timeout = bulk.stall_timeout;
         s.client = Client::new(config)?;
     }
     let bar = crate::audit_cmd::progress_bar("bulk operations final");

@@ -97,6 +97,14 @@ async fn run_magento(run: MagentoRun) -> Result<()> {
     config.admin_password = run.admin_password.map(Secret::new);
     config.customers = run.customers;
     config.admin_users_api = run.admin_users_api;
+    config.bulk_consumer = !run.no_bulk_consumer;
+    if !(0.0..=1.0).contains(&run.html_error_rate) {
+        anyhow::bail!("--html-error-rate is a fraction from 0 to 1, e.g. 0.4");
+    }
+    config.faults = roster_sandbox::magento::MagentoFaults {
+        latency: run.latency,
+        html_error_rate: run.html_error_rate,
+    };
     let stop = stop_signal();
     let sandbox = roster_sandbox::magento::start(config)
         .await

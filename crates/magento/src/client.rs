@@ -30,9 +30,15 @@ pub struct ClientConfig {
     pub page_size: usize,
     /// Operations per async bulk request.
     pub bulk_chunk: usize,
-    /// How often bulk status is polled.
+    /// How often bulk status is polled at first; the interval doubles (to 5 s at most) while
+    /// nothing moves, and starts again when operations finish.
     pub poll_interval: Duration,
+    /// How long a bulk may show no progress before Roster stops waiting and says the store's
+    /// consumer is probably not running.
+    pub bulk_stall_timeout: Duration,
     pub request_timeout: Duration,
+    /// Retries after a failed attempt; with backoff from 0.2 s doubling to 5 s, eight take
+    /// about 20 s, enough to ride out a gateway that fails most calls for a while.
     pub max_retries: usize,
     /// Allow plain `http://` to another machine (the password and tokens would cross the
     /// network unencrypted). `http://` to a loopback address is always allowed.
@@ -49,8 +55,9 @@ impl ClientConfig {
             page_size: 200,
             bulk_chunk: 500,
             poll_interval: Duration::from_millis(250),
+            bulk_stall_timeout: Duration::from_secs(600),
             request_timeout: Duration::from_secs(120),
-            max_retries: 5,
+            max_retries: 8,
             allow_insecure_http: false,
         }
     }
@@ -88,6 +95,9 @@ pub struct Client {
 
 struct Inner {
     config: ClientConfig,
+    /// The store is on this machine: a refused connection means nothing listens there, so
+    /// it fails at once instead of being retried.
+    loopback: bool,
     http: reqwest::Client,
     token: Mutex<Option<(Secret, Instant)>>,
     calls: AtomicU64,
@@ -149,6 +159,8 @@ impl Client {
             .map_err(|e| MagentoError::Invalid(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
+                loopback: roster_domain::endpoint::host(&config.base_url)
+                    .is_some_and(roster_domain::endpoint::is_loopback),
                 config,
                 http,
                 token: Mutex::new(None),
@@ -191,33 +203,110 @@ impl Client {
         let c = &self.inner.config;
         let url = format!("{}/rest/V1/integration/admin/token", c.base_url);
         let op = "signing in";
-        self.inner.logins.fetch_add(1, Ordering::Relaxed);
-        let resp = self
-            .inner
-            .http
-            .post(&url)
-            .json(&json!({"username": c.username, "password": c.password.expose()}))
-            .send()
-            .await
-            .map_err(|e| self.transport(op, &e))?;
-        let status = resp.status();
-        redirected(op, &resp)?;
-        let body: Value = resp.json().await.map_err(|e| self.transport(op, &e))?;
-        if status.as_u16() == 401 {
-            return Err(MagentoError::SignIn {
-                message: message_of(&body),
+        let mut delays = self.backoff();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.inner.logins.fetch_add(1, Ordering::Relaxed);
+            let failure = match self
+                .inner
+                .http
+                .post(&url)
+                .json(&json!({"username": c.username, "password": c.password.expose()}))
+                .send()
+                .await
+            {
+                Ok(resp) => {
+                    let status = resp.status();
+                    redirected(op, &resp)?;
+                    let bytes = resp.bytes().await.map_err(|e| self.transport(op, &e))?;
+                    match answer(op, status, &bytes) {
+                        Ok(body) if status.as_u16() == 401 => {
+                            return Err(MagentoError::SignIn {
+                                message: message_of(&body),
+                            });
+                        }
+                        Ok(body) => {
+                            let Some(token) = body.as_str().filter(|_| status.is_success()) else {
+                                let error = MagentoError::Api {
+                                    operation: op.into(),
+                                    status: status.as_u16(),
+                                    message: message_of(&body),
+                                };
+                                if !status.is_server_error() {
+                                    return Err(error);
+                                }
+                                self.retry_or_fail(&mut delays, attempt, op, error).await?;
+                                continue;
+                            };
+                            let token = Secret::new(token);
+                            *current = Some((token.clone(), Instant::now()));
+                            return Ok(token);
+                        }
+                        Err(e) => e,
+                    }
+                }
+                Err(e) => self.transport_failure(op, &e)?,
+            };
+            if !failure.is_retryable() {
+                return Err(failure);
+            }
+            self.retry_or_fail(&mut delays, attempt, op, failure)
+                .await?;
+        }
+    }
+
+    /// Exponential backoff with jitter, up to `max_retries` delays.
+    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(self.inner.config.max_retries)
+            .with_jitter()
+            .build()
+    }
+
+    /// Waits for the next delay, saying on stderr what failed and that it retries; or gives
+    /// the failure back when the retries are spent.
+    async fn retry_or_fail(
+        &self,
+        delays: &mut impl Iterator<Item = Duration>,
+        attempt: usize,
+        operation: &str,
+        failure: MagentoError,
+    ) -> Result<(), MagentoError> {
+        let Some(delay) = delays.next() else {
+            return Err(failure);
+        };
+        tracing::warn!(
+            "{operation}: attempt {attempt} failed ({failure}); retrying in {:.1}s ({} of {} retries)",
+            delay.as_secs_f64(),
+            attempt,
+            self.inner.config.max_retries
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    /// A transport failure to retry, or (a connection refused on this machine, where nothing
+    /// listens) one to report at once.
+    fn transport_failure(
+        &self,
+        operation: &str,
+        e: &reqwest::Error,
+    ) -> Result<MagentoError, MagentoError> {
+        let failure = self.transport(operation, e);
+        if e.is_connect() && self.inner.loopback {
+            return Err(MagentoError::Transport {
+                base_url: self.inner.config.base_url.clone(),
+                operation: operation.to_string(),
+                detail: format!(
+                    "{}; nothing accepts connections there on this machine (is the store or sandbox running, on this port?), so Roster did not retry",
+                    describe(e)
+                ),
             });
         }
-        let Some(token) = body.as_str().filter(|_| status.is_success()) else {
-            return Err(MagentoError::Api {
-                operation: op.into(),
-                status: status.as_u16(),
-                message: message_of(&body),
-            });
-        };
-        let token = Secret::new(token);
-        *current = Some((token.clone(), Instant::now()));
-        Ok(token)
+        Ok(failure)
     }
 
     /// Sends one call with retries; `path` is relative to `/rest/{scope}/`.
@@ -233,12 +322,21 @@ impl Client {
             "{}/rest/{}/{path}",
             self.inner.config.base_url, self.inner.config.scope
         );
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(5))
-            .with_max_times(self.inner.config.max_retries)
-            .with_jitter()
-            .build();
+        self.send_url(method, &url, query, body, operation).await
+    }
+
+    /// Sends one call to `url` with retries: transport failures and 5xx answers, whether
+    /// Magento's JSON or a proxy's HTML page, are retried with backoff; a 401 signs in again
+    /// once; other answers are final.
+    async fn send_url(
+        &self,
+        method: Method,
+        url: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+        operation: &str,
+    ) -> Result<Value, MagentoError> {
+        let mut delays = self.backoff();
         let mut stale: Option<Secret> = None;
         let mut signed_in_again = false;
         let mut attempt = 0;
@@ -252,7 +350,7 @@ impl Client {
             let mut req = self
                 .inner
                 .http
-                .request(method.clone(), &url)
+                .request(method.clone(), url)
                 .bearer_auth(token.expose())
                 .query(query);
             if let Some(b) = body {
@@ -266,42 +364,29 @@ impl Client {
                         .bytes()
                         .await
                         .map_err(|e| self.transport(operation, &e))?;
-                    let value: Value = if bytes.is_empty() {
-                        Value::Null
-                    } else {
-                        serde_json::from_slice(&bytes).map_err(|e| MagentoError::Decode {
+                    match answer(operation, status, &bytes) {
+                        Ok(value) if status.is_success() => return Ok(value),
+                        Ok(_) if status.as_u16() == 401 && !signed_in_again => {
+                            // The token lapsed or was revoked: sign in again, once.
+                            signed_in_again = true;
+                            stale = Some(token);
+                            continue;
+                        }
+                        Ok(value) => MagentoError::Api {
                             operation: operation.into(),
-                            detail: format!("HTTP {}: {e}", status.as_u16()),
-                        })?
-                    };
-                    if status.is_success() {
-                        return Ok(value);
+                            status: status.as_u16(),
+                            message: message_of(&value),
+                        },
+                        Err(e) => e,
                     }
-                    if status.as_u16() == 401 && !signed_in_again {
-                        // The token lapsed or was revoked: sign in again, once.
-                        signed_in_again = true;
-                        stale = Some(token);
-                        continue;
-                    }
-                    let error = MagentoError::Api {
-                        operation: operation.into(),
-                        status: status.as_u16(),
-                        message: message_of(&value),
-                    };
-                    if !status.is_server_error() {
-                        return Err(error);
-                    }
-                    error
                 }
-                Err(e) => self.transport(operation, &e),
+                Err(e) => self.transport_failure(operation, &e)?,
             };
-            match delays.next() {
-                Some(d) => {
-                    tracing::debug!(operation, attempt, error = %failure, "retrying");
-                    tokio::time::sleep(d).await;
-                }
-                None => return Err(failure),
+            if !failure.is_retryable() {
+                return Err(failure);
             }
+            self.retry_or_fail(&mut delays, attempt, operation, failure)
+                .await?;
         }
     }
 
@@ -493,11 +578,14 @@ impl Client {
                 .iter()
                 .map(|c| json!({"customerId": c["id"], "customer": c}))
                 .collect();
+            // Retried like any call: each operation writes a whole customer object, so a
+            // bulk that did arrive and is submitted again writes the same values twice.
             let answer = self
                 .send_url(
                     Method::PUT,
                     &url,
-                    &Value::Array(items),
+                    &[],
+                    Some(&Value::Array(items)),
                     "submitting a bulk update",
                 )
                 .await?;
@@ -513,6 +601,9 @@ impl Client {
         }
         let mut finished = 0;
         for (uuid, ids) in pending {
+            let mut wait = self.inner.config.poll_interval;
+            let mut fewest_open = usize::MAX;
+            let mut moved_at = Instant::now();
             loop {
                 let status = self
                     .send(
@@ -529,8 +620,25 @@ impl Client {
                         .cloned()
                         .unwrap_or(Value::Null),
                 )?;
-                if ops.iter().any(|o| o["status"] == 4) {
-                    tokio::time::sleep(self.inner.config.poll_interval).await;
+                let open = ops.iter().filter(|o| o["status"] == 4).count();
+                if open > 0 {
+                    if open < fewest_open {
+                        fewest_open = open;
+                        moved_at = Instant::now();
+                        wait = self.inner.config.poll_interval;
+                    } else {
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                    let still = moved_at.elapsed();
+                    if still >= self.inner.config.bulk_stall_timeout {
+                        return Err(MagentoError::BulkStalled {
+                            uuid,
+                            open,
+                            total: ops.len(),
+                            waited_seconds: still.as_secs(),
+                        });
+                    }
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
                 for op in &ops {
@@ -557,42 +665,6 @@ impl Client {
             }
         }
         Ok(outcome)
-    }
-
-    async fn send_url(
-        &self,
-        method: Method,
-        url: &str,
-        body: &Value,
-        operation: &str,
-    ) -> Result<Value, MagentoError> {
-        // Bulk submissions are not retried: a lost answer could mean a bulk that is running.
-        let token = self.token(None).await?;
-        self.inner.calls.fetch_add(1, Ordering::Relaxed);
-        let resp = self
-            .inner
-            .http
-            .request(method, url)
-            .bearer_auth(token.expose())
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| self.transport(operation, &e))?;
-        let status = resp.status();
-        redirected(operation, &resp)?;
-        let value: Value = resp
-            .json()
-            .await
-            .map_err(|e| self.transport(operation, &e))?;
-        if status.is_success() {
-            Ok(value)
-        } else {
-            Err(MagentoError::Api {
-                operation: operation.into(),
-                status: status.as_u16(),
-                message: message_of(&value),
-            })
-        }
     }
 
     /// Admin users, or `Unavailable` when the installation has no API for them.
@@ -684,6 +756,38 @@ fn customer_email(c: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or("?")
         .to_string()
+}
+
+/// A body as JSON, or, when it is not JSON and the status is not a success, what a proxy
+/// or web server in front of the store answered (an nginx, CDN or load balancer page).
+fn answer(
+    operation: &str,
+    status: reqwest::StatusCode,
+    bytes: &[u8],
+) -> Result<Value, MagentoError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Ok(v),
+        Err(e) if status.is_success() => Err(MagentoError::Decode {
+            operation: operation.into(),
+            detail: format!("HTTP {}: {e}", status.as_u16()),
+        }),
+        Err(_) => {
+            let head = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).to_lowercase();
+            let what = if head.contains("<html") || head.contains("<!doctype") {
+                "an HTML page"
+            } else {
+                "a body that is not JSON"
+            };
+            Err(MagentoError::Proxy {
+                operation: operation.into(),
+                status: status.as_u16(),
+                what: what.into(),
+            })
+        }
+    }
 }
 
 fn message_of(body: &Value) -> String {

@@ -29,6 +29,24 @@ pub enum MagentoError {
         operation: String,
         detail: String,
     },
+    #[error(
+        "bulk {uuid}: {open} of {total} operations still open after {waited_seconds} s without progress. The store's consumer of asynchronous operations is probably not running: on the store, run `bin/magento queue:consumers:start async.operations.all` (or check its cron and message queue). The operations stay queued and run when it starts; GET /V1/bulk/{uuid}/status shows them"
+    )]
+    BulkStalled {
+        uuid: String,
+        open: usize,
+        total: usize,
+        waited_seconds: u64,
+    },
+    #[error(
+        "{operation}: HTTP {status} from a proxy or web server in front of Magento ({what}, not Magento's JSON); {}",
+        if *status >= 500 { "the store or its gateway is unavailable; try again later" } else { "check ROSTER_MAGENTO_URL: Magento's REST API must answer under that address's /rest" }
+    )]
+    Proxy {
+        operation: String,
+        status: u16,
+        what: String,
+    },
     #[error("Magento answered {operation} with a body Roster cannot read ({detail})")]
     Decode { operation: String, detail: String },
     #[error(
@@ -49,6 +67,15 @@ impl MagentoError {
 
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
+    }
+
+    /// Worth another attempt: the network, or a 5xx from the store or a proxy in front of it.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport { .. } => true,
+            Self::Api { status, .. } | Self::Proxy { status, .. } => *status >= 500,
+            _ => false,
+        }
     }
 }
 

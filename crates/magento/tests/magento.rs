@@ -18,13 +18,17 @@ struct Sandbox {
 
 impl Sandbox {
     async fn start(admin_api: bool) -> Self {
+        Self::start_with(|c| c.admin_users_api = admin_api).await
+    }
+
+    async fn start_with(change: impl FnOnce(&mut MagentoConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut c = MagentoConfig::new(dir.path());
         c.listen = "127.0.0.1:0".parse().unwrap();
         c.admin_user = Some(USER.into());
         c.admin_password = Some(Secret::new(PASSWORD));
         c.customers = 40;
-        c.admin_users_api = admin_api;
+        change(&mut c);
         Self {
             server: magento::start(c).await.unwrap(),
             _dir: dir,
@@ -214,4 +218,84 @@ async fn admin_users_are_detected_where_the_api_exists() {
     c.delete_admin_user(made["id"].as_i64().unwrap())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn html_gateway_errors_are_retried_like_any_5xx_and_named_as_a_proxy() {
+    // 40% of calls, sign-ins included, get an nginx HTML 502/503/504 page.
+    let sb = Sandbox::start_with(|c| c.faults.html_error_rate = 0.4).await;
+    let mut config = sb.config();
+    config.max_retries = 12;
+    let c = Client::new(config).unwrap();
+    let all = c.customers(&Criteria::new(), |_, _| {}).await.unwrap();
+    assert_eq!(all.len(), 40);
+    let moved: Vec<Value> = all[..10]
+        .iter()
+        .map(|x| {
+            let mut x = x.clone();
+            x["group_id"] = json!(3);
+            x
+        })
+        .collect();
+    let outcome = c.bulk_update(&moved, |_, _| {}).await.unwrap();
+    assert_eq!(outcome.complete, 10, "{:?}", outcome.failed);
+    assert!(c.stats().retries > 0, "the faults were injected");
+
+    // Always failing: the error says a proxy answered, not that Magento is unreachable.
+    let sb = Sandbox::start_with(|c| c.faults.html_error_rate = 1.0).await;
+    let mut config = sb.config();
+    config.max_retries = 1;
+    let e = Client::new(config).unwrap().groups().await.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("from a proxy or web server in front of Magento (an HTML page")
+            && text.contains("try again later"),
+        "{text}"
+    );
+    assert!(!text.contains("cannot reach"), "{text}");
+}
+
+#[tokio::test]
+async fn a_bulk_that_never_moves_names_the_consumer_to_start() {
+    let sb = Sandbox::start_with(|c| c.bulk_consumer = false).await;
+    let mut config = sb.config();
+    config.bulk_stall_timeout = std::time::Duration::from_millis(600);
+    let c = Client::new(config).unwrap();
+    let all = c.customers(&Criteria::new(), |_, _| {}).await.unwrap();
+    let e = c.bulk_update(&all[..3], |_, _| {}).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            MagentoError::BulkStalled {
+                open: 3,
+                total: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("bin/magento queue:consumers:start async.operations.all"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_on_this_machine_fails_at_once() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = ClientConfig::new(
+        format!("http://127.0.0.1:{port}"),
+        USER,
+        Secret::new(PASSWORD),
+    );
+    let c = Client::new(config).unwrap();
+    let e = c.groups().await.unwrap_err();
+    assert!(e.to_string().contains("did not retry"), "{e}");
+    assert_eq!(c.stats().logins, 1, "one attempt, no retries");
 }

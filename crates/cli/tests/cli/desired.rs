@@ -41,6 +41,14 @@ impl Env {
 
     /// Both sandboxes, with these faults injected into Marketo's calls.
     async fn start_with(faults: marketo::Faults) -> Self {
+        Self::start_faulty(faults, magento_sandbox::MagentoFaults::default()).await
+    }
+
+    /// Both sandboxes, with faults injected into each.
+    async fn start_faulty(
+        faults: marketo::Faults,
+        magento_faults: magento_sandbox::MagentoFaults,
+    ) -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut config = MarketoConfig::new(data.path().join("marketo"));
         config.client_id = Some(ID.into());
@@ -52,6 +60,7 @@ impl Env {
         config.admin_password = Some(Secret::new(MAGENTO_PASSWORD));
         config.admin_users_api = true;
         config.customers = 30;
+        config.faults = magento_faults;
         config.listen = "127.0.0.1:0".parse().unwrap();
         let magento = magento_sandbox::start(config).await.unwrap();
         Self {

@@ -173,3 +173,33 @@ async fn deletions_under_failing_calls_converge_with_one_tombstone_each() {
     assert!(finished, "the deletions never converged");
     check_every_deletion_is_recorded_once(&env, &before).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_rides_out_html_gateway_errors_in_front_of_magento() {
+    // 40% of Magento calls get an nginx 502/503/504 page; before, every apply aborted on
+    // the first one ("cannot reach Magento ... expected value").
+    let env = Env::start_faulty(
+        Faults::default(),
+        roster_sandbox::magento::MagentoFaults {
+            html_error_rate: 0.4,
+            ..Default::default()
+        },
+    )
+    .await;
+    let example = super::example();
+    let example = example.to_str().unwrap();
+    let run = env
+        .run_env(&["apply", "--auto", example, "--approve"], &[])
+        .await;
+    assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("from a proxy or web server in front of Magento")
+            && run.stderr.contains("retrying in"),
+        "the retries are shown as they happen: {}",
+        run.stderr
+    );
+    assert_eq!(env.customers_with("nia.okafor@acme.example").await.len(), 1);
+    assert_eq!(env.log_len().await, 9, "each step once");
+    env.ok(&["log", "verify"]).await;
+}

@@ -100,8 +100,12 @@ pub async fn submit(
     Ok(json!({"bulk_uuid": uuid, "request_items": request_items, "errors": any_rejected}))
 }
 
-/// Processes a bulk's open operations in order, in the background.
+/// Processes a bulk's open operations in order, in the background (unless the consumer is
+/// off: then they stay open).
 pub fn spawn_processing(app: Arc<App>, uuid: String) {
+    if !app.config.bulk_consumer {
+        return;
+    }
     tokio::spawn(async move {
         if let Err(e) = process(&app, &uuid).await {
             tracing::warn!(bulk = %uuid, error = %e.message, "bulk processing stopped; it resumes on restart");

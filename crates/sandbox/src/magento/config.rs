@@ -24,6 +24,22 @@ pub struct MagentoConfig {
     /// Offer `/V1/users` and `/V1/roles` (admin users), which core Magento lacks and an
     /// extension adds.
     pub admin_users_api: bool,
+    /// Run the consumer of asynchronous operations (`bin/magento queue:consumers:start
+    /// async.operations.all`). Off, bulks are accepted and stay open, as on a store whose
+    /// consumer or cron is not running.
+    pub bulk_consumer: bool,
+    pub faults: MagentoFaults,
+}
+
+/// Faults injected in front of the REST API, as a real store's stack shows them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MagentoFaults {
+    /// Every REST call answers no sooner than this after it arrived (a real store spends
+    /// about 100 ms bootstrapping PHP per call).
+    pub latency: Duration,
+    /// Fraction (0..=1) of REST calls answered by "the proxy in front" with an HTML 502, 503
+    /// or 504 page before they reach the store, as nginx, a CDN or a load balancer does.
+    pub html_error_rate: f64,
 }
 
 impl MagentoConfig {
@@ -39,6 +55,8 @@ impl MagentoConfig {
             lock_after: 6,
             lock_for: Duration::from_secs(1800),
             admin_users_api: false,
+            bulk_consumer: true,
+            faults: MagentoFaults::default(),
         }
     }
 }

@@ -17,5 +17,5 @@ mod seed;
 mod server;
 mod store;
 
-pub use config::MagentoConfig;
+pub use config::{MagentoConfig, MagentoFaults};
 pub use server::{RunningMagento, start};

@@ -254,13 +254,51 @@ async fn dispatch(
     if let Some(tail) = path.strip_prefix("/sandbox/") {
         return sandbox_route(&app, &method, tail, &body).await;
     }
+    // Latency counts from arrival, so the injected delay is the whole cost of a call, not
+    // a cost added after the work.
+    let answer_at = tokio::time::Instant::now() + app.config.faults.latency;
+    let rate = app.config.faults.html_error_rate;
+    if rate > 0.0 && fastrand::f64() < rate {
+        tokio::time::sleep_until(answer_at).await;
+        return gateway_page();
+    }
+    let response = rest(&app, &method, &uri, &headers, &body).await;
+    tokio::time::sleep_until(answer_at).await;
+    response
+}
+
+/// What nginx answers when the application behind it fails: an HTML page, not JSON.
+fn gateway_page() -> Response {
+    let (status, title) = match fastrand::u8(0..3) {
+        0 => (StatusCode::BAD_GATEWAY, "502 Bad Gateway"),
+        1 => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Temporarily Unavailable",
+        ),
+        _ => (StatusCode::GATEWAY_TIMEOUT, "504 Gateway Time-out"),
+    };
+    let page = format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    );
+    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
+}
+
+async fn rest(
+    app: &Arc<App>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let (method, headers, body) = (method.clone(), headers, body);
+    let path = uri.path();
     let query = uri.query().unwrap_or("");
     let result = match split_path(path) {
         None => Err(MagentoError::no_route()),
-        Some((code, true, tail)) => async_route(&app, &method, code, tail, &headers, &body)
+        Some((code, true, tail)) => async_route(app, &method, code, tail, headers, body)
             .await
             .map(|v| (StatusCode::ACCEPTED, v)),
-        Some((code, false, tail)) => route(&app, &method, code, tail, query, &headers, &body)
+        Some((code, false, tail)) => route(app, &method, code, tail, query, headers, body)
             .await
             .map(|v| (StatusCode::OK, v)),
     };
