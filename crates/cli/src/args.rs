@@ -174,6 +174,9 @@ pub struct MarketoConn {
     /// The subscription's daily call quota [default: 50000].
     #[arg(long, value_name = "CALLS")]
     pub daily_quota: Option<u64>,
+    /// Retries of a failed call (transient errors, 604/606/608/611/615, 5xx) [default: 6].
+    #[arg(long, env = "ROSTER_MARKETO_MAX_RETRIES", value_name = "N")]
+    pub max_retries: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -586,7 +589,7 @@ pub struct MagentoRun {
     pub latency: Duration,
     /// Fraction (0 to 1) of REST calls answered by "the proxy in front" with an HTML 502, 503
     /// or 504 page.
-    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction, value_name = "RATE")]
     pub html_error_rate: f64,
 }
 
@@ -649,6 +652,9 @@ pub struct MarketoRun {
     /// Fraction of calls (0 to 1) whose token expires early (602).
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     pub token_expiry_rate: f64,
+    /// Fraction of writes (0 to 1) answered 604 after they ran (the change made, the answer lost).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub write_timeout_rate: f64,
 }
 
 #[derive(Debug, Args)]

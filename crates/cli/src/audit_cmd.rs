@@ -10,7 +10,7 @@ use askama::Template;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use roster_domain::access::RoleAssignment;
 use roster_marketo::audit::{self, Audit, Progress};
-use roster_store::{InviteStatus, PendingInvite};
+use roster_store::PendingInvite;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -86,10 +86,7 @@ pub async fn run(
             &audit.users.len().to_string(),
         )
         .await?;
-    let pending = s
-        .state
-        .invites(MARKETO, &s.instance, InviteStatus::Pending)
-        .await?;
+    let pending = crate::marketo_cmd::tracked_invites(&s).await?;
     let report = Report::new(&s, &audit, &pending);
     match format {
         ReportFormat::Table => report.table().print(Output::Table)?,

@@ -198,6 +198,9 @@ impl MarketoSession {
         if let Some(q) = conn.daily_quota.or(file.daily_quota) {
             config.daily_quota = q;
         }
+        if let Some(n) = conn.max_retries {
+            config.retry.max_retries = n;
+        }
         let state = open_state(state_dir).await?;
         let instance = config.instance_key().to_string();
         let lock = crate::lock::instance(&self::state_dir(state_dir), MARKETO, &instance)?;

@@ -227,10 +227,7 @@ async fn wait_for_acceptance(
 }
 
 async fn check_pending_invites(s: &MarketoSession, resend: bool) -> Result<()> {
-    let records = s
-        .state
-        .invites(MARKETO, &s.instance, InviteStatus::Pending)
-        .await?;
+    let records = crate::marketo_cmd::tracked_invites(s).await?;
     if records.is_empty() {
         eprintln!("Roster is tracking no pending invitation on {}", s.instance);
         return Ok(());
@@ -270,12 +267,43 @@ async fn check_pending_invites(s: &MarketoSession, resend: bool) -> Result<()> {
                     ("expired", "none (--resend sends a new one)")
                 }
                 Some(p) => {
+                    let confirmed = record.status == InviteStatus::Unconfirmed;
+                    if confirmed {
+                        s.state
+                            .set_invite_status(
+                                MARKETO,
+                                &s.instance,
+                                &record.userid,
+                                InviteStatus::Pending,
+                                now(),
+                            )
+                            .await?;
+                    }
                     let soon = p
                         .expires_at
                         .is_some_and(|t| t - now() < time::Duration::days(1));
                     (
                         "pending",
-                        if soon { "expires within a day" } else { "none" },
+                        match (confirmed, soon) {
+                            (true, _) => "confirmed: the invitation that timed out was sent",
+                            (false, true) => "expires within a day",
+                            (false, false) => "none",
+                        },
+                    )
+                }
+                None if record.status == InviteStatus::Unconfirmed => {
+                    s.state
+                        .set_invite_status(
+                            MARKETO,
+                            &s.instance,
+                            &record.userid,
+                            InviteStatus::NotSent,
+                            now(),
+                        )
+                        .await?;
+                    (
+                        "not sent",
+                        "the attempt that timed out never arrived; invite again (roster provision or plan)",
                     )
                 }
                 None => {
@@ -377,6 +405,11 @@ pub async fn offboard(
                 eprintln!("removed {}", specs(&user.roles));
             }
             c.delete(&user.userid).await?;
+            if std::env::var_os("ROSTER_TEST_CRASH_AFTER_DELETE").is_some() {
+                // Test hook: die in the window between the deletion and its record.
+                eprintln!("ROSTER_TEST_CRASH_AFTER_DELETE: stopping after deleting {email}");
+                std::process::abort();
+            }
             Ok::<_, roster_marketo::MarketoError>(())
         };
         if let Err(e) = removal.await {
@@ -449,7 +482,17 @@ pub async fn offboard(
         println!("deleted the pending invitation of {email} (tombstone #{id})");
         return Ok(());
     }
-    // Nothing there: already offboarded counts as done.
+    // Nothing there: already offboarded counts as done. A deletion interrupted after it
+    // happened left its tombstone open: close it.
+    for id in s
+        .state
+        .finish_open_tombstones(MARKETO, &s.instance, email)
+        .await?
+    {
+        eprintln!(
+            "tombstone #{id}: the deletion had finished before an interruption; marked deleted"
+        );
+    }
     let previous = s
         .state
         .latest_tombstone(MARKETO, &s.instance, email)

@@ -133,11 +133,8 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
         .collect();
     // The API cannot list pending invitations: check the ones Roster sent.
     let now = OffsetDateTime::now_utc();
-    for invite in s
-        .state
-        .invites(MARKETO, &s.instance, InviteStatus::Pending)
-        .await?
-    {
+    for invite in crate::marketo_cmd::tracked_invites(s).await? {
+        let unconfirmed = invite.status == InviteStatus::Unconfirmed;
         if users
             .iter()
             .any(|u| u.userid.eq_ignore_ascii_case(&invite.userid))
@@ -154,27 +151,41 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
             continue;
         }
         match s.client.invitation(&invite.userid).await? {
-            Some(p) => users.push(MarketoUser {
-                userid: invite.userid.clone(),
-                email: invite.email.trim().to_lowercase(),
-                first_name: invite.first_name.clone(),
-                last_name: invite.last_name.clone(),
-                api_only: false,
-                roles: invite.roles.iter().map(Into::into).collect(),
-                expires_at: None,
-                pending: Some(PendingInvite {
-                    expires_at: p.expires_at,
-                }),
-            }),
+            Some(p) => {
+                if unconfirmed {
+                    // The attempt that timed out did send it.
+                    s.state
+                        .set_invite_status(
+                            MARKETO,
+                            &s.instance,
+                            &invite.userid,
+                            InviteStatus::Pending,
+                            now,
+                        )
+                        .await?;
+                }
+                users.push(MarketoUser {
+                    userid: invite.userid.clone(),
+                    email: invite.email.trim().to_lowercase(),
+                    first_name: invite.first_name.clone(),
+                    last_name: invite.last_name.clone(),
+                    api_only: false,
+                    roles: invite.roles.iter().map(Into::into).collect(),
+                    expires_at: None,
+                    pending: Some(PendingInvite {
+                        expires_at: p.expires_at,
+                    }),
+                })
+            }
             None => {
+                // Deleted outside Roster, or (unconfirmed) never made: the plan invites again.
+                let status = if unconfirmed {
+                    InviteStatus::NotSent
+                } else {
+                    InviteStatus::Deleted
+                };
                 s.state
-                    .set_invite_status(
-                        MARKETO,
-                        &s.instance,
-                        &invite.userid,
-                        InviteStatus::Deleted,
-                        now,
-                    )
+                    .set_invite_status(MARKETO, &s.instance, &invite.userid, status, now)
                     .await?;
             }
         }

@@ -221,6 +221,9 @@ pub fn invitation_from(p: &NewPerson, roles: Vec<RoleAssignment>) -> Result<Invi
 pub async fn invite_and_record(s: &MarketoSession, invitation: &Invitation) -> Result<Invited> {
     let outcome = match s.client.invite(invitation).await {
         Ok(outcome) => outcome,
+        Err(e) if e.may_have_run() && !invitation.api_only => {
+            return Err(unconfirmed_invitation(s, invitation, &actor(None), e).await);
+        }
         Err(e) => return Err(explain_invite_error(e, invitation)),
     };
     if !invitation.api_only {
@@ -229,12 +232,55 @@ pub async fn invite_and_record(s: &MarketoSession, invitation: &Invitation) -> R
     Ok(outcome)
 }
 
+/// An invitation whose every attempt failed after reaching Marketo (a 604 time-out, say):
+/// the email may have gone out. It is tracked as unconfirmed, so the next run asks
+/// `invite.json` whether it exists instead of inviting twice or forgetting it.
+pub async fn unconfirmed_invitation(
+    s: &MarketoSession,
+    invitation: &Invitation,
+    by: &str,
+    error: MarketoError,
+) -> anyhow::Error {
+    let email = &invitation.email;
+    if let Err(e) = record_invitation_as(s, invitation, by, InviteStatus::Unconfirmed).await {
+        return e.context(format!(
+            "the invitation of {email} may have been sent, and Roster could not record it: {error}"
+        ));
+    }
+    anyhow::Error::new(error).context(format!(
+        "the invitation of {email} may have been sent (Marketo timed out after receiving it); Roster tracks it as unconfirmed and checks invite.json on the next run (`roster plan`, `roster provision marketo --check-pending`), so it is neither lost nor sent twice"
+    ))
+}
+
+/// The invitations Roster follows: pending ones, and unconfirmed ones to settle.
+pub async fn tracked_invites(s: &MarketoSession) -> Result<Vec<PendingInvite>> {
+    let mut all = s
+        .state
+        .invites(MARKETO, &s.instance, InviteStatus::Pending)
+        .await?;
+    all.extend(
+        s.state
+            .invites(MARKETO, &s.instance, InviteStatus::Unconfirmed)
+            .await?,
+    );
+    Ok(all)
+}
+
 /// Tracks an invitation in Roster's state (the API cannot list pending invitations), so
 /// later commands can follow it until it is accepted.
 pub async fn record_invitation(
     s: &MarketoSession,
     invitation: &Invitation,
     by: &str,
+) -> Result<()> {
+    record_invitation_as(s, invitation, by, InviteStatus::Pending).await
+}
+
+async fn record_invitation_as(
+    s: &MarketoSession,
+    invitation: &Invitation,
+    by: &str,
+    status: InviteStatus,
 ) -> Result<()> {
     let now = OffsetDateTime::now_utc();
     s.state
@@ -252,7 +298,7 @@ pub async fn record_invitation(
             roles: invitation.roles.clone(),
             invited_at: now,
             invited_by: by.to_string(),
-            status: InviteStatus::Pending,
+            status,
             status_at: now,
         })
         .await?;

@@ -395,7 +395,7 @@ pub async fn apply_with(a: &ApplyArgs<'_>, sessions: &Sessions, g: &Globals<'_>)
     };
     // Steps a crash interrupted, in any plan: find out from the apps whether they ran, and
     // log the outcome, before anything else is decided.
-    reconcile_unfinished(&state, &live, &actor).await?;
+    reconcile_unfinished(&state, &live, &actor, sessions).await?;
     state
         .save_plan(&plan.id, plan.created_at, &serde_json::to_string(&plan)?)
         .await?;
@@ -604,7 +604,12 @@ fn step_log(
 /// step's effect, it ran, and it is recorded done with its audit-log line, so a write that
 /// happened is on record even when the next run re-plans. Otherwise nothing was written:
 /// it is recorded as not done (no log line), and a rerun of that plan runs it.
-async fn reconcile_unfinished(state: &StateStore, live: &Live, actor: &Actor) -> Result<()> {
+async fn reconcile_unfinished(
+    state: &StateStore,
+    live: &Live,
+    actor: &Actor,
+    sessions: &Sessions,
+) -> Result<()> {
     let now = OffsetDateTime::now_utc();
     let before = live.accounts();
     for u in state.unfinished_steps().await? {
@@ -636,6 +641,15 @@ async fn reconcile_unfinished(state: &StateStore, live: &Live, actor: &Actor) ->
             crate::output::sanitize(&step.action.describe())
         );
         if ran {
+            // A deletion that finished before the crash leaves its tombstone open: close it.
+            if let Some((app, instance, userid)) = deleted_account(&step.action, sessions) {
+                for id in state
+                    .finish_open_tombstones(app, &instance, &userid)
+                    .await?
+                {
+                    eprintln!("tombstone #{id}: the deletion had finished; marked deleted");
+                }
+            }
             let log = step_log(actor, &u.plan_id, step, "done", Some(detail));
             state
                 .finish_step(
@@ -652,6 +666,41 @@ async fn reconcile_unfinished(state: &StateStore, live: &Live, actor: &Actor) ->
         }
     }
     Ok(())
+}
+
+/// A Magento account already gone: a deletion interrupted after it happened left its
+/// tombstone open; close it.
+async fn finish_interrupted_deletion(s: &MagentoSession, id: i64) -> Result<()> {
+    let instance = &s.instance;
+    for t in s
+        .state
+        .finish_open_tombstones(crate::magento_cmd::MAGENTO, instance, &id.to_string())
+        .await?
+    {
+        eprintln!(
+            "tombstone #{t}: the deletion had finished before an interruption; marked deleted"
+        );
+    }
+    Ok(())
+}
+
+/// The account a deleting action removes, as its tombstone names it: (app, instance, userid).
+fn deleted_account(action: &Action, sessions: &Sessions) -> Option<(&'static str, String, String)> {
+    match action {
+        Action::MarketoDelete { userid } | Action::MarketoDeleteInvite { userid } => {
+            let s = sessions.marketo.as_ref()?;
+            Some((crate::connect::MARKETO, s.instance.clone(), userid.clone()))
+        }
+        Action::MagentoDeleteCustomer { id, .. } | Action::MagentoDeleteAdmin { id, .. } => {
+            let s = sessions.magento.as_ref()?;
+            Some((
+                crate::magento_cmd::MAGENTO,
+                s.instance.clone(),
+                id.to_string(),
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// `ROSTER_TEST_CRASH=N` aborts the process right after step N is recorded;
@@ -806,6 +855,15 @@ impl Executor<'_> {
                         }
                         return Err(e.into());
                     }
+                    Err(e) if e.may_have_run() => {
+                        return Err(crate::marketo_cmd::unconfirmed_invitation(
+                            s,
+                            &invitation,
+                            self.who,
+                            e,
+                        )
+                        .await);
+                    }
                     Err(e) => return Err(e.into()),
                 }
                 record_invitation(s, &invitation, self.who).await?;
@@ -897,7 +955,10 @@ impl Executor<'_> {
                 let s = self.magento()?;
                 let customer = match s.client.customer(*id).await {
                     Ok(c) => c,
-                    Err(e) if e.is_not_found() => return Ok(Some("already deleted".into())),
+                    Err(e) if e.is_not_found() => {
+                        finish_interrupted_deletion(s, *id).await?;
+                        return Ok(Some("already deleted".into()));
+                    }
                     Err(e) => return Err(e.into()),
                 };
                 let t = crate::magento_cmd::tombstone(
@@ -968,6 +1029,7 @@ impl Executor<'_> {
                     bail!("{}", roster_magento::MagentoError::NoAdminApi);
                 };
                 let Some(user) = users.iter().find(|u| u["id"].as_i64() == Some(*id)) else {
+                    finish_interrupted_deletion(s, *id).await?;
                     return Ok(Some("already deleted".into()));
                 };
                 let email = user["email"].as_str().unwrap_or_default().to_string();

@@ -51,6 +51,7 @@ async fn run_marketo(run: MarketoRun) -> Result<()> {
         latency: run.latency,
         error_rate: run.error_rate,
         token_expiry_rate: run.token_expiry_rate,
+        write_timeout_rate: run.write_timeout_rate,
     };
     let stop = stop_signal();
     let sandbox = marketo::start(config).await.with_context(|| {
@@ -98,9 +99,6 @@ async fn run_magento(run: MagentoRun) -> Result<()> {
     config.customers = run.customers;
     config.admin_users_api = run.admin_users_api;
     config.bulk_consumer = !run.no_bulk_consumer;
-    if !(0.0..=1.0).contains(&run.html_error_rate) {
-        anyhow::bail!("--html-error-rate is a fraction from 0 to 1, e.g. 0.4");
-    }
     config.faults = roster_sandbox::magento::MagentoFaults {
         latency: run.latency,
         html_error_rate: run.html_error_rate,

@@ -301,7 +301,7 @@ impl Client {
                 base_url: self.inner.config.base_url.clone(),
                 operation: operation.to_string(),
                 detail: format!(
-                    "{}; nothing accepts connections there on this machine (is the store or sandbox running, on this port?), so Roster did not retry",
+                    "{}; nothing accepts connections there on this machine (is the store or sandbox running, on this port? check ROSTER_MAGENTO_URL), so Roster did not retry",
                     describe(e)
                 ),
             });

@@ -94,6 +94,29 @@ enum Failure {
         ran: bool,
     },
     Final(ApiFailure),
+    /// Not worth another attempt, and not an API answer (nothing listens on this machine).
+    Stop(MarketoError),
+}
+
+/// A failed exchange: `Unreachable` when the connection was refused by this machine (nothing
+/// listens there, so retrying only makes the user wait), else `Transport`.
+pub(crate) fn transport_error(base_url: &str, operation: &str, e: &reqwest::Error) -> MarketoError {
+    let local =
+        roster_domain::endpoint::host(base_url).is_some_and(roster_domain::endpoint::is_loopback);
+    let detail = describe_transport(e);
+    if e.is_connect() && local {
+        MarketoError::Unreachable {
+            base_url: base_url.to_string(),
+            operation: operation.to_string(),
+            detail,
+        }
+    } else {
+        MarketoError::Transport {
+            base_url: base_url.to_string(),
+            operation: operation.to_string(),
+            detail,
+        }
+    }
 }
 
 pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
@@ -232,15 +255,15 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let transport = |e: reqwest::Error| Failure::Transient {
-            // A connection that never opened cannot have run anything.
-            ran: !e.is_connect(),
-            error: MarketoError::Transport {
-                base_url: self.inner.config.base_url.clone(),
-                operation: operation.to_string(),
-                detail: describe_transport(&e),
-            },
-        };
+        let transport =
+            |e: reqwest::Error| match transport_error(&self.inner.config.base_url, operation, &e) {
+                stop @ MarketoError::Unreachable { .. } => Failure::Stop(stop),
+                error => Failure::Transient {
+                    // A connection that never opened cannot have run anything.
+                    ran: !e.is_connect(),
+                    error,
+                },
+            };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
         if let Err(MarketoError::Redirected { location, .. }) = redirected(operation, &response) {
@@ -362,6 +385,7 @@ impl Client {
                     return Err(MarketoError::Api(f));
                 }
                 Failure::Token(_) => unreachable!("token failures are resolved above"),
+                Failure::Stop(e) => return Err(e),
                 Failure::Transient { error, ran } => {
                     may_have_run |= ran;
                     if let Some(f) = error.api()
@@ -371,7 +395,12 @@ impl Client {
                     }
                     match delays.next() {
                         Some(delay) => {
-                            tracing::debug!(operation, attempt = attempts, ?delay, error = %error, "retrying");
+                            // Said on stderr, so a slow run shows what it is waiting for.
+                            tracing::warn!(
+                                "{operation}: attempt {attempts} failed ({error}); retrying in {:.1}s ({attempts} of {} retries)",
+                                delay.as_secs_f64(),
+                                retry.max_retries
+                            );
                             tokio::time::sleep(delay).await;
                         }
                         None => {
@@ -379,6 +408,7 @@ impl Client {
                                 operation: operation.to_string(),
                                 attempts,
                                 last: Box::new(error),
+                                may_have_run,
                             });
                         }
                     }

@@ -48,7 +48,7 @@ impl Default for RetryPolicy {
 impl ClientConfig {
     pub fn new(base_url: impl Into<String>, client_id: impl Into<String>, secret: Secret) -> Self {
         Self {
-            base_url: base_url.into().trim_end_matches('/').to_string(),
+            base_url: instance_url(&base_url.into()),
             client_id: client_id.into(),
             client_secret: secret,
             max_in_flight: 10,
@@ -64,5 +64,50 @@ impl ClientConfig {
     /// The key under which Roster's state records this instance (its base URL).
     pub fn instance_key(&self) -> &str {
         &self.base_url
+    }
+}
+
+/// The instance's base URL from what an admin pastes. Marketo's Admin > Web Services page
+/// shows the REST API's "Endpoint" as `https://123-ABC-456.mktorest.com/rest` and its
+/// "Identity" as `.../identity`; the User Management API lives beside `/rest`
+/// (`/userservice/...`) and tokens under `/identity/oauth/token`, so either is cut back to
+/// the host. Trailing slashes go too.
+pub fn instance_url(pasted: &str) -> String {
+    let mut url = pasted.trim().trim_end_matches('/');
+    for suffix in ["/rest", "/identity"] {
+        if url.len() > suffix.len() && url[url.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+        {
+            url = url[..url.len() - suffix.len()].trim_end_matches('/');
+            break;
+        }
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::instance_url;
+
+    #[test]
+    fn urls_from_the_web_services_page_are_cut_back_to_the_instance() {
+        for pasted in [
+            "https://123-ABC-456.mktorest.com",
+            "https://123-ABC-456.mktorest.com/",
+            "https://123-ABC-456.mktorest.com/rest",
+            "https://123-ABC-456.mktorest.com/rest/",
+            "https://123-ABC-456.mktorest.com/identity",
+            " https://123-ABC-456.mktorest.com/REST ",
+        ] {
+            assert_eq!(
+                instance_url(pasted),
+                "https://123-ABC-456.mktorest.com",
+                "{pasted:?}"
+            );
+        }
+        assert_eq!(
+            instance_url("http://127.0.0.1:8710/rest"),
+            "http://127.0.0.1:8710"
+        );
+        assert_eq!(instance_url("https://rest.example"), "https://rest.example");
     }
 }

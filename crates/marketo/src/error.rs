@@ -69,11 +69,22 @@ pub enum MarketoError {
         operation: String,
         detail: String,
     },
+    #[error(
+        "nothing accepts connections at {base_url} on this machine ({operation}: {detail}); is the sandbox or service running on this port? Check ROSTER_MARKETO_URL (or --url). Roster did not retry"
+    )]
+    Unreachable {
+        base_url: String,
+        operation: String,
+        detail: String,
+    },
     #[error("{operation} gave up after {attempts} attempts; the last failure: {last}")]
     GaveUp {
         operation: String,
         attempts: usize,
         last: Box<MarketoError>,
+        /// Some attempt reached Marketo and may have run (a 604 time-out, a 5xx after the
+        /// write, a time-out after sending): the write may have happened.
+        may_have_run: bool,
     },
     #[error(
         "Marketo answered {operation} with a body Roster cannot read ({detail}); body starts: {snippet}"
@@ -115,6 +126,15 @@ impl MarketoError {
             Self::Api(f) => Some(f),
             Self::GaveUp { last, .. } => last.api(),
             _ => None,
+        }
+    }
+
+    /// The call failed, but an attempt may have run on Marketo's side all the same.
+    pub fn may_have_run(&self) -> bool {
+        match self {
+            Self::GaveUp { may_have_run, .. } => *may_have_run,
+            Self::Api(f) => f.earlier_attempt_may_have_run,
+            _ => false,
         }
     }
 

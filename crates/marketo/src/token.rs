@@ -92,25 +92,15 @@ async fn fetch(
     ];
     let url = format!("{base_url}/identity/oauth/token");
     let response =
-        http.post(&url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| MarketoError::Transport {
-                base_url: base_url.to_string(),
-                operation: "fetching an access token".into(),
-                detail: crate::client::describe_transport(&e),
-            })?;
+        http.post(&url).form(&form).send().await.map_err(|e| {
+            crate::client::transport_error(base_url, "fetching an access token", &e)
+        })?;
     let status = response.status();
     crate::client::redirected("fetching an access token", &response)?;
     let body = response
         .bytes()
         .await
-        .map_err(|e| MarketoError::Transport {
-            base_url: base_url.to_string(),
-            operation: "fetching an access token".into(),
-            detail: crate::client::describe_transport(&e),
-        })?;
+        .map_err(|e| crate::client::transport_error(base_url, "fetching an access token", &e))?;
     let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
     match answer {
         Some(TokenAnswer {

@@ -377,6 +377,7 @@ async fn the_same_final_state_under_faults_with_no_duplicated_writes() {
             latency: Duration::from_millis(2),
             error_rate: 0.3,
             token_expiry_rate: 0.1,
+            ..Faults::default()
         };
     })
     .await;
@@ -494,4 +495,35 @@ async fn tokens_replaced_under_concurrent_calls_are_not_mistaken_for_bad_credent
         assert!(result.is_ok(), "{:?}", result.err());
     }
     assert!(client.stats().token_refreshes > 1);
+}
+
+#[tokio::test]
+async fn urls_pasted_from_web_services_work_and_a_closed_local_port_fails_at_once() {
+    let sb = Sandbox::start(|_| {}).await;
+    for suffix in ["/rest", "/identity/", "/"] {
+        let mut config = sb.config();
+        config = ClientConfig::new(
+            format!("{}{suffix}", config.base_url),
+            config.client_id.clone(),
+            config.client_secret.clone(),
+        );
+        let c = Client::new(config, 0).unwrap();
+        assert!(!c.roles().await.unwrap().is_empty(), "{suffix}");
+    }
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = sb.config();
+    config.base_url = format!("http://127.0.0.1:{port}");
+    let c = Client::new(config, 0).unwrap();
+    let e = c.roles().await.unwrap_err();
+    assert!(
+        matches!(e, MarketoError::Unreachable { .. }),
+        "not retried: {e}"
+    );
+    assert!(e.to_string().contains("did not retry"), "{e}");
+    assert_eq!(c.stats().retries, 0);
 }

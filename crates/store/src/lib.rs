@@ -398,6 +398,27 @@ impl StateStore {
         Ok(())
     }
 
+    /// Marks the open (deleting or failed) tombstones of an account deleted, once the app
+    /// shows the account gone: the deletion they record finished, though the process that
+    /// made it died before it could say so. Returns their ids.
+    pub async fn finish_open_tombstones(
+        &self,
+        app: &str,
+        instance: &str,
+        userid: &str,
+    ) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE tombstones SET status = 'deleted' WHERE app = ? AND instance = ? AND userid = ? COLLATE NOCASE \
+             AND status IN ('deleting', 'failed') AND restored_at IS NULL RETURNING id",
+        )
+        .bind(app)
+        .bind(instance)
+        .bind(userid)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
     pub async fn mark_restored(&self, id: i64, at: OffsetDateTime) -> Result<()> {
         sqlx::query("UPDATE tombstones SET restored_at = ? WHERE id = ?")
             .bind(ms(at))
@@ -842,6 +863,20 @@ mod tests {
         // restore prefers the one that holds roles.
         let later = store.add_tombstone(&t).await.unwrap();
         assert_ne!(later, first);
+        // That one is interrupted after the account went: the next run, finding the account
+        // gone, closes it (and only the open one).
+        let closed = store
+            .finish_open_tombstones("marketo", "i", "BOB@acme.example")
+            .await
+            .unwrap();
+        assert_eq!(closed, vec![later]);
+        assert!(
+            store
+                .finish_open_tombstones("marketo", "i", "bob@acme.example")
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let pick = store
             .restorable_tombstone("marketo", "i", "bob@acme.example")
             .await

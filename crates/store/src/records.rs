@@ -41,9 +41,13 @@ macro_rules! string_enum {
 }
 
 string_enum! {
-    /// Where an invitation Roster sent stands, as far as Roster last saw.
+    /// Where an invitation Roster sent stands, as far as Roster last saw. `Unconfirmed`:
+    /// every attempt failed after reaching Marketo (604 and the like), so the email may have
+    /// gone out; the next run asks `invite.json` and settles it as `Pending` or `NotSent`.
     InviteStatus {
         Pending => "pending",
+        Unconfirmed => "unconfirmed",
+        NotSent => "not_sent",
         Accepted => "accepted",
         Expired => "expired",
         Deleted => "deleted",

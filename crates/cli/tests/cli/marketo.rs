@@ -127,6 +127,15 @@ impl Env {
 
     /// A direct API call, for setting up situations the commands must cope with.
     async fn api_post(&self, path: &str, body: Value) {
+        let resp = self.api_post_answer(path, body).await;
+        assert!(
+            resp.status().is_success(),
+            "{path}: {}",
+            resp.text().await.unwrap()
+        );
+    }
+
+    async fn api_post_answer(&self, path: &str, body: Value) -> reqwest::Response {
         let token: Value = self
             .http
             .post(format!("{}/identity/oauth/token", self.sandbox.base_url()))
@@ -141,8 +150,7 @@ impl Env {
             .json()
             .await
             .unwrap();
-        let resp = self
-            .http
+        self.http
             .post(format!(
                 "{}/userservice/management/v1/users/{path}",
                 self.sandbox.base_url()
@@ -151,12 +159,7 @@ impl Env {
             .json(&body)
             .send()
             .await
-            .unwrap();
-        assert!(
-            resp.status().is_success(),
-            "{path}: {}",
-            resp.text().await.unwrap()
-        );
+            .unwrap()
     }
 
     pub async fn user_json(&self, email: &str) -> Value {
@@ -666,6 +669,7 @@ async fn commands_reach_the_same_state_under_faults_and_limits() {
             latency: Duration::from_millis(5),
             error_rate: 0.2,
             token_expiry_rate: 0.1,
+            ..Faults::default()
         };
     })
     .await;
@@ -879,4 +883,67 @@ fn demo_runs_offline_and_writes_the_report() {
         "The HTML report is at {}",
         dir.path().join("audit.html").display()
     )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_whose_every_attempt_timed_out_is_tracked_then_settled() {
+    // Every write runs, then answers 604: the email goes out, the answer is lost.
+    let env = Env::start(|c| c.faults.write_timeout_rate = 1.0).await;
+    let invite = |email: &'static str| {
+        [
+            "provision",
+            "marketo",
+            "--max-retries",
+            "2",
+            "--email",
+            email,
+            "--first",
+            "Ti",
+            "--last",
+            "Med",
+            "--role",
+            "Standard User@Default",
+        ]
+    };
+    let sent = "timed.out@acme.example";
+    let run = env.fails(&invite(sent)).await;
+    assert!(
+        run.stderr.contains("may have been sent") && run.stderr.contains("unconfirmed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("retrying in"),
+        "retries are shown: {}",
+        run.stderr
+    );
+    assert_eq!(
+        env.mail_to(sent).await.len(),
+        1,
+        "the first attempt sent it"
+    );
+
+    // A second one, whose invitation then disappears (as if it never arrived).
+    let lost = "never.arrived@acme.example";
+    env.fails(&invite(lost)).await;
+    // (The deletion runs, then answers 604 like every write here.)
+    env.api_post_answer("never.arrived%40acme.example/invite/delete.json", json!({}))
+        .await;
+
+    // The next run asks invite.json: one was sent (now pending), the other was not.
+    let checked = env.ok(&["provision", "marketo", "--check-pending"]).await;
+    let line = |email: &str| {
+        checked
+            .stdout
+            .lines()
+            .find(|l| l.contains(email))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line(sent).contains("confirmed"), "{}", checked.stdout);
+    assert!(line(lost).contains("not sent"), "{}", checked.stdout);
+    // The confirmed one is followed as pending from now on, and is not invited twice.
+    let again = env.ok(&invite(sent)).await;
+    assert!(again.stderr.contains("pending"), "{}", again.stderr);
+    assert_eq!(env.mail_to(sent).await.len(), 1);
 }

@@ -144,6 +144,38 @@ async fn deletions_killed_mid_way_leave_one_tombstone_each_with_its_roles() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_that_happened_just_before_a_crash_closes_its_tombstone() {
+    let env = Env::start(Duration::ZERO).await;
+    let before = roles_before(&env).await;
+    let roster = env.write("leavers.yaml", LEAVERS);
+    let roster = roster.to_str().unwrap();
+    // The first deletion happens, then the process dies before its tombstone says so.
+    let crashed = env
+        .run_env(
+            &["apply", "--auto", roster, "--approve"],
+            &[("ROSTER_TEST_CRASH_AFTER_DELETE", "1")],
+        )
+        .await;
+    assert!(!crashed.ok);
+    assert!(
+        crashed.stderr.contains("ROSTER_TEST_CRASH_AFTER_DELETE"),
+        "{}",
+        crashed.stderr
+    );
+    let open = env.ok(&["tombstones", "-o", "json"]).await.json();
+    assert_eq!(open[0]["status"], "deleting", "{open}");
+    // The rerun re-plans (the account is gone, so no step for it), settles the interrupted
+    // step from the apps, and closes its tombstone.
+    let rerun = env.ok(&["apply", "--auto", roster, "--approve"]).await;
+    assert!(
+        rerun.stderr.contains("the deletion had finished"),
+        "{}",
+        rerun.stderr
+    );
+    check_every_deletion_is_recorded_once(&env, &before).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletions_under_failing_calls_converge_with_one_tombstone_each() {
     let env = Env::start_with(Faults {
         error_rate: 0.4,

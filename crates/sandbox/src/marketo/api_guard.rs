@@ -29,15 +29,20 @@ pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     response
 }
 
-async fn guarded(app: &App, mut req: Request, next: Next) -> Response {
+async fn guarded(app: &App, req: Request, next: Next) -> Response {
     let _slot = match app.limiter.enter() {
         Ok(slot) => slot,
         Err(err) => return err.into_response(),
     };
-    let latency = app.config.faults.latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    // The answer leaves no sooner than `latency` after the call arrived: the injected delay
+    // is the whole cost of a call, not a cost added on top of the work.
+    let answer_at = tokio::time::Instant::now() + app.config.faults.latency;
+    let response = checked(app, req, next).await;
+    tokio::time::sleep_until(answer_at).await;
+    response
+}
+
+async fn checked(app: &App, mut req: Request, next: Next) -> Response {
     let query = req.uri().query().unwrap_or("").to_owned();
     let auth = req
         .headers()
@@ -53,6 +58,18 @@ async fn guarded(app: &App, mut req: Request, next: Next) -> Response {
         return err.into_response();
     }
     req.extensions_mut().insert(caller);
+    let timeout_rate = app.config.faults.write_timeout_rate;
+    if req.method() == axum::http::Method::POST
+        && timeout_rate > 0.0
+        && fastrand::f64() < timeout_rate
+    {
+        app.limiter
+            .stats
+            .faults_injected
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = next.run(req).await;
+        return ApiError::new(604, "Request timed out").into_response();
+    }
     let Some(fault) = pick_fault(app.config.faults.error_rate) else {
         return next.run(req).await;
     };

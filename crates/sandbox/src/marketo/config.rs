@@ -89,6 +89,9 @@ pub struct Faults {
     pub error_rate: f64,
     /// Fraction (0..=1) of calls whose token is expired early, answered with 602.
     pub token_expiry_rate: f64,
+    /// Fraction (0..=1) of writes (POSTs) answered 604 *after* they ran: the change is made,
+    /// the answer lost. At 1 every attempt of a write times out, as during an incident.
+    pub write_timeout_rate: f64,
 }
 
 /// The vendor's documents disagree on the role body: the developer page shows a bare array,
