@@ -336,9 +336,11 @@ pub enum AuditCommand {
     },
 }
 
-/// Where the Magento store is and how Roster signs in (an admin account). Flags win over the
-/// environment, which wins over the `[magento]` section of the configuration file.
-#[derive(Debug, Clone, Args)]
+/// Where the Magento store is and how Roster signs in: an admin account (with a TOTP secret
+/// where the store requires two-factor authentication), or an integration's token or OAuth
+/// 1.0a values. Flags win over the environment, which wins over the `[magento]` section of
+/// the configuration file.
+#[derive(Debug, Clone, Default, Args)]
 pub struct MagentoConn {
     /// The store's base URL (the REST API is under /rest), e.g. https://shop.example.com.
     #[arg(long = "url", env = "ROSTER_MAGENTO_URL", value_name = "URL")]
@@ -356,6 +358,50 @@ pub struct MagentoConn {
     /// Store code for every call; `all` is the admin scope that sees every website.
     #[arg(long, default_value = "all", value_name = "CODE")]
     pub scope: String,
+    /// The admin's Google Authenticator secret (base32), for stores with two-factor
+    /// authentication (prefer the environment variable or --totp-secret-file).
+    #[arg(
+        long,
+        env = "ROSTER_MAGENTO_TOTP_SECRET",
+        hide_env_values = true,
+        value_name = "BASE32"
+    )]
+    pub totp_secret: Option<String>,
+    /// A file holding that secret.
+    #[arg(long, env = "ROSTER_MAGENTO_TOTP_SECRET_FILE", value_name = "FILE")]
+    pub totp_secret_file: Option<PathBuf>,
+    /// An integration's access token, used as a bearer token instead of an admin sign-in.
+    #[arg(
+        long,
+        env = "ROSTER_MAGENTO_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// An integration's consumer key: with the next three, every call is signed with OAuth 1.0a.
+    #[arg(long, env = "ROSTER_MAGENTO_CONSUMER_KEY", value_name = "KEY")]
+    pub consumer_key: Option<String>,
+    #[arg(
+        long,
+        env = "ROSTER_MAGENTO_CONSUMER_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub consumer_secret: Option<String>,
+    #[arg(
+        long,
+        env = "ROSTER_MAGENTO_ACCESS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub access_token: Option<String>,
+    #[arg(
+        long,
+        env = "ROSTER_MAGENTO_ACCESS_TOKEN_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub access_token_secret: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -548,7 +594,41 @@ pub enum SandboxCommand {
     /// Adobe Marketo Engage: identity service and User Management API.
     Marketo(Box<MarketoSandbox>),
     /// Magento 2 / Adobe Commerce: tokens, customers, groups, websites, searchCriteria.
-    Magento(MagentoRun),
+    Magento(Box<MagentoSandbox>),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct MagentoSandbox {
+    #[command(subcommand)]
+    pub admin: Option<MagentoSandboxCommand>,
+    #[command(flatten)]
+    pub run: MagentoRun,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MagentoSandboxCommand {
+    /// Change the sandbox's store as a Magento admin would (works while it runs).
+    Admin(MagentoAdmin),
+}
+
+#[derive(Debug, Args)]
+pub struct MagentoAdmin {
+    /// The sandbox's data directory.
+    #[arg(long, env = "ROSTER_SANDBOX_DATA")]
+    pub data: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: MagentoAdminAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MagentoAdminAction {
+    /// Create and activate an integration (System > Extensions > Integrations); prints its
+    /// consumer key and secret and its access token and secret.
+    CreateIntegration {
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -583,6 +663,14 @@ pub struct MagentoRun {
     /// running.
     #[arg(long)]
     pub no_bulk_consumer: bool,
+    /// Require two-factor authentication for admins, as Magento 2.4 does by default: admin
+    /// tokens only through /V1/tfa/provider/google/authenticate with a TOTP code.
+    #[arg(long)]
+    pub tfa: bool,
+    /// Accept integration access tokens as bearer tokens ("Allow OAuth Access Tokens to be
+    /// used as standalone Bearer tokens", off by default since Magento 2.4.4).
+    #[arg(long)]
+    pub integration_as_bearer: bool,
     /// Answer every REST call no sooner than this after it arrives (a real store spends about
     /// 100 ms per call bootstrapping PHP), e.g. 100ms.
     #[arg(long, value_parser = parse_duration, default_value = "0s", value_name = "DURATION")]

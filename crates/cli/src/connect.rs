@@ -44,6 +44,13 @@ pub struct MagentoSection {
     pub username: Option<String>,
     pub password: Option<String>,
     pub scope: Option<String>,
+    pub totp_secret: Option<String>,
+    pub totp_secret_file: Option<PathBuf>,
+    pub token: Option<String>,
+    pub consumer_key: Option<String>,
+    pub consumer_secret: Option<String>,
+    pub access_token: Option<String>,
+    pub access_token_secret: Option<String>,
 }
 
 impl std::fmt::Debug for MagentoSection {
@@ -52,6 +59,12 @@ impl std::fmt::Debug for MagentoSection {
             .field("url", &self.url)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field(
+                "totp_secret",
+                &self.totp_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("consumer_key", &self.consumer_key)
             .finish_non_exhaustive()
     }
 }
@@ -125,7 +138,13 @@ pub fn load_config(given: Option<&Path>) -> Result<ConfigFile> {
 #[cfg(unix)]
 fn warn_if_readable_by_others(path: &Path, config: &ConfigFile) {
     use std::os::unix::fs::PermissionsExt;
-    if (config.marketo.client_secret.is_some() || config.magento.password.is_some())
+    let m = &config.magento;
+    let magento_secret = m.password.is_some()
+        || m.totp_secret.is_some()
+        || m.token.is_some()
+        || m.consumer_secret.is_some()
+        || m.access_token_secret.is_some();
+    if (config.marketo.client_secret.is_some() || magento_secret)
         && let Ok(meta) = std::fs::metadata(path)
         && meta.permissions().mode() & 0o077 != 0
     {

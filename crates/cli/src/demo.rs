@@ -68,6 +68,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         username: Some(store.admin_user().to_string()),
         password: Some(store.admin_password().expose().to_string()),
         scope: "all".into(),
+        ..MagentoConn::default()
     };
     let state = dir.join("state");
     let g = Globals {

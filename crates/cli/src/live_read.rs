@@ -47,6 +47,13 @@ impl Sessions {
                 username: env("ROSTER_MAGENTO_USERNAME"),
                 password: env("ROSTER_MAGENTO_PASSWORD"),
                 scope: "all".into(),
+                totp_secret: env("ROSTER_MAGENTO_TOTP_SECRET"),
+                totp_secret_file: env("ROSTER_MAGENTO_TOTP_SECRET_FILE").map(Into::into),
+                token: env("ROSTER_MAGENTO_TOKEN"),
+                consumer_key: env("ROSTER_MAGENTO_CONSUMER_KEY"),
+                consumer_secret: env("ROSTER_MAGENTO_CONSUMER_SECRET"),
+                access_token: env("ROSTER_MAGENTO_ACCESS_TOKEN"),
+                access_token_secret: env("ROSTER_MAGENTO_ACCESS_TOKEN_SECRET"),
             });
         Self::connect(marketo, magento, g).await
     }
@@ -79,6 +86,7 @@ impl Sessions {
         self.magento
             .as_ref()
             .map(|s| s.client.config().username.to_lowercase())
+            .filter(|u| !u.is_empty())
     }
 
     /// Saves the Marketo quota used and prints what every connection cost.

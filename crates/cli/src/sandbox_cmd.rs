@@ -8,7 +8,8 @@ use roster_sandbox::marketo::admin::Admin;
 use roster_sandbox::marketo::{self, Faults, Limits, MarketoConfig};
 
 use crate::args::{
-    AdminAction, MagentoRun, MarketoAdmin, MarketoRun, MarketoSandboxCommand, SandboxCommand,
+    AdminAction, MagentoAdmin, MagentoAdminAction, MagentoRun, MagentoSandboxCommand, MarketoAdmin,
+    MarketoRun, MarketoSandboxCommand, SandboxCommand,
 };
 
 pub async fn run(cmd: SandboxCommand) -> Result<()> {
@@ -17,7 +18,10 @@ pub async fn run(cmd: SandboxCommand) -> Result<()> {
             Some(MarketoSandboxCommand::Admin(admin)) => run_admin(admin).await,
             None => run_marketo(m.run).await,
         },
-        SandboxCommand::Magento(m) => run_magento(m).await,
+        SandboxCommand::Magento(m) => match m.admin {
+            Some(MagentoSandboxCommand::Admin(admin)) => run_magento_admin(admin).await,
+            None => run_magento(m.run).await,
+        },
     }
 }
 
@@ -99,6 +103,8 @@ async fn run_magento(run: MagentoRun) -> Result<()> {
     config.customers = run.customers;
     config.admin_users_api = run.admin_users_api;
     config.bulk_consumer = !run.no_bulk_consumer;
+    config.tfa = run.tfa;
+    config.integration_as_bearer = run.integration_as_bearer;
     config.faults = roster_sandbox::magento::MagentoFaults {
         latency: run.latency,
         html_error_rate: run.html_error_rate,
@@ -125,6 +131,12 @@ async fn run_magento(run: MagentoRun) -> Result<()> {
     println!("  REST base:       {url}/rest");
     println!("  Admin user:      {}", sandbox.admin_user());
     println!("  Admin password:  {}", sandbox.admin_password().expose());
+    if let Some(secret) = sandbox.totp_secret() {
+        println!(
+            "  2FA secret:      {} (Google Authenticator)",
+            secret.expose()
+        );
+    }
     println!("  Mailbox:         {url}/sandbox/mailbox");
     println!("For Roster's connector:");
     println!("  export ROSTER_MAGENTO_URL={url}");
@@ -133,6 +145,9 @@ async fn run_magento(run: MagentoRun) -> Result<()> {
         "  export ROSTER_MAGENTO_PASSWORD={}",
         sandbox.admin_password().expose()
     );
+    if let Some(secret) = sandbox.totp_secret() {
+        println!("  export ROSTER_MAGENTO_TOTP_SECRET={}", secret.expose());
+    }
     println!("Press Ctrl-C to stop.");
     stop.await;
     eprintln!("stopping the Magento sandbox...");
@@ -167,6 +182,38 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
     async {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+async fn run_magento_admin(admin: MagentoAdmin) -> Result<()> {
+    let data = admin.data.unwrap_or_else(default_data_dir);
+    match admin.action {
+        MagentoAdminAction::CreateIntegration { name } => {
+            let made = roster_sandbox::magento::integrations::create_in(&data, &name)
+                .await
+                .with_context(|| {
+                    format!("could not create the integration in {}", data.display())
+                })?;
+            println!("created and activated integration {:?}", made.name);
+            println!("  Consumer Key:         {}", made.consumer_key);
+            println!("  Consumer Secret:      {}", made.consumer_secret);
+            println!("  Access Token:         {}", made.access_token);
+            println!("  Access Token Secret:  {}", made.token_secret);
+            println!("For Roster's connector, either (a bearer token, where the store allows it):");
+            println!("  export ROSTER_MAGENTO_TOKEN={}", made.access_token);
+            println!("or (every call signed with OAuth 1.0a):");
+            println!("  export ROSTER_MAGENTO_CONSUMER_KEY={}", made.consumer_key);
+            println!(
+                "  export ROSTER_MAGENTO_CONSUMER_SECRET={}",
+                made.consumer_secret
+            );
+            println!("  export ROSTER_MAGENTO_ACCESS_TOKEN={}", made.access_token);
+            println!(
+                "  export ROSTER_MAGENTO_ACCESS_TOKEN_SECRET={}",
+                made.token_secret
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn run_admin(admin: MarketoAdmin) -> Result<()> {

@@ -367,3 +367,105 @@ fn role_specs(record: &Value) -> std::collections::BTreeSet<String> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn magento_sign_in_with_two_factor_and_with_an_integration() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let state = dir.path().join("state");
+    let (child, lines) = start_app_sandbox("magento", &["--data", data, "--tfa"]);
+    let url = field(&lines, "export ROSTER_MAGENTO_URL=").to_owned();
+    let user = field(&lines, "Admin user:").to_owned();
+    let password: &'static str = field(&lines, "Admin password:").to_owned().leak();
+    let totp: &'static str = field(&lines, "export ROSTER_MAGENTO_TOTP_SECRET=")
+        .to_owned()
+        .leak();
+    let groups = |env: &[(&str, &str)]| {
+        let mut cmd = roster();
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("ROSTER_STATE", &state)
+            .env("ROSTER_MAGENTO_URL", &url)
+            .args(["magento", "groups", "-o", "json"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    let admin = [
+        ("ROSTER_MAGENTO_USERNAME", user.as_str()),
+        ("ROSTER_MAGENTO_PASSWORD", password),
+    ];
+    let refused = run_checked(groups(&admin), &[password, totp]).await;
+    assert!(!refused.ok);
+    assert!(
+        refused
+            .stderr
+            .contains("requires two-factor authentication for admins (providers: google)"),
+        "{}",
+        refused.stderr
+    );
+    // The secret from a file, as a service would keep it.
+    let secret_file = dir.path().join("totp");
+    std::fs::write(&secret_file, format!("{totp}\n")).unwrap();
+    let mut with_file = admin.to_vec();
+    let file = secret_file.to_str().unwrap();
+    with_file.push(("ROSTER_MAGENTO_TOTP_SECRET_FILE", file));
+    let signed_in = run_checked(groups(&with_file), &[password, totp]).await;
+    assert!(signed_in.ok, "{}", signed_in.stderr);
+    assert!(signed_in.json().as_array().unwrap().len() >= 4);
+
+    // An integration, created while the store runs.
+    let out = roster()
+        .args(["sandbox", "magento", "admin", "--data", data])
+        .args(["create-integration", "--name", "roster-ci"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let value = |label: &str| -> &'static str { field(&made, label).to_owned().leak() };
+    let (key, secret, token, token_secret) = (
+        value("export ROSTER_MAGENTO_CONSUMER_KEY="),
+        value("export ROSTER_MAGENTO_CONSUMER_SECRET="),
+        value("export ROSTER_MAGENTO_ACCESS_TOKEN="),
+        value("export ROSTER_MAGENTO_ACCESS_TOKEN_SECRET="),
+    );
+    let secrets = [secret, token, token_secret];
+    let oauth = [
+        ("ROSTER_MAGENTO_CONSUMER_KEY", key),
+        ("ROSTER_MAGENTO_CONSUMER_SECRET", secret),
+        ("ROSTER_MAGENTO_ACCESS_TOKEN", token),
+        ("ROSTER_MAGENTO_ACCESS_TOKEN_SECRET", token_secret),
+    ];
+    let signed = run_checked(groups(&oauth), &secrets).await;
+    assert!(signed.ok, "{}", signed.stderr);
+    assert!(signed.json().as_array().unwrap().len() >= 4);
+    // Three of the four: says which is missing.
+    let partial = run_checked(groups(&oauth[..3]), &secrets).await;
+    assert!(
+        partial
+            .stderr
+            .contains("missing: ROSTER_MAGENTO_ACCESS_TOKEN_SECRET"),
+        "{}",
+        partial.stderr
+    );
+    // The token alone as a bearer token: this store does not allow it, and says how to.
+    let bearer = run_checked(groups(&[("ROSTER_MAGENTO_TOKEN", token)]), &secrets).await;
+    assert!(!bearer.ok);
+    assert!(
+        bearer
+            .stderr
+            .contains("Allow OAuth Access Tokens to be used as standalone Bearer tokens"),
+        "{}",
+        bearer.stderr
+    );
+    stop(child);
+}

@@ -24,6 +24,11 @@ pub struct ClientConfig {
     pub base_url: String,
     pub username: String,
     pub password: Secret,
+    /// The admin's Google Authenticator secret (base32), where the store requires
+    /// two-factor authentication: each sign-in then sends a TOTP code computed from it.
+    pub totp_secret: Option<Secret>,
+    /// An integration's credentials instead of an admin sign-in.
+    pub token: Option<TokenAuth>,
     /// Store code used in every path; `all` is the admin scope that sees every website.
     pub scope: String,
     /// Customers per search page (Magento allows up to 300).
@@ -51,6 +56,8 @@ impl ClientConfig {
             base_url: base_url.into().trim_end_matches('/').to_string(),
             username: username.into(),
             password,
+            totp_secret: None,
+            token: None,
             scope: "all".into(),
             page_size: 200,
             bulk_chunk: 500,
@@ -60,6 +67,25 @@ impl ClientConfig {
             max_retries: 8,
             allow_insecure_http: false,
         }
+    }
+}
+
+/// How an integration (System > Extensions > Integrations) authenticates.
+#[derive(Debug, Clone)]
+pub enum TokenAuth {
+    /// Its access token as a bearer token (Magento 2.4.4+ needs "Allow OAuth Access Tokens
+    /// to be used as standalone Bearer tokens").
+    Bearer(Secret),
+    /// Every call signed with OAuth 1.0a from its four values.
+    OAuth1(crate::oauth1::OAuth1Credentials),
+}
+
+impl ClientConfig {
+    /// A client of an integration: no admin sign-in at all.
+    pub fn with_token(base_url: impl Into<String>, token: TokenAuth) -> Self {
+        let mut config = Self::new(base_url, "", Secret::new(""));
+        config.token = Some(token);
+        config
     }
 }
 
@@ -144,7 +170,9 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, MagentoError> {
         roster_domain::endpoint::check_transport(&config.base_url, config.allow_insecure_http)
             .map_err(MagentoError::Invalid)?;
-        if config.username.is_empty() || config.password.expose().is_empty() {
+        if config.token.is_none()
+            && (config.username.is_empty() || config.password.expose().is_empty())
+        {
             return Err(MagentoError::Invalid(
                 "an admin user name and password are both needed; set ROSTER_MAGENTO_USERNAME and ROSTER_MAGENTO_PASSWORD".into(),
             ));
@@ -191,8 +219,12 @@ impl Client {
         }
     }
 
-    /// The admin token: cached, shared, renewed before it lapses (one sign-in for all callers).
+    /// The bearer token of every call: an integration's access token as it is, or the admin
+    /// token, cached, shared, renewed before it lapses (one sign-in for all callers).
     async fn token(&self, stale: Option<&Secret>) -> Result<Secret, MagentoError> {
+        if let Some(TokenAuth::Bearer(token)) = &self.inner.config.token {
+            return Ok(token.clone());
+        }
         let mut current = self.inner.token.lock().await;
         if let Some((token, at)) = current.as_ref()
             && at.elapsed() < TOKEN_LIFETIME
@@ -201,30 +233,30 @@ impl Client {
             return Ok(token.clone());
         }
         let c = &self.inner.config;
-        let url = format!("{}/rest/V1/integration/admin/token", c.base_url);
+        // With two-factor authentication, the token comes from the provider's endpoint with a
+        // code computed now (Magento_TwoFactorAuth's Google Authenticator).
+        let url = match c.totp_secret {
+            Some(_) => format!("{}/rest/V1/tfa/provider/google/authenticate", c.base_url),
+            None => format!("{}/rest/V1/integration/admin/token", c.base_url),
+        };
         let op = "signing in";
         let mut delays = self.backoff();
         let mut attempt = 0;
         loop {
             attempt += 1;
             self.inner.logins.fetch_add(1, Ordering::Relaxed);
-            let failure = match self
-                .inner
-                .http
-                .post(&url)
-                .json(&json!({"username": c.username, "password": c.password.expose()}))
-                .send()
-                .await
-            {
+            let mut body = json!({"username": c.username, "password": c.password.expose()});
+            if let Some(secret) = &c.totp_secret {
+                body["otp"] = json!(totp_now(secret)?);
+            }
+            let failure = match self.inner.http.post(&url).json(&body).send().await {
                 Ok(resp) => {
                     let status = resp.status();
                     redirected(op, &resp)?;
                     let bytes = resp.bytes().await.map_err(|e| self.transport(op, &e))?;
                     match answer(op, status, &bytes) {
-                        Ok(body) if status.as_u16() == 401 => {
-                            return Err(MagentoError::SignIn {
-                                message: message_of(&body),
-                            });
+                        Ok(body) if status.as_u16() == 401 || is_tfa_answer(&body) => {
+                            return Err(sign_in_refused(&body, c.totp_secret.is_some()));
                         }
                         Ok(body) => {
                             let Some(token) = body.as_str().filter(|_| status.is_success()) else {
@@ -342,17 +374,34 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let token = self.token(stale.as_ref()).await?;
+            let mut req = self.inner.http.request(method.clone(), url).query(query);
+            let token = match &self.inner.config.token {
+                Some(TokenAuth::OAuth1(creds)) => {
+                    let nonce: String = (0..32).map(|_| fastrand::alphanumeric()).collect();
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    let header = crate::oauth1::authorization(
+                        creds,
+                        method.as_str(),
+                        url,
+                        query,
+                        &nonce,
+                        now,
+                    );
+                    req = req.header(reqwest::header::AUTHORIZATION, header);
+                    None
+                }
+                _ => {
+                    let token = self.token(stale.as_ref()).await?;
+                    req = req.bearer_auth(token.expose());
+                    Some(token)
+                }
+            };
             self.inner.calls.fetch_add(1, Ordering::Relaxed);
             if attempt > 1 {
                 self.inner.retries.fetch_add(1, Ordering::Relaxed);
             }
-            let mut req = self
-                .inner
-                .http
-                .request(method.clone(), url)
-                .bearer_auth(token.expose())
-                .query(query);
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -366,10 +415,26 @@ impl Client {
                         .map_err(|e| self.transport(operation, &e))?;
                     match answer(operation, status, &bytes) {
                         Ok(value) if status.is_success() => return Ok(value),
-                        Ok(_) if status.as_u16() == 401 && !signed_in_again => {
+                        Ok(value)
+                            if status.as_u16() == 401
+                                && matches!(
+                                    self.inner.config.token,
+                                    Some(TokenAuth::Bearer(_))
+                                ) =>
+                        {
+                            return Err(MagentoError::BearerRefused {
+                                operation: operation.into(),
+                                message: message_of(&value),
+                            });
+                        }
+                        Ok(_)
+                            if status.as_u16() == 401
+                                && !signed_in_again
+                                && self.inner.config.token.is_none() =>
+                        {
                             // The token lapsed or was revoked: sign in again, once.
                             signed_in_again = true;
-                            stale = Some(token);
+                            stale = token;
                             continue;
                         }
                         Ok(value) => MagentoError::Api {
@@ -756,6 +821,61 @@ fn customer_email(c: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or("?")
         .to_string()
+}
+
+/// The current Google Authenticator code (RFC 6238: SHA-1, 6 digits, 30 s) of a base32
+/// secret, through the maintained `totp-rs`. The secret is never printed.
+fn totp_now(secret: &Secret) -> Result<String, MagentoError> {
+    let cleaned: String = secret
+        .expose()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let secret = totp_rs::Secret::try_from_base32(cleaned.trim_end_matches('=')).map_err(|_| {
+        MagentoError::Invalid(
+            "ROSTER_MAGENTO_TOTP_SECRET is not a base32 secret (letters A-Z and digits 2-7, as Magento shows it under the QR code)".into(),
+        )
+    })?;
+    let totp = totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(secret)
+        .build_noncompliant();
+    Ok(totp.generate_current().to_string())
+}
+
+/// Whether a sign-in answer is Magento_TwoFactorAuth's (some versions answer 400).
+fn is_tfa_answer(body: &Value) -> bool {
+    body.get("message")
+        .and_then(Value::as_str)
+        .is_some_and(|m| m.contains("2fa provider-specific") || m.contains("configure 2FA"))
+}
+
+/// Why the store refused a sign-in, with what to do about it.
+fn sign_in_refused(body: &Value, with_code: bool) -> MagentoError {
+    let message = message_of(body);
+    if message.contains("2fa provider-specific") {
+        let providers = body["parameters"]["active_providers"]
+            .as_array()
+            .map(|p| {
+                p.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "not listed".into());
+        return MagentoError::TwoFactorRequired { providers };
+    }
+    if message.contains("configure 2FA") {
+        return MagentoError::TwoFactorNotSetUp { message };
+    }
+    if with_code && message.contains("Invalid code") {
+        return MagentoError::TwoFactorCode { message };
+    }
+    MagentoError::SignIn { message }
 }
 
 /// A body as JSON, or, when it is not JSON and the status is not a success, what a proxy

@@ -22,6 +22,22 @@ pub enum MagentoError {
     )]
     SignIn { message: String },
     #[error(
+        "this store requires two-factor authentication for admins (providers: {providers}). Give the admin's Google Authenticator secret as ROSTER_MAGENTO_TOTP_SECRET (or ROSTER_MAGENTO_TOTP_SECRET_FILE) so Roster computes each code, or use an integration instead of an admin (ROSTER_MAGENTO_TOKEN, or the four ROSTER_MAGENTO_CONSUMER_KEY/_CONSUMER_SECRET/_ACCESS_TOKEN/_ACCESS_TOKEN_SECRET values)"
+    )]
+    TwoFactorRequired { providers: String },
+    #[error(
+        "Magento refused the admin sign-in: {message}. The admin has not set up two-factor authentication yet: sign in to the Magento Admin once as this user to configure Google Authenticator, then give its secret as ROSTER_MAGENTO_TOTP_SECRET"
+    )]
+    TwoFactorNotSetUp { message: String },
+    #[error(
+        "Magento refused the two-factor code Roster computed from ROSTER_MAGENTO_TOTP_SECRET ({message}); check that it is this admin's Google Authenticator secret and that this machine's clock is right (codes change every 30 s)"
+    )]
+    TwoFactorCode { message: String },
+    #[error(
+        "{operation}: the store refused the integration's access token as a bearer token ({message}). Since Magento 2.4.4 that needs Stores > Configuration > Services > OAuth > Consumer Settings > \"Allow OAuth Access Tokens to be used as standalone Bearer tokens\" = Yes; or give the integration's four values (ROSTER_MAGENTO_CONSUMER_KEY, _CONSUMER_SECRET, _ACCESS_TOKEN, _ACCESS_TOKEN_SECRET) and Roster signs each call with OAuth 1.0a instead"
+    )]
+    BearerRefused { operation: String, message: String },
+    #[error(
         "cannot reach Magento at {base_url} for {operation}: {detail}; check ROSTER_MAGENTO_URL (or --url) and the network"
     )]
     Transport {

@@ -9,8 +9,10 @@
 
 mod client;
 mod error;
+pub mod oauth1;
 mod search;
 
-pub use client::{AdminUsers, BulkOutcome, Client, ClientConfig, Page, Stats};
+pub use client::{AdminUsers, BulkOutcome, Client, ClientConfig, Page, Stats, TokenAuth};
 pub use error::MagentoError;
+pub use oauth1::OAuth1Credentials;
 pub use search::{Condition, Criteria};

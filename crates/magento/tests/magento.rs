@@ -3,7 +3,10 @@
 use std::collections::BTreeSet;
 
 use roster_domain::Secret;
-use roster_magento::{AdminUsers, Client, ClientConfig, Condition, Criteria, MagentoError};
+use roster_magento::{
+    AdminUsers, Client, ClientConfig, Condition, Criteria, MagentoError, OAuth1Credentials,
+    TokenAuth,
+};
 use roster_sandbox::magento::{self, MagentoConfig, RunningMagento};
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
@@ -298,4 +301,139 @@ async fn a_refused_connection_on_this_machine_fails_at_once() {
     let e = c.groups().await.unwrap_err();
     assert!(e.to_string().contains("did not retry"), "{e}");
     assert_eq!(c.stats().logins, 1, "one attempt, no retries");
+}
+
+#[tokio::test]
+async fn two_factor_sign_in_computes_the_code_from_the_secret() {
+    let sb = Sandbox::start_with(|c| c.tfa = true).await;
+    // A password alone: the store says to use the provider's endpoint.
+    let e = sb.client().groups().await.unwrap_err();
+    assert!(
+        matches!(&e, MagentoError::TwoFactorRequired { providers } if providers == "google"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("ROSTER_MAGENTO_TOTP_SECRET"), "{e}");
+
+    // A wrong secret: the code is refused, and the message says what to check.
+    let mut config = sb.config();
+    config.totp_secret = Some(Secret::new("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"));
+    let e = Client::new(config).unwrap().groups().await.unwrap_err();
+    assert!(matches!(e, MagentoError::TwoFactorCode { .. }), "{e}");
+    assert!(
+        !e.to_string().contains("JBSWY3DP"),
+        "the secret is never printed: {e}"
+    );
+
+    // The admin's secret (lower case and spaced, as people paste it): signed in.
+    let secret = sb.server.totp_secret().unwrap().expose().to_lowercase();
+    let spaced: String = secret
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| (i > 0 && i % 4 == 0).then_some(' ').into_iter().chain([c]))
+        .collect();
+    let mut config = sb.config();
+    config.totp_secret = Some(Secret::new(spaced));
+    let c = Client::new(config).unwrap();
+    assert!(!c.groups().await.unwrap().is_empty());
+    assert!(!format!("{c:?}").contains(&secret));
+}
+
+#[tokio::test]
+async fn integration_tokens_work_as_the_store_allows() {
+    // Since 2.4.4 a store refuses integration tokens as bearer tokens unless allowed.
+    let sb = Sandbox::start(false).await;
+    let made = sb.server.create_integration("roster").await.unwrap();
+    let bearer = |sb: &Sandbox, token: &str| {
+        Client::new(ClientConfig::with_token(
+            sb.server.base_url(),
+            TokenAuth::Bearer(Secret::new(token)),
+        ))
+        .unwrap()
+    };
+    let e = bearer(&sb, &made.access_token).groups().await.unwrap_err();
+    assert!(matches!(e, MagentoError::BearerRefused { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Allow OAuth Access Tokens to be used as standalone Bearer tokens"),
+        "{e}"
+    );
+
+    // OAuth 1.0a works whatever the setting: searchCriteria with brackets, spaces and
+    // percent signs in the signed query, a write, and a bulk.
+    let oauth = Client::new(ClientConfig::with_token(
+        sb.server.base_url(),
+        TokenAuth::OAuth1(OAuth1Credentials {
+            consumer_key: made.consumer_key.clone(),
+            consumer_secret: Secret::new(made.consumer_secret.clone()),
+            access_token: Secret::new(made.access_token.clone()),
+            access_token_secret: Secret::new(made.token_secret.clone()),
+        }),
+    ))
+    .unwrap();
+    let like = oauth
+        .customers(
+            &Criteria::new().and("email", Condition::Like, "%@example.com"),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert!(!like.is_empty());
+    let first = like[0]["id"].as_i64().unwrap();
+    let mut changed = Map::new();
+    changed.insert("lastname".into(), json!("Signed O'Brien & Co"));
+    oauth.update_customer(first, &changed).await.unwrap();
+    let outcome = oauth.bulk_update(&like[..2], |_, _| {}).await.unwrap();
+    assert_eq!(outcome.complete, 2);
+    assert_eq!(oauth.stats().logins, 0, "an integration never signs in");
+
+    // A wrong secret is refused with Magento's message.
+    let forged = Client::new(ClientConfig::with_token(
+        sb.server.base_url(),
+        TokenAuth::OAuth1(OAuth1Credentials {
+            consumer_key: made.consumer_key.clone(),
+            consumer_secret: Secret::new("not-the-secret"),
+            access_token: Secret::new(made.access_token.clone()),
+            access_token_secret: Secret::new(made.token_secret.clone()),
+        }),
+    ))
+    .unwrap();
+    let e = forged.groups().await.unwrap_err();
+    assert!(e.to_string().contains("The signature is invalid"), "{e}");
+
+    // A replayed request (same nonce) is refused.
+    let creds = OAuth1Credentials {
+        consumer_key: made.consumer_key.clone(),
+        consumer_secret: Secret::new(made.consumer_secret.clone()),
+        access_token: Secret::new(made.access_token.clone()),
+        access_token_secret: Secret::new(made.token_secret.clone()),
+    };
+    let url = format!("{}/rest/all/V1/store/websites", sb.server.base_url());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = roster_magento::oauth1::authorization(&creds, "GET", &url, &[], "once", now);
+    let http = reqwest::Client::new();
+    let send = || http.get(&url).header("authorization", &header).send();
+    assert_eq!(send().await.unwrap().status(), 200);
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 401);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("nonce is already being used")
+    );
+
+    // Where the store allows bearer tokens, the access token alone works.
+    let allowed = Sandbox::start_with(|c| c.integration_as_bearer = true).await;
+    let made = allowed.server.create_integration("roster").await.unwrap();
+    assert!(
+        !bearer(&allowed, &made.access_token)
+            .groups()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -15,6 +15,9 @@ pub const SIGN_IN_FAILED: &str = "The account sign-in was incorrect or your acco
 pub enum Caller {
     Admin(i64),
     Customer(i64),
+    /// An integration, by bearer token (where the store allows it) or OAuth 1.0a signature;
+    /// it has the admin resources it was granted (here: all).
+    Integration(i64),
 }
 
 pub fn hash_password(password: &str) -> String {
@@ -122,6 +125,15 @@ async fn issue(app: &App, kind: &str, subject: i64, ttl_ms: i64) -> Result<Strin
 }
 
 pub async fn admin_token(app: &App, body: &Value) -> Result<String> {
+    let id = admin_password_ok(app, body).await?;
+    if app.config.tfa {
+        return Err(super::integrations::refuse_plain_token(app, id).await);
+    }
+    issue_admin_token(app, id).await
+}
+
+/// Checks an admin's user name and password (with the lock); answers the admin's id.
+pub async fn admin_password_ok(app: &App, body: &Value) -> Result<i64> {
     let (username, password) = credentials(body)?;
     let row =
         sqlx::query("SELECT id, password_hash FROM admins WHERE username = ? AND is_active = 1")
@@ -129,7 +141,10 @@ pub async fn admin_token(app: &App, body: &Value) -> Result<String> {
             .fetch_optional(&app.store.pool)
             .await?;
     let subject = row.map(|r| (r.get::<i64, _>(0), Some(r.get::<String, _>(1))));
-    let id = sign_in(app, "admin", &username, subject, &password).await?;
+    sign_in(app, "admin", &username, subject, &password).await
+}
+
+pub async fn issue_admin_token(app: &App, id: i64) -> Result<String> {
     issue(
         app,
         "admin",
@@ -161,6 +176,13 @@ pub async fn customer_token(app: &App, body: &Value, website_id: i64) -> Result<
 
 /// The caller behind `Authorization: Bearer`, if the token is known and unexpired.
 pub async fn caller(app: &App, headers: &HeaderMap) -> Result<Option<Caller>> {
+    if let Some(id) = headers
+        .get(super::integrations::VERIFIED_INTEGRATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+    {
+        return Ok(Some(Caller::Integration(id)));
+    }
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -174,6 +196,11 @@ pub async fn caller(app: &App, headers: &HeaderMap) -> Result<Option<Caller>> {
         .bind(&token)
         .fetch_optional(&app.store.pool)
         .await?;
+    if row.is_none() {
+        return Ok(super::integrations::by_bearer(app, &token)
+            .await?
+            .map(Caller::Integration));
+    }
     Ok(row.and_then(|r| {
         let expires: i64 = r.get(2);
         (expires > app.clock.now_ms()).then(|| match r.get::<String, _>(0).as_str() {
@@ -187,6 +214,8 @@ pub async fn caller(app: &App, headers: &HeaderMap) -> Result<Option<Caller>> {
 pub async fn require_admin(app: &App, headers: &HeaderMap, resources: &str) -> Result<i64> {
     match caller(app, headers).await? {
         Some(Caller::Admin(id)) => Ok(id),
+        // Not an admin user: no admin id (0 is none).
+        Some(Caller::Integration(_)) => Ok(0),
         _ => Err(MagentoError::unauthorized(resources)),
     }
 }

@@ -28,6 +28,12 @@ pub struct MagentoConfig {
     /// async.operations.all`). Off, bulks are accepted and stay open, as on a store whose
     /// consumer or cron is not running.
     pub bulk_consumer: bool,
+    /// Two-factor authentication for admins (`Magento_TwoFactorAuth`, on by default in 2.4):
+    /// admin tokens only through `/V1/tfa/provider/google/authenticate`.
+    pub tfa: bool,
+    /// Stores > Configuration > Services > OAuth > "Allow OAuth Access Tokens to be used as
+    /// standalone Bearer tokens" (off by default since 2.4.4).
+    pub integration_as_bearer: bool,
     pub faults: MagentoFaults,
 }
 
@@ -56,6 +62,8 @@ impl MagentoConfig {
             lock_for: Duration::from_secs(1800),
             admin_users_api: false,
             bulk_consumer: true,
+            tfa: false,
+            integration_as_bearer: false,
             faults: MagentoFaults::default(),
         }
     }

@@ -12,6 +12,7 @@ mod bulk;
 mod config;
 mod customers;
 mod error;
+pub mod integrations;
 mod search;
 mod seed;
 mod server;

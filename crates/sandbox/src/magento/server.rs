@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use super::config::MagentoConfig;
 use super::error::{MagentoError, Result};
 use super::store::Store;
-use super::{admins, auth, bulk, customers, seed};
+use super::{admins, auth, bulk, customers, integrations, seed};
 use crate::clock::Clock;
 use crate::marketo::SandboxError;
 
@@ -41,6 +41,7 @@ pub struct RunningMagento {
     base_url: String,
     admin_user: String,
     admin_password: Secret,
+    totp_secret: Option<Secret>,
     app: Arc<App>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -59,6 +60,21 @@ impl RunningMagento {
 
     pub fn admin_password(&self) -> &Secret {
         &self.admin_password
+    }
+
+    /// The seeded admin's Google Authenticator secret (base32), with `tfa`.
+    pub fn totp_secret(&self) -> Option<&Secret> {
+        self.totp_secret.as_ref()
+    }
+
+    /// Creates and activates an integration on the running store.
+    pub async fn create_integration(
+        &self,
+        name: &str,
+    ) -> std::result::Result<integrations::Integration, SandboxError> {
+        integrations::create(&self.app.store, name, self.app.clock.now_ms())
+            .await
+            .map_err(|e| SandboxError::Invalid(e.message))
     }
 
     pub fn was_seeded(&self) -> bool {
@@ -140,6 +156,18 @@ pub async fn start(config: MagentoConfig) -> std::result::Result<RunningMagento,
         }
     }
     let (admin_user, admin_password) = ensure_admin(&store, &config, clock.now_ms()).await?;
+    let totp_secret = if config.tfa {
+        let id: i64 = sqlx::query_scalar("SELECT id FROM admins WHERE username = ?")
+            .bind(&admin_user)
+            .fetch_one(&store.pool)
+            .await?;
+        let secret = integrations::ensure_secret(&store, id)
+            .await
+            .map_err(|e| SandboxError::Invalid(e.message))?;
+        Some(Secret::new(secret))
+    } else {
+        None
+    };
     let (listener, base_url) = crate::listen(config.listen).await?;
     let app = Arc::new(App {
         store,
@@ -174,6 +202,7 @@ pub async fn start(config: MagentoConfig) -> std::result::Result<RunningMagento,
         base_url,
         admin_user,
         admin_password,
+        totp_secret,
         app,
         stop: Some(stop_tx),
         task,
@@ -247,9 +276,11 @@ async fn dispatch(
     State(app): State<Arc<App>>,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Only the dispatcher may say a signature was verified.
+    headers.remove(integrations::VERIFIED_INTEGRATION);
     let path = uri.path();
     if let Some(tail) = path.strip_prefix("/sandbox/") {
         return sandbox_route(&app, &method, tail, &body).await;
@@ -261,6 +292,25 @@ async fn dispatch(
     if rate > 0.0 && fastrand::f64() < rate {
         tokio::time::sleep_until(answer_at).await;
         return gateway_page();
+    }
+    let oauth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("OAuth "))
+        .map(str::to_string);
+    if let Some(authorization) = oauth {
+        match integrations::verify_oauth(&app, &method, &uri, &headers, &authorization).await {
+            Ok(id) => {
+                headers.insert(
+                    integrations::VERIFIED_INTEGRATION,
+                    id.to_string().parse().expect("digits are a header value"),
+                );
+            }
+            Err(e) => {
+                tokio::time::sleep_until(answer_at).await;
+                return e.into_response();
+            }
+        }
     }
     let response = rest(&app, &method, &uri, &headers, &body).await;
     tokio::time::sleep_until(answer_at).await;
@@ -343,6 +393,11 @@ async fn route(
     match (method.as_str(), parts.as_slice()) {
         ("POST", ["integration", "admin", "token"]) => {
             auth::admin_token(app, &json_body(headers, body)?)
+                .await
+                .map(Value::String)
+        }
+        ("POST", ["tfa", "provider", "google", "authenticate"]) if app.config.tfa => {
+            integrations::google_authenticate(app, &json_body(headers, body)?)
                 .await
                 .map(Value::String)
         }

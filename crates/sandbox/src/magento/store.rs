@@ -42,6 +42,13 @@ pub const CUSTOMER_COLUMNS: &str = "id, email, firstname, lastname, middlename, 
 impl Store {
     pub async fn open(data_dir: &Path) -> Result<(Self, bool), SandboxError> {
         let (pool, path, fresh) = crate::sqlite::open(data_dir, DB_FILE, SCHEMA).await?;
+        sqlx::raw_sql(super::integrations::SCHEMA)
+            .execute(&pool)
+            .await
+            .map_err(|source| SandboxError::Database {
+                path: path.display().to_string(),
+                source,
+            })?;
         Ok((
             Self {
                 pool,
