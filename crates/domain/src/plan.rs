@@ -502,6 +502,9 @@ pub fn expiry_for(end_date: Option<Date>) -> Option<OffsetDateTime> {
     })
 }
 
+/// The account a plan's note about what Magento's "disable" does is filed under.
+const DISABLE_NOTE_KEY: &str = "customers moved by unlisted=disable";
+
 struct Planner<'a> {
     roster: &'a Roster,
     options: PlanOptions,
@@ -956,6 +959,18 @@ impl<'a> Planner<'a> {
                     return;
                 };
                 if c.group_id != group_id {
+                    // Core Magento's REST API has no way for an admin to stop a customer
+                    // signing in: `revoke-customer-token` revokes only the caller's own
+                    // tokens, and lock/unlock is not exposed. Say so, once per plan.
+                    if !self.notes.iter().any(|n| n.account == DISABLE_NOTE_KEY) {
+                        self.note(
+                            App::Magento,
+                            DISABLE_NOTE_KEY,
+                            format!(
+                                "unlisted=disable moves customers to {group}: it changes their prices and catalog permissions, but they can still sign in and their sessions and tokens stay valid (core Magento's REST API cannot sign another customer out or lock them; POST /V1/integration/customer/revoke-customer-token revokes only the caller's own tokens). To end their access, use unlisted=delete (a tombstone keeps the account for restore)"
+                            ),
+                        );
+                    }
                     self.step(
                         Action::MagentoUpdateCustomer {
                             id: c.id,
@@ -963,9 +978,11 @@ impl<'a> Planner<'a> {
                             first_name: c.first_name.clone(),
                             last_name: c.last_name.clone(),
                             group_id,
-                            group,
+                            group: group.clone(),
                         },
-                        format!("{why} (policy unlisted=disable)"),
+                        format!(
+                            "{why} (policy unlisted=disable: moved to {group}; they can still sign in)"
+                        ),
                     );
                 }
             }

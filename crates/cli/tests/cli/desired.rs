@@ -356,11 +356,14 @@ async fn movers_and_leavers_give_exactly_the_expected_plan() {
         steps[0]["action"]["group"], "General",
         "disabled customers move to General"
     );
+    assert!(steps[0]["reason"].as_str().unwrap().contains(
+        "not in the roster (policy unlisted=disable: moved to General; they can still sign in)"
+    ));
+    // The plan says plainly what "disable" does not do.
+    let table = env.ok(&["plan", next.to_str().unwrap()]).await.stdout;
     assert!(
-        steps[0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("not in the roster (policy unlisted=disable)")
+        table.contains("they can still sign in and their sessions and tokens stay valid"),
+        "{table}"
     );
     assert!(
         steps[3]["reason"]
