@@ -587,6 +587,21 @@ pub enum RestoreCommand {
         #[arg(long)]
         email: String,
     },
+    /// Create a deleted customer again (with its addresses, group and attributes) or an admin
+    /// user (with its role) from the newest tombstone that Roster has not restored yet.
+    Magento {
+        #[command(flatten)]
+        conn: MagentoConn,
+        /// The customer's email.
+        #[arg(long, conflicts_with = "admin", required_unless_present = "admin")]
+        email: Option<String>,
+        /// Only the customer of this website (code), when the email was on several.
+        #[arg(long, value_name = "CODE", requires = "email")]
+        website: Option<String>,
+        /// An admin user's user name instead of a customer.
+        #[arg(long, value_name = "USERNAME")]
+        admin: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -111,6 +111,12 @@ async fn main() -> std::process::ExitCode {
         args::Command::Restore(args::RestoreCommand::Marketo { conn, email }) => {
             lifecycle::restore(&conn, &email, &g).await
         }
+        args::Command::Restore(args::RestoreCommand::Magento {
+            conn,
+            email,
+            website,
+            admin,
+        }) => magento_cmd::restore(&conn, email, website, admin, &g).await,
         args::Command::Plan {
             roster,
             out,
@@ -337,6 +343,16 @@ fn audit_line(command: &args::Command) -> Option<(&'static str, &'static str, St
             "restore",
             email.clone(),
             "roster restore marketo: re-invited from the tombstone".into(),
+        ),
+        Command::Restore(RestoreCommand::Magento { email, admin, .. }) => (
+            "magento",
+            "restore",
+            admin
+                .clone()
+                .map(|a| format!("admin user {a}"))
+                .or(email.clone().map(|e| format!("customer {e}")))
+                .unwrap_or_default(),
+            "roster restore magento: created again from the tombstone".into(),
         ),
         Command::Magento(MagentoCommand::Regroup {
             from,

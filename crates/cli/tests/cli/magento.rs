@@ -385,3 +385,120 @@ async fn provision_and_offboard_customers_and_admins() {
             .contains("ops@shop.example")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offboarded_customers_and_admins_are_restored_from_their_tombstones() {
+    let env = Env::start(true).await;
+    // A seeded customer with addresses, in a group other than the default.
+    let all = env.json(&["magento", "customers", "-o", "json"]).await;
+    let email = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["email"].as_str().unwrap().to_string())
+        .find(|e| e.ends_with("@example.com"))
+        .unwrap();
+    let before = env
+        .json(&["magento", "customer", &email, "-o", "json"])
+        .await;
+    let addresses = before["addresses"].as_array().unwrap().clone();
+    assert!(!addresses.is_empty(), "{before}");
+    env.ok(&["offboard", "magento", "--email", &email, "--yes"])
+        .await;
+    assert!(!env.run_with(&["magento", "customer", &email], &[]).await.ok);
+
+    let restored = env.ok(&["restore", "magento", "--email", &email]).await;
+    assert!(
+        restored.stdout.contains("restored customer") && restored.stdout.contains("set a password"),
+        "{}",
+        restored.stdout
+    );
+    let after = env
+        .json(&["magento", "customer", &email, "-o", "json"])
+        .await;
+    assert_ne!(after["id"], before["id"], "a new account");
+    for field in ["firstname", "lastname", "group_id", "website_id"] {
+        assert_eq!(after[field], before[field], "{field}");
+    }
+    let place = |list: &Value| -> Vec<(Value, Value, Value, Value)> {
+        let mut v: Vec<_> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["street"].clone(),
+                    a["city"].clone(),
+                    a["postcode"].clone(),
+                    a["default_billing"].clone(),
+                )
+            })
+            .collect();
+        v.sort_by_key(|t| t.0.to_string());
+        v
+    };
+    assert_eq!(place(&after["addresses"]), place(&before["addresses"]));
+    let stones = env
+        .json(&["tombstones", "--app", "magento", "-o", "json"])
+        .await;
+    assert_eq!(stones[0]["status"], "restored", "{stones}");
+    let twice = env
+        .run_with(&["restore", "magento", "--email", &email], &[])
+        .await;
+    assert!(!twice.ok);
+    assert!(
+        twice.stderr.contains("not restored yet"),
+        "{}",
+        twice.stderr
+    );
+
+    // An admin user comes back with its role.
+    env.run_with(
+        &[
+            "provision",
+            "magento",
+            "--email",
+            "ops@shop.example",
+            "--first",
+            "O",
+            "--last",
+            "P",
+            "--admin",
+            "ops",
+            "--role",
+            "Customer Service",
+        ],
+        &[("ROSTER_MAGENTO_NEW_ADMIN_PASSWORD", "Opsie12345")],
+    )
+    .await;
+    let ops = |admins: Value| {
+        admins
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["username"] == "ops")
+            .unwrap_or_else(|| panic!("{admins}"))
+            .clone()
+    };
+    let was = ops(env.ok(&["magento", "admins", "-o", "json"]).await.json());
+    env.ok(&["offboard", "magento", "--admin", "ops", "--yes"])
+        .await;
+    let back = env.ok(&["restore", "magento", "--admin", "ops"]).await;
+    assert!(
+        back.stdout.contains("restored admin user ops"),
+        "{}",
+        back.stdout
+    );
+    let now = ops(env.ok(&["magento", "admins", "-o", "json"]).await.json());
+    for field in ["email", "first_name", "last_name", "role_id", "active"] {
+        assert_eq!(now[field], was[field], "{field}");
+    }
+    let log = env.json(&["log", "-o", "json"]).await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["action"] == "restore" && l["target"] == "admin user ops"),
+        "{log}"
+    );
+}
