@@ -222,6 +222,13 @@ impl MarketoSession {
         }
         let state = open_state(state_dir).await?;
         let instance = config.instance_key().to_string();
+        // Every Roster process on this machine paces this subscription together.
+        let ledger =
+            crate::lock::pacing_ledger_path(&self::state_dir(state_dir), MARKETO, &instance);
+        if let Some(dir) = ledger.parent() {
+            crate::private::create_dir(dir)?;
+        }
+        config.shared_ledger = Some(ledger);
         let lock = crate::lock::instance(&self::state_dir(state_dir), MARKETO, &instance)?;
         let day = quota_day(OffsetDateTime::now_utc());
         let used = state.quota_used(MARKETO, &instance, day).await?;

@@ -96,6 +96,14 @@ pub fn state_lock_path(state_dir: &Path) -> PathBuf {
 }
 
 /// The lock of one app instance, kept in the state directory.
+/// The ledger through which Roster processes share an instance's API limits.
+pub fn pacing_ledger_path(state_dir: &Path, app: &str, instance: &str) -> PathBuf {
+    let digest = &roster_domain::sha256::hex(instance.as_bytes())[..16];
+    state_dir
+        .join("pacing")
+        .join(format!("{app}-{digest}.ledger"))
+}
+
 pub fn instance_lock_path(state_dir: &Path, app: &str, instance: &str) -> PathBuf {
     let digest = &roster_domain::sha256::hex(instance.as_bytes())[..16];
     state_dir.join("locks").join(format!("{app}-{digest}.lock"))

@@ -38,6 +38,10 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// Retries with a refreshed token before backing off (the normal case is one).
 const MAX_IMMEDIATE_TOKEN_RETRIES: usize = 3;
 
+/// How many times one call waits for the rate window's edge after a 606 before it falls
+/// back to the ordinary retries.
+const MAX_WINDOW_WAITS: usize = 4;
+
 const SHAPE_UNKNOWN: u8 = 0;
 const SHAPE_INPUT: u8 = 1;
 const SHAPE_ARRAY: u8 = 2;
@@ -70,6 +74,8 @@ struct Inner {
     http: reqwest::Client,
     tokens: TokenCache,
     pacer: Arc<Pacer>,
+    /// The limits shared with other processes, when configured.
+    ledger: Option<crate::ledger::Ledger>,
     quota: QuotaBudget,
     counters: Counters,
     role_shape: AtomicU8,
@@ -185,6 +191,24 @@ impl Client {
             .build()
             .map_err(|e| MarketoError::Config(format!("cannot build the HTTP client: {e}")))?;
         let pacer = Pacer::new(config.max_in_flight, config.rate_limit, config.rate_window);
+        let ledger = match &config.shared_ledger {
+            Some(path) => Some(
+                crate::ledger::Ledger::new(
+                    path,
+                    config.rate_limit,
+                    config.rate_window,
+                    config.max_in_flight,
+                    config.request_timeout,
+                )
+                .map_err(|e| {
+                    MarketoError::Config(format!(
+                        "cannot open the shared pacing ledger {}: {e}",
+                        path.display()
+                    ))
+                })?,
+            ),
+            None => None,
+        };
         let quota = QuotaBudget::new(config.daily_quota, quota_used);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -192,6 +216,7 @@ impl Client {
                 http,
                 tokens: TokenCache::default(),
                 pacer,
+                ledger,
                 quota,
                 counters: Counters::default(),
                 role_shape: AtomicU8::new(SHAPE_UNKNOWN),
@@ -223,6 +248,20 @@ impl Client {
     }
 
     // ---- the one path every call takes ----
+
+    /// How long until the oldest call in the rate window leaves it: from the ledger shared
+    /// with other processes, else this process's own calls, else (no call known) a whole
+    /// window.
+    fn until_window_edge(&self) -> std::time::Duration {
+        let margin = std::time::Duration::from_millis(100);
+        self.inner
+            .ledger
+            .as_ref()
+            .and_then(|l| l.until_window_edge())
+            .or_else(|| self.inner.pacer.until_window_edge())
+            .unwrap_or(self.inner.config.rate_window)
+            + margin
+    }
 
     async fn token(&self) -> Result<(Token, bool), MarketoError> {
         let c = &self.inner.config;
@@ -327,6 +366,7 @@ impl Client {
         let mut attempts = 0usize;
         let mut may_have_run = false;
         let mut token_retries = 0;
+        let mut rate_waits = 0;
         loop {
             attempts += 1;
             let failure = match self.token().await {
@@ -341,7 +381,20 @@ impl Client {
                 Err(e) => return Err(e),
                 Ok((token, fetched_now)) => {
                     self.inner.quota.take()?;
-                    let (ticket, waited) = self.inner.pacer.admit().await;
+                    let (ticket, mut waited) = self.inner.pacer.admit().await;
+                    // Then the limits shared with other Roster processes on this machine.
+                    let slot = match &self.inner.ledger {
+                        Some(ledger) => {
+                            let (slot, shared_wait) = ledger.admit().await.map_err(|e| {
+                                MarketoError::Config(format!(
+                                    "cannot use the shared pacing ledger: {e}; check that Roster's state directory is writable"
+                                ))
+                            })?;
+                            waited |= shared_wait;
+                            Some(slot)
+                        }
+                        None => None,
+                    };
                     if waited {
                         Counters::bump(&counters.paced_waits);
                     }
@@ -350,6 +403,9 @@ impl Client {
                         Counters::bump(&counters.retries);
                     }
                     let result = self.exchange(&method, path, body, &token, operation).await;
+                    if let (Some(ledger), Some(slot)) = (&self.inner.ledger, &slot) {
+                        ledger.release(slot);
+                    }
                     drop(ticket);
                     match result {
                         Ok(bytes) => return Ok(bytes),
@@ -392,6 +448,21 @@ impl Client {
                         && (f.code_is("606") || f.code_is("615"))
                     {
                         Counters::bump(&counters.rate_limited);
+                    }
+                    // Over the rate limit (someone else's calls filled the window): a short
+                    // backoff only hits it again. Wait for the window's edge, a few times,
+                    // before the ordinary retries.
+                    if error.api().is_some_and(|f| f.code_is("606"))
+                        && rate_waits < MAX_WINDOW_WAITS
+                    {
+                        rate_waits += 1;
+                        let edge = self.until_window_edge();
+                        tracing::warn!(
+                            "{operation}: Marketo's rate limit is spent (606; other clients share it); waiting {:.1}s for the window to move",
+                            edge.as_secs_f64()
+                        );
+                        tokio::time::sleep(edge).await;
+                        continue;
                     }
                     match delays.next() {
                         Some(delay) => {

@@ -25,6 +25,9 @@ pub struct ClientConfig {
     /// Allow plain `http://` to another machine (credentials would cross the network
     /// unencrypted). `http://` to a loopback address is always allowed.
     pub allow_insecure_http: bool,
+    /// A ledger file through which every Roster process on this machine shares the
+    /// subscription's limits (see `ledger.rs`); None keeps them per process.
+    pub shared_ledger: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +60,7 @@ impl ClientConfig {
             daily_quota: 50_000,
             request_timeout: Duration::from_secs(60),
             allow_insecure_http: false,
+            shared_ledger: None,
             retry: RetryPolicy::default(),
         }
     }

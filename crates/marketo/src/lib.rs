@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod directory;
 mod error;
+mod ledger;
 mod model;
 mod pacing;
 mod quota;

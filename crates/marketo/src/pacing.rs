@@ -79,6 +79,15 @@ impl Pacer {
             .collect()
     }
 
+    /// How long until the oldest answered call leaves the window, if any is in it.
+    pub fn until_window_edge(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let w = self.window.lock().expect("pacer lock");
+        w.answered
+            .front()
+            .map(|t| (*t + self.length).saturating_duration_since(now))
+    }
+
     /// Waits until a call may be sent; returns whether it had to wait for the window.
     pub async fn admit(self: &Arc<Self>) -> (Ticket, bool) {
         let permit = self

@@ -105,6 +105,26 @@ impl StateStore {
                     source,
                 })?;
         }
+        // Opening a new state switches it to WAL and creates the schema, which several
+        // processes starting at once must not do together (SQLite answers "database is
+        // locked" to the loser whatever the busy timeout). They take turns on a file lock.
+        let opening = dir.join("open.lock");
+        let mut lock_file = std::fs::OpenOptions::new();
+        lock_file.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut lock_file, 0o600);
+        let lock_file = lock_file
+            .open(&opening)
+            .map_err(|source| StoreError::CreateDir {
+                path: opening.clone(),
+                source,
+            })?;
+        // Blocking, briefly: the holder only connects and migrates.
+        lock_file.lock().map_err(|source| StoreError::CreateDir {
+            path: opening.clone(),
+            source,
+        })?;
+        let guard = lock_file;
         let path = dir.join(STATE_FILE);
         let mut create = std::fs::OpenOptions::new();
         create.append(true).create(true);
@@ -132,6 +152,7 @@ impl StateStore {
             .map_err(open_err)?;
         let store = Self { pool, path };
         store.migrate().await?;
+        drop(guard);
         #[cfg(unix)]
         for suffix in ["", "-wal", "-shm"] {
             use std::os::unix::fs::PermissionsExt;
@@ -149,7 +170,10 @@ impl StateStore {
 
     async fn migrate(&self) -> Result<()> {
         let known = schema::STEPS.len() as i64;
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: take the write lock before reading the version, so processes opening a
+        // new state at once wait for each other (busy timeout) instead of the second failing
+        // to upgrade its read (SQLITE_BUSY_SNAPSHOT, "database is locked").
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let found: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&mut *tx)
             .await?;

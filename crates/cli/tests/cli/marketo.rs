@@ -947,3 +947,94 @@ async fn an_invitation_whose_every_attempt_timed_out_is_tracked_then_settled() {
     assert!(again.stderr.contains("pending"), "{}", again.stderr);
     assert_eq!(env.mail_to(sent).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_audits_share_the_subscription_limits() {
+    // The subscription's limits, scaled down: 30 calls per 2 s, 4 in flight.
+    let env = Env::start(|c| {
+        c.limits = Limits {
+            rate_limit: 30,
+            rate_window: Duration::from_secs(2),
+            max_concurrent: 4,
+            daily_quota: 10_000,
+        };
+        c.faults.latency = Duration::from_millis(20);
+    })
+    .await;
+    let admin = roster_sandbox::marketo::admin::Admin::open(env._data.path())
+        .await
+        .unwrap();
+    admin
+        .add_people(
+            "shared",
+            "acme.example",
+            30,
+            &["Standard User@Default".parse().unwrap()],
+        )
+        .await
+        .unwrap();
+    admin.close().await;
+    let args = [
+        "audit",
+        "marketo",
+        "-o",
+        "json",
+        "--rate-limit",
+        "30",
+        "--rate-window",
+        "2s",
+        "--max-in-flight",
+        "4",
+    ];
+    // Three processes at once, each keeping the limits by itself: together they would send
+    // three times too much, unless they pace together.
+    let (a, b, c) = tokio::join!(env.run(&args), env.run(&args), env.run(&args));
+    for run in [&a, &b, &c] {
+        assert!(run.ok, "{}", run.stderr);
+        assert_eq!(run.json()["users"].as_array().unwrap().len(), 39);
+    }
+    let stats = env.sandbox_json("stats").await;
+    assert_eq!(stats["rateLimited"], 0, "{stats}");
+    assert_eq!(stats["concurrencyLimited"], 0, "{stats}");
+
+    // Another integration spends the whole window: Roster's first call gets 606 and waits for
+    // the window to move instead of burning its retries (here: none) on a short backoff.
+    let token: Value = env
+        .http
+        .post(format!("{}/identity/oauth/token", env.sandbox.base_url()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ID),
+            ("client_secret", SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut spent = 0;
+    while spent < 30 {
+        let status = env
+            .http
+            .get(format!(
+                "{}/userservice/management/v1/users/roles.json",
+                env.sandbox.base_url()
+            ))
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        spent += usize::from(status.is_success());
+    }
+    let mut waiting = args.to_vec();
+    waiting.extend(["--max-retries", "0"]);
+    let run = env.run(&waiting).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("rate limit is spent") && run.stderr.contains("waiting"),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,269 @@
+//! A subscription's limits shared by every Roster process on this machine. Marketo counts
+//! calls per subscription, not per client: two `roster audit` runs that each keep 100 calls
+//! per 20 s and 10 in flight together send 200 and 20, and draw 606 and 615. Each process
+//! therefore records every call in one ledger file per instance, under an exclusive file
+//! lock: when it was sent, and when it was answered. A call is admitted only when, counting
+//! every process's calls, fewer than the limit are in the window and fewer than the maximum
+//! are in flight.
+//!
+//! A process that dies mid-call leaves an open entry; it is dropped once its process is gone
+//! (or after the request time-out), while its answered calls keep counting for the window,
+//! because the server saw them.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How often a process waiting only for other processes' calls in flight looks again.
+const POLL: Duration = Duration::from_millis(25);
+
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    path: PathBuf,
+    limit: usize,
+    max_in_flight: usize,
+    /// The window plus a margin, in milliseconds.
+    window_ms: u64,
+    /// After this long an open entry is stale whatever its process.
+    stale_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    pid: u32,
+    id: u64,
+    sent_ms: u64,
+    /// 0 while the call is in flight.
+    answered_ms: u64,
+}
+
+/// An admitted call; `release` records its answer.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    id: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        // Signal 0 checks that the process exists without touching it.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
+}
+
+impl Ledger {
+    pub fn new(
+        path: &Path,
+        limit: u32,
+        window: Duration,
+        max_in_flight: usize,
+        request_timeout: Duration,
+    ) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            limit: (limit as usize).max(1),
+            max_in_flight: max_in_flight.max(1),
+            window_ms: window.as_millis() as u64 + 50,
+            stale_ms: request_timeout.as_millis() as u64 + window.as_millis() as u64,
+        })
+    }
+
+    /// Runs `f` on the entries under the file lock, and writes them back.
+    fn with_entries<T>(&self, f: impl FnOnce(&mut Vec<Entry>, u64) -> T) -> std::io::Result<T> {
+        let mut file: File = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path)?;
+        file.lock()?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        let now = now_ms();
+        let mut entries: Vec<Entry> = text
+            .lines()
+            .filter_map(|l| {
+                let mut p = l.split_whitespace().map(str::parse::<u64>);
+                Some(Entry {
+                    pid: p.next()?.ok()? as u32,
+                    id: p.next()?.ok()?,
+                    sent_ms: p.next()?.ok()?,
+                    answered_ms: p.next()?.ok()?,
+                })
+            })
+            .filter(|e| {
+                if e.answered_ms == 0 {
+                    now.saturating_sub(e.sent_ms) < self.stale_ms && alive(e.pid)
+                } else {
+                    e.answered_ms + self.window_ms > now
+                }
+            })
+            .collect();
+        let out = f(&mut entries, now);
+        let mut text = String::with_capacity(entries.len() * 40);
+        for e in &entries {
+            text.push_str(&format!(
+                "{} {} {} {}\n",
+                e.pid, e.id, e.sent_ms, e.answered_ms
+            ));
+        }
+        file.seek(SeekFrom::Start(0))?;
+        file.set_len(0)?;
+        file.write_all(text.as_bytes())?;
+        file.unlock()?;
+        Ok(out)
+    }
+
+    /// Waits until every process's calls leave room for one more; returns whether it waited.
+    pub async fn admit(&self) -> std::io::Result<(Slot, bool)> {
+        let id = fastrand::u64(..);
+        let pid = std::process::id();
+        let mut waited = false;
+        loop {
+            let wake = self.with_entries(|entries, now| {
+                let open = entries.iter().filter(|e| e.answered_ms == 0).count();
+                let in_window = entries.len();
+                if open < self.max_in_flight && in_window < self.limit {
+                    entries.push(Entry {
+                        pid,
+                        id,
+                        sent_ms: now,
+                        answered_ms: 0,
+                    });
+                    return None;
+                }
+                // The window frees up when its oldest answered call leaves it; calls in
+                // flight free up when they are answered, which only polling sees.
+                let edge = entries
+                    .iter()
+                    .filter(|e| e.answered_ms != 0)
+                    .map(|e| e.answered_ms + self.window_ms)
+                    .min();
+                Some(match edge {
+                    Some(at) if in_window >= self.limit && open < self.max_in_flight => {
+                        Duration::from_millis(at.saturating_sub(now).max(1))
+                    }
+                    _ => POLL,
+                })
+            })?;
+            match wake {
+                None => return Ok((Slot { id }, waited)),
+                Some(delay) => {
+                    waited = true;
+                    tokio::time::sleep(delay.min(Duration::from_secs(5))).await;
+                }
+            }
+        }
+    }
+
+    /// Records the answer of an admitted call.
+    pub fn release(&self, slot: &Slot) {
+        let result = self.with_entries(|entries, now| {
+            if let Some(e) = entries.iter_mut().find(|e| e.id == slot.id) {
+                e.answered_ms = now.max(e.sent_ms);
+            }
+        });
+        if let Err(e) = result {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot record a call in the shared pacing ledger");
+        }
+    }
+
+    /// How long until the oldest call in the window leaves it (None when none is recorded).
+    pub fn until_window_edge(&self) -> Option<Duration> {
+        self.with_entries(|entries, now| {
+            entries
+                .iter()
+                .filter(|e| e.answered_ms != 0)
+                .map(|e| e.answered_ms + self.window_ms)
+                .min()
+                .map(|at| Duration::from_millis(at.saturating_sub(now)))
+        })
+        .ok()
+        .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn two_ledgers_on_one_file_share_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.ledger");
+        let a = Ledger::new(
+            &path,
+            3,
+            Duration::from_secs(60),
+            2,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let b = Ledger::new(
+            &path,
+            3,
+            Duration::from_secs(60),
+            2,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let (s1, _) = a.admit().await.unwrap();
+        let (s2, _) = b.admit().await.unwrap();
+        // Two in flight across both: a third waits until one is answered.
+        let third = tokio::spawn(async move {
+            let (s3, waited) = a.admit().await.unwrap();
+            (a, s3, waited)
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!third.is_finished(), "a third call in flight was admitted");
+        b.release(&s1);
+        let (a, _s3, waited) = third.await.unwrap();
+        assert!(waited);
+        // Three calls in the 60 s window: a fourth is refused until the window moves.
+        b.release(&s2);
+        let fourth = tokio::spawn(async move { a.admit().await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !fourth.is_finished(),
+            "a fourth call in the window was admitted"
+        );
+        fourth.abort();
+        assert!(b.until_window_edge().unwrap() > Duration::from_secs(50));
+    }
+
+    #[tokio::test]
+    async fn a_dead_process_open_call_does_not_block_forever() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.ledger");
+        // An open call of a process that cannot exist (above the largest pid Linux allows).
+        std::fs::write(&path, format!("{} 1 {} 0\n", 4_194_999u32, now_ms())).unwrap();
+        let l = Ledger::new(
+            &path,
+            10,
+            Duration::from_secs(60),
+            1,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let (_slot, waited) = l.admit().await.unwrap();
+        assert!(!waited);
+    }
+}
