@@ -136,26 +136,13 @@ impl Env {
     }
 
     async fn api_post_answer(&self, path: &str, body: Value) -> reqwest::Response {
-        let token: Value = self
-            .http
-            .post(format!("{}/identity/oauth/token", self.sandbox.base_url()))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", ID),
-                ("client_secret", SECRET),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let token = crate::token(self.sandbox.base_url(), ID, SECRET).await;
         self.http
             .post(format!(
                 "{}/userservice/management/v1/users/{path}",
                 self.sandbox.base_url()
             ))
-            .bearer_auth(token["access_token"].as_str().unwrap())
+            .bearer_auth(token)
             .json(&body)
             .send()
             .await
@@ -999,20 +986,7 @@ async fn concurrent_audits_share_the_subscription_limits() {
 
     // Another integration spends the whole window: Roster's first call gets 606 and waits for
     // the window to move instead of burning its retries (here: none) on a short backoff.
-    let token: Value = env
-        .http
-        .post(format!("{}/identity/oauth/token", env.sandbox.base_url()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", ID),
-            ("client_secret", SECRET),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = crate::token(env.sandbox.base_url(), ID, SECRET).await;
     let mut spent = 0;
     while spent < 30 {
         let status = env
@@ -1021,7 +995,7 @@ async fn concurrent_audits_share_the_subscription_limits() {
                 "{}/userservice/management/v1/users/roles.json",
                 env.sandbox.base_url()
             ))
-            .bearer_auth(token["access_token"].as_str().unwrap())
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap()
