@@ -326,6 +326,10 @@ pub enum AuditCommand {
         /// Also write the self-contained HTML report to this file.
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
+        /// Finish an audit the daily quota interrupted: reuse the users it read and read only
+        /// the rest.
+        #[arg(long)]
+        resume: bool,
     },
     /// Customers by website and group, and admin users with their role where the API exists.
     Magento {

@@ -47,10 +47,33 @@ impl Progress for Bar {
     }
 }
 
+/// Where an audit the daily quota interrupted keeps the users it read.
+const CHECKPOINT_FACT: &str = "audit_checkpoint";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Checkpoint {
+    #[serde(with = "time::serde::rfc3339")]
+    saved_at: OffsetDateTime,
+    users: Vec<audit::AuditedUser>,
+}
+
+/// How long until the daily quota resets (midnight US Central).
+fn until_quota_reset(now: OffsetDateTime) -> time::Duration {
+    let today = roster_domain::marketo_time::quota_day(now);
+    let mut minutes = 1;
+    while roster_domain::marketo_time::quota_day(now + time::Duration::minutes(minutes)) == today
+        && minutes < 26 * 60
+    {
+        minutes += 1;
+    }
+    time::Duration::minutes(minutes)
+}
+
 pub async fn run(
     conn: &MarketoConn,
     format: ReportFormat,
     html: Option<PathBuf>,
+    resume: bool,
     g: &Globals<'_>,
 ) -> Result<()> {
     let mut s = MarketoSession::open(conn, g.state, g.config).await?;
@@ -74,10 +97,64 @@ pub async fn run(
             .expect("a valid template"),
         );
     }
-    let result = audit::run(&s.client, Arc::new(Bar(bar.clone()))).await;
+    let checkpoint: Option<Checkpoint> = match s
+        .state
+        .fact(MARKETO, &s.instance, CHECKPOINT_FACT)
+        .await?
+        .filter(|v| !v.is_empty())
+    {
+        Some(text) => Some(serde_json::from_str(&text).with_context(|| {
+            "the saved progress of the interrupted audit cannot be read; run the audit without --resume"
+        })?),
+        None => None,
+    };
+    let done = match (&checkpoint, resume) {
+        (Some(c), true) => {
+            eprintln!(
+                "resuming the audit interrupted on {}: {} users already read",
+                crate::output::rfc3339(c.saved_at),
+                c.users.len()
+            );
+            c.users.clone()
+        }
+        (None, true) => anyhow::bail!(
+            "no interrupted audit to resume on {}; run `roster audit marketo` without --resume",
+            s.instance
+        ),
+        (_, false) => Vec::new(),
+    };
+    let result = audit::run_from(&s.client, Arc::new(Bar(bar.clone())), done).await;
     bar.finish_and_clear();
     s.record_usage().await?;
-    let audit = result?;
+    let (audit, quota) = result?;
+    if let Some(quota) = quota {
+        // Keep what was read; the rest is read after the quota resets.
+        let saved = Checkpoint {
+            saved_at: OffsetDateTime::now_utc(),
+            users: audit.users.clone(),
+        };
+        s.state
+            .set_fact(
+                MARKETO,
+                &s.instance,
+                CHECKPOINT_FACT,
+                &serde_json::to_string(&saved)?,
+            )
+            .await?;
+        let wait = until_quota_reset(OffsetDateTime::now_utc());
+        eprintln!("{}", s.cost_line());
+        return Err(anyhow::Error::new(quota).context(format!(
+            "the daily quota ran out after {} users were read; they are saved in Roster's state. The quota resets at midnight US Central, in {}h{:02}m: then run `roster audit marketo --resume` to read only the rest",
+            audit.users.len(),
+            wait.whole_hours(),
+            wait.whole_minutes() % 60
+        )));
+    }
+    if checkpoint.is_some() {
+        s.state
+            .set_fact(MARKETO, &s.instance, CHECKPOINT_FACT, "")
+            .await?;
+    }
     s.state
         .set_fact(
             MARKETO,

@@ -148,7 +148,14 @@ async fn scenario(
 
     step("Audit, Marketo: who has which role in which workspace");
     let html = dir.join("audit.html");
-    audit_cmd::run(marketo_conn, ReportFormat::Table, Some(html.clone()), g).await?;
+    audit_cmd::run(
+        marketo_conn,
+        ReportFormat::Table,
+        Some(html.clone()),
+        false,
+        g,
+    )
+    .await?;
     println!("\nThe HTML report is at {}", html.display());
     Ok(())
 }

@@ -53,9 +53,12 @@ async fn main() -> std::process::ExitCode {
         args::Command::Demo { dir } => demo::run(dir).await,
         args::Command::Sandbox(cmd) => sandbox_cmd::run(cmd).await,
         args::Command::Marketo(cmd) => marketo_cmd::run(cmd, &g).await,
-        args::Command::Audit(args::AuditCommand::Marketo { conn, output, html }) => {
-            audit_cmd::run(&conn, output, html, &g).await
-        }
+        args::Command::Audit(args::AuditCommand::Marketo {
+            conn,
+            output,
+            html,
+            resume,
+        }) => audit_cmd::run(&conn, output, html, resume, &g).await,
         args::Command::Magento(cmd) => magento_cmd::run(cmd, &g).await,
         args::Command::Audit(args::AuditCommand::Magento { conn, output }) => {
             magento_cmd::audit(&conn, output, &g).await

@@ -35,12 +35,13 @@ impl Progress for Quiet {
     fn done(&self) {}
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AuditedUser {
     pub user: UserSummary,
     pub roles: Vec<RoleAssignment>,
     /// When the login expires. `allusers.json` does not say, so the audit reads each user
     /// with `user.json`, which gives this and the roles in the one call `roles.json` would cost.
+    #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<time::OffsetDateTime>,
 }
 
@@ -67,7 +68,36 @@ pub fn estimated_calls(expected_users: usize) -> u64 {
 
 type Found = Result<Vec<(usize, AuditedUser)>, MarketoError>;
 
+/// The daily quota ran out: Marketo's 607, or Roster's own budget refusing the next call.
+pub fn is_quota(e: &MarketoError) -> bool {
+    matches!(e, MarketoError::QuotaBudget { .. }) || e.api().is_some_and(|f| f.code_is("607"))
+}
+
+/// A whole audit; a quota that runs out mid-way is an error (nothing may be planned from a
+/// partial read).
 pub async fn run(client: &Client, progress: Arc<dyn Progress>) -> Result<Audit, MarketoError> {
+    match run_from(client, progress, Vec::new()).await? {
+        (audit, None) => Ok(audit),
+        (_, Some(quota)) => Err(quota),
+    }
+}
+
+/// An audit that reuses `done` (users read by an interrupted audit) and reads only the rest.
+/// When the daily quota runs out part-way, it returns what it read with the quota error, so
+/// the caller can keep it and resume later. Before any per-user call it checks, from the
+/// first page of users, that the budget covers the rest, and refuses if it cannot.
+pub async fn run_from(
+    client: &Client,
+    progress: Arc<dyn Progress>,
+    done: Vec<AuditedUser>,
+) -> Result<(Audit, Option<MarketoError>), MarketoError> {
+    let done: std::collections::HashMap<String, AuditedUser> = done
+        .into_iter()
+        .map(|u| (u.user.userid.to_lowercase(), u))
+        .collect();
+    let reused = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let quota_error: Arc<std::sync::Mutex<Option<MarketoError>>> =
+        Arc::new(std::sync::Mutex::new(None));
     let before = client.stats();
     let (tx, rx) = mpsc::unbounded_channel::<(usize, UserSummary)>();
     let rx = Arc::new(Mutex::new(rx));
@@ -75,12 +105,13 @@ pub async fn run(client: &Client, progress: Arc<dyn Progress>) -> Result<Audit, 
     let mut workers: JoinSet<Found> = JoinSet::new();
     let vanished = Arc::new(std::sync::Mutex::new(Vec::new()));
     for _ in 0..client.config().max_in_flight.max(1) {
-        let (client, rx, progress, failed, vanished) = (
+        let (client, rx, progress, failed, vanished, quota_error) = (
             client.clone(),
             rx.clone(),
             progress.clone(),
             failed.clone(),
             vanished.clone(),
+            quota_error.clone(),
         );
         workers.spawn(async move {
             let mut mine = Vec::new();
@@ -89,6 +120,9 @@ pub async fn run(client: &Client, progress: Arc<dyn Progress>) -> Result<Audit, 
                 let Some((index, user)) = next else {
                     return Ok(mine);
                 };
+                if failed.load(Ordering::Relaxed) {
+                    return Ok(mine);
+                }
                 match client.user(&user.userid).await {
                     Ok(found) => mine.push((
                         index,
@@ -100,6 +134,12 @@ pub async fn run(client: &Client, progress: Arc<dyn Progress>) -> Result<Audit, 
                     )),
                     Err(e) if e.is_not_found() => {
                         vanished.lock().expect("vanished list").push(user);
+                    }
+                    Err(e) if is_quota(&e) => {
+                        // Keep what was read; the rest waits for tomorrow's quota.
+                        failed.store(true, Ordering::Relaxed);
+                        quota_error.lock().expect("quota slot").get_or_insert(e);
+                        return Ok(mine);
                     }
                     Err(e) => {
                         failed.store(true, Ordering::Relaxed);
@@ -116,12 +156,42 @@ pub async fn run(client: &Client, progress: Arc<dyn Progress>) -> Result<Audit, 
             if failed.load(Ordering::Relaxed) {
                 break;
             }
-            let page = client.users_page(listed, MAX_PAGE_SIZE).await?;
+            let page = match client.users_page(listed, MAX_PAGE_SIZE).await {
+                Ok(page) => page,
+                Err(e) if is_quota(&e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    quota_error.lock().expect("quota slot").get_or_insert(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             let last = page.len() < MAX_PAGE_SIZE;
+            let to_read = page
+                .iter()
+                .filter(|u| !done.contains_key(&u.userid.to_lowercase()))
+                .count() as u64;
+            if listed == 0 && last {
+                // The first page is the whole list: check the budget covers every per-user
+                // call before making any.
+                client
+                    .quota()
+                    .ensure(to_read, &format!("reading the roles of {to_read} users"))?;
+            }
             progress.found(page.len());
             for user in page {
-                // The workers only stop when the channel closes, so this cannot fail.
-                let _ = tx.send((listed, user));
+                match done.get(&user.userid.to_lowercase()) {
+                    Some(known) => {
+                        reused
+                            .lock()
+                            .expect("reused list")
+                            .push((listed, known.clone()));
+                        progress.done();
+                    }
+                    // The workers only stop when the channel closes, so this cannot fail.
+                    None => {
+                        let _ = tx.send((listed, user));
+                    }
+                }
                 listed += 1;
             }
             if last {
@@ -154,10 +224,12 @@ pub async fn run(client: &Client, progress: Arc<dyn Progress>) -> Result<Audit, 
             }
         }
     }
+    found.extend(std::mem::take(&mut *reused.lock().expect("reused list")));
     found.sort_by_key(|(index, _)| *index);
     let after = client.stats();
     let vanished = std::mem::take(&mut *vanished.lock().expect("vanished list"));
-    Ok(Audit {
+    let quota = quota_error.lock().expect("quota slot").take();
+    let audit = Audit {
         directory,
         users: found.into_iter().map(|(_, u)| u).collect(),
         vanished,
@@ -168,7 +240,8 @@ pub async fn run(client: &Client, progress: Arc<dyn Progress>) -> Result<Audit, 
             token_refreshes: after.token_refreshes - before.token_refreshes,
             paced_waits: after.paced_waits - before.paced_waits,
         },
-    })
+    };
+    Ok((audit, quota))
 }
 
 #[cfg(test)]

@@ -110,7 +110,11 @@ impl StateStore {
         // locked" to the loser whatever the busy timeout). They take turns on a file lock.
         let opening = dir.join("open.lock");
         let mut lock_file = std::fs::OpenOptions::new();
-        lock_file.read(true).write(true).create(true).truncate(false);
+        lock_file
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut lock_file, 0o600);
         let lock_file = lock_file

@@ -1012,3 +1012,81 @@ async fn concurrent_audits_share_the_subscription_limits() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_the_quota_cannot_cover_is_refused_or_resumed_after_midnight() {
+    // 39 users: an audit needs 2 + 1 + 39 = 42 calls.
+    let env = Env::start(|c| c.limits.daily_quota = 30).await;
+    let admin = roster_sandbox::marketo::admin::Admin::open(env._data.path())
+        .await
+        .unwrap();
+    admin
+        .add_people(
+            "quota",
+            "acme.example",
+            30,
+            &["Standard User@Default".parse().unwrap()],
+        )
+        .await
+        .unwrap();
+    admin.close().await;
+
+    // Roster's budget knows the quota: the first page shows 39 users to read, more than the
+    // 17 calls left, so no per-user call is made.
+    let refused = env
+        .fails(&["audit", "marketo", "--daily-quota", "20"])
+        .await;
+    assert!(
+        refused
+            .stderr
+            .contains("reading the roles of 39 users needs 39 calls but only 17"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(env.sandbox_json("stats").await["calls"], 3);
+
+    // The subscription's quota is spent by others (Roster's budget does not know): 607
+    // part-way. What was read is kept, and the message says when and how to finish.
+    let cut = env.fails(&["audit", "marketo"]).await;
+    assert!(
+        cut.stderr.contains("the daily quota ran out after")
+            && cut.stderr.contains("roster audit marketo --resume"),
+        "{}",
+        cut.stderr
+    );
+    let read_before: usize = cut
+        .stderr
+        .split("ran out after ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(read_before > 0 && read_before < 39, "{}", cut.stderr);
+
+    // After midnight US Central the quota is back; the resumed audit reads only the rest.
+    env.http
+        .post(format!("{}/sandbox/clock", env.sandbox.base_url()))
+        .json(&json!({"advanceSeconds": 26 * 3600}))
+        .send()
+        .await
+        .unwrap();
+    let calls_before = env.sandbox_json("stats").await["calls"].as_u64().unwrap();
+    let resumed = env
+        .ok(&["audit", "marketo", "--resume", "-o", "json"])
+        .await;
+    assert!(resumed.stderr.contains("resuming"), "{}", resumed.stderr);
+    assert_eq!(resumed.json()["users"].as_array().unwrap().len(), 39);
+    let spent = env.sandbox_json("stats").await["calls"].as_u64().unwrap() - calls_before;
+    assert_eq!(
+        spent as usize,
+        2 + 1 + (39 - read_before),
+        "only the users not read before"
+    );
+    // Done: nothing left to resume.
+    let again = env.run(&["audit", "marketo", "--resume"]).await;
+    assert!(
+        !again.ok && again.stderr.contains("no interrupted audit"),
+        "{}",
+        again.stderr
+    );
+}
