@@ -84,6 +84,23 @@ impl Env {
         run
     }
 
+    /// Adds `count` accepted users with Standard User@Default, as the sandbox's admin would.
+    async fn add_people(&self, prefix: &str, count: usize) {
+        let admin = roster_sandbox::marketo::admin::Admin::open(self._data.path())
+            .await
+            .unwrap();
+        admin
+            .add_people(
+                prefix,
+                "acme.example",
+                count,
+                &["Standard User@Default".parse().unwrap()],
+            )
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+
     async fn sandbox_json(&self, path: &str) -> Value {
         self.http
             .get(format!("{}/sandbox/{path}", self.sandbox.base_url()))
@@ -948,19 +965,7 @@ async fn concurrent_audits_share_the_subscription_limits() {
         c.faults.latency = Duration::from_millis(20);
     })
     .await;
-    let admin = roster_sandbox::marketo::admin::Admin::open(env._data.path())
-        .await
-        .unwrap();
-    admin
-        .add_people(
-            "shared",
-            "acme.example",
-            30,
-            &["Standard User@Default".parse().unwrap()],
-        )
-        .await
-        .unwrap();
-    admin.close().await;
+    env.add_people("shared", 30).await;
     let args = [
         "audit",
         "marketo",
@@ -1017,19 +1022,7 @@ async fn concurrent_audits_share_the_subscription_limits() {
 async fn an_audit_the_quota_cannot_cover_is_refused_or_resumed_after_midnight() {
     // 39 users: an audit needs 2 + 1 + 39 = 42 calls.
     let env = Env::start(|c| c.limits.daily_quota = 30).await;
-    let admin = roster_sandbox::marketo::admin::Admin::open(env._data.path())
-        .await
-        .unwrap();
-    admin
-        .add_people(
-            "quota",
-            "acme.example",
-            30,
-            &["Standard User@Default".parse().unwrap()],
-        )
-        .await
-        .unwrap();
-    admin.close().await;
+    env.add_people("quota", 30).await;
 
     // Roster's budget knows the quota: the first page shows 39 users to read, more than the
     // 17 calls left, so no per-user call is made.
