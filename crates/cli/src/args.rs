@@ -682,6 +682,10 @@ pub struct MagentoRun {
     /// running.
     #[arg(long)]
     pub no_bulk_consumer: bool,
+    /// Operations per second the bulk consumer processes, modelling a real store's consumer
+    /// (tens per second per PHP process) [default: as fast as the sandbox can].
+    #[arg(long, value_name = "OPS")]
+    pub bulk_rate: Option<f64>,
     /// Require two-factor authentication for admins, as Magento 2.4 does by default: admin
     /// tokens only through /V1/tfa/provider/google/authenticate with a TOTP code.
     #[arg(long)]

@@ -103,6 +103,12 @@ async fn run_magento(run: MagentoRun) -> Result<()> {
     config.customers = run.customers;
     config.admin_users_api = run.admin_users_api;
     config.bulk_consumer = !run.no_bulk_consumer;
+    if let Some(rate) = run.bulk_rate {
+        if !(rate > 0.0 && rate.is_finite()) {
+            anyhow::bail!("--bulk-rate is operations per second, a positive number such as 50");
+        }
+        config.bulk_rate = Some(rate);
+    }
     config.tfa = run.tfa;
     config.integration_as_bearer = run.integration_as_bearer;
     config.faults = roster_sandbox::magento::MagentoFaults {

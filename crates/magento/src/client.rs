@@ -70,6 +70,9 @@ impl ClientConfig {
     }
 }
 
+/// Bulk submissions in flight at once.
+const SUBMITS_IN_FLIGHT: usize = 3;
+
 /// How an integration (System > Extensions > Integrations) authenticates.
 #[derive(Debug, Clone)]
 pub enum TokenAuth {
@@ -129,6 +132,7 @@ struct Inner {
     calls: AtomicU64,
     retries: AtomicU64,
     logins: AtomicU64,
+    polls: AtomicU64,
 }
 
 impl std::fmt::Debug for Client {
@@ -141,12 +145,14 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Calls made, retries among them, and sign-ins.
+/// Calls made, retries among them, sign-ins, and bulk status polls (among the calls; their
+/// number depends on how fast the store's consumer is, the rest is exact).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     pub calls: u64,
     pub retries: u64,
     pub logins: u64,
+    pub polls: u64,
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -195,6 +201,7 @@ impl Client {
                 calls: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
                 logins: AtomicU64::new(0),
+                polls: AtomicU64::new(0),
             }),
         })
     }
@@ -208,6 +215,7 @@ impl Client {
             calls: self.inner.calls.load(Ordering::Relaxed),
             retries: self.inner.retries.load(Ordering::Relaxed),
             logins: self.inner.logins.load(Ordering::Relaxed),
+            polls: self.inner.polls.load(Ordering::Relaxed),
         }
     }
 
@@ -589,6 +597,12 @@ impl Client {
         for (k, v) in changes {
             current[k.as_str()] = v.clone();
         }
+        self.put_customer(id, current).await
+    }
+
+    /// Writes a whole customer object as read (a search result, say) with changes made:
+    /// no field or address is lost, whatever the version's PUT semantics.
+    pub async fn put_customer(&self, id: i64, current: Value) -> Result<Value, MagentoError> {
         self.send(
             Method::PUT,
             &format!("V1/customers/{id}"),
@@ -633,8 +647,14 @@ impl Client {
             operations: customers.len(),
             ..BulkOutcome::default()
         };
-        let mut pending: Vec<(String, Vec<i64>)> = Vec::new();
-        for chunk in customers.chunks(self.inner.config.bulk_chunk.max(1)) {
+        // A few submissions in flight at once: each is one PHP request on a real store, and
+        // the consumer takes the bulks first in, first out whatever order they arrive in.
+        let gate = Arc::new(tokio::sync::Semaphore::new(SUBMITS_IN_FLIGHT));
+        let mut submits = tokio::task::JoinSet::new();
+        for (index, chunk) in customers
+            .chunks(self.inner.config.bulk_chunk.max(1))
+            .enumerate()
+        {
             let ids: Vec<i64> = chunk
                 .iter()
                 .map(|c| c["id"].as_i64().unwrap_or(0))
@@ -643,33 +663,57 @@ impl Client {
                 .iter()
                 .map(|c| json!({"customerId": c["id"], "customer": c}))
                 .collect();
-            // Retried like any call: each operation writes a whole customer object, so a
-            // bulk that did arrive and is submitted again writes the same values twice.
-            let answer = self
-                .send_url(
-                    Method::PUT,
-                    &url,
-                    &[],
-                    Some(&Value::Array(items)),
-                    "submitting a bulk update",
-                )
-                .await?;
-            let uuid = answer["bulk_uuid"]
-                .as_str()
-                .ok_or_else(|| MagentoError::Decode {
-                    operation: "submitting a bulk update".into(),
-                    detail: "no bulk_uuid".into(),
-                })?
-                .to_string();
-            outcome.bulk_uuids.push(uuid.clone());
-            pending.push((uuid, ids));
+            let (client, url, gate) = (self.clone(), url.clone(), gate.clone());
+            submits.spawn(async move {
+                let _turn = gate.acquire_owned().await.expect("never closed");
+                // Retried like any call: each operation writes a whole customer object, so
+                // a bulk that did arrive and is submitted again writes the same values twice.
+                let answer = client
+                    .send_url(
+                        Method::PUT,
+                        &url,
+                        &[],
+                        Some(&Value::Array(items)),
+                        "submitting a bulk update",
+                    )
+                    .await?;
+                let uuid = answer["bulk_uuid"]
+                    .as_str()
+                    .ok_or_else(|| MagentoError::Decode {
+                        operation: "submitting a bulk update".into(),
+                        detail: "no bulk_uuid".into(),
+                    })?
+                    .to_string();
+                Ok::<_, MagentoError>((index, uuid, ids))
+            });
         }
+        let mut pending: Vec<(usize, String, Vec<i64>)> = Vec::new();
+        while let Some(joined) = submits.join_next().await {
+            match joined {
+                Ok(Ok(done)) => pending.push(done),
+                Ok(Err(e)) => return Err(e),
+                Err(e) => {
+                    return Err(MagentoError::Invalid(format!(
+                        "a bulk submission stopped unexpectedly: {e}"
+                    )));
+                }
+            }
+        }
+        pending.sort_by_key(|(index, _, _)| *index);
+        let pending: Vec<(String, Vec<i64>)> = pending
+            .into_iter()
+            .map(|(_, uuid, ids)| {
+                outcome.bulk_uuids.push(uuid.clone());
+                (uuid, ids)
+            })
+            .collect();
         let mut finished = 0;
         for (uuid, ids) in pending {
             let mut wait = self.inner.config.poll_interval;
             let mut fewest_open = usize::MAX;
             let mut moved_at = Instant::now();
             loop {
+                self.inner.polls.fetch_add(1, Ordering::Relaxed);
                 let status = self
                     .send(
                         Method::GET,

@@ -4,6 +4,7 @@
 //! background. `GET /V1/bulk/{uuid}/status` and `/detailed-status` report each operation:
 //! 1 complete, 2 retriably failed, 3 failed, 4 open, 5 rejected.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
@@ -15,6 +16,7 @@ use super::customers::{self, MANAGE};
 use super::error::{MagentoError, Result};
 use super::seed::magento_time;
 use super::server::{App, Scope};
+use super::store::{CUSTOMER_COLUMNS, customer_from, update_customers_on};
 
 pub const OPEN: i64 = 4;
 pub const COMPLETE: i64 = 1;
@@ -61,7 +63,7 @@ pub async fn submit(
     let now = app.clock.now_ms();
     let mut request_items = Vec::with_capacity(items.len());
     let mut any_rejected = false;
-    let mut tx = app.store.pool.begin().await?;
+    let mut rows = Vec::with_capacity(items.len());
     for (id, item) in items.iter().enumerate() {
         let valid = item.get("customer").is_some_and(Value::is_object)
             && (!update || item.get("customerId").is_some_and(|v| v.as_i64().is_some()));
@@ -74,87 +76,316 @@ pub async fn submit(
                 "Each item needs a \"customer\" object.".to_string()
             }
         });
-        sqlx::query(
-            "INSERT INTO bulk_operations (bulk_uuid, id, topic, payload, status, result_message, error_code, created_at, scope_website)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&uuid)
-        .bind(id as i64)
-        .bind(topic)
-        .bind(item.to_string())
-        .bind(status)
-        .bind(message.as_deref())
-        .bind((!valid).then_some(400))
-        .bind(now)
-        .bind(scope.website_id)
-        .execute(&mut *tx)
-        .await?;
         let mut entry = json!({"id": id, "data_hash": data_hash(item), "status": if valid { "accepted" } else { "rejected" }});
-        if let Some(m) = message {
+        if let Some(m) = &message {
             entry["error_message"] = json!(m);
         }
         request_items.push(entry);
+        rows.push((id as i64, item.to_string(), status, message, valid));
+    }
+    // All the operations in one statement per 1,000 (one round trip to SQLite each).
+    let mut tx = app.store.pool.begin().await?;
+    for chunk in rows.chunks(1000) {
+        let sql = format!(
+            "INSERT INTO bulk_operations (bulk_uuid, id, topic, payload, status, result_message, error_code, created_at, scope_website) VALUES {}",
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, payload, status, message, valid) in chunk {
+            q = q
+                .bind(&uuid)
+                .bind(id)
+                .bind(topic)
+                .bind(payload)
+                .bind(status)
+                .bind(message.as_deref())
+                .bind((!valid).then_some(400))
+                .bind(now)
+                .bind(scope.website_id);
+        }
+        q.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     spawn_processing(app.clone(), uuid.clone());
     Ok(json!({"bulk_uuid": uuid, "request_items": request_items, "errors": any_rejected}))
 }
 
-/// Processes a bulk's open operations in order, in the background (unless the consumer is
-/// off: then they stay open).
+/// Queues a bulk for the consumer (which, when it is off, never takes it: the operations
+/// stay open).
 pub fn spawn_processing(app: Arc<App>, uuid: String) {
-    if !app.config.bulk_consumer {
-        return;
-    }
-    tokio::spawn(async move {
-        if let Err(e) = process(&app, &uuid).await {
-            tracing::warn!(bulk = %uuid, error = %e.message, "bulk processing stopped; it resumes on restart");
-        }
-    });
+    // The consumer lives as long as the sandbox; a send after it stopped changes nothing.
+    let _ = app.bulk_queue.send(uuid);
 }
 
-async fn process(app: &App, uuid: &str) -> Result<()> {
+/// The store's consumer: one bulk at a time, first in, first out, at the configured rate.
+pub async fn consume(app: Arc<App>, mut queue: tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let mut pace = Pace::new(app.config.bulk_rate);
+    while let Some(uuid) = queue.recv().await {
+        if let Err(e) = process(&app, &uuid, &mut pace).await {
+            tracing::warn!(bulk = %uuid, error = %e.message, "bulk processing stopped; it resumes on restart");
+        }
+    }
+}
+
+/// Keeps the consumer at `rate` operations per second, in slices of about 200 ms.
+struct Pace {
+    rate: Option<f64>,
+    started: tokio::time::Instant,
+    done: u64,
+}
+
+impl Pace {
+    fn new(rate: Option<f64>) -> Self {
+        Self {
+            rate: rate.filter(|r| *r > 0.0),
+            started: tokio::time::Instant::now(),
+            done: 0,
+        }
+    }
+
+    /// How many operations the next slice takes, after waiting for its turn.
+    async fn next_slice(&mut self) -> usize {
+        let Some(rate) = self.rate else {
+            return 500;
+        };
+        let due = self.started + std::time::Duration::from_secs_f64(self.done as f64 / rate);
+        let now = tokio::time::Instant::now();
+        if due < now {
+            // Idle time earns no credit: a consumer that waited for work is not faster after.
+            self.started = now;
+            self.done = 0;
+        } else {
+            tokio::time::sleep_until(due).await;
+        }
+        ((rate * 0.2).ceil() as usize).max(1)
+    }
+
+    fn record(&mut self, n: usize) {
+        self.done += n as u64;
+    }
+}
+
+async fn process(app: &App, uuid: &str, pace: &mut Pace) -> Result<()> {
     let rows = sqlx::query("SELECT id, topic, payload, scope_website FROM bulk_operations WHERE bulk_uuid = ? AND status = ? ORDER BY id")
         .bind(uuid)
         .bind(OPEN)
         .fetch_all(&app.store.pool)
         .await?;
-    for row in rows {
-        let id: i64 = row.get(0);
-        let topic: String = row.get(1);
-        let payload: Value = serde_json::from_str(&row.get::<String, _>(2)).unwrap_or(Value::Null);
-        let scope = Scope {
-            store_id: 0,
-            website_id: row.get(3),
-        };
-        let outcome = if topic == TOPIC_UPDATE {
-            let customer_id = payload
-                .get("customerId")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            customers::update_customer(app, &scope, customer_id, &payload).await
+    let ops: Vec<Op> = rows
+        .iter()
+        .map(|row| Op {
+            id: row.get(0),
+            topic: row.get(1),
+            payload: serde_json::from_str(&row.get::<String, _>(2)).unwrap_or(Value::Null),
+            website: row.get(3),
+        })
+        .collect();
+    let mut rest = ops.as_slice();
+    while !rest.is_empty() {
+        let take = pace.next_slice().await.min(rest.len());
+        let (slice, after) = rest.split_at(take);
+        if slice[0].topic == TOPIC_UPDATE {
+            update_slice(app, uuid, slice).await?;
         } else {
-            customers::create_customer(app, &scope, &payload).await
-        };
-        let (status, message, code, result) = match outcome {
-            Ok(customer) => (
-                COMPLETE,
-                "Service execution success ".to_string() + &topic,
-                None,
-                Some(customer.to_string()),
-            ),
-            Err(e) => (FAILED, render(&e), Some(i64::from(e.status.as_u16())), None),
-        };
-        sqlx::query("UPDATE bulk_operations SET status = ?, result_message = ?, error_code = ?, result = ? WHERE bulk_uuid = ? AND id = ?")
+            for op in slice {
+                let scope = Scope {
+                    store_id: 0,
+                    website_id: op.website,
+                };
+                let outcome = customers::create_customer(app, &scope, &op.payload).await;
+                record(&app.store.pool, uuid, op.id, &op.topic, outcome).await?;
+            }
+        }
+        pace.record(slice.len());
+        rest = after;
+    }
+    Ok(())
+}
+
+/// One queued operation.
+struct Op {
+    id: i64,
+    topic: String,
+    payload: Value,
+    website: Option<i64>,
+}
+
+/// Customer updates, a slice at a time, in one transaction with the reference data read
+/// once: what the REST path does per call (merge, validation, email uniqueness, addresses),
+/// but with the slice's customers read in one statement and written in another, and one
+/// commit, instead of several statements, a commit and the write lock per operation.
+async fn update_slice(app: &App, uuid: &str, ops: &[Op]) -> Result<()> {
+    let _w = app.store.write_guard().await;
+    let reference = customers::Reference::load(app).await?;
+    let mut tx = app.store.pool.begin_with("BEGIN IMMEDIATE").await?;
+    let first_address: i64 =
+        sqlx::query_scalar::<_, String>("SELECT value FROM meta WHERE key = 'next_address_id'")
+            .fetch_optional(&mut *tx)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+    let mut next_address = first_address;
+    let now = magento_time(app.clock.now_ms());
+    let ids: Vec<i64> = ops.iter().map(Op::customer_id).collect();
+    let mut current: HashMap<i64, Value> = HashMap::new();
+    if !ids.is_empty() {
+        let sql = format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id IN ({})",
+            vec!["?"; ids.len()].join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in &ids {
+            q = q.bind(id);
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            let c = customer_from(&row);
+            current.insert(c["id"].as_i64().unwrap_or(0), c);
+        }
+    }
+    let mut outcomes = Vec::with_capacity(ops.len());
+    let mut changed: Vec<i64> = Vec::new();
+    for op in ops {
+        let outcome = update_one(
+            &mut tx,
+            &reference,
+            op,
+            &mut current,
+            &now,
+            &mut next_address,
+        )
+        .await;
+        if outcome.is_ok() && !changed.contains(&op.customer_id()) {
+            changed.push(op.customer_id());
+        }
+        outcomes.push(outcome);
+    }
+    let written: Vec<&Value> = changed.iter().filter_map(|id| current.get(id)).collect();
+    update_customers_on(&mut tx, &written).await?;
+    record_all(&mut tx, uuid, ops, outcomes).await?;
+    if next_address != first_address {
+        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_address_id', ?)")
+            .bind(next_address.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+impl Op {
+    fn customer_id(&self) -> i64 {
+        self.payload
+            .get("customerId")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    }
+}
+
+/// One update applied to the slice's customers in memory (written with the rest).
+async fn update_one(
+    tx: &mut sqlx::SqliteConnection,
+    reference: &customers::Reference,
+    op: &Op,
+    current: &mut HashMap<i64, Value>,
+    now: &str,
+    next_address: &mut i64,
+) -> Result<Value> {
+    let id = op.customer_id();
+    let given = customers::object(&op.payload, "customer")?.clone();
+    let mut c = match current.get(&id) {
+        Some(c) if op.website.is_none_or(|w| c["website_id"] == w) => c.clone(),
+        _ => return Err(MagentoError::no_such("customerId", id)),
+    };
+    let owned = customers::owned_ids(&c);
+    let before = (c["email"].clone(), c["website_id"].clone());
+    customers::merge_over(&mut c, given);
+    customers::validate_with(reference, &c)?;
+    // Email and website unchanged: the pair is unique already (as the table enforces).
+    if (c["email"].clone(), c["website_id"].clone()) != before {
+        let email = c["email"].as_str().unwrap_or_default();
+        let website = c["website_id"].as_i64().unwrap_or(1);
+        let other: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM customers WHERE email = ? AND website_id = ?")
+                .bind(email)
+                .bind(website)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let taken_here = current.values().any(|o| {
+            o["id"].as_i64() != Some(id)
+                && o["email"].as_str() == Some(email)
+                && o["website_id"].as_i64() == Some(website)
+        });
+        if other.is_some_and(|o| o != id) || taken_here {
+            return Err(MagentoError::bad_request(
+                "A customer with the same email address already exists in an associated website.",
+            ));
+        }
+    }
+    customers::number_addresses_with(&mut c, Some(id), &owned, next_address)?;
+    c["updated_at"] = json!(now);
+    current.insert(id, c.clone());
+    Ok(c)
+}
+
+/// The outcomes of a slice's operations, written in one statement.
+async fn record_all(
+    tx: &mut sqlx::SqliteConnection,
+    uuid: &str,
+    ops: &[Op],
+    outcomes: Vec<Result<Value>>,
+) -> Result<()> {
+    let sql = format!(
+        "UPDATE bulk_operations SET status = v.column2, result_message = v.column3, error_code = v.column4, result = v.column5 \
+         FROM (VALUES {}) AS v WHERE bulk_operations.bulk_uuid = ? AND bulk_operations.id = v.column1",
+        vec!["(?, ?, ?, ?, ?)"; ops.len()].join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (op, outcome) in ops.iter().zip(outcomes) {
+        let (status, message, code, result) = outcome_columns(&op.topic, outcome);
+        q = q
+            .bind(op.id)
             .bind(status)
             .bind(message)
             .bind(code)
-            .bind(result)
-            .bind(uuid)
-            .bind(id)
-            .execute(&app.store.pool)
-            .await?;
+            .bind(result);
     }
+    q.bind(uuid).execute(&mut *tx).await?;
+    Ok(())
+}
+
+fn outcome_columns(
+    topic: &str,
+    outcome: Result<Value>,
+) -> (i64, String, Option<i64>, Option<String>) {
+    match outcome {
+        Ok(customer) => (
+            COMPLETE,
+            "Service execution success ".to_string() + topic,
+            None,
+            Some(customer.to_string()),
+        ),
+        Err(e) => (FAILED, render(&e), Some(i64::from(e.status.as_u16())), None),
+    }
+}
+
+/// Records an operation's outcome as the status endpoint reports it.
+async fn record<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(
+    executor: E,
+    uuid: &str,
+    id: i64,
+    topic: &str,
+    outcome: Result<Value>,
+) -> Result<()> {
+    let (status, message, code, result) = outcome_columns(topic, outcome);
+    sqlx::query("UPDATE bulk_operations SET status = ?, result_message = ?, error_code = ?, result = ? WHERE bulk_uuid = ? AND id = ?")
+        .bind(status)
+        .bind(message)
+        .bind(code)
+        .bind(result)
+        .bind(uuid)
+        .bind(id)
+        .execute(executor)
+        .await?;
     Ok(())
 }
 

@@ -28,6 +28,10 @@ pub struct MagentoConfig {
     /// async.operations.all`). Off, bulks are accepted and stay open, as on a store whose
     /// consumer or cron is not running.
     pub bulk_consumer: bool,
+    /// Operations per second the consumer processes, modelling a real store's
+    /// `async.operations.all` consumer (each operation is a full repository save in PHP;
+    /// one consumer process typically manages tens per second). None: as fast as SQLite can.
+    pub bulk_rate: Option<f64>,
     /// Two-factor authentication for admins (`Magento_TwoFactorAuth`, on by default in 2.4):
     /// admin tokens only through `/V1/tfa/provider/google/authenticate`.
     pub tfa: bool,
@@ -62,6 +66,7 @@ impl MagentoConfig {
             lock_for: Duration::from_secs(1800),
             admin_users_api: false,
             bulk_consumer: true,
+            bulk_rate: None,
             tfa: false,
             integration_as_bearer: false,
             faults: MagentoFaults::default(),

@@ -37,7 +37,7 @@ const READ_ONLY: &[&str] = &[
     "default_shipping",
 ];
 
-fn object<'a>(body: &'a Value, key: &str) -> Result<&'a Map<String, Value>> {
+pub fn object<'a>(body: &'a Value, key: &str) -> Result<&'a Map<String, Value>> {
     match body.get(key) {
         Some(Value::Object(o)) => Ok(o),
         None | Some(Value::Null) => Err(MagentoError::required(key)),
@@ -124,7 +124,49 @@ pub async fn delete(
 }
 
 /// Checks the fields a create or an update may set, against the store's websites and groups.
+/// The ids a customer may refer to. A bulk reads them once for all its operations.
+pub struct Reference {
+    groups: std::collections::HashSet<i64>,
+    websites: std::collections::HashSet<i64>,
+    stores: std::collections::HashSet<i64>,
+}
+
+impl Reference {
+    pub async fn load(app: &App) -> Result<Self> {
+        let groups = sqlx::query_scalar::<_, i64>("SELECT id FROM customer_groups")
+            .fetch_all(&app.store.pool)
+            .await?
+            .into_iter()
+            .collect();
+        let websites = app
+            .store
+            .websites()
+            .await?
+            .iter()
+            .map(|w| w.id)
+            .filter(|id| *id != 0)
+            .collect();
+        let stores = app
+            .store
+            .store_views()
+            .await?
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        Ok(Self {
+            groups,
+            websites,
+            stores,
+        })
+    }
+}
+
 async fn validate(app: &App, c: &Value) -> Result<()> {
+    validate_with(&Reference::load(app).await?, c)
+}
+
+/// Required fields, a plausible email, and group, website and store ids that exist.
+pub fn validate_with(reference: &Reference, c: &Value) -> Result<()> {
     for field in ["email", "firstname", "lastname"] {
         match c.get(field) {
             Some(Value::String(s)) if !s.trim().is_empty() => {}
@@ -138,10 +180,10 @@ async fn validate(app: &App, c: &Value) -> Result<()> {
         )
         .with(json!([email])));
     }
-    for (field, name) in [
-        ("group_id", "groupId"),
-        ("website_id", "websiteId"),
-        ("store_id", "storeId"),
+    for (field, name, known) in [
+        ("group_id", "groupId", &reference.groups),
+        ("website_id", "websiteId", &reference.websites),
+        ("store_id", "storeId", &reference.stores),
     ] {
         let Some(v) = c.get(field) else { continue };
         let Some(id) = v.as_i64() else {
@@ -150,17 +192,7 @@ async fn validate(app: &App, c: &Value) -> Result<()> {
             )
             .with(json!([v.to_string(), "int"])));
         };
-        let exists = match field {
-            "group_id" => app.store.group(id).await?.is_some(),
-            "website_id" => app
-                .store
-                .websites()
-                .await?
-                .iter()
-                .any(|w| w.id == id && id != 0),
-            _ => app.store.store_views().await?.iter().any(|s| s.id == id),
-        };
-        if !exists {
+        if !known.contains(&id) {
             return Err(MagentoError::no_such(name, id).with_status_400());
         }
     }
@@ -181,6 +213,30 @@ async fn number_addresses(
     customer_id: Option<i64>,
     owned: &[i64],
 ) -> Result<()> {
+    let first: i64 = app
+        .store
+        .meta("next_address_id")
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let mut next = first;
+    number_addresses_with(c, customer_id, owned, &mut next)?;
+    if next != first {
+        app.store
+            .set_meta("next_address_id", &next.to_string())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Gives new addresses ids from `next` (advancing it) and ties every address to the
+/// customer; addresses keep ids the customer already owns.
+pub fn number_addresses_with(
+    c: &mut Value,
+    customer_id: Option<i64>,
+    owned: &[i64],
+    next: &mut i64,
+) -> Result<()> {
     let Some(list) = c.get_mut("addresses") else {
         return Ok(());
     };
@@ -200,7 +256,11 @@ async fn number_addresses(
             .filter(|id| owned.contains(id));
         let id = match keep {
             Some(id) => id,
-            None => app.store.next_address_id().await?,
+            None => {
+                let id = *next;
+                *next += 1;
+                id
+            }
         };
         obj.insert("id".into(), json!(id));
         if let Some(cid) = customer_id {
@@ -307,7 +367,17 @@ pub async fn create_customer(app: &App, scope: &Scope, body: &Value) -> Result<V
     Ok(app.store.customer(id).await?.expect("just saved"))
 }
 
-fn owned_ids(c: &Value) -> Vec<i64> {
+/// The body's fields over the stored customer, but for those Magento keeps itself.
+pub fn merge_over(c: &mut Value, given: Map<String, Value>) {
+    for (k, v) in given {
+        if READ_ONLY.contains(&k.as_str()) {
+            continue;
+        }
+        c[k.as_str()] = v;
+    }
+}
+
+pub fn owned_ids(c: &Value) -> Vec<i64> {
     c.get("addresses")
         .and_then(Value::as_array)
         .map(|a| {
@@ -329,12 +399,7 @@ pub async fn merge_update(app: &App, id: i64, body: &Value) -> Result<Value> {
         .await?
         .ok_or_else(|| MagentoError::no_such("customerId", id))?;
     let owned = owned_ids(&c);
-    for (k, v) in given {
-        if READ_ONLY.contains(&k.as_str()) {
-            continue;
-        }
-        c[k.as_str()] = v;
-    }
+    merge_over(&mut c, given);
     validate(app, &c).await?;
     let website_id = c["website_id"].as_i64().unwrap_or(1);
     email_taken(

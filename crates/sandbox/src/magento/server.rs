@@ -27,6 +27,8 @@ pub struct App {
     pub clock: Clock,
     pub config: MagentoConfig,
     pub base_url: String,
+    /// Bulks waiting for the consumer, first in, first out.
+    pub bulk_queue: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 /// Which customers a request sees: `all` (admin scope) sees every website.
@@ -169,12 +171,17 @@ pub async fn start(config: MagentoConfig) -> std::result::Result<RunningMagento,
         None
     };
     let (listener, base_url) = crate::listen(config.listen).await?;
+    let (bulk_queue, bulk_rx) = tokio::sync::mpsc::unbounded_channel();
     let app = Arc::new(App {
         store,
         clock,
         config,
         base_url: base_url.clone(),
+        bulk_queue,
     });
+    if app.config.bulk_consumer {
+        tokio::spawn(bulk::consume(app.clone(), bulk_rx));
+    }
     let router = Router::new()
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -167,16 +167,33 @@ impl Store {
         c: &Value,
         password_hash: Option<&str>,
     ) -> Result<i64, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        save_customer_on(&mut conn, c, password_hash).await
+    }
+}
+
+/// Updates many existing customers in one statement (an upsert on their ids), for the bulk
+/// consumer: one round trip to SQLite instead of one per customer.
+pub async fn update_customers_on(
+    conn: &mut sqlx::SqliteConnection,
+    customers: &[&Value],
+) -> Result<(), sqlx::Error> {
+    const COLUMNS: &str = "id, email, firstname, lastname, middlename, group_id, website_id, store_id, created_in, dob, gender, created_at, updated_at, extra_json, addresses_json";
+    if customers.is_empty() {
+        return Ok(());
+    }
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let sql = format!(
+        "INSERT INTO customers ({COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET email = excluded.email, firstname = excluded.firstname, lastname = excluded.lastname, middlename = excluded.middlename, group_id = excluded.group_id, website_id = excluded.website_id, store_id = excluded.store_id, created_in = excluded.created_in, dob = excluded.dob, gender = excluded.gender, created_at = excluded.created_at, updated_at = excluded.updated_at, extra_json = excluded.extra_json, addresses_json = excluded.addresses_json",
+        vec![row; customers.len()].join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for c in customers {
         let (extra, addresses) = split_customer(c);
         let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
         let i = |k: &str| c.get(k).and_then(Value::as_i64);
-        let id = i("id");
-        let query = if id.is_some() {
-            "UPDATE customers SET email = ?, firstname = ?, lastname = ?, middlename = ?, group_id = ?, website_id = ?, store_id = ?, created_in = ?, dob = ?, gender = ?, created_at = ?, updated_at = ?, extra_json = ?, addresses_json = ? WHERE id = ?"
-        } else {
-            "INSERT INTO customers (email, firstname, lastname, middlename, group_id, website_id, store_id, created_in, dob, gender, created_at, updated_at, extra_json, addresses_json, password_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        };
-        let q = sqlx::query(query)
+        q = q
+            .bind(i("id"))
             .bind(s("email").unwrap_or_default())
             .bind(s("firstname").unwrap_or_default())
             .bind(s("lastname").unwrap_or_default())
@@ -191,19 +208,55 @@ impl Store {
             .bind(s("updated_at").unwrap_or_default())
             .bind(extra.to_string())
             .bind(addresses.to_string());
-        match id {
-            Some(id) => {
-                q.bind(id).execute(&self.pool).await?;
-                Ok(id)
-            }
-            None => Ok(q
-                .bind(password_hash)
-                .execute(&self.pool)
-                .await?
-                .last_insert_rowid()),
-        }
     }
+    q.execute(&mut *conn).await?;
+    Ok(())
+}
 
+/// Writes a customer (an update when it has an id) on `conn`, which may be a transaction.
+pub async fn save_customer_on(
+    conn: &mut sqlx::SqliteConnection,
+    c: &Value,
+    password_hash: Option<&str>,
+) -> Result<i64, sqlx::Error> {
+    let (extra, addresses) = split_customer(c);
+    let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+    let i = |k: &str| c.get(k).and_then(Value::as_i64);
+    let id = i("id");
+    let query = if id.is_some() {
+        "UPDATE customers SET email = ?, firstname = ?, lastname = ?, middlename = ?, group_id = ?, website_id = ?, store_id = ?, created_in = ?, dob = ?, gender = ?, created_at = ?, updated_at = ?, extra_json = ?, addresses_json = ? WHERE id = ?"
+    } else {
+        "INSERT INTO customers (email, firstname, lastname, middlename, group_id, website_id, store_id, created_in, dob, gender, created_at, updated_at, extra_json, addresses_json, password_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    };
+    let q = sqlx::query(query)
+        .bind(s("email").unwrap_or_default())
+        .bind(s("firstname").unwrap_or_default())
+        .bind(s("lastname").unwrap_or_default())
+        .bind(s("middlename"))
+        .bind(i("group_id").unwrap_or(1))
+        .bind(i("website_id").unwrap_or(1))
+        .bind(i("store_id").unwrap_or(1))
+        .bind(s("created_in").unwrap_or_default())
+        .bind(s("dob"))
+        .bind(i("gender"))
+        .bind(s("created_at").unwrap_or_default())
+        .bind(s("updated_at").unwrap_or_default())
+        .bind(extra.to_string())
+        .bind(addresses.to_string());
+    match id {
+        Some(id) => {
+            q.bind(id).execute(&mut *conn).await?;
+            Ok(id)
+        }
+        None => Ok(q
+            .bind(password_hash)
+            .execute(&mut *conn)
+            .await?
+            .last_insert_rowid()),
+    }
+}
+
+impl Store {
     pub async fn delete_customer(&self, id: i64) -> Result<bool, sqlx::Error> {
         sqlx::query("DELETE FROM tokens WHERE kind = 'customer' AND subject_id = ?")
             .bind(id)
