@@ -62,6 +62,28 @@ impl Env {
         run
     }
 
+    /// Creates the admin user `ops` (Customer Service) with a first password.
+    async fn provision_ops_admin(&self) -> Run {
+        self.run_with(
+            &[
+                "provision",
+                "magento",
+                "--email",
+                "ops@shop.example",
+                "--first",
+                "O",
+                "--last",
+                "P",
+                "--admin",
+                "ops",
+                "--role",
+                "Customer Service",
+            ],
+            &[("ROSTER_MAGENTO_NEW_ADMIN_PASSWORD", "Opsie12345")],
+        )
+        .await
+    }
+
     async fn json(&self, args: &[&str]) -> Value {
         self.ok(args).await.json()
     }
@@ -350,25 +372,7 @@ async fn provision_and_offboard_customers_and_admins() {
         "{}",
         no_pw.stderr
     );
-    let admin = env
-        .run_with(
-            &[
-                "provision",
-                "magento",
-                "--email",
-                "ops@shop.example",
-                "--first",
-                "O",
-                "--last",
-                "P",
-                "--admin",
-                "ops",
-                "--role",
-                "Customer Service",
-            ],
-            &[("ROSTER_MAGENTO_NEW_ADMIN_PASSWORD", "Opsie12345")],
-        )
-        .await;
+    let admin = env.provision_ops_admin().await;
     assert!(
         admin.ok && admin.stdout.contains("created admin user ops"),
         "{}{}",
@@ -453,24 +457,7 @@ async fn offboarded_customers_and_admins_are_restored_from_their_tombstones() {
     );
 
     // An admin user comes back with its role.
-    env.run_with(
-        &[
-            "provision",
-            "magento",
-            "--email",
-            "ops@shop.example",
-            "--first",
-            "O",
-            "--last",
-            "P",
-            "--admin",
-            "ops",
-            "--role",
-            "Customer Service",
-        ],
-        &[("ROSTER_MAGENTO_NEW_ADMIN_PASSWORD", "Opsie12345")],
-    )
-    .await;
+    env.provision_ops_admin().await;
     let ops = |admins: Value| {
         admins
             .as_array()

@@ -189,47 +189,20 @@ pub async fn update_customers_on(
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for c in customers {
-        let (extra, addresses) = split_customer(c);
-        let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
-        let i = |k: &str| c.get(k).and_then(Value::as_i64);
-        q = q
-            .bind(i("id"))
-            .bind(s("email").unwrap_or_default())
-            .bind(s("firstname").unwrap_or_default())
-            .bind(s("lastname").unwrap_or_default())
-            .bind(s("middlename"))
-            .bind(i("group_id").unwrap_or(1))
-            .bind(i("website_id").unwrap_or(1))
-            .bind(i("store_id").unwrap_or(1))
-            .bind(s("created_in").unwrap_or_default())
-            .bind(s("dob"))
-            .bind(i("gender"))
-            .bind(s("created_at").unwrap_or_default())
-            .bind(s("updated_at").unwrap_or_default())
-            .bind(extra.to_string())
-            .bind(addresses.to_string());
+        q = bind_customer(q.bind(c.get("id").and_then(Value::as_i64)), c);
     }
     q.execute(&mut *conn).await?;
     Ok(())
 }
 
-/// Writes a customer (an update when it has an id) on `conn`, which may be a transaction.
-pub async fn save_customer_on(
-    conn: &mut sqlx::SqliteConnection,
-    c: &Value,
-    password_hash: Option<&str>,
-) -> Result<i64, sqlx::Error> {
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds a customer's columns, from `email` to `addresses_json`, in table order.
+fn bind_customer<'q>(q: Query<'q>, c: &Value) -> Query<'q> {
     let (extra, addresses) = split_customer(c);
     let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
     let i = |k: &str| c.get(k).and_then(Value::as_i64);
-    let id = i("id");
-    let query = if id.is_some() {
-        "UPDATE customers SET email = ?, firstname = ?, lastname = ?, middlename = ?, group_id = ?, website_id = ?, store_id = ?, created_in = ?, dob = ?, gender = ?, created_at = ?, updated_at = ?, extra_json = ?, addresses_json = ? WHERE id = ?"
-    } else {
-        "INSERT INTO customers (email, firstname, lastname, middlename, group_id, website_id, store_id, created_in, dob, gender, created_at, updated_at, extra_json, addresses_json, password_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    };
-    let q = sqlx::query(query)
-        .bind(s("email").unwrap_or_default())
+    q.bind(s("email").unwrap_or_default())
         .bind(s("firstname").unwrap_or_default())
         .bind(s("lastname").unwrap_or_default())
         .bind(s("middlename"))
@@ -242,7 +215,22 @@ pub async fn save_customer_on(
         .bind(s("created_at").unwrap_or_default())
         .bind(s("updated_at").unwrap_or_default())
         .bind(extra.to_string())
-        .bind(addresses.to_string());
+        .bind(addresses.to_string())
+}
+
+/// Writes a customer (an update when it has an id) on `conn`, which may be a transaction.
+pub async fn save_customer_on(
+    conn: &mut sqlx::SqliteConnection,
+    c: &Value,
+    password_hash: Option<&str>,
+) -> Result<i64, sqlx::Error> {
+    let id = c.get("id").and_then(Value::as_i64);
+    let query = if id.is_some() {
+        "UPDATE customers SET email = ?, firstname = ?, lastname = ?, middlename = ?, group_id = ?, website_id = ?, store_id = ?, created_in = ?, dob = ?, gender = ?, created_at = ?, updated_at = ?, extra_json = ?, addresses_json = ? WHERE id = ?"
+    } else {
+        "INSERT INTO customers (email, firstname, lastname, middlename, group_id, website_id, store_id, created_in, dob, gender, created_at, updated_at, extra_json, addresses_json, password_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    };
+    let q = bind_customer(sqlx::query(query), c);
     match id {
         Some(id) => {
             q.bind(id).execute(&mut *conn).await?;
