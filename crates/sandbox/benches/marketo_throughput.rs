@@ -1,109 +1,87 @@
-//! Throughput of the Marketo sandbox for `user.json` reads and `allusers.json` pages, with
-//! latency injection off and limits lifted, against a baseline measured in the same run:
-//! `/sandbox/health`, which goes through the same HTTP stack but touches neither the token
-//! check nor SQLite. Figures are reported as ratios to that baseline.
+//! Throughput of the Marketo sandbox's reads, measured by an external load generator (wrk,
+//! a separate process, so the client does not share this process's runtime or flatter the
+//! baseline), against a bare axum handler measured in the same run: the same HTTP stack
+//! answering a small JSON body with no token check, no state and no SQLite. Each target is
+//! loaded three times; the median is reported, as a ratio to the bare handler's.
 //!
-//! Run: `cargo bench -p roster-sandbox --bench marketo_throughput [-- --requests N --concurrency C]`
+//! Run: `cargo bench -p roster-sandbox --bench marketo_throughput` (needs `wrk`:
+//! `apt-get install wrk`). Options: `-- --seconds S --connections C`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use roster_domain::Secret;
 use roster_sandbox::marketo::{self, Limits, MarketoConfig};
 use serde_json::json;
 
+const RUNS: usize = 3;
+
 struct Options {
-    requests: usize,
-    concurrency: usize,
+    seconds: u64,
+    connections: usize,
     users: usize,
 }
 
 fn options() -> Options {
     let mut opts = Options {
-        requests: 20_000,
-        concurrency: 8,
+        seconds: 4,
+        connections: 32,
         users: 400,
     };
     let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        let value = args.get(i + 1).and_then(|v| v.parse().ok());
-        match (args[i].as_str(), value) {
-            ("--requests", Some(v)) => opts.requests = v,
-            ("--concurrency", Some(v)) => opts.concurrency = v,
-            ("--users", Some(v)) => opts.users = v,
-            _ => {
-                i += 1;
-                continue;
-            }
+    for pair in args.windows(2) {
+        match (pair[0].as_str(), pair[1].parse::<u64>()) {
+            ("--seconds", Ok(v)) => opts.seconds = v,
+            ("--connections", Ok(v)) => opts.connections = v as usize,
+            ("--users", Ok(v)) => opts.users = v as usize,
+            _ => {}
         }
-        i += 2;
     }
     opts
 }
 
-struct Result {
-    name: &'static str,
+struct Load {
     per_second: f64,
-    p50: Duration,
-    p99: Duration,
+    p50: String,
+    p99: String,
 }
 
-async fn measure(name: &'static str, url: String, token: Arc<String>, opts: &Options) -> Result {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(opts.concurrency)
-        .build()
-        .unwrap();
-    // Warm up connections and caches.
-    for _ in 0..opts.concurrency * 4 {
-        assert!(
-            client
-                .get(&url)
-                .bearer_auth(token.as_str())
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .is_success()
-        );
+/// Runs wrk against `url` and reads its report.
+fn wrk(url: &str, token: &str, opts: &Options) -> Load {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{}", opts.connections),
+            &format!("-d{}s", opts.seconds),
+            "--latency",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            url,
+        ])
+        .output()
+        .expect("wrk runs (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "wrk failed: {text}");
+    assert!(
+        !text.contains("Non-2xx"),
+        "{url} answered errors under load:\n{text}"
+    );
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+            .unwrap_or_else(|| panic!("no {prefix:?} in wrk's report:\n{text}"))
+    };
+    Load {
+        per_second: field("Requests/sec:").parse().unwrap(),
+        p50: field("50%"),
+        p99: field("99%"),
     }
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..opts.concurrency {
-        let (client, url, token, next) = (client.clone(), url.clone(), token.clone(), next.clone());
-        let total = opts.requests;
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let t = Instant::now();
-                let resp = client
-                    .get(&url)
-                    .bearer_auth(token.as_str())
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(resp.status().is_success(), "{url}: {}", resp.status());
-                let _ = resp.bytes().await.unwrap();
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut latencies = Vec::new();
-    for w in workers {
-        latencies.extend(w.await.unwrap());
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    Result {
-        name,
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: pct(0.5),
-        p99: pct(0.99),
-    }
+}
+
+fn median(url: &str, token: &str, opts: &Options) -> Load {
+    let mut runs: Vec<Load> = (0..RUNS).map(|_| wrk(url, token, opts)).collect();
+    runs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+    runs.swap_remove(RUNS / 2)
 }
 
 fn main() {
@@ -112,13 +90,24 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
+    // Kept for the whole run: the sandbox's database lives in it.
+    let dir = tempfile::tempdir().unwrap();
+    let (sandbox, bare, token) = runtime.block_on(async {
         let mut config = MarketoConfig::new(dir.path());
         config.client_id = Some("bench".into());
         config.client_secret = Some(Secret::new("bench-secret"));
         config.limits = Limits::unlimited();
         let sandbox = marketo::start(config).await.unwrap();
+        // The bare handler: the same axum and tokio, nothing else.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bare = format!("http://{}/", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(|| async {
+                axum::Json(json!({"id": 1, "userid": "bare@acme.example"}))
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let base = sandbox.base_url().to_owned();
         let http = reqwest::Client::new();
         let token: serde_json::Value = http
@@ -129,12 +118,12 @@ fn main() {
             .json()
             .await
             .unwrap();
-        let token = Arc::new(token["access_token"].as_str().unwrap().to_owned());
+        let token = token["access_token"].as_str().unwrap().to_owned();
         let users = format!("{base}/userservice/management/v1/users");
         for i in 0..opts.users {
             let resp = http
                 .post(format!("{users}/invite.json"))
-                .bearer_auth(token.as_str())
+                .bearer_auth(&token)
                 .json(&json!({"emailAddress": format!("bench{i}@acme.example"), "firstName": "Bench", "lastName": "User",
                     "apiOnly": true, "userRoleWorkspaces": [{"accessRoleId": 2, "workspaceId": 1}, {"accessRoleId": 101, "workspaceId": 1010}]}))
                 .send()
@@ -142,31 +131,44 @@ fn main() {
                 .unwrap();
             assert!(resp.status().is_success());
         }
-        println!(
-            "Marketo sandbox throughput: {} requests per target, {} concurrent clients, {} users, latency injection off, {} cores",
-            opts.requests,
-            opts.concurrency,
-            opts.users + 9,
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-        );
-        let results = vec![
-            measure("baseline GET /sandbox/health", format!("{base}/sandbox/health"), token.clone(), &opts).await,
-            measure("GET {userid}/user.json", format!("{users}/grace.hopper%40acme.example/user.json"), token.clone(), &opts).await,
-            measure("GET allusers.json (20 per page)", format!("{users}/allusers.json?pageOffset=100"), token.clone(), &opts).await,
-            measure("GET allusers.json?pageSize=200", format!("{users}/allusers.json?pageSize=200&pageOffset=200"), token.clone(), &opts).await,
-        ];
-        let baseline = results[0].per_second;
-        println!("{:<34} {:>10} {:>12} {:>10} {:>10}", "target", "req/s", "vs baseline", "p50", "p99");
-        for r in &results {
-            println!(
-                "{:<34} {:>10.0} {:>11.2}x {:>8.2}ms {:>8.2}ms",
-                r.name,
-                r.per_second,
-                r.per_second / baseline,
-                r.p50.as_secs_f64() * 1000.0,
-                r.p99.as_secs_f64() * 1000.0
-            );
-        }
-        sandbox.shutdown().await;
+        (sandbox, bare, token)
     });
+    let base = sandbox.base_url().to_owned();
+    let users = format!("{base}/userservice/management/v1/users");
+    println!(
+        "Marketo sandbox throughput under wrk (separate process): 2 threads, {} connections, {} s per run, median of {RUNS} runs, {} users, {} cores",
+        opts.connections,
+        opts.seconds,
+        opts.users + 9,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let targets = [
+        ("bare axum handler (baseline)", bare.clone()),
+        (
+            "GET {userid}/user.json",
+            format!("{users}/grace.hopper%40acme.example/user.json"),
+        ),
+        (
+            "GET allusers.json (20 per page)",
+            format!("{users}/allusers.json?pageOffset=100"),
+        ),
+    ];
+    let results: Vec<(&str, Load)> = targets
+        .iter()
+        .map(|(name, url)| (*name, median(url, &token, &opts)))
+        .collect();
+    let baseline = results[0].1.per_second;
+    println!("| target | req/s | vs bare handler | p50 | p99 |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, r) in &results {
+        println!(
+            "| {name} | {:.0} | {:.2}x | {} | {} |",
+            r.per_second,
+            r.per_second / baseline,
+            r.p50,
+            r.p99
+        );
+    }
+    runtime.block_on(sandbox.shutdown());
+    drop(dir);
 }

@@ -13,6 +13,7 @@ mod error;
 mod identity;
 mod invites;
 mod limits;
+mod read_cache;
 mod seed;
 mod server;
 mod store;

@@ -21,6 +21,8 @@ pub struct Store {
     pub pool: SqlitePool,
     write_lock: Mutex<()>,
     pub path: PathBuf,
+    /// The hot reads, from memory while the database does not change.
+    cache: super::read_cache::ReadCache,
 }
 
 /// The client id and secret of a custom service, as printed at start-up.
@@ -88,8 +90,9 @@ pub struct Grant {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: i64,
-    pub email: String,
-    pub permissions: Vec<String>,
+    /// Shared, so a caller read from memory is cloned for each request without copying.
+    pub email: std::sync::Arc<str>,
+    pub permissions: std::sync::Arc<[String]>,
     pub all_permissions: bool,
 }
 
@@ -187,6 +190,7 @@ impl Store {
             Self {
                 pool,
                 write_lock: Mutex::new(()),
+                cache: super::read_cache::ReadCache::new(&path),
                 path,
             },
             fresh,
@@ -330,7 +334,24 @@ impl Store {
 
     // ---- users ----
 
+    /// The database's committed state now, for reads that should all see the same one.
+    pub fn read_stamp(&self) -> Option<super::read_cache::Stamp> {
+        self.cache.stamp()
+    }
+
     pub async fn user(&self, userid: &str) -> Result<Option<UserRow>, sqlx::Error> {
+        self.user_as_of(self.cache.stamp(), userid).await
+    }
+
+    /// A user as of `stamp` (from [`Store::read_stamp`]): from memory if nothing changed.
+    pub async fn user_as_of(
+        &self,
+        stamp: Option<super::read_cache::Stamp>,
+        userid: &str,
+    ) -> Result<Option<UserRow>, sqlx::Error> {
+        if let Some(hit) = self.cache.user(stamp, userid) {
+            return Ok(hit);
+        }
         let row = sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
@@ -339,7 +360,9 @@ impl Store {
         .bind(userid)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(user_from_row))
+        let user = row.as_ref().map(user_from_row);
+        self.cache.keep_user(stamp, userid, &user);
+        Ok(user)
     }
 
     pub async fn user_by_invite_token(&self, token: &str) -> Result<Option<UserRow>, sqlx::Error> {
@@ -382,6 +405,23 @@ impl Store {
     }
 
     pub async fn grants(&self, user_id: i64) -> Result<Vec<Grant>, sqlx::Error> {
+        self.grants_as_of(self.cache.stamp(), user_id).await
+    }
+
+    pub async fn grants_as_of(
+        &self,
+        stamp: Option<super::read_cache::Stamp>,
+        user_id: i64,
+    ) -> Result<Vec<Grant>, sqlx::Error> {
+        if let Some(hit) = self.cache.grants(stamp, user_id) {
+            return Ok(hit);
+        }
+        let grants = self.grants_from_db(user_id).await?;
+        self.cache.keep_grants(stamp, user_id, &grants);
+        Ok(grants)
+    }
+
+    async fn grants_from_db(&self, user_id: i64) -> Result<Vec<Grant>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT r.id AS role_id, r.name AS role_name, w.id AS workspace_id, w.name AS workspace_name \
              FROM user_roles ur JOIN roles r ON r.id = ur.role_id JOIN workspaces w ON w.id = ur.workspace_id \
@@ -678,10 +718,20 @@ impl Store {
     }
 
     /// Resolves a bearer token to its expiry and the calling API user with its permissions.
-    pub async fn caller_for_token(
+    pub async fn caller_as_of(
         &self,
+        stamp: Option<super::read_cache::Stamp>,
         token: &str,
     ) -> Result<Option<(i64, Caller)>, sqlx::Error> {
+        if let Some(hit) = self.cache.caller(stamp, token) {
+            return Ok(hit);
+        }
+        let caller = self.caller_from_db(token).await?;
+        self.cache.keep_caller(stamp, token, &caller);
+        Ok(caller)
+    }
+
+    async fn caller_from_db(&self, token: &str) -> Result<Option<(i64, Caller)>, sqlx::Error> {
         let Some(row) = sqlx::query(
             "SELECT t.expires_at, u.id AS user_id, u.email FROM tokens t JOIN services s ON s.id = t.service_id \
              JOIN users u ON u.id = s.user_id WHERE t.token = ?",
@@ -711,8 +761,8 @@ impl Store {
             row.get("expires_at"),
             Caller {
                 user_id,
-                email: row.get("email"),
-                permissions,
+                email: row.get::<String, _>("email").into(),
+                permissions: permissions.into(),
                 all_permissions,
             },
         )))

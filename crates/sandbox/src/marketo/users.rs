@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use roster_domain::marketo_time::{self, format_compact, format_dashed};
 use serde_json::{Value, json};
 
+use super::api_guard::ReadStamp;
 use super::body::{
     self, object, optional_bool, optional_str, required_json, required_str, role_pairs,
 };
@@ -49,39 +50,73 @@ fn userid(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError>
     Ok(id)
 }
 
+/// A role in a workspace, as the API shows it (borrowed: serialised without copies).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GrantView<'a> {
+    access_role_id: i64,
+    access_role_name: &'a str,
+    workspace_id: i64,
+    workspace_name: &'a str,
+}
+
+fn grant_views(grants: &[Grant]) -> Vec<GrantView<'_>> {
+    grants
+        .iter()
+        .map(|g| GrantView {
+            access_role_id: g.role_id,
+            access_role_name: &g.role_name,
+            workspace_id: g.workspace_id,
+            workspace_name: &g.workspace_name,
+        })
+        .collect()
+}
+
 fn grants_json(grants: &[Grant]) -> Value {
-    Value::Array(
-        grants
-            .iter()
-            .map(|g| {
-                json!({
-                    "accessRoleId": g.role_id,
-                    "accessRoleName": g.role_name,
-                    "workspaceId": g.workspace_id,
-                    "workspaceName": g.workspace_name,
-                })
-            })
-            .collect(),
-    )
+    serde_json::to_value(grant_views(grants)).expect("grants serialise")
+}
+
+/// A user as `user.json` shows it, in the API's field order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserView<'a> {
+    userid: &'a str,
+    first_name: &'a str,
+    last_name: &'a str,
+    email_address: &'a str,
+    opted_in: bool,
+    failed_logins: i64,
+    failed_device_code: i64,
+    is_locked: bool,
+    locked_reason: Option<&'a str>,
+    id: i64,
+    api_only: bool,
+    user_role_workspaces: Vec<GrantView<'a>>,
+    expires_at: Option<String>,
+    last_login_at: Option<String>,
+}
+
+fn user_view<'a>(user: &'a UserRow, grants: &'a [Grant]) -> UserView<'a> {
+    UserView {
+        userid: &user.userid,
+        first_name: &user.first_name,
+        last_name: &user.last_name,
+        email_address: &user.email,
+        opted_in: user.opted_in,
+        failed_logins: user.failed_logins,
+        failed_device_code: 0,
+        is_locked: user.is_locked,
+        locked_reason: user.locked_reason.as_deref(),
+        id: user.id,
+        api_only: user.api_only,
+        user_role_workspaces: grant_views(grants),
+        expires_at: user.expires_at.map(|t| format_dashed(from_ms(t))),
+        last_login_at: user.last_login_at.map(|t| format_dashed(from_ms(t))),
+    }
 }
 
 fn user_json(user: &UserRow, grants: &[Grant]) -> Value {
-    json!({
-        "userid": user.userid,
-        "firstName": user.first_name,
-        "lastName": user.last_name,
-        "emailAddress": user.email,
-        "optedIn": user.opted_in,
-        "failedLogins": user.failed_logins,
-        "failedDeviceCode": 0,
-        "isLocked": user.is_locked,
-        "lockedReason": user.locked_reason,
-        "id": user.id,
-        "apiOnly": user.api_only,
-        "userRoleWorkspaces": grants_json(grants),
-        "expiresAt": user.expires_at.map(|t| format_dashed(from_ms(t))),
-        "lastLoginAt": user.last_login_at.map(|t| format_dashed(from_ms(t))),
-    })
+    serde_json::to_value(user_view(user, grants)).expect("a user serialises")
 }
 
 fn not_found(userid: &str) -> ApiError {
@@ -89,8 +124,9 @@ fn not_found(userid: &str) -> ApiError {
 }
 
 /// An accepted user, or 610 that says where a pending one can be found.
-async fn active_user(app: &App, userid: &str) -> Result<UserRow, ApiError> {
-    match app.store.user(userid).await? {
+/// An accepted user, or the API's answer for a pending or unknown one.
+fn accepted(user: Option<UserRow>, userid: &str) -> Result<UserRow, ApiError> {
+    match user {
         Some(user) if !user.pending => Ok(user),
         Some(_) => Err(ApiError::not_found(format!(
             "User not found: {userid} has a pending invitation and has not accepted it yet; read it with {userid}/invite.json"
@@ -142,12 +178,14 @@ pub async fn list_users(State(app): State<Arc<App>>, RawQuery(query): RawQuery) 
 
 pub async fn get_user(
     State(app): State<Arc<App>>,
+    Extension(ReadStamp(stamp)): Extension<ReadStamp>,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let id = userid(path)?;
-    let user = active_user(&app, &id).await?;
-    let grants = app.store.grants(user.id).await?;
-    json_ok(user_json(&user, &grants))
+    // A pure read: everything as of the request's arrival.
+    let user = accepted(app.store.user_as_of(stamp, &id).await?, &id)?;
+    let grants = app.store.grants_as_of(stamp, user.id).await?;
+    Ok((StatusCode::OK, axum::Json(user_view(&user, &grants))).into_response())
 }
 
 pub async fn get_invite(

@@ -109,3 +109,41 @@ async fn secrets_do_not_leak_through_debug() {
     assert!(!shown.contains(CLIENT_SECRET), "{shown}");
     assert!(shown.contains(CLIENT_ID));
 }
+
+#[tokio::test]
+async fn reads_served_from_memory_see_changes_made_by_another_process() {
+    let sb = Sandbox::start().await;
+    let token = sb.token().await;
+    let path = "later00001%40acme.example/user.json";
+    // Read twice: the "not found" is now cached.
+    for _ in 0..2 {
+        let (status, body) = sb.get(&token, path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    }
+    // Another process (the admin tool's own connection) adds the user.
+    let admin = Admin::open(sb.dir.path()).await.unwrap();
+    admin
+        .add_people(
+            "later",
+            "acme.example",
+            1,
+            &["Standard User@Default".parse().unwrap()],
+        )
+        .await
+        .unwrap();
+    admin.close().await;
+    let (status, user) = sb.get(&token, path).await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    assert_eq!(user["emailAddress"], "later00001@acme.example");
+    // And this server's own writes are seen by its next read.
+    let (status, _) = sb
+        .post(
+            &token,
+            "later00001%40acme.example/roles/delete.json",
+            serde_json::json!({"input": [{"accessRoleId": 2, "workspaceId": 1}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, user) = sb.get(&token, path).await;
+    assert_eq!(user["userRoleWorkspaces"], serde_json::json!([]), "{user}");
+}
