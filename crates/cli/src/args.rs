@@ -463,8 +463,9 @@ pub enum MagentoCommand {
         /// Only customers that also match FIELD=VALUE or FIELD:CONDITION:VALUE. Repeatable.
         #[arg(long = "filter", value_name = "FILTER")]
         filters: Vec<String>,
-        /// Operations per bulk request.
-        #[arg(long, default_value_t = 500)]
+        /// Customers per bulk request: each page of the search (at most 300, Magento's
+        /// largest) is submitted as one bulk as soon as it is read.
+        #[arg(long, default_value_t = 300)]
         chunk: usize,
         /// Stop waiting for a bulk that shows no progress for this long (the store's
         /// consumer is then probably not running).

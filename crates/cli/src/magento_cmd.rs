@@ -379,22 +379,24 @@ async fn regroup(
     }
     let mut c = criteria(filters)?;
     c = c.and("group_id", Condition::Eq, from_g["id"].clone());
-    let bar = crate::audit_cmd::progress_bar("reading customers");
-    let mut members = s
-        .client
-        .customers(&c, |got, total| {
-            bar.set_length(total as u64);
-            bar.set_position(got as u64);
-        })
-        .await?;
-    bar.finish_and_clear();
-    println!(
-        "{} customer(s) in {} match; they would move to {}",
-        members.len(),
+    let (from_code, to_code) = (
         from_g["code"].as_str().unwrap_or("?"),
-        to_g["code"].as_str().unwrap_or("?")
+        to_g["code"].as_str().unwrap_or("?"),
     );
     if !yes {
+        let bar = crate::audit_cmd::progress_bar("reading customers");
+        let members = s
+            .client
+            .customers(&c, |got, total| {
+                bar.set_length(total as u64);
+                bar.set_position(got as u64);
+            })
+            .await?;
+        bar.finish_and_clear();
+        println!(
+            "{} customer(s) in {from_code} match; they would move to {to_code}",
+            members.len()
+        );
         for m in members.iter().take(10) {
             println!("  {} {}", m["id"], m["email"].as_str().unwrap_or(""));
         }
@@ -406,24 +408,31 @@ async fn regroup(
         );
         return Ok(());
     }
-    for m in &mut members {
-        m["group_id"] = to_g["id"].clone();
-    }
     {
-        let config = s.client.config().clone();
-        let mut config = config;
+        // Each page of the search is submitted as one bulk as soon as it is read.
+        let mut config = s.client.config().clone();
+        config.page_size = bulk.chunk.clamp(1, 300);
         config.bulk_chunk = bulk.chunk.max(1);
         config.bulk_stall_timeout = bulk.stall_timeout;
         s.client = Client::new(config)?;
     }
     let bar = crate::audit_cmd::progress_bar("bulk operations final");
+    let to_id = to_g["id"].clone();
     let outcome = s
         .client
-        .bulk_update(&members, |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        })
+        .bulk_update_matching(
+            &c,
+            |m| m["group_id"] = to_id.clone(),
+            |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            },
+        )
         .await?;
+    println!(
+        "{} customer(s) in {from_code} matched; submitted to move to {to_code}",
+        outcome.operations
+    );
     bar.finish_and_clear();
     println!(
         "{} of {} operations complete in {} bulk(s)",

@@ -73,6 +73,90 @@ impl ClientConfig {
 /// Bulk submissions in flight at once.
 const SUBMITS_IN_FLIGHT: usize = 3;
 
+/// A submitted bulk: its order among the submissions, its uuid, and its customers' ids.
+type Submitted = (usize, String, Vec<i64>);
+
+/// Bulk submissions under way: a few in flight at once (each is one PHP request on a real
+/// store); the consumer takes the bulks first in, first out whatever order they arrive in.
+struct Submits {
+    client: Client,
+    url: String,
+    gate: Arc<tokio::sync::Semaphore>,
+    tasks: tokio::task::JoinSet<Result<Submitted, MagentoError>>,
+    next: usize,
+}
+
+impl Submits {
+    fn new(client: &Client) -> Self {
+        let c = &client.inner.config;
+        Self {
+            client: client.clone(),
+            url: format!(
+                "{}/rest/{}/async/bulk/V1/customers/byCustomerId",
+                c.base_url, c.scope
+            ),
+            gate: Arc::new(tokio::sync::Semaphore::new(SUBMITS_IN_FLIGHT)),
+            tasks: tokio::task::JoinSet::new(),
+            next: 0,
+        }
+    }
+
+    /// Submits whole customer objects as one bulk, in the background.
+    fn add(&mut self, chunk: Vec<Value>) {
+        let index = self.next;
+        self.next += 1;
+        let ids: Vec<i64> = chunk
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap_or(0))
+            .collect();
+        let items: Vec<Value> = chunk
+            .into_iter()
+            .map(|c| json!({"customerId": c["id"].clone(), "customer": c}))
+            .collect();
+        let (client, url, gate) = (self.client.clone(), self.url.clone(), self.gate.clone());
+        self.tasks.spawn(async move {
+            let _turn = gate.acquire_owned().await.expect("never closed");
+            // Retried like any call: each operation writes a whole customer object, so a
+            // bulk that did arrive and is submitted again writes the same values twice.
+            let answer = client
+                .send_url(
+                    Method::PUT,
+                    &url,
+                    &[],
+                    Some(&Value::Array(items)),
+                    "submitting a bulk update",
+                )
+                .await?;
+            let uuid = answer["bulk_uuid"]
+                .as_str()
+                .ok_or_else(|| MagentoError::Decode {
+                    operation: "submitting a bulk update".into(),
+                    detail: "no bulk_uuid".into(),
+                })?
+                .to_string();
+            Ok((index, uuid, ids))
+        });
+    }
+
+    /// Every bulk's uuid and customer ids, in submission order.
+    async fn finish(mut self) -> Result<Vec<(String, Vec<i64>)>, MagentoError> {
+        let mut done = Vec::new();
+        while let Some(joined) = self.tasks.join_next().await {
+            match joined {
+                Ok(Ok(submitted)) => done.push(submitted),
+                Ok(Err(e)) => return Err(e),
+                Err(e) => {
+                    return Err(MagentoError::Invalid(format!(
+                        "a bulk submission stopped unexpectedly: {e}"
+                    )));
+                }
+            }
+        }
+        done.sort_by_key(|(index, _, _)| *index);
+        Ok(done.into_iter().map(|(_, uuid, ids)| (uuid, ids)).collect())
+    }
+}
+
 /// How an integration (System > Extensions > Integrations) authenticates.
 #[derive(Debug, Clone)]
 pub enum TokenAuth {
@@ -637,76 +721,68 @@ impl Client {
     pub async fn bulk_update(
         &self,
         customers: &[Value],
-        mut progress: impl FnMut(usize, usize),
+        progress: impl FnMut(usize, usize),
     ) -> Result<BulkOutcome, MagentoError> {
-        let url = format!(
-            "{}/rest/{}/async/bulk/V1/customers/byCustomerId",
-            self.inner.config.base_url, self.inner.config.scope
-        );
-        let mut outcome = BulkOutcome {
-            operations: customers.len(),
-            ..BulkOutcome::default()
-        };
-        // A few submissions in flight at once: each is one PHP request on a real store, and
-        // the consumer takes the bulks first in, first out whatever order they arrive in.
-        let gate = Arc::new(tokio::sync::Semaphore::new(SUBMITS_IN_FLIGHT));
-        let mut submits = tokio::task::JoinSet::new();
-        for (index, chunk) in customers
-            .chunks(self.inner.config.bulk_chunk.max(1))
-            .enumerate()
-        {
-            let ids: Vec<i64> = chunk
-                .iter()
-                .map(|c| c["id"].as_i64().unwrap_or(0))
-                .collect();
-            let items: Vec<Value> = chunk
-                .iter()
-                .map(|c| json!({"customerId": c["id"], "customer": c}))
-                .collect();
-            let (client, url, gate) = (self.clone(), url.clone(), gate.clone());
-            submits.spawn(async move {
-                let _turn = gate.acquire_owned().await.expect("never closed");
-                // Retried like any call: each operation writes a whole customer object, so
-                // a bulk that did arrive and is submitted again writes the same values twice.
-                let answer = client
-                    .send_url(
-                        Method::PUT,
-                        &url,
-                        &[],
-                        Some(&Value::Array(items)),
-                        "submitting a bulk update",
-                    )
-                    .await?;
-                let uuid = answer["bulk_uuid"]
-                    .as_str()
-                    .ok_or_else(|| MagentoError::Decode {
-                        operation: "submitting a bulk update".into(),
-                        detail: "no bulk_uuid".into(),
-                    })?
-                    .to_string();
-                Ok::<_, MagentoError>((index, uuid, ids))
-            });
+        let mut submits = Submits::new(self);
+        for chunk in customers.chunks(self.inner.config.bulk_chunk.max(1)) {
+            submits.add(chunk.to_vec());
         }
-        let mut pending: Vec<(usize, String, Vec<i64>)> = Vec::new();
-        while let Some(joined) = submits.join_next().await {
-            match joined {
-                Ok(Ok(done)) => pending.push(done),
-                Ok(Err(e)) => return Err(e),
-                Err(e) => {
-                    return Err(MagentoError::Invalid(format!(
-                        "a bulk submission stopped unexpectedly: {e}"
-                    )));
-                }
+        let pending = submits.finish().await?;
+        self.wait_for_bulks(pending, customers.len(), progress)
+            .await
+    }
+
+    /// Changes every customer matching `criteria` with `change` and writes them through the
+    /// async bulk API, submitting each page as soon as it is read, so the store's consumer
+    /// works while the search goes on. Pages are read by id (`entity_id` greater than the
+    /// last one seen), not by page number: the bulks change the very customers the search
+    /// selects, and numbered pages would then skip some.
+    pub async fn bulk_update_matching(
+        &self,
+        criteria: &Criteria,
+        change: impl Fn(&mut Value),
+        progress: impl FnMut(usize, usize),
+    ) -> Result<BulkOutcome, MagentoError> {
+        let mut submits = Submits::new(self);
+        let mut last_id = 0i64;
+        let mut total = 0;
+        loop {
+            let page = self
+                .customers_page(
+                    &criteria.clone().and("entity_id", Condition::Gt, last_id),
+                    1,
+                )
+                .await?;
+            let full = page.items.len() >= self.inner.config.page_size;
+            let mut items = page.items;
+            for item in &mut items {
+                last_id = last_id.max(item["id"].as_i64().unwrap_or(0));
+                change(item);
+            }
+            total += items.len();
+            if !items.is_empty() {
+                submits.add(items);
+            }
+            if !full {
+                break;
             }
         }
-        pending.sort_by_key(|(index, _, _)| *index);
-        let pending: Vec<(String, Vec<i64>)> = pending
-            .into_iter()
-            .map(|(_, uuid, ids)| {
-                outcome.bulk_uuids.push(uuid.clone());
-                (uuid, ids)
-            })
-            .collect();
+        let pending = submits.finish().await?;
+        self.wait_for_bulks(pending, total, progress).await
+    }
+
+    /// Polls each bulk until every operation is final.
+    async fn wait_for_bulks(
+        &self,
+        pending: Vec<(String, Vec<i64>)>,
+        operations: usize,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<BulkOutcome, MagentoError> {
+        let mut outcome = BulkOutcome {
+            operations,
+            bulk_uuids: pending.iter().map(|(uuid, _)| uuid.clone()).collect(),
+            ..BulkOutcome::default()
+        };
         let mut finished = 0;
         for (uuid, ids) in pending {
             let mut wait = self.inner.config.poll_interval;
