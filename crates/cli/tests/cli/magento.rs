@@ -64,6 +64,11 @@ impl Env {
 
     /// Creates the admin user `ops` (Customer Service) with a first password.
     async fn provision_ops_admin(&self) -> Run {
+        self.provision_ops_admin_with(&[("ROSTER_MAGENTO_NEW_ADMIN_PASSWORD", "Opsie12345")])
+            .await
+    }
+
+    async fn provision_ops_admin_with(&self, env: &[(&str, &str)]) -> Run {
         self.run_with(
             &[
                 "provision",
@@ -79,7 +84,7 @@ impl Env {
                 "--role",
                 "Customer Service",
             ],
-            &[("ROSTER_MAGENTO_NEW_ADMIN_PASSWORD", "Opsie12345")],
+            env,
         )
         .await
     }
@@ -348,25 +353,7 @@ async fn provision_and_offboard_customers_and_admins() {
         .await;
     assert!(gone.stdout.contains("nothing to do"));
 
-    let no_pw = env
-        .run_with(
-            &[
-                "provision",
-                "magento",
-                "--email",
-                "ops@shop.example",
-                "--first",
-                "O",
-                "--last",
-                "P",
-                "--admin",
-                "ops",
-                "--role",
-                "Customer Service",
-            ],
-            &[],
-        )
-        .await;
+    let no_pw = env.provision_ops_admin_with(&[]).await;
     assert!(
         !no_pw.ok && no_pw.stderr.contains("ROSTER_MAGENTO_NEW_ADMIN_PASSWORD"),
         "{}",
