@@ -23,6 +23,12 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// True when `url` points at this machine: a refused connection there means nothing listens,
+/// so clients fail at once instead of retrying.
+pub fn is_local(url: &str) -> bool {
+    host(url).is_some_and(is_loopback)
+}
+
 /// Checks that `url` is `https://`, or `http://` to this machine, or `http://` elsewhere with
 /// `allow_insecure_http`. The error says what to change.
 pub fn check_transport(url: &str, allow_insecure_http: bool) -> Result<(), String> {

@@ -277,8 +277,7 @@ impl Client {
             .map_err(|e| MagentoError::Invalid(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                loopback: roster_domain::endpoint::host(&config.base_url)
-                    .is_some_and(roster_domain::endpoint::is_loopback),
+                loopback: roster_domain::endpoint::is_local(&config.base_url),
                 config,
                 http,
                 token: Mutex::new(None),

@@ -107,10 +107,8 @@ enum Failure {
 /// A failed exchange: `Unreachable` when the connection was refused by this machine (nothing
 /// listens there, so retrying only makes the user wait), else `Transport`.
 pub(crate) fn transport_error(base_url: &str, operation: &str, e: &reqwest::Error) -> MarketoError {
-    let local =
-        roster_domain::endpoint::host(base_url).is_some_and(roster_domain::endpoint::is_loopback);
     let detail = describe_transport(e);
-    if e.is_connect() && local {
+    if e.is_connect() && roster_domain::endpoint::is_local(base_url) {
         MarketoError::Unreachable {
             base_url: base_url.to_string(),
             operation: operation.to_string(),
