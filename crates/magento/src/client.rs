@@ -349,23 +349,19 @@ impl Client {
                         Ok(body) if status.as_u16() == 401 || is_tfa_answer(&body) => {
                             return Err(sign_in_refused(&body, c.totp_secret.is_some()));
                         }
-                        Ok(body) => {
-                            let Some(token) = body.as_str().filter(|_| status.is_success()) else {
-                                let error = MagentoError::Api {
-                                    operation: op.into(),
-                                    status: status.as_u16(),
-                                    message: message_of(&body),
-                                };
-                                if !status.is_server_error() {
-                                    return Err(error);
-                                }
-                                self.retry_or_fail(&mut delays, attempt, op, error).await?;
-                                continue;
-                            };
-                            let token = Secret::new(token);
-                            *current = Some((token.clone(), Instant::now()));
-                            return Ok(token);
-                        }
+                        Ok(body) => match body.as_str().filter(|_| status.is_success()) {
+                            Some(token) => {
+                                let token = Secret::new(token);
+                                *current = Some((token.clone(), Instant::now()));
+                                return Ok(token);
+                            }
+                            // Final, or retried below when the store failed (5xx).
+                            None => MagentoError::Api {
+                                operation: op.into(),
+                                status: status.as_u16(),
+                                message: message_of(&body),
+                            },
+                        },
                         Err(e) => e,
                     }
                 }
@@ -418,7 +414,6 @@ impl Client {
         operation: &str,
         e: &reqwest::Error,
     ) -> Result<MagentoError, MagentoError> {
-        let failure = self.transport(operation, e);
         if e.is_connect() && self.inner.loopback {
             return Err(MagentoError::Transport {
                 base_url: self.inner.config.base_url.clone(),
@@ -429,7 +424,7 @@ impl Client {
                 ),
             });
         }
-        Ok(failure)
+        Ok(self.transport(operation, e))
     }
 
     /// Sends one call with retries; `path` is relative to `/rest/{scope}/`.
