@@ -401,9 +401,7 @@ impl Client {
                         Counters::bump(&counters.retries);
                     }
                     let result = self.exchange(&method, path, body, &token, operation).await;
-                    if let (Some(ledger), Some(slot)) = (&self.inner.ledger, &slot) {
-                        ledger.release(slot);
-                    }
+                    drop(slot);
                     drop(ticket);
                     match result {
                         Ok(bytes) => return Ok(bytes),

@@ -38,10 +38,19 @@ struct Entry {
     answered_ms: u64,
 }
 
-/// An admitted call; `release` records its answer.
+/// An admitted call. Dropping it records the answer, so a call whose caller gave up (an
+/// aborted worker) leaves the in-flight count at once, like the pacer's ticket, and keeps
+/// counting in the window.
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub(crate) struct Slot<'a> {
+    ledger: &'a Ledger,
     id: u64,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.ledger.release(self.id);
+    }
 }
 
 fn now_ms() -> u64 {
@@ -132,8 +141,17 @@ impl Ledger {
         Ok(out)
     }
 
+    /// When (ms since the epoch) the oldest answered call leaves the window.
+    fn window_edge(&self, entries: &[Entry]) -> Option<u64> {
+        entries
+            .iter()
+            .filter(|e| e.answered_ms != 0)
+            .map(|e| e.answered_ms + self.window_ms)
+            .min()
+    }
+
     /// Waits until every process's calls leave room for one more; returns whether it waited.
-    pub async fn admit(&self) -> std::io::Result<(Slot, bool)> {
+    pub async fn admit(&self) -> std::io::Result<(Slot<'_>, bool)> {
         let id = fastrand::u64(..);
         let pid = std::process::id();
         let mut waited = false;
@@ -152,12 +170,7 @@ impl Ledger {
                 }
                 // The window frees up when its oldest answered call leaves it; calls in
                 // flight free up when they are answered, which only polling sees.
-                let edge = entries
-                    .iter()
-                    .filter(|e| e.answered_ms != 0)
-                    .map(|e| e.answered_ms + self.window_ms)
-                    .min();
-                Some(match edge {
+                Some(match self.window_edge(entries) {
                     Some(at) if in_window >= self.limit && open < self.max_in_flight => {
                         Duration::from_millis(at.saturating_sub(now).max(1))
                     }
@@ -165,7 +178,7 @@ impl Ledger {
                 })
             })?;
             match wake {
-                None => return Ok((Slot { id }, waited)),
+                None => return Ok((Slot { ledger: self, id }, waited)),
                 Some(delay) => {
                     waited = true;
                     tokio::time::sleep(delay.min(Duration::from_secs(5))).await;
@@ -174,10 +187,10 @@ impl Ledger {
         }
     }
 
-    /// Records the answer of an admitted call.
-    pub fn release(&self, slot: &Slot) {
+    /// Records the answer of the admitted call `id`.
+    fn release(&self, id: u64) {
         let result = self.with_entries(|entries, now| {
-            if let Some(e) = entries.iter_mut().find(|e| e.id == slot.id) {
+            if let Some(e) = entries.iter_mut().find(|e| e.id == id) {
                 e.answered_ms = now.max(e.sent_ms);
             }
         });
@@ -189,11 +202,7 @@ impl Ledger {
     /// How long until the oldest call in the window leaves it (None when none is recorded).
     pub fn until_window_edge(&self) -> Option<Duration> {
         self.with_entries(|entries, now| {
-            entries
-                .iter()
-                .filter(|e| e.answered_ms != 0)
-                .map(|e| e.answered_ms + self.window_ms)
-                .min()
+            self.window_edge(entries)
                 .map(|at| Duration::from_millis(at.saturating_sub(now)))
         })
         .ok()
@@ -228,24 +237,25 @@ mod tests {
         let (s1, _) = a.admit().await.unwrap();
         let (s2, _) = b.admit().await.unwrap();
         // Two in flight across both: a third waits until one is answered.
-        let third = tokio::spawn(async move {
-            let (s3, waited) = a.admit().await.unwrap();
-            (a, s3, waited)
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(!third.is_finished(), "a third call in flight was admitted");
-        b.release(&s1);
-        let (a, _s3, waited) = third.await.unwrap();
+        let third = a.admit();
+        tokio::pin!(third);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), &mut third)
+                .await
+                .is_err(),
+            "a third call in flight was admitted"
+        );
+        drop(s1);
+        let (_s3, waited) = third.await.unwrap();
         assert!(waited);
         // Three calls in the 60 s window: a fourth is refused until the window moves.
-        b.release(&s2);
-        let fourth = tokio::spawn(async move { a.admit().await.unwrap() });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(s2);
         assert!(
-            !fourth.is_finished(),
+            tokio::time::timeout(Duration::from_millis(100), a.admit())
+                .await
+                .is_err(),
             "a fourth call in the window was admitted"
         );
-        fourth.abort();
         assert!(b.until_window_edge().unwrap() > Duration::from_secs(50));
     }
 
