@@ -575,24 +575,43 @@ pub async fn restore(conn: &crate::args::MarketoConn, email: &str, g: &Globals<'
     result
 }
 
-async fn restore_one(s: &MarketoSession, email: &str) -> Result<()> {
-    let Some(t) = s
-        .state
-        .restorable_tombstone(MARKETO, &s.instance, email)
-        .await?
-    else {
+/// Where restoring from a tombstone may start: `found` is the one to restore `what` on
+/// `instance` from, and its deletion finished. `list` is the command that lists tombstones,
+/// `check` says how to look at the account when the deletion did not finish.
+pub(crate) fn restorable(
+    found: Option<roster_store::Tombstone>,
+    what: &str,
+    instance: &str,
+    list: &str,
+    check: &str,
+) -> Result<roster_store::Tombstone> {
+    let Some(t) = found else {
         bail!(
-            "Roster has no tombstone of {email} on {} that is not restored yet; `roster tombstones` lists what it deleted",
-            s.instance
+            "Roster has no tombstone of {what} on {instance} that is not restored yet; `{list}` lists what it deleted"
         );
     };
     if t.status != TombstoneStatus::Deleted {
         bail!(
-            "tombstone #{} of {email} says the deletion did not finish ({}); check the account with `roster marketo user {email}`",
+            "tombstone #{} of {what} says the deletion did not finish ({}); {check}",
             t.id,
             t.status
         );
     }
+    Ok(t)
+}
+
+async fn restore_one(s: &MarketoSession, email: &str) -> Result<()> {
+    let found = s
+        .state
+        .restorable_tombstone(MARKETO, &s.instance, email)
+        .await?;
+    let t = restorable(
+        found,
+        email,
+        &s.instance,
+        "roster tombstones",
+        &format!("check the account with `roster marketo user {email}`"),
+    )?;
     let c = &s.client;
     if c.find_user(&t.userid).await?.is_some() || c.invitation(&t.userid).await?.is_some() {
         bail!("{email} already has an account or a pending invitation; nothing to restore");

@@ -836,23 +836,16 @@ async fn restorable(
     matches: impl Fn(&roster_store::Tombstone) -> bool,
 ) -> Result<roster_store::Tombstone> {
     let all = s.state.tombstones(Some(MAGENTO)).await?;
-    let mut mine = all
+    let found = all
         .into_iter()
-        .filter(|t| t.instance == s.instance && t.restored_at.is_none() && matches(t));
-    let Some(t) = mine.next() else {
-        bail!(
-            "Roster has no tombstone of {what} on {} that is not restored yet; `roster tombstones --app magento` lists what it deleted",
-            s.instance
-        );
-    };
-    if t.status != TombstoneStatus::Deleted {
-        bail!(
-            "tombstone #{} of {what} says the deletion did not finish ({}); check the store before restoring",
-            t.id,
-            t.status
-        );
-    }
-    Ok(t)
+        .find(|t| t.instance == s.instance && t.restored_at.is_none() && matches(t));
+    crate::lifecycle::restorable(
+        found,
+        what,
+        &s.instance,
+        "roster tombstones --app magento",
+        "check the store before restoring",
+    )
 }
 
 async fn restore_customer(s: &MagentoSession, email: &str, website: Option<&str>) -> Result<()> {
