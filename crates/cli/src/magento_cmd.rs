@@ -197,6 +197,18 @@ fn find_group<'a>(groups: &'a [Value], wanted: &str) -> Result<&'a Value> {
         })
 }
 
+/// A website's id, by code or id.
+fn find_website(websites: &[Value], wanted: &str) -> Result<i64> {
+    websites
+        .iter()
+        .find(|w| w["code"] == wanted || same_id(&w["id"], wanted))
+        .and_then(|w| w["id"].as_i64())
+        .ok_or_else(|| {
+            let codes: Vec<&str> = websites.iter().filter_map(|w| w["code"].as_str()).collect();
+            anyhow::anyhow!("no website {wanted:?}; websites: {}", codes.join(", "))
+        })
+}
+
 fn names<'a>(items: &'a [Value], key: &str) -> BTreeMap<i64, &'a str> {
     items
         .iter()
@@ -604,20 +616,7 @@ pub async fn provision(
     }
     let (groups, websites) = tokio::try_join!(s.client.groups(), s.client.websites())?;
     let website_id = match website {
-        Some(code) => websites
-            .iter()
-            .find(|w| w["code"] == code || same_id(&w["id"], code))
-            .and_then(|w| w["id"].as_i64())
-            .with_context(|| {
-                format!(
-                    "no website {code:?}; websites: {}",
-                    websites
-                        .iter()
-                        .filter_map(|w| w["code"].as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?,
+        Some(code) => find_website(&websites, code)?,
         None => websites
             .iter()
             .filter_map(|w| w["id"].as_i64())
@@ -710,11 +709,7 @@ pub async fn offboard(
     let (groups, websites) = tokio::try_join!(s.client.groups(), s.client.websites())?;
     let mut found = s.client.customers_by_email(email).await?;
     if let Some(code) = website {
-        let wid = websites
-            .iter()
-            .find(|w| w["code"] == code)
-            .and_then(|w| w["id"].as_i64())
-            .with_context(|| format!("no website {code:?}"))?;
+        let wid = find_website(&websites, code)?;
         found.retain(|c| c["website_id"] == wid);
     }
     match found.len() {
@@ -850,18 +845,7 @@ async fn restorable(
 
 async fn restore_customer(s: &MagentoSession, email: &str, website: Option<&str>) -> Result<()> {
     let website_id = match website {
-        Some(code) => {
-            let sites = s.client.websites().await?;
-            let Some(site) = sites.iter().find(|w| {
-                w["code"]
-                    .as_str()
-                    .is_some_and(|c| c.eq_ignore_ascii_case(code))
-            }) else {
-                let codes: Vec<&str> = sites.iter().filter_map(|w| w["code"].as_str()).collect();
-                bail!("no website {code:?}; the store has {}", codes.join(", "));
-            };
-            site["id"].as_i64()
-        }
+        Some(code) => Some(find_website(&s.client.websites().await?, code)?),
         None => None,
     };
     let t = restorable(s, &format!("customer {email}"), |t| {
