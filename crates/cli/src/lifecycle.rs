@@ -482,17 +482,8 @@ pub async fn offboard(
         println!("deleted the pending invitation of {email} (tombstone #{id})");
         return Ok(());
     }
-    // Nothing there: already offboarded counts as done. A deletion interrupted after it
-    // happened left its tombstone open: close it.
-    for id in s
-        .state
-        .finish_open_tombstones(MARKETO, &s.instance, email)
-        .await?
-    {
-        eprintln!(
-            "tombstone #{id}: the deletion had finished before an interruption; marked deleted"
-        );
-    }
+    // Nothing there: already offboarded counts as done.
+    close_finished_deletions(&s.state, MARKETO, &s.instance, email).await?;
     let previous = s
         .state
         .latest_tombstone(MARKETO, &s.instance, email)
@@ -520,6 +511,22 @@ fn dry_run(steps: &[String]) -> Result<()> {
 }
 
 // ---- tombstones and restore ----
+
+/// The account `userid` is gone: a deletion interrupted after it happened left its tombstone
+/// open (`deleting`, or `failed` when the answer was lost); mark it deleted, and say so.
+pub(crate) async fn close_finished_deletions(
+    state: &roster_store::StateStore,
+    app: &str,
+    instance: &str,
+    userid: &str,
+) -> Result<()> {
+    for id in state.finish_open_tombstones(app, instance, userid).await? {
+        eprintln!(
+            "tombstone #{id}: the deletion had finished before an interruption; marked deleted"
+        );
+    }
+    Ok(())
+}
 
 pub async fn tombstones(args: TombstonesArgs, g: &Globals<'_>) -> Result<()> {
     let state = open_state(g.state).await?;

@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use crate::actor::Actor;
 use crate::args::{Confirm, Output};
 use crate::connect::MarketoSession;
+use crate::lifecycle::close_finished_deletions;
 use crate::live_read::{self, Sessions};
 use crate::magento_cmd::MagentoSession;
 use crate::marketo_cmd::{Globals, record_invitation};
@@ -643,12 +644,7 @@ async fn reconcile_unfinished(
         if ran {
             // A deletion that finished before the crash leaves its tombstone open: close it.
             if let Some((app, instance, userid)) = deleted_account(&step.action, sessions) {
-                for id in state
-                    .finish_open_tombstones(app, &instance, &userid)
-                    .await?
-                {
-                    eprintln!("tombstone #{id}: the deletion had finished; marked deleted");
-                }
+                close_finished_deletions(state, app, &instance, &userid).await?;
             }
             let log = step_log(actor, &u.plan_id, step, "done", Some(detail));
             state
@@ -671,17 +667,8 @@ async fn reconcile_unfinished(
 /// A Magento account already gone: a deletion interrupted after it happened left its
 /// tombstone open; close it.
 async fn finish_interrupted_deletion(s: &MagentoSession, id: i64) -> Result<()> {
-    let instance = &s.instance;
-    for t in s
-        .state
-        .finish_open_tombstones(crate::magento_cmd::MAGENTO, instance, &id.to_string())
-        .await?
-    {
-        eprintln!(
-            "tombstone #{t}: the deletion had finished before an interruption; marked deleted"
-        );
-    }
-    Ok(())
+    let app = crate::magento_cmd::MAGENTO;
+    close_finished_deletions(&s.state, app, &s.instance, &id.to_string()).await
 }
 
 /// The account a deleting action removes, as its tombstone names it: (app, instance, userid).
