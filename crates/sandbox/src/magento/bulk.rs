@@ -193,7 +193,8 @@ async fn process(app: &App, uuid: &str, pace: &mut Pace) -> Result<()> {
                     website_id: op.website,
                 };
                 let outcome = customers::create_customer(app, &scope, &op.payload).await;
-                record(&app.store.pool, uuid, op.id, &op.topic, outcome).await?;
+                let mut conn = app.store.pool.acquire().await?;
+                record_all(&mut conn, uuid, std::slice::from_ref(op), vec![outcome]).await?;
             }
         }
         pace.record(slice.len());
@@ -327,7 +328,7 @@ async fn update_one(
     Ok(c)
 }
 
-/// The outcomes of a slice's operations, written in one statement.
+/// The outcomes of operations, as the status endpoint reports them, written in one statement.
 async fn record_all(
     tx: &mut sqlx::SqliteConnection,
     uuid: &str,
@@ -366,27 +367,6 @@ fn outcome_columns(
         ),
         Err(e) => (FAILED, render(&e), Some(i64::from(e.status.as_u16())), None),
     }
-}
-
-/// Records an operation's outcome as the status endpoint reports it.
-async fn record<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(
-    executor: E,
-    uuid: &str,
-    id: i64,
-    topic: &str,
-    outcome: Result<Value>,
-) -> Result<()> {
-    let (status, message, code, result) = outcome_columns(topic, outcome);
-    sqlx::query("UPDATE bulk_operations SET status = ?, result_message = ?, error_code = ?, result = ? WHERE bulk_uuid = ? AND id = ?")
-        .bind(status)
-        .bind(message)
-        .bind(code)
-        .bind(result)
-        .bind(uuid)
-        .bind(id)
-        .execute(executor)
-        .await?;
-    Ok(())
 }
 
 /// A failure's message with its parameters filled in, as the status endpoint shows it.
