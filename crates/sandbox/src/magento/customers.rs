@@ -123,7 +123,6 @@ pub async fn delete(
     Ok(json!(true))
 }
 
-/// Checks the fields a create or an update may set, against the store's websites and groups.
 /// The ids a customer may refer to. A bulk reads them once for all its operations.
 pub struct Reference {
     groups: std::collections::HashSet<i64>,
@@ -161,6 +160,7 @@ impl Reference {
     }
 }
 
+/// Checks the fields a create or an update may set, against the store's websites and groups.
 async fn validate(app: &App, c: &Value) -> Result<()> {
     validate_with(&Reference::load(app).await?, c)
 }

@@ -167,8 +167,67 @@ impl Store {
         c: &Value,
         password_hash: Option<&str>,
     ) -> Result<i64, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        save_customer_on(&mut conn, c, password_hash).await
+        let id = c.get("id").and_then(Value::as_i64);
+        let query = if id.is_some() {
+            "UPDATE customers SET email = ?, firstname = ?, lastname = ?, middlename = ?, group_id = ?, website_id = ?, store_id = ?, created_in = ?, dob = ?, gender = ?, created_at = ?, updated_at = ?, extra_json = ?, addresses_json = ? WHERE id = ?"
+        } else {
+            "INSERT INTO customers (email, firstname, lastname, middlename, group_id, website_id, store_id, created_in, dob, gender, created_at, updated_at, extra_json, addresses_json, password_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        };
+        let q = bind_customer(sqlx::query(query), c);
+        match id {
+            Some(id) => {
+                q.bind(id).execute(&self.pool).await?;
+                Ok(id)
+            }
+            None => Ok(q
+                .bind(password_hash)
+                .execute(&self.pool)
+                .await?
+                .last_insert_rowid()),
+        }
+    }
+
+    pub async fn delete_customer(&self, id: i64) -> Result<bool, sqlx::Error> {
+        sqlx::query("DELETE FROM tokens WHERE kind = 'customer' AND subject_id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query("DELETE FROM customers WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
+    pub async fn send_mail(
+        &self,
+        to: &str,
+        subject: &str,
+        body: &str,
+        now_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO mailbox (to_address, subject, body, sent_at) VALUES (?, ?, ?, ?)")
+            .bind(to)
+            .bind(subject)
+            .bind(body)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mailbox(&self) -> Result<Vec<Value>, sqlx::Error> {
+        let rows =
+            sqlx::query("SELECT to_address, subject, body, sent_at FROM mailbox ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                json!({"to": r.get::<String, _>(0), "subject": r.get::<String, _>(1), "body": r.get::<String, _>(2), "sentAt": r.get::<i64, _>(3)})
+            })
+            .collect())
     }
 }
 
@@ -216,89 +275,6 @@ fn bind_customer<'q>(q: Query<'q>, c: &Value) -> Query<'q> {
         .bind(s("updated_at").unwrap_or_default())
         .bind(extra.to_string())
         .bind(addresses.to_string())
-}
-
-/// Writes a customer (an update when it has an id) on `conn`, which may be a transaction.
-pub async fn save_customer_on(
-    conn: &mut sqlx::SqliteConnection,
-    c: &Value,
-    password_hash: Option<&str>,
-) -> Result<i64, sqlx::Error> {
-    let id = c.get("id").and_then(Value::as_i64);
-    let query = if id.is_some() {
-        "UPDATE customers SET email = ?, firstname = ?, lastname = ?, middlename = ?, group_id = ?, website_id = ?, store_id = ?, created_in = ?, dob = ?, gender = ?, created_at = ?, updated_at = ?, extra_json = ?, addresses_json = ? WHERE id = ?"
-    } else {
-        "INSERT INTO customers (email, firstname, lastname, middlename, group_id, website_id, store_id, created_in, dob, gender, created_at, updated_at, extra_json, addresses_json, password_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    };
-    let q = bind_customer(sqlx::query(query), c);
-    match id {
-        Some(id) => {
-            q.bind(id).execute(&mut *conn).await?;
-            Ok(id)
-        }
-        None => Ok(q
-            .bind(password_hash)
-            .execute(&mut *conn)
-            .await?
-            .last_insert_rowid()),
-    }
-}
-
-impl Store {
-    pub async fn delete_customer(&self, id: i64) -> Result<bool, sqlx::Error> {
-        sqlx::query("DELETE FROM tokens WHERE kind = 'customer' AND subject_id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(sqlx::query("DELETE FROM customers WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            > 0)
-    }
-
-    /// The next free address id (addresses live inside their customer's row).
-    pub async fn next_address_id(&self) -> Result<i64, sqlx::Error> {
-        let next: i64 = self
-            .meta("next_address_id")
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        self.set_meta("next_address_id", &(next + 1).to_string())
-            .await?;
-        Ok(next)
-    }
-
-    pub async fn send_mail(
-        &self,
-        to: &str,
-        subject: &str,
-        body: &str,
-        now_ms: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO mailbox (to_address, subject, body, sent_at) VALUES (?, ?, ?, ?)")
-            .bind(to)
-            .bind(subject)
-            .bind(body)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn mailbox(&self) -> Result<Vec<Value>, sqlx::Error> {
-        let rows =
-            sqlx::query("SELECT to_address, subject, body, sent_at FROM mailbox ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                json!({"to": r.get::<String, _>(0), "subject": r.get::<String, _>(1), "body": r.get::<String, _>(2), "sentAt": r.get::<i64, _>(3)})
-            })
-            .collect())
-    }
 }
 
 pub fn group_json(r: &SqliteRow) -> Value {
