@@ -347,15 +347,13 @@ async fn rest(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
-    let (method, headers, body) = (method.clone(), headers, body);
-    let path = uri.path();
     let query = uri.query().unwrap_or("");
-    let result = match split_path(path) {
+    let result = match split_path(uri.path()) {
         None => Err(MagentoError::no_route()),
-        Some((code, true, tail)) => async_route(app, &method, code, tail, headers, body)
+        Some((code, true, tail)) => async_route(app, method, code, tail, headers, body)
             .await
             .map(|v| (StatusCode::ACCEPTED, v)),
-        Some((code, false, tail)) => route(app, &method, code, tail, query, headers, body)
+        Some((code, false, tail)) => route(app, method, code, tail, query, headers, body)
             .await
             .map(|v| (StatusCode::OK, v)),
     };
