@@ -117,18 +117,13 @@ impl StateStore {
             .truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut lock_file, 0o600);
-        let lock_file = lock_file
-            .open(&opening)
-            .map_err(|source| StoreError::CreateDir {
-                path: opening.clone(),
-                source,
-            })?;
-        // Blocking, briefly: the holder only connects and migrates.
-        lock_file.lock().map_err(|source| StoreError::CreateDir {
+        let lock_err = |source| StoreError::CreateDir {
             path: opening.clone(),
             source,
-        })?;
-        let guard = lock_file;
+        };
+        let guard = lock_file.open(&opening).map_err(lock_err)?;
+        // Blocking, briefly: the holder only connects and migrates.
+        guard.lock().map_err(lock_err)?;
         let path = dir.join(STATE_FILE);
         let mut create = std::fs::OpenOptions::new();
         create.append(true).create(true);
