@@ -490,7 +490,7 @@ pub enum ProvisionCommand {
         first: String,
         #[arg(long)]
         last: String,
-        /// Website code [default: the store's first website].
+        /// Website code or id [default: the store's first website].
         #[arg(long, value_name = "CODE")]
         website: Option<String>,
         /// Customer group (name or id) [default: General].
@@ -551,7 +551,7 @@ pub enum OffboardCommand {
         /// The customer's email.
         #[arg(long)]
         email: Option<String>,
-        /// Only the customer of this website (code), when the email exists in several.
+        /// Only the customer of this website (code or id), when the email exists in several.
         #[arg(long, value_name = "CODE")]
         website: Option<String>,
         /// An admin user's user name instead of a customer.
@@ -600,7 +600,7 @@ pub enum RestoreCommand {
         /// The customer's email.
         #[arg(long, conflicts_with = "admin", required_unless_present = "admin")]
         email: Option<String>,
-        /// Only the customer of this website (code), when the email was on several.
+        /// Only the customer of this website (code or id), when the email was on several.
         #[arg(long, value_name = "CODE", requires = "email")]
         website: Option<String>,
         /// An admin user's user name instead of a customer.
