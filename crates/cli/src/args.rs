@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+pub use roster_engine::{Confirm, MagentoConn, MarketoConn, parse_duration};
 use roster_sandbox::marketo::RoleBodyShapes;
 use roster_sandbox::marketo::admin::RoleAt;
 
@@ -144,41 +145,6 @@ pub enum LogAction {
     Verify,
 }
 
-/// Where the Marketo instance is and how hard Roster may push it. Flags win over the
-/// environment, which wins over the configuration file.
-#[derive(Debug, Clone, Default, Args)]
-pub struct MarketoConn {
-    /// The instance's REST base URL, e.g. https://123-ABC-456.mktorest.com.
-    #[arg(long = "url", env = "ROSTER_MARKETO_URL", value_name = "URL")]
-    pub url: Option<String>,
-    /// The custom service's client id.
-    #[arg(long, env = "ROSTER_MARKETO_CLIENT_ID", value_name = "ID")]
-    pub client_id: Option<String>,
-    /// The custom service's client secret (prefer the environment variable: flags show in `ps`).
-    #[arg(
-        long,
-        env = "ROSTER_MARKETO_CLIENT_SECRET",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    pub client_secret: Option<String>,
-    /// Calls in flight at once [default: 10].
-    #[arg(long, value_name = "N")]
-    pub max_in_flight: Option<usize>,
-    /// Calls per --rate-window [default: 100].
-    #[arg(long, value_name = "N")]
-    pub rate_limit: Option<u32>,
-    /// The rate limit's window [default: 20s].
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub rate_window: Option<Duration>,
-    /// The subscription's daily call quota [default: 50000].
-    #[arg(long, value_name = "CALLS")]
-    pub daily_quota: Option<u64>,
-    /// Retries of a failed call (transient errors, 604/606/608/611/615, 5xx) [default: 6].
-    #[arg(long, env = "ROSTER_MARKETO_MAX_RETRIES", value_name = "N")]
-    pub max_retries: Option<usize>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
     Table,
@@ -301,19 +267,6 @@ pub struct NewPerson {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct Confirm {
-    /// Do it. Without this flag the command only shows what it would do.
-    #[arg(long)]
-    pub yes: bool,
-    /// Why, kept in the tombstone.
-    #[arg(long)]
-    pub reason: Option<String>,
-    /// Who asked for it, kept in the tombstone [default: $USER].
-    #[arg(long, env = "ROSTER_ACTOR", value_name = "NAME")]
-    pub by: Option<String>,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Every accepted user x role x workspace, plus the invitations Roster is tracking.
@@ -338,74 +291,6 @@ pub enum AuditCommand {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
     },
-}
-
-/// Where the Magento store is and how Roster signs in: an admin account (with a TOTP secret
-/// where the store requires two-factor authentication), or an integration's token or OAuth
-/// 1.0a values. Flags win over the environment, which wins over the `[magento]` section of
-/// the configuration file.
-#[derive(Debug, Clone, Default, Args)]
-pub struct MagentoConn {
-    /// The store's base URL (the REST API is under /rest), e.g. https://shop.example.com.
-    #[arg(long = "url", env = "ROSTER_MAGENTO_URL", value_name = "URL")]
-    pub url: Option<String>,
-    #[arg(long, env = "ROSTER_MAGENTO_USERNAME", value_name = "USER")]
-    pub username: Option<String>,
-    /// The admin password (prefer the environment variable: flags show in `ps`).
-    #[arg(
-        long,
-        env = "ROSTER_MAGENTO_PASSWORD",
-        hide_env_values = true,
-        value_name = "PASSWORD"
-    )]
-    pub password: Option<String>,
-    /// Store code for every call; `all` is the admin scope that sees every website.
-    #[arg(long, default_value = "all", value_name = "CODE")]
-    pub scope: String,
-    /// The admin's Google Authenticator secret (base32), for stores with two-factor
-    /// authentication (prefer the environment variable or --totp-secret-file).
-    #[arg(
-        long,
-        env = "ROSTER_MAGENTO_TOTP_SECRET",
-        hide_env_values = true,
-        value_name = "BASE32"
-    )]
-    pub totp_secret: Option<String>,
-    /// A file holding that secret.
-    #[arg(long, env = "ROSTER_MAGENTO_TOTP_SECRET_FILE", value_name = "FILE")]
-    pub totp_secret_file: Option<PathBuf>,
-    /// An integration's access token, used as a bearer token instead of an admin sign-in.
-    #[arg(
-        long,
-        env = "ROSTER_MAGENTO_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub token: Option<String>,
-    /// An integration's consumer key: with the next three, every call is signed with OAuth 1.0a.
-    #[arg(long, env = "ROSTER_MAGENTO_CONSUMER_KEY", value_name = "KEY")]
-    pub consumer_key: Option<String>,
-    #[arg(
-        long,
-        env = "ROSTER_MAGENTO_CONSUMER_SECRET",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    pub consumer_secret: Option<String>,
-    #[arg(
-        long,
-        env = "ROSTER_MAGENTO_ACCESS_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub access_token: Option<String>,
-    #[arg(
-        long,
-        env = "ROSTER_MAGENTO_ACCESS_TOKEN_SECRET",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    pub access_token_secret: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -832,30 +717,6 @@ pub enum AdminAction {
         #[arg(long = "role", default_value = "Standard User@Default")]
         roles: Vec<RoleAt>,
     },
-}
-
-/// Parses `500ms`, `20s`, `2m`, `1h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration; use e.g. 500ms, 20s, 2m or 1h"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {s:?}; use ms, s, m or h"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{s:?} is out of range"))
 }
 
 pub fn parse_role_body(s: &str) -> Result<RoleBodyShapes, String> {

@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 
 use crate::args::{MarketoConn, Output, ReportFormat};
 use crate::connect::{MARKETO, MarketoSession};
-use crate::marketo_cmd::Globals;
 use crate::output::Table;
+use roster_engine::Globals;
 
 const USERS_FACT: &str = "users_at_last_audit";
 
@@ -74,9 +74,9 @@ pub async fn run(
     format: ReportFormat,
     html: Option<PathBuf>,
     resume: bool,
-    g: &Globals<'_>,
+    g: &Globals,
 ) -> Result<()> {
-    let mut s = MarketoSession::open(conn, g.state, g.config).await?;
+    let mut s = MarketoSession::open(conn, g).await?;
     let expected: usize = s
         .state
         .fact(MARKETO, &s.instance, USERS_FACT)
@@ -163,7 +163,7 @@ pub async fn run(
             &audit.users.len().to_string(),
         )
         .await?;
-    let pending = crate::marketo_cmd::tracked_invites(&s).await?;
+    let pending = roster_engine::marketo_ops::tracked_invites(&s).await?;
     let report = Report::new(&s, &audit, &pending);
     match format {
         ReportFormat::Table => report.table().print(Output::Table)?,
@@ -176,7 +176,7 @@ pub async fn run(
     }
     if let Some(path) = html {
         // Who has which access is personal data: the report is private whatever the umask.
-        crate::private::write(&path, report.html()?)
+        roster_engine::private::write(&path, report.html()?)
             .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
         eprintln!("HTML report written to {}", path.display());
     }

@@ -11,10 +11,11 @@ use roster_sandbox::magento::{self as magento_sandbox, MagentoConfig};
 use roster_sandbox::marketo::{self, MarketoConfig};
 
 use crate::args::{MagentoConn, MarketoConn, Output, ReportFormat, TombstonesArgs};
-use crate::live_read::Sessions;
-use crate::marketo_cmd::Globals;
-use crate::plan_cmd::{self, ApplyArgs};
-use crate::{audit_cmd, lifecycle, magento_cmd};
+use roster_engine::Globals;
+use roster_engine::live_read::Sessions;
+use roster_engine::planning::{self as plan_cmd, ApplyArgs, ToApply};
+
+use crate::{audit_cmd, lifecycle_cmd as lifecycle, magento_cmd};
 
 /// The example roster, built in so the demo runs from any directory.
 const EXAMPLE: &str = include_str!("../../../examples/roster.yaml");
@@ -72,9 +73,10 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     };
     let state = dir.join("state");
     let g = Globals {
-        state: Some(&state),
+        state: Some(state),
         config: None,
         actor: None,
+        events: std::sync::Arc::new(crate::render::Terminal),
     };
     let result = scenario(&sandbox, &marketo_conn, &magento_conn, &g, &dir).await;
     sandbox.shutdown().await;
@@ -86,7 +88,7 @@ async fn scenario(
     sandbox: &marketo::RunningSandbox,
     marketo_conn: &MarketoConn,
     magento_conn: &MagentoConn,
-    g: &Globals<'_>,
+    g: &Globals,
     dir: &Path,
 ) -> Result<()> {
     let roster = dir.join("roster.yaml");
@@ -103,16 +105,16 @@ async fn scenario(
     print!("{plan}");
     println!("{}", plan_cmd::summary_line(&plan));
     let saved = dir.join("plan.json");
-    crate::private::write(&saved, serde_json::to_string_pretty(&plan)?)?;
+    roster_engine::private::write(&saved, serde_json::to_string_pretty(&plan)?)?;
 
     step("Apply: every step journaled; destructive ones approved here with --approve");
     plan_cmd::apply_with(
-        &ApplyArgs {
-            plan: Some(&saved),
-            auto: None,
+        ApplyArgs {
+            plan: ToApply::File(&saved),
             approve: true,
             by: Some("roster-demo"),
             resend_invites: false,
+            stop: None,
         },
         &sessions,
         g,
@@ -141,7 +143,7 @@ async fn scenario(
     .await?;
 
     step("Audit log: who ran what, when, and how it went");
-    plan_cmd::log_cmd(None, Output::Table, g).await?;
+    crate::plan_cmd::log_cmd(None, Output::Table, g).await?;
 
     step("Audit, Magento: customers by website and group, and admin users");
     magento_cmd::audit(magento_conn, Output::Table, g).await?;

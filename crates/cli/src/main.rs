@@ -1,21 +1,21 @@
 //! `roster`: keeps the user accounts of SaaS apps in line with who should have them.
 
-mod actor;
 mod args;
 mod audit_cmd;
-mod connect;
 mod demo;
-mod lifecycle;
-mod live_read;
-mod lock;
+mod lifecycle_cmd;
 mod magento_cmd;
 mod marketo_cmd;
 mod output;
 mod plan_cmd;
-mod private;
+mod render;
 mod sandbox_cmd;
 
+use std::sync::Arc;
+
 use clap::Parser;
+use roster_engine::planning::{self, ApplyArgs, ToApply};
+use roster_engine::{actor, connect, lock};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -25,10 +25,11 @@ async fn main() -> std::process::ExitCode {
     let quiet = matches!(cli.command, args::Command::Demo { .. });
     init_tracing(cli.verbose, quiet);
     connect::set_allow_insecure_http(cli.allow_insecure_http);
-    let g = marketo_cmd::Globals {
-        state: cli.state.as_deref(),
-        config: cli.config.as_deref(),
-        actor: cli.actor.as_deref(),
+    let g = roster_engine::Globals {
+        state: cli.state.clone(),
+        config: cli.config.clone(),
+        actor: cli.actor.clone(),
+        events: Arc::new(render::Terminal),
     };
     // One writer at a time: a command that changes the apps or the state holds the
     // state's lock (and, as it connects, each instance's) until it ends.
@@ -103,16 +104,16 @@ async fn main() -> std::process::ExitCode {
             )
             .await
         }
-        args::Command::Provision(cmd) => lifecycle::provision(cmd, &g).await,
+        args::Command::Provision(cmd) => lifecycle_cmd::provision(cmd, &g).await,
         args::Command::Offboard(args::OffboardCommand::Marketo {
             conn,
             email,
             include_api_only,
             confirm,
-        }) => lifecycle::offboard_cmd(&conn, &email, include_api_only, &confirm, &g).await,
-        args::Command::Tombstones(a) => lifecycle::tombstones(a, &g).await,
+        }) => lifecycle_cmd::offboard_cmd(&conn, &email, include_api_only, &confirm, &g).await,
+        args::Command::Tombstones(a) => lifecycle_cmd::tombstones(a, &g).await,
         args::Command::Restore(args::RestoreCommand::Marketo { conn, email }) => {
-            lifecycle::restore(&conn, &email, &g).await
+            lifecycle_cmd::restore(&conn, &email, &g).await
         }
         args::Command::Restore(args::RestoreCommand::Magento {
             conn,
@@ -144,19 +145,31 @@ async fn main() -> std::process::ExitCode {
             by,
             resend_invites,
         } => {
-            plan_cmd::apply(
-                plan_cmd::ApplyArgs {
-                    plan: plan.as_deref(),
-                    auto: auto.as_deref(),
-                    approve,
-                    by: by.as_deref(),
-                    resend_invites,
-                },
-                &g,
-            )
-            .await
+            let plan = match (plan.as_deref(), auto.as_deref()) {
+                (Some(path), None) => Ok(ToApply::File(path)),
+                (None, Some(roster)) => Ok(ToApply::Auto(roster)),
+                _ => Err(anyhow::anyhow!(
+                    "give a saved plan (`roster apply plan.json`) or a roster with --auto"
+                )),
+            };
+            match plan {
+                Ok(plan) => {
+                    planning::apply(
+                        ApplyArgs {
+                            plan,
+                            approve,
+                            by: by.as_deref(),
+                            resend_invites,
+                            stop: None,
+                        },
+                        &g,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            }
         }
-        args::Command::Approve { plan, by } => plan_cmd::approve(&plan, by.as_deref(), &g).await,
+        args::Command::Approve { plan, by } => planning::approve(&plan, by.as_deref(), &g).await,
         args::Command::Log {
             action: Some(args::LogAction::Verify),
             ..
@@ -170,7 +183,7 @@ async fn main() -> std::process::ExitCode {
     // Every command that changed (or tried to change) an app leaves a line in the audit log.
     if let Some((app, action, target, detail)) = line {
         let logged = async {
-            let state = connect::open_state(g.state).await?;
+            let state = connect::open_state(g.state.as_deref()).await?;
             actor::record(
                 &state,
                 &actor::Actor::resolve(by.as_deref()),

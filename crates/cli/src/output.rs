@@ -5,19 +5,10 @@ use std::io::Write;
 
 use anyhow::Result;
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 use crate::args::Output;
 
-pub use roster_domain::text::sanitize;
-
-/// Every time Roster prints or writes: RFC 3339 in UTC (Marketo's `...t+0000` form is only
-/// ever used on the wire).
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use roster_engine::text::{rfc3339, sanitize};
 
 /// A table whose cells are JSON values: JSON keeps their types, the table and CSV print them.
 pub struct Table {

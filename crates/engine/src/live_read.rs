@@ -14,10 +14,11 @@ use roster_store::InviteStatus;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::args::{MagentoConn, MarketoConn};
+use crate::Globals;
+use crate::conn::{MagentoConn, MarketoConn};
 use crate::connect::{MarketoSession, load_config};
-use crate::magento_cmd::MagentoSession;
-use crate::marketo_cmd::Globals;
+use crate::events::Event;
+use crate::magento_ops::MagentoSession;
 
 const MARKETO: &str = "marketo";
 
@@ -29,8 +30,8 @@ pub struct Sessions {
 
 impl Sessions {
     /// Each app whose URL is in the environment or the config file.
-    pub async fn open(g: &Globals<'_>) -> Result<Self> {
-        let file = load_config(g.config)?;
+    pub async fn open(g: &Globals) -> Result<Self> {
+        let file = load_config(g.config.as_deref())?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let marketo = env("ROSTER_MARKETO_URL")
             .or(file.marketo.url.clone())
@@ -61,10 +62,10 @@ impl Sessions {
     pub async fn connect(
         marketo: Option<MarketoConn>,
         magento: Option<MagentoConn>,
-        g: &Globals<'_>,
+        g: &Globals,
     ) -> Result<Self> {
         let marketo = match marketo {
-            Some(conn) => Some(MarketoSession::open(&conn, g.state, g.config).await?),
+            Some(conn) => Some(MarketoSession::open(&conn, g).await?),
             None => None,
         };
         let magento = match magento {
@@ -93,10 +94,16 @@ impl Sessions {
     pub async fn finish(&mut self) -> Result<()> {
         if let Some(s) = &mut self.marketo {
             s.record_usage().await?;
-            eprintln!("marketo: {}", s.cost_line());
+            s.events.emit(Event::Cost {
+                app: "marketo",
+                line: s.cost_line(),
+            });
         }
         if let Some(s) = &self.magento {
-            eprintln!("magento: {}", s.cost_line());
+            s.events.emit(Event::Cost {
+                app: "magento",
+                line: s.cost_line(),
+            });
         }
         Ok(())
     }
@@ -141,7 +148,7 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
         .collect();
     // The API cannot list pending invitations: check the ones Roster sent.
     let now = OffsetDateTime::now_utc();
-    for invite in crate::marketo_cmd::tracked_invites(s).await? {
+    for invite in crate::marketo_ops::tracked_invites(s).await? {
         let unconfirmed = invite.status == InviteStatus::Unconfirmed;
         if users
             .iter()

@@ -11,7 +11,9 @@ use roster_store::StateStore;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::args::MarketoConn;
+use crate::Globals;
+use crate::conn::MarketoConn;
+use crate::events::Events;
 
 pub const MARKETO: &str = "marketo";
 
@@ -164,6 +166,8 @@ pub struct MarketoSession {
     pub client: Client,
     pub state: StateStore,
     pub instance: String,
+    /// Where this session's operations report what they do.
+    pub events: Events,
     quota_day: time::Date,
     recorded: u64,
     /// The instance's lock, while this process changes it.
@@ -179,12 +183,9 @@ pub async fn open_state(dir: Option<&Path>) -> Result<StateStore> {
 }
 
 impl MarketoSession {
-    pub async fn open(
-        conn: &MarketoConn,
-        state_dir: Option<&Path>,
-        config: Option<&Path>,
-    ) -> Result<Self> {
-        let file = load_config(config)?.marketo;
+    pub async fn open(conn: &MarketoConn, g: &Globals) -> Result<Self> {
+        let state_dir = g.state.as_deref();
+        let file = load_config(g.config.as_deref())?.marketo;
         let Some(url) = conn.url.clone().or(file.url) else {
             bail!(
                 "no Marketo instance given: set ROSTER_MARKETO_URL (or --url, or url in the [marketo] section of the config file)"
@@ -241,6 +242,7 @@ impl MarketoSession {
             client,
             state,
             instance,
+            events: g.events.clone(),
             quota_day: day,
             recorded: 0,
             _lock: lock,

@@ -1,4 +1,5 @@
-//! Joiners and leavers: `provision`, `offboard`, `tombstones` and `restore`.
+//! Joiners and leavers: provisioning (and following the invitation until it is accepted),
+//! offboarding with a tombstone, and restoring from one.
 
 use std::time::Duration;
 
@@ -6,73 +7,25 @@ use anyhow::{Context, Result, bail};
 use roster_domain::access::RoleAssignment;
 use roster_marketo::{Invitation, User};
 use roster_store::{InviteStatus, NewTombstone, PendingInvite, TombstoneStatus};
-use serde_json::json;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::args::{Confirm, Output, ProvisionCommand, TombstonesArgs};
-use crate::connect::{MARKETO, MarketoSession, actor, open_state, parse_date};
-use crate::marketo_cmd::{Globals, holds, invite_and_record, report_invited, resolve, specs};
-use crate::output::Table;
+use crate::conn::Confirm;
+use crate::connect::{MARKETO, MarketoSession, actor};
+use crate::events::{Event, Events};
+use crate::marketo_ops::{holds, invite_and_record, report_invited, resolve, specs};
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
 fn when(at: OffsetDateTime) -> String {
-    crate::output::rfc3339(at)
+    crate::text::rfc3339(at)
 }
 
 // ---- provision ----
 
-pub async fn provision(cmd: ProvisionCommand, g: &Globals<'_>) -> Result<()> {
-    let ProvisionCommand::Marketo {
-        conn,
-        email,
-        first,
-        last,
-        roles,
-        api_only,
-        expires_at,
-        wait,
-        wait_timeout,
-        poll_interval,
-        resend,
-        check_pending,
-    } = cmd
-    else {
-        unreachable!("main routes Magento provisioning to magento_cmd");
-    };
-    let mut s = MarketoSession::open(&conn, g.state, g.config).await?;
-    let result = if check_pending {
-        check_pending_invites(&s, resend).await
-    } else {
-        let email = email.expect("clap requires --email without --check-pending");
-        let invitation = Invitation {
-            email: email.clone(),
-            first_name: first.expect("clap requires --first with --email"),
-            last_name: last.expect("clap requires --last with --email"),
-            userid: None,
-            roles: Vec::new(),
-            api_only,
-            expires_at: expires_at.as_deref().map(parse_date).transpose()?,
-            reason: Some("Provisioned by Roster".into()),
-        };
-        provision_one(
-            &s,
-            invitation,
-            &roles,
-            resend,
-            wait.then_some((wait_timeout, poll_interval)),
-        )
-        .await
-    };
-    s.record_usage().await?;
-    eprintln!("{}", s.cost_line());
-    result
-}
-
-async fn provision_one(
+pub async fn provision_one(
     s: &MarketoSession,
     mut invitation: Invitation,
     role_specs: &[String],
@@ -86,10 +39,10 @@ async fn provision_one(
     let dir = c.directory().await?;
     invitation.roles = resolve(&dir, role_specs)?;
     if let Some(user) = c.find_user(&email).await? {
-        eprintln!(
+        s.events.emit(Event::Note(format!(
             "{email} already has an account (id {}); making sure it has the roles asked for",
             user.id
-        );
+        )));
         converge_roles(s, &user, &invitation.roles).await?;
         return Ok(());
     }
@@ -105,15 +58,17 @@ async fn provision_one(
                 );
             }
             c.delete_invitation(&email).await?;
-            eprintln!("deleted the expired invitation of {email}; inviting again");
+            s.events.emit(Event::Note(format!(
+                "deleted the expired invitation of {email}; inviting again"
+            )));
         } else {
-            eprintln!(
+            s.events.emit(Event::Note(format!(
                 "{email} already has a pending invitation{}; not inviting twice",
                 pending
                     .expires_at
                     .map(|t| format!(" (valid until {})", when(t)))
                     .unwrap_or_default()
-            );
+            )));
             if s.state
                 .invite(MARKETO, &s.instance, &email)
                 .await?
@@ -145,16 +100,16 @@ async fn provision_one(
         }
     }
     invite_and_record(s, &invitation).await?;
-    report_invited(&invitation);
+    report_invited(s, &invitation);
     if invitation.api_only {
         return Ok(());
     }
     match wait {
         Some((timeout, every)) => wait_for_acceptance(s, &email, timeout, every).await,
         None => {
-            eprintln!(
-                "run `roster provision marketo --check-pending` later (or pass --wait) to grant any role that did not persist once they accept"
-            );
+            s.events.emit(Event::Note(
+                "run `roster provision marketo --check-pending` later (or pass --wait) to grant any role that did not persist once they accept".into(),
+            ));
             Ok(())
         }
     }
@@ -173,20 +128,27 @@ async fn converge_roles(
         .cloned()
         .collect();
     if missing.is_empty() {
-        eprintln!(
+        s.events.emit(Event::Note(format!(
             "{} has every role asked for: {}",
             user.userid,
             specs(wanted)
-        );
+        )));
         return Ok(missing);
     }
     s.client.add_roles(&user.userid, &missing).await?;
-    eprintln!("granted {} to {}", specs(&missing), user.userid);
+    s.events.emit(Event::Note(format!(
+        "granted {} to {}",
+        specs(&missing),
+        user.userid
+    )));
     Ok(missing)
 }
 
 async fn accepted(s: &MarketoSession, record: &PendingInvite, user: &User) -> Result<()> {
-    eprintln!("{} accepted the invitation", record.email);
+    s.events.emit(Event::Note(format!(
+        "{} accepted the invitation",
+        record.email
+    )));
     converge_roles(s, user, &record.roles).await?;
     s.state
         .set_invite_status(
@@ -212,7 +174,9 @@ async fn wait_for_acceptance(
         .await?
         .context("the invitation was not recorded in Roster's state")?;
     let deadline = Instant::now() + timeout;
-    eprintln!("waiting up to {timeout:?} for {email} to accept (checking every {every:?})");
+    s.events.emit(Event::Note(format!(
+        "waiting up to {timeout:?} for {email} to accept (checking every {every:?})"
+    )));
     loop {
         if let Some(user) = s.client.find_user(email).await? {
             return accepted(s, &record, &user).await;
@@ -226,13 +190,27 @@ async fn wait_for_acceptance(
     }
 }
 
-async fn check_pending_invites(s: &MarketoSession, resend: bool) -> Result<()> {
-    let records = crate::marketo_cmd::tracked_invites(s).await?;
+/// What `--check-pending` found for one tracked invitation and what it did about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteCheck {
+    pub email: String,
+    pub invited_at: OffsetDateTime,
+    pub status: &'static str,
+    pub action: &'static str,
+}
+
+/// Follows every invitation Roster tracks: accepted ones get the roles that did not persist,
+/// expired ones are re-sent when `resend`, unconfirmed ones are settled.
+pub async fn check_pending_invites(s: &MarketoSession, resend: bool) -> Result<Vec<InviteCheck>> {
+    let records = crate::marketo_ops::tracked_invites(s).await?;
     if records.is_empty() {
-        eprintln!("Roster is tracking no pending invitation on {}", s.instance);
-        return Ok(());
+        s.events.emit(Event::Note(format!(
+            "Roster is tracking no pending invitation on {}",
+            s.instance
+        )));
+        return Ok(Vec::new());
     }
-    let mut t = Table::new(&["email", "invited at", "status", "action"]);
+    let mut checked = Vec::new();
     for record in records {
         let (status, action) = if let Some(user) = s.client.find_user(&record.userid).await? {
             accepted(s, &record, &user).await?;
@@ -320,31 +298,17 @@ async fn check_pending_invites(s: &MarketoSession, resend: bool) -> Result<()> {
                 }
             }
         };
-        t.push(vec![
-            json!(record.email),
-            json!(when(record.invited_at)),
-            json!(status),
-            json!(action),
-        ]);
+        checked.push(InviteCheck {
+            email: record.email.clone(),
+            invited_at: record.invited_at,
+            status,
+            action,
+        });
     }
-    t.print(Output::Table)
+    Ok(checked)
 }
 
 // ---- offboard ----
-
-pub async fn offboard_cmd(
-    conn: &crate::args::MarketoConn,
-    email: &str,
-    include_api_only: bool,
-    confirm: &Confirm,
-    g: &Globals<'_>,
-) -> Result<()> {
-    let mut s = MarketoSession::open(conn, g.state, g.config).await?;
-    let result = offboard(&s, email, false, include_api_only, confirm).await;
-    s.record_usage().await?;
-    eprintln!("{}", s.cost_line());
-    result
-}
 
 /// Offboards one account. `direct_delete` skips removing roles first (`roster marketo delete`).
 pub async fn offboard(
@@ -378,7 +342,7 @@ pub async fn offboard(
         }
         steps.push(format!("delete the user {email} (permanent)"));
         if !confirm.yes {
-            return dry_run(&steps);
+            return dry_run(s, steps);
         }
         let id = s
             .state
@@ -398,11 +362,12 @@ pub async fn offboard(
                 status: TombstoneStatus::Deleting,
             })
             .await?;
-        eprintln!("saved tombstone #{id}");
+        s.events.emit(Event::TombstoneSaved { id });
         let removal = async {
             if !direct_delete && !user.roles.is_empty() {
                 c.remove_roles(&user.userid, &user.roles).await?;
-                eprintln!("removed {}", specs(&user.roles));
+                s.events
+                    .emit(Event::Note(format!("removed {}", specs(&user.roles))));
             }
             c.delete(&user.userid).await?;
             if std::env::var_os("ROSTER_TEST_CRASH_AFTER_DELETE").is_some() {
@@ -423,9 +388,9 @@ pub async fn offboard(
         s.state
             .set_tombstone_status(id, TombstoneStatus::Deleted)
             .await?;
-        println!(
+        s.events.emit(Event::Said(format!(
             "deleted {email}; `roster restore marketo --email {email}` re-invites them with the same roles"
-        );
+        )));
         return Ok(());
     }
     if let Some(pending) = c.invitation(email).await? {
@@ -439,7 +404,7 @@ pub async fn offboard(
             format!("delete the pending invitation of {email}"),
         ];
         if !confirm.yes {
-            return dry_run(&steps);
+            return dry_run(s, steps);
         }
         let id = s
             .state
@@ -479,34 +444,33 @@ pub async fn offboard(
                 )
                 .await?;
         }
-        println!("deleted the pending invitation of {email} (tombstone #{id})");
+        s.events.emit(Event::Said(format!(
+            "deleted the pending invitation of {email} (tombstone #{id})"
+        )));
         return Ok(());
     }
     // Nothing there: already offboarded counts as done.
-    close_finished_deletions(&s.state, MARKETO, &s.instance, email).await?;
+    close_finished_deletions(&s.events, &s.state, MARKETO, &s.instance, email).await?;
     let previous = s
         .state
         .latest_tombstone(MARKETO, &s.instance, email)
         .await?;
     match previous {
-        Some(t) => println!(
+        Some(t) => s.events.emit(Event::Said(format!(
             "nothing to do: {email} has no account or invitation; Roster deleted it on {} (by {})",
             when(t.deleted_at),
             t.deleted_by
-        ),
-        None => println!(
+        ))),
+        None => s.events.emit(Event::Said(format!(
             "nothing to do: {email} has no account or pending invitation on {}",
             s.instance
-        ),
+        ))),
     }
     Ok(())
 }
 
-fn dry_run(steps: &[String]) -> Result<()> {
-    println!("dry run: nothing was changed. With --yes, Roster would:");
-    for (n, step) in steps.iter().enumerate() {
-        println!("  {}. {step}", n + 1);
-    }
+fn dry_run(s: &MarketoSession, steps: Vec<String>) -> Result<()> {
+    s.events.emit(Event::DryRun { steps });
     Ok(())
 }
 
@@ -514,78 +478,25 @@ fn dry_run(steps: &[String]) -> Result<()> {
 
 /// The account `userid` is gone: a deletion interrupted after it happened left its tombstone
 /// open (`deleting`, or `failed` when the answer was lost); mark it deleted, and say so.
-pub(crate) async fn close_finished_deletions(
+pub async fn close_finished_deletions(
+    events: &Events,
     state: &roster_store::StateStore,
     app: &str,
     instance: &str,
     userid: &str,
 ) -> Result<()> {
     for id in state.finish_open_tombstones(app, instance, userid).await? {
-        eprintln!(
+        events.emit(Event::Note(format!(
             "tombstone #{id}: the deletion had finished before an interruption; marked deleted"
-        );
+        )));
     }
     Ok(())
-}
-
-pub async fn tombstones(args: TombstonesArgs, g: &Globals<'_>) -> Result<()> {
-    let state = open_state(g.state).await?;
-    let mut t = Table::new(&[
-        "id",
-        "app",
-        "email",
-        "name",
-        "deleted at",
-        "deleted by",
-        "status",
-        "roles",
-        "reason",
-        "restored at",
-        "instance",
-    ]);
-    for ts in state.tombstones(args.app.as_deref()).await? {
-        let roles: Vec<String> = ts.roles.iter().map(RoleAssignment::spec).collect();
-        t.push(vec![
-            json!(ts.id),
-            json!(ts.app),
-            json!(ts.email),
-            json!(format!("{} {}", ts.first_name, ts.last_name)),
-            json!(when(ts.deleted_at)),
-            json!(ts.deleted_by),
-            // Once restored, that is what a reader needs to know first; restored_at says when.
-            json!(if ts.restored_at.is_some() {
-                "restored"
-            } else {
-                ts.status.as_str()
-            }),
-            if args.output == Output::Json {
-                json!(ts.roles)
-            } else {
-                json!(roles.join("; "))
-            },
-            json!(ts.reason),
-            json!(ts.restored_at.map(when)),
-            json!(ts.instance),
-        ]);
-    }
-    if t.rows.is_empty() && args.output == Output::Table {
-        eprintln!("no tombstones in {}", state.path().display());
-    }
-    t.print(args.output)
-}
-
-pub async fn restore(conn: &crate::args::MarketoConn, email: &str, g: &Globals<'_>) -> Result<()> {
-    let mut s = MarketoSession::open(conn, g.state, g.config).await?;
-    let result = restore_one(&s, email).await;
-    s.record_usage().await?;
-    eprintln!("{}", s.cost_line());
-    result
 }
 
 /// Where restoring from a tombstone may start: `found` is the one to restore `what` on
 /// `instance` from, and its deletion finished. `list` is the command that lists tombstones,
 /// `check` says how to look at the account when the deletion did not finish.
-pub(crate) fn restorable(
+pub fn restorable(
     found: Option<roster_store::Tombstone>,
     what: &str,
     instance: &str,
@@ -607,7 +518,7 @@ pub(crate) fn restorable(
     Ok(t)
 }
 
-async fn restore_one(s: &MarketoSession, email: &str) -> Result<()> {
+pub async fn restore_one(s: &MarketoSession, email: &str) -> Result<()> {
     let found = s
         .state
         .restorable_tombstone(MARKETO, &s.instance, email)
@@ -645,6 +556,6 @@ async fn restore_one(s: &MarketoSession, email: &str) -> Result<()> {
     };
     invite_and_record(s, &invitation).await?;
     s.state.mark_restored(t.id, now()).await?;
-    report_invited(&invitation);
+    report_invited(s, &invitation);
     Ok(())
 }

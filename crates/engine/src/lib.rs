@@ -1,0 +1,45 @@
+//! Roster's application layer: reading the apps' live state, planning, the journaled
+//! executor, provisioning, offboarding, restoring and following invitations.
+//!
+//! The CLI and the service both drive it. Operations report progress as [`events::Event`]s
+//! through the [`events::Progress`] sink in [`Globals`] (and in every session opened from
+//! it), so the same code prints lines in a terminal and records runs in the service.
+//! Errors are `anyhow` errors whose messages are written for the operator: this layer's
+//! callers show them, they do not branch on them.
+
+pub mod actor;
+pub mod conn;
+pub mod connect;
+pub mod events;
+pub mod lifecycle;
+pub mod live_read;
+pub mod lock;
+pub mod magento_ops;
+pub mod marketo_ops;
+pub mod planning;
+pub mod private;
+pub mod text;
+
+use std::path::PathBuf;
+
+pub use conn::{Confirm, MagentoConn, MarketoConn, parse_duration};
+pub use events::{Event, Events, Progress, StepOutcome};
+
+/// What every operation needs to know about where it runs: the state folder, the config
+/// file, who is acting, and where its events go.
+#[derive(Clone)]
+pub struct Globals {
+    /// The state folder (`--state`); the default when `None`.
+    pub state: Option<PathBuf>,
+    /// The configuration file (`--config`); the default (if any) when `None`.
+    pub config: Option<PathBuf>,
+    /// `--actor` / `ROSTER_ACTOR`, if given.
+    pub actor: Option<String>,
+    pub events: Events,
+}
+
+impl Globals {
+    pub fn emit(&self, event: Event) {
+        self.events.emit(event);
+    }
+}

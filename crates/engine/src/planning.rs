@@ -1,0 +1,1018 @@
+//! `roster plan`, `roster approve`, `roster apply` and `roster log`: desired state made so.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use roster_domain::desired::{App, Roster};
+use roster_domain::live::{Live, differences};
+use roster_domain::plan::{self, Action, Plan, PlanOptions, Step};
+use roster_domain::safety::{self, OwnAccounts};
+use roster_magento::AdminUsers;
+use roster_marketo::{Invitation, UserUpdate};
+use roster_store::{NewLogEntry, StateStore, StepStatus};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::Globals;
+use crate::actor::Actor;
+use crate::conn::Confirm;
+use crate::connect::MarketoSession;
+use crate::events::{Event, Events, StepOutcome};
+use crate::lifecycle::close_finished_deletions;
+use crate::live_read::{self, Sessions};
+use crate::magento_ops::MagentoSession;
+use crate::marketo_ops::record_invitation;
+
+/// A plan with the roster and the live state it was computed from.
+pub struct Computed {
+    pub plan: Plan,
+    pub roster: Roster,
+    pub live: Live,
+}
+
+/// Loads a roster (by absolute path, so a saved plan finds it again from any directory),
+/// reads the apps it needs, and computes the plan.
+pub async fn compute(
+    roster_path: &Path,
+    sessions: &Sessions,
+    resend_invites: bool,
+) -> Result<Computed> {
+    let roster_path = std::path::absolute(roster_path)
+        .with_context(|| format!("cannot resolve {}", roster_path.display()))?;
+    let mut roster = live_read::load_roster(&roster_path)?;
+    for app in App::ALL {
+        if roster.mentions(app) && !sessions.configured(app) {
+            bail!(
+                "{} gives people {app} access, but no {app} connection is configured: set ROSTER_{}_URL and its credentials (or a [{app}] section in the config file)",
+                roster.source,
+                app.name().to_uppercase()
+            );
+        }
+    }
+    protect_own_admin(&mut roster, sessions);
+    let live = live_read::read(sessions, &roster.policies.magento.website).await?;
+    resolve(&mut roster, &live)?;
+    let plan = plan::plan(
+        &roster,
+        &live,
+        PlanOptions {
+            now: OffsetDateTime::now_utc(),
+            resend_invites,
+        },
+    );
+    Ok(Computed { plan, roster, live })
+}
+
+/// Roster's own Magento admin account is never planned against.
+fn protect_own_admin(roster: &mut Roster, sessions: &Sessions) {
+    if let Some(me) = sessions.magento_username() {
+        roster.policies.magento.protected.insert(me);
+    }
+}
+
+fn resolve(roster: &mut Roster, live: &Live) -> Result<()> {
+    roster.resolve(&live.names()).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "the roster does not match the apps ({} problem{}); nothing was changed:\n  {}",
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
+            lines.join("\n  ")
+        )
+    })
+}
+
+/// The plan as `--output json` prints it: everything but the saved snapshot.
+pub fn summary(plan: &Plan) -> Value {
+    json!({
+        "id": plan.id,
+        "roster": plan.roster,
+        "created_at": rfc3339(plan.created_at),
+        "fingerprint": plan.fingerprint,
+        "digest": plan.digest,
+        "summary": counts(plan),
+        "steps": plan.steps,
+        "notes": plan.notes,
+        "blocked": plan.blocked,
+    })
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    crate::text::rfc3339(at)
+}
+
+/// How many steps create, change and remove, and how many are destructive.
+pub fn counts(plan: &Plan) -> Value {
+    let (mut create, mut change, mut remove) = (0, 0, 0);
+    for s in &plan.steps {
+        match s.stage {
+            plan::Stage::Invite => create += 1,
+            plan::Stage::DeleteInvite | plan::Stage::Delete => remove += 1,
+            _ => change += 1,
+        }
+    }
+    json!({
+        "create": create,
+        "change": change,
+        "remove": remove,
+        "destructive": plan.destructive().count(),
+    })
+}
+
+/// "N to create, N to change, N to remove (N destructive)".
+pub fn summary_line(plan: &Plan) -> String {
+    let c = counts(plan);
+    format!(
+        "{} to create, {} to change, {} to remove ({} destructive)",
+        c["create"], c["change"], c["remove"], c["destructive"]
+    )
+}
+
+pub fn save(plan: &Plan, path: &Path) -> Result<()> {
+    let body = serde_json::to_string_pretty(plan)?;
+    crate::private::write(path, body)
+}
+
+/// Reads a saved plan and checks it against its own digest: a plan edited by hand (a
+/// step added, a `destructive` flag cleared, `blocked` emptied) is refused here.
+pub fn load(path: &Path) -> Result<Plan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the plan {}", path.display()))?;
+    let plan: Plan = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a plan saved by `roster plan --out`; make one again",
+            path.display()
+        )
+    })?;
+    if plan.digest.is_empty() {
+        bail!(
+            "{} has no content digest (an older Roster saved it); nothing was changed. Make a new plan with `roster plan ROSTER --out FILE`",
+            path.display()
+        );
+    }
+    let actual = plan.content_digest();
+    if actual != plan.digest {
+        bail!(
+            "{} does not match its digest: it was changed after `roster plan` saved it (recorded {}, content {}); nothing was changed. Make a new plan with `roster plan ROSTER --out FILE`",
+            path.display(),
+            short(&plan.digest),
+            short(&actual)
+        );
+    }
+    Ok(plan)
+}
+
+pub fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(16)]
+}
+
+async fn open_state(g: &Globals) -> Result<StateStore> {
+    crate::connect::open_state(g.state.as_deref()).await
+}
+
+/// Records a refusal in the audit log, then returns it as the command's error.
+pub async fn refuse(
+    state: &StateStore,
+    actor: &Actor,
+    plan_id: Option<&str>,
+    target: &str,
+    why: anyhow::Error,
+) -> anyhow::Error {
+    let mut entry = actor.log("roster", "apply", target, "refused");
+    entry.plan_id = plan_id.map(str::to_string);
+    // One line per log row: the message's own lines are joined.
+    let text = format!("{why:#}");
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    entry.detail = Some(lines.join("; "));
+    if let Err(e) = state.append_log(&entry, OffsetDateTime::now_utc()).await {
+        return why.context(format!("(and the refusal could not be logged: {e})"));
+    }
+    why
+}
+
+/// Records `actor`'s approval of this plan's content, with its audit-log line.
+pub async fn record_approval(
+    state: &StateStore,
+    actor: &Actor,
+    plan: &Plan,
+    detail: String,
+) -> Result<()> {
+    let mut entry = actor.log("roster", "approve", &plan.id, "done");
+    entry.plan_id = Some(plan.id.clone());
+    entry.detail = Some(detail);
+    let approval = roster_store::Approval {
+        by: actor.name.clone(),
+        os_user: actor.os_user.clone(),
+        at: OffsetDateTime::now_utc(),
+    };
+    state
+        .approve_plan(&plan.id, &plan.digest, &approval, &entry)
+        .await?;
+    Ok(())
+}
+
+pub async fn approve(path: &Path, by: Option<&str>, g: &Globals) -> Result<()> {
+    let state = open_state(g).await?;
+    let actor = Actor::resolve(by.or(g.actor.as_deref()));
+    let plan = match load(path) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let target = path.display().to_string();
+            return Err(refuse(&state, &actor, None, &target, e).await);
+        }
+    };
+    state
+        .save_plan(&plan.id, plan.created_at, &serde_json::to_string(&plan)?)
+        .await?;
+    let destructive: Vec<&Step> = plan.destructive().collect();
+    let detail = format!(
+        "approved content {} ({} steps, {} destructive as planned)",
+        short(&plan.digest),
+        plan.steps.len(),
+        destructive.len()
+    );
+    record_approval(&state, &actor, &plan, detail).await?;
+    g.emit(Event::Said(format!(
+        "{} approved by {}: {} destructive step{} (this content only: any edit to the plan needs a new approval)",
+        plan.id,
+        actor.name,
+        destructive.len(),
+        if destructive.len() == 1 { "" } else { "s" }
+    )));
+    for s in destructive {
+        g.emit(Event::Said(format!(
+            "  {}. {}",
+            s.index,
+            crate::text::sanitize(&s.action.describe())
+        )));
+    }
+    Ok(())
+}
+
+/// Which plan an apply runs.
+pub enum ToApply<'a> {
+    /// A plan file saved by `roster plan --out`, checked against its digest.
+    File(&'a Path),
+    /// A plan kept in the state (the service's plans awaiting approval), already checked
+    /// against its digest when it was stored; the same checks as a file follow.
+    Stored(Box<Plan>),
+    /// Computed now from this roster (`apply --auto`).
+    Auto(&'a Path),
+    /// Computed by the caller just now, from the live state it read through the same sessions.
+    Fresh(Box<Computed>),
+}
+
+pub struct ApplyArgs<'a> {
+    pub plan: ToApply<'a>,
+    pub approve: bool,
+    pub by: Option<&'a str>,
+    pub resend_invites: bool,
+    /// Set when the process is shutting down: the apply stops before its next step.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+pub async fn apply(a: ApplyArgs<'_>, g: &Globals) -> Result<()> {
+    let mut sessions = Sessions::open(g).await?;
+    let result = apply_with(a, &sessions, g).await;
+    sessions.finish().await?;
+    result
+}
+
+/// Roster's own accounts, as the apps know them now.
+async fn own_accounts(sessions: &Sessions) -> Result<OwnAccounts> {
+    let marketo_api_user = match &sessions.marketo {
+        Some(s) => s.client.api_user().await?,
+        None => None,
+    };
+    Ok(OwnAccounts {
+        marketo_api_user,
+        magento_admin: sessions.magento_username(),
+    })
+}
+
+/// A saved plan, made ready to run again: its roster read again (it must be the one the
+/// plan was computed from: its policies decide what is safe) and the apps read now.
+async fn reread(
+    plan: Plan,
+    sessions: &Sessions,
+    state: &StateStore,
+    actor: &Actor,
+) -> Result<(Plan, Roster, Live)> {
+    let mut roster = live_read::load_roster(Path::new(&plan.roster)).with_context(|| {
+        format!(
+            "{} was made from {}, which must still be there to apply it",
+            plan.id, plan.roster
+        )
+    })?;
+    if roster.digest != plan.roster_digest {
+        let why = anyhow::anyhow!(
+            "the roster {} changed since {} was made (its policies decide what is safe); nothing was changed. Run `roster plan` again",
+            plan.roster,
+            plan.id
+        );
+        return Err(refuse(state, actor, Some(&plan.id), &plan.id, why).await);
+    }
+    protect_own_admin(&mut roster, sessions);
+    let website = roster.policies.magento.website.clone();
+    let live = live_read::read(sessions, &website).await?;
+    Ok((plan, roster, live))
+}
+
+pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> Result<()> {
+    let state = open_state(g).await?;
+    let actor = Actor::resolve(a.by.or(g.actor.as_deref()));
+    let (plan, roster, live, fresh) = match a.plan {
+        ToApply::File(path) => {
+            let plan = match load(path) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    let target = path.display().to_string();
+                    return Err(refuse(&state, &actor, None, &target, e).await);
+                }
+            };
+            let (plan, roster, live) = reread(plan, sessions, &state, &actor).await?;
+            (plan, roster, live, false)
+        }
+        ToApply::Stored(plan) => {
+            if plan.content_digest() != plan.digest {
+                let why = anyhow::anyhow!(
+                    "the stored plan {} does not match its digest; nothing was changed",
+                    plan.id
+                );
+                return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
+            }
+            let (plan, roster, live) = reread(*plan, sessions, &state, &actor).await?;
+            (plan, roster, live, false)
+        }
+        ToApply::Auto(roster) => {
+            let c = compute(roster, sessions, a.resend_invites).await?;
+            g.emit(Event::Planned(Box::new(c.plan.clone())));
+            (c.plan, c.roster, c.live, true)
+        }
+        ToApply::Fresh(c) => {
+            let c = *c;
+            (c.plan, c.roster, c.live, true)
+        }
+    };
+    // Steps a crash interrupted, in any plan: find out from the apps whether they ran, and
+    // log the outcome, before anything else is decided.
+    reconcile_unfinished(&g.events, &state, &live, &actor, sessions).await?;
+    state
+        .save_plan(&plan.id, plan.created_at, &serde_json::to_string(&plan)?)
+        .await?;
+    let journal = state.journal(&plan.id).await?;
+    let done: BTreeSet<usize> = journal
+        .iter()
+        .filter(|e| e.status == StepStatus::Done)
+        .map(|e| e.step)
+        .collect();
+    if !fresh && let Err(e) = check_drift(&plan, &journal, &done, &live) {
+        return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, e).await);
+    }
+    // Safety, recomputed from the actions against the state just read and the roster's
+    // policies; the file's `destructive` and `blocked` are not consulted.
+    let own = own_accounts(sessions).await?;
+    let pending: Vec<&Step> = plan
+        .steps
+        .iter()
+        .filter(|s| !done.contains(&s.index))
+        .collect();
+    let verdict = safety::verdict(
+        pending.iter().copied(),
+        &live,
+        &roster.policies,
+        &own,
+        OffsetDateTime::now_utc(),
+    );
+    if !verdict.refused.is_empty() {
+        let lines: Vec<String> = verdict
+            .refused
+            .iter()
+            .map(|(i, why)| format!("step {i}: {why}"))
+            .collect();
+        let why = anyhow::anyhow!(
+            "{} has {} step{} Roster never runs; nothing was changed:\n  {}",
+            plan.id,
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
+            lines.join("\n  ")
+        );
+        return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
+    }
+    if !verdict.blocked.is_empty() {
+        let why = anyhow::anyhow!(
+            "{} is blocked; nothing was changed:\n  {}",
+            plan.id,
+            verdict.blocked.join("\n  ")
+        );
+        return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
+    }
+    if !verdict.destructive.is_empty() && state.approval(&plan.id, &plan.digest).await?.is_none() {
+        if a.approve {
+            let detail = format!(
+                "approved at apply (--approve): content {}, {} destructive steps",
+                short(&plan.digest),
+                verdict.destructive.len()
+            );
+            record_approval(&state, &actor, &plan, detail).await?;
+        } else {
+            let list: Vec<String> = pending
+                .iter()
+                .filter(|s| verdict.is_destructive(s.index))
+                .map(|s| {
+                    format!(
+                        "{}. {}",
+                        s.index,
+                        crate::text::sanitize(&s.action.describe())
+                    )
+                })
+                .collect();
+            let why = anyhow::anyhow!(
+                "{} has {} destructive step{} and no approval of this content; nothing was changed. Review them, then pass --approve or run `roster approve PLAN`:\n  {}",
+                plan.id,
+                list.len(),
+                if list.len() == 1 { "" } else { "s" },
+                list.join("\n  ")
+            );
+            return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
+        }
+    }
+    if !journal.is_empty() {
+        g.emit(Event::Resuming {
+            plan_id: plan.id.clone(),
+            done: done.len(),
+            total: plan.steps.len(),
+        });
+    }
+    let who = actor.name.clone();
+    let crash = crash_hook();
+    let mut failed_accounts: BTreeSet<String> = BTreeSet::new();
+    let (mut ran, mut failed, mut skipped) = (0, 0, 0);
+    let exec = Executor {
+        sessions,
+        who: &who,
+        plan_id: &plan.id,
+        directory: tokio::sync::OnceCell::new(),
+    };
+    let report = |step: &Step, outcome: StepOutcome| {
+        g.emit(Event::Step {
+            plan_id: plan.id.clone(),
+            index: step.index,
+            total: plan.steps.len(),
+            description: crate::text::sanitize(&step.action.describe()),
+            account: step.action.account_key(),
+            destructive: verdict.is_destructive(step.index),
+            outcome,
+        });
+    };
+    let total_pending = pending.len();
+    for (n, step) in pending.into_iter().enumerate() {
+        if a.stop
+            .is_some_and(|stop| stop.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            bail!(
+                "{} stopped before step {} ({} of {} steps left) because Roster is shutting down; the journal is consistent, and the next apply of this plan resumes where it stopped",
+                plan.id,
+                step.index,
+                total_pending - n,
+                plan.steps.len()
+            );
+        }
+        let account = step.action.account_key();
+        if failed_accounts.contains(&account) {
+            report(step, StepOutcome::Skipped);
+            skipped += 1;
+            continue;
+        }
+        let now = OffsetDateTime::now_utc();
+        state
+            .step_started(&plan.id, step.index, &step.key, now)
+            .await?;
+        let outcome = exec.run(step).await;
+        if crash == Some((step.index, false)) {
+            eprintln!(
+                "ROSTER_TEST_CRASH: stopping after step {} ran, before it is recorded",
+                step.index
+            );
+            std::process::abort();
+        }
+        let (status, detail) = match &outcome {
+            Ok(note) => (StepStatus::Done, note.clone()),
+            Err(e) => (StepStatus::Failed, Some(format!("{e:#}"))),
+        };
+        let log = step_log(
+            &actor,
+            &plan.id,
+            step,
+            if outcome.is_ok() { "done" } else { "failed" },
+            detail.as_deref(),
+        );
+        state
+            .finish_step(
+                &plan.id,
+                step.index,
+                status,
+                detail.as_deref(),
+                &log,
+                OffsetDateTime::now_utc(),
+            )
+            .await?;
+        match outcome {
+            Ok(note) => {
+                ran += 1;
+                let note = note.map(|n| crate::text::sanitize(&n));
+                report(step, StepOutcome::Done { note });
+            }
+            Err(e) => {
+                failed += 1;
+                failed_accounts.insert(account);
+                let error = crate::text::sanitize(&format!("{e:#}"));
+                report(step, StepOutcome::Failed { error });
+            }
+        }
+        if crash == Some((step.index, true)) {
+            eprintln!("ROSTER_TEST_CRASH: stopping after step {}", step.index);
+            std::process::abort();
+        }
+    }
+    g.emit(Event::Applied {
+        plan_id: plan.id.clone(),
+        ran,
+        before: done.len(),
+        failed,
+        skipped,
+    });
+    if failed > 0 {
+        bail!(
+            "{failed} step{} failed (see above); fix the cause and run the same apply again: done steps are not repeated",
+            if failed == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+/// The audit-log line of one step.
+fn step_log(
+    actor: &Actor,
+    plan_id: &str,
+    step: &Step,
+    outcome: &str,
+    detail: Option<&str>,
+) -> NewLogEntry {
+    let mut log = actor.log(
+        step.app.name(),
+        step.stage.label(),
+        &step.action.account_key(),
+        outcome,
+    );
+    log.plan_id = Some(plan_id.to_string());
+    log.step_key = Some(step.key.clone());
+    log.detail = Some(match detail {
+        Some(d) => format!("{}: {d}", step.action.describe()),
+        None => step.action.describe(),
+    });
+    log
+}
+
+/// Settles journal rows left `started` by a crash (in any plan): if the apps show the
+/// step's effect, it ran, and it is recorded done with its audit-log line, so a write that
+/// happened is on record even when the next run re-plans. Otherwise nothing was written:
+/// it is recorded as not done (no log line), and a rerun of that plan runs it.
+async fn reconcile_unfinished(
+    events: &Events,
+    state: &StateStore,
+    live: &Live,
+    actor: &Actor,
+    sessions: &Sessions,
+) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let before = live.accounts();
+    for u in state.unfinished_steps().await? {
+        let Ok(plan) = serde_json::from_str::<Plan>(&u.plan_body) else {
+            continue;
+        };
+        let Some(step) = plan.steps.iter().find(|s| s.index == u.step) else {
+            continue;
+        };
+        let read = match step.app {
+            App::Marketo => live.marketo.is_some(),
+            App::Magento => live.magento.is_some(),
+        };
+        if !read {
+            continue;
+        }
+        let key = step.action.account_key();
+        let after = plan::simulate(live, [&step.action], now).accounts();
+        let ran = after.get(&key) == before.get(&key);
+        let detail = if ran {
+            "interrupted by a crash; the apps show it ran"
+        } else {
+            "interrupted by a crash before it ran; not done"
+        };
+        events.emit(Event::Note(format!(
+            "{} step {} ({}) was interrupted: {detail}",
+            u.plan_id,
+            u.step,
+            crate::text::sanitize(&step.action.describe())
+        )));
+        if ran {
+            // A deletion that finished before the crash leaves its tombstone open: close it.
+            if let Some((app, instance, userid)) = deleted_account(&step.action, sessions) {
+                close_finished_deletions(events, state, app, &instance, &userid).await?;
+            }
+            let log = step_log(actor, &u.plan_id, step, "done", Some(detail));
+            state
+                .finish_step(
+                    &u.plan_id,
+                    u.step,
+                    StepStatus::Done,
+                    Some(detail),
+                    &log,
+                    now,
+                )
+                .await?;
+        } else {
+            state.step_not_run(&u.plan_id, u.step, detail, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A Magento account already gone: a deletion interrupted after it happened left its
+/// tombstone open; close it.
+async fn finish_interrupted_deletion(s: &MagentoSession, id: i64) -> Result<()> {
+    let app = crate::magento_ops::MAGENTO;
+    close_finished_deletions(&s.events, &s.state, app, &s.instance, &id.to_string()).await
+}
+
+/// The account a deleting action removes, as its tombstone names it: (app, instance, userid).
+fn deleted_account(action: &Action, sessions: &Sessions) -> Option<(&'static str, String, String)> {
+    match action {
+        Action::MarketoDelete { userid } | Action::MarketoDeleteInvite { userid } => {
+            let s = sessions.marketo.as_ref()?;
+            Some((crate::connect::MARKETO, s.instance.clone(), userid.clone()))
+        }
+        Action::MagentoDeleteCustomer { id, .. } | Action::MagentoDeleteAdmin { id, .. } => {
+            let s = sessions.magento.as_ref()?;
+            Some((
+                crate::magento_ops::MAGENTO,
+                s.instance.clone(),
+                id.to_string(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// `ROSTER_TEST_CRASH=N` aborts the process right after step N is recorded;
+/// `N:unrecorded` aborts after step N ran but before its outcome is recorded.
+fn crash_hook() -> Option<(usize, bool)> {
+    let raw = std::env::var("ROSTER_TEST_CRASH").ok()?;
+    match raw.split_once(':') {
+        Some((n, "unrecorded")) => Some((n.parse().ok()?, false)),
+        _ => Some((raw.parse().ok()?, true)),
+    }
+}
+
+/// Refuses a plan whose apps changed since it was made. When resuming, the expected state
+/// is the saved one with the done steps applied; accounts of steps that started but did not
+/// finish may be either way.
+fn check_drift(
+    plan: &Plan,
+    journal: &[roster_store::JournalEntry],
+    done: &BTreeSet<usize>,
+    live: &Live,
+) -> Result<()> {
+    let done_actions = plan
+        .steps
+        .iter()
+        .filter(|s| done.contains(&s.index))
+        .map(|s| &s.action);
+    let expected = plan::simulate(&plan.live, done_actions, plan.created_at);
+    let unsettled: BTreeSet<String> = journal
+        .iter()
+        .filter(|e| e.status != StepStatus::Done)
+        .filter_map(|e| plan.steps.iter().find(|s| s.index == e.step))
+        .map(|s| s.action.account_key())
+        .collect();
+    let mut diffs = differences(&expected, live, &unsettled);
+    // Apps the plan did not read are not compared.
+    if plan.live.marketo.is_none() {
+        diffs.retain(|d| !d.starts_with("marketo"));
+    }
+    if plan.live.magento.is_none() {
+        diffs.retain(|d| !d.starts_with("magento"));
+    }
+    if !diffs.is_empty() {
+        let shown: Vec<&String> = diffs.iter().take(10).collect();
+        bail!(
+            "the apps changed since {} was made ({} account{} differ); nothing was changed. Run `roster plan` again:\n  {}{}",
+            plan.id,
+            diffs.len(),
+            if diffs.len() == 1 { "" } else { "s" },
+            shown
+                .iter()
+                .map(|s| crate::text::sanitize(s))
+                .collect::<Vec<_>>()
+                .join("\n  "),
+            if diffs.len() > 10 { "\n  ..." } else { "" }
+        );
+    }
+    Ok(())
+}
+
+/// Runs steps. Every action counts "already so" as success, which is what makes a rerun
+/// after a crash safe.
+struct Executor<'a> {
+    sessions: &'a Sessions,
+    who: &'a str,
+    plan_id: &'a str,
+    /// Marketo's roles and workspaces, read once for the whole apply, on first need.
+    directory: tokio::sync::OnceCell<roster_marketo::Directory>,
+}
+
+impl Executor<'_> {
+    fn marketo(&self) -> Result<&MarketoSession> {
+        self.sessions
+            .marketo
+            .as_ref()
+            .context("the plan has Marketo steps but no Marketo connection is configured")
+    }
+
+    fn magento(&self) -> Result<&MagentoSession> {
+        self.sessions
+            .magento
+            .as_ref()
+            .context("the plan has Magento steps but no Magento connection is configured")
+    }
+
+    fn confirm(&self, step: &Step) -> Confirm {
+        Confirm {
+            yes: true,
+            reason: Some(format!("{}: {}", self.plan_id, step.reason)),
+            by: Some(self.who.to_string()),
+        }
+    }
+
+    async fn roles(
+        &self,
+        s: &MarketoSession,
+        roles: &[roster_domain::desired::RoleRef],
+    ) -> Result<Vec<roster_domain::access::RoleAssignment>> {
+        let dir = self
+            .directory
+            .get_or_try_init(|| s.client.directory())
+            .await?;
+        let specs: Vec<String> = roles.iter().map(ToString::to_string).collect();
+        crate::marketo_ops::resolve(dir, &specs)
+    }
+
+    /// Runs one step; `Ok(Some(note))` when it turned out to be done already.
+    async fn run(&self, step: &Step) -> Result<Option<String>> {
+        match &step.action {
+            Action::MarketoInvite {
+                email,
+                first_name,
+                last_name,
+                roles,
+                expires_at,
+            }
+            | Action::MarketoResendInvite {
+                email,
+                first_name,
+                last_name,
+                roles,
+                expires_at,
+                ..
+            } => {
+                let s = self.marketo()?;
+                if let Action::MarketoResendInvite { userid, .. } = &step.action {
+                    match s.client.delete_invitation(userid).await {
+                        Ok(_) => {}
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let invitation = Invitation {
+                    email: email.clone(),
+                    first_name: first_name.clone(),
+                    last_name: last_name.clone(),
+                    userid: None,
+                    roles: self.roles(s, roles).await?,
+                    api_only: false,
+                    expires_at: *expires_at,
+                    reason: Some(step.reason.clone()),
+                };
+                match s.client.invite(&invitation).await {
+                    Ok(_) => {}
+                    Err(e) if e.api().is_some_and(|f| f.code_is("709")) => {
+                        // Already invited or already a user (a rerun after a crash, or
+                        // someone else): the next plan settles any difference.
+                        if s.client.find_user(email).await?.is_some()
+                            || s.client.invitation(email).await?.is_some()
+                        {
+                            record_invitation(s, &invitation, self.who).await?;
+                            return Ok(Some("already invited".into()));
+                        }
+                        return Err(e.into());
+                    }
+                    Err(e) if e.may_have_run() => {
+                        return Err(crate::marketo_ops::unconfirmed_invitation(
+                            s,
+                            &invitation,
+                            self.who,
+                            e,
+                        )
+                        .await);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                record_invitation(s, &invitation, self.who).await?;
+                Ok(None)
+            }
+            Action::MarketoUpdate {
+                userid,
+                first_name,
+                last_name,
+            } => {
+                let update = UserUpdate {
+                    first_name: Some(first_name.clone()),
+                    last_name: Some(last_name.clone()),
+                    ..UserUpdate::default()
+                };
+                self.marketo()?.client.update(userid, &update).await?;
+                Ok(None)
+            }
+            Action::MarketoSetExpiry { userid, expires_at } => {
+                let update = UserUpdate {
+                    expires_at: Some(*expires_at),
+                    ..UserUpdate::default()
+                };
+                self.marketo()?.client.update(userid, &update).await?;
+                Ok(None)
+            }
+            Action::MarketoGrant { userid, roles } => {
+                let s = self.marketo()?;
+                let roles = self.roles(s, roles).await?;
+                s.client.add_roles(userid, &roles).await?;
+                Ok(None)
+            }
+            Action::MarketoRevoke { userid, roles } => {
+                let s = self.marketo()?;
+                let roles = self.roles(s, roles).await?;
+                s.client.remove_roles(userid, &roles).await?;
+                Ok(None)
+            }
+            Action::MarketoDeleteInvite { userid } | Action::MarketoDelete { userid } => {
+                let s = self.marketo()?;
+                crate::lifecycle::offboard(s, userid, false, true, &self.confirm(step)).await?;
+                Ok(None)
+            }
+            Action::MagentoCreateCustomer {
+                email,
+                first_name,
+                last_name,
+                group_id,
+                website_id,
+                ..
+            } => {
+                let s = self.magento()?;
+                let body = json!({"email": email, "firstname": first_name, "lastname": last_name, "website_id": website_id, "group_id": group_id});
+                match s.client.create_customer(body, None).await {
+                    Ok(_) => Ok(None),
+                    Err(e) => {
+                        let exists = s
+                            .client
+                            .customers_by_email(email)
+                            .await?
+                            .iter()
+                            .any(|c| c["website_id"].as_i64() == Some(*website_id));
+                        if exists {
+                            Ok(Some("the customer already exists".into()))
+                        } else {
+                            Err(e.into())
+                        }
+                    }
+                }
+            }
+            Action::MagentoUpdateCustomer {
+                id,
+                first_name,
+                last_name,
+                group_id,
+                ..
+            } => {
+                let mut changes = serde_json::Map::new();
+                changes.insert("firstname".into(), json!(first_name));
+                changes.insert("lastname".into(), json!(last_name));
+                changes.insert("group_id".into(), json!(group_id));
+                self.magento()?
+                    .client
+                    .update_customer(*id, &changes)
+                    .await?;
+                Ok(None)
+            }
+            Action::MagentoDeleteCustomer { id, email } => {
+                let s = self.magento()?;
+                let customer = match s.client.customer(*id).await {
+                    Ok(c) => c,
+                    Err(e) if e.is_not_found() => {
+                        finish_interrupted_deletion(s, *id).await?;
+                        return Ok(Some("already deleted".into()));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let t = crate::magento_ops::tombstone(
+                    s,
+                    id.to_string(),
+                    email,
+                    &customer,
+                    Vec::new(),
+                    self.who,
+                    &self.confirm(step),
+                )
+                .await?;
+                let result = s.client.delete_customer(*id).await.map_err(Into::into);
+                crate::magento_ops::finish(s, t, result, &format!("customer {email}")).await?;
+                Ok(None)
+            }
+            Action::MagentoCreateAdmin {
+                username,
+                email,
+                first_name,
+                last_name,
+                role_id,
+                ..
+            } => {
+                let s = self.magento()?;
+                if let AdminUsers::Available(users) = s.client.admin_users().await?
+                    && users.iter().any(|u| {
+                        u["username"]
+                            .as_str()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(username))
+                    })
+                {
+                    return Ok(Some("the admin user already exists".into()));
+                }
+                // A first password nobody knows: the person sets their own through
+                // "Forgot your password?" on the admin sign-in page. It is never shown.
+                let password = format!("Rr7{}", uuid::Uuid::new_v4().simple());
+                s.client
+                    .create_admin_user(json!({"username": username, "firstname": first_name, "lastname": last_name, "email": email, "password": password, "role_id": role_id, "is_active": true}))
+                    .await?;
+                Ok(Some(
+                    "they set a password with \"Forgot your password?\" on the admin sign-in page"
+                        .into(),
+                ))
+            }
+            Action::MagentoUpdateAdmin {
+                id,
+                first_name,
+                last_name,
+                role_id,
+                is_active,
+                ..
+            } => {
+                let mut fields =
+                    json!({"firstname": first_name, "lastname": last_name, "is_active": is_active});
+                if let Some(role) = role_id {
+                    fields["role_id"] = json!(role);
+                }
+                self.magento()?
+                    .client
+                    .update_admin_user(*id, fields)
+                    .await?;
+                Ok(None)
+            }
+            Action::MagentoDeleteAdmin { id, username } => {
+                let s = self.magento()?;
+                let AdminUsers::Available(users) = s.client.admin_users().await? else {
+                    bail!("{}", roster_magento::MagentoError::NoAdminApi);
+                };
+                let Some(user) = users.iter().find(|u| u["id"].as_i64() == Some(*id)) else {
+                    finish_interrupted_deletion(s, *id).await?;
+                    return Ok(Some("already deleted".into()));
+                };
+                let email = user["email"].as_str().unwrap_or_default().to_string();
+                let t = crate::magento_ops::tombstone(
+                    s,
+                    id.to_string(),
+                    &email,
+                    user,
+                    Vec::new(),
+                    self.who,
+                    &self.confirm(step),
+                )
+                .await?;
+                let result = s.client.delete_admin_user(*id).await.map_err(Into::into);
+                crate::magento_ops::finish(s, t, result, &format!("admin user {username}")).await?;
+                Ok(None)
+            }
+        }
+    }
+}

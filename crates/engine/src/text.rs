@@ -1,0 +1,13 @@
+//! How the engine writes times and text from the apps into its messages.
+
+use time::OffsetDateTime;
+
+pub use roster_domain::text::sanitize;
+
+/// Every time Roster prints or writes: RFC 3339 in UTC (Marketo's `...t+0000` form is only
+/// ever used on the wire).
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
