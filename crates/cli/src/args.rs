@@ -124,6 +124,21 @@ pub enum Command {
         #[arg(long, env = "ROSTER_ACTOR", value_name = "NAME")]
         by: Option<String>,
     },
+    /// Run Roster as a service: reconcile every instance named in the --config file on a
+    /// schedule and on demand, hold destructive steps for approval, serve the JSON API.
+    ///
+    /// Stop it with SIGTERM or Ctrl-C: the step in progress finishes, the journal stays
+    /// consistent, and the next start resumes.
+    Serve {
+        #[command(subcommand)]
+        action: Option<ServeAction>,
+        /// Address to listen on [default: [service] listen in the config, else 127.0.0.1:8420].
+        #[arg(long, value_name = "ADDRESS")]
+        listen: Option<SocketAddr>,
+        /// Log one JSON object per line on stderr (also [service] json_logs = true).
+        #[arg(long)]
+        json_logs: bool,
+    },
     /// The audit log: every change, approval and refusal, who made it, when, and how it
     /// went. Each line is hash-chained to the one before (`roster log verify`).
     Log {
@@ -135,6 +150,36 @@ pub enum Command {
         /// table, csv, json, or jsonl (one object per line, for a SIEM).
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeAction {
+    /// API tokens for the service: each has a name and a role.
+    #[command(subcommand)]
+    Token(TokenAction),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a token and print it once (only its SHA-256 is stored).
+    Create {
+        /// Who or what uses it (shown in the audit log as the actor).
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// viewer (read), operator (+ reconcile), approver (+ approve/reject), admin.
+        #[arg(long, value_parser = ["viewer", "operator", "approver", "admin"])]
+        role: String,
+    },
+    /// The tokens: names, roles, when made and last used (never the tokens themselves).
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Revoke a token: requests with it are refused from now on.
+    Revoke {
+        #[arg(long, value_name = "NAME")]
+        name: String,
     },
 }
 

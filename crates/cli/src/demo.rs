@@ -77,6 +77,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         config: None,
         actor: None,
         events: std::sync::Arc::new(crate::render::Terminal),
+        no_config_file: false,
     };
     let result = scenario(&sandbox, &marketo_conn, &magento_conn, &g, &dir).await;
     sandbox.shutdown().await;
@@ -101,7 +102,9 @@ async fn scenario(
         "Plan: what it takes for both apps to match {} (a copy of examples/roster.yaml)",
         roster.display()
     ));
-    let plan = plan_cmd::compute(&roster, &sessions, false).await?.plan;
+    let plan = plan_cmd::compute(&roster, &sessions, false, None)
+        .await?
+        .plan;
     print!("{plan}");
     println!("{}", plan_cmd::summary_line(&plan));
     let saved = dir.join("plan.json");
@@ -128,7 +131,9 @@ async fn scenario(
     println!("accepted through the sandbox's invitation page");
 
     step("Plan again: the apps now match the roster");
-    let again = plan_cmd::compute(&roster, &sessions, false).await?.plan;
+    let again = plan_cmd::compute(&roster, &sessions, false, None)
+        .await?
+        .plan;
     print!("{again}");
     sessions.finish().await?;
 

@@ -10,6 +10,7 @@ mod output;
 mod plan_cmd;
 mod render;
 mod sandbox_cmd;
+mod serve_cmd;
 
 use std::sync::Arc;
 
@@ -23,13 +24,29 @@ async fn main() -> std::process::ExitCode {
     let cli = args::Cli::parse();
     // The demo narrates on stdout; the in-process sandbox's own log lines would only get in the way.
     let quiet = matches!(cli.command, args::Command::Demo { .. });
-    init_tracing(cli.verbose, quiet);
+    let json_logs = match &cli.command {
+        args::Command::Serve {
+            action: None,
+            json_logs,
+            ..
+        } => {
+            *json_logs
+                || cli
+                    .config
+                    .as_deref()
+                    .and_then(|p| roster_service::config::ServeConfig::load(p).ok())
+                    .is_some_and(|c| c.json_logs)
+        }
+        _ => false,
+    } || std::env::var("ROSTER_LOG_FORMAT").is_ok_and(|f| f == "json");
+    init_tracing(cli.verbose, quiet, json_logs);
     connect::set_allow_insecure_http(cli.allow_insecure_http);
     let g = roster_engine::Globals {
         state: cli.state.clone(),
         config: cli.config.clone(),
         actor: cli.actor.clone(),
         events: Arc::new(render::Terminal),
+        no_config_file: false,
     };
     // One writer at a time: a command that changes the apps or the state holds the
     // state's lock (and, as it connects, each instance's) until it ends.
@@ -170,6 +187,23 @@ async fn main() -> std::process::ExitCode {
             }
         }
         args::Command::Approve { plan, by } => planning::approve(&plan, by.as_deref(), &g).await,
+        args::Command::Serve {
+            action: None,
+            listen,
+            ..
+        } => {
+            serve_cmd::serve(
+                cli.state.as_deref(),
+                cli.config.as_deref(),
+                listen,
+                cli.lock_wait,
+            )
+            .await
+        }
+        args::Command::Serve {
+            action: Some(args::ServeAction::Token(t)),
+            ..
+        } => serve_cmd::token(t, cli.state.as_deref(), cli.config.as_deref()).await,
         args::Command::Log {
             action: Some(args::LogAction::Verify),
             ..
@@ -448,15 +482,24 @@ fn restore_sigpipe() {
     }
 }
 
-fn init_tracing(verbose: u8, quiet: bool) {
+fn init_tracing(verbose: u8, quiet: bool, json: bool) {
     let default = match verbose {
         0 if quiet => "warn",
-        0 => "warn,roster_sandbox=info",
+        0 if json => "info",
+        0 => "warn,roster_sandbox=info,roster_service=info",
         1 => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
         .unwrap_or_else(|_| default.into());
+    if json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+        return;
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)

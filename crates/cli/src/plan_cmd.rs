@@ -31,7 +31,7 @@ pub async fn plan_cmd(
     g: &Globals,
 ) -> Result<PlanOutcome> {
     let mut sessions = Sessions::open(g).await?;
-    let computed = compute(roster, &sessions, resend_invites).await;
+    let computed = compute(roster, &sessions, resend_invites, None).await;
     sessions.finish().await?;
     let plan = computed?.plan;
     match output {

@@ -289,6 +289,18 @@ impl Roster {
 
     /// Whether any person or rule asks for access in `app`: an app nobody mentions need not
     /// be configured to plan.
+    /// The roster as one app's instance sees it: the other app's access dropped. A service
+    /// instance of Marketo follows a roster that may give Magento access too; that part is
+    /// the Magento instances' business.
+    pub fn keep_only(&mut self, app: App) {
+        let strip = |access: &mut Access| match app {
+            App::Marketo => access.magento = MagentoAccess::default(),
+            App::Magento => access.marketo.clear(),
+        };
+        self.people.iter_mut().for_each(|p| strip(&mut p.access));
+        self.rules.iter_mut().for_each(|r| strip(&mut r.access));
+    }
+
     pub fn mentions(&self, app: App) -> bool {
         let uses = |a: &Access| match app {
             App::Marketo => !a.marketo.is_empty(),

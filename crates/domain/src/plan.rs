@@ -363,6 +363,41 @@ impl Plan {
     pub fn destructive(&self) -> impl Iterator<Item = &Step> {
         self.steps.iter().filter(|s| s.destructive)
     }
+
+    /// The part of this plan that needs nobody's approval: its non-destructive steps, as a
+    /// plan of their own (id `ID-safe`, steps numbered again, a fresh digest). What a
+    /// service applies unattended under `auto_apply = "safe"`; the rest waits for a plan
+    /// computed after it.
+    pub fn without_destructive(&self) -> Plan {
+        let id = format!("{}-safe", self.id);
+        let steps = self
+            .steps
+            .iter()
+            .filter(|s| !s.destructive)
+            .enumerate()
+            .map(|(i, s)| {
+                let action_digest = digest(
+                    serde_json::to_string(&s.action)
+                        .unwrap_or_default()
+                        .as_bytes(),
+                );
+                Step {
+                    index: i + 1,
+                    key: format!("{id}/{}/{}", i + 1, &action_digest[..12]),
+                    ..s.clone()
+                }
+            })
+            .collect();
+        let mut plan = Plan {
+            id,
+            steps,
+            blocked: Vec::new(),
+            digest: String::new(),
+            ..self.clone()
+        };
+        plan.digest = plan.content_digest();
+        plan
+    }
 }
 
 impl fmt::Display for Plan {
@@ -1651,6 +1686,16 @@ mod tests {
         assert!(p.steps[1].destructive);
         assert!(p.steps[0].key.starts_with(&p.id));
         assert!(p.blocked.is_empty());
+        // The unattended part: the invitation alone, numbered again, with its own digest.
+        let safe = p.without_destructive();
+        assert_eq!(safe.steps.len(), 1);
+        assert_eq!(safe.steps[0].index, 1);
+        assert_eq!(safe.steps[0].stage, Stage::Invite);
+        assert!(safe.steps[0].key.starts_with(&safe.id));
+        assert_ne!(safe.steps[0].key, p.steps[0].key);
+        assert_ne!(safe.id, p.id);
+        assert_eq!(safe.digest, safe.content_digest());
+        assert_ne!(safe.digest, p.digest);
         // The fingerprint follows the state.
         let before = live.fingerprint();
         live.marketo.as_mut().unwrap().users[0].first_name = "Other".into();

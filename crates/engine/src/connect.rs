@@ -185,7 +185,7 @@ pub async fn open_state(dir: Option<&Path>) -> Result<StateStore> {
 impl MarketoSession {
     pub async fn open(conn: &MarketoConn, g: &Globals) -> Result<Self> {
         let state_dir = g.state.as_deref();
-        let file = load_config(g.config.as_deref())?.marketo;
+        let file = g.config_file()?.marketo;
         let Some(url) = conn.url.clone().or(file.url) else {
             bail!(
                 "no Marketo instance given: set ROSTER_MARKETO_URL (or --url, or url in the [marketo] section of the config file)"

@@ -25,6 +25,8 @@ pub enum Event {
         description: String,
         /// The account it changes (email, userid or username).
         account: String,
+        app: roster_domain::desired::App,
+        stage: roster_domain::plan::Stage,
         destructive: bool,
         outcome: StepOutcome,
     },

@@ -36,9 +36,20 @@ pub struct Globals {
     /// `--actor` / `ROSTER_ACTOR`, if given.
     pub actor: Option<String>,
     pub events: Events,
+    /// Read no configuration file at all, not even the default one: the caller gives every
+    /// connection setting itself (the service, from its own configuration).
+    pub no_config_file: bool,
 }
 
 impl Globals {
+    /// The configuration file's settings (empty when there is none or it is not to be read).
+    pub fn config_file(&self) -> anyhow::Result<connect::ConfigFile> {
+        if self.no_config_file {
+            return Ok(connect::ConfigFile::default());
+        }
+        connect::load_config(self.config.as_deref())
+    }
+
     pub fn emit(&self, event: Event) {
         self.events.emit(event);
     }

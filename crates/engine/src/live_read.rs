@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::Globals;
 use crate::conn::{MagentoConn, MarketoConn};
-use crate::connect::{MarketoSession, load_config};
+use crate::connect::MarketoSession;
 use crate::events::Event;
 use crate::magento_ops::MagentoSession;
 
@@ -31,7 +31,7 @@ pub struct Sessions {
 impl Sessions {
     /// Each app whose URL is in the environment or the config file.
     pub async fn open(g: &Globals) -> Result<Self> {
-        let file = load_config(g.config.as_deref())?;
+        let file = g.config_file()?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let marketo = env("ROSTER_MARKETO_URL")
             .or(file.marketo.url.clone())

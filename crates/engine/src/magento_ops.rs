@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::Globals;
 use crate::conn::{Confirm, MagentoConn};
-use crate::connect::{MagentoSection, load_config, open_state};
+use crate::connect::{MagentoSection, open_state};
 use crate::events::{Event, Events};
 
 pub const MAGENTO: &str = "magento";
@@ -110,7 +110,7 @@ fn totp_secret(conn: &MagentoConn, file: &MagentoSection) -> Result<Option<Secre
 
 impl MagentoSession {
     pub async fn open(conn: &MagentoConn, g: &Globals) -> Result<Self> {
-        let file = load_config(g.config.as_deref())?.magento;
+        let file = g.config_file()?.magento;
         let Some(url) = conn.url.clone().or(file.url.clone()) else {
             bail!(
                 "no Magento store given: set ROSTER_MAGENTO_URL (or --url, or url in the [magento] section of the config file)"

@@ -33,14 +33,21 @@ pub struct Computed {
 
 /// Loads a roster (by absolute path, so a saved plan finds it again from any directory),
 /// reads the apps it needs, and computes the plan.
+///
+/// `only` restricts the plan to one app (a service instance of that app): the roster's
+/// access to the other app is dropped, whether or not it is configured.
 pub async fn compute(
     roster_path: &Path,
     sessions: &Sessions,
     resend_invites: bool,
+    only: Option<App>,
 ) -> Result<Computed> {
     let roster_path = std::path::absolute(roster_path)
         .with_context(|| format!("cannot resolve {}", roster_path.display()))?;
     let mut roster = live_read::load_roster(&roster_path)?;
+    if let Some(app) = only {
+        roster.keep_only(app);
+    }
     for app in App::ALL {
         if roster.mentions(app) && !sessions.configured(app) {
             bail!(
@@ -350,7 +357,7 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
             (plan, roster, live, false)
         }
         ToApply::Auto(roster) => {
-            let c = compute(roster, sessions, a.resend_invites).await?;
+            let c = compute(roster, sessions, a.resend_invites, None).await?;
             g.emit(Event::Planned(Box::new(c.plan.clone())));
             (c.plan, c.roster, c.live, true)
         }
@@ -466,6 +473,8 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
             total: plan.steps.len(),
             description: crate::text::sanitize(&step.action.describe()),
             account: step.action.account_key(),
+            app: step.app,
+            stage: step.stage,
             destructive: verdict.is_destructive(step.index),
             outcome,
         });

@@ -7,6 +7,7 @@
 mod journal;
 mod records;
 mod schema;
+mod service;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -22,6 +23,7 @@ pub use journal::{
     row_hash,
 };
 pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
+pub use service::{ApiToken, Delivery, Run, RunEnd, ServicePlan};
 
 pub const STATE_FILE: &str = "roster.sqlite";
 
@@ -46,6 +48,10 @@ pub enum StoreError {
     },
     #[error("Roster's state file: {0}")]
     Query(#[from] sqlx::Error),
+    #[error(
+        "there is already an {what} named {name:?}; choose another name or revoke the old one first"
+    )]
+    Duplicate { what: &'static str, name: String },
     #[error("Roster's state file holds a record it cannot read ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
 }

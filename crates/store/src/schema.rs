@@ -100,4 +100,53 @@ pub const STEPS: &[&str] = &[
         approved_at INTEGER NOT NULL,
         PRIMARY KEY (plan_id, digest)
     );",
+    // 5: the service: its runs, the plans it holds for approval, API tokens (hashed) and
+    // webhook deliveries.
+    "CREATE TABLE service_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        outcome TEXT NOT NULL,
+        plan_id TEXT,
+        summary TEXT,
+        error TEXT,
+        events TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX service_runs_by_instance ON service_runs (instance, id);
+    CREATE TABLE service_plans (
+        plan_id TEXT PRIMARY KEY REFERENCES plans (id),
+        instance TEXT NOT NULL,
+        status TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        destructive INTEGER NOT NULL,
+        decided_by TEXT,
+        decided_at INTEGER,
+        comment TEXT,
+        outcome TEXT
+    );
+    CREATE INDEX service_plans_by_status ON service_plans (status, created_at);
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at INTEGER
+    );
+    CREATE TABLE webhook_deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        hook TEXT NOT NULL,
+        event TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        response_status INTEGER,
+        last_error TEXT,
+        delivered_at INTEGER
+    );",
 ];

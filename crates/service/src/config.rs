@@ -1,0 +1,558 @@
+//! The service's configuration file (TOML): where it listens, and the app instances it
+//! keeps in line, each with its credentials (from an environment variable or a file, never
+//! written in the file itself), its limits, its budget and the roster it follows.
+//!
+//! ```toml
+//! [service]
+//! listen = "127.0.0.1:8420"
+//! interval = "15m"
+//! four_eyes = true
+//!
+//! [marketo.prod]
+//! url = "https://123-ABC-456.mktorest.com"
+//! client_id = "…"
+//! client_secret_env = "ROSTER_MARKETO_PROD_SECRET"
+//! roster = "roster.yaml"
+//! auto_apply = "safe"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use roster_domain::desired::App;
+use roster_engine::{MagentoConn, MarketoConn, parse_duration};
+use serde::Deserialize;
+
+/// What a service instance may apply without anyone's approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoApply {
+    /// Nothing: every plan waits for approval.
+    None,
+    /// Non-destructive steps (invitations, grants, updates); destructive ones wait.
+    Safe,
+    /// Everything the roster's policies allow, destructive steps included.
+    All,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the service configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the service configuration {path} is not valid: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    service: RawService,
+    #[serde(default)]
+    marketo: BTreeMap<String, RawMarketo>,
+    #[serde(default)]
+    magento: BTreeMap<String, RawMagento>,
+    #[serde(default)]
+    webhook: BTreeMap<String, RawWebhook>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    listen: Option<String>,
+    state: Option<PathBuf>,
+    interval: Option<String>,
+    four_eyes: Option<bool>,
+    json_logs: Option<bool>,
+}
+
+/// Settings every instance has (serde cannot flatten them into a struct that denies
+/// unknown fields, so each section repeats them).
+struct RawCommon<'a> {
+    roster: Option<&'a PathBuf>,
+    interval: Option<&'a String>,
+    auto_apply: Option<AutoApply>,
+    resend_invites: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMarketo {
+    url: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    max_in_flight: Option<usize>,
+    rate_limit: Option<u32>,
+    rate_window: Option<String>,
+    daily_quota: Option<u64>,
+    daily_budget: Option<u64>,
+    max_retries: Option<usize>,
+    roster: Option<PathBuf>,
+    interval: Option<String>,
+    auto_apply: Option<AutoApply>,
+    resend_invites: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMagento {
+    url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    scope: Option<String>,
+    totp_secret_env: Option<String>,
+    totp_secret_file: Option<PathBuf>,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    consumer_key: Option<String>,
+    consumer_secret_env: Option<String>,
+    consumer_secret_file: Option<PathBuf>,
+    access_token_env: Option<String>,
+    access_token_file: Option<PathBuf>,
+    access_token_secret_env: Option<String>,
+    access_token_secret_file: Option<PathBuf>,
+    roster: Option<PathBuf>,
+    interval: Option<String>,
+    auto_apply: Option<AutoApply>,
+    resend_invites: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    secret_env: Option<String>,
+    secret_file: Option<PathBuf>,
+    events: Option<Vec<String>>,
+    format: Option<WebhookFormat>,
+}
+
+/// How a webhook's body is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// Roster's own JSON: `{"event", "at", "instance", "data"}`.
+    Json,
+    /// A Slack incoming-webhook message: `{"text": "..."}`.
+    Slack,
+}
+
+/// The events a webhook can ask for.
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "plan.pending",
+    "run.failed",
+    "account.created",
+    "account.removed",
+    "invitation.expiring",
+    "quota.low",
+];
+
+/// One notification endpoint.
+#[derive(Clone)]
+pub struct Webhook {
+    pub name: String,
+    pub url: String,
+    /// The HMAC-SHA256 key the signature header is made with.
+    pub secret: roster_domain::Secret,
+    pub events: Vec<String>,
+    pub format: WebhookFormat,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The connection of one instance.
+#[derive(Debug, Clone)]
+pub enum Connection {
+    Marketo(MarketoConn),
+    Magento(MagentoConn),
+}
+
+/// One app instance the service keeps in line.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// `marketo.prod`, `magento.b2b`: the app and the name given in the file.
+    pub name: String,
+    pub app: App,
+    pub connection: Connection,
+    /// The roster it follows (absolute).
+    pub roster: PathBuf,
+    pub interval: Duration,
+    pub auto_apply: AutoApply,
+    pub resend_invites: bool,
+    /// Marketo calls per day this instance's runs may use: a run that would go past it is
+    /// deferred. The subscription's daily quota when not given.
+    pub daily_budget: Option<u64>,
+}
+
+/// The whole service configuration, checked.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub path: PathBuf,
+    pub listen: SocketAddr,
+    pub state: Option<PathBuf>,
+    pub four_eyes: bool,
+    pub json_logs: bool,
+    pub instances: Vec<Instance>,
+    pub webhooks: Vec<Webhook>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// A secret given by the name of an environment variable or a file, never inline.
+fn secret(
+    name: &str,
+    field: &str,
+    inline: Option<&String>,
+    env: Option<&String>,
+    file: Option<&PathBuf>,
+    base: &Path,
+) -> Result<Option<String>, String> {
+    if inline.is_some() {
+        return Err(format!(
+            "[{name}] {field}: secrets are not written in the configuration file; give {field}_env = \"VARIABLE\" or {field}_file = \"PATH\""
+        ));
+    }
+    match (env, file) {
+        (Some(_), Some(_)) => Err(format!(
+            "[{name}] gives both {field}_env and {field}_file; keep one"
+        )),
+        (Some(var), None) => match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+            _ => Err(format!(
+                "[{name}] {field}_env names {var}, which is not set (or empty) in the service's environment"
+            )),
+        },
+        (None, Some(path)) => {
+            let path = base.join(path);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                format!("[{name}] {field}_file: cannot read {}: {e}", path.display())
+            })?;
+            let v = text.trim();
+            if v.is_empty() {
+                return Err(format!(
+                    "[{name}] {field}_file: {} is empty",
+                    path.display()
+                ));
+            }
+            Ok(Some(v.to_string()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn duration(name: &str, field: &str, text: Option<&String>) -> Result<Option<Duration>, String> {
+    text.map(|t| parse_duration(t).map_err(|e| format!("[{name}] {field}: {e}")))
+        .transpose()
+}
+
+/// Instance names go into URLs, metrics labels and file names: keep them plain.
+fn check_name(app: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "[{app}.{name}]: an instance name is 1 to 64 letters, digits, '-' or '_'"
+        ))
+    }
+}
+
+impl ServeConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, String> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let base = absolute.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let default_interval = duration("service", "interval", raw.service.interval.as_ref())?
+            .unwrap_or(DEFAULT_INTERVAL);
+        let listen_text = raw.service.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            format!("[service] listen: {listen_text:?} is not an address such as 127.0.0.1:8420")
+        })?;
+        let common = |name: &str,
+                      c: RawCommon|
+         -> Result<(PathBuf, Duration, AutoApply, bool), String> {
+            let roster = c.roster.ok_or_else(|| {
+                format!(
+                    "[{name}] has no roster: give roster = \"PATH\" (the roster file it follows)"
+                )
+            })?;
+            let interval = duration(name, "interval", c.interval)?.unwrap_or(default_interval);
+            if interval < Duration::from_secs(1) {
+                return Err(format!("[{name}] interval: at least 1s"));
+            }
+            Ok((
+                base.join(roster),
+                interval,
+                c.auto_apply.unwrap_or(AutoApply::Safe),
+                c.resend_invites.unwrap_or(false),
+            ))
+        };
+        let mut instances = Vec::new();
+        for (short, m) in &raw.marketo {
+            check_name("marketo", short)?;
+            let name = format!("marketo.{short}");
+            let (roster, interval, auto_apply, resend_invites) = common(
+                &name,
+                RawCommon {
+                    roster: m.roster.as_ref(),
+                    interval: m.interval.as_ref(),
+                    auto_apply: m.auto_apply,
+                    resend_invites: m.resend_invites,
+                },
+            )?;
+            let url = m
+                .url
+                .clone()
+                .ok_or_else(|| format!("[{name}] has no url"))?;
+            let client_id = m
+                .client_id
+                .clone()
+                .ok_or_else(|| format!("[{name}] has no client_id"))?;
+            let client_secret = secret(
+                &name,
+                "client_secret",
+                m.client_secret.as_ref(),
+                m.client_secret_env.as_ref(),
+                m.client_secret_file.as_ref(),
+                &base,
+            )?
+            .ok_or_else(|| format!("[{name}] has no client_secret_env or client_secret_file"))?;
+            let rate_window = duration(&name, "rate_window", m.rate_window.as_ref())?;
+            instances.push(Instance {
+                name,
+                app: App::Marketo,
+                connection: Connection::Marketo(MarketoConn {
+                    url: Some(url),
+                    client_id: Some(client_id),
+                    client_secret: Some(client_secret),
+                    max_in_flight: m.max_in_flight,
+                    rate_limit: m.rate_limit,
+                    rate_window,
+                    daily_quota: m.daily_quota,
+                    max_retries: m.max_retries,
+                }),
+                roster,
+                interval,
+                auto_apply,
+                resend_invites,
+                daily_budget: m.daily_budget,
+            });
+        }
+        for (short, m) in &raw.magento {
+            check_name("magento", short)?;
+            let name = format!("magento.{short}");
+            let (roster, interval, auto_apply, resend_invites) = common(
+                &name,
+                RawCommon {
+                    roster: m.roster.as_ref(),
+                    interval: m.interval.as_ref(),
+                    auto_apply: m.auto_apply,
+                    resend_invites: m.resend_invites,
+                },
+            )?;
+            let url = m
+                .url
+                .clone()
+                .ok_or_else(|| format!("[{name}] has no url"))?;
+            let s = |field: &str,
+                     inline: Option<&String>,
+                     env: Option<&String>,
+                     file: Option<&PathBuf>| {
+                secret(&name, field, inline, env, file, &base)
+            };
+            let conn = MagentoConn {
+                url: Some(url),
+                username: m.username.clone(),
+                password: s(
+                    "password",
+                    m.password.as_ref(),
+                    m.password_env.as_ref(),
+                    m.password_file.as_ref(),
+                )?,
+                scope: m.scope.clone().unwrap_or_else(|| "all".into()),
+                totp_secret: s(
+                    "totp_secret",
+                    None,
+                    m.totp_secret_env.as_ref(),
+                    m.totp_secret_file.as_ref(),
+                )?,
+                totp_secret_file: None,
+                token: s("token", None, m.token_env.as_ref(), m.token_file.as_ref())?,
+                consumer_key: m.consumer_key.clone(),
+                consumer_secret: s(
+                    "consumer_secret",
+                    None,
+                    m.consumer_secret_env.as_ref(),
+                    m.consumer_secret_file.as_ref(),
+                )?,
+                access_token: s(
+                    "access_token",
+                    None,
+                    m.access_token_env.as_ref(),
+                    m.access_token_file.as_ref(),
+                )?,
+                access_token_secret: s(
+                    "access_token_secret",
+                    None,
+                    m.access_token_secret_env.as_ref(),
+                    m.access_token_secret_file.as_ref(),
+                )?,
+            };
+            if conn.token.is_none()
+                && conn.consumer_key.is_none()
+                && (conn.username.is_none() || conn.password.is_none())
+            {
+                return Err(format!(
+                    "[{name}] needs a sign-in: username with password_env (or password_file), or token_env, or the integration's four OAuth values"
+                ));
+            }
+            instances.push(Instance {
+                name,
+                app: App::Magento,
+                connection: Connection::Magento(conn),
+                roster,
+                interval,
+                auto_apply,
+                resend_invites,
+                daily_budget: None,
+            });
+        }
+        if instances.is_empty() {
+            return Err(
+                "no instances: add a [marketo.NAME] or [magento.NAME] section (see the README's service configuration reference)"
+                    .into(),
+            );
+        }
+        let mut webhooks = Vec::new();
+        for (name, w) in &raw.webhook {
+            let label = format!("webhook.{name}");
+            let secret = secret(&label, "secret", None, w.secret_env.as_ref(), w.secret_file.as_ref(), &base)?
+                .ok_or_else(|| format!("[{label}] has no secret_env or secret_file (the key deliveries are signed with)"))?;
+            let events = w
+                .events
+                .clone()
+                .unwrap_or_else(|| WEBHOOK_EVENTS.iter().map(|e| e.to_string()).collect());
+            if let Some(bad) = events
+                .iter()
+                .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
+            {
+                return Err(format!(
+                    "[{label}] events: unknown event {bad:?}; known: {}",
+                    WEBHOOK_EVENTS.join(", ")
+                ));
+            }
+            if !(w.url.starts_with("https://") || w.url.starts_with("http://")) {
+                return Err(format!("[{label}] url must be an http(s) URL"));
+            }
+            webhooks.push(Webhook {
+                name: name.clone(),
+                url: w.url.clone(),
+                secret: roster_domain::Secret::new(secret),
+                events,
+                format: w.format.unwrap_or(WebhookFormat::Json),
+            });
+        }
+        Ok(ServeConfig {
+            path: absolute,
+            listen,
+            state: raw.service.state.map(|p| base.join(p)),
+            four_eyes: raw.service.four_eyes.unwrap_or(true),
+            json_logs: raw.service.json_logs.unwrap_or(false),
+            instances,
+            webhooks,
+        })
+    }
+
+    pub fn instance(&self, name: &str) -> Option<&Instance> {
+        self.instances.iter().find(|i| i.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServeConfig, String> {
+        ServeConfig::parse(Path::new("/etc/roster/roster.toml"), text)
+    }
+
+    #[test]
+    fn instances_take_secrets_from_the_environment_only() {
+        // SAFETY: a variable only this test reads.
+        unsafe { std::env::set_var("ROSTER_TEST_CFG_SECRET", "s3cret-value") };
+        let c = parse(
+            "[service]\ninterval = \"5m\"\n[marketo.prod]\nurl = \"https://1.mktorest.com\"\nclient_id = \"id\"\nclient_secret_env = \"ROSTER_TEST_CFG_SECRET\"\nroster = \"people.yaml\"\n[marketo.emea]\nurl = \"https://2.mktorest.com\"\nclient_id = \"id2\"\nclient_secret_env = \"ROSTER_TEST_CFG_SECRET\"\nroster = \"/srv/emea.yaml\"\nauto_apply = \"none\"\ninterval = \"1h\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.instances.len(), 2);
+        let prod = c.instance("marketo.prod").unwrap();
+        assert_eq!(prod.roster, Path::new("/etc/roster/people.yaml"));
+        assert_eq!(prod.interval, Duration::from_secs(300));
+        assert_eq!(prod.auto_apply, AutoApply::Safe);
+        let emea = c.instance("marketo.emea").unwrap();
+        assert_eq!(emea.interval, Duration::from_secs(3600));
+        assert_eq!(emea.auto_apply, AutoApply::None);
+        assert!(c.four_eyes);
+        assert!(!format!("{c:?}").contains("s3cret-value"));
+
+        let inline = parse("[marketo.prod]\nurl = \"https://1\"\nclient_id = \"id\"\nclient_secret = \"x\"\nroster = \"r.yaml\"\n").unwrap_err();
+        assert!(inline.contains("client_secret_env"), "{inline}");
+        let unset = parse("[marketo.prod]\nurl = \"https://1\"\nclient_id = \"id\"\nclient_secret_env = \"ROSTER_TEST_CFG_NOT_SET\"\nroster = \"r.yaml\"\n").unwrap_err();
+        assert!(unset.contains("ROSTER_TEST_CFG_NOT_SET"), "{unset}");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert!(parse("").unwrap_err().contains("no instances"));
+        assert!(
+            parse("[marketo.\"a b\"]\n")
+                .unwrap_err()
+                .contains("instance name")
+        );
+        assert!(
+            parse("[service]\nlisten = \"nowhere\"\n")
+                .unwrap_err()
+                .contains("listen")
+        );
+        assert!(
+            parse("[magento.shop]\nurl = \"http://x\"\nroster = \"r.yaml\"\n")
+                .unwrap_err()
+                .contains("sign-in")
+        );
+        assert!(parse("[surprise]\n").unwrap_err().contains("surprise"));
+    }
+}

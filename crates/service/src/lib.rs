@@ -1,0 +1,155 @@
+//! `roster serve`: Roster as a long-running service. One worker per app instance
+//! reconciles it on a schedule and on demand, applies what policy allows unattended and
+//! holds destructive steps for approval; a JSON API (bearer tokens with roles), webhooks,
+//! health checks and Prometheus metrics let people and machines follow and steer it.
+
+pub mod api;
+pub mod config;
+pub mod metrics;
+pub mod tokens;
+pub mod webhooks;
+pub mod workers;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use roster_store::StateStore;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::config::ServeConfig;
+use crate::metrics::Metrics;
+use crate::webhooks::Notifier;
+use crate::workers::Worker;
+
+/// What every part of the service shares.
+pub struct Shared {
+    pub config: ServeConfig,
+    pub state_dir: PathBuf,
+    pub store: StateStore,
+    pub metrics: Arc<Metrics>,
+    pub notifier: Arc<Notifier>,
+    /// Set at shutdown: an apply in progress stops before its next step.
+    pub stop: AtomicBool,
+    pub workers: BTreeMap<String, Worker>,
+    pub started_at: OffsetDateTime,
+}
+
+impl Shared {
+    /// The pending-approvals gauge, read from the state (other processes may decide too).
+    pub async fn refresh_pending_gauge(&self) {
+        if let Ok(pending) = self.store.held_plans(Some("pending")).await {
+            self.metrics
+                .set("roster_pending_approvals", &[], pending.len() as f64);
+        }
+    }
+}
+
+/// A running service: its address, and how to stop it.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Running {
+    /// Stops taking work, lets each worker finish the step in progress (an apply stops
+    /// between steps, the journal consistent), waits for webhook deliveries in flight (a
+    /// few seconds at most), and closes the listener.
+    pub async fn shutdown(mut self) {
+        self.shared
+            .stop
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        self.shared.notifier.drain(Duration::from_secs(5)).await;
+    }
+}
+
+/// Opens the state, starts one worker per instance and the HTTP listener.
+pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
+    let store = StateStore::open(&state_dir)
+        .await
+        .with_context(|| format!("opening the state in {}", state_dir.display()))?;
+    let now = OffsetDateTime::now_utc();
+    let interrupted = store.interrupt_running_runs(now).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            "{interrupted} run(s) were in progress when the service last stopped; the next run of each instance resumes from the journal"
+        );
+    }
+    let metrics = Arc::new(Metrics::default());
+    let notifier = Arc::new(Notifier::new(
+        config.webhooks.clone(),
+        store.clone(),
+        Arc::clone(&metrics),
+    ));
+    let mut workers = BTreeMap::new();
+    let mut queues = Vec::new();
+    for inst in &config.instances {
+        let (worker, rx) = Worker::new(inst.clone());
+        workers.insert(inst.name.clone(), worker);
+        queues.push((inst.name.clone(), rx));
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; is another `roster serve` running? Pass --listen ADDRESS",
+                config.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        config,
+        state_dir,
+        store,
+        metrics,
+        notifier,
+        stop: AtomicBool::new(false),
+        workers,
+        started_at: now,
+    });
+    shared.refresh_pending_gauge().await;
+    let resumed = workers::resume_approved(&shared).await?;
+    if resumed > 0 {
+        tracing::info!("{resumed} approved plan(s) whose apply did not finish are queued again");
+    }
+    let (shutdown, watch_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, rx) in queues {
+        tasks.spawn(workers::run_worker(
+            Arc::clone(&shared),
+            name,
+            rx,
+            watch_rx.clone(),
+        ));
+    }
+    let app = api::router(Arc::clone(&shared));
+    let mut stop_http = watch_rx.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_http.changed().await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!("the HTTP listener failed: {e}");
+        }
+    });
+    tracing::info!(
+        "roster serve listening on http://{addr} with {} instance(s)",
+        shared.workers.len()
+    );
+    Ok(Running {
+        addr,
+        shared,
+        shutdown,
+        tasks,
+    })
+}

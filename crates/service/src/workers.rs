@@ -1,0 +1,831 @@
+//! One worker per instance: it runs that instance's jobs one at a time (so runs of one
+//! instance never overlap) on a schedule and on demand; instances run concurrently.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use roster_domain::plan::{Action, Plan, Stage};
+use roster_engine::actor::Actor;
+use roster_engine::events::{Event, Progress, StepOutcome};
+use roster_engine::live_read::Sessions;
+use roster_engine::planning::{self, ApplyArgs, Computed, ToApply};
+use roster_engine::{Globals, connect::MARKETO};
+use roster_store::{RunEnd, ServicePlan};
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::Shared;
+use crate::config::{AutoApply, Connection, Instance};
+
+/// What a worker is asked to do.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// Re-read the roster and the apps, plan, apply what policy allows, hold the rest.
+    Reconcile { trigger: String },
+    /// Apply a plan an approver approved (re-planned first: the approval covers its
+    /// destructive steps, and the apps may have moved on since).
+    ApplyApproved { plan_id: String, by: String },
+}
+
+impl Job {
+    fn trigger(&self) -> String {
+        match self {
+            Job::Reconcile { trigger } => trigger.clone(),
+            Job::ApplyApproved { plan_id, by } => format!("approval:{plan_id} by {by}"),
+        }
+    }
+}
+
+/// What `/api/v1/instances` shows of a worker.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkerStatus {
+    /// The trigger of the run in progress.
+    pub running: Option<String>,
+    pub queued: usize,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_run_at: Option<OffsetDateTime>,
+    pub last_run_id: Option<i64>,
+    pub last_outcome: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_finished_at: Option<OffsetDateTime>,
+}
+
+pub struct Worker {
+    pub instance: Instance,
+    tx: mpsc::UnboundedSender<Job>,
+    pub status: Mutex<WorkerStatus>,
+}
+
+impl Worker {
+    pub fn new(instance: Instance) -> (Self, mpsc::UnboundedReceiver<Job>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                instance,
+                tx,
+                status: Mutex::new(WorkerStatus::default()),
+            },
+            rx,
+        )
+    }
+
+    /// Queues a job; it runs after the one in progress.
+    pub fn submit(&self, job: Job) {
+        self.status.lock().expect("status lock").queued += 1;
+        let _ = self.tx.send(job);
+    }
+
+    pub fn status(&self) -> WorkerStatus {
+        self.status.lock().expect("status lock").clone()
+    }
+}
+
+/// The worker's loop: the next scheduled reconcile, or a submitted job, until shutdown.
+pub async fn run_worker(
+    shared: Arc<Shared>,
+    name: String,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let worker = &shared.workers[&name];
+    let interval = worker.instance.interval;
+    let mut next = Instant::now();
+    loop {
+        let wall = OffsetDateTime::now_utc() + (next - Instant::now());
+        worker.status.lock().expect("status lock").next_run_at = Some(wall);
+        let job = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            job = jobs.recv() => match job {
+                Some(job) => {
+                    let mut s = worker.status.lock().expect("status lock");
+                    s.queued = s.queued.saturating_sub(1);
+                    job
+                }
+                None => break,
+            },
+            _ = tokio::time::sleep_until(next) => {
+                next = Instant::now() + interval;
+                Job::Reconcile { trigger: "schedule".into() }
+            }
+        };
+        if *shutdown.borrow() {
+            break;
+        }
+        run_job(&shared, worker, job).await;
+    }
+    tracing::info!(instance = %name, "worker stopped");
+}
+
+/// How a run ended, before it is recorded.
+struct Ended {
+    outcome: &'static str,
+    plan_id: Option<String>,
+    summary: String,
+    error: Option<String>,
+}
+
+impl Ended {
+    fn ok(outcome: &'static str, plan_id: Option<String>, summary: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            plan_id,
+            summary: summary.into(),
+            error: None,
+        }
+    }
+
+    fn err(
+        outcome: &'static str,
+        plan_id: Option<String>,
+        summary: &str,
+        e: &anyhow::Error,
+    ) -> Self {
+        Self {
+            outcome,
+            plan_id,
+            summary: summary.into(),
+            error: Some(roster_engine::text::sanitize(&format!("{e:#}"))),
+        }
+    }
+}
+
+async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) {
+    let inst = &worker.instance;
+    let trigger = job.trigger();
+    let started = OffsetDateTime::now_utc();
+    let clock = Instant::now();
+    worker.status.lock().expect("status lock").running = Some(trigger.clone());
+    let id = match shared.store.start_run(&inst.name, &trigger, started).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(instance = %inst.name, "cannot record the run: {e}");
+            worker.status.lock().expect("status lock").running = None;
+            return;
+        }
+    };
+    tracing::info!(instance = %inst.name, run = id, %trigger, "run started");
+    let recorder = Arc::new(Recorder::new(Arc::clone(shared), inst.name.clone()));
+    let ended = match &job {
+        Job::Reconcile { trigger } => reconcile(shared, inst, trigger, &recorder).await,
+        Job::ApplyApproved { plan_id, by } => {
+            apply_approved(shared, inst, plan_id, by, &recorder).await
+        }
+    };
+    let end = RunEnd {
+        outcome: ended.outcome.into(),
+        plan_id: ended.plan_id.clone(),
+        summary: Some(ended.summary.clone()),
+        error: ended.error.clone(),
+        events: Value::Array(recorder.take()),
+    };
+    let finished = OffsetDateTime::now_utc();
+    if let Err(e) = shared.store.finish_run(id, &end, finished).await {
+        tracing::error!(instance = %inst.name, run = id, "cannot record the run's end: {e}");
+    }
+    let m = &shared.metrics;
+    m.add(
+        "roster_runs_total",
+        &[("instance", &inst.name), ("outcome", ended.outcome)],
+        1.0,
+    );
+    m.set(
+        "roster_run_duration_seconds",
+        &[("instance", &inst.name)],
+        clock.elapsed().as_secs_f64(),
+    );
+    shared.refresh_pending_gauge().await;
+    match &ended.error {
+        Some(e) => {
+            tracing::warn!(instance = %inst.name, run = id, outcome = ended.outcome, "run ended: {}: {e}", ended.summary)
+        }
+        None => {
+            tracing::info!(instance = %inst.name, run = id, outcome = ended.outcome, "run ended: {}", ended.summary)
+        }
+    }
+    if matches!(ended.outcome, "failed" | "refused") {
+        shared.notifier.notify(
+            "run.failed",
+            Some(&inst.name),
+            format!(
+                "run {id} {}: {}{}",
+                ended.outcome,
+                ended.summary,
+                ended.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+            json!({"run": id, "outcome": ended.outcome, "summary": ended.summary, "error": ended.error}),
+        );
+    }
+    let mut s = worker.status.lock().expect("status lock");
+    s.running = None;
+    s.last_run_id = Some(id);
+    s.last_outcome = Some(ended.outcome.into());
+    s.last_finished_at = Some(finished);
+}
+
+/// The engine's view of where this run works and who it acts as.
+fn globals(shared: &Shared, actor: &str, recorder: &Arc<Recorder>) -> Globals {
+    Globals {
+        state: Some(shared.state_dir.clone()),
+        config: None,
+        actor: Some(actor.to_string()),
+        events: Arc::clone(recorder) as Arc<dyn Progress>,
+        no_config_file: true,
+    }
+}
+
+async fn open_sessions(inst: &Instance, g: &Globals) -> Result<Sessions> {
+    match &inst.connection {
+        Connection::Marketo(c) => Sessions::connect(Some(c.clone()), None, g).await,
+        Connection::Magento(c) => Sessions::connect(None, Some(c.clone()), g).await,
+    }
+}
+
+/// Records what the connections cost: quota, metrics and the estimate for the next run.
+async fn close_sessions(shared: &Shared, inst: &Instance, sessions: &mut Sessions, before: u64) {
+    let m = &shared.metrics;
+    let labels = [("instance", inst.name.as_str())];
+    if let Some(s) = &sessions.marketo {
+        let st = s.client.stats();
+        m.add("roster_api_calls_total", &labels, st.calls as f64);
+        m.add("roster_api_retries_total", &labels, st.retries as f64);
+        m.add("roster_rate_limited_total", &labels, st.rate_limited as f64);
+        let q = s.client.quota();
+        m.set("roster_quota_remaining", &labels, q.remaining() as f64);
+        let spent = st.calls.saturating_sub(before);
+        let _ = s
+            .state
+            .set_fact(MARKETO, &s.instance, RUN_CALLS, &spent.to_string())
+            .await;
+        let budget = inst.daily_budget.unwrap_or(q.limit()).min(q.limit());
+        let left = budget.saturating_sub(q.used());
+        if left < budget / 10 {
+            shared.notifier.notify(
+                "quota.low",
+                Some(&inst.name),
+                format!("{left} of the {budget} API calls budgeted today are left"),
+                json!({"left": left, "budget": budget, "used": q.used()}),
+            );
+        }
+    }
+    if let Some(s) = &sessions.magento {
+        let st = s.client.stats();
+        m.add("roster_api_calls_total", &labels, st.calls as f64);
+        m.add("roster_api_retries_total", &labels, st.retries as f64);
+    }
+    if let Err(e) = sessions.finish().await {
+        tracing::error!(instance = %inst.name, "cannot record the quota used: {e:#}");
+    }
+}
+
+/// The calls the last run of an instance made: the estimate of the next one's cost.
+const RUN_CALLS: &str = "service_run_calls";
+/// The estimate before any run is known: a directory read, a user list, a few writes.
+const FIRST_RUN_CALLS: u64 = 20;
+
+/// Whether this run fits in today's budget; the reason it is deferred if not.
+async fn over_budget(inst: &Instance, sessions: &Sessions) -> Result<Option<String>> {
+    let Some(s) = &sessions.marketo else {
+        return Ok(None);
+    };
+    let q = s.client.quota();
+    let budget = inst.daily_budget.unwrap_or(q.limit()).min(q.limit());
+    let estimate = s
+        .state
+        .fact(MARKETO, &s.instance, RUN_CALLS)
+        .await?
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(FIRST_RUN_CALLS)
+        .max(1);
+    if q.used() + estimate > budget {
+        return Ok(Some(format!(
+            "deferred: a run costs about {estimate} API calls and {} of today's budget of {budget} are left ({} used); the next run after Marketo's quota day resets (midnight US Central) goes ahead",
+            budget.saturating_sub(q.used()),
+            q.used()
+        )));
+    }
+    Ok(None)
+}
+
+fn destructive_actions(plan: &Plan) -> Vec<&Action> {
+    plan.destructive().map(|s| &s.action).collect()
+}
+
+fn same_actions(a: &[&Action], b: &[&Action]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
+/// Holds `plan` for approval, unless a pending plan of this instance asks for exactly the
+/// same destructive steps (then that one stays, so approvers are not asked twice).
+async fn hold(shared: &Shared, inst: &Instance, plan: &Plan, requested_by: &str) -> Result<String> {
+    let store = &shared.store;
+    let wanted = destructive_actions(plan);
+    let now = OffsetDateTime::now_utc();
+    for held in store.held_plans(Some("pending")).await? {
+        if held.instance != inst.name {
+            continue;
+        }
+        let Some((_, body)) = store.held_plan(&held.plan_id).await? else {
+            continue;
+        };
+        let old: Plan = serde_json::from_str(&body).context("reading a held plan")?;
+        if same_actions(&destructive_actions(&old), &wanted) {
+            return Ok(held.plan_id);
+        }
+        store
+            .set_held_plan_status(&held.plan_id, &["pending"], "superseded", None, None, now)
+            .await?;
+        store
+            .set_held_plan_outcome(
+                &held.plan_id,
+                "superseded",
+                &format!("superseded by {}", plan.id),
+            )
+            .await?;
+    }
+    store
+        .save_plan(&plan.id, plan.created_at, &serde_json::to_string(plan)?)
+        .await?;
+    store
+        .hold_plan(&ServicePlan {
+            plan_id: plan.id.clone(),
+            instance: inst.name.clone(),
+            status: "pending".into(),
+            requested_by: requested_by.into(),
+            created_at: plan.created_at,
+            destructive: wanted.len() as i64,
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+            outcome: None,
+        })
+        .await?;
+    let steps: Vec<String> = plan
+        .destructive()
+        .map(|s| roster_engine::text::sanitize(&s.action.describe()))
+        .collect();
+    shared.notifier.notify(
+        "plan.pending",
+        Some(&inst.name),
+        format!(
+            "{} awaits approval: {} destructive step{}",
+            plan.id,
+            steps.len(),
+            if steps.len() == 1 { "" } else { "s" }
+        ),
+        json!({"plan": plan.id, "destructive": steps}),
+    );
+    Ok(plan.id.clone())
+}
+
+fn stop_flag(shared: &Shared) -> Option<&std::sync::atomic::AtomicBool> {
+    Some(&shared.stop)
+}
+
+async fn reconcile(
+    shared: &Arc<Shared>,
+    inst: &Instance,
+    trigger: &str,
+    recorder: &Arc<Recorder>,
+) -> Ended {
+    // An invalid roster refuses the run before anything is read: never plan from a
+    // partial roster.
+    if let Err(e) = roster_engine::live_read::load_roster(&inst.roster) {
+        return Ended::err(
+            "refused",
+            None,
+            "the roster is not valid; nothing was read or changed",
+            &e,
+        );
+    }
+    let actor = format!("roster serve ({trigger})");
+    let g = globals(shared, &actor, recorder);
+    let mut sessions = match open_sessions(inst, &g).await {
+        Ok(s) => s,
+        Err(e) => return Ended::err("failed", None, "cannot connect", &e),
+    };
+    let before = sessions
+        .marketo
+        .as_ref()
+        .map_or(0, |s| s.client.stats().calls);
+    let ended = reconcile_with(shared, inst, trigger, &sessions, &g).await;
+    close_sessions(shared, inst, &mut sessions, before).await;
+    ended
+}
+
+async fn reconcile_with(
+    shared: &Arc<Shared>,
+    inst: &Instance,
+    trigger: &str,
+    sessions: &Sessions,
+    g: &Globals,
+) -> Ended {
+    match over_budget(inst, sessions).await {
+        Ok(Some(why)) => return Ended::ok("deferred", None, why),
+        Ok(None) => {}
+        Err(e) => return Ended::err("failed", None, "cannot read the quota used", &e),
+    }
+    let computed = match planning::compute(
+        &inst.roster,
+        sessions,
+        inst.resend_invites,
+        Some(inst.app),
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => return Ended::err("failed", None, "cannot plan", &e),
+    };
+    for note in &computed.plan.notes {
+        if note.message.contains("expire") {
+            shared.notifier.notify(
+                "invitation.expiring",
+                Some(&inst.name),
+                format!("{}: {}", note.account, note.message),
+                json!({"account": note.account, "message": note.message}),
+            );
+        }
+    }
+    let unfinished = match shared.store.unfinished_steps().await {
+        Ok(u) => !u.is_empty(),
+        Err(e) => return Ended::err("failed", None, "cannot read the journal", &e.into()),
+    };
+    let plan_id = computed.plan.id.clone();
+    let summary = planning::summary_line(&computed.plan);
+    let destructive = computed.plan.destructive().count();
+    let blocked = computed.plan.blocked.clone();
+    let to_hold = computed.plan.clone();
+    let apply = |c: Computed, approve: bool| async move {
+        planning::apply_with(
+            ApplyArgs {
+                plan: ToApply::Fresh(Box::new(c)),
+                approve,
+                by: None,
+                resend_invites: inst.resend_invites,
+                stop: stop_flag(shared),
+            },
+            sessions,
+            g,
+        )
+        .await
+    };
+    // What runs now, unattended.
+    let unattended = match inst.auto_apply {
+        AutoApply::None => None,
+        AutoApply::All if blocked.is_empty() => Some((computed, true)),
+        AutoApply::Safe | AutoApply::All => {
+            let safe = computed.plan.without_destructive();
+            Some((
+                Computed {
+                    plan: safe,
+                    ..computed
+                },
+                false,
+            ))
+        }
+    };
+    let mut applied = false;
+    if let Some((c, approve)) = unattended
+        && (!c.plan.steps.is_empty() || unfinished)
+    {
+        applied = true;
+        let id = c.plan.id.clone();
+        if let Err(e) = apply(c, approve).await {
+            let outcome = if shared.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                "stopped"
+            } else {
+                "failed"
+            };
+            return Ended::err(outcome, Some(id), &summary, &e);
+        }
+    }
+    let needs_approval =
+        destructive > 0 && !(inst.auto_apply == AutoApply::All && blocked.is_empty());
+    let non_destructive_left = inst.auto_apply == AutoApply::None && !to_hold.steps.is_empty();
+    if !blocked.is_empty() {
+        return Ended::ok(
+            "blocked",
+            Some(plan_id),
+            format!(
+                "{summary}; blocked, nothing destructive runs: {}",
+                blocked.join("; ")
+            ),
+        );
+    }
+    if needs_approval || non_destructive_left {
+        return match hold(shared, inst, &to_hold, trigger).await {
+            Ok(held) => Ended::ok(
+                "awaiting_approval",
+                Some(held.clone()),
+                format!(
+                    "{summary}; {held} awaits approval{}",
+                    if applied {
+                        " (the non-destructive steps ran)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            Err(e) => Ended::err(
+                "failed",
+                Some(plan_id),
+                "cannot hold the plan for approval",
+                &e,
+            ),
+        };
+    }
+    if to_hold.steps.is_empty() {
+        Ended::ok(
+            "done",
+            Some(plan_id),
+            "nothing to do: the apps match the roster",
+        )
+    } else {
+        Ended::ok("done", Some(plan_id), summary)
+    }
+}
+
+async fn apply_approved(
+    shared: &Arc<Shared>,
+    inst: &Instance,
+    plan_id: &str,
+    by: &str,
+    recorder: &Arc<Recorder>,
+) -> Ended {
+    let store = &shared.store;
+    let approved: Plan = match store.held_plan(plan_id).await {
+        Ok(Some((held, body))) if held.status == "approved" => match serde_json::from_str(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                return Ended::err(
+                    "failed",
+                    Some(plan_id.into()),
+                    "cannot read the plan",
+                    &e.into(),
+                );
+            }
+        },
+        Ok(_) => {
+            return Ended::ok(
+                "done",
+                Some(plan_id.into()),
+                format!("{plan_id} is no longer approved and waiting; nothing to do"),
+            );
+        }
+        Err(e) => {
+            return Ended::err(
+                "failed",
+                Some(plan_id.into()),
+                "cannot read the plan",
+                &e.into(),
+            );
+        }
+    };
+    let g = globals(shared, by, recorder);
+    let mut sessions = match open_sessions(inst, &g).await {
+        Ok(s) => s,
+        Err(e) => return Ended::err("failed", Some(plan_id.into()), "cannot connect", &e),
+    };
+    let before = sessions
+        .marketo
+        .as_ref()
+        .map_or(0, |s| s.client.stats().calls);
+    let ended = apply_approved_with(shared, inst, &approved, by, &sessions, &g).await;
+    close_sessions(shared, inst, &mut sessions, before).await;
+    let (status, outcome) = match ended.outcome {
+        "done" => ("applied", ended.summary.clone()),
+        "awaiting_approval" => ("superseded", ended.summary.clone()),
+        _ => (
+            "failed",
+            format!(
+                "{}: {}",
+                ended.summary,
+                ended.error.clone().unwrap_or_default()
+            ),
+        ),
+    };
+    if let Err(e) = store.set_held_plan_outcome(plan_id, status, &outcome).await {
+        tracing::error!(plan = plan_id, "cannot record the plan's outcome: {e}");
+    }
+    ended
+}
+
+async fn apply_approved_with(
+    shared: &Arc<Shared>,
+    inst: &Instance,
+    approved: &Plan,
+    by: &str,
+    sessions: &Sessions,
+    g: &Globals,
+) -> Ended {
+    let id = Some(approved.id.clone());
+    let fresh = match planning::compute(&inst.roster, sessions, inst.resend_invites, Some(inst.app))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return Ended::err("failed", id, "cannot plan again before applying", &e),
+    };
+    let covered = destructive_actions(approved);
+    let new: Vec<String> = fresh
+        .plan
+        .destructive()
+        .filter(|s| !covered.contains(&&s.action))
+        .map(|s| roster_engine::text::sanitize(&s.action.describe()))
+        .collect();
+    if !new.is_empty() {
+        let summary = format!(
+            "the apps or the roster changed after {} was approved: {} destructive step{} it did not cover ({})",
+            approved.id,
+            new.len(),
+            if new.len() == 1 { "" } else { "s" },
+            new.join("; ")
+        );
+        return match hold(
+            shared,
+            inst,
+            &fresh.plan,
+            &format!("approval of {}", approved.id),
+        )
+        .await
+        {
+            Ok(held) => Ended::ok(
+                "awaiting_approval",
+                Some(held.clone()),
+                format!("{summary}; {held} awaits approval"),
+            ),
+            Err(e) => Ended::err("failed", id, &summary, &e),
+        };
+    }
+    // The approver's approval, carried over to the plan computed now (its destructive steps
+    // are among the approved ones), and recorded in the audit log.
+    let state = match roster_engine::connect::open_state(Some(&shared.state_dir)).await {
+        Ok(s) => s,
+        Err(e) => return Ended::err("failed", id, "cannot open the state", &e),
+    };
+    let actor = Actor::resolve(Some(by));
+    if fresh.plan.destructive().count() > 0
+        && let Err(e) = planning::record_approval(
+            &state,
+            &actor,
+            &fresh.plan,
+            format!(
+                "approval of {} (content {}) carried over to {}, planned again just before applying",
+                approved.id,
+                planning::short(&approved.digest),
+                fresh.plan.id
+            ),
+        )
+        .await
+    {
+        return Ended::err("failed", id, "cannot record the approval", &e);
+    }
+    let summary = planning::summary_line(&fresh.plan);
+    let result = planning::apply_with(
+        ApplyArgs {
+            plan: ToApply::Fresh(Box::new(fresh)),
+            approve: false,
+            by: Some(by),
+            resend_invites: inst.resend_invites,
+            stop: stop_flag(shared),
+        },
+        sessions,
+        g,
+    )
+    .await;
+    match result {
+        Ok(()) => Ended::ok("done", id, format!("{summary} (approved by {by})")),
+        Err(e) => Ended::err("failed", id, &summary, &e),
+    }
+}
+
+/// Keeps a run's events (as JSON, for `/api/v1/runs`), counts steps, and turns account
+/// changes into notifications.
+pub struct Recorder {
+    shared: Arc<Shared>,
+    instance: String,
+    events: Mutex<Vec<Value>>,
+}
+
+impl Recorder {
+    fn new(shared: Arc<Shared>, instance: String) -> Self {
+        Self {
+            shared,
+            instance,
+            events: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take(&self) -> Vec<Value> {
+        std::mem::take(&mut *self.events.lock().expect("events lock"))
+    }
+}
+
+fn step_kind(outcome: &StepOutcome) -> &'static str {
+    match outcome {
+        StepOutcome::Done { .. } => "done",
+        StepOutcome::Failed { .. } => "failed",
+        StepOutcome::Skipped => "skipped",
+    }
+}
+
+impl Progress for Recorder {
+    fn emit(&self, event: Event) {
+        let at = roster_engine::text::rfc3339(OffsetDateTime::now_utc());
+        let value = match &event {
+            Event::Planned(plan) => {
+                json!({"at": at, "kind": "planned", "plan": plan.id, "summary": planning::summary_line(plan)})
+            }
+            Event::Resuming {
+                plan_id,
+                done,
+                total,
+            } => {
+                json!({"at": at, "kind": "resuming", "plan": plan_id, "done": done, "total": total})
+            }
+            Event::Step {
+                plan_id,
+                index,
+                total,
+                description,
+                account,
+                app,
+                stage,
+                destructive,
+                outcome,
+            } => {
+                let kind = step_kind(outcome);
+                self.shared.metrics.add(
+                    "roster_steps_total",
+                    &[("instance", &self.instance), ("outcome", kind)],
+                    1.0,
+                );
+                if let StepOutcome::Done { .. } = outcome {
+                    let change = match stage {
+                        Stage::Invite => Some(("account.created", "created")),
+                        Stage::Delete | Stage::DeleteInvite => Some(("account.removed", "removed")),
+                        _ => None,
+                    };
+                    if let Some((name, verb)) = change {
+                        self.shared.notifier.notify(
+                            name,
+                            Some(&self.instance),
+                            format!("{verb} {account}: {description}"),
+                            json!({"plan": plan_id, "step": index, "account": account, "app": app.name(), "action": description}),
+                        );
+                    }
+                }
+                let detail = match outcome {
+                    StepOutcome::Done { note } => json!(note),
+                    StepOutcome::Failed { error } => json!(error),
+                    StepOutcome::Skipped => Value::Null,
+                };
+                json!({"at": at, "kind": "step", "plan": plan_id, "index": index, "total": total,
+                       "app": app.name(), "stage": stage.label(), "account": account, "action": description,
+                       "destructive": destructive, "outcome": kind, "detail": detail})
+            }
+            Event::Applied {
+                plan_id,
+                ran,
+                before,
+                failed,
+                skipped,
+            } => json!({"at": at, "kind": "applied", "plan": plan_id,
+                "ran": ran, "before": before, "failed": failed, "skipped": skipped}),
+            Event::Invited {
+                email,
+                roles,
+                api_only,
+            } => {
+                json!({"at": at, "kind": "invited", "email": email, "roles": roles, "api_only": api_only})
+            }
+            Event::DryRun { steps } => json!({"at": at, "kind": "dry_run", "steps": steps}),
+            Event::TombstoneSaved { id } => json!({"at": at, "kind": "tombstone", "id": id}),
+            Event::Cost { app, line } => {
+                json!({"at": at, "kind": "cost", "app": app, "text": line})
+            }
+            Event::Said(text) => json!({"at": at, "kind": "said", "text": text}),
+            Event::Note(text) => json!({"at": at, "kind": "note", "text": text}),
+        };
+        self.events.lock().expect("events lock").push(value);
+    }
+}
+
+/// Approved plans whose apply never finished (the process died): queued again at start.
+pub async fn resume_approved(shared: &Shared) -> Result<usize> {
+    let mut n = 0;
+    for held in shared.store.held_plans(Some("approved")).await? {
+        if let Some(w) = shared.workers.get(&held.instance) {
+            let by = held.decided_by.clone().unwrap_or_else(|| "unknown".into());
+            w.submit(Job::ApplyApproved {
+                plan_id: held.plan_id.clone(),
+                by,
+            });
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,444 @@
+//! What `roster serve` keeps: its runs, the plans it holds for approval, API tokens (only
+//! their SHA-256: a token is shown once and never stored) and webhook deliveries.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use time::OffsetDateTime;
+
+use crate::{Result, StateStore, StoreError, from_ms, ms};
+
+/// One reconcile (or apply) of one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Run {
+    pub id: i64,
+    pub instance: String,
+    /// What started it: `schedule`, `api:NAME`, `approval:PLAN`.
+    pub trigger: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// `running`, `done`, `failed`, `refused`, `deferred`, `awaiting_approval`,
+    /// `stopped` (shutdown) or `interrupted` (the process died).
+    pub outcome: String,
+    pub plan_id: Option<String>,
+    pub summary: Option<String>,
+    pub error: Option<String>,
+    /// The run's events, as JSON.
+    pub events: serde_json::Value,
+}
+
+/// How a finished run ended.
+#[derive(Debug, Clone, Default)]
+pub struct RunEnd {
+    pub outcome: String,
+    pub plan_id: Option<String>,
+    pub summary: Option<String>,
+    pub error: Option<String>,
+    pub events: serde_json::Value,
+}
+
+/// A plan the service computed and holds: pending approval, or decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServicePlan {
+    pub plan_id: String,
+    pub instance: String,
+    /// `pending`, `approved`, `rejected`, `applied`, `failed` or `superseded`.
+    pub status: String,
+    /// Who asked for the run that made it (`schedule` or `api:NAME`).
+    pub requested_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub destructive: i64,
+    pub decided_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
+    pub comment: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// An API token's record (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// One webhook delivery and how it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub hook: String,
+    pub event: String,
+    pub body: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub attempts: i64,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub response_status: Option<i64>,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+fn run_from(r: &SqliteRow) -> Result<Run> {
+    let events: String = r.get("events");
+    Ok(Run {
+        id: r.get("id"),
+        instance: r.get("instance"),
+        trigger: r.get("trigger"),
+        started_at: from_ms(r.get("started_at")),
+        finished_at: r.get::<Option<i64>, _>("finished_at").map(from_ms),
+        outcome: r.get("outcome"),
+        plan_id: r.get("plan_id"),
+        summary: r.get("summary"),
+        error: r.get("error"),
+        events: serde_json::from_str(&events).map_err(|e| StoreError::Corrupt {
+            what: "run events",
+            detail: e.to_string(),
+        })?,
+    })
+}
+
+fn plan_from(r: &SqliteRow) -> ServicePlan {
+    ServicePlan {
+        plan_id: r.get("plan_id"),
+        instance: r.get("instance"),
+        status: r.get("status"),
+        requested_by: r.get("requested_by"),
+        created_at: from_ms(r.get("created_at")),
+        destructive: r.get("destructive"),
+        decided_by: r.get("decided_by"),
+        decided_at: r.get::<Option<i64>, _>("decided_at").map(from_ms),
+        comment: r.get("comment"),
+        outcome: r.get("outcome"),
+    }
+}
+
+fn token_from(r: &SqliteRow) -> ApiToken {
+    ApiToken {
+        id: r.get("id"),
+        name: r.get("name"),
+        role: r.get("role"),
+        created_at: from_ms(r.get("created_at")),
+        last_used_at: r.get::<Option<i64>, _>("last_used_at").map(from_ms),
+        revoked_at: r.get::<Option<i64>, _>("revoked_at").map(from_ms),
+    }
+}
+
+fn delivery_from(r: &SqliteRow) -> Delivery {
+    Delivery {
+        id: r.get("id"),
+        hook: r.get("hook"),
+        event: r.get("event"),
+        body: r.get("body"),
+        created_at: from_ms(r.get("created_at")),
+        attempts: r.get("attempts"),
+        status: r.get("status"),
+        response_status: r.get("response_status"),
+        last_error: r.get("last_error"),
+        delivered_at: r.get::<Option<i64>, _>("delivered_at").map(from_ms),
+    }
+}
+
+impl StateStore {
+    // ---- runs ----
+
+    pub async fn start_run(
+        &self,
+        instance: &str,
+        trigger: &str,
+        at: OffsetDateTime,
+    ) -> Result<i64> {
+        let id = sqlx::query(
+            "INSERT INTO service_runs (instance, trigger, started_at, outcome) VALUES (?, ?, ?, 'running')",
+        )
+        .bind(instance)
+        .bind(trigger)
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    pub async fn finish_run(&self, id: i64, end: &RunEnd, at: OffsetDateTime) -> Result<()> {
+        sqlx::query(
+            "UPDATE service_runs SET finished_at = ?, outcome = ?, plan_id = ?, summary = ?, error = ?, events = ? WHERE id = ?",
+        )
+        .bind(ms(at))
+        .bind(&end.outcome)
+        .bind(&end.plan_id)
+        .bind(&end.summary)
+        .bind(&end.error)
+        .bind(end.events.to_string())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Runs a process left `running` when it died: they are `interrupted`. Returns how many.
+    pub async fn interrupt_running_runs(&self, at: OffsetDateTime) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE service_runs SET outcome = 'interrupted', finished_at = ?, \
+             error = 'the service stopped during this run; the next run resumes from the journal' \
+             WHERE outcome = 'running'",
+        )
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// The newest runs first, of one instance or all, at most `limit`.
+    pub async fn runs(&self, instance: Option<&str>, limit: i64) -> Result<Vec<Run>> {
+        let rows = sqlx::query(
+            "SELECT * FROM service_runs WHERE (?1 IS NULL OR instance = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(instance)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from).collect()
+    }
+
+    pub async fn run(&self, id: i64) -> Result<Option<Run>> {
+        let row = sqlx::query("SELECT * FROM service_runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_from).transpose()
+    }
+
+    // ---- plans held by the service ----
+
+    pub async fn hold_plan(&self, p: &ServicePlan) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO service_plans (plan_id, instance, status, requested_by, created_at, destructive) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&p.plan_id)
+        .bind(&p.instance)
+        .bind(&p.status)
+        .bind(&p.requested_by)
+        .bind(ms(p.created_at))
+        .bind(p.destructive)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Held plans, newest first, of one status or all.
+    pub async fn held_plans(&self, status: Option<&str>) -> Result<Vec<ServicePlan>> {
+        let rows = sqlx::query(
+            "SELECT * FROM service_plans WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at DESC, plan_id",
+        )
+        .bind(status)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(plan_from).collect())
+    }
+
+    /// A held plan and the plan itself (its JSON body).
+    pub async fn held_plan(&self, plan_id: &str) -> Result<Option<(ServicePlan, String)>> {
+        let row = sqlx::query(
+            "SELECT s.*, p.body FROM service_plans s JOIN plans p ON p.id = s.plan_id WHERE s.plan_id = ?",
+        )
+        .bind(plan_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (plan_from(&r), r.get("body"))))
+    }
+
+    /// Records a decision or an outcome. `from` is the status it must still have (so two
+    /// approvers racing cannot both decide); returns whether it changed.
+    pub async fn set_held_plan_status(
+        &self,
+        plan_id: &str,
+        from: &[&str],
+        to: &str,
+        decided_by: Option<&str>,
+        comment: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM service_plans WHERE plan_id = ?")
+                .bind(plan_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if !status.is_some_and(|s| from.contains(&s.as_str())) {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE service_plans SET status = ?, decided_by = COALESCE(?, decided_by), \
+             decided_at = CASE WHEN ? IS NULL THEN decided_at ELSE ? END, comment = COALESCE(?, comment) WHERE plan_id = ?",
+        )
+        .bind(to)
+        .bind(decided_by)
+        .bind(decided_by)
+        .bind(ms(at))
+        .bind(comment)
+        .bind(plan_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records how applying a held plan ended (`applied` or `failed`, with a message).
+    pub async fn set_held_plan_outcome(
+        &self,
+        plan_id: &str,
+        status: &str,
+        outcome: &str,
+    ) -> Result<()> {
+        sqlx::query("UPDATE service_plans SET status = ?, outcome = ? WHERE plan_id = ?")
+            .bind(status)
+            .bind(outcome)
+            .bind(plan_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- API tokens ----
+
+    /// Adds a token by its hash. A name already in use is refused.
+    pub async fn add_token(
+        &self,
+        name: &str,
+        role: &str,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<i64> {
+        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Duplicate {
+                what: "API token",
+                name: name.to_string(),
+            });
+        }
+        Ok(
+            sqlx::query(
+                "INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(name)
+            .bind(role)
+            .bind(hash)
+            .bind(ms(at))
+            .execute(&self.pool)
+            .await?
+            .last_insert_rowid(),
+        )
+    }
+
+    /// The live (not revoked) token with this hash, marking it used.
+    pub async fn use_token(&self, hash: &str, at: OffsetDateTime) -> Result<Option<ApiToken>> {
+        let row = sqlx::query("SELECT * FROM api_tokens WHERE hash = ? AND revoked_at IS NULL")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let token = token_from(&row);
+        // Recorded at most once a minute: a busy client should not turn reads into writes.
+        if token
+            .last_used_at
+            .is_none_or(|t| at - t > time::Duration::minutes(1))
+        {
+            sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
+                .bind(ms(at))
+                .bind(token.id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(Some(token))
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(token_from).collect())
+    }
+
+    /// Revokes the token `name`; returns whether there was a live one.
+    pub async fn revoke_token(&self, name: &str, at: OffsetDateTime) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(name)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    // ---- webhook deliveries ----
+
+    pub async fn add_delivery(
+        &self,
+        hook: &str,
+        event: &str,
+        body: &str,
+        at: OffsetDateTime,
+    ) -> Result<i64> {
+        Ok(sqlx::query(
+            "INSERT INTO webhook_deliveries (hook, event, body, created_at, status) VALUES (?, ?, ?, ?, 'pending')",
+        )
+        .bind(hook)
+        .bind(event)
+        .bind(body)
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid())
+    }
+
+    /// Records one attempt: `delivered` with the receiver's status, or still `pending` /
+    /// finally `failed` with the error.
+    pub async fn record_attempt(
+        &self,
+        id: i64,
+        status: &str,
+        response_status: Option<u16>,
+        error: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?, response_status = ?, last_error = ?, \
+             delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END WHERE id = ?",
+        )
+        .bind(status)
+        .bind(response_status.map(i64::from))
+        .bind(error)
+        .bind(status)
+        .bind(ms(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deliveries newest first, at most `limit`.
+    pub async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>> {
+        let rows = sqlx::query("SELECT * FROM webhook_deliveries ORDER BY id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(delivery_from).collect())
+    }
+}
