@@ -49,6 +49,13 @@ pub enum Command {
         /// Keep the sandbox, Roster's state and the report here [default: a new temp directory].
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Instead of the scripted tour, run `roster serve` against both sandboxes and
+        /// print its URL and an admin API token; stop with Ctrl-C or SIGTERM.
+        #[arg(long)]
+        serve: bool,
+        /// With --serve: also print ROSTER_SERVE_URL=... and ROSTER_SERVE_TOKEN=... lines.
+        #[arg(long, requires = "serve")]
+        print_env: bool,
     },
     /// Run a local emulation of a SaaS API, to try Roster offline or to test against.
     #[command(subcommand)]

@@ -25,7 +25,7 @@ fn step(text: &str) {
     println!("\n== {text}");
 }
 
-pub async fn run(dir: Option<PathBuf>) -> Result<()> {
+pub async fn run(dir: Option<PathBuf>, serve: bool, print_env: bool) -> Result<()> {
     let dir = match dir {
         Some(dir) => dir,
         None => {
@@ -57,6 +57,12 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         store.base_url(),
         dir.display()
     );
+    if serve {
+        let result = serve_demo(&sandbox, &store, &dir, print_env).await;
+        sandbox.shutdown().await;
+        store.shutdown().await;
+        return result;
+    }
     let creds = sandbox.credentials();
     let marketo_conn = MarketoConn {
         url: Some(sandbox.base_url().to_string()),
@@ -202,4 +208,60 @@ async fn accept_invitation(base_url: &str, email: &str) -> Result<()> {
 fn uuid_like() -> String {
     let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     format!("{:x}{:x}", nanos, std::process::id())
+}
+
+/// `roster demo --serve`: `roster serve` against both sandboxes, with an admin API token,
+/// until SIGTERM or Ctrl-C.
+async fn serve_demo(
+    sandbox: &marketo::RunningSandbox,
+    store: &magento_sandbox::RunningMagento,
+    dir: &Path,
+    print_env: bool,
+) -> Result<()> {
+    let secrets = dir.join("secrets");
+    roster_engine::private::create_dir(&secrets)?;
+    let creds = sandbox.credentials();
+    roster_engine::private::write(&secrets.join("marketo"), creds.client_secret.expose())?;
+    roster_engine::private::write(&secrets.join("magento"), store.admin_password().expose())?;
+    std::fs::write(dir.join("roster.yaml"), EXAMPLE)
+        .with_context(|| format!("cannot write {}", dir.join("roster.yaml").display()))?;
+    let config = format!(
+        "# Written by `roster demo --serve`: both sandboxes, reconciled every minute.\n\
+         [service]\nlisten = \"127.0.0.1:0\"\n\n\
+         [marketo.demo]\nurl = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secrets/marketo\"\nroster = \"roster.yaml\"\ninterval = \"1m\"\n\n\
+         [magento.demo]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"secrets/magento\"\nroster = \"roster.yaml\"\ninterval = \"1m\"\n",
+        sandbox.base_url(),
+        creds.client_id,
+        store.base_url(),
+        store.admin_user()
+    );
+    let path = dir.join("roster.toml");
+    std::fs::write(&path, config).with_context(|| format!("cannot write {}", path.display()))?;
+    let config = roster_service::config::ServeConfig::load(&path)?;
+    let state = dir.join("state");
+    let token = roster_service::tokens::generate();
+    roster_engine::connect::open_state(Some(&state))
+        .await?
+        .add_token(
+            "demo-admin",
+            "admin",
+            &roster_service::tokens::hash(&token),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await?;
+    let running = roster_service::start(config, state).await?;
+    let url = format!("http://{}", running.addr);
+    println!("roster serve: {url} (configuration {})", path.display());
+    println!("API token (admin): {token}");
+    println!(
+        "try: curl -H \"Authorization: Bearer $ROSTER_SERVE_TOKEN\" {url}/api/v1/plans?status=pending"
+    );
+    if print_env {
+        println!("ROSTER_SERVE_URL={url}");
+        println!("ROSTER_SERVE_TOKEN={token}");
+    }
+    println!("Press Ctrl-C (or send SIGTERM) to stop.");
+    crate::serve_cmd::wait_for_stop().await?;
+    running.shutdown().await;
+    Ok(())
 }

@@ -68,7 +68,11 @@ async fn main() -> std::process::ExitCode {
     let by = by_flag(&cli.command).or(cli.actor.clone());
     let mut exit = std::process::ExitCode::SUCCESS;
     let result = match cli.command {
-        args::Command::Demo { dir } => demo::run(dir).await,
+        args::Command::Demo {
+            dir,
+            serve,
+            print_env,
+        } => demo::run(dir, serve, print_env).await,
         args::Command::Sandbox(cmd) => sandbox_cmd::run(cmd).await,
         args::Command::Marketo(cmd) => marketo_cmd::run(cmd, &g).await,
         args::Command::Audit(args::AuditCommand::Marketo {

@@ -8,6 +8,8 @@ mod desired;
 mod magento;
 #[path = "cli/marketo.rs"]
 mod marketo;
+#[path = "cli/serve.rs"]
+mod serve;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,214 @@
+//! `roster serve` as a process: tokens made with `roster serve token create`, a `kill -9`
+//! in the middle of an apply, a restart that resumes from the journal (no step twice, no
+//! invitation twice), and SIGTERM that stops it cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use roster_domain::Secret;
+use roster_sandbox::marketo::{self, Limits, MarketoConfig, RunningSandbox};
+use serde_json::Value;
+
+use super::run_checked;
+
+const SECRET: &str = "serve-test-secret-0123456789";
+const JOINERS: usize = 6;
+
+fn joiner(n: usize) -> String {
+    format!("joiner{n}@acme.example")
+}
+
+fn roster_text() -> String {
+    let mut text = String::from(
+        "policies:\n  marketo:\n    managed_domains: [acme.example]\n    unlisted: report\n\
+         rules:\n  - department: Marketing\n    access:\n      marketo: [\"Marketing User@Default\"]\npeople:\n",
+    );
+    for n in 1..=JOINERS {
+        text.push_str(&format!(
+            "  - email: {}\n    first_name: Joiner\n    last_name: Number{n}\n    department: Marketing\n",
+            joiner(n)
+        ));
+    }
+    text
+}
+
+struct Env {
+    sandbox: RunningSandbox,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Env {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("ROSTER_TEST_SERVE_SECRET", SECRET)
+            .env("ROSTER_CONFIG", self.dir.path().join("roster.toml"))
+            .env("ROSTER_STATE", self.dir.path().join("state"))
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Starts `roster serve` and reads its address from the banner.
+    fn serve(&self) -> (Child, String) {
+        let mut child = self
+            .command()
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .strip_prefix("roster serve: ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        (child, addr)
+    }
+
+    async fn mails(&self, to: &str) -> usize {
+        let mail: Value = self
+            .http
+            .get(format!("{}/sandbox/mailbox", self.sandbox.base_url()))
+            .query(&[("to", to)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        mail.as_array().map_or(0, Vec::len)
+    }
+
+    async fn invited(&self) -> usize {
+        let mut n = 0;
+        for i in 1..=JOINERS {
+            n += self.mails(&joiner(i)).await.min(1);
+        }
+        n
+    }
+
+    async fn runs(&self, base: &str, token: &str) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(format!("{base}/api/v1/runs"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["runs"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Polls `check` every 20 ms until it holds, for at most 60 s.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = MarketoConfig::new(dir.path().join("marketo"));
+    config.client_id = Some("serve-test".into());
+    config.client_secret = Some(Secret::new(SECRET));
+    config.limits = Limits::unlimited();
+    // Slow calls, so the kill lands in the middle of the apply.
+    config.faults.latency = Duration::from_millis(150);
+    let sandbox = marketo::start(config).await.unwrap();
+    let env = Env {
+        sandbox,
+        dir,
+        http: reqwest::Client::new(),
+    };
+    std::fs::write(env.dir.path().join("people.yaml"), roster_text()).unwrap();
+    std::fs::write(
+        env.dir.path().join("roster.toml"),
+        format!(
+            "[service]\nlisten = \"127.0.0.1:0\"\n\n[marketo.acme]\nurl = \"{}\"\nclient_id = \"serve-test\"\nclient_secret_env = \"ROSTER_TEST_SERVE_SECRET\"\nroster = \"people.yaml\"\ninterval = \"1h\"\n",
+            env.sandbox.base_url()
+        ),
+    )
+    .unwrap();
+
+    // A token, printed once; the secret never shows.
+    let mut create = env.command();
+    create.args(["serve", "token", "create", "--name", "ops", "--role", "admin"]);
+    let made = run_checked(create, &[SECRET]).await;
+    assert!(made.ok, "{}", made.stderr);
+    let token = made.stdout.trim().to_string();
+    assert!(token.starts_with("roster_"), "{}", made.stdout);
+    let mut list = env.command();
+    list.args(["serve", "token", "list", "-o", "json"]);
+    let listed = run_checked(list, &[]).await;
+    assert!(!listed.stdout.contains(&token));
+    assert!(listed.stdout.contains("\"ops\""), "{}", listed.stdout);
+
+    // The first run starts inviting; kill -9 once two invitations are out.
+    let (mut first, _) = env.serve();
+    until("two invitations", || async { env.invited().await >= 2 }).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let before = env.invited().await;
+    assert!(before < JOINERS, "the kill came too late to test anything ({before} invited)");
+
+    // Restarted: the interrupted run is on record, the next one finishes the job.
+    let (mut second, addr) = env.serve();
+    let base = addr;
+    until("a finished run after the restart", || async {
+        env.runs(&base, &token)
+            .await
+            .iter()
+            .any(|r| r["outcome"] == "done")
+    })
+    .await;
+    let runs = env.runs(&base, &token).await;
+    assert!(runs.iter().any(|r| r["outcome"] == "interrupted"), "{runs:#?}");
+    for n in 1..=JOINERS {
+        assert_eq!(env.mails(&joiner(n)).await, 1, "{} was invited once", joiner(n));
+    }
+
+    // SIGTERM: a clean stop.
+    let status = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(second.wait().unwrap().success());
+
+    // The audit log: each invitation done once, and the chain verifies.
+    let mut log = env.command();
+    log.args(["log", "-o", "json"]);
+    let log = run_checked(log, &[SECRET]).await.json();
+    for n in 1..=JOINERS {
+        let done = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| {
+                l["action"] == "invite"
+                    && l["outcome"] == "done"
+                    && l["target"].as_str().is_some_and(|t| t.ends_with(&joiner(n)))
+            })
+            .count();
+        assert_eq!(done, 1, "{} in {log:#}", joiner(n));
+    }
+    let mut verify = env.command();
+    verify.args(["log", "verify"]);
+    let verified = run_checked(verify, &[]).await;
+    assert!(verified.ok, "{}", verified.stderr);
+    env.sandbox.shutdown().await;
+}
