@@ -1,10 +1,11 @@
-//! The HTTP side: `/api/v1` (JSON, bearer tokens), `/healthz`, `/readyz`, `/metrics`.
+//! The HTTP side: `/api/v1` (JSON, bearer tokens), `/healthz`, `/readyz`, `/metrics`, and
+//! the OpenAPI document at `/api/v1/openapi.json`, generated from the handlers below.
 //! Every error is JSON: `{"error": {"code": "...", "message": "..."}}` with a stable code.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,11 +15,14 @@ use roster_domain::plan::Plan;
 use roster_engine::actor::Actor;
 use roster_engine::text::rfc3339;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi};
 
 use crate::Shared;
 use crate::tokens::{self, Role};
+use crate::views::*;
 use crate::workers::Job;
 
 /// An API error: HTTP status, stable code, message for a person.
@@ -58,11 +62,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut r = (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        let mut r = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -78,6 +84,34 @@ impl From<roster_store::StoreError> for ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// A query string, refused with a JSON error when it does not parse.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}
+
+/// A path parameter, refused with a JSON error when it does not parse.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}
 
 /// The token a request came with, checked.
 pub struct Caller {
@@ -144,8 +178,58 @@ impl FromRequestParts<Arc<Shared>> for Caller {
     }
 }
 
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // Every operation answers 401 without a valid token and 400 for a malformed
+        // parameter: said once here rather than on each handler.
+        let error = |what: &str| {
+            utoipa::openapi::ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                let responses = &mut op.responses.responses;
+                responses
+                    .entry("401".into())
+                    .or_insert_with(|| error("no token, or an unknown or revoked one").into());
+                responses
+                    .entry("400".into())
+                    .or_insert_with(|| error("a malformed parameter or body").into());
+            }
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Roster service API",
+        description = "Roster keeps the user accounts of Marketo and Magento in line with a roster. This API follows and steers `roster serve`: instances, runs, plans awaiting approval, the audit log, tombstones and webhook deliveries. Every request needs `Authorization: Bearer TOKEN` (`roster serve token create`); roles: viewer < operator < approver < admin."
+    ),
+    paths(instances, reconcile, runs, run, plans, plan, approve, reject, log, tombstones, deliveries),
+    components(schemas(PlanStatus, ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/instances", get(instances))
         .route("/instances/{name}/reconcile", post(reconcile))
         .route("/runs", get(runs))
@@ -167,40 +251,43 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn time_opt(at: Option<OffsetDateTime>) -> Value {
-    at.map_or(Value::Null, |t| json!(rfc3339(t)))
+/// The instances this service runs, with their state.
+#[utoipa::path(get, path = "/api/v1/instances", tag = "instances",
+    responses((status = 200, body = Instances), (status = 401, body = ErrorBody)))]
+async fn instances(
+    State(shared): State<Arc<Shared>>,
+    _caller: Caller,
+) -> ApiResult<Json<Instances>> {
+    let pending = shared.store.held_plans(Some("pending")).await?;
+    let instances = shared
+        .workers
+        .values()
+        .map(|w| {
+            let i = &w.instance;
+            InstanceView {
+                name: i.name.clone(),
+                app: i.app.name(),
+                roster: i.roster.display().to_string(),
+                interval_seconds: i.interval.as_secs(),
+                auto_apply: format!("{:?}", i.auto_apply).to_lowercase(),
+                daily_budget: i.daily_budget,
+                pending_approvals: pending.iter().filter(|p| p.instance == i.name).count(),
+                status: w.status().into(),
+            }
+        })
+        .collect();
+    Ok(Json(Instances { instances }))
 }
 
-async fn instances(State(shared): State<Arc<Shared>>, _caller: Caller) -> ApiResult<Json<Value>> {
-    let mut out = Vec::new();
-    for w in shared.workers.values() {
-        let i = &w.instance;
-        let pending = shared
-            .store
-            .held_plans(Some("pending"))
-            .await?
-            .into_iter()
-            .filter(|p| p.instance == i.name)
-            .count();
-        out.push(json!({
-            "name": i.name,
-            "app": i.app.name(),
-            "roster": i.roster.display().to_string(),
-            "interval_seconds": i.interval.as_secs(),
-            "auto_apply": i.auto_apply,
-            "daily_budget": i.daily_budget,
-            "pending_approvals": pending,
-            "status": w.status(),
-        }));
-    }
-    Ok(Json(json!({"instances": out})))
-}
-
+/// Queue a reconcile of one instance now (operator). It runs after the job in progress.
+#[utoipa::path(post, path = "/api/v1/instances/{name}/reconcile", tag = "instances",
+    params(("name" = String, Path, description = "e.g. marketo.prod")),
+    responses((status = 202, body = Queued), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn reconcile(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
-    Path(name): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<(StatusCode, Json<Queued>)> {
     caller.must_be(Role::Operator, "asking for a reconcile")?;
     let worker = shared.workers.get(&name).ok_or_else(|| {
         ApiError::not_found(format!(
@@ -213,68 +300,102 @@ async fn reconcile(
     let status = worker.status();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"instance": name, "queued": status.queued, "running": status.running})),
+        Json(Queued {
+            instance: name,
+            queued: status.queued,
+            running: status.running,
+        }),
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RunsQuery {
+    /// Only this instance's runs.
     instance: Option<String>,
+    /// At most this many, newest first (1 to 1000, default 50).
     limit: Option<i64>,
 }
 
+/// Runs, newest first.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery),
+    responses((status = 200, body = Runs), (status = 400, body = ErrorBody)))]
 async fn runs(
     State(shared): State<Arc<Shared>>,
     _caller: Caller,
-    Query(q): Query<RunsQuery>,
-) -> ApiResult<Json<Value>> {
+    ApiQuery(q): ApiQuery<RunsQuery>,
+) -> ApiResult<Json<Runs>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let runs = shared.store.runs(q.instance.as_deref(), limit).await?;
-    Ok(Json(json!({"runs": runs})))
+    Ok(Json(Runs {
+        runs: runs.into_iter().map(Into::into).collect(),
+    }))
 }
 
+/// One run, with its events.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = RunView), (status = 404, body = ErrorBody)))]
 async fn run(
     State(shared): State<Arc<Shared>>,
     _caller: Caller,
-    Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<RunView>> {
     let run = shared
         .store
         .run(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
-    Ok(Json(json!(run)))
+    Ok(Json(run.into()))
 }
 
-#[derive(Deserialize)]
+/// Where a held plan is in its life.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum PlanStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Applied,
+    Failed,
+    Superseded,
+}
+
+impl PlanStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Pending => "pending",
+            PlanStatus::Approved => "approved",
+            PlanStatus::Rejected => "rejected",
+            PlanStatus::Applied => "applied",
+            PlanStatus::Failed => "failed",
+            PlanStatus::Superseded => "superseded",
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PlansQuery {
-    status: Option<String>,
+    /// Only plans in this state.
+    status: Option<PlanStatus>,
 }
 
-const PLAN_STATUSES: &[&str] = &[
-    "pending",
-    "approved",
-    "rejected",
-    "applied",
-    "failed",
-    "superseded",
-];
-
+/// Plans the service holds, newest first.
+#[utoipa::path(get, path = "/api/v1/plans", tag = "plans", params(PlansQuery),
+    responses((status = 200, body = Plans), (status = 400, body = ErrorBody)))]
 async fn plans(
     State(shared): State<Arc<Shared>>,
     _caller: Caller,
-    Query(q): Query<PlansQuery>,
-) -> ApiResult<Json<Value>> {
-    if let Some(s) = &q.status
-        && !PLAN_STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::bad_request(format!(
-            "status {s:?} is not one of {}",
-            PLAN_STATUSES.join(", ")
-        )));
-    }
-    let plans = shared.store.held_plans(q.status.as_deref()).await?;
-    Ok(Json(json!({"plans": plans})))
+    ApiQuery(q): ApiQuery<PlansQuery>,
+) -> ApiResult<Json<Plans>> {
+    let plans = shared
+        .store
+        .held_plans(q.status.map(PlanStatus::as_str))
+        .await?;
+    Ok(Json(Plans {
+        plans: plans.into_iter().map(Into::into).collect(),
+    }))
 }
 
 async fn held(shared: &Shared, id: &str) -> ApiResult<(roster_store::ServicePlan, Plan)> {
@@ -287,22 +408,30 @@ async fn held(shared: &Shared, id: &str) -> ApiResult<(roster_store::ServicePlan
     Ok((held, plan))
 }
 
+/// One plan in full.
+#[utoipa::path(get, path = "/api/v1/plans/{id}", tag = "plans",
+    params(("id" = String, Path)),
+    responses((status = 200, body = PlanDetail), (status = 404, body = ErrorBody)))]
 async fn plan(
     State(shared): State<Arc<Shared>>,
     _caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<PlanDetail>> {
     let (held, plan) = held(&shared, &id).await?;
-    let mut summary = roster_engine::planning::summary(&plan);
-    summary["held"] = json!(held);
-    summary["summary_line"] = json!(roster_engine::planning::summary_line(&plan));
-    Ok(Json(summary))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Decision {
-    comment: Option<String>,
+    let summary = roster_engine::planning::summary(&plan);
+    Ok(Json(PlanDetail {
+        summary_line: roster_engine::planning::summary_line(&plan),
+        id: plan.id,
+        roster: plan.roster,
+        created_at: rfc3339(plan.created_at),
+        fingerprint: plan.fingerprint,
+        digest: plan.digest,
+        steps: summary["steps"].clone(),
+        notes: summary["notes"].clone(),
+        summary: summary["summary"].clone(),
+        blocked: plan.blocked,
+        held: held.into(),
+    }))
 }
 
 fn decision(body: &Bytes) -> ApiResult<Decision> {
@@ -314,7 +443,7 @@ fn decision(body: &Bytes) -> ApiResult<Decision> {
             "the body must be JSON such as {{\"comment\": \"why\"}}: {e}"
         ))
     })?;
-    if d.comment.as_ref().is_some_and(|c| c.len() > 2000) {
+    if d.comment.as_ref().is_some_and(|c| c.chars().count() > 2000) {
         return Err(ApiError::bad_request(
             "the comment is longer than 2000 characters",
         ));
@@ -330,12 +459,26 @@ fn not_pending(id: &str, status: &str) -> ApiError {
     )
 }
 
+fn comment_text(d: &Decision) -> String {
+    d.comment
+        .as_deref()
+        .map(|c| format!("; comment: {}", roster_engine::text::sanitize(c)))
+        .unwrap_or_default()
+}
+
+/// Approve a pending plan (approver). The service plans again before applying: the
+/// approval covers the plan's destructive steps; if new ones appeared, a new plan waits.
+/// With `four_eyes = true` the token that asked for the run cannot approve its plan.
+#[utoipa::path(post, path = "/api/v1/plans/{id}/approve", tag = "plans",
+    params(("id" = String, Path)), request_body(content = Decision, description = "optional"),
+    responses((status = 202, body = Decided), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn approve(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Bytes,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<(StatusCode, Json<Decided>)> {
     caller.must_be(Role::Approver, "approving a plan")?;
     let d = decision(&body)?;
     let (held, plan) = held(&shared, &id).await?;
@@ -367,7 +510,6 @@ async fn approve(
             ),
         )
     })?;
-    let actor = Actor::resolve(Some(&caller.name));
     let now = OffsetDateTime::now_utc();
     if !shared
         .store
@@ -387,14 +529,16 @@ async fn approve(
         "approved through the API: content {}, {} destructive step(s){}",
         roster_engine::planning::short(&plan.digest),
         held.destructive,
-        d.comment
-            .as_deref()
-            .map(|c| format!("; comment: {}", c.replace('\n', " ")))
-            .unwrap_or_default()
+        comment_text(&d)
     );
-    roster_engine::planning::record_approval(&shared.store, &actor, &plan, detail)
-        .await
-        .map_err(ApiError::internal)?;
+    roster_engine::planning::record_approval(
+        &shared.store,
+        &Actor::resolve(Some(&caller.name)),
+        &plan,
+        detail,
+    )
+    .await
+    .map_err(ApiError::internal)?;
     worker.submit(Job::ApplyApproved {
         plan_id: id.clone(),
         by: caller.name.clone(),
@@ -402,18 +546,26 @@ async fn approve(
     shared.refresh_pending_gauge().await;
     Ok((
         StatusCode::ACCEPTED,
-        Json(
-            json!({"plan": id, "status": "approved", "approved_by": caller.name, "instance": held.instance}),
-        ),
+        Json(Decided {
+            plan: id,
+            status: "approved",
+            by: caller.name,
+            instance: held.instance,
+        }),
     ))
 }
 
+/// Reject a pending plan (approver): nothing of it runs; the next run plans again.
+#[utoipa::path(post, path = "/api/v1/plans/{id}/reject", tag = "plans",
+    params(("id" = String, Path)), request_body(content = Decision, description = "optional"),
+    responses((status = 200, body = Decided), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn reject(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Decided>> {
     caller.must_be(Role::Approver, "rejecting a plan")?;
     let d = decision(&body)?;
     let (held, _) = held(&shared, &id).await?;
@@ -435,91 +587,87 @@ async fn reject(
     {
         return Err(not_pending(&id, "no longer pending"));
     }
-    let actor = Actor::resolve(Some(&caller.name));
-    let mut entry = actor.log("roster", "reject", &id, "done");
+    let mut entry = Actor::resolve(Some(&caller.name)).log("roster", "reject", &id, "done");
     entry.plan_id = Some(id.clone());
-    entry.detail = Some(format!(
-        "rejected through the API{}",
-        d.comment
-            .as_deref()
-            .map(|c| format!("; comment: {}", c.replace('\n', " ")))
-            .unwrap_or_default()
-    ));
+    entry.detail = Some(format!("rejected through the API{}", comment_text(&d)));
     shared.store.append_log(&entry, now).await?;
     shared.refresh_pending_gauge().await;
-    Ok(Json(
-        json!({"plan": id, "status": "rejected", "rejected_by": caller.name}),
-    ))
+    Ok(Json(Decided {
+        plan: id,
+        status: "rejected",
+        by: caller.name,
+        instance: held.instance,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LogQuery {
+    /// Only this plan's lines.
     plan: Option<String>,
 }
 
+/// The audit log: every change, approval and refusal, hash-chained.
+#[utoipa::path(get, path = "/api/v1/log", tag = "audit", params(LogQuery),
+    responses((status = 200, body = Log)))]
 async fn log(
     State(shared): State<Arc<Shared>>,
     _caller: Caller,
-    Query(q): Query<LogQuery>,
-) -> ApiResult<Json<Value>> {
-    let entries: Vec<Value> = shared
-        .store
-        .log(q.plan.as_deref())
-        .await?
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id, "at": rfc3339(e.at), "actor": e.actor, "os_user": e.os_user,
-                "plan": e.plan_id, "step_key": e.step_key, "app": e.app, "action": e.action,
-                "target": e.target, "outcome": e.outcome, "detail": e.detail, "hash": e.hash,
-            })
-        })
-        .collect();
-    Ok(Json(json!({"log": entries})))
+    ApiQuery(q): ApiQuery<LogQuery>,
+) -> ApiResult<Json<Log>> {
+    let entries = shared.store.log(q.plan.as_deref()).await?;
+    Ok(Json(Log {
+        log: entries.into_iter().map(Into::into).collect(),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TombstoneQuery {
+    /// marketo or magento.
     app: Option<String>,
 }
 
+/// Every account Roster deleted, with what it had.
+#[utoipa::path(get, path = "/api/v1/tombstones", tag = "audit", params(TombstoneQuery),
+    responses((status = 200, body = Tombstones)))]
 async fn tombstones(
     State(shared): State<Arc<Shared>>,
     _caller: Caller,
-    Query(q): Query<TombstoneQuery>,
-) -> ApiResult<Json<Value>> {
-    let list: Vec<Value> = shared
-        .store
-        .tombstones(q.app.as_deref())
-        .await?
-        .into_iter()
-        .map(|t| {
-            json!({
-                "id": t.id, "app": t.app, "instance": t.instance, "userid": t.userid, "email": t.email,
-                "first_name": t.first_name, "last_name": t.last_name, "api_only": t.api_only,
-                "roles": t.roles, "deleted_at": rfc3339(t.deleted_at), "deleted_by": t.deleted_by,
-                "reason": t.reason, "status": t.status.as_str(), "restored_at": time_opt(t.restored_at),
-            })
-        })
-        .collect();
-    Ok(Json(json!({"tombstones": list})))
+    ApiQuery(q): ApiQuery<TombstoneQuery>,
+) -> ApiResult<Json<Tombstones>> {
+    let list = shared.store.tombstones(q.app.as_deref()).await?;
+    Ok(Json(Tombstones {
+        tombstones: list.into_iter().map(Into::into).collect(),
+    }))
 }
 
-async fn deliveries(State(shared): State<Arc<Shared>>, _caller: Caller) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({"deliveries": shared.store.deliveries(200).await?}),
-    ))
+/// Webhook deliveries, newest first (the last 200).
+#[utoipa::path(get, path = "/api/v1/webhooks/deliveries", tag = "audit",
+    responses((status = 200, body = Deliveries)))]
+async fn deliveries(
+    State(shared): State<Arc<Shared>>,
+    _caller: Caller,
+) -> ApiResult<Json<Deliveries>> {
+    let list = shared.store.deliveries(200).await?;
+    Ok(Json(Deliveries {
+        deliveries: list.into_iter().map(Into::into).collect(),
+    }))
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let store_ok = shared.store.runs(None, 1).await.is_ok();
-    let instances: Vec<Value> = shared
+    let instances = shared
         .workers
         .values()
         .map(|w| {
             let s = w.status();
-            json!({"name": w.instance.name, "last_outcome": s.last_outcome,
-                   "last_finished_at": time_opt(s.last_finished_at), "running": s.running})
+            ReadyInstance {
+                name: w.instance.name.clone(),
+                running: s.running,
+                last_outcome: s.last_outcome,
+                last_finished_at: s.last_finished_at.map(rfc3339),
+            }
         })
         .collect();
     let status = if store_ok {
@@ -527,14 +675,13 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(
-            json!({"ready": store_ok, "state_store": if store_ok {"reachable"} else {"unreachable"},
-                    "started_at": rfc3339(shared.started_at), "instances": instances}),
-        ),
-    )
-        .into_response()
+    let body = Ready {
+        ready: store_ok,
+        state_store: if store_ok { "reachable" } else { "unreachable" },
+        started_at: rfc3339(shared.started_at),
+        instances,
+    };
+    (status, Json(body)).into_response()
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

@@ -302,25 +302,24 @@ impl ServeConfig {
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             format!("[service] listen: {listen_text:?} is not an address such as 127.0.0.1:8420")
         })?;
-        let common = |name: &str,
-                      c: RawCommon|
-         -> Result<(PathBuf, Duration, AutoApply, bool), String> {
-            let roster = c.roster.ok_or_else(|| {
+        let common =
+            |name: &str, c: RawCommon| -> Result<(PathBuf, Duration, AutoApply, bool), String> {
+                let roster = c.roster.ok_or_else(|| {
                 format!(
                     "[{name}] has no roster: give roster = \"PATH\" (the roster file it follows)"
                 )
             })?;
-            let interval = duration(name, "interval", c.interval)?.unwrap_or(default_interval);
-            if interval < Duration::from_secs(1) {
-                return Err(format!("[{name}] interval: at least 1s"));
-            }
-            Ok((
-                base.join(roster),
-                interval,
-                c.auto_apply.unwrap_or(AutoApply::Safe),
-                c.resend_invites.unwrap_or(false),
-            ))
-        };
+                let interval = duration(name, "interval", c.interval)?.unwrap_or(default_interval);
+                if interval < Duration::from_secs(1) {
+                    return Err(format!("[{name}] interval: at least 1s"));
+                }
+                Ok((
+                    base.join(roster),
+                    interval,
+                    c.auto_apply.unwrap_or(AutoApply::Safe),
+                    c.resend_invites.unwrap_or(false),
+                ))
+            };
         let mut instances = Vec::new();
         for (short, m) in &raw.marketo {
             check_name("marketo", short)?;

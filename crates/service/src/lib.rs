@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod metrics;
 pub mod tokens;
+pub mod views;
 pub mod webhooks;
 pub mod workers;
 

@@ -3,6 +3,7 @@
 //! invitation twice), and SIGTERM that stops it cleanly.
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -114,7 +115,10 @@ impl Env {
 async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -146,7 +150,9 @@ async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
 
     // A token, printed once; the secret never shows.
     let mut create = env.command();
-    create.args(["serve", "token", "create", "--name", "ops", "--role", "admin"]);
+    create.args([
+        "serve", "token", "create", "--name", "ops", "--role", "admin",
+    ]);
     let made = run_checked(create, &[SECRET]).await;
     assert!(made.ok, "{}", made.stderr);
     let token = made.stdout.trim().to_string();
@@ -163,7 +169,10 @@ async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
     first.kill().unwrap();
     first.wait().unwrap();
     let before = env.invited().await;
-    assert!(before < JOINERS, "the kill came too late to test anything ({before} invited)");
+    assert!(
+        before < JOINERS,
+        "the kill came too late to test anything ({before} invited)"
+    );
 
     // Restarted: the interrupted run is on record, the next one finishes the job.
     let (mut second, addr) = env.serve();
@@ -176,9 +185,17 @@ async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
     })
     .await;
     let runs = env.runs(&base, &token).await;
-    assert!(runs.iter().any(|r| r["outcome"] == "interrupted"), "{runs:#?}");
+    assert!(
+        runs.iter().any(|r| r["outcome"] == "interrupted"),
+        "{runs:#?}"
+    );
     for n in 1..=JOINERS {
-        assert_eq!(env.mails(&joiner(n)).await, 1, "{} was invited once", joiner(n));
+        assert_eq!(
+            env.mails(&joiner(n)).await,
+            1,
+            "{} was invited once",
+            joiner(n)
+        );
     }
 
     // SIGTERM: a clean stop.
@@ -201,7 +218,9 @@ async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
             .filter(|l| {
                 l["action"] == "invite"
                     && l["outcome"] == "done"
-                    && l["target"].as_str().is_some_and(|t| t.ends_with(&joiner(n)))
+                    && l["target"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with(&joiner(n)))
             })
             .count();
         assert_eq!(done, 1, "{} in {log:#}", joiner(n));
@@ -211,4 +230,76 @@ async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
     let verified = run_checked(verify, &[]).await;
     assert!(verified.ok, "{}", verified.stderr);
     env.sandbox.shutdown().await;
+}
+
+/// Where .ci/run installs schemathesis (`pip install --target target/pytools/schemathesis`).
+fn schemathesis() -> Option<PathBuf> {
+    let dir = std::env::var_os("ROSTER_SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pytools/schemathesis")
+        });
+    if dir.join("bin/st").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("ROSTER_REQUIRE_SCHEMATHESIS").is_none(),
+        "ROSTER_REQUIRE_SCHEMATHESIS is set but {} has no schemathesis",
+        dir.display()
+    );
+    eprintln!("schemathesis test not run: install it as .ci/run does");
+    None
+}
+
+/// schemathesis (written by others, from PyPI) fuzzes every operation of the OpenAPI
+/// document against `roster demo --serve`: no server error, every answer as documented.
+#[test]
+fn the_api_holds_up_to_schemathesis() {
+    let Some(tool) = schemathesis() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["demo", "--serve", "--print-env", "--dir"])
+        .arg(home.path().join("demo"))
+        .env("HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(demo.stdout.take().unwrap());
+    let (mut url, mut token) = (String::new(), String::new());
+    while token.is_empty() {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the demo ended early"
+        );
+        if let Some(v) = line.trim().strip_prefix("ROSTER_SERVE_URL=") {
+            url = v.to_string();
+        }
+        if let Some(v) = line.trim().strip_prefix("ROSTER_SERVE_TOKEN=") {
+            token = v.to_string();
+        }
+    }
+    let run = Command::new("python3")
+        .arg(tool.join("bin/st"))
+        .args(["run", &format!("{url}/api/v1/openapi.json")])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["--checks", "all", "--max-examples", "25", "--no-color"])
+        .env("PYTHONPATH", &tool)
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status()
+        .unwrap();
+    let stopped = demo.wait().unwrap();
+    let report = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "schemathesis found problems:\n{report}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(report.contains("passed"), "{report}");
+    assert!(stopped.success(), "the demo stops cleanly on SIGTERM");
 }
