@@ -6,10 +6,12 @@ use anyhow::{Context, Result, bail};
 use roster_domain::access::RoleAssignment;
 use roster_magento::{AdminUsers, Client, Condition, Criteria};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use roster_engine::connect::actor;
-use roster_engine::magento_ops::{MAGENTO, MagentoSession, finish, tombstone};
+use roster_engine::magento_ops::{
+    MAGENTO, MagentoSession, find_website, finish, restore_admin, restore_customer, same_id,
+    tombstone,
+};
 
 use crate::args::{Confirm, MagentoCommand, MagentoConn, Output};
 use crate::output::Table;
@@ -22,14 +24,6 @@ fn criteria(filters: &[String]) -> Result<Criteria> {
         c = c.and(&field, cond, value);
     }
     Ok(c)
-}
-
-/// Whether `text` is the number `id` holds.
-fn same_id(id: &Value, text: &str) -> bool {
-    text.trim()
-        .parse::<i64>()
-        .ok()
-        .is_some_and(|n| id.as_i64() == Some(n))
 }
 
 /// A group by name (any case) or id.
@@ -45,18 +39,6 @@ fn find_group<'a>(groups: &'a [Value], wanted: &str) -> Result<&'a Value> {
         .ok_or_else(|| {
             let names: Vec<&str> = groups.iter().filter_map(|g| g["code"].as_str()).collect();
             anyhow::anyhow!("no customer group {wanted:?}; groups: {}", names.join(", "))
-        })
-}
-
-/// A website's id, by code or id.
-fn find_website(websites: &[Value], wanted: &str) -> Result<i64> {
-    websites
-        .iter()
-        .find(|w| w["code"] == wanted || same_id(&w["id"], wanted))
-        .and_then(|w| w["id"].as_i64())
-        .ok_or_else(|| {
-            let codes: Vec<&str> = websites.iter().filter_map(|w| w["code"].as_str()).collect();
-            anyhow::anyhow!("no website {wanted:?}; websites: {}", codes.join(", "))
         })
 }
 
@@ -617,150 +599,15 @@ pub async fn restore(
     let s = MagentoSession::open(conn, g).await?;
     let result = match (&email, &admin) {
         (_, Some(username)) => restore_admin(&s, username).await,
-        (Some(email), None) => restore_customer(&s, email, website.as_deref()).await,
+        (Some(email), None) => {
+            let website_id = match website.as_deref() {
+                Some(code) => Some(find_website(&s.client.websites().await?, code)?),
+                None => None,
+            };
+            restore_customer(&s, email, website_id).await
+        }
         (None, None) => bail!("give --email EMAIL (a customer) or --admin USERNAME"),
     };
     eprintln!("{}", s.cost_line());
     result
-}
-
-/// The newest restorable Magento tombstone that `matches`.
-async fn restorable(
-    s: &MagentoSession,
-    what: &str,
-    matches: impl Fn(&roster_store::Tombstone) -> bool,
-) -> Result<roster_store::Tombstone> {
-    let all = s.state.tombstones(Some(MAGENTO)).await?;
-    let found = all
-        .into_iter()
-        .find(|t| t.instance == s.instance && t.restored_at.is_none() && matches(t));
-    roster_engine::lifecycle::restorable(
-        found,
-        what,
-        &s.instance,
-        "roster tombstones --app magento",
-        "check the store before restoring",
-    )
-}
-
-async fn restore_customer(s: &MagentoSession, email: &str, website: Option<&str>) -> Result<()> {
-    let website_id = match website {
-        Some(code) => Some(find_website(&s.client.websites().await?, code)?),
-        None => None,
-    };
-    let t = restorable(s, &format!("customer {email}"), |t| {
-        t.account.get("username").is_none()
-            && t.email.eq_ignore_ascii_case(email)
-            && website_id.is_none_or(|w| t.account["website_id"].as_i64() == Some(w))
-    })
-    .await?;
-    let record = &t.account;
-    let site = record["website_id"].as_i64().unwrap_or(1);
-    let taken = s
-        .client
-        .customers_by_email(email)
-        .await?
-        .into_iter()
-        .any(|c| c["website_id"].as_i64() == Some(site));
-    if taken {
-        bail!("{email} already has a customer account on website {site}; nothing to restore");
-    }
-    let groups = s.client.groups().await?;
-    let group = record["group_id"].as_i64().unwrap_or(1);
-    if !groups.iter().any(|g| g["id"].as_i64() == Some(group)) {
-        bail!(
-            "the customer's group {group} no longer exists; create the customer with `roster provision magento` and a current group instead"
-        );
-    }
-    let customer = customer_for_create(record);
-    let addresses = customer["addresses"].as_array().map_or(0, Vec::len);
-    let created = s.client.create_customer(customer, None).await?;
-    s.state
-        .mark_restored(t.id, OffsetDateTime::now_utc())
-        .await?;
-    println!(
-        "restored customer {email} as id {} on website {site} with {addresses} address(es), from tombstone #{}; Magento emailed them a link to set a password (the old one is not kept)",
-        created["id"], t.id
-    );
-    Ok(())
-}
-
-/// The stored customer as a create body: the ids and timestamps Magento assigns are dropped,
-/// and the default billing and shipping addresses are carried by the addresses' own flags
-/// (their old ids mean nothing to a new account).
-fn customer_for_create(record: &Value) -> Value {
-    let mut customer = record.clone();
-    let Some(obj) = customer.as_object_mut() else {
-        return customer;
-    };
-    let default_billing = obj.remove("default_billing").map(|v| v.to_string());
-    let default_shipping = obj.remove("default_shipping").map(|v| v.to_string());
-    for key in [
-        "id",
-        "created_at",
-        "updated_at",
-        "created_in",
-        "confirmation",
-    ] {
-        obj.remove(key);
-    }
-    if let Some(Value::Array(addresses)) = obj.get_mut("addresses") {
-        for a in addresses {
-            let Some(a) = a.as_object_mut() else { continue };
-            let old = a.remove("id").map(|v| v.to_string());
-            a.remove("customer_id");
-            let same = |d: &Option<String>| {
-                d.as_deref().map(|s| s.trim_matches('"'))
-                    == old.as_deref().map(|s| s.trim_matches('"'))
-                    && d.is_some()
-            };
-            if same(&default_billing) {
-                a.insert("default_billing".into(), json!(true));
-            }
-            if same(&default_shipping) {
-                a.insert("default_shipping".into(), json!(true));
-            }
-        }
-    }
-    customer
-}
-
-async fn restore_admin(s: &MagentoSession, username: &str) -> Result<()> {
-    let AdminUsers::Available(users) = s.client.admin_users().await? else {
-        bail!("{}", roster_magento::MagentoError::NoAdminApi);
-    };
-    if users.iter().any(|u| {
-        u["username"]
-            .as_str()
-            .is_some_and(|n| n.eq_ignore_ascii_case(username))
-    }) {
-        bail!("the admin user {username} exists; nothing to restore");
-    }
-    let t = restorable(s, &format!("admin user {username}"), |t| {
-        t.account["username"]
-            .as_str()
-            .is_some_and(|n| n.eq_ignore_ascii_case(username))
-    })
-    .await?;
-    let record = &t.account;
-    // A first password nobody knows: they set their own with "Forgot your password?".
-    let password = format!("Rr7{}", uuid::Uuid::new_v4().simple());
-    let user = json!({
-        "username": record["username"],
-        "firstname": record["firstname"],
-        "lastname": record["lastname"],
-        "email": record["email"],
-        "role_id": record["role_id"],
-        "is_active": record["is_active"].as_bool().unwrap_or(true),
-        "password": password,
-    });
-    let created = s.client.create_admin_user(user).await?;
-    s.state
-        .mark_restored(t.id, OffsetDateTime::now_utc())
-        .await?;
-    println!(
-        "restored admin user {username} as id {} with role {}, from tombstone #{}; they set a password with \"Forgot your password?\" on the admin sign-in page",
-        created["id"], record["role_id"], t.id
-    );
-    Ok(())
 }

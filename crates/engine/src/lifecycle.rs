@@ -559,3 +559,51 @@ pub async fn restore_one(s: &MarketoSession, email: &str) -> Result<()> {
     report_invited(s, &invitation);
     Ok(())
 }
+
+/// Restores the account kept by tombstone `id`, through the session of its app (which must
+/// be the instance it was deleted from). Only the newest tombstone of an account can be
+/// restored: an older one would bring back stale access.
+pub async fn restore_tombstone(sessions: &crate::live_read::Sessions, id: i64) -> Result<()> {
+    let (state, instance, app) = match (&sessions.marketo, &sessions.magento) {
+        (Some(s), _) => (&s.state, &s.instance, MARKETO),
+        (None, Some(s)) => (&s.state, &s.instance, crate::magento_ops::MAGENTO),
+        (None, None) => bail!("no connection to restore tombstone #{id} through"),
+    };
+    let t = state
+        .tombstones(Some(app))
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .with_context(|| format!("no {app} tombstone #{id}"))?;
+    if &t.instance != instance {
+        bail!(
+            "tombstone #{id} is of {} on {}, not of this instance ({instance})",
+            t.email,
+            t.instance
+        );
+    }
+    if let Some(s) = &sessions.marketo {
+        let newest = s
+            .state
+            .restorable_tombstone(MARKETO, &s.instance, &t.email)
+            .await?;
+        if let Some(n) = newest
+            && n.id != t.id
+        {
+            bail!(
+                "tombstone #{} of {} is newer than #{id}; restore that one",
+                n.id,
+                t.email
+            );
+        }
+        return restore_one(s, &t.email).await;
+    }
+    let s = sessions.magento.as_ref().expect("checked above");
+    match t.account["username"].as_str() {
+        Some(username) => crate::magento_ops::restore_admin(s, username).await,
+        None => {
+            crate::magento_ops::restore_customer(s, &t.email, t.account["website_id"].as_i64())
+                .await
+        }
+    }
+}

@@ -220,7 +220,8 @@ impl Modify for BearerAuth {
         title = "Roster service API",
         description = "Roster keeps the user accounts of Marketo and Magento in line with a roster. This API follows and steers `roster serve`: instances, runs, plans awaiting approval, the audit log, tombstones and webhook deliveries. Every request needs `Authorization: Bearer TOKEN` (`roster serve token create`); roles: viewer < operator < approver < admin."
     ),
-    paths(instances, reconcile, runs, run, plans, plan, approve, reject, log, tombstones, deliveries),
+    paths(instances, reconcile, runs, run, plans, plan, approve, reject, log, tombstones,
+        restore_tombstone, restores, approve_restore, reject_restore, deliveries),
     components(schemas(PlanStatus, ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -240,6 +241,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/plans/{id}/reject", post(reject))
         .route("/log", get(log))
         .route("/tombstones", get(tombstones))
+        .route("/tombstones/{id}/restore", post(restore_tombstone))
+        .route("/restores", get(restores))
+        .route("/restores/{id}/approve", post(approve_restore))
+        .route("/restores/{id}/reject", post(reject_restore))
         .route("/webhooks/deliveries", get(deliveries))
         .fallback(|| async { ApiError::not_found("no such API route; see /api/v1/openapi.json") });
     Router::new()
@@ -459,6 +464,21 @@ fn not_pending(id: &str, status: &str) -> ApiError {
     )
 }
 
+/// With `four_eyes = true`, whoever asked for something cannot approve it.
+fn four_eyes(shared: &Shared, requested_by: &str, caller: &Caller, what: &str) -> ApiResult<()> {
+    if shared.config.four_eyes && requested_by == format!("api:{}", caller.name) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "four_eyes",
+            format!(
+                "the token {:?} asked for {what}; with four_eyes = true another approver must approve it",
+                caller.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn comment_text(d: &Decision) -> String {
     d.comment
         .as_deref()
@@ -485,16 +505,7 @@ async fn approve(
     if held.status != "pending" {
         return Err(not_pending(&id, &held.status));
     }
-    if shared.config.four_eyes && held.requested_by == format!("api:{}", caller.name) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "four_eyes",
-            format!(
-                "the token {:?} asked for the run that made {id}; with four_eyes = true another approver must approve it",
-                caller.name
-            ),
-        ));
-    }
+    four_eyes(&shared, &held.requested_by, &caller, &id)?;
     if plan.content_digest() != plan.digest {
         return Err(ApiError::internal(format!(
             "{id} does not match its digest"
@@ -639,6 +650,245 @@ async fn tombstones(
     let list = shared.store.tombstones(q.app.as_deref()).await?;
     Ok(Json(Tombstones {
         tombstones: list.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Ask for an account to be restored from its tombstone (operator). Nothing happens until
+/// an approver approves the request (`POST /api/v1/restores/{id}/approve`).
+#[utoipa::path(post, path = "/api/v1/tombstones/{id}/restore", tag = "audit",
+    params(("id" = i64, Path, description = "the tombstone")),
+    responses((status = 202, body = RestoreAsked), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn restore_tombstone(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<(StatusCode, Json<RestoreAsked>)> {
+    caller.must_be(Role::Operator, "asking for a restore")?;
+    let t = shared
+        .store
+        .tombstones(None)
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no tombstone #{id}; GET /api/v1/tombstones lists them"
+            ))
+        })?;
+    let conflict = |message: String| ApiError::new(StatusCode::CONFLICT, "not_restorable", message);
+    if t.restored_at.is_some() {
+        return Err(conflict(format!("tombstone #{id} was restored already")));
+    }
+    if t.status != roster_store::TombstoneStatus::Deleted {
+        return Err(conflict(format!(
+            "tombstone #{id} says the deletion did not finish ({}); check the account in the app first",
+            t.status.as_str()
+        )));
+    }
+    let worker = shared
+        .workers
+        .values()
+        .find(|w| w.instance.app.name() == t.app && w.instance.state_key() == t.instance)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "unknown_instance",
+                format!(
+                    "tombstone #{id} is of {} on {}, which this service does not run",
+                    t.app, t.instance
+                ),
+            )
+        })?;
+    let now = OffsetDateTime::now_utc();
+    let (request, created) = shared
+        .store
+        .request_restore(
+            id,
+            &worker.instance.name,
+            &format!("api:{}", caller.name),
+            now,
+        )
+        .await?;
+    if created {
+        shared.notifier.notify(
+            "plan.pending",
+            Some(&worker.instance.name),
+            format!(
+                "restoring {} from tombstone #{id} awaits approval (request {request})",
+                t.email
+            ),
+            serde_json::json!({"restore": request, "tombstone": id, "email": t.email}),
+        );
+    }
+    let view = shared
+        .store
+        .restore_request(request)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("restore request {request} vanished")))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RestoreAsked {
+            request: view.into(),
+            created,
+        }),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RestoresQuery {
+    /// pending, approved, rejected, restored or failed.
+    status: Option<String>,
+}
+
+/// Restore requests, newest first.
+#[utoipa::path(get, path = "/api/v1/restores", tag = "audit", params(RestoresQuery),
+    responses((status = 200, body = Restores)))]
+async fn restores(
+    State(shared): State<Arc<Shared>>,
+    _caller: Caller,
+    ApiQuery(q): ApiQuery<RestoresQuery>,
+) -> ApiResult<Json<Restores>> {
+    let list = shared.store.restore_requests(q.status.as_deref()).await?;
+    Ok(Json(Restores {
+        restores: list.into_iter().map(Into::into).collect(),
+    }))
+}
+
+async fn restore_request(shared: &Shared, id: i64) -> ApiResult<roster_store::RestoreRequest> {
+    let r = shared
+        .store
+        .restore_request(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no restore request {id}")))?;
+    if r.status != "pending" {
+        return Err(not_pending(&format!("restore request {id}"), &r.status));
+    }
+    Ok(r)
+}
+
+/// Approve a restore request (approver; four-eyes as for plans): it runs at once.
+#[utoipa::path(post, path = "/api/v1/restores/{id}/approve", tag = "audit",
+    params(("id" = i64, Path)), request_body(content = Decision, description = "optional"),
+    responses((status = 202, body = Decided), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn approve_restore(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Decided>)> {
+    caller.must_be(Role::Approver, "approving a restore")?;
+    let d = decision(&body)?;
+    let r = restore_request(&shared, id).await?;
+    four_eyes(
+        &shared,
+        &r.requested_by,
+        &caller,
+        &format!("restore request {id}"),
+    )?;
+    let worker = shared.workers.get(&r.instance).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "unknown_instance",
+            format!("{} is no longer run by this service", r.instance),
+        )
+    })?;
+    let now = OffsetDateTime::now_utc();
+    if !shared
+        .store
+        .set_restore_status(
+            id,
+            &["pending"],
+            "approved",
+            Some(&caller.name),
+            d.comment.as_deref(),
+            now,
+        )
+        .await?
+    {
+        return Err(not_pending(
+            &format!("restore request {id}"),
+            "no longer pending",
+        ));
+    }
+    let mut entry = Actor::resolve(Some(&caller.name)).log(
+        "roster",
+        "approve",
+        &format!("restore request {id}"),
+        "done",
+    );
+    entry.detail = Some(format!(
+        "approved the restore of tombstone #{}{}",
+        r.tombstone_id,
+        comment_text(&d)
+    ));
+    shared.store.append_log(&entry, now).await?;
+    worker.submit(Job::Restore {
+        request: id,
+        by: caller.name.clone(),
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Decided {
+            plan: format!("restore-{id}"),
+            status: "approved",
+            by: caller.name,
+            instance: r.instance,
+        }),
+    ))
+}
+
+/// Reject a restore request (approver).
+#[utoipa::path(post, path = "/api/v1/restores/{id}/reject", tag = "audit",
+    params(("id" = i64, Path)), request_body(content = Decision, description = "optional"),
+    responses((status = 200, body = Decided), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn reject_restore(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    body: Bytes,
+) -> ApiResult<Json<Decided>> {
+    caller.must_be(Role::Approver, "rejecting a restore")?;
+    let d = decision(&body)?;
+    let r = restore_request(&shared, id).await?;
+    let now = OffsetDateTime::now_utc();
+    if !shared
+        .store
+        .set_restore_status(
+            id,
+            &["pending"],
+            "rejected",
+            Some(&caller.name),
+            d.comment.as_deref(),
+            now,
+        )
+        .await?
+    {
+        return Err(not_pending(
+            &format!("restore request {id}"),
+            "no longer pending",
+        ));
+    }
+    let mut entry = Actor::resolve(Some(&caller.name)).log(
+        "roster",
+        "reject",
+        &format!("restore request {id}"),
+        "done",
+    );
+    entry.detail = Some(format!(
+        "rejected the restore of tombstone #{}{}",
+        r.tombstone_id,
+        comment_text(&d)
+    ));
+    shared.store.append_log(&entry, now).await?;
+    Ok(Json(Decided {
+        plan: format!("restore-{id}"),
+        status: "rejected",
+        by: caller.name,
+        instance: r.instance,
     }))
 }
 

@@ -202,6 +202,28 @@ pub struct Instance {
     pub daily_budget: Option<u64>,
 }
 
+impl Instance {
+    /// The key Roster's state knows this instance by (tombstones, quota, invitations): the
+    /// normalised URL, as the connectors compute it.
+    pub fn state_key(&self) -> String {
+        match &self.connection {
+            Connection::Marketo(c) => roster_marketo::ClientConfig::new(
+                c.url.clone().unwrap_or_default(),
+                "",
+                roster_domain::Secret::new(""),
+            )
+            .instance_key()
+            .to_string(),
+            Connection::Magento(c) => c
+                .url
+                .clone()
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_string(),
+        }
+    }
+}
+
 /// The whole service configuration, checked.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {

@@ -340,3 +340,49 @@ pub struct ReadyInstance {
     pub last_outcome: Option<String>,
     pub last_finished_at: Option<String>,
 }
+
+/// A restore from a tombstone, asked for through the API; it waits for an approval.
+#[derive(Serialize, ToSchema)]
+pub struct RestoreView {
+    pub id: i64,
+    pub tombstone_id: i64,
+    pub instance: String,
+    /// `pending`, `approved`, `rejected`, `restored` or `failed`.
+    pub status: String,
+    pub requested_by: String,
+    pub created_at: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub comment: Option<String>,
+    pub outcome: Option<String>,
+}
+
+impl From<roster_store::RestoreRequest> for RestoreView {
+    fn from(r: roster_store::RestoreRequest) -> Self {
+        Self {
+            id: r.id,
+            tombstone_id: r.tombstone_id,
+            instance: r.instance,
+            status: r.status,
+            requested_by: r.requested_by,
+            created_at: rfc3339(r.created_at),
+            decided_by: r.decided_by,
+            decided_at: when(r.decided_at),
+            comment: r.comment,
+            outcome: r.outcome,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Restores {
+    pub restores: Vec<RestoreView>,
+}
+
+/// A restore request, made now or already waiting.
+#[derive(Serialize, ToSchema)]
+pub struct RestoreAsked {
+    pub request: RestoreView,
+    /// False when a request for this tombstone was already waiting (that one is returned).
+    pub created: bool,
+}

@@ -29,6 +29,8 @@ pub enum Job {
     /// Apply a plan an approver approved (re-planned first: the approval covers its
     /// destructive steps, and the apps may have moved on since).
     ApplyApproved { plan_id: String, by: String },
+    /// Restore an account from its tombstone, as an approver approved.
+    Restore { request: i64, by: String },
 }
 
 impl Job {
@@ -36,6 +38,7 @@ impl Job {
         match self {
             Job::Reconcile { trigger } => trigger.clone(),
             Job::ApplyApproved { plan_id, by } => format!("approval:{plan_id} by {by}"),
+            Job::Restore { request, by } => format!("restore:{request} by {by}"),
         }
     }
 }
@@ -175,6 +178,7 @@ async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) {
         Job::ApplyApproved { plan_id, by } => {
             apply_approved(shared, inst, plan_id, by, &recorder).await
         }
+        Job::Restore { request, by } => restore(shared, inst, *request, by, &recorder).await,
     };
     let end = RunEnd {
         outcome: ended.outcome.into(),
@@ -699,6 +703,75 @@ async fn apply_approved_with(
     match result {
         Ok(()) => Ended::ok("done", id, format!("{summary} (approved by {by})")),
         Err(e) => Ended::err("failed", id, &summary, &e),
+    }
+}
+
+async fn restore(
+    shared: &Arc<Shared>,
+    inst: &Instance,
+    request: i64,
+    by: &str,
+    recorder: &Arc<Recorder>,
+) -> Ended {
+    let store = &shared.store;
+    let req = match store.restore_request(request).await {
+        Ok(Some(r)) if r.status == "approved" => r,
+        Ok(_) => {
+            return Ended::ok(
+                "done",
+                None,
+                format!("restore request {request} is not approved and waiting; nothing to do"),
+            );
+        }
+        Err(e) => return Ended::err("failed", None, "cannot read the restore request", &e.into()),
+    };
+    let g = globals(shared, by, recorder);
+    let mut sessions = match open_sessions(inst, &g).await {
+        Ok(s) => s,
+        Err(e) => return Ended::err("failed", None, "cannot connect", &e),
+    };
+    let before = sessions
+        .marketo
+        .as_ref()
+        .map_or(0, |s| s.client.stats().calls);
+    let result = roster_engine::lifecycle::restore_tombstone(&sessions, req.tombstone_id).await;
+    close_sessions(shared, inst, &mut sessions, before).await;
+    let what = format!("tombstone #{}", req.tombstone_id);
+    let now = OffsetDateTime::now_utc();
+    let (status, text) = match &result {
+        Ok(()) => ("restored", format!("restored from {what}")),
+        Err(e) => ("failed", roster_engine::text::sanitize(&format!("{e:#}"))),
+    };
+    if let Err(e) = store
+        .set_restore_status(request, &["approved"], status, None, Some(&text), now)
+        .await
+    {
+        tracing::error!(request, "cannot record the restore's outcome: {e}");
+    }
+    let logged = roster_engine::actor::record(
+        store,
+        &Actor::resolve(Some(by)),
+        inst.app.name(),
+        "restore",
+        &what,
+        Some(format!("restore request {request}, approved by {by}")),
+        &result,
+    )
+    .await;
+    if let Err(e) = logged {
+        tracing::error!(request, "cannot write the restore's audit-log line: {e:#}");
+    }
+    match result {
+        Ok(()) => {
+            shared.notifier.notify(
+                "account.created",
+                Some(&inst.name),
+                format!("restored {what} (request {request}, approved by {by})"),
+                json!({"request": request, "tombstone": req.tombstone_id}),
+            );
+            Ended::ok("done", None, format!("restored {what}"))
+        }
+        Err(e) => Ended::err("failed", None, &format!("restoring {what}"), &e),
     }
 }
 

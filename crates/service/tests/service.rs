@@ -361,6 +361,90 @@ async fn leavers_wait_for_a_second_approver_and_joiners_are_invited() {
     // Still one invitation for the joiner.
     assert_eq!(mailbox(&sandbox, "grace.new@acme.example").await, 1);
 
+    // A restore is asked for, refused to its asker (four eyes), approved by another.
+    let tomb = tombs["tombstones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["email"] == "katherine.johnson@acme.example")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, asked) = svc
+        .post(
+            &viewer,
+            &format!("/api/v1/tombstones/{tomb}/restore"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "{asked}");
+    let (status, asked) = svc
+        .post(
+            &alice,
+            &format!("/api/v1/tombstones/{tomb}/restore"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{asked}");
+    assert_eq!(asked["created"], true);
+    let request = asked["request"]["id"].as_i64().unwrap();
+    let (_, again) = svc
+        .post(
+            &alice,
+            &format!("/api/v1/tombstones/{tomb}/restore"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (again["created"].as_bool(), again["request"]["id"].as_i64()),
+        (Some(false), Some(request))
+    );
+    let (status, body) = svc
+        .post(
+            &alice,
+            &format!("/api/v1/restores/{request}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("four_eyes"))
+    );
+    assert_eq!(mailbox(&sandbox, "katherine.johnson@acme.example").await, 0);
+    let (status, _) = svc
+        .post(
+            &bob,
+            &format!("/api/v1/restores/{request}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let restored = svc
+        .run_where(&viewer, "restoring", |r| {
+            r["trigger"] == format!("restore:{request} by bob")
+        })
+        .await;
+    assert_eq!(restored["outcome"], "done", "{restored:#}");
+    assert_eq!(mailbox(&sandbox, "katherine.johnson@acme.example").await, 1);
+    let (_, list) = svc.get(&viewer, "/api/v1/restores").await;
+    assert_eq!(list["restores"][0]["status"], "restored", "{list:#}");
+    let (_, tombs) = svc.get(&viewer, "/api/v1/tombstones").await;
+    assert!(
+        tombs["tombstones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == tomb && t["restored_at"].is_string())
+    );
+    let (status, _) = svc
+        .post(
+            &alice,
+            &format!("/api/v1/tombstones/{tomb}/restore"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "a restored tombstone cannot be restored twice");
+
     // An invalid roster: the run is refused with the file and line, nothing changes.
     std::fs::write(
         dir.path().join("people.yaml"),
@@ -500,4 +584,70 @@ async fn a_joiner_is_invited_by_the_next_scheduled_run_once() {
     assert_eq!(inst["pending_approvals"], 1, "{inst:#}");
     svc.running.shutdown().await;
     sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_run_side_by_side_and_a_run_over_budget_is_deferred() {
+    use roster_sandbox::magento::{self as magento_sandbox, MagentoConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let marketo = sandbox(dir.path()).await;
+    let mut shop_config = MagentoConfig::new(dir.path().join("magento"));
+    shop_config.listen = "127.0.0.1:0".parse().unwrap();
+    shop_config.admin_users_api = true;
+    shop_config.admin_password = Some(Secret::new("Shop-Admin-2024"));
+    let shop = magento_sandbox::start(shop_config).await.unwrap();
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    std::fs::write(dir.path().join("shop-password"), "Shop-Admin-2024\n").unwrap();
+    let extra = format!(
+        "daily_budget = 5\n\n[magento.shop]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"shop-password\"\nroster = \"people.yaml\"\ninterval = \"1h\"\n",
+        shop.base_url(),
+        shop.admin_user()
+    );
+    let svc = Service::start(
+        dir.path(),
+        &config(&marketo, "ROSTER_TEST_SECRET_3", "1h", &extra),
+        "ROSTER_TEST_SECRET_3",
+    )
+    .await;
+    let viewer = svc.token("viewer", "viewer").await;
+    let deferred = svc
+        .run_where(&viewer, "of marketo", |r| r["instance"] == "marketo.acme")
+        .await;
+    assert_eq!(deferred["outcome"], "deferred", "{deferred:#}");
+    assert!(
+        deferred["summary"]
+            .as_str()
+            .unwrap()
+            .contains("budget of 5"),
+        "{deferred:#}"
+    );
+    let shop_run = svc
+        .run_where(&viewer, "of the shop", |r| r["instance"] == "magento.shop")
+        .await;
+    assert_eq!(shop_run["outcome"], "done", "{shop_run:#}");
+    // The Magento instance follows only the roster's Magento access: Nia's wholesale
+    // customer account and Sam's admin user, none of the Marketo roles.
+    let steps: Vec<&Value> = shop_run["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "step")
+        .collect();
+    assert!(!steps.is_empty());
+    assert!(
+        steps
+            .iter()
+            .all(|e| e["app"] == "magento" && e["outcome"] == "done"),
+        "{steps:#?}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|e| e["account"].as_str().unwrap().contains("nia.okafor"))
+    );
+    // No call reached Marketo: the deferred run did not read anything.
+    assert_eq!(mailbox(&marketo, "nia.okafor@acme.example").await, 0);
+    svc.running.shutdown().await;
+    shop.shutdown().await;
+    marketo.shutdown().await;
 }

@@ -23,7 +23,7 @@ pub use journal::{
     row_hash,
 };
 pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
-pub use service::{ApiToken, Delivery, Run, RunEnd, ServicePlan};
+pub use service::{ApiToken, Delivery, RestoreRequest, Run, RunEnd, ServicePlan};
 
 pub const STATE_FILE: &str = "roster.sqlite";
 

@@ -149,4 +149,17 @@ pub const STEPS: &[&str] = &[
         last_error TEXT,
         delivered_at INTEGER
     );",
+    // 6: restores asked for through the service, each waiting for an approval.
+    "CREATE TABLE restore_requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tombstone_id INTEGER NOT NULL REFERENCES tombstones (id),
+        instance TEXT NOT NULL,
+        status TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        decided_by TEXT,
+        decided_at INTEGER,
+        comment TEXT,
+        outcome TEXT
+    );",
 ];

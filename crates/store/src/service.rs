@@ -58,6 +58,41 @@ pub struct ServicePlan {
     pub outcome: Option<String>,
 }
 
+/// A restore from a tombstone, asked for through the service: it waits for an approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoreRequest {
+    pub id: i64,
+    pub tombstone_id: i64,
+    /// The service instance that restores it (`marketo.NAME`, `magento.NAME`).
+    pub instance: String,
+    /// `pending`, `approved`, `rejected`, `restored` or `failed`.
+    pub status: String,
+    /// `api:TOKEN-NAME`.
+    pub requested_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub decided_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
+    pub comment: Option<String>,
+    pub outcome: Option<String>,
+}
+
+fn restore_from(r: &SqliteRow) -> RestoreRequest {
+    RestoreRequest {
+        id: r.get("id"),
+        tombstone_id: r.get("tombstone_id"),
+        instance: r.get("instance"),
+        status: r.get("status"),
+        requested_by: r.get("requested_by"),
+        created_at: from_ms(r.get("created_at")),
+        decided_by: r.get("decided_by"),
+        decided_at: r.get::<Option<i64>, _>("decided_at").map(from_ms),
+        comment: r.get("comment"),
+        outcome: r.get("outcome"),
+    }
+}
+
 /// An API token's record (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiToken {
@@ -309,6 +344,96 @@ impl StateStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    // ---- restore requests ----
+
+    /// Records a restore request, unless one for the same tombstone is still open
+    /// (`pending` or `approved`): then that one's id comes back with `false`.
+    pub async fn request_restore(
+        &self,
+        tombstone_id: i64,
+        instance: &str,
+        requested_by: &str,
+        at: OffsetDateTime,
+    ) -> Result<(i64, bool)> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM restore_requests WHERE tombstone_id = ? AND status IN ('pending', 'approved')",
+        )
+        .bind(tombstone_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = open {
+            return Ok((id, false));
+        }
+        let id = sqlx::query(
+            "INSERT INTO restore_requests (tombstone_id, instance, status, requested_by, created_at) VALUES (?, ?, 'pending', ?, ?)",
+        )
+        .bind(tombstone_id)
+        .bind(instance)
+        .bind(requested_by)
+        .bind(ms(at))
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        tx.commit().await?;
+        Ok((id, true))
+    }
+
+    pub async fn restore_requests(&self, status: Option<&str>) -> Result<Vec<RestoreRequest>> {
+        let rows = sqlx::query(
+            "SELECT * FROM restore_requests WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC",
+        )
+        .bind(status)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(restore_from).collect())
+    }
+
+    pub async fn restore_request(&self, id: i64) -> Result<Option<RestoreRequest>> {
+        let row = sqlx::query("SELECT * FROM restore_requests WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(restore_from))
+    }
+
+    /// Moves a request from one of `from` to `to` (a decision when `decided_by` is given,
+    /// an outcome otherwise); returns whether it was in one of `from`.
+    pub async fn set_restore_status(
+        &self,
+        id: i64,
+        from: &[&str],
+        to: &str,
+        decided_by: Option<&str>,
+        text: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM restore_requests WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if !status.is_some_and(|s| from.contains(&s.as_str())) {
+            return Ok(false);
+        }
+        let query = if decided_by.is_some() {
+            "UPDATE restore_requests SET status = ?, decided_by = ?, decided_at = ?, comment = ? WHERE id = ?"
+        } else {
+            "UPDATE restore_requests SET status = ?, decided_by = COALESCE(?, decided_by), decided_at = COALESCE(decided_at, ?), outcome = ? WHERE id = ?"
+        };
+        sqlx::query(query)
+            .bind(to)
+            .bind(decided_by)
+            .bind(ms(at))
+            .bind(text)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     // ---- API tokens ----
