@@ -86,6 +86,7 @@ fn fixture() -> (Roster, Live) {
                     group: Some(GROUPS[i % 3].into()),
                     admin_role: None,
                 },
+                ..Access::default()
             },
             line: i + 1,
         })

@@ -2,7 +2,7 @@
 //! accounts it finds. Read from a roster file (see `roster_file`); compared with the live
 //! state by the planner.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,14 @@ pub struct MagentoAccess {
 pub struct Access {
     pub marketo: Vec<RoleRef>,
     pub magento: MagentoAccess,
+    /// `marketo.NAME: [...]`: the Marketo access on the service instance `marketo.NAME`,
+    /// in place of `marketo` there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub marketo_at: BTreeMap<String, Vec<RoleRef>>,
+    /// `magento.NAME: {...}`: the Magento access on the service instance `magento.NAME`,
+    /// in place of `magento` there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub magento_at: BTreeMap<String, MagentoAccess>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,16 +297,62 @@ impl Roster {
 
     /// Whether any person or rule asks for access in `app`: an app nobody mentions need not
     /// be configured to plan.
-    /// The roster as one app's instance sees it: the other app's access dropped. A service
-    /// instance of Marketo follows a roster that may give Magento access too; that part is
-    /// the Magento instances' business.
-    pub fn keep_only(&mut self, app: App) {
-        let strip = |access: &mut Access| match app {
-            App::Marketo => access.magento = MagentoAccess::default(),
-            App::Magento => access.marketo.clear(),
+    /// The roster as one instance sees it: the other app's access dropped, and access
+    /// named for this instance (`marketo.emea: [...]`) in place of the plain access. A
+    /// service instance of Marketo follows a roster that may give Magento access too (the
+    /// Magento instances' business) and access on other Marketo instances.
+    pub fn for_instance(&mut self, app: App, name: Option<&str>) {
+        let narrow = |access: &mut Access| {
+            match app {
+                App::Marketo => {
+                    access.magento = MagentoAccess::default();
+                    if let Some(named) = name.and_then(|n| access.marketo_at.remove(n)) {
+                        access.marketo = named;
+                    }
+                }
+                App::Magento => {
+                    access.marketo.clear();
+                    if let Some(named) = name.and_then(|n| access.magento_at.remove(n)) {
+                        access.magento = named;
+                    }
+                }
+            }
+            access.marketo_at.clear();
+            access.magento_at.clear();
         };
-        self.people.iter_mut().for_each(|p| strip(&mut p.access));
-        self.rules.iter_mut().for_each(|r| strip(&mut r.access));
+        self.people.iter_mut().for_each(|p| narrow(&mut p.access));
+        self.rules.iter_mut().for_each(|r| narrow(&mut r.access));
+    }
+
+    /// Forgets the access named for instances: what a command without instance names (the
+    /// CLI) plans from.
+    pub fn drop_named(&mut self) {
+        let drop = |access: &mut Access| {
+            access.marketo_at.clear();
+            access.magento_at.clear();
+        };
+        self.people.iter_mut().for_each(|p| drop(&mut p.access));
+        self.rules.iter_mut().for_each(|r| drop(&mut r.access));
+    }
+
+    /// Every instance the roster names (`marketo.emea` gives `(Marketo, "emea")`), with the
+    /// line of each first mention.
+    pub fn named_instances(&self) -> BTreeMap<(App, String), usize> {
+        let mut out = BTreeMap::new();
+        let lines = self
+            .people
+            .iter()
+            .map(|p| (&p.access, p.line))
+            .chain(self.rules.iter().map(|r| (&r.access, r.line)));
+        for (access, line) in lines {
+            for name in access.marketo_at.keys() {
+                out.entry((App::Marketo, name.clone())).or_insert(line);
+            }
+            for name in access.magento_at.keys() {
+                out.entry((App::Magento, name.clone())).or_insert(line);
+            }
+        }
+        out
     }
 
     pub fn mentions(&self, app: App) -> bool {

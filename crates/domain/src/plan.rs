@@ -1401,6 +1401,7 @@ mod tests {
                         group: group.map(|g| GROUPS[g].to_string()),
                         admin_role: admin.map(|a| ADMIN_ROLES[a].to_string()),
                     },
+                    ..Access::default()
                 },
                 line: 1,
             }
@@ -1643,6 +1644,7 @@ mod tests {
                         group: Some("Wholesale".into()),
                         admin_role: None,
                     },
+                    ..Access::default()
                 },
                 line: 7,
             }],
@@ -1715,6 +1717,7 @@ mod tests {
             access: Access {
                 marketo: vec![RoleRef::new("Standard User", "Default")],
                 magento: MagentoAccess::default(),
+                ..Access::default()
             },
             line: 3,
         };

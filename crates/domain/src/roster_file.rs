@@ -5,7 +5,7 @@
 //! Parsing takes text, not paths: the CLI reads the files (a YAML or TOML roster may name a
 //! CSV in `people_file`, which the CLI then loads with [`add_people`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Deserialize;
 use time::Date;
@@ -519,12 +519,76 @@ enum RawDate {
     Toml(toml::value::Datetime),
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawAccess {
-    #[serde(default)]
     marketo: Vec<String>,
     magento: Option<MagentoAccess>,
+    /// `marketo.NAME` entries: access on one named service instance.
+    marketo_at: BTreeMap<String, Vec<String>>,
+    magento_at: BTreeMap<String, MagentoAccess>,
+}
+
+/// The keys an `access` map may have: `marketo`, `magento`, and either followed by `.NAME`
+/// (a service instance). Written by hand because the instance names are open-ended and
+/// anything else must still be refused.
+impl<'de> Deserialize<'de> for RawAccess {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = RawAccess;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map with marketo, magento, marketo.NAME or magento.NAME")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawAccess, A::Error> {
+                use serde::de::Error;
+                let mut out = RawAccess::default();
+                let mut seen = BTreeSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !seen.insert(key.clone()) {
+                        return Err(A::Error::custom(format!("duplicate key {key:?} in access")));
+                    }
+                    match key.split_once('.') {
+                        None if key == "marketo" => out.marketo = map.next_value()?,
+                        None if key == "magento" => out.magento = Some(map.next_value()?),
+                        Some((app @ ("marketo" | "magento"), name)) => {
+                            if !instance_name_ok(name) {
+                                return Err(A::Error::custom(format!(
+                                    "{key:?}: an instance name is 1 to 64 letters, digits, '-' or '_' (as in [{app}.NAME] of the service configuration)"
+                                )));
+                            }
+                            if app == "marketo" {
+                                out.marketo_at.insert(name.to_string(), map.next_value()?);
+                            } else {
+                                out.magento_at.insert(name.to_string(), map.next_value()?);
+                            }
+                        }
+                        _ => {
+                            return Err(A::Error::unknown_field(
+                                &key,
+                                &["marketo", "magento", "marketo.NAME", "magento.NAME"],
+                            ));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Keys)
+    }
+}
+
+/// Instance names as the service configuration allows them.
+pub fn instance_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 #[derive(Deserialize)]
@@ -539,10 +603,10 @@ struct RawRule {
 impl RawAccess {
     fn into_access(self, line: usize, source: Source) -> Result<Access, Vec<Problem>> {
         let mut problems = Vec::new();
-        let marketo = self
-            .marketo
-            .iter()
-            .filter_map(|spec| match split_role_spec(spec) {
+        let mut roles = |specs: &[String]| -> Vec<RoleRef> {
+            specs
+                .iter()
+                .filter_map(|spec| match split_role_spec(spec) {
                 Some((role, workspace)) => Some(RoleRef::new(role, workspace)),
                 None => {
                     problems.push(source.problem(
@@ -555,16 +619,30 @@ impl RawAccess {
                     None
                 }
             })
+            .collect()
+        };
+        let marketo = roles(&self.marketo);
+        let marketo_at: BTreeMap<String, Vec<RoleRef>> = self
+            .marketo_at
+            .iter()
+            .map(|(name, specs)| (name.clone(), roles(specs)))
             .collect();
         let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let tidy = |m: MagentoAccess| MagentoAccess {
+            group: clean(m.group),
+            admin_role: clean(m.admin_role),
+        };
         let magento = self.magento.unwrap_or_default();
         if problems.is_empty() {
             Ok(Access {
                 marketo,
-                magento: MagentoAccess {
-                    group: clean(magento.group),
-                    admin_role: clean(magento.admin_role),
-                },
+                magento: tidy(magento),
+                marketo_at,
+                magento_at: self
+                    .magento_at
+                    .into_iter()
+                    .map(|(name, m)| (name, tidy(m)))
+                    .collect(),
             })
         } else {
             Err(problems)
@@ -779,6 +857,7 @@ fn read_csv(source: Source, text: &str) -> Result<Vec<Person>, Vec<Problem>> {
                 group: get("magento_group"),
                 admin_role: get("magento_admin_role"),
             }),
+            ..RawAccess::default()
         };
         let fields = PersonFields {
             email: get("email").unwrap_or_default(),
@@ -807,6 +886,55 @@ fn read_csv(source: Source, text: &str) -> Result<Vec<Person>, Vec<Problem>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_can_name_service_instances() {
+        use crate::desired::App;
+        let yaml = "people:\n  - email: ada@acme.example\n    first_name: Ada\n    last_name: L\n    access:\n      marketo: [\"Standard User@Default\"]\n      marketo.emea: [\"Admin@EMEA\"]\n      magento.b2b: { group: Wholesale }\n";
+        let roster = parse("r.yaml", yaml, Format::Yaml).unwrap().roster;
+        let named = roster.named_instances();
+        assert_eq!(named.get(&(App::Marketo, "emea".to_string())), Some(&2));
+        assert!(named.contains_key(&(App::Magento, "b2b".to_string())));
+        let on = |app, name: Option<&str>| {
+            let mut r = roster.clone();
+            r.for_instance(app, name);
+            r.people[0].access.clone()
+        };
+        assert_eq!(
+            on(App::Marketo, Some("emea")).marketo,
+            vec![RoleRef::new("Admin", "EMEA")]
+        );
+        assert_eq!(
+            on(App::Marketo, Some("prod")).marketo,
+            vec![RoleRef::new("Standard User", "Default")]
+        );
+        assert_eq!(
+            on(App::Magento, Some("b2b")).magento.group.as_deref(),
+            Some("Wholesale")
+        );
+        assert_eq!(on(App::Magento, Some("retail")).magento.group, None);
+        assert!(on(App::Magento, Some("b2b")).marketo.is_empty());
+        // TOML quotes the dotted key.
+        let toml = "[[people]]\nemail = \"ada@acme.example\"\nfirst_name = \"Ada\"\nlast_name = \"L\"\naccess = { \"marketo.emea\" = [\"Admin@EMEA\"] }\n";
+        let roster = parse("r.toml", toml, Format::Toml).unwrap().roster;
+        assert_eq!(
+            roster.people[0].access.marketo_at["emea"],
+            vec![RoleRef::new("Admin", "EMEA")]
+        );
+        // Anything else is refused, with what is allowed.
+        for bad in [
+            "marketo.: []",
+            "salesforce.x: []",
+            "marketo.a b: []",
+            "marketoo: []",
+        ] {
+            let text = format!(
+                "people:\n  - email: ada@acme.example\n    first_name: A\n    last_name: L\n    access:\n      {bad}\n"
+            );
+            let problems = parse("r.yaml", &text, Format::Yaml).unwrap_err();
+            assert!(!problems.is_empty(), "{bad}");
+        }
+    }
 
     const YAML: &str = "\
 policies:

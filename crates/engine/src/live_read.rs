@@ -75,6 +75,14 @@ impl Sessions {
         Ok(Sessions { marketo, magento })
     }
 
+    /// Where the sessions' events go (the first session's: they share one sink).
+    pub fn events(&self) -> Option<&crate::events::Events> {
+        self.marketo
+            .as_ref()
+            .map(|s| &s.events)
+            .or(self.magento.as_ref().map(|s| &s.events))
+    }
+
     pub fn configured(&self, app: App) -> bool {
         match app {
             App::Marketo => self.marketo.is_some(),

@@ -34,19 +34,33 @@ pub struct Computed {
 /// Loads a roster (by absolute path, so a saved plan finds it again from any directory),
 /// reads the apps it needs, and computes the plan.
 ///
-/// `only` restricts the plan to one app (a service instance of that app): the roster's
-/// access to the other app is dropped, whether or not it is configured.
+/// `only` restricts the plan to one service instance (`(App::Marketo, "emea")`): the
+/// roster's access to the other app is dropped, and access named for this instance
+/// (`marketo.emea: [...]`) replaces the plain access. Without it, named access is not used.
 pub async fn compute(
     roster_path: &Path,
     sessions: &Sessions,
     resend_invites: bool,
-    only: Option<App>,
+    only: Option<(App, &str)>,
 ) -> Result<Computed> {
     let roster_path = std::path::absolute(roster_path)
         .with_context(|| format!("cannot resolve {}", roster_path.display()))?;
     let mut roster = live_read::load_roster(&roster_path)?;
-    if let Some(app) = only {
-        roster.keep_only(app);
+    match only {
+        Some((app, instance)) => roster.for_instance(app, Some(instance)),
+        None => {
+            let named = roster.named_instances();
+            if let Some(((app, name), line)) = named.iter().next()
+                && let Some(events) = sessions.events()
+            {
+                events.emit(Event::Note(format!(
+                    "{}:{line}: access for named instances ({app}.{name}{}) is used by `roster serve`, whose configuration names them; this command uses the plain marketo and magento access",
+                    roster.source,
+                    if named.len() > 1 { ", ..." } else { "" }
+                )));
+            }
+            roster.drop_named();
+        }
     }
     for app in App::ALL {
         if roster.mentions(app) && !sessions.configured(app) {

@@ -203,6 +203,14 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The name after the app: `emea` of `marketo.emea` (what a roster's `marketo.emea:`
+    /// access names).
+    pub fn short_name(&self) -> &str {
+        self.name
+            .split_once('.')
+            .map_or(self.name.as_str(), |(_, n)| n)
+    }
+
     /// The key Roster's state knows this instance by (tombstones, quota, invitations): the
     /// normalised URL, as the connectors compute it.
     pub fn state_key(&self) -> String {

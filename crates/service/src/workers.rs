@@ -398,11 +398,36 @@ async fn reconcile(
 ) -> Ended {
     // An invalid roster refuses the run before anything is read: never plan from a
     // partial roster.
-    if let Err(e) = roster_engine::live_read::load_roster(&inst.roster) {
+    let roster = match roster_engine::live_read::load_roster(&inst.roster) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ended::err(
+                "refused",
+                None,
+                "the roster is not valid; nothing was read or changed",
+                &e,
+            );
+        }
+    };
+    // Access for an instance this service does not run is a typo or a missing section:
+    // planning without it would take that access away.
+    let unknown: Vec<String> = roster
+        .named_instances()
+        .into_iter()
+        .filter(|((app, name), _)| !shared.workers.contains_key(&format!("{app}.{name}")))
+        .map(|((app, name), line)| format!("{}:{line}: access for {app}.{name}", roster.source))
+        .collect();
+    if !unknown.is_empty() {
+        let runs: Vec<&str> = shared.workers.keys().map(String::as_str).collect();
+        let e = anyhow::anyhow!(
+            "the roster names instances this service does not run ({}); fix the names or add the sections to the configuration:\n  {}",
+            runs.join(", "),
+            unknown.join("\n  ")
+        );
         return Ended::err(
             "refused",
             None,
-            "the roster is not valid; nothing was read or changed",
+            "the roster names an unknown instance; nothing was read or changed",
             &e,
         );
     }
@@ -437,7 +462,7 @@ async fn reconcile_with(
         &inst.roster,
         sessions,
         inst.resend_invites,
-        Some(inst.app),
+        Some((inst.app, inst.short_name())),
     )
     .await
     {
@@ -627,8 +652,13 @@ async fn apply_approved_with(
     g: &Globals,
 ) -> Ended {
     let id = Some(approved.id.clone());
-    let fresh = match planning::compute(&inst.roster, sessions, inst.resend_invites, Some(inst.app))
-        .await
+    let fresh = match planning::compute(
+        &inst.roster,
+        sessions,
+        inst.resend_invites,
+        Some((inst.app, inst.short_name())),
+    )
+    .await
     {
         Ok(c) => c,
         Err(e) => return Ended::err("failed", id, "cannot plan again before applying", &e),

@@ -651,3 +651,62 @@ async fn instances_run_side_by_side_and_a_run_over_budget_is_deferred() {
     shop.shutdown().await;
     marketo.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_gives_access_on_named_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let acme = sandbox(&dir.path().join("acme")).await;
+    let emea = sandbox(&dir.path().join("emea")).await;
+    let named = "
+  - email: lena.berg@acme.example
+    first_name: Lena
+    last_name: Berg
+    access:
+      marketo.emea: [\"Marketing User@Default\"]
+";
+    std::fs::write(dir.path().join("people.yaml"), format!("{EXAMPLE}{named}")).unwrap();
+    let extra = format!(
+        "\n[marketo.emea]\nurl = \"{}\"\nclient_id = \"svc-test\"\nclient_secret_env = \"ROSTER_TEST_SECRET_4\"\nroster = \"people.yaml\"\ninterval = \"1h\"\nauto_apply = \"safe\"\n",
+        emea.base_url()
+    );
+    let svc = Service::start(
+        dir.path(),
+        &config(&acme, "ROSTER_TEST_SECRET_4", "1h", &extra),
+        "ROSTER_TEST_SECRET_4",
+    )
+    .await;
+    let viewer = svc.token("viewer", "viewer").await;
+    svc.run_where(&viewer, "of acme", |r| r["instance"] == "marketo.acme")
+        .await;
+    svc.run_where(&viewer, "of emea", |r| r["instance"] == "marketo.emea")
+        .await;
+    assert_eq!(mailbox(&emea, "lena.berg@acme.example").await, 1);
+    assert_eq!(mailbox(&acme, "lena.berg@acme.example").await, 0);
+    // Both follow the plain access too: the joiner Nia is invited on each.
+    assert_eq!(mailbox(&emea, "nia.okafor@acme.example").await, 1);
+    assert_eq!(mailbox(&acme, "nia.okafor@acme.example").await, 1);
+
+    // A name the service does not run: refused, with the roster line.
+    let typo = named.replace("marketo.emea", "marketo.emae");
+    std::fs::write(dir.path().join("people.yaml"), format!("{EXAMPLE}{typo}")).unwrap();
+    let operator = svc.token("op", "operator").await;
+    let (status, _) = svc
+        .post(
+            &operator,
+            "/api/v1/instances/marketo.acme/reconcile",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let refused = svc
+        .run_where(&viewer, "refused", |r| r["outcome"] == "refused")
+        .await;
+    let error = refused["error"].as_str().unwrap();
+    assert!(
+        error.contains("access for marketo.emae") && error.contains("people.yaml:"),
+        "{error}"
+    );
+    svc.running.shutdown().await;
+    acme.shutdown().await;
+    emea.shutdown().await;
+}
