@@ -178,8 +178,28 @@ pub fn state_dir(dir: Option<&Path>) -> PathBuf {
     dir.map(Path::to_path_buf).unwrap_or_else(default_state_dir)
 }
 
+/// Roster's state in `dir` (the default folder when `None`). A process opens each state
+/// once and shares it: the service's many instances use one connection pool, not one each.
 pub async fn open_state(dir: Option<&Path>) -> Result<StateStore> {
-    Ok(StateStore::open(&state_dir(dir)).await?)
+    static OPEN: std::sync::Mutex<Vec<(PathBuf, StateStore)>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::path::absolute(state_dir(dir))?;
+    if let Some((_, store)) = OPEN
+        .lock()
+        .expect("the open states")
+        .iter()
+        .find(|(d, _)| *d == dir)
+    {
+        return Ok(store.clone());
+    }
+    let store = StateStore::open(&dir).await?;
+    let mut open = OPEN.lock().expect("the open states");
+    match open.iter().find(|(d, _)| *d == dir) {
+        Some((_, first)) => Ok(first.clone()),
+        None => {
+            open.push((dir, store.clone()));
+            Ok(store)
+        }
+    }
 }
 
 impl MarketoSession {

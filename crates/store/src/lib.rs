@@ -128,8 +128,12 @@ impl StateStore {
             source,
         };
         let guard = lock_file.open(&opening).map_err(lock_err)?;
-        // Blocking, briefly: the holder only connects and migrates.
-        guard.lock().map_err(lock_err)?;
+        // Waited for off the async threads: the holder may be this process's own task,
+        // which needs a thread to connect and migrate before it lets go.
+        let guard = tokio::task::spawn_blocking(move || guard.lock().map(|()| guard))
+            .await
+            .map_err(|e| lock_err(std::io::Error::other(e)))?
+            .map_err(lock_err)?;
         let path = dir.join(STATE_FILE);
         let mut create = std::fs::OpenOptions::new();
         create.append(true).create(true);
@@ -571,6 +575,41 @@ fn tombstone_from(row: &SqliteRow) -> Result<Tombstone> {
 mod tests {
     use super::*;
     use time::macros::{date, datetime};
+
+    /// More openers than runtime threads, at once: waiting for the open lock must not hold
+    /// a thread the lock's holder needs to finish (it did, and three service instances
+    /// starting together on two cores hung). The runtime runs on a thread of its own, so a
+    /// regression fails here after a minute instead of hanging the suite.
+    #[test]
+    fn many_opens_at_once_do_not_starve_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let result = rt.block_on(async move {
+                let opens: Vec<_> = (0..6)
+                    .map(|_| {
+                        let dir = path.clone();
+                        tokio::spawn(async move { StateStore::open(&dir).await.map(|_| ()) })
+                    })
+                    .collect();
+                for o in opens {
+                    o.await.unwrap()?;
+                }
+                Ok::<_, StoreError>(())
+            });
+            let _ = done.send(result.map_err(|e| e.to_string()));
+        });
+        let result = finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("six opens at once on two threads finish within a minute");
+        result.unwrap();
+    }
 
     fn role(ws: i64, role: i64) -> RoleAssignment {
         RoleAssignment {
