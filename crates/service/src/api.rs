@@ -768,6 +768,46 @@ async fn restore_request(shared: &Shared, id: i64) -> ApiResult<roster_store::Re
     Ok(r)
 }
 
+/// Records `caller`'s decision (`approved` or `rejected`) on a pending restore request,
+/// with its audit-log line.
+async fn decide_restore(
+    shared: &Shared,
+    caller: &Caller,
+    r: &roster_store::RestoreRequest,
+    d: &Decision,
+    to: &'static str,
+) -> ApiResult<()> {
+    let what = format!("restore request {}", r.id);
+    let now = OffsetDateTime::now_utc();
+    if !shared
+        .store
+        .set_restore_status(
+            r.id,
+            &["pending"],
+            to,
+            Some(&caller.name),
+            d.comment.as_deref(),
+            now,
+        )
+        .await?
+    {
+        return Err(not_pending(&what, "no longer pending"));
+    }
+    let verb = if to == "approved" {
+        "approve"
+    } else {
+        "reject"
+    };
+    let mut entry = Actor::resolve(Some(&caller.name)).log("roster", verb, &what, "done");
+    entry.detail = Some(format!(
+        "{to} the restore of tombstone #{}{}",
+        r.tombstone_id,
+        comment_text(d)
+    ));
+    shared.store.append_log(&entry, now).await?;
+    Ok(())
+}
+
 /// Approve a restore request (approver; four-eyes as for plans): it runs at once.
 #[utoipa::path(post, path = "/api/v1/restores/{id}/approve", tag = "audit",
     params(("id" = i64, Path)), request_body(content = Decision, description = "optional"),
@@ -795,36 +835,7 @@ async fn approve_restore(
             format!("{} is no longer run by this service", r.instance),
         )
     })?;
-    let now = OffsetDateTime::now_utc();
-    if !shared
-        .store
-        .set_restore_status(
-            id,
-            &["pending"],
-            "approved",
-            Some(&caller.name),
-            d.comment.as_deref(),
-            now,
-        )
-        .await?
-    {
-        return Err(not_pending(
-            &format!("restore request {id}"),
-            "no longer pending",
-        ));
-    }
-    let mut entry = Actor::resolve(Some(&caller.name)).log(
-        "roster",
-        "approve",
-        &format!("restore request {id}"),
-        "done",
-    );
-    entry.detail = Some(format!(
-        "approved the restore of tombstone #{}{}",
-        r.tombstone_id,
-        comment_text(&d)
-    ));
-    shared.store.append_log(&entry, now).await?;
+    decide_restore(&shared, &caller, &r, &d, "approved").await?;
     worker.submit(Job::Restore {
         request: id,
         by: caller.name.clone(),
@@ -854,36 +865,7 @@ async fn reject_restore(
     caller.must_be(Role::Approver, "rejecting a restore")?;
     let d = decision(&body)?;
     let r = restore_request(&shared, id).await?;
-    let now = OffsetDateTime::now_utc();
-    if !shared
-        .store
-        .set_restore_status(
-            id,
-            &["pending"],
-            "rejected",
-            Some(&caller.name),
-            d.comment.as_deref(),
-            now,
-        )
-        .await?
-    {
-        return Err(not_pending(
-            &format!("restore request {id}"),
-            "no longer pending",
-        ));
-    }
-    let mut entry = Actor::resolve(Some(&caller.name)).log(
-        "roster",
-        "reject",
-        &format!("restore request {id}"),
-        "done",
-    );
-    entry.detail = Some(format!(
-        "rejected the restore of tombstone #{}{}",
-        r.tombstone_id,
-        comment_text(&d)
-    ));
-    shared.store.append_log(&entry, now).await?;
+    decide_restore(&shared, &caller, &r, &d, "rejected").await?;
     Ok(Json(Decided {
         plan: format!("restore-{id}"),
         status: "rejected",
