@@ -39,8 +39,10 @@ async fn sandbox(dir: &Path) -> RunningSandbox {
 /// A receiver that keeps every webhook delivery: headers and body.
 type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 
+/// `/hook` takes everything; `/flaky` answers 500 to its first two requests.
 async fn receiver() -> (SocketAddr, Received) {
     let got: Received = Arc::default();
+    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let app = axum::Router::new()
         .route(
             "/hook",
@@ -48,6 +50,21 @@ async fn receiver() -> (SocketAddr, Received) {
                 |State(got): State<Received>, headers: HeaderMap, body: String| async move {
                     got.lock().unwrap().push((headers, body));
                     "ok"
+                },
+            ),
+        )
+        .route(
+            "/flaky",
+            axum::routing::post(
+                move |State(got): State<Received>, headers: HeaderMap, body: String| {
+                    let failures = Arc::clone(&failures);
+                    async move {
+                        if failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                            return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                        }
+                        got.lock().unwrap().push((headers, body));
+                        axum::http::StatusCode::OK
+                    }
                 },
             ),
         )
@@ -195,8 +212,11 @@ async fn leavers_wait_for_a_second_approver_and_joiners_are_invited() {
     // SAFETY: this test's own variable.
     unsafe { std::env::set_var("ROSTER_TEST_HOOK_SECRET_1", "hook-secret") };
     std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    // Retries a few milliseconds apart, not seconds, in this test process.
+    // SAFETY: set before any service starts; every test here is fine with fast retries.
+    unsafe { std::env::set_var("ROSTER_WEBHOOK_RETRY_MS", "20") };
     let extra = format!(
-        "\n[webhook.ops]\nurl = \"http://{hook_addr}/hook\"\nsecret_env = \"ROSTER_TEST_HOOK_SECRET_1\"\n"
+        "\n[webhook.ops]\nurl = \"http://{hook_addr}/hook\"\nsecret_env = \"ROSTER_TEST_HOOK_SECRET_1\"\n\n[webhook.chat]\nurl = \"http://{hook_addr}/flaky\"\nsecret_env = \"ROSTER_TEST_HOOK_SECRET_1\"\nevents = [\"plan.pending\"]\nformat = \"slack\"\n"
     );
     let svc = Service::start(
         dir.path(),
@@ -531,14 +551,45 @@ async fn leavers_wait_for_a_second_approver_and_joiners_are_invited() {
         );
         assert!(!verify_signature("another-secret", headers, body));
     }
+    // The Slack-shaped hook got only what it asked for, as {"text"}, after two failures
+    // that were retried and recorded.
+    let slack: Vec<Value> = got
+        .iter()
+        .filter(|(h, _)| h["x-roster-event"] == "plan.pending")
+        .map(|(_, b)| serde_json::from_str::<Value>(b).unwrap())
+        .filter(|v| v.get("event").is_none())
+        .collect();
+    assert!(!slack.is_empty());
+    assert!(slack.iter().all(|v| {
+        v.as_object().unwrap().len() == 1
+            && v["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Roster [marketo.acme]")
+    }));
     let (_, deliveries) = svc.get(&viewer, "/api/v1/webhooks/deliveries").await;
+    let deliveries = deliveries["deliveries"].as_array().unwrap().clone();
     assert!(
-        deliveries["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| d["status"] == "delivered")
+        deliveries.iter().all(|d| d["status"] == "delivered"),
+        "{deliveries:#?}"
     );
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d["hook"] == "ops" || d["event"] == "plan.pending")
+    );
+    let retried: i64 = deliveries
+        .iter()
+        .filter(|d| d["hook"] == "chat")
+        .map(|d| d["attempts"].as_i64().unwrap() - 1)
+        .sum();
+    assert_eq!(retried, 2, "{deliveries:#?}");
+    assert!(deliveries.iter().any(|d| {
+        d["hook"] == "chat"
+            && d["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("HTTP 500"))
+    }));
 
     svc.running.shutdown().await;
     sandbox.shutdown().await;

@@ -120,6 +120,7 @@ pub struct Delivery {
     /// `pending`, `delivered` or `failed`.
     pub status: String,
     pub response_status: Option<i64>,
+    /// The last failed attempt's error (kept once a retry succeeds).
     pub last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub delivered_at: Option<OffsetDateTime>,
@@ -544,7 +545,7 @@ impl StateStore {
         at: OffsetDateTime,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?, response_status = ?, last_error = ?, \
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?, response_status = ?, last_error = COALESCE(?, last_error), \
              delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END WHERE id = ?",
         )
         .bind(status)
