@@ -365,15 +365,28 @@ impl Plan {
     }
 
     /// The part of this plan that needs nobody's approval: its non-destructive steps, as a
-    /// plan of their own (id `ID-safe`, steps numbered again, a fresh digest). What a
-    /// service applies unattended under `auto_apply = "safe"`; the rest waits for a plan
-    /// computed after it.
+    /// plan of their own (id `ID-safe`). What a service applies unattended under
+    /// `auto_apply = "safe"`.
     pub fn without_destructive(&self) -> Plan {
-        let id = format!("{}-safe", self.id);
+        let mut plan = self.subset("safe", |s| !s.destructive);
+        plan.blocked.clear();
+        plan.digest = plan.content_digest();
+        plan
+    }
+
+    /// The part that waits for an approval: its destructive steps (id `ID-held`), with the
+    /// caps they exceed, if any.
+    pub fn only_destructive(&self) -> Plan {
+        self.subset("held", |s| s.destructive)
+    }
+
+    /// The steps `keep` keeps, numbered again, under a new id and a fresh digest.
+    fn subset(&self, suffix: &str, keep: impl Fn(&Step) -> bool) -> Plan {
+        let id = format!("{}-{suffix}", self.id);
         let steps = self
             .steps
             .iter()
-            .filter(|s| !s.destructive)
+            .filter(|s| keep(s))
             .enumerate()
             .map(|(i, s)| {
                 let action_digest = digest(
@@ -391,7 +404,6 @@ impl Plan {
         let mut plan = Plan {
             id,
             steps,
-            blocked: Vec::new(),
             digest: String::new(),
             ..self.clone()
         };
@@ -1698,6 +1710,16 @@ mod tests {
         assert_ne!(safe.id, p.id);
         assert_eq!(safe.digest, safe.content_digest());
         assert_ne!(safe.digest, p.digest);
+        // The rest: the deletion alone, numbered from 1.
+        let held = p.only_destructive();
+        assert_eq!(held.steps.len(), 1);
+        assert_eq!(
+            (held.steps[0].index, held.steps[0].stage),
+            (1, Stage::Delete)
+        );
+        assert_eq!(held.steps[0].action, p.steps[1].action);
+        assert_eq!(held.digest, held.content_digest());
+        assert_ne!(held.id, safe.id);
         // The fingerprint follows the state.
         let before = live.fingerprint();
         live.marketo.as_mut().unwrap().users[0].first_name = "Other".into();

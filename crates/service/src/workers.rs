@@ -485,9 +485,15 @@ async fn reconcile_with(
     };
     let plan_id = computed.plan.id.clone();
     let summary = planning::summary_line(&computed.plan);
+    let steps_total = computed.plan.steps.len();
     let destructive = computed.plan.destructive().count();
     let blocked = computed.plan.blocked.clone();
-    let to_hold = computed.plan.clone();
+    // What waits for approval: everything under `none`; otherwise the destructive steps
+    // (the rest ran, or runs, unattended).
+    let to_hold = match inst.auto_apply {
+        AutoApply::None => computed.plan.clone(),
+        AutoApply::Safe | AutoApply::All => computed.plan.only_destructive(),
+    };
     let apply = |c: Computed, approve: bool| async move {
         planning::apply_with(
             ApplyArgs {
@@ -567,7 +573,7 @@ async fn reconcile_with(
             ),
         };
     }
-    if to_hold.steps.is_empty() {
+    if steps_total == 0 {
         Ended::ok(
             "done",
             Some(plan_id),

@@ -251,6 +251,15 @@ async fn leavers_wait_for_a_second_approver_and_joiners_are_invited() {
     assert!(marketo_has(&sandbox, "katherine.johnson@acme.example").await);
     let (_, plan) = svc.get(&viewer, &format!("/api/v1/plans/{p1}")).await;
     assert_eq!(plan["held"]["status"], "pending");
+    // It holds what waits: the destructive steps (the others ran).
+    assert!(
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["destructive"] == true),
+        "{plan:#}"
+    );
     assert!(
         plan["steps"]
             .as_array()
