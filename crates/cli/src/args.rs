@@ -165,6 +165,27 @@ pub enum ServeAction {
     /// API tokens for the service: each has a name and a role.
     #[command(subcommand)]
     Token(TokenAction),
+    /// Web console accounts: each has a name, a password and a role.
+    #[command(subcommand)]
+    User(UserAction),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Add a console account. The password comes from ROSTER_NEW_PASSWORD, else a prompt
+    /// (not echoed); at least 12 characters. Only its argon2 hash is stored.
+    Add {
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// viewer (read), operator (+ reconcile), approver (+ approve/reject), admin.
+        #[arg(long, value_parser = ["viewer", "operator", "approver", "admin"])]
+        role: String,
+    },
+    /// The console accounts: names, roles, and whether they are locked.
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -249,10 +249,18 @@ async fn serve_demo(
             time::OffsetDateTime::now_utc(),
         )
         .await?;
+    // A console account to try the web console with (sandbox only: the password is shown).
+    let console_password = roster_service::tokens::generate()[7..27].to_string();
+    let hash = roster_service::console::hash_password(&console_password);
+    roster_engine::connect::open_state(Some(&state))
+        .await?
+        .add_console_user("demo", "admin", &hash, time::OffsetDateTime::now_utc())
+        .await?;
     let running = roster_service::start(config, state).await?;
     let url = format!("http://{}", running.addr);
     println!("roster serve: {url} (configuration {})", path.display());
     println!("API token (admin): {token}");
+    println!("web console: {url}/console (user demo, password {console_password})");
     println!(
         "try: curl -H \"Authorization: Bearer $ROSTER_SERVE_TOKEN\" {url}/api/v1/plans?status=pending"
     );

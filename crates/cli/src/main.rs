@@ -208,6 +208,10 @@ async fn main() -> std::process::ExitCode {
             action: Some(args::ServeAction::Token(t)),
             ..
         } => serve_cmd::token(t, cli.state.as_deref(), cli.config.as_deref()).await,
+        args::Command::Serve {
+            action: Some(args::ServeAction::User(u)),
+            ..
+        } => serve_cmd::user(u, cli.state.as_deref(), cli.config.as_deref()).await,
         args::Command::Log {
             action: Some(args::LogAction::Verify),
             ..

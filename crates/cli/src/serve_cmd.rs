@@ -11,7 +11,7 @@ use roster_service::tokens;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::args::{Output, TokenAction};
+use crate::args::{Output, TokenAction, UserAction};
 use crate::output::{Table, rfc3339};
 
 fn config_path(config: Option<&Path>) -> Result<&Path> {
@@ -124,4 +124,104 @@ pub async fn token(action: TokenAction, state: Option<&Path>, config: Option<&Pa
         }
     }
     Ok(())
+}
+
+/// The state folder of `roster serve ...` subcommands: --state, else the config's, else the
+/// default.
+async fn state_for(
+    state: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<(PathBuf, roster_store::StateStore)> {
+    let config = match config {
+        Some(p) => Some(ServeConfig::load(p)?),
+        None => None,
+    };
+    let dir = state_dir(state, config.as_ref());
+    let store = connect::open_state(Some(&dir)).await?;
+    Ok((dir, store))
+}
+
+pub async fn user(action: UserAction, state: Option<&Path>, config: Option<&Path>) -> Result<()> {
+    let (dir, store) = state_for(state, config).await?;
+    match action {
+        UserAction::Add { name, role } => {
+            tokens::check_name(&name).map_err(anyhow::Error::msg)?;
+            let password = new_password(&name)?;
+            let hash = tokio::task::spawn_blocking(move || {
+                roster_service::console::hash_password(&password)
+            })
+            .await?;
+            store
+                .add_console_user(&name, &role, &hash, OffsetDateTime::now_utc())
+                .await?;
+            eprintln!("console user {name:?} ({role}) added in {}", dir.display());
+        }
+        UserAction::List { output } => {
+            let mut t = Table::new(&["name", "role", "created at", "locked until"]);
+            let now = OffsetDateTime::now_utc();
+            for u in store.console_users().await? {
+                t.push(vec![
+                    json!(u.name),
+                    json!(u.role),
+                    json!(rfc3339(u.created_at)),
+                    json!(u.locked_until.filter(|t| *t > now).map(rfc3339)),
+                ]);
+            }
+            t.print(output)?;
+        }
+    }
+    Ok(())
+}
+
+/// ROSTER_NEW_PASSWORD, else asked for twice on the terminal without echo.
+fn new_password(name: &str) -> Result<String> {
+    let password = match std::env::var("ROSTER_NEW_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let first = prompt_hidden(&format!("password for {name}: "))?;
+            let again = prompt_hidden("again: ")?;
+            if first != again {
+                bail!("the two passwords differ; nothing was added");
+            }
+            first
+        }
+    };
+    if password.chars().count() < 12 {
+        bail!("a console password has at least 12 characters; nothing was added");
+    }
+    Ok(password)
+}
+
+/// Reads a line from the terminal with echo off (stdin as is when it is not a terminal).
+fn prompt_hidden(prompt: &str) -> Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    if !tty {
+        bail!("no password: set ROSTER_NEW_PASSWORD, or run this on a terminal to be asked");
+    }
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    #[cfg(unix)]
+    let saved = {
+        // SAFETY: termios calls on stdin's descriptor with a zeroed struct they fill in.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            libc::tcgetattr(0, &mut t);
+            let saved = t;
+            t.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+            saved
+        }
+    };
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    #[cfg(unix)]
+    // SAFETY: restores the settings read above.
+    unsafe {
+        libc::tcsetattr(0, libc::TCSANOW, &saved);
+    }
+    eprintln!();
+    read.context("cannot read the password")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }

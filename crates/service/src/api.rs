@@ -42,6 +42,14 @@ impl ApiError {
         }
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
@@ -113,14 +121,21 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-/// The token a request came with, checked.
+/// Who is asking, checked: an API token, or a console user.
 pub struct Caller {
     pub name: String,
     pub role: Role,
+    /// `api` or `console`: with the name, what a run's `requested_by` records.
+    pub via: &'static str,
 }
 
 impl Caller {
-    fn must_be(&self, role: Role, doing: &str) -> ApiResult<()> {
+    /// What a run or a request asked for by this caller records as `requested_by`.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.via, self.name)
+    }
+
+    pub fn must_be(&self, role: Role, doing: &str) -> ApiResult<()> {
         if self.role >= role {
             return Ok(());
         }
@@ -128,7 +143,7 @@ impl Caller {
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
-                "{doing} needs the {} role; the token {:?} is {}",
+                "{doing} needs the {} role; {:?} is {}",
                 role.as_str(),
                 self.name,
                 self.role.as_str()
@@ -174,6 +189,7 @@ impl FromRequestParts<Arc<Shared>> for Caller {
         Ok(Caller {
             name: record.name,
             role,
+            via: "api",
         })
     }
 }
@@ -249,6 +265,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(|| async { ApiError::not_found("no such API route; see /api/v1/openapi.json") });
     Router::new()
         .nest("/api/v1", api)
+        .merge(crate::console::router())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -300,7 +317,7 @@ async fn reconcile(
         ))
     })?;
     worker.submit(Job::Reconcile {
-        trigger: format!("api:{}", caller.name),
+        trigger: caller.key(),
     });
     let status = worker.status();
     Ok((
@@ -403,7 +420,10 @@ async fn plans(
     }))
 }
 
-async fn held(shared: &Shared, id: &str) -> ApiResult<(roster_store::ServicePlan, Plan)> {
+pub(crate) async fn held(
+    shared: &Shared,
+    id: &str,
+) -> ApiResult<(roster_store::ServicePlan, Plan)> {
     let (held, body) = shared.store.held_plan(id).await?.ok_or_else(|| {
         ApiError::not_found(format!(
             "no plan {id:?} held by the service; GET /api/v1/plans lists them"
@@ -466,12 +486,12 @@ fn not_pending(id: &str, status: &str) -> ApiError {
 
 /// With `four_eyes = true`, whoever asked for something cannot approve it.
 fn four_eyes(shared: &Shared, requested_by: &str, caller: &Caller, what: &str) -> ApiResult<()> {
-    if shared.config.four_eyes && requested_by == format!("api:{}", caller.name) {
+    if shared.config.four_eyes && requested_by == caller.key() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "four_eyes",
             format!(
-                "the token {:?} asked for {what}; with four_eyes = true another approver must approve it",
+                "{:?} asked for {what}; with four_eyes = true another approver must approve it",
                 caller.name
             ),
         ));
@@ -499,13 +519,25 @@ async fn approve(
     ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Decided>)> {
-    caller.must_be(Role::Approver, "approving a plan")?;
     let d = decision(&body)?;
-    let (held, plan) = held(&shared, &id).await?;
+    let decided = approve_plan(&shared, &caller, &id, &d).await?;
+    Ok((StatusCode::ACCEPTED, Json(decided)))
+}
+
+/// An approver approves a pending plan (four-eyes checked): recorded with its audit-log
+/// line, and the apply queued on the plan's instance. Shared by the API and the console.
+pub(crate) async fn approve_plan(
+    shared: &Shared,
+    caller: &Caller,
+    id: &str,
+    d: &Decision,
+) -> ApiResult<Decided> {
+    caller.must_be(Role::Approver, "approving a plan")?;
+    let (held, plan) = held(shared, id).await?;
     if held.status != "pending" {
-        return Err(not_pending(&id, &held.status));
+        return Err(not_pending(id, &held.status));
     }
-    four_eyes(&shared, &held.requested_by, &caller, &id)?;
+    four_eyes(shared, &held.requested_by, caller, id)?;
     if plan.content_digest() != plan.digest {
         return Err(ApiError::internal(format!(
             "{id} does not match its digest"
@@ -525,7 +557,7 @@ async fn approve(
     if !shared
         .store
         .set_held_plan_status(
-            &id,
+            id,
             &["pending"],
             "approved",
             Some(&caller.name),
@@ -534,13 +566,18 @@ async fn approve(
         )
         .await?
     {
-        return Err(not_pending(&id, "no longer pending"));
+        return Err(not_pending(id, "no longer pending"));
     }
     let detail = format!(
-        "approved through the API: content {}, {} destructive step(s){}",
+        "approved through the {}: content {}, {} destructive step(s){}",
+        if caller.via == "api" {
+            "API"
+        } else {
+            "console"
+        },
         roster_engine::planning::short(&plan.digest),
         held.destructive,
-        comment_text(&d)
+        comment_text(d)
     );
     roster_engine::planning::record_approval(
         &shared.store,
@@ -551,19 +588,16 @@ async fn approve(
     .await
     .map_err(ApiError::internal)?;
     worker.submit(Job::ApplyApproved {
-        plan_id: id.clone(),
+        plan_id: id.to_string(),
         by: caller.name.clone(),
     });
     shared.refresh_pending_gauge().await;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Decided {
-            plan: id,
-            status: "approved",
-            by: caller.name,
-            instance: held.instance,
-        }),
-    ))
+    Ok(Decided {
+        plan: id.to_string(),
+        status: "approved",
+        by: caller.name.clone(),
+        instance: held.instance,
+    })
 }
 
 /// Reject a pending plan (approver): nothing of it runs; the next run plans again.
@@ -577,17 +611,27 @@ async fn reject(
     ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> ApiResult<Json<Decided>> {
-    caller.must_be(Role::Approver, "rejecting a plan")?;
     let d = decision(&body)?;
-    let (held, _) = held(&shared, &id).await?;
+    Ok(Json(reject_plan(&shared, &caller, &id, &d).await?))
+}
+
+/// An approver rejects a pending plan: recorded with its audit-log line; nothing of it runs.
+pub(crate) async fn reject_plan(
+    shared: &Shared,
+    caller: &Caller,
+    id: &str,
+    d: &Decision,
+) -> ApiResult<Decided> {
+    caller.must_be(Role::Approver, "rejecting a plan")?;
+    let (held, _) = held(shared, id).await?;
     if held.status != "pending" {
-        return Err(not_pending(&id, &held.status));
+        return Err(not_pending(id, &held.status));
     }
     let now = OffsetDateTime::now_utc();
     if !shared
         .store
         .set_held_plan_status(
-            &id,
+            id,
             &["pending"],
             "rejected",
             Some(&caller.name),
@@ -596,19 +640,27 @@ async fn reject(
         )
         .await?
     {
-        return Err(not_pending(&id, "no longer pending"));
+        return Err(not_pending(id, "no longer pending"));
     }
-    let mut entry = Actor::resolve(Some(&caller.name)).log("roster", "reject", &id, "done");
-    entry.plan_id = Some(id.clone());
-    entry.detail = Some(format!("rejected through the API{}", comment_text(&d)));
+    let mut entry = Actor::resolve(Some(&caller.name)).log("roster", "reject", id, "done");
+    entry.plan_id = Some(id.to_string());
+    entry.detail = Some(format!(
+        "rejected through the {}{}",
+        if caller.via == "api" {
+            "API"
+        } else {
+            "console"
+        },
+        comment_text(d)
+    ));
     shared.store.append_log(&entry, now).await?;
     shared.refresh_pending_gauge().await;
-    Ok(Json(Decided {
-        plan: id,
+    Ok(Decided {
+        plan: id.to_string(),
         status: "rejected",
-        by: caller.name,
+        by: caller.name.clone(),
         instance: held.instance,
-    }))
+    })
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -60,6 +60,30 @@ struct RawFile {
     magento: BTreeMap<String, RawMagento>,
     #[serde(default)]
     webhook: BTreeMap<String, RawWebhook>,
+    #[serde(default)]
+    console: RawConsole,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    idle: Option<String>,
+    absolute: Option<String>,
+    lockout_after: Option<u32>,
+    lockout: Option<String>,
+}
+
+/// The web console's session and sign-in rules.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// A session unused this long ends.
+    pub idle: Duration,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute: Duration,
+    /// Failed sign-ins in a row that lock an account ...
+    pub lockout_after: u32,
+    /// ... for this long.
+    pub lockout: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,6 +266,7 @@ pub struct ServeConfig {
     pub json_logs: bool,
     pub instances: Vec<Instance>,
     pub webhooks: Vec<Webhook>,
+    pub console: ConsoleConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
@@ -515,7 +540,17 @@ impl ServeConfig {
                 format: w.format.unwrap_or(WebhookFormat::Json),
             });
         }
+        let console = ConsoleConfig {
+            idle: duration("console", "idle", raw.console.idle.as_ref())?
+                .unwrap_or(Duration::from_secs(30 * 60)),
+            absolute: duration("console", "absolute", raw.console.absolute.as_ref())?
+                .unwrap_or(Duration::from_secs(12 * 3600)),
+            lockout_after: raw.console.lockout_after.unwrap_or(5).max(1),
+            lockout: duration("console", "lockout", raw.console.lockout.as_ref())?
+                .unwrap_or(Duration::from_secs(15 * 60)),
+        };
         Ok(ServeConfig {
+            console,
             path: absolute,
             listen,
             state: raw.service.state.map(|p| base.join(p)),

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod metrics;
 pub mod tokens;
 pub mod views;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     pub workers: BTreeMap<String, Worker>,
     pub started_at: OffsetDateTime,
+    /// Failed console sign-ins per address.
+    pub console_throttle: console::Throttle,
 }
 
 impl Shared {
@@ -115,6 +118,7 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
         stop: AtomicBool::new(false),
         workers,
         started_at: now,
+        console_throttle: console::Throttle::default(),
     });
     shared.refresh_pending_gauge().await;
     let resumed = workers::resume_approved(&shared).await?;
@@ -134,11 +138,14 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
     let app = api::router(Arc::clone(&shared));
     let mut stop_http = watch_rx.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_http.changed().await;
-            })
-            .await;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_http.changed().await;
+        })
+        .await;
         if let Err(e) = served {
             tracing::error!("the HTTP listener failed: {e}");
         }

@@ -770,3 +770,111 @@ async fn a_roster_gives_access_on_named_instances() {
     acme.shutdown().await;
     emea.shutdown().await;
 }
+
+/// The console's sign-in over plain HTTP: a form without its pre-session token is refused,
+/// repeated failures lock the account (even the right password is then refused), and a
+/// signed-in session cookie is HttpOnly and SameSite=Strict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sign_in_locks_after_repeated_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    let svc = Service::start(
+        dir.path(),
+        &config(
+            &sandbox,
+            "ROSTER_TEST_SECRET_5",
+            "1h",
+            "\n[console]\nlockout_after = 3\n",
+        ),
+        "ROSTER_TEST_SECRET_5",
+    )
+    .await;
+    let store = StateStore::open(&svc.state).await.unwrap();
+    let hash = roster_service::console::hash_password("right-password-123");
+    store
+        .add_console_user("ann", "approver", &hash, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form_token = || async {
+        let r = http
+            .get(format!("{}/console/sign-in", svc.base))
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        let value = cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_string();
+        value
+    };
+    let sign_in = |token: String, password: &'static str, with_cookie: bool| {
+        let mut req = http.post(format!("{}/console/sign-in", svc.base)).form(&[
+            ("csrf", token.as_str()),
+            ("name", "ann"),
+            ("password", password),
+        ]);
+        if with_cookie {
+            req = req.header("cookie", format!("roster_signin={token}"));
+        }
+        async move { req.send().await.unwrap() }
+    };
+    // Without the pre-session cookie: refused before the password is looked at.
+    let t = form_token().await;
+    assert_eq!(sign_in(t, "right-password-123", false).await.status(), 403);
+    // The right password signs in: a session cookie, then a redirect to the console.
+    let t = form_token().await;
+    let ok = sign_in(t, "right-password-123", true).await;
+    assert_eq!(ok.status(), 303);
+    let session = ok
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("roster_session="))
+        .unwrap();
+    assert!(
+        session.contains("HttpOnly")
+            && session.contains("SameSite=Strict")
+            && session.contains("Path=/console")
+    );
+    let cookie = session.split(';').next().unwrap().to_string();
+    let page = http
+        .get(format!("{}/console", svc.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert!(page.text().await.unwrap().contains("marketo.acme"));
+    // Three failures lock the account: the right password is refused after them.
+    for _ in 0..3 {
+        let t = form_token().await;
+        assert_eq!(sign_in(t, "wrong", true).await.status(), 401);
+    }
+    let t = form_token().await;
+    let locked = sign_in(t, "right-password-123", true).await;
+    assert_eq!(locked.status(), 403);
+    assert!(locked.text().await.unwrap().contains("locked"));
+    let user = store.console_user("ann").await.unwrap().unwrap();
+    assert!(
+        user.locked_until
+            .is_some_and(|t| t > OffsetDateTime::now_utc())
+    );
+    svc.running.shutdown().await;
+    sandbox.shutdown().await;
+}

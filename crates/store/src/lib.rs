@@ -4,6 +4,7 @@
 //! which invitations Roster sent (the API cannot list pending invites), and a tombstone for
 //! every account Roster deleted, so it can be re-provisioned.
 
+mod console;
 mod journal;
 mod records;
 mod schema;
@@ -18,6 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use time::{Date, OffsetDateTime};
 
+pub use console::{ConsoleSession, ConsoleUser};
 pub use journal::{
     Approval, ChainBreak, GENESIS, JournalEntry, LogEntry, NewLogEntry, StepStatus, Unfinished,
     row_hash,

@@ -162,4 +162,22 @@ pub const STEPS: &[&str] = &[
         comment TEXT,
         outcome TEXT
     );",
+    // 7: the web console's local accounts (argon2 hashes) and sessions (by the SHA-256 of
+    // the cookie's value; the value itself is never stored).
+    "CREATE TABLE console_users (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        failed_attempts INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER
+    );
+    CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES console_users (id),
+        csrf TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL
+    );",
 ];

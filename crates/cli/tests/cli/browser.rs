@@ -158,6 +158,34 @@ impl Browser {
         }
     }
 
+    /// Runs `script` (which ends by calling `done(value)`) and waits for its value.
+    async fn async_script(&self, script: &str) -> Value {
+        let body = format!("const done = arguments[arguments.length - 1]; {script}");
+        self.command("execute/async", json!({"script": body, "args": []}))
+            .await
+    }
+
+    /// Saves a screenshot of the page as `target/console-screenshots/NAME.png`.
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let v: Value = self
+            .http
+            .get(format!("{}/session/{}/screenshot", self.base, self.session))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v["value"].as_str().unwrap())
+            .unwrap();
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
     async fn text(&self) -> String {
         self.script("return document.body.innerText")
             .await
@@ -268,4 +296,236 @@ async fn the_audit_report_renders_and_filters_in_a_real_browser() {
         "{text}"
     );
     browser.close().await;
+}
+
+/// The web console, in a real browser: sign-in, a leaver's pending plan approved by an
+/// approver, a viewer without the button and refused when posting anyway, a form without its
+/// CSRF token refused, and an idle session ending at the sign-in page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_approves_a_pending_plan_in_a_real_browser() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let env = super::serve::Env::start(Duration::ZERO).await;
+    env.configure(
+        include_str!("../../../../examples/roster.yaml"),
+        "\n[console]\nidle = \"3s\"\n",
+    );
+    for (name, role) in [("alice", "approver"), ("vera", "viewer")] {
+        let mut add = env.command();
+        add.args(["serve", "user", "add", "--name", name, "--role", role])
+            .env("ROSTER_NEW_PASSWORD", format!("{name}-console-pass"));
+        let added = super::run_checked(add, &[]).await;
+        assert!(added.ok, "{}", added.stderr);
+    }
+    let mut make = env.command();
+    make.args([
+        "serve", "token", "create", "--name", "watch", "--role", "viewer",
+    ]);
+    let token = super::run_checked(make, &[])
+        .await
+        .stdout
+        .trim()
+        .to_string();
+    let (mut serve, base) = env.serve();
+    let http = reqwest::Client::new();
+    let pending = || async {
+        let v: Value = http
+            .get(format!("{base}/api/v1/plans?status=pending"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["plans"][0]["plan_id"].as_str().map(str::to_string)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let plan = loop {
+        if let Some(p) = pending().await {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no pending plan");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // Signed out, every page leads to the sign-in form.
+    browser.open(&format!("{base}/console/plans/{plan}")).await;
+    browser
+        .wait_for("return document.querySelector('#sign-in') !== null")
+        .await;
+    browser.screenshot("sign-in").await;
+
+    // A viewer sees the pending plan without the buttons, and is refused when posting anyway.
+    browser.type_into("#name", "vera").await;
+    browser.type_into("#password", "vera-console-pass").await;
+    browser.click("#sign-in").await;
+    browser
+        .wait_for("return document.querySelector('#instances') !== null")
+        .await;
+    browser.open(&format!("{base}/console/plans/{plan}")).await;
+    browser
+        .wait_for("return document.querySelector('#steps') !== null")
+        .await;
+    assert_eq!(
+        browser
+            .script("return document.querySelector('#status').textContent")
+            .await,
+        "pending"
+    );
+    assert_eq!(
+        browser
+            .script("return document.querySelector('#approve') === null")
+            .await,
+        true
+    );
+    let refused = browser
+        .async_script(&format!(
+            "const csrf = document.querySelector('header input[name=csrf]').value; fetch('/console/plans/{plan}/approve', {{method: 'POST', body: new URLSearchParams({{csrf}})}}).then(r => r.text().then(t => done([r.status, t])));"
+        ))
+        .await;
+    assert_eq!(refused[0], 403, "{refused}");
+    assert!(
+        refused[1]
+            .as_str()
+            .unwrap()
+            .contains("needs the approver role"),
+        "{refused}"
+    );
+    assert_eq!(pending().await.as_deref(), Some(plan.as_str()));
+    browser.click("header form button").await;
+    browser
+        .wait_for("return document.querySelector('#sign-in') !== null")
+        .await;
+
+    // An approver: a wrong password first, then in.
+    browser.type_into("#name", "alice").await;
+    browser.type_into("#password", "wrong-password").await;
+    browser.click("#sign-in").await;
+    browser
+        .wait_for("return document.querySelector('#message') !== null")
+        .await;
+    assert!(browser.text().await.contains("Wrong name or password"));
+    browser.type_into("#name", "alice").await;
+    browser.type_into("#password", "alice-console-pass").await;
+    browser.click("#sign-in").await;
+    browser
+        .wait_for("return document.querySelector('#instances') !== null")
+        .await;
+    assert!(browser.text().await.contains("marketo.acme"));
+    browser.screenshot("overview").await;
+
+    // The leaver's plan: the deletion marked destructive, and the buttons for an approver.
+    browser.open(&format!("{base}/console/plans")).await;
+    browser
+        .wait_for("return document.querySelector('#plans') !== null")
+        .await;
+    browser.screenshot("plans").await;
+    browser
+        .click(&format!("a[href='/console/plans/{plan}']"))
+        .await;
+    browser
+        .wait_for("return document.querySelector('#steps') !== null")
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("katherine.johnson@acme.example"), "{text}");
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('#steps tr.destructive').length > 0")
+            .await,
+        true
+    );
+    browser.screenshot("plan").await;
+
+    // A form without the session's token is refused, and changes nothing.
+    let status = browser
+        .async_script(&format!(
+            "fetch('/console/plans/{plan}/approve', {{method: 'POST', body: new URLSearchParams({{csrf: 'forged'}})}}).then(r => done(r.status));"
+        ))
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(pending().await.as_deref(), Some(plan.as_str()));
+
+    browser.type_into("#approve-comment", "HR ticket 7").await;
+    browser.click("#approve").await;
+    browser
+        .wait_for("return document.querySelector('#message') !== null")
+        .await;
+    assert!(browser.text().await.contains("Approved"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: Value = http
+            .get(format!("{base}/api/v1/plans/{plan}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["held"]["status"] == "applied" {
+            assert_eq!(v["held"]["decided_by"], "alice");
+            assert_eq!(v["held"]["comment"], "HR ticket 7");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not applied: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tombs: Value = http
+        .get(format!("{base}/api/v1/tombstones"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        tombs["tombstones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["email"] == "katherine.johnson@acme.example")
+    );
+    browser.open(&format!("{base}/console/plans/{plan}")).await;
+    browser
+        .wait_for("return document.querySelector('#status') !== null")
+        .await;
+    assert_eq!(
+        browser
+            .script("return document.querySelector('#status').textContent")
+            .await,
+        "applied"
+    );
+
+    // Idle past the console's `idle` (3 s here): the next page is the sign-in form.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    browser.open(&format!("{base}/console")).await;
+    browser
+        .wait_for("return document.querySelector('#sign-in') !== null")
+        .await;
+
+    // 420 px wide: no horizontal scrolling of the page itself.
+    browser
+        .command("window/rect", json!({"width": 420, "height": 900}))
+        .await;
+    browser.type_into("#name", "alice").await;
+    browser.type_into("#password", "alice-console-pass").await;
+    browser.click("#sign-in").await;
+    browser
+        .wait_for("return document.querySelector('#instances') !== null")
+        .await;
+    assert_eq!(
+        browser
+            .script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+            .await,
+        true
+    );
+    browser.screenshot("overview-420px").await;
+    browser.close().await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let _ = serve.wait();
 }

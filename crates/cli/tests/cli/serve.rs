@@ -34,14 +34,43 @@ fn roster_text() -> String {
     text
 }
 
-struct Env {
-    sandbox: RunningSandbox,
-    dir: tempfile::TempDir,
+pub(super) struct Env {
+    pub(super) sandbox: RunningSandbox,
+    pub(super) dir: tempfile::TempDir,
     http: reqwest::Client,
 }
 
 impl Env {
-    fn command(&self) -> Command {
+    /// A Marketo sandbox (calls slowed by `latency`) and a folder for the service.
+    pub(super) async fn start(latency: Duration) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = MarketoConfig::new(dir.path().join("marketo"));
+        config.client_id = Some("serve-test".into());
+        config.client_secret = Some(Secret::new(SECRET));
+        config.limits = Limits::unlimited();
+        config.faults.latency = latency;
+        let sandbox = marketo::start(config).await.unwrap();
+        Self {
+            sandbox,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Writes the roster and a configuration with one instance, `marketo.acme`, following it.
+    pub(super) fn configure(&self, roster: &str, extra: &str) {
+        std::fs::write(self.dir.path().join("people.yaml"), roster).unwrap();
+        std::fs::write(
+            self.dir.path().join("roster.toml"),
+            format!(
+                "[service]\nlisten = \"127.0.0.1:0\"\n\n[marketo.acme]\nurl = \"{}\"\nclient_id = \"serve-test\"\nclient_secret_env = \"ROSTER_TEST_SERVE_SECRET\"\nroster = \"people.yaml\"\ninterval = \"1h\"\n{extra}",
+                self.sandbox.base_url()
+            ),
+        )
+        .unwrap();
+    }
+
+    pub(super) fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -54,7 +83,7 @@ impl Env {
     }
 
     /// Starts `roster serve` and reads its address from the banner.
-    fn serve(&self) -> (Child, String) {
+    pub(super) fn serve(&self) -> (Child, String) {
         let mut child = self
             .command()
             .arg("serve")
@@ -125,28 +154,9 @@ async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: imp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = MarketoConfig::new(dir.path().join("marketo"));
-    config.client_id = Some("serve-test".into());
-    config.client_secret = Some(Secret::new(SECRET));
-    config.limits = Limits::unlimited();
     // Slow calls, so the kill lands in the middle of the apply.
-    config.faults.latency = Duration::from_millis(150);
-    let sandbox = marketo::start(config).await.unwrap();
-    let env = Env {
-        sandbox,
-        dir,
-        http: reqwest::Client::new(),
-    };
-    std::fs::write(env.dir.path().join("people.yaml"), roster_text()).unwrap();
-    std::fs::write(
-        env.dir.path().join("roster.toml"),
-        format!(
-            "[service]\nlisten = \"127.0.0.1:0\"\n\n[marketo.acme]\nurl = \"{}\"\nclient_id = \"serve-test\"\nclient_secret_env = \"ROSTER_TEST_SERVE_SECRET\"\nroster = \"people.yaml\"\ninterval = \"1h\"\n",
-            env.sandbox.base_url()
-        ),
-    )
-    .unwrap();
+    let env = Env::start(Duration::from_millis(150)).await;
+    env.configure(&roster_text(), "");
 
     // A token, printed once; the secret never shows.
     let mut create = env.command();

@@ -1,0 +1,750 @@
+//! The web console: server-rendered pages (askama, plain forms, no script) to review plans,
+//! approve or reject them, and follow runs.
+//!
+//! Sign-in is by local account (`roster serve user add`, argon2). A session is a random
+//! 256-bit cookie (`HttpOnly; SameSite=Strict; Path=/console`, `Secure` behind https), stored
+//! as its SHA-256, ending after `idle` unused or `absolute` after sign-in. Every form that
+//! changes something carries the session's CSRF token; the sign-in form carries one bound to
+//! a pre-session cookie. Failed sign-ins lock the account after `lockout_after` in a row, and
+//! an address that fails too often in a minute is slowed to a stop. Every action checks the
+//! role on the server; pages only leave out the buttons a role cannot use.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use roster_domain::plan::Plan;
+use roster_engine::text::rfc3339;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::Shared;
+use crate::api::{self, Caller};
+use crate::tokens::Role;
+use crate::views::Decision;
+
+const SESSION: &str = "roster_session";
+const PRE_SESSION: &str = "roster_signin";
+/// Failed sign-ins an address may make in a minute before it is refused outright.
+const ADDRESS_FAILURES_PER_MINUTE: usize = 10;
+
+/// Failed sign-ins per client address, over the last minute.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+impl Throttle {
+    fn recent(&self, ip: IpAddr) -> usize {
+        let mut map = self.failures.lock().expect("throttle lock");
+        let q = map.entry(ip).or_default();
+        while q
+            .front()
+            .is_some_and(|t| t.elapsed() > Duration::from_secs(60))
+        {
+            q.pop_front();
+        }
+        q.len()
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        self.failures
+            .lock()
+            .expect("throttle lock")
+            .entry(ip)
+            .or_default()
+            .push_back(Instant::now());
+    }
+}
+
+pub fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/console", get(overview))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/plans", get(plans))
+        .route("/console/plans/{id}", get(plan))
+        .route("/console/plans/{id}/approve", post(approve))
+        .route("/console/plans/{id}/reject", post(reject))
+        .route("/console/runs", get(runs))
+}
+
+pub fn hash_password(password: &str) -> String {
+    use argon2::password_hash::PasswordHasher;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .expect("argon2 hashes any password")
+}
+
+fn verify_password(hash: &str, password: &str) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    use argon2::password_hash::phc::PasswordHash;
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// Checked for unknown names too, so a sign-in takes as long whether the name exists or not.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&crate::tokens::generate()))
+}
+
+fn random() -> String {
+    let t = crate::tokens::generate();
+    t.trim_start_matches("roster_").to_string()
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Behind a proxy that terminates TLS, cookies must not travel in the clear.
+fn secure(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<u64>) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path=/console; HttpOnly; SameSite=Strict");
+    if secure {
+        c.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    HeaderValue::from_str(&c).expect("cookie values are plain ASCII")
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A page, with the headers every console page carries.
+fn page(status: StatusCode, html: String) -> Response {
+    let mut r = (status, axum::response::Html(html)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    r
+}
+
+fn render(status: StatusCode, t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => page(status, html),
+        Err(e) => {
+            tracing::error!("a console page did not render: {e}");
+            page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<p>This page could not be shown; the service's log says why.</p>".into(),
+            )
+        }
+    }
+}
+
+fn to_sign_in() -> Response {
+    Redirect::to("/console/sign-in").into_response()
+}
+
+/// The signed-in user of a request.
+struct Signed {
+    caller: Caller,
+    csrf: String,
+}
+
+async fn signed(shared: &Shared, headers: &HeaderMap) -> Option<Signed> {
+    let id = cookie(headers, SESSION)?;
+    let c = &shared.config.console;
+    let session = shared
+        .store
+        .live_session(
+            &roster_domain::sha256::hex(id.as_bytes()),
+            time::Duration::try_from(c.idle).ok()?,
+            time::Duration::try_from(c.absolute).ok()?,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .ok()??;
+    Some(Signed {
+        caller: Caller {
+            name: session.user.name,
+            role: Role::parse(&session.user.role)?,
+            via: "console",
+        },
+        csrf: session.csrf,
+    })
+}
+
+/// The navigation bar's values.
+struct Nav<'a> {
+    page: &'a str,
+    user: String,
+    role: &'static str,
+    csrf: String,
+}
+
+fn nav<'a>(s: &Signed, page: &'a str) -> Nav<'a> {
+    Nav {
+        page,
+        user: s.caller.name.clone(),
+        role: s.caller.role.as_str(),
+        csrf: s.csrf.clone(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/sign_in.html")]
+struct SignInPage {
+    csrf: String,
+    message: Option<String>,
+}
+
+fn sign_in_form(status: StatusCode, headers: &HeaderMap, message: Option<String>) -> Response {
+    let csrf = random();
+    let mut r = render(
+        status,
+        &SignInPage {
+            csrf: csrf.clone(),
+            message,
+        },
+    );
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(PRE_SESSION, &csrf, secure(headers), Some(600)),
+    );
+    r
+}
+
+async fn sign_in_page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if signed(&shared, &headers).await.is_some() {
+        return Redirect::to("/console").into_response();
+    }
+    sign_in_form(StatusCode::OK, &headers, None)
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    csrf: String,
+    name: String,
+    password: String,
+}
+
+async fn sign_in(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<SignInForm>,
+) -> Response {
+    let refused = |status, why: &str| sign_in_form(status, &headers, Some(why.to_string()));
+    if !cookie(&headers, PRE_SESSION).is_some_and(|c| same(&c, &f.csrf)) {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "The sign-in form expired. Sign in again.",
+        );
+    }
+    let ip = peer.ip();
+    if shared.console_throttle.recent(ip) >= ADDRESS_FAILURES_PER_MINUTE {
+        return refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed sign-ins from this address. Wait a minute and try again.",
+        );
+    }
+    let user = match shared.store.console_user(f.name.trim()).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!("sign-in: {e}");
+            return refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Sign-in is not available; the service's log says why.",
+            );
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let hash = user
+        .as_ref()
+        .map_or(decoy_hash().to_string(), |u| u.password_hash.clone());
+    let password = f.password;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+        .await
+        .unwrap_or(false);
+    let wrong = "Wrong name or password.";
+    let Some(user) = user else {
+        shared.console_throttle.failed(ip);
+        return refused(StatusCode::UNAUTHORIZED, wrong);
+    };
+    if user.locked_until.is_some_and(|t| t > now) {
+        shared.console_throttle.failed(ip);
+        return refused(
+            StatusCode::FORBIDDEN,
+            "This account is locked after repeated failed sign-ins. Try again later, or ask an administrator.",
+        );
+    }
+    if !ok {
+        shared.console_throttle.failed(ip);
+        let c = &shared.config.console;
+        let until =
+            now + time::Duration::try_from(c.lockout).unwrap_or(time::Duration::minutes(15));
+        if let Err(e) = shared
+            .store
+            .sign_in_failed(user.id, i64::from(c.lockout_after), until)
+            .await
+        {
+            tracing::error!("sign-in: {e}");
+        }
+        tracing::warn!(user = %user.name, %ip, "console sign-in failed");
+        return refused(StatusCode::UNAUTHORIZED, wrong);
+    }
+    let id = random();
+    let csrf = random();
+    if let Err(e) = shared
+        .store
+        .start_session(
+            user.id,
+            &roster_domain::sha256::hex(id.as_bytes()),
+            &csrf,
+            now,
+        )
+        .await
+    {
+        tracing::error!("sign-in: {e}");
+        return refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Sign-in is not available; the service's log says why.",
+        );
+    }
+    tracing::info!(user = %user.name, %ip, "console sign-in");
+    let mut r = Redirect::to("/console").into_response();
+    let h = r.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION, &id, secure(&headers), None),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(PRE_SESSION, "", secure(&headers), Some(0)),
+    );
+    r
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+fn csrf_refused() -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        "<!doctype html><title>Refused</title><p id=\"refused\">This form was refused: it did not carry this session's token. Go back, reload the page and try again.</p>".into(),
+    )
+}
+
+async fn sign_out(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    if !same(&s.csrf, &f.csrf) {
+        return csrf_refused();
+    }
+    if let Some(id) = cookie(&headers, SESSION) {
+        let _ = shared
+            .store
+            .end_session(&roster_domain::sha256::hex(id.as_bytes()))
+            .await;
+    }
+    let mut r = to_sign_in();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION, "", secure(&headers), Some(0)),
+    );
+    r
+}
+
+struct InstanceRow {
+    name: String,
+    last_finished: String,
+    last_outcome: String,
+    next_run: String,
+    pending: usize,
+    running: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/overview.html")]
+struct OverviewPage<'a> {
+    page: &'a str,
+    user: String,
+    role: &'static str,
+    csrf: String,
+    instances: Vec<InstanceRow>,
+}
+
+fn when(at: Option<OffsetDateTime>) -> String {
+    at.map(rfc3339).unwrap_or_else(|| "—".into())
+}
+
+async fn overview(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    let pending = shared
+        .store
+        .held_plans(Some("pending"))
+        .await
+        .unwrap_or_default();
+    let instances = shared
+        .workers
+        .values()
+        .map(|w| {
+            let st = w.status();
+            InstanceRow {
+                name: w.instance.name.clone(),
+                last_finished: when(st.last_finished_at),
+                last_outcome: st.last_outcome.unwrap_or_else(|| "—".into()),
+                next_run: when(st.next_run_at),
+                pending: pending
+                    .iter()
+                    .filter(|p| p.instance == w.instance.name)
+                    .count(),
+                running: st
+                    .running
+                    .map(|t| format!("running ({t})"))
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let n = nav(&s, "overview");
+    render(
+        StatusCode::OK,
+        &OverviewPage {
+            page: n.page,
+            user: n.user,
+            role: n.role,
+            csrf: n.csrf,
+            instances,
+        },
+    )
+}
+
+struct PlanRow {
+    plan_id: String,
+    instance: String,
+    status: String,
+    destructive: i64,
+    created_at: String,
+    decided_by: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/plans.html")]
+struct PlansPage<'a> {
+    page: &'a str,
+    user: String,
+    role: &'static str,
+    csrf: String,
+    plans: Vec<PlanRow>,
+}
+
+async fn plans(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    let plans = shared
+        .store
+        .held_plans(None)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .take(200)
+        .map(|p| PlanRow {
+            plan_id: p.plan_id,
+            instance: p.instance,
+            status: p.status,
+            destructive: p.destructive,
+            created_at: rfc3339(p.created_at),
+            decided_by: p.decided_by,
+        })
+        .collect();
+    let n = nav(&s, "plans");
+    render(
+        StatusCode::OK,
+        &PlansPage {
+            page: n.page,
+            user: n.user,
+            role: n.role,
+            csrf: n.csrf,
+            plans,
+        },
+    )
+}
+
+struct StepRow {
+    index: usize,
+    description: String,
+    reason: String,
+    destructive: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/plan.html")]
+struct PlanPage<'a> {
+    page: &'a str,
+    user: String,
+    role: &'static str,
+    csrf: String,
+    id: String,
+    instance: String,
+    status: String,
+    requested_by: String,
+    created_at: String,
+    decided_by: Option<String>,
+    summary_line: String,
+    blocked: Vec<String>,
+    steps: Vec<StepRow>,
+    can_decide: bool,
+    message: Option<String>,
+    failed: bool,
+}
+
+#[derive(Deserialize)]
+struct Done {
+    done: Option<String>,
+}
+
+async fn plan_page(
+    shared: &Shared,
+    s: &Signed,
+    id: &str,
+    status: StatusCode,
+    message: Option<String>,
+    failed: bool,
+) -> Response {
+    let (held, plan): (roster_store::ServicePlan, Plan) = match api::held(shared, id).await {
+        Ok(x) => x,
+        Err(e) => {
+            return page(
+                e.status(),
+                format!(
+                    "<!doctype html><title>Not found</title><p>{}</p><p><a href=\"/console/plans\">Plans</a></p>",
+                    askama_escape(e.message())
+                ),
+            );
+        }
+    };
+    let n = nav(s, "plans");
+    let t = PlanPage {
+        page: n.page,
+        user: n.user,
+        role: n.role,
+        csrf: n.csrf,
+        id: plan.id.clone(),
+        instance: held.instance,
+        can_decide: held.status == "pending" && s.caller.role >= Role::Approver,
+        status: held.status,
+        requested_by: held.requested_by,
+        created_at: rfc3339(held.created_at),
+        decided_by: held.decided_by,
+        summary_line: roster_engine::planning::summary_line(&plan),
+        blocked: plan.blocked.clone(),
+        steps: plan
+            .steps
+            .iter()
+            .map(|st| StepRow {
+                index: st.index,
+                description: roster_engine::text::sanitize(&st.action.describe()),
+                reason: st.reason.clone(),
+                destructive: st.destructive,
+            })
+            .collect(),
+        message,
+        failed,
+    };
+    render(status, &t)
+}
+
+fn askama_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn plan(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(done): Query<Done>,
+) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    let message = match done.done.as_deref() {
+        Some("approved") => {
+            Some("Approved: the service plans again and applies it now.".to_string())
+        }
+        Some("rejected") => Some("Rejected: nothing of it runs.".to_string()),
+        _ => None,
+    };
+    plan_page(&shared, &s, &id, StatusCode::OK, message, false).await
+}
+
+#[derive(Deserialize)]
+struct DecisionForm {
+    csrf: String,
+    comment: Option<String>,
+}
+
+async fn decide(
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    id: String,
+    f: DecisionForm,
+    approve: bool,
+) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    if !same(&s.csrf, &f.csrf) {
+        return csrf_refused();
+    }
+    let d = Decision {
+        comment: f.comment.filter(|c| !c.trim().is_empty()),
+    };
+    if d.comment.as_ref().is_some_and(|c| c.chars().count() > 2000) {
+        return plan_page(
+            &shared,
+            &s,
+            &id,
+            StatusCode::BAD_REQUEST,
+            Some("The comment is longer than 2,000 characters.".into()),
+            true,
+        )
+        .await;
+    }
+    let result = if approve {
+        api::approve_plan(&shared, &s.caller, &id, &d).await
+    } else {
+        api::reject_plan(&shared, &s.caller, &id, &d).await
+    };
+    match result {
+        Ok(decided) => {
+            Redirect::to(&format!("/console/plans/{id}?done={}", decided.status)).into_response()
+        }
+        Err(e) => {
+            plan_page(
+                &shared,
+                &s,
+                &id,
+                e.status(),
+                Some(e.message().to_string()),
+                true,
+            )
+            .await
+        }
+    }
+}
+
+async fn approve(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    decide(shared, headers, id, f, true).await
+}
+
+async fn reject(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    decide(shared, headers, id, f, false).await
+}
+
+struct RunRow {
+    id: i64,
+    instance: String,
+    trigger: String,
+    started_at: String,
+    outcome: String,
+    summary: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/runs.html")]
+struct RunsPage<'a> {
+    page: &'a str,
+    user: String,
+    role: &'static str,
+    csrf: String,
+    runs: Vec<RunRow>,
+}
+
+async fn runs(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    let runs = shared
+        .store
+        .runs(None, 200)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| RunRow {
+            id: r.id,
+            instance: r.instance,
+            trigger: r.trigger,
+            started_at: rfc3339(r.started_at),
+            outcome: r.outcome,
+            summary: r.summary.unwrap_or_default(),
+            error: r.error,
+        })
+        .collect();
+    let n = nav(&s, "runs");
+    render(
+        StatusCode::OK,
+        &RunsPage {
+            page: n.page,
+            user: n.user,
+            role: n.role,
+            csrf: n.csrf,
+            runs,
+        },
+    )
+}

@@ -1,0 +1,192 @@
+//! The web console's local accounts and sessions.
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use time::OffsetDateTime;
+
+use crate::{Result, StateStore, StoreError, from_ms, ms};
+
+/// A console account. The password hash is argon2's PHC string.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConsoleUser {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+    pub password_hash: String,
+    pub created_at: OffsetDateTime,
+    pub failed_attempts: i64,
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for ConsoleUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleUser")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("failed_attempts", &self.failed_attempts)
+            .field("locked_until", &self.locked_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signed-in session, found by the hash of its cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub user: ConsoleUser,
+    /// The token every state-changing form must carry.
+    pub csrf: String,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+}
+
+fn user_from(r: &SqliteRow) -> ConsoleUser {
+    ConsoleUser {
+        id: r.get("id"),
+        name: r.get("name"),
+        role: r.get("role"),
+        password_hash: r.get("password_hash"),
+        created_at: from_ms(r.get("created_at")),
+        failed_attempts: r.get("failed_attempts"),
+        locked_until: r.get::<Option<i64>, _>("locked_until").map(from_ms),
+    }
+}
+
+impl StateStore {
+    /// Adds a console account; a name in use (any case) is refused.
+    pub async fn add_console_user(
+        &self,
+        name: &str,
+        role: &str,
+        password_hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<i64> {
+        if self.console_user(name).await?.is_some() {
+            return Err(StoreError::Duplicate {
+                what: "console user",
+                name: name.to_string(),
+            });
+        }
+        Ok(sqlx::query(
+            "INSERT INTO console_users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(role)
+        .bind(password_hash)
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid())
+    }
+
+    pub async fn console_user(&self, name: &str) -> Result<Option<ConsoleUser>> {
+        let row = sqlx::query("SELECT * FROM console_users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(user_from))
+    }
+
+    pub async fn console_users(&self) -> Result<Vec<ConsoleUser>> {
+        let rows = sqlx::query("SELECT * FROM console_users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(user_from).collect())
+    }
+
+    /// Records a failed sign-in; after `limit` in a row the account is locked until `until`.
+    /// Returns the failures counted so far.
+    pub async fn sign_in_failed(&self, id: i64, limit: i64, until: OffsetDateTime) -> Result<i64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let failures: i64 = sqlx::query_scalar(
+            "UPDATE console_users SET failed_attempts = failed_attempts + 1 WHERE id = ? RETURNING failed_attempts",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if failures >= limit {
+            sqlx::query(
+                "UPDATE console_users SET locked_until = ?, failed_attempts = 0 WHERE id = ?",
+            )
+            .bind(ms(until))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(failures)
+    }
+
+    /// A successful sign-in: failures forgotten, and a new session (by the hash of its id).
+    pub async fn start_session(
+        &self,
+        user_id: i64,
+        id_hash: &str,
+        csrf: &str,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "UPDATE console_users SET failed_attempts = 0, locked_until = NULL WHERE id = ?",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO console_sessions (id_hash, user_id, csrf, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id_hash)
+        .bind(user_id)
+        .bind(csrf)
+        .bind(ms(at))
+        .bind(ms(at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The session with this id hash, if it is alive: used within `idle` and started within
+    /// `absolute`. A live one is marked seen; an expired one is removed.
+    pub async fn live_session(
+        &self,
+        id_hash: &str,
+        idle: time::Duration,
+        absolute: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Option<ConsoleSession>> {
+        let row = sqlx::query(
+            "SELECT u.*, s.csrf, s.created_at AS s_created, s.last_seen_at FROM console_sessions s \
+             JOIN console_users u ON u.id = s.user_id WHERE s.id_hash = ?",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let created = from_ms(row.get("s_created"));
+        let seen = from_ms(row.get("last_seen_at"));
+        if now - seen > idle || now - created > absolute {
+            self.end_session(id_hash).await?;
+            return Ok(None);
+        }
+        sqlx::query("UPDATE console_sessions SET last_seen_at = ? WHERE id_hash = ?")
+            .bind(ms(now))
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(ConsoleSession {
+            user: user_from(&row),
+            csrf: row.get("csrf"),
+            created_at: created,
+            last_seen_at: now,
+        }))
+    }
+
+    pub async fn end_session(&self, id_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM console_sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
