@@ -811,15 +811,14 @@ async fn console_sign_in_locks_after_repeated_failures() {
             cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
             "{cookie}"
         );
-        let value = cookie
+        cookie
             .split(';')
             .next()
             .unwrap()
             .split_once('=')
             .unwrap()
             .1
-            .to_string();
-        value
+            .to_string()
     };
     let sign_in = |token: String, password: &'static str, with_cookie: bool| {
         let mut req = http.post(format!("{}/console/sign-in", svc.base)).form(&[
