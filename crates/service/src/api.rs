@@ -486,7 +486,12 @@ fn not_pending(id: &str, status: &str) -> ApiError {
 
 /// With `four_eyes = true`, whoever asked for something cannot approve it.
 fn four_eyes(shared: &Shared, requested_by: &str, caller: &Caller, what: &str) -> ApiResult<()> {
-    if shared.config.four_eyes && requested_by == caller.key() {
+    // By name, whichever way each came in (an API token and a console account of the same
+    // name are taken to be the same person).
+    let requester = requested_by
+        .split_once(':')
+        .map_or(requested_by, |(_, n)| n);
+    if shared.config.four_eyes && requester.eq_ignore_ascii_case(&caller.name) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "four_eyes",
@@ -716,6 +721,19 @@ async fn restore_tombstone(
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<RestoreAsked>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ask_restore(&shared, &caller, id).await?),
+    ))
+}
+
+/// An operator asks for tombstone `id` to be restored: a request that waits for an approver
+/// (or the one already waiting). Shared by the API and the console.
+pub(crate) async fn ask_restore(
+    shared: &Shared,
+    caller: &Caller,
+    id: i64,
+) -> ApiResult<RestoreAsked> {
     caller.must_be(Role::Operator, "asking for a restore")?;
     let t = shared
         .store
@@ -755,12 +773,7 @@ async fn restore_tombstone(
     let now = OffsetDateTime::now_utc();
     let (request, created) = shared
         .store
-        .request_restore(
-            id,
-            &worker.instance.name,
-            &format!("api:{}", caller.name),
-            now,
-        )
+        .request_restore(id, &worker.instance.name, &caller.key(), now)
         .await?;
     if created {
         shared.notifier.notify(
@@ -778,13 +791,10 @@ async fn restore_tombstone(
         .restore_request(request)
         .await?
         .ok_or_else(|| ApiError::internal(format!("restore request {request} vanished")))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(RestoreAsked {
-            request: view.into(),
-            created,
-        }),
-    ))
+    Ok(RestoreAsked {
+        request: view.into(),
+        created,
+    })
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -871,13 +881,24 @@ async fn approve_restore(
     ApiPath(id): ApiPath<i64>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Decided>)> {
-    caller.must_be(Role::Approver, "approving a restore")?;
     let d = decision(&body)?;
-    let r = restore_request(&shared, id).await?;
+    let decided = approve_restore_request(&shared, &caller, id, &d).await?;
+    Ok((StatusCode::ACCEPTED, Json(decided)))
+}
+
+/// An approver approves a restore request (four-eyes checked); the restore is queued.
+pub(crate) async fn approve_restore_request(
+    shared: &Shared,
+    caller: &Caller,
+    id: i64,
+    d: &Decision,
+) -> ApiResult<Decided> {
+    caller.must_be(Role::Approver, "approving a restore")?;
+    let r = restore_request(shared, id).await?;
     four_eyes(
-        &shared,
+        shared,
         &r.requested_by,
-        &caller,
+        caller,
         &format!("restore request {id}"),
     )?;
     let worker = shared.workers.get(&r.instance).ok_or_else(|| {
@@ -887,20 +908,17 @@ async fn approve_restore(
             format!("{} is no longer run by this service", r.instance),
         )
     })?;
-    decide_restore(&shared, &caller, &r, &d, "approved").await?;
+    decide_restore(shared, caller, &r, d, "approved").await?;
     worker.submit(Job::Restore {
         request: id,
         by: caller.name.clone(),
     });
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Decided {
-            plan: format!("restore-{id}"),
-            status: "approved",
-            by: caller.name,
-            instance: r.instance,
-        }),
-    ))
+    Ok(Decided {
+        plan: format!("restore-{id}"),
+        status: "approved",
+        by: caller.name.clone(),
+        instance: r.instance,
+    })
 }
 
 /// Reject a restore request (approver).
@@ -914,16 +932,28 @@ async fn reject_restore(
     ApiPath(id): ApiPath<i64>,
     body: Bytes,
 ) -> ApiResult<Json<Decided>> {
-    caller.must_be(Role::Approver, "rejecting a restore")?;
     let d = decision(&body)?;
-    let r = restore_request(&shared, id).await?;
-    decide_restore(&shared, &caller, &r, &d, "rejected").await?;
-    Ok(Json(Decided {
+    Ok(Json(
+        reject_restore_request(&shared, &caller, id, &d).await?,
+    ))
+}
+
+/// An approver rejects a restore request.
+pub(crate) async fn reject_restore_request(
+    shared: &Shared,
+    caller: &Caller,
+    id: i64,
+    d: &Decision,
+) -> ApiResult<Decided> {
+    caller.must_be(Role::Approver, "rejecting a restore")?;
+    let r = restore_request(shared, id).await?;
+    decide_restore(shared, caller, &r, d, "rejected").await?;
+    Ok(Decided {
         plan: format!("restore-{id}"),
         status: "rejected",
-        by: caller.name,
+        by: caller.name.clone(),
         instance: r.instance,
-    }))
+    })
 }
 
 /// Webhook deliveries, newest first (the last 200).

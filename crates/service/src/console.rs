@@ -74,6 +74,11 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/console/plans/{id}/approve", post(approve))
         .route("/console/plans/{id}/reject", post(reject))
         .route("/console/runs", get(runs))
+        .route("/console/tombstones", get(tombstones))
+        .route("/console/tombstones/{id}/restore", post(ask_restore))
+        .route("/console/restores/{id}/approve", post(approve_restore))
+        .route("/console/restores/{id}/reject", post(reject_restore))
+        .route("/console/log", get(log))
 }
 
 pub fn hash_password(password: &str) -> String {
@@ -745,6 +750,351 @@ async fn runs(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response
             role: n.role,
             csrf: n.csrf,
             runs,
+        },
+    )
+}
+
+struct TombstoneRow {
+    id: i64,
+    email: String,
+    name: String,
+    app: String,
+    roles: String,
+    deleted_at: String,
+    deleted_by: String,
+    reason: String,
+    status: String,
+    restorable: bool,
+}
+
+struct RestoreRow {
+    id: i64,
+    tombstone_id: i64,
+    instance: String,
+    status: String,
+    requested_by: String,
+    outcome: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/tombstones.html")]
+struct TombstonesPage<'a> {
+    page: &'a str,
+    user: String,
+    role: &'static str,
+    csrf: String,
+    tombstones: Vec<TombstoneRow>,
+    requests: Vec<RestoreRow>,
+    can_ask: bool,
+    can_approve: bool,
+    message: Option<String>,
+    failed: bool,
+}
+
+async fn tombstones_page(
+    shared: &Shared,
+    s: &Signed,
+    status: StatusCode,
+    message: Option<String>,
+    failed: bool,
+) -> Response {
+    let tombstones = shared
+        .store
+        .tombstones(None)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| TombstoneRow {
+            id: t.id,
+            restorable: t.restored_at.is_none()
+                && t.status == roster_store::TombstoneStatus::Deleted,
+            name: format!("{} {}", t.first_name, t.last_name),
+            roles: t
+                .roles
+                .iter()
+                .map(|r| r.spec())
+                .collect::<Vec<_>>()
+                .join(", "),
+            status: if t.restored_at.is_some() {
+                "restored".into()
+            } else {
+                t.status.as_str().into()
+            },
+            email: t.email,
+            app: t.app,
+            deleted_at: rfc3339(t.deleted_at),
+            deleted_by: t.deleted_by,
+            reason: t.reason.unwrap_or_default(),
+        })
+        .collect();
+    let requests = shared
+        .store
+        .restore_requests(None)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .take(100)
+        .map(|r| RestoreRow {
+            id: r.id,
+            tombstone_id: r.tombstone_id,
+            instance: r.instance,
+            status: r.status,
+            requested_by: r.requested_by,
+            outcome: r.outcome.unwrap_or_default(),
+        })
+        .collect();
+    let n = nav(s, "tombstones");
+    let t = TombstonesPage {
+        page: n.page,
+        user: n.user,
+        role: n.role,
+        csrf: n.csrf,
+        tombstones,
+        requests,
+        can_ask: s.caller.role >= Role::Operator,
+        can_approve: s.caller.role >= Role::Approver,
+        message,
+        failed,
+    };
+    render(status, &t)
+}
+
+async fn tombstones(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(done): Query<Done>,
+) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    let message = match done.done.as_deref() {
+        Some("asked") => Some("Restore asked for: it waits for an approver.".to_string()),
+        Some("approved") => Some("Approved: the account is being restored.".to_string()),
+        Some("rejected") => Some("Rejected: nothing is restored.".to_string()),
+        _ => None,
+    };
+    tombstones_page(&shared, &s, StatusCode::OK, message, false).await
+}
+
+/// A tombstones-page action: session and CSRF checked, then `act`; back to the page.
+async fn tombstone_action<F, Fut>(
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    csrf: String,
+    done: &str,
+    act: F,
+) -> Response
+where
+    F: FnOnce(Arc<Shared>, Caller) -> Fut,
+    Fut: std::future::Future<Output = Result<(), api::ApiError>>,
+{
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    if !same(&s.csrf, &csrf) {
+        return csrf_refused();
+    }
+    let caller = Caller {
+        name: s.caller.name.clone(),
+        role: s.caller.role,
+        via: s.caller.via,
+    };
+    match act(Arc::clone(&shared), caller).await {
+        Ok(()) => Redirect::to(&format!("/console/tombstones?done={done}")).into_response(),
+        Err(e) => {
+            tombstones_page(&shared, &s, e.status(), Some(e.message().to_string()), true).await
+        }
+    }
+}
+
+async fn ask_restore(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    tombstone_action(shared, headers, f.csrf, "asked", move |shared, caller| async move {
+        api::ask_restore(&shared, &caller, id).await.map(|_| ())
+    })
+    .await
+}
+
+async fn approve_restore(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    tombstone_action(
+        shared,
+        headers,
+        f.csrf,
+        "approved",
+        move |shared, caller| async move {
+            api::approve_restore_request(&shared, &caller, id, &Decision::default())
+                .await
+                .map(|_| ())
+        },
+    )
+    .await
+}
+
+async fn reject_restore(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    tombstone_action(
+        shared,
+        headers,
+        f.csrf,
+        "rejected",
+        move |shared, caller| async move {
+            api::reject_restore_request(&shared, &caller, id, &Decision::default())
+                .await
+                .map(|_| ())
+        },
+    )
+    .await
+}
+
+struct LogRow {
+    id: i64,
+    at: String,
+    actor: String,
+    os_user: String,
+    app: String,
+    action: String,
+    target: String,
+    outcome: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/log.html")]
+struct LogPage<'a> {
+    page: &'a str,
+    user: String,
+    role: &'static str,
+    csrf: String,
+    q: String,
+    lines: Vec<LogRow>,
+    shown: usize,
+    matching: usize,
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    q: Option<String>,
+    format: Option<String>,
+}
+
+/// A CSV cell: quoted, and a leading `= + - @` defused so a spreadsheet shows it as text.
+fn csv_cell(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+const LOG_PAGE_LINES: usize = 500;
+
+async fn log(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    let needle = q.q.clone().unwrap_or_default().trim().to_lowercase();
+    let mut lines = shared.store.log(None).await.unwrap_or_default();
+    lines.reverse();
+    let matching: Vec<roster_store::LogEntry> = lines
+        .into_iter()
+        .filter(|l| {
+            needle.is_empty()
+                || [&l.actor, &l.app, &l.action, &l.target, &l.outcome]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(&needle))
+                || l.plan_id
+                    .as_deref()
+                    .is_some_and(|p| p.to_lowercase().contains(&needle))
+                || l.detail
+                    .as_deref()
+                    .is_some_and(|d| d.to_lowercase().contains(&needle))
+        })
+        .collect();
+    if q.format.as_deref() == Some("csv") {
+        let mut out =
+            String::from("id,at,actor,os_user,plan,app,action,target,outcome,detail,hash\r\n");
+        for l in &matching {
+            let cells = [
+                l.id.to_string(),
+                rfc3339(l.at),
+                l.actor.clone(),
+                l.os_user.clone(),
+                l.plan_id.clone().unwrap_or_default(),
+                l.app.clone(),
+                l.action.clone(),
+                l.target.clone(),
+                l.outcome.clone(),
+                l.detail.clone().unwrap_or_default(),
+                l.hash.clone(),
+            ];
+            out.push_str(
+                &cells
+                    .iter()
+                    .map(|c| csv_cell(c))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            out.push_str("\r\n");
+        }
+        let mut r = (StatusCode::OK, out).into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=\"roster-audit-log.csv\""),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return r;
+    }
+    let count = matching.len();
+    let rows: Vec<LogRow> = matching
+        .into_iter()
+        .take(LOG_PAGE_LINES)
+        .map(|l| LogRow {
+            id: l.id,
+            at: rfc3339(l.at),
+            actor: l.actor,
+            os_user: l.os_user,
+            app: l.app,
+            action: l.action,
+            target: l.target,
+            outcome: l.outcome,
+            detail: l.detail.unwrap_or_default(),
+        })
+        .collect();
+    let n = nav(&s, "log");
+    render(
+        StatusCode::OK,
+        &LogPage {
+            page: n.page,
+            user: n.user,
+            role: n.role,
+            csrf: n.csrf,
+            q: q.q.unwrap_or_default(),
+            shown: rows.len(),
+            lines: rows,
+            matching: count,
         },
     )
 }

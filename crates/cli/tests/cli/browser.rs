@@ -311,7 +311,11 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
         include_str!("../../../../examples/roster.yaml"),
         "\n[console]\nidle = \"3s\"\n",
     );
-    for (name, role) in [("alice", "approver"), ("vera", "viewer")] {
+    for (name, role) in [
+        ("alice", "approver"),
+        ("bob", "approver"),
+        ("vera", "viewer"),
+    ] {
         let mut add = env.command();
         add.args(["serve", "user", "add", "--name", name, "--role", role])
             .env("ROSTER_NEW_PASSWORD", format!("{name}-console-pass"));
@@ -498,6 +502,107 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
             .await,
         "applied"
     );
+
+    // The tombstone: alice asks for a restore, cannot approve her own request (four eyes).
+    browser.open(&format!("{base}/console/tombstones")).await;
+    browser
+        .wait_for("return document.querySelector('#tombstones') !== null")
+        .await;
+    let tomb = tombs["tombstones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["email"] == "katherine.johnson@acme.example")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    browser.click(&format!("#restore-{tomb}")).await;
+    browser
+        .wait_for("return document.querySelector('#message') !== null")
+        .await;
+    assert!(browser.text().await.contains("waits for an approver"));
+    let request = browser
+        .script("return document.querySelector('#restores tbody tr td').textContent")
+        .await
+        .as_str()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    browser.click(&format!("#approve-restore-{request}")).await;
+    browser
+        .wait_for("return document.querySelector('#message.error') !== null")
+        .await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("another approver must approve it")
+    );
+    browser.screenshot("tombstones").await;
+
+    // The audit log: searchable, and exported as CSV.
+    browser
+        .open(&format!("{base}/console/log?q=katherine"))
+        .await;
+    browser
+        .wait_for("return document.querySelector('#log') !== null")
+        .await;
+    let rows = browser
+        .script("return document.querySelectorAll('#log tbody tr').length")
+        .await;
+    assert!(rows.as_u64().unwrap() >= 1, "{rows}");
+    assert_eq!(
+        browser
+            .script("return Array.from(document.querySelectorAll('#log tbody tr')).every(r => r.textContent.toLowerCase().includes('katherine'))")
+            .await,
+        true
+    );
+    browser.screenshot("log").await;
+    let csv = browser
+        .async_script("fetch('/console/log?q=katherine&format=csv').then(r => r.text().then(t => done([r.status, r.headers.get('content-type'), t])));")
+        .await;
+    assert_eq!(csv[0], 200);
+    assert!(csv[1].as_str().unwrap().starts_with("text/csv"));
+    assert!(csv[2].as_str().unwrap().starts_with("id,at,actor"), "{csv}");
+    assert!(csv[2].as_str().unwrap().contains("katherine"), "{csv}");
+    browser.click("header form button").await;
+    browser
+        .wait_for("return document.querySelector('#sign-in') !== null")
+        .await;
+
+    // Bob approves the restore: Katherine is invited again.
+    browser.type_into("#name", "bob").await;
+    browser.type_into("#password", "bob-console-pass").await;
+    browser.click("#sign-in").await;
+    browser
+        .wait_for("return document.querySelector('#instances') !== null")
+        .await;
+    browser.open(&format!("{base}/console/tombstones")).await;
+    browser
+        .wait_for("return document.querySelector('#restores') !== null")
+        .await;
+    browser.click(&format!("#approve-restore-{request}")).await;
+    browser
+        .wait_for("return document.querySelector('#message') !== null")
+        .await;
+    assert!(browser.text().await.contains("being restored"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: Value = http
+            .get(format!("{base}/api/v1/restores"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["restores"][0]["status"] == "restored" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not restored: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Idle past the console's `idle` (3 s here): the next page is the sign-in form.
     tokio::time::sleep(Duration::from_millis(3_500)).await;
