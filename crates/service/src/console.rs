@@ -79,6 +79,10 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/console/restores/{id}/approve", post(approve_restore))
         .route("/console/restores/{id}/reject", post(reject_restore))
         .route("/console/log", get(log))
+        .route("/console/runs/{id}", get(run))
+        .route("/console/invitations", get(invitations))
+        .route("/console/webhooks", get(webhooks))
+        .route("/console/instances/{name}/reconcile", post(reconcile))
 }
 
 pub fn hash_password(password: &str) -> String {
@@ -416,13 +420,19 @@ struct OverviewPage<'a> {
     role: &'static str,
     csrf: String,
     instances: Vec<InstanceRow>,
+    can_reconcile: bool,
+    message: Option<String>,
 }
 
 fn when(at: Option<OffsetDateTime>) -> String {
     at.map(rfc3339).unwrap_or_else(|| "—".into())
 }
 
-async fn overview(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+async fn overview(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(done): Query<Done>,
+) -> Response {
     let Some(s) = signed(&shared, &headers).await else {
         return to_sign_in();
     };
@@ -453,6 +463,8 @@ async fn overview(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
         })
         .collect();
     let n = nav(&s, "overview");
+    let message = (done.done.as_deref() == Some("queued"))
+        .then(|| "Reconcile queued: it runs after the job in progress; Runs shows it.".to_string());
     render(
         StatusCode::OK,
         &OverviewPage {
@@ -461,6 +473,8 @@ async fn overview(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
             role: n.role,
             csrf: n.csrf,
             instances,
+            can_reconcile: s.caller.role >= Role::Operator,
+            message,
         },
     )
 }
@@ -1095,6 +1109,269 @@ async fn log(
             shown: rows.len(),
             lines: rows,
             matching: count,
+        },
+    )
+}
+
+async fn reconcile(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    if !same(&s.csrf, &f.csrf) {
+        return csrf_refused();
+    }
+    if let Err(e) = s.caller.must_be(Role::Operator, "asking for a reconcile") {
+        return page(
+            e.status(),
+            format!(
+                "<!doctype html><title>Refused</title><p id=\"refused\">{}</p>",
+                askama_escape(e.message())
+            ),
+        );
+    }
+    let Some(worker) = shared.workers.get(&name) else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "<!doctype html><title>Not found</title><p>No such instance.</p>".into(),
+        );
+    };
+    worker.submit(crate::workers::Job::Reconcile {
+        trigger: s.caller.key(),
+    });
+    Redirect::to("/console?done=queued").into_response()
+}
+
+struct EventRow {
+    at: String,
+    text: String,
+}
+
+/// One recorded event, in words.
+fn event_text(e: &serde_json::Value) -> String {
+    let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+    match e["kind"].as_str().unwrap_or_default() {
+        "step" => format!(
+            "[{}/{}] {}{}: {}{}",
+            e["index"],
+            e["total"],
+            if e["destructive"] == true { "⚠ " } else { "" },
+            s("action"),
+            s("outcome"),
+            e["detail"]
+                .as_str()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        ),
+        "applied" => format!(
+            "{}: {} done now, {} before, {} failed, {} skipped",
+            s("plan"),
+            e["ran"],
+            e["before"],
+            e["failed"],
+            e["skipped"]
+        ),
+        "planned" => format!("planned {}: {}", s("plan"), s("summary")),
+        "resuming" => format!(
+            "resuming {}: {} of {} steps done before",
+            s("plan"),
+            e["done"],
+            e["total"]
+        ),
+        "invited" => format!("invited {} with {}", s("email"), s("roles")),
+        "tombstone" => format!("saved tombstone #{}", e["id"]),
+        "dry_run" => "dry run".to_string(),
+        _ => s("text"),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/run.html")]
+struct RunPage<'a> {
+    page: &'a str,
+    user: String,
+    role: &'static str,
+    csrf: String,
+    id: i64,
+    instance: String,
+    trigger: String,
+    started_at: String,
+    finished_at: String,
+    outcome: String,
+    summary: String,
+    error: Option<String>,
+    plan_id: Option<String>,
+    events: Vec<EventRow>,
+}
+
+async fn run(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    let Some(r) = shared.store.run(id).await.ok().flatten() else {
+        return page(StatusCode::NOT_FOUND, "<!doctype html><title>Not found</title><p>No such run.</p><p><a href=\"/console/runs\">Runs</a></p>".into());
+    };
+    let events = r
+        .events
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|e| EventRow {
+                    at: e["at"].as_str().unwrap_or_default().to_string(),
+                    text: event_text(e),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let n = nav(&s, "runs");
+    let t = RunPage {
+        page: n.page,
+        user: n.user,
+        role: n.role,
+        csrf: n.csrf,
+        id: r.id,
+        instance: r.instance,
+        trigger: r.trigger,
+        started_at: rfc3339(r.started_at),
+        finished_at: when(r.finished_at),
+        outcome: r.outcome,
+        summary: r.summary.unwrap_or_default(),
+        error: r.error,
+        plan_id: r.plan_id,
+        events,
+    };
+    render(StatusCode::OK, &t)
+}
+
+struct InvitationRow {
+    email: String,
+    instance: String,
+    invited_at: String,
+    invited_by: String,
+    age: String,
+    expires: String,
+    expiring: bool,
+    status: String,
+    roles: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/invitations.html")]
+struct InvitationsPage<'a> {
+    page: &'a str,
+    user: String,
+    role: &'static str,
+    csrf: String,
+    invitations: Vec<InvitationRow>,
+}
+
+async fn invitations(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    let now = OffsetDateTime::now_utc();
+    let invitations = shared
+        .store
+        .open_invites()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| {
+            // Marketo's invitation links last 7 days from the invitation.
+            let expires = i.invited_at + time::Duration::days(7);
+            let age = now - i.invited_at;
+            InvitationRow {
+                age: if age.whole_days() > 0 {
+                    format!("{} d", age.whole_days())
+                } else {
+                    format!("{} h", age.whole_hours())
+                },
+                expiring: expires - now < time::Duration::days(1),
+                expires: rfc3339(expires),
+                email: i.email,
+                instance: i.instance,
+                invited_at: rfc3339(i.invited_at),
+                invited_by: i.invited_by,
+                status: i.status.as_str().to_string(),
+                roles: i
+                    .roles
+                    .iter()
+                    .map(|r| r.spec())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        })
+        .collect();
+    let n = nav(&s, "invitations");
+    render(
+        StatusCode::OK,
+        &InvitationsPage {
+            page: n.page,
+            user: n.user,
+            role: n.role,
+            csrf: n.csrf,
+            invitations,
+        },
+    )
+}
+
+struct DeliveryRow {
+    id: i64,
+    hook: String,
+    event: String,
+    created_at: String,
+    attempts: i64,
+    status: String,
+    last_error: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/webhooks.html")]
+struct WebhooksPage<'a> {
+    page: &'a str,
+    user: String,
+    role: &'static str,
+    csrf: String,
+    deliveries: Vec<DeliveryRow>,
+}
+
+async fn webhooks(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    let deliveries = shared
+        .store
+        .deliveries(200)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| DeliveryRow {
+            id: d.id,
+            hook: d.hook,
+            event: d.event,
+            created_at: rfc3339(d.created_at),
+            attempts: d.attempts,
+            status: d.status,
+            last_error: d.last_error.unwrap_or_default(),
+        })
+        .collect();
+    let n = nav(&s, "webhooks");
+    render(
+        StatusCode::OK,
+        &WebhooksPage {
+            page: n.page,
+            user: n.user,
+            role: n.role,
+            csrf: n.csrf,
+            deliveries,
         },
     )
 }

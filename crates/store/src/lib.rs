@@ -325,6 +325,19 @@ impl StateStore {
     }
 
     /// Invitations of `instance` with the given status, oldest first.
+    /// Every invitation still followed (pending or unconfirmed), on every instance, oldest
+    /// first.
+    pub async fn open_invites(&self) -> Result<Vec<PendingInvite>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            records::invite_columns!(),
+            " FROM pending_invites WHERE status IN ('pending', 'unconfirmed') ORDER BY invited_at, userid"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(invite_from).collect()
+    }
+
     pub async fn invites(
         &self,
         app: &str,

@@ -368,6 +368,13 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
     browser
         .wait_for("return document.querySelector('#instances') !== null")
         .await;
+    assert_eq!(
+        browser
+            .script("return document.querySelector('[id=\"reconcile-marketo.acme\"]') === null")
+            .await,
+        true,
+        "a viewer cannot ask for a reconcile"
+    );
     browser.open(&format!("{base}/console/plans/{plan}")).await;
     browser
         .wait_for("return document.querySelector('#steps') !== null")
@@ -603,6 +610,65 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
         assert!(Instant::now() < deadline, "not restored: {v}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // Katherine's invitation is followed; bob asks for a reconcile and reads its run.
+    browser.open(&format!("{base}/console/invitations")).await;
+    browser
+        .wait_for("return document.querySelector('#invitations') !== null")
+        .await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("katherine.johnson@acme.example")
+    );
+    browser.screenshot("invitations").await;
+    browser.open(&format!("{base}/console/webhooks")).await;
+    browser
+        .wait_for("return document.querySelector('#deliveries') !== null")
+        .await;
+    browser.open(&format!("{base}/console")).await;
+    browser
+        .wait_for("return document.querySelector('#instances') !== null")
+        .await;
+    browser.click("[id='reconcile-marketo.acme']").await;
+    browser
+        .wait_for("return document.querySelector('#message') !== null")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run_id = loop {
+        let v: Value = http
+            .get(format!("{base}/api/v1/runs"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(r) = v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["trigger"] == "console:bob" && r["outcome"] != "running")
+        {
+            break r["id"].as_i64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no run asked by bob: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    browser.open(&format!("{base}/console/runs")).await;
+    browser
+        .wait_for("return document.querySelector('#runs') !== null")
+        .await;
+    browser
+        .click(&format!("a[href='/console/runs/{run_id}']"))
+        .await;
+    browser
+        .wait_for("return document.querySelector('#events') !== null")
+        .await;
+    assert!(browser.text().await.contains("console:bob"));
+    browser.screenshot("run").await;
 
     // Idle past the console's `idle` (3 s here): the next page is the sign-in form.
     tokio::time::sleep(Duration::from_millis(3_500)).await;
