@@ -264,8 +264,11 @@ async fn sign_in_page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> 
 
 #[derive(Deserialize)]
 struct SignInForm {
+    #[serde(default)]
     csrf: String,
+    #[serde(default)]
     name: String,
+    #[serde(default)]
     password: String,
 }
 
@@ -366,8 +369,10 @@ async fn sign_in(
     r
 }
 
+/// A form's CSRF token; a form without one is refused like one with a wrong one.
 #[derive(Deserialize)]
 struct CsrfForm {
+    #[serde(default)]
     csrf: String,
 }
 
@@ -643,6 +648,7 @@ async fn plan(
 
 #[derive(Deserialize)]
 struct DecisionForm {
+    #[serde(default)]
     csrf: String,
     comment: Option<String>,
 }

@@ -860,6 +860,16 @@ async fn console_sign_in_locks_after_repeated_failures() {
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["x-frame-options"], "DENY");
     assert!(page.text().await.unwrap().contains("marketo.acme"));
+    // A state-changing form without its CSRF field at all: refused, not half-parsed.
+    let no_token = http
+        .post(format!("{}/console/plans/plan-x/approve", svc.base))
+        .header("cookie", &cookie)
+        .form(&[("comment", "no token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), 403);
+    assert!(no_token.text().await.unwrap().contains("refused"));
     // Three failures lock the account: the right password is refused after them.
     for _ in 0..3 {
         let t = form_token().await;
