@@ -221,6 +221,8 @@ struct Nav<'a> {
     user: String,
     role: &'static str,
     csrf: String,
+    generated_at: String,
+    version: &'static str,
 }
 
 fn nav<'a>(s: &Signed, page: &'a str) -> Nav<'a> {
@@ -229,6 +231,8 @@ fn nav<'a>(s: &Signed, page: &'a str) -> Nav<'a> {
         user: s.caller.name.clone(),
         role: s.caller.role.as_str(),
         csrf: s.csrf.clone(),
+        generated_at: rfc3339(OffsetDateTime::now_utc()),
+        version: env!("CARGO_PKG_VERSION"),
     }
 }
 
@@ -424,6 +428,8 @@ struct OverviewPage<'a> {
     user: String,
     role: &'static str,
     csrf: String,
+    generated_at: String,
+    version: &'static str,
     instances: Vec<InstanceRow>,
     can_reconcile: bool,
     message: Option<String>,
@@ -477,6 +483,8 @@ async fn overview(
             user: n.user,
             role: n.role,
             csrf: n.csrf,
+            generated_at: n.generated_at.clone(),
+            version: n.version,
             instances,
             can_reconcile: s.caller.role >= Role::Operator,
             message,
@@ -500,6 +508,8 @@ struct PlansPage<'a> {
     user: String,
     role: &'static str,
     csrf: String,
+    generated_at: String,
+    version: &'static str,
     plans: Vec<PlanRow>,
 }
 
@@ -531,6 +541,8 @@ async fn plans(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
             user: n.user,
             role: n.role,
             csrf: n.csrf,
+            generated_at: n.generated_at.clone(),
+            version: n.version,
             plans,
         },
     )
@@ -550,6 +562,8 @@ struct PlanPage<'a> {
     user: String,
     role: &'static str,
     csrf: String,
+    generated_at: String,
+    version: &'static str,
     id: String,
     instance: String,
     status: String,
@@ -595,6 +609,8 @@ async fn plan_page(
         user: n.user,
         role: n.role,
         csrf: n.csrf,
+        generated_at: n.generated_at.clone(),
+        version: n.version,
         id: plan.id.clone(),
         instance: held.instance,
         can_decide: held.status == "pending" && s.caller.role >= Role::Approver,
@@ -738,6 +754,8 @@ struct RunsPage<'a> {
     user: String,
     role: &'static str,
     csrf: String,
+    generated_at: String,
+    version: &'static str,
     runs: Vec<RunRow>,
 }
 
@@ -769,6 +787,8 @@ async fn runs(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response
             user: n.user,
             role: n.role,
             csrf: n.csrf,
+            generated_at: n.generated_at.clone(),
+            version: n.version,
             runs,
         },
     )
@@ -803,6 +823,8 @@ struct TombstonesPage<'a> {
     user: String,
     role: &'static str,
     csrf: String,
+    generated_at: String,
+    version: &'static str,
     tombstones: Vec<TombstoneRow>,
     requests: Vec<RestoreRow>,
     can_ask: bool,
@@ -869,6 +891,8 @@ async fn tombstones_page(
         user: n.user,
         role: n.role,
         csrf: n.csrf,
+        generated_at: n.generated_at.clone(),
+        version: n.version,
         tombstones,
         requests,
         can_ask: s.caller.role >= Role::Operator,
@@ -998,6 +1022,8 @@ struct LogPage<'a> {
     user: String,
     role: &'static str,
     csrf: String,
+    generated_at: String,
+    version: &'static str,
     q: String,
     lines: Vec<LogRow>,
     shown: usize,
@@ -1111,6 +1137,8 @@ async fn log(
             user: n.user,
             role: n.role,
             csrf: n.csrf,
+            generated_at: n.generated_at.clone(),
+            version: n.version,
             q: q.q.unwrap_or_default(),
             shown: rows.len(),
             lines: rows,
@@ -1202,6 +1230,8 @@ struct RunPage<'a> {
     user: String,
     role: &'static str,
     csrf: String,
+    generated_at: String,
+    version: &'static str,
     id: i64,
     instance: String,
     trigger: String,
@@ -1243,6 +1273,8 @@ async fn run(
         user: n.user,
         role: n.role,
         csrf: n.csrf,
+        generated_at: n.generated_at.clone(),
+        version: n.version,
         id: r.id,
         instance: r.instance,
         trigger: r.trigger,
@@ -1276,6 +1308,8 @@ struct InvitationsPage<'a> {
     user: String,
     role: &'static str,
     csrf: String,
+    generated_at: String,
+    version: &'static str,
     invitations: Vec<InvitationRow>,
 }
 
@@ -1324,6 +1358,8 @@ async fn invitations(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> R
             user: n.user,
             role: n.role,
             csrf: n.csrf,
+            generated_at: n.generated_at.clone(),
+            version: n.version,
             invitations,
         },
     )
@@ -1346,6 +1382,8 @@ struct WebhooksPage<'a> {
     user: String,
     role: &'static str,
     csrf: String,
+    generated_at: String,
+    version: &'static str,
     deliveries: Vec<DeliveryRow>,
 }
 
@@ -1377,6 +1415,8 @@ async fn webhooks(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
             user: n.user,
             role: n.role,
             csrf: n.csrf,
+            generated_at: n.generated_at.clone(),
+            version: n.version,
             deliveries,
         },
     )

@@ -448,6 +448,17 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
         true
     );
     browser.screenshot("plan").await;
+    // A printed page says who made it, when, and with which Roster.
+    let footer = browser
+        .script("return document.querySelector('#provenance').textContent")
+        .await;
+    let footer = footer.as_str().unwrap();
+    assert!(
+        footer.contains("alice (approver)")
+            && footer.contains(env!("CARGO_PKG_VERSION"))
+            && footer.contains("Z with Roster"),
+        "{footer}"
+    );
 
     // A form without the session's token is refused, and changes nothing.
     let status = browser
