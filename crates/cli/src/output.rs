@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::args::Output;
 
-pub use roster_engine::text::{rfc3339, sanitize};
+pub use roster_engine::text::{csv_cell, rfc3339, sanitize};
 
 /// A table whose cells are JSON values: JSON keeps their types, the table and CSV print them.
 pub struct Table {
@@ -118,20 +118,6 @@ pub fn plain(value: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
-    }
-}
-
-/// RFC 4180 quoting, and a leading `'` on text a spreadsheet would run as a formula.
-pub fn csv_cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    };
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
     }
 }
 

@@ -77,12 +77,7 @@ pub async fn wait_for_stop() -> Result<()> {
 }
 
 pub async fn token(action: TokenAction, state: Option<&Path>, config: Option<&Path>) -> Result<()> {
-    let config = match config {
-        Some(p) => Some(ServeConfig::load(p)?),
-        None => None,
-    };
-    let dir = state_dir(state, config.as_ref());
-    let store = connect::open_state(Some(&dir)).await?;
+    let (dir, store) = state_for(state, config).await?;
     let now = OffsetDateTime::now_utc();
     match action {
         TokenAction::Create { name, role } => {

@@ -45,7 +45,17 @@ pub async fn compute(
 ) -> Result<Computed> {
     let roster_path = std::path::absolute(roster_path)
         .with_context(|| format!("cannot resolve {}", roster_path.display()))?;
-    let mut roster = live_read::load_roster(&roster_path)?;
+    let roster = live_read::load_roster(&roster_path)?;
+    compute_from(roster, sessions, resend_invites, only).await
+}
+
+/// [`compute`] from a roster already read (by absolute path, as `compute` reads it).
+pub async fn compute_from(
+    mut roster: Roster,
+    sessions: &Sessions,
+    resend_invites: bool,
+    only: Option<(App, &str)>,
+) -> Result<Computed> {
     match only {
         Some((app, instance)) => roster.for_instance(app, Some(instance)),
         None => {

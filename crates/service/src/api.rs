@@ -122,6 +122,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 }
 
 /// Who is asking, checked: an API token, or a console user.
+#[derive(Clone)]
 pub struct Caller {
     pub name: String,
     pub role: Role,

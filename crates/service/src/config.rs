@@ -321,12 +321,7 @@ fn duration(name: &str, field: &str, text: Option<&String>) -> Result<Option<Dur
 
 /// Instance names go into URLs, metrics labels and file names: keep them plain.
 fn check_name(app: &str, name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
+    if roster_domain::roster_file::instance_name_ok(name) {
         Ok(())
     } else {
         Err(format!(

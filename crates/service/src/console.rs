@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use roster_domain::plan::Plan;
-use roster_engine::text::rfc3339;
+use roster_engine::text::{csv_cell, rfc3339};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -380,11 +380,46 @@ struct CsrfForm {
     csrf: String,
 }
 
+/// A page that only says why a request went nowhere, with a way back.
+#[derive(Template)]
+#[template(
+    source = "<!doctype html><title>{{ title }}</title><p id=\"refused\">{{ text }}</p>{% if let Some((href, label)) = back %}<p><a href=\"{{ href }}\">{{ label }}</a></p>{% endif %}",
+    ext = "html"
+)]
+struct MessagePage<'a> {
+    title: &'a str,
+    text: &'a str,
+    back: Option<(&'a str, &'a str)>,
+}
+
+fn message_page(
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    back: Option<(&str, &str)>,
+) -> Response {
+    render(status, &MessagePage { title, text, back })
+}
+
 fn csrf_refused() -> Response {
-    page(
+    message_page(
         StatusCode::FORBIDDEN,
-        "<!doctype html><title>Refused</title><p id=\"refused\">This form was refused: it did not carry this session's token. Go back, reload the page and try again.</p>".into(),
+        "Refused",
+        "This form was refused: it did not carry this session's token. Go back, reload the page and try again.",
+        None,
     )
+}
+
+/// The signed-in user of a form's request, its CSRF token checked; else the response to
+/// send instead (the sign-in page, or the refusal).
+async fn signed_form(shared: &Shared, headers: &HeaderMap, csrf: &str) -> Result<Signed, Response> {
+    let Some(s) = signed(shared, headers).await else {
+        return Err(to_sign_in());
+    };
+    if !same(&s.csrf, csrf) {
+        return Err(csrf_refused());
+    }
+    Ok(s)
 }
 
 async fn sign_out(
@@ -392,11 +427,8 @@ async fn sign_out(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let Some(s) = signed(&shared, &headers).await else {
-        return to_sign_in();
-    };
-    if !same(&s.csrf, &f.csrf) {
-        return csrf_refused();
+    if let Err(refused) = signed_form(&shared, &headers, &f.csrf).await {
+        return refused;
     }
     if let Some(id) = cookie(&headers, SESSION) {
         let _ = shared
@@ -594,12 +626,11 @@ async fn plan_page(
     let (held, plan): (roster_store::ServicePlan, Plan) = match api::held(shared, id).await {
         Ok(x) => x,
         Err(e) => {
-            return page(
+            return message_page(
                 e.status(),
-                format!(
-                    "<!doctype html><title>Not found</title><p>{}</p><p><a href=\"/console/plans\">Plans</a></p>",
-                    askama_escape(e.message())
-                ),
+                "Not found",
+                e.message(),
+                Some(("/console/plans", "Plans")),
             );
         }
     };
@@ -636,13 +667,6 @@ async fn plan_page(
     render(status, &t)
 }
 
-fn askama_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 async fn plan(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -676,12 +700,10 @@ async fn decide(
     f: DecisionForm,
     approve: bool,
 ) -> Response {
-    let Some(s) = signed(&shared, &headers).await else {
-        return to_sign_in();
+    let s = match signed_form(&shared, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    if !same(&s.csrf, &f.csrf) {
-        return csrf_refused();
-    }
     let d = Decision {
         comment: f.comment.filter(|c| !c.trim().is_empty()),
     };
@@ -932,18 +954,11 @@ where
     F: FnOnce(Arc<Shared>, Caller) -> Fut,
     Fut: std::future::Future<Output = Result<(), api::ApiError>>,
 {
-    let Some(s) = signed(&shared, &headers).await else {
-        return to_sign_in();
+    let s = match signed_form(&shared, &headers, &csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    if !same(&s.csrf, &csrf) {
-        return csrf_refused();
-    }
-    let caller = Caller {
-        name: s.caller.name.clone(),
-        role: s.caller.role,
-        via: s.caller.via,
-    };
-    match act(Arc::clone(&shared), caller).await {
+    match act(Arc::clone(&shared), s.caller.clone()).await {
         Ok(()) => Redirect::to(&format!("/console/tombstones?done={done}")).into_response(),
         Err(e) => {
             tombstones_page(&shared, &s, e.status(), Some(e.message().to_string()), true).await
@@ -1034,16 +1049,6 @@ struct LogPage<'a> {
 struct LogQuery {
     q: Option<String>,
     format: Option<String>,
-}
-
-/// A CSV cell: quoted, and a leading `= + - @` defused so a spreadsheet shows it as text.
-fn csv_cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    };
-    format!("\"{}\"", text.replace('"', "\"\""))
 }
 
 const LOG_PAGE_LINES: usize = 500;
@@ -1153,25 +1158,19 @@ async fn reconcile(
     Path(name): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let Some(s) = signed(&shared, &headers).await else {
-        return to_sign_in();
+    let s = match signed_form(&shared, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    if !same(&s.csrf, &f.csrf) {
-        return csrf_refused();
-    }
     if let Err(e) = s.caller.must_be(Role::Operator, "asking for a reconcile") {
-        return page(
-            e.status(),
-            format!(
-                "<!doctype html><title>Refused</title><p id=\"refused\">{}</p>",
-                askama_escape(e.message())
-            ),
-        );
+        return message_page(e.status(), "Refused", e.message(), None);
     }
     let Some(worker) = shared.workers.get(&name) else {
-        return page(
+        return message_page(
             StatusCode::NOT_FOUND,
-            "<!doctype html><title>Not found</title><p>No such instance.</p>".into(),
+            "Not found",
+            "No such instance.",
+            Some(("/console", "Overview")),
         );
     };
     worker.submit(crate::workers::Job::Reconcile {
@@ -1253,7 +1252,12 @@ async fn run(
         return to_sign_in();
     };
     let Some(r) = shared.store.run(id).await.ok().flatten() else {
-        return page(StatusCode::NOT_FOUND, "<!doctype html><title>Not found</title><p>No such run.</p><p><a href=\"/console/runs\">Runs</a></p>".into());
+        return message_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such run.",
+            Some(("/console/runs", "Runs")),
+        );
     };
     let events = r
         .events

@@ -441,7 +441,7 @@ async fn reconcile(
         .marketo
         .as_ref()
         .map_or(0, |s| s.client.stats().calls);
-    let ended = reconcile_with(shared, inst, trigger, &sessions, &g).await;
+    let ended = reconcile_with(shared, inst, trigger, roster, &sessions, &g).await;
     close_sessions(shared, inst, &mut sessions, before).await;
     ended
 }
@@ -450,6 +450,7 @@ async fn reconcile_with(
     shared: &Arc<Shared>,
     inst: &Instance,
     trigger: &str,
+    roster: roster_domain::desired::Roster,
     sessions: &Sessions,
     g: &Globals,
 ) -> Ended {
@@ -458,8 +459,9 @@ async fn reconcile_with(
         Ok(None) => {}
         Err(e) => return Ended::err("failed", None, "cannot read the quota used", &e),
     }
-    let computed = match planning::compute(
-        &inst.roster,
+    // The roster checked above, not read a second time.
+    let computed = match planning::compute_from(
+        roster,
         sessions,
         inst.resend_invites,
         Some((inst.app, inst.short_name())),
