@@ -168,6 +168,32 @@ pub enum ServeAction {
     /// Web console accounts: each has a name, a password and a role.
     #[command(subcommand)]
     User(UserAction),
+    /// SCIM connections: one bearer token per identity provider pushing to /scim/v2.
+    #[command(subcommand, name = "scim-token")]
+    ScimToken(ScimTokenAction),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScimTokenAction {
+    /// Make a connection's token and print it once (only its SHA-256 is stored).
+    Create {
+        /// The identity provider (okta, entra, ...); its pushes are kept apart by it.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Limit the connection to these instances (repeat; default every instance).
+        #[arg(long = "instance", value_name = "INSTANCE")]
+        instances: Vec<String>,
+    },
+    /// The connections: names, instances, when made and last used (never the tokens).
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Revoke a connection's token: its requests are refused from now on.
+    Revoke {
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

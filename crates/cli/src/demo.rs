@@ -256,17 +256,31 @@ async fn serve_demo(
         .await?
         .add_console_user("demo", "admin", &hash, time::OffsetDateTime::now_utc())
         .await?;
+    // A SCIM connection, so an identity provider's SCIM client can be pointed at the demo.
+    let scim_token = roster_service::tokens::generate();
+    roster_engine::connect::open_state(Some(&state))
+        .await?
+        .add_scim_connection(
+            "demo",
+            &roster_service::tokens::hash(&scim_token),
+            &[],
+            time::OffsetDateTime::now_utc(),
+        )
+        .await?;
     let running = roster_service::start(config, state).await?;
     let url = format!("http://{}", running.addr);
     println!("roster serve: {url} (configuration {})", path.display());
     println!("API token (admin): {token}");
     println!("web console: {url}/console (user demo, password {console_password})");
+    println!("SCIM 2.0: {url}/scim/v2 (bearer token {scim_token})");
     println!(
         "try: curl -H \"Authorization: Bearer $ROSTER_SERVE_TOKEN\" {url}/api/v1/plans?status=pending"
     );
     if print_env {
         println!("ROSTER_SERVE_URL={url}");
         println!("ROSTER_SERVE_TOKEN={token}");
+        println!("ROSTER_SCIM_URL={url}/scim/v2");
+        println!("ROSTER_SCIM_TOKEN={scim_token}");
     }
     println!("Press Ctrl-C (or send SIGTERM) to stop.");
     crate::serve_cmd::wait_for_stop().await?;

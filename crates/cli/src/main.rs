@@ -212,6 +212,10 @@ async fn main() -> std::process::ExitCode {
             action: Some(args::ServeAction::User(u)),
             ..
         } => serve_cmd::user(u, cli.state.as_deref(), cli.config.as_deref()).await,
+        args::Command::Serve {
+            action: Some(args::ServeAction::ScimToken(t)),
+            ..
+        } => serve_cmd::scim_token(t, cli.state.as_deref(), cli.config.as_deref()).await,
         args::Command::Log {
             action: Some(args::LogAction::Verify),
             ..

@@ -11,7 +11,7 @@ use roster_service::tokens;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::args::{Output, TokenAction, UserAction};
+use crate::args::{Output, ScimTokenAction, TokenAction, UserAction};
 use crate::output::{Table, rfc3339};
 
 fn config_path(config: Option<&Path>) -> Result<&Path> {
@@ -121,6 +121,80 @@ pub async fn token(action: TokenAction, state: Option<&Path>, config: Option<&Pa
     Ok(())
 }
 
+pub async fn scim_token(
+    action: ScimTokenAction,
+    state: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<()> {
+    let (dir, store) = state_for(state, config).await?;
+    let now = OffsetDateTime::now_utc();
+    match action {
+        ScimTokenAction::Create { name, instances } => {
+            tokens::check_name(&name).map_err(anyhow::Error::msg)?;
+            if let Some(path) = config {
+                let cfg = ServeConfig::load(path)?;
+                if let Some(bad) = instances.iter().find(|i| cfg.instance(i).is_none()) {
+                    bail!(
+                        "{} runs no instance {bad:?}; it runs {}",
+                        path.display(),
+                        cfg.instances
+                            .iter()
+                            .map(|i| i.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
+            let token = tokens::generate();
+            store
+                .add_scim_connection(&name, &tokens::hash(&token), &instances, now)
+                .await?;
+            eprintln!(
+                "SCIM connection {name:?} ({}) created in {}; its token is shown once, here:",
+                if instances.is_empty() {
+                    "every instance".to_string()
+                } else {
+                    instances.join(", ")
+                },
+                dir.display()
+            );
+            println!("{token}");
+        }
+        ScimTokenAction::List { output } => {
+            let mut t = Table::new(&["name", "instances", "created at", "last used", "revoked at"]);
+            for c in store.scim_connections().await? {
+                t.push(vec![
+                    json!(c.name),
+                    json!(if c.instances.is_empty() {
+                        "every instance".to_string()
+                    } else {
+                        c.instances.join(", ")
+                    }),
+                    json!(rfc3339(c.created_at)),
+                    json!(c.last_used_at.map(rfc3339)),
+                    json!(c.revoked_at.map(rfc3339)),
+                ]);
+            }
+            if t.rows.is_empty() && output == Output::Table {
+                eprintln!(
+                    "no SCIM connections in {}; `roster serve scim-token create --name NAME` makes one",
+                    dir.display()
+                );
+            }
+            t.print(output)?;
+        }
+        ScimTokenAction::Revoke { name } => {
+            if !store.revoke_scim_connection(&name, now).await? {
+                bail!(
+                    "no live SCIM connection named {name:?}; `roster serve scim-token list` shows them"
+                );
+            }
+            eprintln!("revoked the SCIM connection {name:?}");
+        }
+    }
+    Ok(())
+}
+
 /// The state folder of `roster serve ...` subcommands: --state, else the config's, else the
 /// default.
 async fn state_for(
@@ -152,12 +226,17 @@ pub async fn user(action: UserAction, state: Option<&Path>, config: Option<&Path
             eprintln!("console user {name:?} ({role}) added in {}", dir.display());
         }
         UserAction::List { output } => {
-            let mut t = Table::new(&["name", "role", "created at", "locked until"]);
+            let mut t = Table::new(&["name", "role", "sign-in", "created at", "locked until"]);
             let now = OffsetDateTime::now_utc();
             for u in store.console_users().await? {
                 t.push(vec![
                     json!(u.name),
                     json!(u.role),
+                    json!(if u.password_hash == roster_store::OIDC_ACCOUNT {
+                        "single sign-on"
+                    } else {
+                        "password"
+                    }),
                     json!(rfc3339(u.created_at)),
                     json!(u.locked_until.filter(|t| *t > now).map(rfc3339)),
                 ]);

@@ -120,6 +120,7 @@ fn fixture() -> (Roster, Live) {
             roles: if i % 10 == 1 { roles(i + 1) } else { roles(i) },
             expires_at: None,
             pending: None,
+            facts: Default::default(),
         })
         .collect();
     let customers = (0..PEOPLE)
@@ -132,6 +133,7 @@ fn fixture() -> (Roster, Live) {
             last_name: format!("Last{i}"),
             group_id: ((if i % 10 == 2 { i + 1 } else { i }) % 3) as i64 + 1,
             website_id: 1,
+            facts: Default::default(),
         })
         .collect();
     let named = |list: &[&str]| -> Vec<Named> {

@@ -7,6 +7,7 @@ pub mod access;
 pub mod desired;
 pub mod email;
 pub mod endpoint;
+pub mod inventory;
 pub mod live;
 pub mod marketo_time;
 pub mod plan;

@@ -37,6 +37,26 @@ pub struct MarketoUser {
     pub expires_at: Option<OffsetDateTime>,
     /// Set while the invitation is not accepted yet.
     pub pending: Option<PendingInvite>,
+    #[serde(default)]
+    pub facts: Facts,
+}
+
+/// What an app says about an account beyond its access: shown in access reports, never
+/// planned on (a login does not make a plan stale), so `Live::accounts` leaves it out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facts {
+    /// Marketo's `isLocked`; a Magento admin whose `lock_expires` is in the future.
+    #[serde(default)]
+    pub locked: bool,
+    /// Marketo's `lastLoginAt`; a Magento admin's `logdate` where the admin API gives it.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub last_login_at: Option<OffsetDateTime>,
+    /// Magento's `created_at`.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub created_at: Option<OffsetDateTime>,
+    /// Magento's `updated_at`.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub updated_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +97,8 @@ pub struct MagentoCustomer {
     pub last_name: String,
     pub group_id: i64,
     pub website_id: i64,
+    #[serde(default)]
+    pub facts: Facts,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +111,8 @@ pub struct MagentoAdmin {
     pub last_name: String,
     pub role_id: Option<i64>,
     pub is_active: bool,
+    #[serde(default)]
+    pub facts: Facts,
 }
 
 impl MagentoLive {

@@ -1163,6 +1163,25 @@ pub fn plan(roster: &Roster, live: &Live, options: PlanOptions) -> Plan {
     plan
 }
 
+/// Each step's account as the plan found it and as the whole plan leaves it (`None`: no
+/// such account), in the words of `Live::accounts`: what a reviewer compares.
+pub fn before_after(plan: &Plan) -> Vec<(Option<String>, Option<String>)> {
+    let before = plan.live.accounts();
+    let after = simulate(
+        &plan.live,
+        plan.steps.iter().map(|s| &s.action),
+        plan.created_at,
+    )
+    .accounts();
+    plan.steps
+        .iter()
+        .map(|s| {
+            let key = s.action.account_key();
+            (before.get(&key).cloned(), after.get(&key).cloned())
+        })
+        .collect()
+}
+
 /// The state the apps are in after `actions` run on `live`, as far as planning can tell.
 pub fn simulate<'a>(
     live: &Live,
@@ -1198,6 +1217,7 @@ fn apply_one(live: &mut Live, action: &Action, now: OffsetDateTime) {
                     pending: Some(PendingInvite {
                         expires_at: Some(now + INVITE_LIFETIME),
                     }),
+                    facts: Default::default(),
                 });
             }
         }
@@ -1264,6 +1284,7 @@ fn apply_one(live: &mut Live, action: &Action, now: OffsetDateTime) {
                 last_name: last_name.clone(),
                 group_id: *group_id,
                 website_id: *website_id,
+                facts: Default::default(),
             });
         }
         Action::MagentoUpdateCustomer {
@@ -1307,6 +1328,7 @@ fn apply_one(live: &mut Live, action: &Action, now: OffsetDateTime) {
                 last_name: last_name.clone(),
                 role_id: Some(*role_id),
                 is_active: true,
+                facts: Default::default(),
             });
         }
         Action::MagentoUpdateAdmin {
@@ -1480,6 +1502,7 @@ mod tests {
                 roles,
                 expires_at: expires,
                 pending,
+                facts: Default::default(),
             }
         }
     }
@@ -1510,6 +1533,7 @@ mod tests {
                         last_name: "Last".into(),
                         group_id: g as i64 + 1,
                         website_id: 1,
+                        facts: Default::default(),
                     }).collect(),
                     admins: Some(admins.into_iter().map(|(i, (r, active))| MagentoAdmin {
                         id: i as i64 + 1,
@@ -1519,6 +1543,7 @@ mod tests {
                         last_name: "Last".into(),
                         role_id: Some(r as i64 + 1),
                         is_active: active,
+                        facts: Default::default(),
                     }).collect()),
                 }),
             }
@@ -1683,6 +1708,7 @@ mod tests {
                     roles: BTreeSet::new(),
                     expires_at: None,
                     pending: None,
+                    facts: Default::default(),
                 }],
             }),
             magento: None,
@@ -1700,6 +1726,22 @@ mod tests {
         assert!(p.steps[1].destructive);
         assert!(p.steps[0].key.starts_with(&p.id));
         assert!(p.blocked.is_empty());
+        // What a reviewer compares: the invitee had no account, the leaver will have none.
+        let changes = before_after(&p);
+        assert_eq!(changes[0].0, None);
+        assert!(
+            changes[0]
+                .1
+                .as_deref()
+                .is_some_and(|a| a.starts_with("ada@acme.example"))
+        );
+        assert!(
+            changes[1]
+                .0
+                .as_deref()
+                .is_some_and(|a| a.starts_with("old@acme.example"))
+        );
+        assert_eq!(changes[1].1, None);
         // The unattended part: the invitation alone, numbered again, with its own digest.
         let safe = p.without_destructive();
         assert_eq!(safe.steps.len(), 1);
@@ -1763,6 +1805,7 @@ mod tests {
                     pending: Some(PendingInvite {
                         expires_at: Some(NOW + Duration::days(days)),
                     }),
+                    facts: Default::default(),
                 }],
             }),
             magento: None,

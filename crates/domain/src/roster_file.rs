@@ -582,6 +582,26 @@ impl<'de> Deserialize<'de> for RawAccess {
     }
 }
 
+/// An `access` table written elsewhere than a roster (the service configuration's SCIM group
+/// mappings), checked the same way; `what` names it in errors.
+pub fn access_from_toml(what: &str, value: toml::Value) -> Result<Access, String> {
+    let raw = RawAccess::deserialize(value).map_err(|e| format!("{what}: {e}"))?;
+    raw.into_access(
+        0,
+        Source {
+            name: what,
+            echo: true,
+        },
+    )
+    .map_err(|problems| {
+        problems
+            .iter()
+            .map(|p| p.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 /// Instance names as the service configuration allows them.
 pub fn instance_name_ok(name: &str) -> bool {
     !name.is_empty()

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use roster_domain::desired::{App, Roster};
 use roster_domain::live::{
-    Live, MagentoAdmin, MagentoCustomer, MagentoLive, MarketoLive, MarketoUser, Named,
+    Facts, Live, MagentoAdmin, MagentoCustomer, MagentoLive, MarketoLive, MarketoUser, Named,
     PendingInvite,
 };
 use roster_magento::{AdminUsers, Condition, Criteria};
@@ -152,6 +152,11 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
             roles: a.roles.iter().map(Into::into).collect(),
             expires_at: a.expires_at,
             pending: None,
+            facts: Facts {
+                locked: a.locked,
+                last_login_at: a.last_login_at,
+                ..Facts::default()
+            },
         })
         .collect();
     // The API cannot list pending invitations: check the ones Roster sent.
@@ -198,6 +203,10 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
                     pending: Some(PendingInvite {
                         expires_at: p.expires_at,
                     }),
+                    facts: Facts {
+                        created_at: p.created_at,
+                        ..Facts::default()
+                    },
                 })
             }
             None => {
@@ -242,6 +251,17 @@ fn named(items: &[Value], name: &str) -> Vec<Named> {
         .collect()
 }
 
+/// Magento writes times as `YYYY-MM-DD HH:MM:SS` in UTC; anything else is left out rather
+/// than guessed at.
+fn magento_time(v: &Value, key: &str) -> Option<OffsetDateTime> {
+    let raw = v[key].as_str()?.trim();
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(raw, &format)
+        .map(time::PrimitiveDateTime::assume_utc)
+        .or_else(|_| OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339))
+        .ok()
+}
+
 fn text(v: &Value, key: &str) -> String {
     v[key].as_str().unwrap_or_default().to_string()
 }
@@ -281,6 +301,11 @@ async fn read_magento(s: &MagentoSession, website: &str) -> Result<MagentoLive> 
                 last_name: text(v, "lastname"),
                 group_id: v["group_id"].as_i64().unwrap_or_default(),
                 website_id: v["website_id"].as_i64().unwrap_or_default(),
+                facts: Facts {
+                    created_at: magento_time(v, "created_at"),
+                    updated_at: magento_time(v, "updated_at"),
+                    ..Facts::default()
+                },
             })
             .collect(),
         admins: admins.map(|list| {
@@ -293,6 +318,14 @@ async fn read_magento(s: &MagentoSession, website: &str) -> Result<MagentoLive> 
                     last_name: text(v, "lastname"),
                     role_id: v["role_id"].as_i64(),
                     is_active: v["is_active"].as_bool().unwrap_or(true),
+                    facts: Facts {
+                        // Given by some admin-user extensions, not by all.
+                        locked: magento_time(v, "lock_expires")
+                            .is_some_and(|until| until > OffsetDateTime::now_utc()),
+                        last_login_at: magento_time(v, "logdate"),
+                        created_at: magento_time(v, "created_at"),
+                        updated_at: magento_time(v, "modified").or(magento_time(v, "updated_at")),
+                    },
                 })
                 .collect()
         }),

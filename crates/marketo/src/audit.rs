@@ -43,6 +43,12 @@ pub struct AuditedUser {
     /// with `user.json`, which gives this and the roles in the one call `roles.json` would cost.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<time::OffsetDateTime>,
+    /// `isLocked` from the same `user.json` read (older checkpoints lack it).
+    #[serde(default)]
+    pub locked: bool,
+    /// `lastLoginAt` from the same read.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub last_login_at: Option<time::OffsetDateTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +136,8 @@ pub async fn run_from(
                             user,
                             roles: found.roles,
                             expires_at: found.expires_at,
+                            locked: found.is_locked,
+                            last_login_at: found.last_login_at,
                         },
                     )),
                     Err(e) if e.is_not_found() => {

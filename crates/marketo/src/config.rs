@@ -48,6 +48,9 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Marketo's default daily call quota per subscription.
+pub const DEFAULT_DAILY_QUOTA: u64 = 50_000;
+
 impl ClientConfig {
     pub fn new(base_url: impl Into<String>, client_id: impl Into<String>, secret: Secret) -> Self {
         Self {
@@ -57,7 +60,7 @@ impl ClientConfig {
             max_in_flight: 10,
             rate_limit: 100,
             rate_window: Duration::from_secs(20),
-            daily_quota: 50_000,
+            daily_quota: DEFAULT_DAILY_QUOTA,
             request_timeout: Duration::from_secs(60),
             allow_insecure_http: false,
             shared_ledger: None,

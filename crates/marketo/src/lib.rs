@@ -19,7 +19,7 @@ mod stats;
 mod token;
 
 pub use client::{Client, Deleted, Invited};
-pub use config::{ClientConfig, RetryPolicy};
+pub use config::{ClientConfig, DEFAULT_DAILY_QUOTA, RetryPolicy};
 pub use directory::{Directory, ResolveError};
 pub use error::{ApiFailure, MarketoError};
 pub use model::{Invitation, PendingInvitation, Role, User, UserSummary, UserUpdate, Workspace};

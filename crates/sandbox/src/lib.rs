@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod magento;
 pub mod marketo;
+pub mod oidc;
 mod sqlite;
 
 /// Binds a sandbox's listener (port 0 picks a free one) and says the URL it serves at.

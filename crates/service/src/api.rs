@@ -91,7 +91,7 @@ impl From<roster_store::StoreError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub type ApiResult<T> = Result<T, ApiError>;
 
 /// A query string, refused with a JSON error when it does not parse.
 pub struct ApiQuery<T>(pub T);
@@ -164,15 +164,7 @@ impl FromRequestParts<Arc<Shared>> for Caller {
                 "send an API token as `Authorization: Bearer TOKEN` (`roster serve token create` makes one)",
             )
         };
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(missing)?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(missing)?;
+        let token = tokens::bearer(&parts.headers).ok_or_else(missing)?;
         let record = shared
             .store
             .use_token(&tokens::hash(token), OffsetDateTime::now_utc())
@@ -235,10 +227,11 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "Roster service API",
-        description = "Roster keeps the user accounts of Marketo and Magento in line with a roster. This API follows and steers `roster serve`: instances, runs, plans awaiting approval, the audit log, tombstones and webhook deliveries. Every request needs `Authorization: Bearer TOKEN` (`roster serve token create`); roles: viewer < operator < approver < admin."
+        description = "Roster keeps the user accounts of Marketo and Magento in line with a roster. This API follows and steers `roster serve`: instances, who has which access, runs, plans awaiting approval, the audit log, tombstones and webhook deliveries. Every request needs `Authorization: Bearer TOKEN` (`roster serve token create`); roles: viewer < operator < approver < admin."
     ),
     paths(instances, reconcile, runs, run, plans, plan, approve, reject, log, tombstones,
-        restore_tombstone, restores, approve_restore, reject_restore, deliveries),
+        restore_tombstone, restores, approve_restore, reject_restore, deliveries,
+        crate::access::access_api, crate::access::person_api),
     components(schemas(PlanStatus, ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -250,6 +243,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/instances", get(instances))
         .route("/instances/{name}/reconcile", post(reconcile))
+        .route("/instances/{name}/access", get(crate::access::access_api))
+        .route("/people/{email}", get(crate::access::person_api))
         .route("/runs", get(runs))
         .route("/runs/{id}", get(run))
         .route("/plans", get(plans))
@@ -266,6 +261,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(|| async { ApiError::not_found("no such API route; see /api/v1/openapi.json") });
     Router::new()
         .nest("/api/v1", api)
+        .nest("/scim/v2", crate::scim::router())
         .merge(crate::console::router())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -62,6 +62,27 @@ struct RawFile {
     webhook: BTreeMap<String, RawWebhook>,
     #[serde(default)]
     console: RawConsole,
+    #[serde(default)]
+    scim: RawScim,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScim {
+    debounce: Option<String>,
+    #[serde(default)]
+    groups: BTreeMap<String, toml::Value>,
+}
+
+/// What SCIM pushes turn into: each group's access, and how long after a change the
+/// affected instances reconcile.
+#[derive(Debug, Clone)]
+pub struct ScimConfig {
+    /// Changes within this time of each other start one reconcile.
+    pub debounce: Duration,
+    /// A SCIM group's displayName -> the access its members get (the roster's `access`
+    /// keys: `marketo`, `magento`, `marketo.NAME`, `magento.NAME`).
+    pub groups: BTreeMap<String, roster_domain::desired::Access>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +92,131 @@ struct RawConsole {
     absolute: Option<String>,
     lockout_after: Option<u32>,
     lockout: Option<String>,
+    oidc: Option<RawOidc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOidc {
+    issuer: String,
+    client_id: String,
+    client_secret: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    redirect_url: String,
+    scopes: Option<String>,
+    role_claim: Option<String>,
+    name_claim: Option<String>,
+    #[serde(default)]
+    roles: BTreeMap<String, String>,
+    default_role: Option<String>,
+    label: Option<String>,
+}
+
+/// Sign-in through an OpenID Connect provider (authorization code flow with PKCE).
+#[derive(Clone)]
+pub struct OidcConfig {
+    /// The issuer URL, exactly as the provider's ID tokens name it.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: roster_domain::Secret,
+    /// This service's callback, as registered with the provider
+    /// (`https://HOST/console/oidc/callback`).
+    pub redirect_url: String,
+    pub scopes: String,
+    /// The claim whose value(s) map to roles (`groups` by default).
+    pub role_claim: String,
+    /// The claim that names the person in Roster (`email` by default).
+    pub name_claim: String,
+    /// Claim value -> role; a person with several gets the highest.
+    pub roles: Vec<(String, crate::tokens::Role)>,
+    /// The role of someone whose claim maps to none; `None` refuses them.
+    pub default_role: Option<crate::tokens::Role>,
+    /// What the sign-in button says.
+    pub label: String,
+}
+
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("redirect_url", &self.redirect_url)
+            .field("role_claim", &self.role_claim)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Plain http is only for a provider on this machine (tests, a local sandbox).
+pub fn loopback_or_https(url: &str) -> bool {
+    url.starts_with("https://")
+        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|p| url.starts_with(p) && url[p.len()..].starts_with([':', '/']) || url == *p)
+}
+
+fn oidc(raw: &RawOidc, base: &Path) -> Result<OidcConfig, String> {
+    use crate::tokens::Role;
+    let name = "console.oidc";
+    for (field, url) in [("issuer", &raw.issuer), ("redirect_url", &raw.redirect_url)] {
+        if !loopback_or_https(url) {
+            return Err(format!(
+                "[{name}] {field} must be an https URL (plain http only for 127.0.0.1 or localhost): {url}"
+            ));
+        }
+    }
+    if !raw.redirect_url.ends_with("/console/oidc/callback") {
+        return Err(format!(
+            "[{name}] redirect_url must be this service's /console/oidc/callback address, as registered with the provider (got {})",
+            raw.redirect_url
+        ));
+    }
+    let client_secret = secret(
+        name,
+        "client_secret",
+        raw.client_secret.as_ref(),
+        raw.client_secret_env.as_ref(),
+        raw.client_secret_file.as_ref(),
+        base,
+    )?
+    .ok_or_else(|| format!("[{name}] needs client_secret_env or client_secret_file"))?;
+    let role = |field: &str, v: &str| {
+        Role::parse(v).ok_or_else(|| {
+            format!(
+                "[{name}] {field}: {v:?} is not a role; use viewer, operator, approver or admin"
+            )
+        })
+    };
+    let mut roles = Vec::new();
+    for (claim, r) in &raw.roles {
+        roles.push((claim.clone(), role(&format!("roles.{claim}"), r)?));
+    }
+    let default_role = raw
+        .default_role
+        .as_deref()
+        .map(|r| role("default_role", r))
+        .transpose()?;
+    if roles.is_empty() && default_role.is_none() {
+        return Err(format!(
+            "[{name}] maps no claim value to a role: add [console.oidc.roles] (\"GROUP\" = \"approver\") or default_role"
+        ));
+    }
+    Ok(OidcConfig {
+        issuer: raw.issuer.trim_end_matches('/').to_string(),
+        client_id: raw.client_id.clone(),
+        client_secret: roster_domain::Secret::new(client_secret),
+        redirect_url: raw.redirect_url.clone(),
+        scopes: raw
+            .scopes
+            .clone()
+            .unwrap_or_else(|| "openid email profile".into()),
+        role_claim: raw.role_claim.clone().unwrap_or_else(|| "groups".into()),
+        name_claim: raw.name_claim.clone().unwrap_or_else(|| "email".into()),
+        roles,
+        default_role,
+        label: raw.label.clone().unwrap_or_else(|| "single sign-on".into()),
+    })
 }
 
 /// The web console's session and sign-in rules.
@@ -84,6 +230,8 @@ pub struct ConsoleConfig {
     pub lockout_after: u32,
     /// ... for this long.
     pub lockout: Duration,
+    /// Sign-in through an OpenID Connect provider, beside local accounts.
+    pub oidc: Option<OidcConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,6 +415,7 @@ pub struct ServeConfig {
     pub instances: Vec<Instance>,
     pub webhooks: Vec<Webhook>,
     pub console: ConsoleConfig,
+    pub scim: ScimConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
@@ -543,8 +692,38 @@ impl ServeConfig {
             lockout_after: raw.console.lockout_after.unwrap_or(5).max(1),
             lockout: duration("console", "lockout", raw.console.lockout.as_ref())?
                 .unwrap_or(Duration::from_secs(15 * 60)),
+            oidc: raw
+                .console
+                .oidc
+                .as_ref()
+                .map(|o| oidc(o, &base))
+                .transpose()?,
+        };
+        let mut groups = BTreeMap::new();
+        for (name, value) in raw.scim.groups {
+            let what = format!("[scim.groups.{name:?}]");
+            let access = roster_domain::roster_file::access_from_toml(&what, value)?;
+            let named = access
+                .marketo_at
+                .keys()
+                .map(|n| format!("marketo.{n}"))
+                .chain(access.magento_at.keys().map(|n| format!("magento.{n}")));
+            for inst in named {
+                if !instances.iter().any(|i| i.name == inst) {
+                    return Err(format!(
+                        "{what} gives access on {inst}, which this configuration does not run"
+                    ));
+                }
+            }
+            groups.insert(name, access);
+        }
+        let scim = ScimConfig {
+            debounce: duration("scim", "debounce", raw.scim.debounce.as_ref())?
+                .unwrap_or(Duration::from_secs(5)),
+            groups,
         };
         Ok(ServeConfig {
+            scim,
             console,
             path: absolute,
             listen,
@@ -613,5 +792,73 @@ mod tests {
                 .contains("sign-in")
         );
         assert!(parse("[surprise]\n").unwrap_err().contains("surprise"));
+    }
+
+    #[test]
+    fn scim_groups_map_to_access_checked_like_a_roster() {
+        // SAFETY: a variable only this test reads.
+        unsafe { std::env::set_var("ROSTER_TEST_SCIM_CFG", "scim-secret-value") };
+        let instance = "[marketo.prod]\nurl = \"https://1.mktorest.com\"\nclient_id = \"id\"\nclient_secret_env = \"ROSTER_TEST_SCIM_CFG\"\nroster = \"r.yaml\"\n";
+        let c = parse(&format!(
+            "{instance}[scim]\ndebounce = \"2s\"\n[scim.groups.\"Marketing Ops\"]\nmarketo = [\"Marketing User@Default\"]\n\"marketo.prod\" = [\"Admin@Default\"]\nmagento = {{ group = \"Wholesale\" }}\n"
+        ))
+        .unwrap();
+        let ops = &c.scim.groups["Marketing Ops"];
+        assert_eq!(ops.marketo[0].role, "Marketing User");
+        assert_eq!(ops.marketo_at["prod"][0].role, "Admin");
+        assert_eq!(ops.magento.group.as_deref(), Some("Wholesale"));
+        assert_eq!(c.scim.debounce, Duration::from_secs(2));
+        let unknown = parse(&format!(
+            "{instance}[scim.groups.Ops]\n\"marketo.emea\" = [\"Admin@Default\"]\n"
+        ))
+        .unwrap_err();
+        assert!(unknown.contains("marketo.emea"), "{unknown}");
+        let spec = parse(&format!(
+            "{instance}[scim.groups.Ops]\nmarketo = [\"Admin\"]\n"
+        ))
+        .unwrap_err();
+        assert!(spec.contains("ROLE@WORKSPACE"), "{spec}");
+        let key = parse(&format!("{instance}[scim.groups.Ops]\nslack = []\n")).unwrap_err();
+        assert!(key.contains("slack"), "{key}");
+    }
+
+    #[test]
+    fn single_sign_on_is_checked_when_loaded() {
+        // SAFETY: a variable only this test reads.
+        unsafe { std::env::set_var("ROSTER_TEST_OIDC_CFG", "oidc-secret-value") };
+        let instance = "[magento.shop]\nurl = \"http://127.0.0.1:1\"\ntoken_env = \"ROSTER_TEST_OIDC_CFG\"\nroster = \"r.yaml\"\n";
+        let with = |oidc: &str| parse(&format!("{instance}[console.oidc]\n{oidc}"));
+        let good = "issuer = \"https://idp.example/\"\nclient_id = \"roster\"\nclient_secret_env = \"ROSTER_TEST_OIDC_CFG\"\nredirect_url = \"https://roster.example/console/oidc/callback\"\n";
+        let c = with(&format!(
+            "{good}[console.oidc.roles]\nit-admins = \"admin\"\n"
+        ))
+        .unwrap();
+        let o = c.console.oidc.as_ref().unwrap();
+        assert_eq!(o.issuer, "https://idp.example");
+        assert_eq!(
+            o.roles,
+            [("it-admins".to_string(), crate::tokens::Role::Admin)]
+        );
+        assert_eq!(
+            (o.role_claim.as_str(), o.name_claim.as_str()),
+            ("groups", "email")
+        );
+        assert!(!format!("{c:?}").contains("oidc-secret-value"));
+        let no_roles = with(good).unwrap_err();
+        assert!(no_roles.contains("[console.oidc.roles]"), "{no_roles}");
+        let bad_role = with(&format!("{good}default_role = \"boss\"\n")).unwrap_err();
+        assert!(bad_role.contains("not a role"), "{bad_role}");
+        let plain = with(&good.replace("https://idp.example/", "http://idp.example")).unwrap_err();
+        assert!(plain.contains("https"), "{plain}");
+        let inline = with(&good.replace(
+            "client_secret_env = \"ROSTER_TEST_OIDC_CFG\"",
+            "client_secret = \"x\"",
+        ))
+        .unwrap_err();
+        assert!(inline.contains("client_secret_env"), "{inline}");
+        let elsewhere = with(&good.replace("/console/oidc/callback", "/callback")).unwrap_err();
+        assert!(elsewhere.contains("/console/oidc/callback"), "{elsewhere}");
+        assert!(loopback_or_https("http://127.0.0.1:8080/x"));
+        assert!(!loopback_or_https("http://127.0.0.1.evil.example/"));
     }
 }

@@ -30,6 +30,10 @@ use crate::api::{self, Caller};
 use crate::tokens::Role;
 use crate::views::Decision;
 
+mod access;
+mod oidc;
+mod scim;
+
 const SESSION: &str = "roster_session";
 const PRE_SESSION: &str = "roster_signin";
 /// Failed sign-ins an address may make in a minute before it is refused outright.
@@ -83,6 +87,9 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/console/invitations", get(invitations))
         .route("/console/webhooks", get(webhooks))
         .route("/console/instances/{name}/reconcile", post(reconcile))
+        .merge(access::routes())
+        .merge(oidc::routes())
+        .merge(scim::routes())
 }
 
 pub fn hash_password(password: &str) -> String {
@@ -241,15 +248,23 @@ fn nav<'a>(s: &Signed, page: &'a str) -> Nav<'a> {
 struct SignInPage {
     csrf: String,
     message: Option<String>,
+    /// The single sign-on button's label, when OpenID Connect is configured.
+    sso: Option<String>,
 }
 
-fn sign_in_form(status: StatusCode, headers: &HeaderMap, message: Option<String>) -> Response {
+fn sign_in_form(
+    shared: &Shared,
+    status: StatusCode,
+    headers: &HeaderMap,
+    message: Option<String>,
+) -> Response {
     let csrf = random();
     let mut r = render(
         status,
         &SignInPage {
             csrf: csrf.clone(),
             message,
+            sso: shared.config.console.oidc.as_ref().map(|o| o.label.clone()),
         },
     );
     r.headers_mut().append(
@@ -263,7 +278,7 @@ async fn sign_in_page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> 
     if signed(&shared, &headers).await.is_some() {
         return Redirect::to("/console").into_response();
     }
-    sign_in_form(StatusCode::OK, &headers, None)
+    sign_in_form(&shared, StatusCode::OK, &headers, None)
 }
 
 #[derive(Deserialize)]
@@ -282,7 +297,8 @@ async fn sign_in(
     headers: HeaderMap,
     Form(f): Form<SignInForm>,
 ) -> Response {
-    let refused = |status, why: &str| sign_in_form(status, &headers, Some(why.to_string()));
+    let refused =
+        |status, why: &str| sign_in_form(&shared, status, &headers, Some(why.to_string()));
     if !cookie(&headers, PRE_SESSION).is_some_and(|c| same(&c, &f.csrf)) {
         return refused(
             StatusCode::FORBIDDEN,
@@ -451,6 +467,11 @@ struct InstanceRow {
     next_run: String,
     pending: usize,
     running: String,
+    /// From the last inventory: `None` before the first read.
+    accounts: Option<i64>,
+    quota_left: String,
+    failures: i64,
+    expiring_invitations: usize,
 }
 
 #[derive(Template)]
@@ -467,6 +488,66 @@ struct OverviewPage<'a> {
     message: Option<String>,
 }
 
+/// One row per instance, from a fixed number of queries however many instances there are.
+async fn overview_rows(shared: &Shared) -> Vec<InstanceRow> {
+    let now = OffsetDateTime::now_utc();
+    let store = &shared.store;
+    let pending = store.held_plans(Some("pending")).await.unwrap_or_default();
+    let inventories = store.inventory_summaries().await.unwrap_or_default();
+    let failures = store
+        .failed_runs_since(now - time::Duration::days(1))
+        .await
+        .unwrap_or_default();
+    let quota_used = store
+        .quota_used_by_instance(
+            roster_engine::connect::MARKETO,
+            roster_domain::marketo_time::quota_day(now),
+        )
+        .await
+        .unwrap_or_default();
+    let invites = store.open_invites().await.unwrap_or_default();
+    shared
+        .workers
+        .values()
+        .map(|w| {
+            let st = w.status();
+            let inst = &w.instance;
+            let key = inst.state_key();
+            let quota_left = match &inst.connection {
+                crate::config::Connection::Marketo(c) => {
+                    let limit = c.daily_quota.unwrap_or(roster_marketo::DEFAULT_DAILY_QUOTA);
+                    let budget = inst.daily_budget.unwrap_or(limit).min(limit);
+                    let used = quota_used.get(&key).copied().unwrap_or(0);
+                    format!("{} of {budget}", budget.saturating_sub(used))
+                }
+                crate::config::Connection::Magento(_) => "no daily quota".into(),
+            };
+            InstanceRow {
+                name: inst.name.clone(),
+                last_finished: when(st.last_finished_at),
+                last_outcome: st.last_outcome.unwrap_or_else(|| "—".into()),
+                next_run: when(st.next_run_at),
+                pending: pending.iter().filter(|p| p.instance == inst.name).count(),
+                running: st
+                    .running
+                    .map(|t| format!("running ({t})"))
+                    .unwrap_or_default(),
+                accounts: inventories
+                    .iter()
+                    .find(|i| i.instance == inst.name)
+                    .map(|i| i.accounts),
+                quota_left,
+                failures: failures.get(&inst.name).copied().unwrap_or(0),
+                // Marketo's invitation links last 7 days; one with a day left is about to go.
+                expiring_invitations: invites
+                    .iter()
+                    .filter(|i| i.instance == key && i.invited_at + time::Duration::days(6) <= now)
+                    .count(),
+            }
+        })
+        .collect()
+}
+
 fn when(at: Option<OffsetDateTime>) -> String {
     at.map(rfc3339).unwrap_or_else(|| "—".into())
 }
@@ -479,32 +560,7 @@ async fn overview(
     let Some(s) = signed(&shared, &headers).await else {
         return to_sign_in();
     };
-    let pending = shared
-        .store
-        .held_plans(Some("pending"))
-        .await
-        .unwrap_or_default();
-    let instances = shared
-        .workers
-        .values()
-        .map(|w| {
-            let st = w.status();
-            InstanceRow {
-                name: w.instance.name.clone(),
-                last_finished: when(st.last_finished_at),
-                last_outcome: st.last_outcome.unwrap_or_else(|| "—".into()),
-                next_run: when(st.next_run_at),
-                pending: pending
-                    .iter()
-                    .filter(|p| p.instance == w.instance.name)
-                    .count(),
-                running: st
-                    .running
-                    .map(|t| format!("running ({t})"))
-                    .unwrap_or_default(),
-            }
-        })
-        .collect();
+    let instances = overview_rows(&shared).await;
     let n = nav(&s, "overview");
     let message = (done.done.as_deref() == Some("queued"))
         .then(|| "Reconcile queued: it runs after the job in progress; Runs shows it.".to_string());
@@ -585,6 +641,8 @@ struct StepRow {
     description: String,
     reason: String,
     destructive: bool,
+    before: String,
+    after: String,
 }
 
 #[derive(Template)]
@@ -654,11 +712,19 @@ async fn plan_page(
         steps: plan
             .steps
             .iter()
-            .map(|st| StepRow {
-                index: st.index,
-                description: roster_engine::text::sanitize(&st.action.describe()),
-                reason: st.reason.clone(),
-                destructive: st.destructive,
+            .zip(roster_domain::plan::before_after(&plan))
+            .map(|(st, (before, after))| {
+                let shown = |v: Option<String>| {
+                    v.map_or_else(|| "(none)".into(), |l| roster_engine::text::sanitize(&l))
+                };
+                StepRow {
+                    index: st.index,
+                    description: roster_engine::text::sanitize(&st.action.describe()),
+                    reason: st.reason.clone(),
+                    destructive: st.destructive,
+                    before: shown(before),
+                    after: shown(after),
+                }
             })
             .collect(),
         message,

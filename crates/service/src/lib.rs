@@ -3,10 +3,12 @@
 //! holds destructive steps for approval; a JSON API (bearer tokens with roles), webhooks,
 //! health checks and Prometheus metrics let people and machines follow and steer it.
 
+pub mod access;
 pub mod api;
 pub mod config;
 pub mod console;
 pub mod metrics;
+pub mod scim;
 pub mod tokens;
 pub mod views;
 pub mod webhooks;
@@ -41,6 +43,8 @@ pub struct Shared {
     pub started_at: OffsetDateTime,
     /// Failed console sign-ins per address.
     pub console_throttle: console::Throttle,
+    /// The instances' access inventories, as last read.
+    pub inventories: access::InventoryCache,
 }
 
 impl Shared {
@@ -119,6 +123,7 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
         workers,
         started_at: now,
         console_throttle: console::Throttle::default(),
+        inventories: access::InventoryCache::default(),
     });
     shared.refresh_pending_gauge().await;
     let resumed = workers::resume_approved(&shared).await?;

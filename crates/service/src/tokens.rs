@@ -47,6 +47,18 @@ pub fn generate() -> String {
     format!("roster_{a}{b}")
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header (the API's and SCIM's alike).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
 pub fn hash(token: &str) -> String {
     roster_domain::sha256::hex(token.trim().as_bytes())
 }

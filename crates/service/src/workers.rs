@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
+use roster_domain::inventory::Inventory;
 use roster_domain::plan::{Action, Plan, Stage};
 use roster_engine::actor::Actor;
 use roster_engine::events::{Event, Progress, StepOutcome};
@@ -61,6 +62,8 @@ pub struct Worker {
     pub instance: Instance,
     tx: mpsc::UnboundedSender<Job>,
     pub status: Mutex<WorkerStatus>,
+    /// A reconcile asked for by SCIM changes is waiting out the debounce.
+    scim_pending: std::sync::atomic::AtomicBool,
 }
 
 impl Worker {
@@ -71,6 +74,7 @@ impl Worker {
                 instance,
                 tx,
                 status: Mutex::new(WorkerStatus::default()),
+                scim_pending: std::sync::atomic::AtomicBool::new(false),
             },
             rx,
         )
@@ -85,6 +89,79 @@ impl Worker {
     pub fn status(&self) -> WorkerStatus {
         self.status.lock().expect("status lock").clone()
     }
+}
+
+/// SCIM changed what a connection pushes: each instance it reaches reconciles once the
+/// changes have stopped for the debounce time (an identity provider's full push is many
+/// requests; it should start one run, not one per request).
+pub fn scim_changed(shared: &Arc<Shared>, connection: &roster_store::ScimConnection) {
+    use std::sync::atomic::Ordering;
+    for w in shared.workers.values() {
+        if !connection.reaches(&w.instance.name) || w.scim_pending.swap(true, Ordering::SeqCst) {
+            continue;
+        }
+        let shared = Arc::clone(shared);
+        let name = w.instance.name.clone();
+        let trigger = format!("scim:{}", connection.name);
+        tokio::spawn(async move {
+            // The debounce is a wait by design: later changes join this run.
+            tokio::time::sleep(shared.config.scim.debounce).await;
+            if let Some(w) = shared.workers.get(&name) {
+                w.scim_pending.store(false, Ordering::SeqCst);
+                w.submit(Job::Reconcile { trigger });
+            }
+        });
+    }
+}
+
+/// The people SCIM connections push for `inst`, as roster people, with what went wrong.
+async fn scim_people(
+    shared: &Shared,
+    inst: &Instance,
+) -> Result<(Vec<(String, roster_domain::desired::Person)>, Vec<String>)> {
+    let mut people = Vec::new();
+    let mut problems = Vec::new();
+    for c in shared.store.scim_connections().await? {
+        if c.revoked_at.is_some() || !c.reaches(&inst.name) {
+            continue;
+        }
+        let users = shared.store.scim_resources(&c.name, "User").await?;
+        let groups = shared.store.scim_resources(&c.name, "Group").await?;
+        for u in &users {
+            let in_groups: Vec<&str> = groups
+                .iter()
+                .filter(|g| {
+                    g.body["members"]
+                        .as_array()
+                        .is_some_and(|m| m.iter().any(|m| m["value"].as_str() == Some(&u.id)))
+                })
+                .map(|g| g.name.as_str())
+                .collect();
+            let pushed = roster_scim::people::Pushed {
+                connection: &c.name,
+                user: &u.body,
+                groups: in_groups,
+            };
+            if let Some(p) =
+                roster_scim::people::person_of(&pushed, &shared.config.scim.groups, &mut problems)
+            {
+                people.push((c.name.clone(), p));
+            }
+        }
+    }
+    Ok((people, problems))
+}
+
+/// The roster an instance follows: its file, with the people SCIM pushes added; what went
+/// wrong in the merge (conflicts) comes back to be reported.
+async fn roster_for(
+    shared: &Shared,
+    inst: &Instance,
+) -> Result<(roster_domain::desired::Roster, Vec<String>)> {
+    let mut roster = roster_engine::live_read::load_roster(&inst.roster)?;
+    let (people, mut problems) = scim_people(shared, inst).await?;
+    problems.extend(roster_scim::people::merge(&mut roster, people));
+    Ok((roster, problems))
 }
 
 /// The worker's loop: the next scheduled reconcile, or a submitted job, until shutdown.
@@ -398,7 +475,7 @@ async fn reconcile(
 ) -> Ended {
     // An invalid roster refuses the run before anything is read: never plan from a
     // partial roster.
-    let roster = match roster_engine::live_read::load_roster(&inst.roster) {
+    let (roster, scim_problems) = match roster_for(shared, inst).await {
         Ok(r) => r,
         Err(e) => {
             return Ended::err(
@@ -433,6 +510,9 @@ async fn reconcile(
     }
     let actor = format!("roster serve ({trigger})");
     let g = globals(shared, &actor, recorder);
+    for problem in scim_problems {
+        recorder.emit(Event::Note(problem));
+    }
     let mut sessions = match open_sessions(inst, &g).await {
         Ok(s) => s,
         Err(e) => return Ended::err("failed", None, "cannot connect", &e),
@@ -471,6 +551,8 @@ async fn reconcile_with(
         Ok(c) => c,
         Err(e) => return Ended::err("failed", None, "cannot plan", &e),
     };
+    let read_at = OffsetDateTime::now_utc();
+    keep_inventory(shared, inst, &computed.live, &[], read_at).await;
     for note in &computed.plan.notes {
         if note.message.contains("expire") {
             shared.notifier.notify(
@@ -531,7 +613,12 @@ async fn reconcile_with(
     {
         applied = true;
         let id = c.plan.id.clone();
-        if let Err(e) = apply(c, approve).await {
+        let (live, actions) = (c.live.clone(), actions_of(&c.plan));
+        let result = apply(c, approve).await;
+        if result.is_ok() && !actions.is_empty() {
+            keep_inventory(shared, inst, &live, &actions, read_at).await;
+        }
+        if let Err(e) = result {
             let outcome = if shared.stop.load(std::sync::atomic::Ordering::SeqCst) {
                 "stopped"
             } else {
@@ -583,6 +670,29 @@ async fn reconcile_with(
         )
     } else {
         Ended::ok("done", Some(plan_id), summary)
+    }
+}
+
+fn actions_of(plan: &Plan) -> Vec<Action> {
+    plan.steps.iter().map(|s| s.action.clone()).collect()
+}
+
+/// Keeps the instance's access inventory for the console: what `live` holds (read at
+/// `read_at`), with `applied` (the steps that ran since) played onto it. A store that
+/// cannot take it is logged, not fatal: the run's own work is done.
+async fn keep_inventory(
+    shared: &Shared,
+    inst: &Instance,
+    live: &roster_domain::live::Live,
+    applied: &[Action],
+    read_at: OffsetDateTime,
+) {
+    let now = OffsetDateTime::now_utc();
+    let after = roster_domain::plan::simulate(live, applied, now);
+    let mut inventory = Inventory::from_live(inst.app, &inst.name, &after, read_at);
+    inventory.changes_since_read = applied.len();
+    if let Err(e) = shared.store.save_inventory(&inventory).await {
+        tracing::warn!(instance = %inst.name, "cannot keep the access inventory: {e}");
     }
 }
 
@@ -660,8 +770,13 @@ async fn apply_approved_with(
     g: &Globals,
 ) -> Ended {
     let id = Some(approved.id.clone());
-    let fresh = match planning::compute(
-        &inst.roster,
+    // The same roster a scheduled run follows: the file and the SCIM people.
+    let roster = match roster_for(shared, inst).await {
+        Ok((r, _)) => r,
+        Err(e) => return Ended::err("failed", id, "cannot read the roster before applying", &e),
+    };
+    let fresh = match planning::compute_from(
+        roster,
         sessions,
         inst.resend_invites,
         Some((inst.app, inst.short_name())),
@@ -726,6 +841,8 @@ async fn apply_approved_with(
         return Ended::err("failed", id, "cannot record the approval", &e);
     }
     let summary = planning::summary_line(&fresh.plan);
+    let read_at = OffsetDateTime::now_utc();
+    let (live, actions) = (fresh.live.clone(), actions_of(&fresh.plan));
     let result = planning::apply_with(
         ApplyArgs {
             plan: ToApply::Fresh(Box::new(fresh)),
@@ -738,6 +855,9 @@ async fn apply_approved_with(
         g,
     )
     .await;
+    if result.is_ok() {
+        keep_inventory(shared, inst, &live, &actions, read_at).await;
+    }
     match result {
         Ok(()) => Ended::ok("done", id, format!("{summary} (approved by {by})")),
         Err(e) => Ended::err("failed", id, &summary, &e),

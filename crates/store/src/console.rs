@@ -169,16 +169,23 @@ impl StateStore {
             self.end_session(id_hash).await?;
             return Ok(None);
         }
-        sqlx::query("UPDATE console_sessions SET last_seen_at = ? WHERE id_hash = ?")
-            .bind(ms(now))
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
+        // A page view need not be a write: the last-seen time moves once a tenth of the idle
+        // limit has passed (a session may so outlive its idle limit by a tenth, no more).
+        let last_seen = if now - seen >= idle / 10 {
+            sqlx::query("UPDATE console_sessions SET last_seen_at = ? WHERE id_hash = ?")
+                .bind(ms(now))
+                .bind(id_hash)
+                .execute(&self.pool)
+                .await?;
+            now
+        } else {
+            seen
+        };
         Ok(Some(ConsoleSession {
             user: user_from(&row),
             csrf: row.get("csrf"),
             created_at: created,
-            last_seen_at: now,
+            last_seen_at: last_seen,
         }))
     }
 
@@ -188,5 +195,61 @@ impl StateStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// The password hash of an account that signs in through OpenID Connect: no password
+/// verifies against it.
+pub const OIDC_ACCOUNT: &str = "!oidc";
+
+impl StateStore {
+    /// The account of a person signed in through OpenID Connect, made at their first
+    /// sign-in, its role set from the provider's claims at each. A local account (one with
+    /// a password) of the same name is never taken over.
+    pub async fn oidc_user(
+        &self,
+        name: &str,
+        role: &str,
+        at: OffsetDateTime,
+    ) -> Result<ConsoleUser> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let found = sqlx::query("SELECT * FROM console_users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| user_from(&r));
+        match found {
+            Some(u) if u.password_hash != OIDC_ACCOUNT => {
+                return Err(StoreError::Duplicate {
+                    what: "local console account",
+                    name: u.name,
+                });
+            }
+            Some(u) => {
+                sqlx::query("UPDATE console_users SET role = ? WHERE id = ?")
+                    .bind(role)
+                    .bind(u.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO console_users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                )
+                .bind(name)
+                .bind(role)
+                .bind(OIDC_ACCOUNT)
+                .bind(ms(at))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let user = sqlx::query("SELECT * FROM console_users WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map(|r| user_from(&r))?;
+        tx.commit().await?;
+        Ok(user)
     }
 }

@@ -5,9 +5,11 @@
 //! every account Roster deleted, so it can be re-provisioned.
 
 mod console;
+mod inventories;
 mod journal;
 mod records;
 mod schema;
+mod scim;
 mod service;
 
 use std::path::{Path, PathBuf};
@@ -19,12 +21,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use time::{Date, OffsetDateTime};
 
-pub use console::{ConsoleSession, ConsoleUser};
+pub use console::{ConsoleSession, ConsoleUser, OIDC_ACCOUNT};
+pub use inventories::InventorySummary;
 pub use journal::{
     Approval, ChainBreak, GENESIS, JournalEntry, LogEntry, NewLogEntry, StepStatus, Unfinished,
     row_hash,
 };
 pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
+pub use scim::{ScimConnection, ScimKey, ScimResource, ScimWriteError};
 pub use service::{ApiToken, Delivery, RestoreRequest, Run, RunEnd, ServicePlan};
 
 pub const STATE_FILE: &str = "roster.sqlite";

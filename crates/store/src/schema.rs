@@ -180,4 +180,38 @@ pub const STEPS: &[&str] = &[
         created_at INTEGER NOT NULL,
         last_seen_at INTEGER NOT NULL
     );",
+    // 8: the last access inventory read from each instance (the access page and its
+    // exports search it without calling the app); `version` tells a cache it changed.
+    "CREATE TABLE inventories (
+        instance TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        read_at INTEGER NOT NULL,
+        accounts INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );",
+    // 9: SCIM: the identity-provider connections (by the SHA-256 of their bearer token,
+    // each limited to instances or not) and the Users and Groups they push, kept whole as
+    // JSON with a version for ETags. Names are unique per connection and kind.
+    "CREATE TABLE scim_connections (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        hash TEXT NOT NULL UNIQUE,
+        instances TEXT NOT NULL DEFAULT '[]',
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at INTEGER
+    );
+    CREATE TABLE scim_resources (
+        id TEXT PRIMARY KEY,
+        connection TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        external_id TEXT,
+        version INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX scim_resources_by_name ON scim_resources (connection, kind, name COLLATE NOCASE);
+    CREATE INDEX scim_resources_by_external_id ON scim_resources (connection, kind, external_id);",
 ];

@@ -1,6 +1,6 @@
 //! Real-browser tests of Roster's web pages: the sandbox's invitation page (what an invitee
-//! sees) and the audit's HTML report, driven through ChromeDriver's W3C WebDriver protocol
-//! with plain HTTP, in headless Chromium.
+//! sees), the audit's HTML report and the service's console, driven through chromedriver
+//! with fantoccini (a maintained W3C WebDriver client), in headless Chromium.
 //!
 //! `.ci/run` installs Debian's chromium and chromium-driver and sets ROSTER_REQUIRE_BROWSER=1,
 //! so CI fails if they are missing. Elsewhere, without a chromedriver on the machine, these
@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
 use super::marketo::Env;
-
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn find_chromedriver() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("CHROMEDRIVER") {
@@ -31,11 +31,10 @@ fn chromium() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
 }
 
+/// A headless Chromium session through chromedriver, driven with fantoccini.
 struct Browser {
     driver: Child,
-    http: reqwest::Client,
-    base: String,
-    session: String,
+    client: Client,
 }
 
 impl Browser {
@@ -62,91 +61,55 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let http = reqwest::Client::new();
-        let base = format!("http://127.0.0.1:{port}");
-        // Wait for the driver to report itself ready.
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium(),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+            }),
+        );
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(caps);
+        // The driver takes a moment to listen: retry the session until it does.
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(resp) = http.get(format!("{base}/status")).send().await
-                && let Ok(v) = resp.json::<Value>().await
-                && v["value"]["ready"] == true
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not become ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let created: Value = http
-            .post(format!("{base}/session"))
-            .json(&json!({"capabilities": {"alwaysMatch": {
-                "browserName": "chrome",
-                "goog:chromeOptions": {
-                    "binary": chromium(),
-                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        let client = loop {
+            match builder.connect(&format!("http://127.0.0.1:{port}")).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no WebDriver session: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-            }}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let session = created["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
-            .to_string();
-        Some(Self {
-            driver,
-            http,
-            base,
-            session,
-        })
-    }
-
-    async fn command(&self, path: &str, body: Value) -> Value {
-        let v: Value = self
-            .http
-            .post(format!("{}/session/{}/{path}", self.base, self.session))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(v["value"].get("error").is_none(), "{path}: {v}");
-        v["value"].clone()
+            }
+        };
+        Some(Self { driver, client })
     }
 
     async fn open(&self, url: &str) {
-        self.command("url", json!({ "url": url })).await;
+        self.client.goto(url).await.expect("the page opens");
     }
 
-    async fn element(&self, css: &str) -> String {
-        let v = self
-            .command("element", json!({"using": "css selector", "value": css}))
-            .await;
-        v[ELEMENT].as_str().unwrap().to_string()
+    async fn element(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
     async fn type_into(&self, css: &str, text: &str) {
-        let id = self.element(css).await;
-        self.command(&format!("element/{id}/value"), json!({ "text": text }))
-            .await;
+        self.element(css).await.send_keys(text).await.unwrap();
     }
 
     async fn click(&self, css: &str) {
-        let id = self.element(css).await;
-        self.command(&format!("element/{id}/click"), json!({}))
-            .await;
+        self.element(css).await.click().await.unwrap();
     }
 
     async fn script(&self, script: &str) -> Value {
-        self.command("execute/sync", json!({"script": script, "args": []}))
+        self.client
+            .execute(script, Vec::new())
             .await
+            .unwrap_or_else(|e| panic!("{script}: {e}"))
     }
 
     /// Waits until `script` returns true (a page load after a form submission, say).
@@ -161,25 +124,20 @@ impl Browser {
     /// Runs `script` (which ends by calling `done(value)`) and waits for its value.
     async fn async_script(&self, script: &str) -> Value {
         let body = format!("const done = arguments[arguments.length - 1]; {script}");
-        self.command("execute/async", json!({"script": body, "args": []}))
+        self.client
+            .execute_async(&body, Vec::new())
             .await
+            .unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    /// Sets the window's size (the page's width is what the layout checks are about).
+    async fn resize(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap();
     }
 
     /// Saves a screenshot of the page as `target/console-screenshots/NAME.png`.
     async fn screenshot(&self, name: &str) {
-        use base64::Engine;
-        let v: Value = self
-            .http
-            .get(format!("{}/session/{}/screenshot", self.base, self.session))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(v["value"].as_str().unwrap())
-            .unwrap();
+        let png = self.client.screenshot().await.unwrap();
         let dir =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
@@ -195,11 +153,7 @@ impl Browser {
     }
 
     async fn close(mut self) {
-        let _ = self
-            .http
-            .delete(format!("{}/session/{}", self.base, self.session))
-            .send()
-            .await;
+        let _ = self.client.close().await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -447,6 +401,13 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
             .await,
         true
     );
+    // Each destructive step shows its account before and after the plan; a deletion, none.
+    let changes = browser
+        .script("return Array.from(document.querySelectorAll('#steps tr.destructive')).map(r => [r.querySelector('.before').textContent, r.querySelector('.after').textContent])")
+        .await;
+    let changes = changes.as_array().unwrap();
+    assert!(changes.iter().all(|c| c[0] != c[1]), "{changes:?}");
+    assert!(changes.iter().any(|c| c[1] == "(none)"), "{changes:?}");
     browser.screenshot("plan").await;
     // A printed page says who made it, when, and with which Roster.
     let footer = browser
@@ -689,9 +650,7 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
         .await;
 
     // 420 px wide: no horizontal scrolling of the page itself.
-    browser
-        .command("window/rect", json!({"width": 420, "height": 900}))
-        .await;
+    browser.resize(420, 900).await;
     browser.type_into("#name", "alice").await;
     browser.type_into("#password", "alice-console-pass").await;
     browser.click("#sign-in").await;
@@ -710,4 +669,188 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
         .args(["-TERM", &serve.id().to_string()])
         .status();
     let _ = serve.wait();
+}
+
+/// Single sign-on through an OpenID Connect provider (the sandbox's, on 127.0.0.1), then the
+/// access pages an auditor uses: search and filter, one person across apps, the exports;
+/// and every console page at 1280 and 420 px without horizontal scrolling of the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_signs_in_with_single_sign_on_and_shows_access_in_a_real_browser() {
+    use roster_sandbox::oidc::{self as idp, IdpUser};
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let env = super::serve::Env::start(Duration::ZERO).await;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let callback = format!("http://127.0.0.1:{port}/console/oidc/callback");
+    let provider = idp::start(idp::OidcConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        client_id: "roster".into(),
+        client_secret: "sandbox-idp-secret".into(),
+        redirect_uris: vec![callback.clone()],
+        users: vec![IdpUser {
+            username: "audrey".into(),
+            password: "audrey-idp-pass".into(),
+            email: "audrey@acme.example".into(),
+            name: "Audrey Auditor".into(),
+            groups: vec!["auditors".into()],
+        }],
+    })
+    .await
+    .unwrap();
+    std::fs::write(env.dir.path().join("idp-secret"), "sandbox-idp-secret\n").unwrap();
+    env.configure(
+        include_str!("../../../../examples/roster.yaml"),
+        &format!(
+            "\n[console.oidc]\nissuer = \"{}\"\nclient_id = \"roster\"\nclient_secret_file = \"idp-secret\"\nredirect_url = \"{callback}\"\nlabel = \"Sandbox IdP\"\n[console.oidc.roles]\nauditors = \"viewer\"\n",
+            provider.issuer()
+        ),
+    );
+    let toml = env.dir.path().join("roster.toml");
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(&toml, text).unwrap();
+    let (mut serve, base) = env.serve();
+
+    browser.open(&format!("{base}/console/sign-in")).await;
+    browser.click("#sso").await;
+    browser
+        .wait_for("return document.querySelector('#idp-sign-in') !== null")
+        .await;
+    browser.type_into("#username", "audrey").await;
+    browser.type_into("#password", "audrey-idp-pass").await;
+    browser.click("#idp-sign-in").await;
+    browser
+        .wait_for("return document.querySelector('#instances') !== null")
+        .await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("audrey@acme.example (viewer)")
+    );
+
+    // The first run keeps the inventory; the access page appears once it has.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        browser
+            .open(&format!("{base}/console/access/marketo.acme"))
+            .await;
+        if browser
+            .script("return document.querySelector('#access') !== null")
+            .await
+            == true
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no inventory: {}",
+            browser.text().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = "return document.querySelectorAll('#access tbody tr').length";
+    let all = browser.script(rows).await.as_u64().unwrap();
+    assert!(all >= 9, "the seeded users: {all}");
+    browser.screenshot("access-1280px").await;
+    // Search for one person, then open their page across apps.
+    browser.type_into("#q", "grace.hopper").await;
+    browser.click("#filter").await;
+    browser
+        .wait_for("return location.search.includes('q=grace.hopper')")
+        .await;
+    assert_eq!(browser.script(rows).await, 1);
+    assert!(browser.text().await.contains("matching \"grace.hopper\""));
+    let export = browser
+        .async_script("fetch(document.querySelector('#export-csv').href).then(r => r.text().then(t => done([r.status, r.headers.get('content-type'), t])));")
+        .await;
+    assert_eq!(export[0], 200);
+    assert!(export[1].as_str().unwrap().starts_with("text/csv"));
+    let csv = export[2].as_str().unwrap();
+    assert!(
+        csv.starts_with("instance,kind,id,email") && csv.contains("grace.hopper@acme.example"),
+        "{csv}"
+    );
+    assert!(!csv.contains("alan.turing"), "the export keeps the filter");
+    browser.click("#access tbody a").await;
+    browser
+        .wait_for("return document.querySelector('#person') !== null")
+        .await;
+    assert!(browser.text().await.contains("grace.hopper@acme.example"));
+    browser.screenshot("person").await;
+    browser
+        .open(&format!("{base}/console/people?q=acme.example"))
+        .await;
+    browser
+        .wait_for("return document.querySelector('#people') !== null")
+        .await;
+    assert!(
+        browser
+            .script("return document.querySelectorAll('#people tbody tr').length")
+            .await
+            .as_u64()
+            .unwrap()
+            >= 9
+    );
+
+    // Every page, at a desktop and at a phone width: no horizontal scrolling of the page.
+    let pages = [
+        "/console",
+        "/console/access",
+        "/console/access/marketo.acme",
+        "/console/person?email=grace.hopper%40acme.example",
+        "/console/people",
+        "/console/plans",
+        "/console/runs",
+        "/console/invitations",
+        "/console/tombstones",
+        "/console/log",
+        "/console/webhooks",
+        "/console/scim",
+    ];
+    for (width, label) in [(1280, "1280px"), (420, "420px")] {
+        browser.resize(width, 900).await;
+        for page in pages {
+            browser.open(&format!("{base}{page}")).await;
+            browser
+                .wait_for("return document.querySelector('#provenance') !== null")
+                .await;
+            let name = page
+                .trim_start_matches("/console")
+                .split('?')
+                .next()
+                .unwrap()
+                .trim_matches('/')
+                .replace('/', "-");
+            let name = if name.is_empty() {
+                "overview".into()
+            } else {
+                name
+            };
+            browser.screenshot(&format!("{name}-{label}")).await;
+            assert_eq!(
+                browser
+                    .script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+                    .await,
+                true,
+                "{page} scrolls sideways at {width} px"
+            );
+        }
+        browser
+            .open(&format!("{base}/console/access/marketo.acme"))
+            .await;
+        browser.screenshot(&format!("access-{label}")).await;
+    }
+    browser.close().await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let _ = serve.wait();
+    provider.shutdown().await;
 }

@@ -242,31 +242,33 @@ async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
     env.sandbox.shutdown().await;
 }
 
-/// Where .ci/run installs schemathesis (`pip install --target target/pytools/schemathesis`).
-fn schemathesis() -> Option<PathBuf> {
-    let dir = std::env::var_os("ROSTER_SCHEMATHESIS")
+/// A Python tool .ci/run installs (`pip install --target target/pytools/NAME`), if there:
+/// `ROSTER_<VAR>` points elsewhere, `ROSTER_REQUIRE_<VAR>` makes its absence a failure.
+fn pytool(name: &str, bin: &str, var: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os(format!("ROSTER_{var}"))
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pytools/schemathesis")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/pytools/{name}"))
         });
-    if dir.join("bin/st").is_file() {
+    if dir.join("bin").join(bin).is_file() {
         return Some(dir);
     }
     assert!(
-        std::env::var_os("ROSTER_REQUIRE_SCHEMATHESIS").is_none(),
-        "ROSTER_REQUIRE_SCHEMATHESIS is set but {} has no schemathesis",
+        std::env::var_os(format!("ROSTER_REQUIRE_{var}")).is_none(),
+        "ROSTER_REQUIRE_{var} is set but {} has no {name}",
         dir.display()
     );
-    eprintln!("schemathesis test not run: install it as .ci/run does");
+    eprintln!("{name} test not run: install it as .ci/run does");
     None
 }
 
-/// schemathesis (written by others, from PyPI) fuzzes every operation of the OpenAPI
-/// document against `roster demo --serve`: no server error, every answer as documented.
-#[test]
-fn the_api_holds_up_to_schemathesis() {
-    let Some(tool) = schemathesis() else { return };
-    let home = tempfile::tempdir().unwrap();
+/// `roster demo --serve --print-env` running, and the lines it printed as `NAME=value`.
+fn demo(
+    home: &tempfile::TempDir,
+) -> (
+    std::process::Child,
+    std::collections::HashMap<String, String>,
+) {
     let mut demo = Command::new(env!("CARGO_BIN_EXE_roster"))
         .args(["demo", "--serve", "--print-env", "--dir"])
         .arg(home.path().join("demo"))
@@ -276,24 +278,62 @@ fn the_api_holds_up_to_schemathesis() {
         .spawn()
         .unwrap();
     let mut out = BufReader::new(demo.stdout.take().unwrap());
-    let (mut url, mut token) = (String::new(), String::new());
-    while token.is_empty() {
+    let mut env = std::collections::HashMap::new();
+    while !env.contains_key("ROSTER_SCIM_TOKEN") {
         let mut line = String::new();
         assert!(
             out.read_line(&mut line).unwrap() > 0,
             "the demo ended early"
         );
-        if let Some(v) = line.trim().strip_prefix("ROSTER_SERVE_URL=") {
-            url = v.to_string();
-        }
-        if let Some(v) = line.trim().strip_prefix("ROSTER_SERVE_TOKEN=") {
-            token = v.to_string();
+        if let Some((k, v)) = line.trim().split_once('=')
+            && k.starts_with("ROSTER_")
+        {
+            env.insert(k.to_string(), v.to_string());
         }
     }
+    // Keep reading what it prints: a closed pipe would end the demo at its next line.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (demo, env)
+}
+
+fn stop(mut demo: std::process::Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status()
+        .unwrap();
+    demo.wait().unwrap()
+}
+
+/// schemathesis (written by others, from PyPI) fuzzes every operation of the OpenAPI
+/// document against `roster demo --serve`: no server error, every answer as documented.
+#[test]
+fn the_api_holds_up_to_schemathesis() {
+    let Some(tool) = pytool("schemathesis", "st", "SCHEMATHESIS") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let (demo, env) = demo(&home);
+    // The SCIM lines work as printed: the curl a newcomer would try.
+    let scim = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args([
+            "-H",
+            &format!("Authorization: Bearer {}", env["ROSTER_SCIM_TOKEN"]),
+        ])
+        .arg(format!("{}/ServiceProviderConfig", env["ROSTER_SCIM_URL"]))
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&scim.stdout), "200");
     let run = Command::new("python3")
         .arg(tool.join("bin/st"))
-        .args(["run", &format!("{url}/api/v1/openapi.json")])
-        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args([
+            "run",
+            &format!("{}/api/v1/openapi.json", env["ROSTER_SERVE_URL"]),
+        ])
+        .args([
+            "-H",
+            &format!("Authorization: Bearer {}", env["ROSTER_SERVE_TOKEN"]),
+        ])
         .args(["--checks", "all", "--max-examples", "25", "--no-color"])
         .env("PYTHONPATH", &tool)
         .env("HOME", home.path())
@@ -301,11 +341,7 @@ fn the_api_holds_up_to_schemathesis() {
         .current_dir(home.path())
         .output()
         .unwrap();
-    Command::new("kill")
-        .args(["-TERM", &demo.id().to_string()])
-        .status()
-        .unwrap();
-    let stopped = demo.wait().unwrap();
+    let stopped = stop(demo);
     let report = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),
@@ -314,4 +350,40 @@ fn the_api_holds_up_to_schemathesis() {
     );
     assert!(report.contains("passed"), "{report}");
     assert!(stopped.success(), "the demo stops cleanly on SIGTERM");
+}
+
+/// scim2-tester (written by others, from PyPI, run through scim2-cli's `scim2 test`) checks
+/// the SCIM endpoint of `roster demo --serve`: discovery, every resource type's creation,
+/// query, attribute selection, search, replacement, PATCH add/remove/replace of every
+/// attribute, deletion. Every check passes.
+#[test]
+fn the_scim_endpoint_passes_scim2_tester() {
+    let Some(tool) = pytool("scim2", "scim2", "SCIM2_TESTER") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let (demo, env) = demo(&home);
+    let run = Command::new("python3")
+        .arg(tool.join("bin/scim2"))
+        .args(["--url", &env["ROSTER_SCIM_URL"]])
+        .env(
+            "SCIM_CLI_HEADERS",
+            format!("Authorization: Bearer {}", env["ROSTER_SCIM_TOKEN"]),
+        )
+        .arg("test")
+        .env("PYTHONPATH", &tool)
+        .env("HOME", home.path())
+        .current_dir(home.path())
+        .output()
+        .unwrap();
+    stop(demo);
+    let report = String::from_utf8_lossy(&run.stdout);
+    let passed = report.lines().filter(|l| l.starts_with("SUCCESS")).count();
+    let failed: Vec<&str> = report.lines().filter(|l| l.starts_with("ERROR")).collect();
+    assert!(
+        failed.is_empty() && passed > 100,
+        "scim2-tester: {passed} passed, {} failed:\n{report}\n{}",
+        failed.len(),
+        String::from_utf8_lossy(&run.stderr)
+    );
 }
