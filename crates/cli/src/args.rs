@@ -23,6 +23,17 @@ pub struct Cli {
     /// Default: $XDG_STATE_HOME/roster or ~/.local/state/roster.
     #[arg(long, global = true, env = "ROSTER_STATE", value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// Keep Roster's state in this PostgreSQL database instead of the SQLite file in the
+    /// state directory, so several processes (and machines) share it:
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE. Every command honours it.
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database: Option<String>,
     /// Configuration file (TOML). Default: $XDG_CONFIG_HOME/roster/config.toml, if present.
     #[arg(long, global = true, env = "ROSTER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -146,6 +157,10 @@ pub enum Command {
         #[arg(long)]
         json_logs: bool,
     },
+    /// Roster's state as a whole: move it from the SQLite file to PostgreSQL (or back)
+    /// without losing history.
+    #[command(subcommand)]
+    State(StateAction),
     /// The audit log: every change, approval and refusal, who made it, when, and how it
     /// went. Each line is hash-chained to the one before (`roster log verify`).
     Log {
@@ -161,7 +176,29 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Write every record of the state (--state, or --database) as JSON lines: plans, the
+    /// journal, the audit log with its hashes, tombstones, invitations, quota, the
+    /// service's runs, tokens (hashed), console accounts and SCIM resources.
+    Export {
+        /// The file to write (created 0600: it holds personal data).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Read an export into the state --state or --database names, which must be empty;
+    /// all of it goes in or none does, and the audit log's chain is verified after.
+    Import {
+        /// A file `roster state export` wrote.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ServeAction {
+    /// Bring the state's schema up to date and stop (run it once before starting new
+    /// `roster serve` processes on a shared PostgreSQL database; they also migrate
+    /// themselves, one at a time).
+    Migrate,
     /// API tokens for the service: each has a name and a role.
     #[command(subcommand)]
     Token(TokenAction),

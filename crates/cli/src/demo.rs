@@ -80,6 +80,7 @@ pub async fn run(dir: Option<PathBuf>, serve: bool, print_env: bool) -> Result<(
     let state = dir.join("state");
     let g = Globals {
         state: Some(state),
+        database: None,
         config: None,
         actor: None,
         events: std::sync::Arc::new(crate::render::Terminal),
@@ -240,7 +241,7 @@ async fn serve_demo(
     let config = roster_service::config::ServeConfig::load(&path)?;
     let state = dir.join("state");
     let token = roster_service::tokens::generate();
-    roster_engine::connect::open_state(Some(&state))
+    roster_engine::connect::open_state(Some(&state), None)
         .await?
         .add_token(
             "demo-admin",
@@ -252,13 +253,13 @@ async fn serve_demo(
     // A console account to try the web console with (sandbox only: the password is shown).
     let console_password = roster_service::tokens::generate()[7..27].to_string();
     let hash = roster_service::console::hash_password(&console_password);
-    roster_engine::connect::open_state(Some(&state))
+    roster_engine::connect::open_state(Some(&state), None)
         .await?
         .add_console_user("demo", "admin", &hash, time::OffsetDateTime::now_utc())
         .await?;
     // A SCIM connection, so an identity provider's SCIM client can be pointed at the demo.
     let scim_token = roster_service::tokens::generate();
-    roster_engine::connect::open_state(Some(&state))
+    roster_engine::connect::open_state(Some(&state), None)
         .await?
         .add_scim_connection(
             "demo",

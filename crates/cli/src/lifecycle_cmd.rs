@@ -92,7 +92,7 @@ pub async fn offboard_cmd(
 }
 
 pub async fn tombstones(args: TombstonesArgs, g: &Globals) -> Result<()> {
-    let state = open_state(g.state.as_deref()).await?;
+    let state = open_state(g.state.as_deref(), g.database.as_deref()).await?;
     let mut t = Table::new(&[
         "id",
         "app",

@@ -11,6 +11,7 @@ mod plan_cmd;
 mod render;
 mod sandbox_cmd;
 mod serve_cmd;
+mod state_cmd;
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ async fn main() -> std::process::ExitCode {
     connect::set_allow_insecure_http(cli.allow_insecure_http);
     let g = roster_engine::Globals {
         state: cli.state.clone(),
+        database: cli.database.clone(),
         config: cli.config.clone(),
         actor: cli.actor.clone(),
         events: Arc::new(render::Terminal),
@@ -198,6 +200,7 @@ async fn main() -> std::process::ExitCode {
         } => {
             serve_cmd::serve(
                 cli.state.as_deref(),
+                cli.database.as_deref(),
                 cli.config.as_deref(),
                 listen,
                 cli.lock_wait,
@@ -207,15 +210,51 @@ async fn main() -> std::process::ExitCode {
         args::Command::Serve {
             action: Some(args::ServeAction::Token(t)),
             ..
-        } => serve_cmd::token(t, cli.state.as_deref(), cli.config.as_deref()).await,
+        } => {
+            serve_cmd::token(
+                t,
+                cli.state.as_deref(),
+                cli.database.as_deref(),
+                cli.config.as_deref(),
+            )
+            .await
+        }
         args::Command::Serve {
             action: Some(args::ServeAction::User(u)),
             ..
-        } => serve_cmd::user(u, cli.state.as_deref(), cli.config.as_deref()).await,
+        } => {
+            serve_cmd::user(
+                u,
+                cli.state.as_deref(),
+                cli.database.as_deref(),
+                cli.config.as_deref(),
+            )
+            .await
+        }
         args::Command::Serve {
             action: Some(args::ServeAction::ScimToken(t)),
             ..
-        } => serve_cmd::scim_token(t, cli.state.as_deref(), cli.config.as_deref()).await,
+        } => {
+            serve_cmd::scim_token(
+                t,
+                cli.state.as_deref(),
+                cli.database.as_deref(),
+                cli.config.as_deref(),
+            )
+            .await
+        }
+        args::Command::Serve {
+            action: Some(args::ServeAction::Migrate),
+            ..
+        } => {
+            serve_cmd::migrate(
+                cli.state.as_deref(),
+                cli.database.as_deref(),
+                cli.config.as_deref(),
+            )
+            .await
+        }
+        args::Command::State(action) => state_cmd::state(action, &g).await,
         args::Command::Log {
             action: Some(args::LogAction::Verify),
             ..
@@ -229,7 +268,7 @@ async fn main() -> std::process::ExitCode {
     // Every command that changed (or tried to change) an app leaves a line in the audit log.
     if let Some((app, action, target, detail)) = line {
         let logged = async {
-            let state = connect::open_state(g.state.as_deref()).await?;
+            let state = connect::open_state(g.state.as_deref(), g.database.as_deref()).await?;
             actor::record(
                 &state,
                 &actor::Actor::resolve(by.as_deref()),
@@ -480,6 +519,7 @@ fn writer(command: &args::Command) -> Option<&'static str> {
             | MarketoCommand::Revoke { .. },
         ) => "roster marketo",
         Command::Magento(MagentoCommand::Regroup { yes: true, .. }) => "roster magento regroup",
+        Command::State(args::StateAction::Import { .. }) => "roster state import",
         _ => return None,
     })
 }

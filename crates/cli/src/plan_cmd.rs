@@ -13,7 +13,7 @@ use crate::args::Output;
 use crate::output::{Table, rfc3339};
 
 async fn open_state(g: &Globals) -> Result<roster_store::StateStore> {
-    roster_engine::connect::open_state(g.state.as_deref()).await
+    roster_engine::connect::open_state(g.state.as_deref(), g.database.as_deref()).await
 }
 
 /// What `plan --detailed-exitcode` exits with.

@@ -30,12 +30,14 @@ fn state_dir(state: Option<&Path>, config: Option<&ServeConfig>) -> PathBuf {
 
 pub async fn serve(
     state: Option<&Path>,
+    database: Option<&str>,
     config: Option<&Path>,
     listen: Option<SocketAddr>,
     lock_wait: Duration,
 ) -> Result<()> {
     let path = config_path(config)?;
     let mut config = ServeConfig::load(path)?;
+    config.database = database.map(String::from);
     if let Some(addr) = listen {
         config.listen = addr;
     }
@@ -49,7 +51,7 @@ pub async fn serve(
         "roster serve: http://{} ({} instance(s), state in {})",
         running.addr,
         running.shared.workers.len(),
-        dir.display()
+        running.shared.store.path().display()
     );
     wait_for_stop().await?;
     eprintln!("roster serve: stopping (the step in progress finishes first)");
@@ -76,8 +78,13 @@ pub async fn wait_for_stop() -> Result<()> {
     Ok(())
 }
 
-pub async fn token(action: TokenAction, state: Option<&Path>, config: Option<&Path>) -> Result<()> {
-    let (dir, store) = state_for(state, config).await?;
+pub async fn token(
+    action: TokenAction,
+    state: Option<&Path>,
+    database: Option<&str>,
+    config: Option<&Path>,
+) -> Result<()> {
+    let (dir, store) = state_for(state, database, config).await?;
     let now = OffsetDateTime::now_utc();
     match action {
         TokenAction::Create { name, role } => {
@@ -124,9 +131,10 @@ pub async fn token(action: TokenAction, state: Option<&Path>, config: Option<&Pa
 pub async fn scim_token(
     action: ScimTokenAction,
     state: Option<&Path>,
+    database: Option<&str>,
     config: Option<&Path>,
 ) -> Result<()> {
-    let (dir, store) = state_for(state, config).await?;
+    let (dir, store) = state_for(state, database, config).await?;
     let now = OffsetDateTime::now_utc();
     match action {
         ScimTokenAction::Create { name, instances } => {
@@ -195,10 +203,28 @@ pub async fn scim_token(
     Ok(())
 }
 
-/// The state folder of `roster serve ...` subcommands: --state, else the config's, else the
-/// default.
+/// `roster serve migrate`: opens the service's state, which brings its schema up to date,
+/// and says where it stands.
+pub async fn migrate(
+    state: Option<&Path>,
+    database: Option<&str>,
+    config: Option<&Path>,
+) -> Result<()> {
+    let (place, store) = state_for(state, database, config).await?;
+    println!(
+        "the state in {} is up to date (schema step {}, {:?})",
+        place.display(),
+        store.schema_version().await?,
+        store.backend()
+    );
+    Ok(())
+}
+
+/// The state of `roster serve ...` subcommands: --database, else the folder --state names,
+/// else the config's, else the default; with where it is, to say so.
 async fn state_for(
     state: Option<&Path>,
+    database: Option<&str>,
     config: Option<&Path>,
 ) -> Result<(PathBuf, roster_store::StateStore)> {
     let config = match config {
@@ -206,12 +232,17 @@ async fn state_for(
         None => None,
     };
     let dir = state_dir(state, config.as_ref());
-    let store = connect::open_state(Some(&dir)).await?;
-    Ok((dir, store))
+    let store = connect::open_state(Some(&dir), database).await?;
+    Ok((store.path().to_path_buf(), store))
 }
 
-pub async fn user(action: UserAction, state: Option<&Path>, config: Option<&Path>) -> Result<()> {
-    let (dir, store) = state_for(state, config).await?;
+pub async fn user(
+    action: UserAction,
+    state: Option<&Path>,
+    database: Option<&str>,
+    config: Option<&Path>,
+) -> Result<()> {
+    let (dir, store) = state_for(state, database, config).await?;
     match action {
         UserAction::Add { name, role } => {
             tokens::check_name(&name).map_err(anyhow::Error::msg)?;

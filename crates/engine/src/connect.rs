@@ -178,11 +178,15 @@ pub fn state_dir(dir: Option<&Path>) -> PathBuf {
     dir.map(Path::to_path_buf).unwrap_or_else(default_state_dir)
 }
 
-/// Roster's state in `dir` (the default folder when `None`). A process opens each state
-/// once and shares it: the service's many instances use one connection pool, not one each.
-pub async fn open_state(dir: Option<&Path>) -> Result<StateStore> {
+/// Roster's state: in the PostgreSQL `database` when given, else in `dir` (the default
+/// folder when `None`). A process opens each state once and shares it: the service's many
+/// instances use one connection pool, not one each.
+pub async fn open_state(dir: Option<&Path>, database: Option<&str>) -> Result<StateStore> {
     static OPEN: std::sync::Mutex<Vec<(PathBuf, StateStore)>> = std::sync::Mutex::new(Vec::new());
-    let dir = std::path::absolute(state_dir(dir))?;
+    let dir = match database {
+        Some(url) => PathBuf::from(url),
+        None => std::path::absolute(state_dir(dir))?,
+    };
     if let Some((_, store)) = OPEN
         .lock()
         .expect("the open states")
@@ -191,7 +195,10 @@ pub async fn open_state(dir: Option<&Path>) -> Result<StateStore> {
     {
         return Ok(store.clone());
     }
-    let store = StateStore::open(&dir).await?;
+    let store = match database {
+        Some(url) => StateStore::connect(url).await?,
+        None => StateStore::open(&dir).await?,
+    };
     let mut open = OPEN.lock().expect("the open states");
     match open.iter().find(|(d, _)| *d == dir) {
         Some((_, first)) => Ok(first.clone()),
@@ -241,7 +248,7 @@ impl MarketoSession {
         if let Some(n) = conn.max_retries {
             config.retry.max_retries = n;
         }
-        let state = open_state(state_dir).await?;
+        let state = open_state(state_dir, g.database.as_deref()).await?;
         let instance = config.instance_key().to_string();
         // Every Roster process on this machine paces this subscription together.
         let ledger =

@@ -31,6 +31,9 @@ pub use events::{Event, Events, Progress, StepOutcome};
 pub struct Globals {
     /// The state folder (`--state`); the default when `None`.
     pub state: Option<PathBuf>,
+    /// The PostgreSQL database holding the state instead (`--database` /
+    /// `ROSTER_DATABASE_URL`); the SQLite file in the state folder when `None`.
+    pub database: Option<String>,
     /// The configuration file (`--config`); the default (if any) when `None`.
     pub config: Option<PathBuf>,
     /// `--actor` / `ROSTER_ACTOR`, if given.

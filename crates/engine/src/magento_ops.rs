@@ -149,7 +149,7 @@ impl MagentoSession {
         )?;
         Ok(Self {
             client: Client::new(config)?,
-            state: open_state(g.state.as_deref()).await?,
+            state: open_state(g.state.as_deref(), g.database.as_deref()).await?,
             instance,
             events: g.events.clone(),
             _lock: lock,

@@ -199,7 +199,7 @@ pub fn short(digest: &str) -> &str {
 }
 
 async fn open_state(g: &Globals) -> Result<StateStore> {
-    crate::connect::open_state(g.state.as_deref()).await
+    crate::connect::open_state(g.state.as_deref(), g.database.as_deref()).await
 }
 
 /// Records a refusal in the audit log, then returns it as the command's error.

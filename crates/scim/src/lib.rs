@@ -7,6 +7,7 @@ pub mod error;
 pub mod filter;
 pub mod patch;
 pub mod people;
+pub mod sort;
 mod value;
 
 pub use error::ScimError;

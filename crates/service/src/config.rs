@@ -327,6 +327,7 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "account.removed",
     "invitation.expiring",
     "quota.low",
+    "scim.conflict",
 ];
 
 /// One notification endpoint.
@@ -410,6 +411,9 @@ pub struct ServeConfig {
     pub path: PathBuf,
     pub listen: SocketAddr,
     pub state: Option<PathBuf>,
+    /// The PostgreSQL database holding the state (`--database` / `ROSTER_DATABASE_URL`;
+    /// never in the file, as a URL may carry a password); the SQLite file when `None`.
+    pub database: Option<String>,
     pub four_eyes: bool,
     pub json_logs: bool,
     pub instances: Vec<Instance>,
@@ -728,6 +732,7 @@ impl ServeConfig {
             path: absolute,
             listen,
             state: raw.service.state.map(|p| base.join(p)),
+            database: None,
             four_eyes: raw.service.four_eyes.unwrap_or(true),
             json_logs: raw.service.json_logs.unwrap_or(false),
             instances,

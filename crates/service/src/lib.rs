@@ -81,9 +81,12 @@ impl Running {
 
 /// Opens the state, starts one worker per instance and the HTTP listener.
 pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
-    let store = StateStore::open(&state_dir)
+    let store = StateStore::open_at(&state_dir, config.database.as_deref())
         .await
-        .with_context(|| format!("opening the state in {}", state_dir.display()))?;
+        .with_context(|| match &config.database {
+            Some(url) => format!("opening the state in {}", roster_store::redact_url(url)),
+            None => format!("opening the state in {}", state_dir.display()),
+        })?;
     let now = OffsetDateTime::now_utc();
     let interrupted = store.interrupt_running_runs(now).await?;
     if interrupted > 0 {

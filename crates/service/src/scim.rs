@@ -521,6 +521,10 @@ struct ListQuery {
     attributes: Option<String>,
     #[serde(rename = "excludedAttributes")]
     excluded_attributes: Option<String>,
+    #[serde(rename = "sortBy")]
+    sort_by: Option<String>,
+    #[serde(rename = "sortOrder")]
+    sort_order: Option<String>,
 }
 
 /// `attributes` / `excludedAttributes` (RFC 7644 3.4.2.5): which attributes an answer
@@ -686,6 +690,12 @@ async fn list_kinds(
         .max(1) as usize;
     let count = number("count", q.count.as_deref())?
         .map_or(DEFAULT_COUNT, |n| n.clamp(0, MAX_COUNT as i64) as usize);
+    let sort = q
+        .sort_by
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(|by| roster_scim::sort::SortBy::parse(by, q.sort_order.as_deref()))
+        .transpose()?;
     let base = base_url(headers);
     let mut all = Vec::new();
     for kind in kinds {
@@ -697,11 +707,14 @@ async fn list_kinds(
         };
         all.extend(found);
     }
-    let matching: Vec<Value> = all
+    let mut matching: Vec<Value> = all
         .iter()
         .map(|r| rendered(r, &base))
         .filter(|v| filter.as_ref().is_none_or(|f| filter::matches(f, v)))
         .collect();
+    if let Some(sort) = &sort {
+        sort.sort(&mut matching);
+    }
     let total = matching.len();
     let projection = Projection::new(q.attributes.as_deref(), q.excluded_attributes.as_deref());
     let page: Vec<Value> = matching
@@ -784,6 +797,8 @@ fn search_request(body: &Value) -> Result<ListQuery> {
         count: number("count"),
         attributes: list("attributes"),
         excluded_attributes: list("excludedAttributes"),
+        sort_by: text("sortBy"),
+        sort_order: text("sortOrder"),
     })
 }
 
@@ -923,7 +938,7 @@ async fn service_provider_config(_c: Caller) -> Response {
             "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
             "filter": {"supported": true, "maxResults": MAX_COUNT},
             "changePassword": {"supported": false},
-            "sort": {"supported": false},
+            "sort": {"supported": true},
             "etag": {"supported": true},
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",

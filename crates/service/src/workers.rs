@@ -64,6 +64,9 @@ pub struct Worker {
     pub status: Mutex<WorkerStatus>,
     /// A reconcile asked for by SCIM changes is waiting out the debounce.
     scim_pending: std::sync::atomic::AtomicBool,
+    /// The SCIM conflicts the last run reported: a `scim.conflict` webhook goes out for a
+    /// new one only, not again at every run while it stands.
+    scim_conflicts: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Worker {
@@ -75,6 +78,7 @@ impl Worker {
                 tx,
                 status: Mutex::new(WorkerStatus::default()),
                 scim_pending: std::sync::atomic::AtomicBool::new(false),
+                scim_conflicts: Mutex::default(),
             },
             rx,
         )
@@ -312,6 +316,7 @@ async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) {
 fn globals(shared: &Shared, actor: &str, recorder: &Arc<Recorder>) -> Globals {
     Globals {
         state: Some(shared.state_dir.clone()),
+        database: shared.config.database.clone(),
         config: None,
         actor: Some(actor.to_string()),
         events: Arc::clone(recorder) as Arc<dyn Progress>,
@@ -510,6 +515,22 @@ async fn reconcile(
     }
     let actor = format!("roster serve ({trigger})");
     let g = globals(shared, &actor, recorder);
+    let fresh: Vec<String> = {
+        let worker = &shared.workers[&inst.name];
+        let mut known = worker.scim_conflicts.lock().expect("conflicts lock");
+        let now: std::collections::BTreeSet<String> = scim_problems.iter().cloned().collect();
+        let fresh = now.difference(&known).cloned().collect();
+        *known = now;
+        fresh
+    };
+    for problem in fresh {
+        shared.notifier.notify(
+            "scim.conflict",
+            Some(&inst.name),
+            problem.clone(),
+            json!({"problem": problem}),
+        );
+    }
     for problem in scim_problems {
         recorder.emit(Event::Note(problem));
     }
@@ -819,7 +840,12 @@ async fn apply_approved_with(
     }
     // The approver's approval, carried over to the plan computed now (its destructive steps
     // are among the approved ones), and recorded in the audit log.
-    let state = match roster_engine::connect::open_state(Some(&shared.state_dir)).await {
+    let state = match roster_engine::connect::open_state(
+        Some(&shared.state_dir),
+        shared.config.database.as_deref(),
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => return Ended::err("failed", id, "cannot open the state", &e),
     };

@@ -1,7 +1,7 @@
 //! The web console's local accounts and sessions.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::{Result, StateStore, StoreError, from_ms, ms};
@@ -40,7 +40,7 @@ pub struct ConsoleSession {
     pub last_seen_at: OffsetDateTime,
 }
 
-fn user_from(r: &SqliteRow) -> ConsoleUser {
+fn user_from(r: &AnyRow) -> ConsoleUser {
     ConsoleUser {
         id: r.get("id"),
         name: r.get("name"),
@@ -67,20 +67,19 @@ impl StateStore {
                 name: name.to_string(),
             });
         }
-        Ok(sqlx::query(
-            "INSERT INTO console_users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        Ok(sqlx::query_scalar::<_, i64>(
+            "INSERT INTO console_users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(name)
         .bind(role)
         .bind(password_hash)
         .bind(ms(at))
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid())
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     pub async fn console_user(&self, name: &str) -> Result<Option<ConsoleUser>> {
-        let row = sqlx::query("SELECT * FROM console_users WHERE name = ?")
+        let row = sqlx::query("SELECT * FROM console_users WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -97,16 +96,16 @@ impl StateStore {
     /// Records a failed sign-in; after `limit` in a row the account is locked until `until`.
     /// Returns the failures counted so far.
     pub async fn sign_in_failed(&self, id: i64, limit: i64, until: OffsetDateTime) -> Result<i64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let failures: i64 = sqlx::query_scalar(
-            "UPDATE console_users SET failed_attempts = failed_attempts + 1 WHERE id = ? RETURNING failed_attempts",
+            "UPDATE console_users SET failed_attempts = failed_attempts + 1 WHERE id = $1 RETURNING failed_attempts",
         )
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
         if failures >= limit {
             sqlx::query(
-                "UPDATE console_users SET locked_until = ?, failed_attempts = 0 WHERE id = ?",
+                "UPDATE console_users SET locked_until = $1, failed_attempts = 0 WHERE id = $2",
             )
             .bind(ms(until))
             .bind(id)
@@ -125,15 +124,15 @@ impl StateStore {
         csrf: &str,
         at: OffsetDateTime,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
-            "UPDATE console_users SET failed_attempts = 0, locked_until = NULL WHERE id = ?",
+            "UPDATE console_users SET failed_attempts = 0, locked_until = NULL WHERE id = $1",
         )
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO console_sessions (id_hash, user_id, csrf, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO console_sessions (id_hash, user_id, csrf, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id_hash)
         .bind(user_id)
@@ -157,7 +156,7 @@ impl StateStore {
     ) -> Result<Option<ConsoleSession>> {
         let row = sqlx::query(
             "SELECT u.*, s.csrf, s.created_at AS s_created, s.last_seen_at FROM console_sessions s \
-             JOIN console_users u ON u.id = s.user_id WHERE s.id_hash = ?",
+             JOIN console_users u ON u.id = s.user_id WHERE s.id_hash = $1",
         )
         .bind(id_hash)
         .fetch_optional(&self.pool)
@@ -172,7 +171,7 @@ impl StateStore {
         // A page view need not be a write: the last-seen time moves once a tenth of the idle
         // limit has passed (a session may so outlive its idle limit by a tenth, no more).
         let last_seen = if now - seen >= idle / 10 {
-            sqlx::query("UPDATE console_sessions SET last_seen_at = ? WHERE id_hash = ?")
+            sqlx::query("UPDATE console_sessions SET last_seen_at = $1 WHERE id_hash = $2")
                 .bind(ms(now))
                 .bind(id_hash)
                 .execute(&self.pool)
@@ -190,7 +189,7 @@ impl StateStore {
     }
 
     pub async fn end_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM console_sessions WHERE id_hash = ?")
+        sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
             .bind(id_hash)
             .execute(&self.pool)
             .await?;
@@ -212,8 +211,8 @@ impl StateStore {
         role: &str,
         at: OffsetDateTime,
     ) -> Result<ConsoleUser> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let found = sqlx::query("SELECT * FROM console_users WHERE name = ?")
+        let mut tx = self.write_tx().await?;
+        let found = sqlx::query("SELECT * FROM console_users WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?
@@ -226,7 +225,7 @@ impl StateStore {
                 });
             }
             Some(u) => {
-                sqlx::query("UPDATE console_users SET role = ? WHERE id = ?")
+                sqlx::query("UPDATE console_users SET role = $1 WHERE id = $2")
                     .bind(role)
                     .bind(u.id)
                     .execute(&mut *tx)
@@ -234,7 +233,7 @@ impl StateStore {
             }
             None => {
                 sqlx::query(
-                    "INSERT INTO console_users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO console_users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4)",
                 )
                 .bind(name)
                 .bind(role)
@@ -244,7 +243,7 @@ impl StateStore {
                 .await?;
             }
         }
-        let user = sqlx::query("SELECT * FROM console_users WHERE name = ?")
+        let user = sqlx::query("SELECT * FROM console_users WHERE name = $1")
             .bind(name)
             .fetch_one(&mut *tx)
             .await

@@ -14,8 +14,8 @@ impl StateStore {
             detail: e.to_string(),
         })?;
         let version: i64 = sqlx::query(
-            "INSERT INTO inventories (instance, version, read_at, accounts, body) VALUES (?, 1, ?, ?, ?)
-             ON CONFLICT (instance) DO UPDATE SET version = version + 1, read_at = excluded.read_at,
+            "INSERT INTO inventories (instance, version, read_at, accounts, body) VALUES ($1, 1, $2, $3, $4)
+             ON CONFLICT (instance) DO UPDATE SET version = inventories.version + 1, read_at = excluded.read_at,
                  accounts = excluded.accounts, body = excluded.body
              RETURNING version",
         )
@@ -33,7 +33,7 @@ impl StateStore {
     /// check before it loads the whole document.
     pub async fn inventory_version(&self, instance: &str) -> Result<Option<i64>> {
         Ok(
-            sqlx::query_scalar("SELECT version FROM inventories WHERE instance = ?")
+            sqlx::query_scalar("SELECT version FROM inventories WHERE instance = $1")
                 .bind(instance)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -42,7 +42,7 @@ impl StateStore {
 
     /// The instance's inventory with its version.
     pub async fn inventory(&self, instance: &str) -> Result<Option<(i64, Inventory)>> {
-        let Some(row) = sqlx::query("SELECT version, body FROM inventories WHERE instance = ?")
+        let Some(row) = sqlx::query("SELECT version, body FROM inventories WHERE instance = $1")
             .bind(instance)
             .fetch_optional(&self.pool)
             .await?
@@ -88,7 +88,7 @@ impl StateStore {
         since: time::OffsetDateTime,
     ) -> Result<std::collections::HashMap<String, i64>> {
         let rows = sqlx::query(
-            "SELECT instance, COUNT(*) AS n FROM service_runs WHERE outcome = 'failed' AND started_at >= ? GROUP BY instance",
+            "SELECT instance, COUNT(*) AS n FROM service_runs WHERE outcome = 'failed' AND started_at >= $1 GROUP BY instance",
         )
         .bind(ms(since))
         .fetch_all(&self.pool)
@@ -105,11 +105,12 @@ impl StateStore {
         app: &str,
         day: time::Date,
     ) -> Result<std::collections::HashMap<String, u64>> {
-        let rows = sqlx::query("SELECT instance, calls FROM quota_usage WHERE app = ? AND day = ?")
-            .bind(app)
-            .bind(day.to_string())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT instance, calls FROM quota_usage WHERE app = $1 AND day = $2")
+                .bind(app)
+                .bind(day.to_string())
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows
             .iter()
             .map(|r| (r.get("instance"), r.get::<i64, _>("calls").max(0) as u64))

@@ -8,7 +8,7 @@
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::{Result, StateStore, StoreError, from_ms, ms};
+use crate::{Backend, Result, StateStore, StoreError, from_ms, ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepStatus {
@@ -90,7 +90,9 @@ pub struct NewLogEntry {
 impl StateStore {
     /// Records a plan (once; saving it again changes nothing).
     pub async fn save_plan(&self, id: &str, created_at: OffsetDateTime, body: &str) -> Result<()> {
-        sqlx::query("INSERT OR IGNORE INTO plans (id, created_at, body) VALUES (?, ?, ?)")
+        sqlx::query(
+            "INSERT INTO plans (id, created_at, body) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        )
             .bind(id)
             .bind(ms(created_at))
             .bind(body)
@@ -109,9 +111,9 @@ impl StateStore {
         approval: &Approval,
         log: &NewLogEntry,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO approvals (plan_id, digest, approved_by, os_user, approved_at) VALUES (?, ?, ?, ?, ?) \
+            "INSERT INTO approvals (plan_id, digest, approved_by, os_user, approved_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (plan_id, digest) DO NOTHING",
         )
         .bind(id)
@@ -121,7 +123,7 @@ impl StateStore {
         .bind(ms(approval.at))
         .execute(&mut *tx)
         .await?;
-        insert_log(&mut tx, log, approval.at).await?;
+        insert_log(self.backend, &mut tx, log, approval.at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -129,7 +131,7 @@ impl StateStore {
     /// The approval of the plan `id` with content `digest`, if there is one.
     pub async fn approval(&self, id: &str, digest: &str) -> Result<Option<Approval>> {
         let row = sqlx::query(
-            "SELECT approved_by, os_user, approved_at FROM approvals WHERE plan_id = ? AND digest = ?",
+            "SELECT approved_by, os_user, approved_at FROM approvals WHERE plan_id = $1 AND digest = $2",
         )
         .bind(id)
         .bind(digest)
@@ -164,7 +166,7 @@ impl StateStore {
 
     pub async fn journal(&self, plan_id: &str) -> Result<Vec<JournalEntry>> {
         let rows = sqlx::query(
-            "SELECT step, key, status, detail FROM journal WHERE plan_id = ? ORDER BY step",
+            "SELECT step, key, status, detail FROM journal WHERE plan_id = $1 ORDER BY step",
         )
         .bind(plan_id)
         .fetch_all(&self.pool)
@@ -194,7 +196,7 @@ impl StateStore {
         at: OffsetDateTime,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO journal (plan_id, step, key, status, started_at) VALUES (?, ?, ?, 'started', ?) \
+            "INSERT INTO journal (plan_id, step, key, status, started_at) VALUES ($1, $2, $3, 'started', $4) \
              ON CONFLICT (plan_id, step) DO UPDATE SET status = 'started', started_at = excluded.started_at, finished_at = NULL",
         )
         .bind(plan_id)
@@ -217,8 +219,8 @@ impl StateStore {
         log: &NewLogEntry,
         at: OffsetDateTime,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("UPDATE journal SET status = ?, detail = ?, finished_at = ? WHERE plan_id = ? AND step = ?")
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE journal SET status = $1, detail = $2, finished_at = $3 WHERE plan_id = $4 AND step = $5")
             .bind(status.as_str())
             .bind(detail)
             .bind(ms(at))
@@ -226,7 +228,7 @@ impl StateStore {
             .bind(step as i64)
             .execute(&mut *tx)
             .await?;
-        insert_log(&mut tx, log, at).await?;
+        insert_log(self.backend, &mut tx, log, at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -240,7 +242,7 @@ impl StateStore {
         detail: &str,
         at: OffsetDateTime,
     ) -> Result<()> {
-        sqlx::query("UPDATE journal SET status = 'failed', detail = ?, finished_at = ? WHERE plan_id = ? AND step = ? AND status = 'started'")
+        sqlx::query("UPDATE journal SET status = 'failed', detail = $1, finished_at = $2 WHERE plan_id = $3 AND step = $4 AND status = 'started'")
             .bind(detail)
             .bind(ms(at))
             .bind(plan_id)
@@ -251,8 +253,8 @@ impl StateStore {
     }
 
     pub async fn append_log(&self, entry: &NewLogEntry, at: OffsetDateTime) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        insert_log(&mut tx, entry, at).await?;
+        let mut tx = self.write_tx().await?;
+        insert_log(self.backend, &mut tx, entry, at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -261,7 +263,7 @@ impl StateStore {
     pub async fn log(&self, plan_id: Option<&str>) -> Result<Vec<LogEntry>> {
         let rows = sqlx::query(
             "SELECT id, at, actor, os_user, plan_id, step_key, app, action, target, outcome, detail, prev_hash, hash FROM audit_log \
-             WHERE (?1 IS NULL OR plan_id = ?1) ORDER BY id",
+             WHERE ($1 IS NULL OR plan_id = $1) ORDER BY id",
         )
         .bind(plan_id)
         .fetch_all(&self.pool)
@@ -384,7 +386,7 @@ pub fn row_hash(prev: &str, id: i64, at: OffsetDateTime, e: &NewLogEntry) -> Str
 }
 
 /// Fills in the chain for rows written before the log was chained (schema step 4).
-pub(crate) async fn backfill_chain(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
+pub(crate) async fn backfill_chain(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
     let rows = sqlx::query(
         "SELECT id, at, actor, os_user, plan_id, step_key, app, action, target, outcome, detail, hash FROM audit_log ORDER BY id",
     )
@@ -414,7 +416,7 @@ pub(crate) async fn backfill_chain(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>)
             detail: r.get(10),
         };
         let hash = row_hash(&prev, id, from_ms(r.get(1)), &entry);
-        sqlx::query("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?")
+        sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE id = $3")
             .bind(&prev)
             .bind(&hash)
             .bind(id)
@@ -434,7 +436,8 @@ pub(crate) async fn backfill_chain(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>)
 /// Appends a row chained to the last one. Callers hold an IMMEDIATE transaction, so no
 /// other writer can slip a row in between reading the last hash and writing this one.
 async fn insert_log(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    backend: Backend,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     entry: &NewLogEntry,
     at: OffsetDateTime,
 ) -> Result<()> {
@@ -448,17 +451,24 @@ async fn insert_log(
         ),
         None => (1, GENESIS.to_string()),
     };
-    // Row ids are never reused (AUTOINCREMENT), so a deleted last row leaves a gap the
-    // next id would hide; take the larger.
-    let next: i64 = sqlx::query_scalar(
-        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'), 0) + 1",
-    )
-    .fetch_one(&mut **tx)
-    .await?;
+    // Row ids are never reused (SQLite's AUTOINCREMENT, PostgreSQL's sequence), so a
+    // deleted last row leaves a gap the next id would hide; take the larger.
+    let next: i64 = match backend {
+        Backend::Sqlite => sqlx::query_scalar(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'), 0) + 1",
+        )
+        .fetch_one(&mut **tx)
+        .await?,
+        Backend::Postgres => {
+            sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('audit_log', 'id'))")
+                .fetch_one(&mut **tx)
+                .await?
+        }
+    };
     let id = id.max(next);
     let hash = row_hash(&prev, id, at, entry);
     sqlx::query(
-        "INSERT INTO audit_log (id, at, actor, os_user, plan_id, step_key, app, action, target, outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_log (id, at, actor, os_user, plan_id, step_key, app, action, target, outcome, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(id)
     .bind(ms(at))

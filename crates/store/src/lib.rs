@@ -1,4 +1,8 @@
-//! Roster's own state, kept in one SQLite file (`roster.sqlite` in the state directory).
+//! Roster's own state, kept in one SQLite file (`roster.sqlite` in the state directory) or,
+//! when several processes share it, in a PostgreSQL database. The same statements serve
+//! both (through sqlx's `Any` driver; `$N` parameters, which SQLite accepts too; PostgreSQL
+//! gets a collation named `nocase`); where the dialects still differ the code says so with
+//! [`Backend`].
 //!
 //! It holds what the apps cannot tell us: how much of Marketo's daily quota Roster has used,
 //! which invitations Roster sent (the API cannot list pending invites), and a tombstone for
@@ -11,14 +15,17 @@ mod records;
 mod schema;
 mod scim;
 mod service;
+pub mod testing;
+mod transfer;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use roster_domain::access::RoleAssignment;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 use time::{Date, OffsetDateTime};
 
 pub use console::{ConsoleSession, ConsoleUser, OIDC_ACCOUNT};
@@ -30,6 +37,7 @@ pub use journal::{
 pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
 pub use scim::{ScimConnection, ScimKey, ScimResource, ScimWriteError};
 pub use service::{ApiToken, Delivery, RestoreRequest, Run, RunEnd, ServicePlan};
+pub use transfer::{FORMAT as EXPORT_FORMAT, Moved};
 
 pub const STATE_FILE: &str = "roster.sqlite";
 
@@ -45,10 +53,18 @@ pub enum StoreError {
     #[error("cannot open Roster's state file {path}: {source}")]
     Open { path: PathBuf, source: sqlx::Error },
     #[error(
-        "the state file {path} was written by a newer Roster (schema {found}, this one knows {known}); upgrade Roster or use another --state"
+        "cannot connect to the PostgreSQL database {url}: {source}; check --database / ROSTER_DATABASE_URL, that the server runs and that the user may connect"
+    )]
+    Connect { url: String, source: sqlx::Error },
+    #[error(
+        "{url:?} is not a database Roster can use: give postgres://USER@HOST:PORT/DATABASE (or leave --database out for the SQLite file in the state directory)"
+    )]
+    BadUrl { url: String },
+    #[error(
+        "the state in {place} was written by a newer Roster (schema {found}, this one knows {known}); upgrade Roster or use another --state / --database"
     )]
     TooNew {
-        path: PathBuf,
+        place: String,
         found: i64,
         known: i64,
     },
@@ -58,26 +74,58 @@ pub enum StoreError {
         "there is already an {what} named {name:?}; choose another name or revoke the old one first"
     )]
     Duplicate { what: &'static str, name: String },
+    #[error(
+        "the state in {place} already holds records ({table} is not empty); an import goes into an empty state only: give another --state or --database"
+    )]
+    NotEmpty { place: String, table: String },
     #[error("Roster's state file holds a record it cannot read ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Which database holds the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// Roster's state: cheap to clone, one connection pool underneath.
 #[derive(Clone)]
 pub struct StateStore {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+    /// The SQLite file, or the database's URL without its password.
     path: PathBuf,
 }
 
 impl std::fmt::Debug for StateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateStore")
-            .field("path", &self.path)
+            .field("backend", &self.backend)
+            .field("at", &self.path)
             .finish()
     }
 }
+
+/// A database URL fit to show: the password replaced.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "(an unparseable URL)".into(),
+    }
+}
+
+/// Transaction-level advisory lock every writing transaction on PostgreSQL takes, so writers
+/// are serialised as SQLite's `BEGIN IMMEDIATE` serialises them (the audit log's chain and
+/// the read-then-write steps rely on it). The key is arbitrary but fixed: "roster" in ASCII.
+const PG_WRITE_LOCK: i64 = 0x726f_7374_6572;
 
 fn ms(at: OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
@@ -153,19 +201,35 @@ impl StateStore {
             path: path.clone(),
             source,
         };
-        let options = SqliteConnectOptions::from_str("sqlite://")
+        // Through the Any driver, so options travel as a URL; what a URL cannot say (the
+        // journal mode, the busy timeout, foreign keys) each connection sets when it opens.
+        sqlx::any::install_default_drivers();
+        let url = SqliteConnectOptions::from_str("sqlite://")
             .map_err(open_err)?
             .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+            .to_url_lossy();
+        let options = AnyConnectOptions::from_url(&url).map_err(open_err)?;
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                        .await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        let store = Self { pool, path };
+        sqlx::raw_sql("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await
+            .map_err(open_err)?;
+        let store = Self {
+            pool,
+            backend: Backend::Sqlite,
+            path,
+        };
         store.migrate().await?;
         drop(guard);
         #[cfg(unix)]
@@ -179,41 +243,145 @@ impl StateStore {
         Ok(store)
     }
 
+    /// Connects to the PostgreSQL database at `url` and brings its schema up to date.
+    /// Several processes may share it; they take turns at migrating (an advisory lock).
+    pub async fn connect(url: &str) -> Result<Self> {
+        let shown = redact_url(url);
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::BadUrl { url: shown });
+        }
+        let connect_err = |source| StoreError::Connect {
+            url: shown.clone(),
+            source,
+        };
+        sqlx::any::install_default_drivers();
+        let options = AnyConnectOptions::from_str(url).map_err(connect_err)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(connect_err)?;
+        let store = Self {
+            pool,
+            backend: Backend::Postgres,
+            path: PathBuf::from(&shown),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the state `database` names (a `postgres://` URL), else the SQLite file in `dir`.
+    pub async fn open_at(dir: &Path, database: Option<&str>) -> Result<Self> {
+        match database {
+            Some(url) => Self::connect(url).await,
+            None => Self::open(dir).await,
+        }
+    }
+
+    /// The SQLite file, or the PostgreSQL URL (without its password).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// How many schema steps this state has had (SQLite's and PostgreSQL's count apart).
+    pub async fn schema_version(&self) -> Result<i64> {
+        Ok(match self.backend {
+            Backend::Sqlite => {
+                sqlx::query_scalar("PRAGMA user_version")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM roster_schema")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        })
+    }
+
+    /// A transaction that writes: it holds the write lock from its first statement, so what
+    /// it reads stays true until it commits (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: an
+    /// advisory lock for the transaction).
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(PG_WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
+    }
+
     async fn migrate(&self) -> Result<()> {
-        let known = schema::STEPS.len() as i64;
-        // IMMEDIATE: take the write lock before reading the version, so processes opening a
-        // new state at once wait for each other (busy timeout) instead of the second failing
-        // to upgrade its read (SQLITE_BUSY_SNAPSHOT, "database is locked").
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let found: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&mut *tx)
-            .await?;
+        let steps = match self.backend {
+            Backend::Sqlite => schema::STEPS,
+            Backend::Postgres => schema::PG_STEPS,
+        };
+        let known = steps.len() as i64;
+        // SQLite: IMMEDIATE takes the write lock before the version is read, so processes
+        // opening a new state at once wait for each other (busy timeout) instead of the
+        // second failing to upgrade its read ("database is locked"). PostgreSQL: the same
+        // through the advisory lock, with the version in a table of its own.
+        let mut tx = self.write_tx().await?;
+        let found: i64 = match self.backend {
+            Backend::Sqlite => {
+                sqlx::query_scalar("PRAGMA user_version")
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::raw_sql("CREATE TABLE IF NOT EXISTS roster_schema (version BIGINT NOT NULL)")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM roster_schema")
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
         if found > known {
             return Err(StoreError::TooNew {
-                path: self.path.clone(),
+                place: self.path.display().to_string(),
                 found,
                 known,
             });
         }
-        for step in &schema::STEPS[found as usize..] {
+        for step in &steps[found as usize..] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(*step))
                 .execute(&mut *tx)
                 .await?;
         }
-        if found < 4 {
+        if self.backend == Backend::Sqlite && found < 4 {
             journal::backfill_chain(&mut tx).await?;
         }
         if found < known {
-            // PRAGMA takes no bound parameters; `known` is a number we computed.
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "PRAGMA user_version = {known}"
-            )))
-            .execute(&mut *tx)
-            .await?;
+            match self.backend {
+                // PRAGMA takes no bound parameters; `known` is a number we computed.
+                Backend::Sqlite => {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA user_version = {known}"
+                    )))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Backend::Postgres => {
+                    sqlx::query("DELETE FROM roster_schema")
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("INSERT INTO roster_schema (version) VALUES ($1)")
+                        .bind(known)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -224,7 +392,7 @@ impl StateStore {
     /// Calls Roster has recorded against `instance` on quota day `day`.
     pub async fn quota_used(&self, app: &str, instance: &str, day: Date) -> Result<u64> {
         let used: Option<i64> = sqlx::query_scalar(
-            "SELECT calls FROM quota_usage WHERE app = ? AND instance = ? AND day = ?",
+            "SELECT calls FROM quota_usage WHERE app = $1 AND instance = $2 AND day = $3",
         )
         .bind(app)
         .bind(instance)
@@ -245,8 +413,8 @@ impl StateStore {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO quota_usage (app, instance, day, calls) VALUES (?, ?, ?, ?)
-             ON CONFLICT (app, instance, day) DO UPDATE SET calls = calls + excluded.calls",
+            "INSERT INTO quota_usage (app, instance, day, calls) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (app, instance, day) DO UPDATE SET calls = quota_usage.calls + excluded.calls",
         )
         .bind(app)
         .bind(instance)
@@ -261,7 +429,7 @@ impl StateStore {
 
     pub async fn fact(&self, app: &str, instance: &str, key: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT value FROM instance_facts WHERE app = ? AND instance = ? AND key = ?",
+            "SELECT value FROM instance_facts WHERE app = $1 AND instance = $2 AND key = $3",
         )
         .bind(app)
         .bind(instance)
@@ -272,7 +440,8 @@ impl StateStore {
 
     pub async fn set_fact(&self, app: &str, instance: &str, key: &str, value: &str) -> Result<()> {
         sqlx::query(
-            "INSERT OR REPLACE INTO instance_facts (app, instance, key, value) VALUES (?, ?, ?, ?)",
+            "INSERT INTO instance_facts (app, instance, key, value) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (app, instance, key) DO UPDATE SET value = excluded.value",
         )
         .bind(app)
         .bind(instance)
@@ -288,9 +457,13 @@ impl StateStore {
     /// Records (or replaces) an invitation Roster sent.
     pub async fn record_invite(&self, invite: &PendingInvite) -> Result<()> {
         sqlx::query(
-            "INSERT OR REPLACE INTO pending_invites
+            "INSERT INTO pending_invites
              (app, instance, userid, email, first_name, last_name, api_only, roles_json, invited_at, invited_by, status, status_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (app, instance, userid) DO UPDATE SET userid = excluded.userid,
+             email = excluded.email, first_name = excluded.first_name, last_name = excluded.last_name,
+             api_only = excluded.api_only, roles_json = excluded.roles_json, invited_at = excluded.invited_at,
+             invited_by = excluded.invited_by, status = excluded.status, status_at = excluded.status_at",
         )
         .bind(&invite.app)
         .bind(&invite.instance)
@@ -298,7 +471,7 @@ impl StateStore {
         .bind(&invite.email)
         .bind(&invite.first_name)
         .bind(&invite.last_name)
-        .bind(invite.api_only)
+        .bind(i64::from(invite.api_only))
         .bind(roles_json(&invite.roles))
         .bind(ms(invite.invited_at))
         .bind(&invite.invited_by)
@@ -318,7 +491,7 @@ impl StateStore {
         let row = sqlx::query(concat!(
             "SELECT ",
             records::invite_columns!(),
-            " FROM pending_invites WHERE app = ? AND instance = ? AND userid = ?"
+            " FROM pending_invites WHERE app = $1 AND instance = $2 AND userid = $3"
         ))
         .bind(app)
         .bind(instance)
@@ -351,7 +524,7 @@ impl StateStore {
         let rows = sqlx::query(concat!(
             "SELECT ",
             records::invite_columns!(),
-            " FROM pending_invites WHERE app = ? AND instance = ? AND status = ? ORDER BY invited_at, userid"
+            " FROM pending_invites WHERE app = $1 AND instance = $2 AND status = $3 ORDER BY invited_at, userid"
         ))
         .bind(app)
         .bind(instance)
@@ -370,7 +543,7 @@ impl StateStore {
         at: OffsetDateTime,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE pending_invites SET status = ?, status_at = ? WHERE app = ? AND instance = ? AND userid = ?",
+            "UPDATE pending_invites SET status = $1, status_at = $2 WHERE app = $3 AND instance = $4 AND userid = $5",
         )
         .bind(status.as_str())
         .bind(ms(at))
@@ -391,9 +564,9 @@ impl StateStore {
     /// it was saved before anything was removed, so it holds the roles; a rerun that finds
     /// them already stripped never overwrites them with an empty list.
     pub async fn add_tombstone(&self, t: &NewTombstone) -> Result<i64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let open: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, roles_json FROM tombstones WHERE app = ? AND instance = ? AND userid = ? COLLATE NOCASE \
+            "SELECT id, roles_json FROM tombstones WHERE app = $1 AND instance = $2 AND userid = $3 COLLATE NOCASE \
              AND status IN ('deleting', 'failed') AND restored_at IS NULL ORDER BY id DESC LIMIT 1",
         )
         .bind(&t.app)
@@ -405,7 +578,7 @@ impl StateStore {
             Some((id, roles)) => {
                 let keep_old = !roles_from(&roles)?.is_empty() || t.roles.is_empty();
                 sqlx::query(
-                    "UPDATE tombstones SET status = ?, roles_json = CASE WHEN ? THEN roles_json ELSE ? END WHERE id = ?",
+                    "UPDATE tombstones SET status = $1, roles_json = CASE WHEN $2 THEN roles_json ELSE $3 END WHERE id = $4",
                 )
                 .bind(t.status.as_str())
                 .bind(keep_old)
@@ -415,10 +588,10 @@ impl StateStore {
                 .await?;
                 id
             }
-            None => sqlx::query(
+            None => sqlx::query_scalar::<_, i64>(
                 "INSERT INTO tombstones
                  (app, instance, userid, email, first_name, last_name, api_only, roles_json, account_json, deleted_at, deleted_by, reason, status)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
             )
             .bind(&t.app)
             .bind(&t.instance)
@@ -426,23 +599,22 @@ impl StateStore {
             .bind(&t.email)
             .bind(&t.first_name)
             .bind(&t.last_name)
-            .bind(t.api_only)
+            .bind(i64::from(t.api_only))
             .bind(roles_json(&t.roles))
             .bind(t.account.to_string())
             .bind(ms(t.deleted_at))
             .bind(&t.deleted_by)
             .bind(t.reason.as_deref())
             .bind(t.status.as_str())
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid(),
+            .fetch_one(&mut *tx)
+            .await?,
         };
         tx.commit().await?;
         Ok(id)
     }
 
     pub async fn set_tombstone_status(&self, id: i64, status: TombstoneStatus) -> Result<()> {
-        sqlx::query("UPDATE tombstones SET status = ? WHERE id = ?")
+        sqlx::query("UPDATE tombstones SET status = $1 WHERE id = $2")
             .bind(status.as_str())
             .bind(id)
             .execute(&self.pool)
@@ -460,7 +632,7 @@ impl StateStore {
         userid: &str,
     ) -> Result<Vec<i64>> {
         let ids: Vec<i64> = sqlx::query_scalar(
-            "UPDATE tombstones SET status = 'deleted' WHERE app = ? AND instance = ? AND userid = ? COLLATE NOCASE \
+            "UPDATE tombstones SET status = 'deleted' WHERE app = $1 AND instance = $2 AND userid = $3 COLLATE NOCASE \
              AND status IN ('deleting', 'failed') AND restored_at IS NULL RETURNING id",
         )
         .bind(app)
@@ -472,7 +644,7 @@ impl StateStore {
     }
 
     pub async fn mark_restored(&self, id: i64, at: OffsetDateTime) -> Result<()> {
-        sqlx::query("UPDATE tombstones SET restored_at = ? WHERE id = ?")
+        sqlx::query("UPDATE tombstones SET restored_at = $1 WHERE id = $2")
             .bind(ms(at))
             .bind(id)
             .execute(&self.pool)
@@ -485,7 +657,7 @@ impl StateStore {
         let rows = sqlx::query(concat!(
             "SELECT ",
             records::tombstone_columns!(),
-            " FROM tombstones WHERE ?1 IS NULL OR app = ?1 ORDER BY deleted_at DESC, id DESC"
+            " FROM tombstones WHERE $1 IS NULL OR app = $1 ORDER BY deleted_at DESC, id DESC"
         ))
         .bind(app)
         .fetch_all(&self.pool)
@@ -505,7 +677,7 @@ impl StateStore {
         let row = sqlx::query(concat!(
             "SELECT ",
             records::tombstone_columns!(),
-            " FROM tombstones WHERE app = ? AND instance = ? AND (email = ? COLLATE NOCASE OR userid = ? COLLATE NOCASE)
+            " FROM tombstones WHERE app = $1 AND instance = $2 AND (email = $3 COLLATE NOCASE OR userid = $4 COLLATE NOCASE)
               AND restored_at IS NULL
               ORDER BY roles_json != '[]' DESC, deleted_at DESC, id DESC LIMIT 1"
         ))
@@ -528,7 +700,7 @@ impl StateStore {
         let row = sqlx::query(concat!(
             "SELECT ",
             records::tombstone_columns!(),
-            " FROM tombstones WHERE app = ? AND instance = ? AND (email = ? COLLATE NOCASE OR userid = ? COLLATE NOCASE)
+            " FROM tombstones WHERE app = $1 AND instance = $2 AND (email = $3 COLLATE NOCASE OR userid = $4 COLLATE NOCASE)
               ORDER BY deleted_at DESC, id DESC LIMIT 1"
         ))
         .bind(app)
@@ -541,7 +713,7 @@ impl StateStore {
     }
 }
 
-fn invite_from(row: &SqliteRow) -> Result<PendingInvite> {
+fn invite_from(row: &AnyRow) -> Result<PendingInvite> {
     let status: String = row.get("status");
     Ok(PendingInvite {
         app: row.get("app"),
@@ -550,7 +722,7 @@ fn invite_from(row: &SqliteRow) -> Result<PendingInvite> {
         email: row.get("email"),
         first_name: row.get("first_name"),
         last_name: row.get("last_name"),
-        api_only: row.get("api_only"),
+        api_only: row.get::<i64, _>("api_only") != 0,
         roles: roles_from(row.get("roles_json"))?,
         invited_at: from_ms(row.get("invited_at")),
         invited_by: row.get("invited_by"),
@@ -562,7 +734,7 @@ fn invite_from(row: &SqliteRow) -> Result<PendingInvite> {
     })
 }
 
-fn tombstone_from(row: &SqliteRow) -> Result<Tombstone> {
+fn tombstone_from(row: &AnyRow) -> Result<Tombstone> {
     let status: String = row.get("status");
     let account: String = row.get("account_json");
     Ok(Tombstone {
@@ -573,7 +745,7 @@ fn tombstone_from(row: &SqliteRow) -> Result<Tombstone> {
         email: row.get("email"),
         first_name: row.get("first_name"),
         last_name: row.get("last_name"),
-        api_only: row.get("api_only"),
+        api_only: row.get::<i64, _>("api_only") != 0,
         roles: roles_from(row.get("roles_json"))?,
         account: serde_json::from_str(&account).map_err(|e| StoreError::Corrupt {
             what: "account",
@@ -630,6 +802,35 @@ mod tests {
         result.unwrap();
     }
 
+    /// Where a test's state lives: a SQLite file, or a PostgreSQL database of its own.
+    enum Place {
+        Sqlite(tempfile::TempDir),
+        Postgres(testing::TestDatabase),
+    }
+
+    impl Place {
+        async fn open(&self) -> StateStore {
+            match self {
+                Place::Sqlite(dir) => StateStore::open(dir.path()).await.unwrap(),
+                Place::Postgres(db) => db.store().await.unwrap(),
+            }
+        }
+    }
+
+    /// Runs `test` on SQLite, then on PostgreSQL where a test server is configured.
+    async fn on_both<F>(label: &str, test: impl Fn(std::sync::Arc<Place>) -> F)
+    where
+        F: std::future::Future<Output = ()>,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        test(std::sync::Arc::new(Place::Sqlite(dir))).await;
+        if let Some(db) = testing::TestDatabase::create(label).await {
+            let place = std::sync::Arc::new(Place::Postgres(db));
+            test(std::sync::Arc::clone(&place)).await;
+            drop(place);
+        }
+    }
+
     fn role(ws: i64, role: i64) -> RoleAssignment {
         RoleAssignment {
             workspace_id: ws,
@@ -641,344 +842,484 @@ mod tests {
 
     #[tokio::test]
     async fn quota_accumulates_per_day_and_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).await.unwrap();
-        let day = date!(2026 - 11 - 23);
-        store.add_quota_used("marketo", "i1", day, 5).await.unwrap();
-        store.add_quota_used("marketo", "i1", day, 7).await.unwrap();
-        store
-            .add_quota_used("marketo", "i1", date!(2026 - 11 - 24), 1)
-            .await
-            .unwrap();
-        drop(store);
-        let store = StateStore::open(dir.path()).await.unwrap();
-        assert_eq!(store.quota_used("marketo", "i1", day).await.unwrap(), 12);
-        assert_eq!(store.quota_used("marketo", "i2", day).await.unwrap(), 0);
-        store
-            .set_fact("marketo", "i1", "users", "12")
-            .await
-            .unwrap();
-        store
-            .set_fact("marketo", "i1", "users", "13")
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .fact("marketo", "i1", "users")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("13")
-        );
-        assert_eq!(store.fact("marketo", "i2", "users").await.unwrap(), None);
+        on_both(
+            "quota_accumulates_per_day_and_survives_reopening",
+            |place| async move {
+                let store = place.open().await;
+                let day = date!(2026 - 11 - 23);
+                store.add_quota_used("marketo", "i1", day, 5).await.unwrap();
+                store.add_quota_used("marketo", "i1", day, 7).await.unwrap();
+                store
+                    .add_quota_used("marketo", "i1", date!(2026 - 11 - 24), 1)
+                    .await
+                    .unwrap();
+                drop(store);
+                let store = place.open().await;
+                assert_eq!(store.quota_used("marketo", "i1", day).await.unwrap(), 12);
+                assert_eq!(store.quota_used("marketo", "i2", day).await.unwrap(), 0);
+                store
+                    .set_fact("marketo", "i1", "users", "12")
+                    .await
+                    .unwrap();
+                store
+                    .set_fact("marketo", "i1", "users", "13")
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    store
+                        .fact("marketo", "i1", "users")
+                        .await
+                        .unwrap()
+                        .as_deref(),
+                    Some("13")
+                );
+                assert_eq!(store.fact("marketo", "i2", "users").await.unwrap(), None);
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn invites_are_listed_by_status_and_updated() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).await.unwrap();
-        let at = datetime!(2026-11-23 10:00 UTC);
-        let invite = PendingInvite {
-            app: "marketo".into(),
-            instance: "i1".into(),
-            userid: "A@x.example".into(),
-            email: "A@x.example".into(),
-            first_name: "A".into(),
-            last_name: "B".into(),
-            api_only: false,
-            roles: vec![role(1, 2), role(1008, 102)],
-            invited_at: at,
-            invited_by: "tester".into(),
-            status: InviteStatus::Pending,
-            status_at: at,
-        };
-        store.record_invite(&invite).await.unwrap();
-        let listed = store
-            .invites("marketo", "i1", InviteStatus::Pending)
-            .await
-            .unwrap();
-        assert_eq!(listed, vec![invite.clone()]);
-        store
-            .set_invite_status("marketo", "i1", "a@X.example", InviteStatus::Accepted, at)
-            .await
-            .unwrap();
-        assert!(
-            store
-                .invites("marketo", "i1", InviteStatus::Pending)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        let found = store.invite("marketo", "i1", "a@x.example").await.unwrap();
-        assert_eq!(found.unwrap().status, InviteStatus::Accepted);
+        on_both(
+            "invites_are_listed_by_status_and_updated",
+            |place| async move {
+                let store = place.open().await;
+                let at = datetime!(2026-11-23 10:00 UTC);
+                let invite = PendingInvite {
+                    app: "marketo".into(),
+                    instance: "i1".into(),
+                    userid: "A@x.example".into(),
+                    email: "A@x.example".into(),
+                    first_name: "A".into(),
+                    last_name: "B".into(),
+                    api_only: false,
+                    roles: vec![role(1, 2), role(1008, 102)],
+                    invited_at: at,
+                    invited_by: "tester".into(),
+                    status: InviteStatus::Pending,
+                    status_at: at,
+                };
+                store.record_invite(&invite).await.unwrap();
+                let listed = store
+                    .invites("marketo", "i1", InviteStatus::Pending)
+                    .await
+                    .unwrap();
+                assert_eq!(listed, vec![invite.clone()]);
+                store
+                    .set_invite_status("marketo", "i1", "a@X.example", InviteStatus::Accepted, at)
+                    .await
+                    .unwrap();
+                assert!(
+                    store
+                        .invites("marketo", "i1", InviteStatus::Pending)
+                        .await
+                        .unwrap()
+                        .is_empty()
+                );
+                let found = store.invite("marketo", "i1", "a@x.example").await.unwrap();
+                assert_eq!(found.unwrap().status, InviteStatus::Accepted);
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn tombstones_keep_roles_and_the_account() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).await.unwrap();
-        let mut t = NewTombstone {
-            app: "marketo".into(),
-            instance: "i1".into(),
-            userid: "gone@x.example".into(),
-            email: "gone@x.example".into(),
-            first_name: "G".into(),
-            last_name: "One".into(),
-            api_only: false,
-            roles: vec![role(1, 2)],
-            account: serde_json::json!({"id": 7, "emailAddress": "gone@x.example"}),
-            deleted_at: datetime!(2026-11-20 10:00 UTC),
-            deleted_by: "ops".into(),
-            reason: Some("leaver".into()),
-            status: TombstoneStatus::Deleting,
-        };
-        let first = store.add_tombstone(&t).await.unwrap();
-        // Finished, so a later offboard of the same person writes a tombstone of its own.
-        store
-            .set_tombstone_status(first, TombstoneStatus::Deleted)
-            .await
-            .unwrap();
-        t.deleted_at = datetime!(2026-11-21 10:00 UTC);
-        t.roles = vec![role(1008, 102)];
-        let second = store.add_tombstone(&t).await.unwrap();
-        store
-            .set_tombstone_status(second, TombstoneStatus::Deleted)
-            .await
-            .unwrap();
-        let latest = store
-            .latest_tombstone("marketo", "i1", "GONE@x.example")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(latest.id, second);
-        assert_eq!(latest.status, TombstoneStatus::Deleted);
-        assert_eq!(latest.roles, vec![role(1008, 102)]);
-        assert_eq!(latest.account["id"], 7);
-        store
-            .mark_restored(first, datetime!(2026-11-22 10:00 UTC))
-            .await
-            .unwrap();
-        let all = store.tombstones(Some("marketo")).await.unwrap();
-        assert_eq!(all.len(), 2);
-        assert_eq!(all[1].restored_at, Some(datetime!(2026-11-22 10:00 UTC)));
-        assert!(store.tombstones(Some("magento")).await.unwrap().is_empty());
+        on_both(
+            "tombstones_keep_roles_and_the_account",
+            |place| async move {
+                let store = place.open().await;
+                let mut t = NewTombstone {
+                    app: "marketo".into(),
+                    instance: "i1".into(),
+                    userid: "gone@x.example".into(),
+                    email: "gone@x.example".into(),
+                    first_name: "G".into(),
+                    last_name: "One".into(),
+                    api_only: false,
+                    roles: vec![role(1, 2)],
+                    account: serde_json::json!({"id": 7, "emailAddress": "gone@x.example"}),
+                    deleted_at: datetime!(2026-11-20 10:00 UTC),
+                    deleted_by: "ops".into(),
+                    reason: Some("leaver".into()),
+                    status: TombstoneStatus::Deleting,
+                };
+                let first = store.add_tombstone(&t).await.unwrap();
+                // Finished, so a later offboard of the same person writes a tombstone of its own.
+                store
+                    .set_tombstone_status(first, TombstoneStatus::Deleted)
+                    .await
+                    .unwrap();
+                t.deleted_at = datetime!(2026-11-21 10:00 UTC);
+                t.roles = vec![role(1008, 102)];
+                let second = store.add_tombstone(&t).await.unwrap();
+                store
+                    .set_tombstone_status(second, TombstoneStatus::Deleted)
+                    .await
+                    .unwrap();
+                let latest = store
+                    .latest_tombstone("marketo", "i1", "GONE@x.example")
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(latest.id, second);
+                assert_eq!(latest.status, TombstoneStatus::Deleted);
+                assert_eq!(latest.roles, vec![role(1008, 102)]);
+                assert_eq!(latest.account["id"], 7);
+                store
+                    .mark_restored(first, datetime!(2026-11-22 10:00 UTC))
+                    .await
+                    .unwrap();
+                let all = store.tombstones(Some("marketo")).await.unwrap();
+                assert_eq!(all.len(), 2);
+                assert_eq!(all[1].restored_at, Some(datetime!(2026-11-22 10:00 UTC)));
+                assert!(store.tombstones(Some("magento")).await.unwrap().is_empty());
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn a_newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).await.unwrap();
-        sqlx::raw_sql("PRAGMA user_version = 99")
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        drop(store);
-        let err = StateStore::open(dir.path()).await.unwrap_err();
-        assert!(err.to_string().contains("newer Roster"), "{err}");
+        on_both("a_newer_schema_is_refused", |place| async move {
+            let store = place.open().await;
+            let newer = match store.backend {
+                Backend::Sqlite => "PRAGMA user_version = 99",
+                Backend::Postgres => "UPDATE roster_schema SET version = 99",
+            };
+            sqlx::raw_sql(newer).execute(&store.pool).await.unwrap();
+            drop(store);
+            let err = match &*place {
+                Place::Sqlite(dir) => StateStore::open(dir.path()).await.unwrap_err(),
+                Place::Postgres(db) => db.store().await.unwrap_err(),
+            };
+            assert!(err.to_string().contains("newer Roster"), "{err}");
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn the_journal_tracks_steps_and_the_log_is_append_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).await.unwrap();
-        let at = datetime!(2026-11-23 10:00 UTC);
-        store.save_plan("plan-1", at, "{}").await.unwrap();
-        store
-            .save_plan("plan-1", at, "{\"again\":1}")
-            .await
-            .unwrap();
-        assert_eq!(store.approval("plan-1", "digest-a").await.unwrap(), None);
-        store
-            .step_started("plan-1", 1, "plan-1/1/a", at)
-            .await
-            .unwrap();
-        store
-            .step_started("plan-1", 2, "plan-1/2/b", at)
-            .await
-            .unwrap();
-        let line = NewLogEntry {
-            actor: "ana".into(),
-            app: "marketo".into(),
-            ..NewLogEntry::default()
-        };
-        store
-            .finish_step("plan-1", 1, StepStatus::Done, None, &line, at)
-            .await
-            .unwrap();
-        let journal = store.journal("plan-1").await.unwrap();
-        assert_eq!(
-            journal.iter().map(|e| e.status).collect::<Vec<_>>(),
-            vec![StepStatus::Done, StepStatus::Started]
-        );
-        // Restarting a failed or started step keeps one row per step.
-        store
-            .step_started("plan-1", 2, "plan-1/2/b", at)
-            .await
-            .unwrap();
-        assert_eq!(store.journal("plan-1").await.unwrap().len(), 2);
-        let approval = Approval {
-            by: "ana".into(),
-            os_user: "root".into(),
-            at,
-        };
-        store
-            .approve_plan("plan-1", "digest-a", &approval, &line)
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .approval("plan-1", "digest-a")
-                .await
-                .unwrap()
-                .unwrap()
-                .by,
-            "ana"
-        );
-        // An approval covers that content only.
-        assert_eq!(store.approval("plan-1", "digest-b").await.unwrap(), None);
+        on_both(
+            "the_journal_tracks_steps_and_the_log_is_append_only",
+            |place| async move {
+                let store = place.open().await;
+                let at = datetime!(2026-11-23 10:00 UTC);
+                store.save_plan("plan-1", at, "{}").await.unwrap();
+                store
+                    .save_plan("plan-1", at, "{\"again\":1}")
+                    .await
+                    .unwrap();
+                assert_eq!(store.approval("plan-1", "digest-a").await.unwrap(), None);
+                store
+                    .step_started("plan-1", 1, "plan-1/1/a", at)
+                    .await
+                    .unwrap();
+                store
+                    .step_started("plan-1", 2, "plan-1/2/b", at)
+                    .await
+                    .unwrap();
+                let line = NewLogEntry {
+                    actor: "ana".into(),
+                    app: "marketo".into(),
+                    ..NewLogEntry::default()
+                };
+                store
+                    .finish_step("plan-1", 1, StepStatus::Done, None, &line, at)
+                    .await
+                    .unwrap();
+                let journal = store.journal("plan-1").await.unwrap();
+                assert_eq!(
+                    journal.iter().map(|e| e.status).collect::<Vec<_>>(),
+                    vec![StepStatus::Done, StepStatus::Started]
+                );
+                // Restarting a failed or started step keeps one row per step.
+                store
+                    .step_started("plan-1", 2, "plan-1/2/b", at)
+                    .await
+                    .unwrap();
+                assert_eq!(store.journal("plan-1").await.unwrap().len(), 2);
+                let approval = Approval {
+                    by: "ana".into(),
+                    os_user: "root".into(),
+                    at,
+                };
+                store
+                    .approve_plan("plan-1", "digest-a", &approval, &line)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    store
+                        .approval("plan-1", "digest-a")
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .by,
+                    "ana"
+                );
+                // An approval covers that content only.
+                assert_eq!(store.approval("plan-1", "digest-b").await.unwrap(), None);
 
-        let entry = NewLogEntry {
-            actor: "ana".into(),
-            plan_id: Some("plan-1".into()),
-            app: "marketo".into(),
-            action: "delete".into(),
-            target: "bob@acme.example".into(),
-            outcome: "done".into(),
-            ..NewLogEntry::default()
-        };
-        store.append_log(&entry, at).await.unwrap();
-        assert_eq!(store.log(Some("plan-1")).await.unwrap().len(), 1);
-        assert_eq!(store.log(None).await.unwrap().len(), 3);
-        assert_eq!(store.verify_log().await.unwrap(), Ok(3));
-        assert_eq!(store.log(Some("plan-2")).await.unwrap().len(), 0);
-        let erase = sqlx::query("DELETE FROM audit_log")
-            .execute(&store.pool)
-            .await;
-        assert!(erase.unwrap_err().to_string().contains("append-only"));
-        let edit = sqlx::query("UPDATE audit_log SET outcome = 'x'")
-            .execute(&store.pool)
-            .await;
-        assert!(edit.is_err());
-        assert_eq!(store.log(Some("plan-1")).await.unwrap()[0].outcome, "done");
+                let entry = NewLogEntry {
+                    actor: "ana".into(),
+                    plan_id: Some("plan-1".into()),
+                    app: "marketo".into(),
+                    action: "delete".into(),
+                    target: "bob@acme.example".into(),
+                    outcome: "done".into(),
+                    ..NewLogEntry::default()
+                };
+                store.append_log(&entry, at).await.unwrap();
+                assert_eq!(store.log(Some("plan-1")).await.unwrap().len(), 1);
+                assert_eq!(store.log(None).await.unwrap().len(), 3);
+                assert_eq!(store.verify_log().await.unwrap(), Ok(3));
+                assert_eq!(store.log(Some("plan-2")).await.unwrap().len(), 0);
+                let erase = sqlx::query("DELETE FROM audit_log")
+                    .execute(&store.pool)
+                    .await;
+                assert!(erase.unwrap_err().to_string().contains("append-only"));
+                let edit = sqlx::query("UPDATE audit_log SET outcome = 'x'")
+                    .execute(&store.pool)
+                    .await;
+                assert!(edit.is_err());
+                assert_eq!(store.log(Some("plan-1")).await.unwrap()[0].outcome, "done");
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn the_chain_names_an_edited_or_removed_row() {
+        on_both(
+            "the_chain_names_an_edited_or_removed_row",
+            |place| async move {
+                let store = place.open().await;
+                let at = datetime!(2026-11-23 10:00 UTC);
+                for n in 0..4 {
+                    let entry = NewLogEntry {
+                        actor: "ana".into(),
+                        target: format!("user{n}@acme.example"),
+                        outcome: "done".into(),
+                        ..NewLogEntry::default()
+                    };
+                    store.append_log(&entry, at).await.unwrap();
+                }
+                assert_eq!(store.verify_log().await.unwrap(), Ok(4));
+                // Someone with the database's own rights takes the guard off.
+                let unguard = match store.backend {
+                    Backend::Sqlite => {
+                        "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;"
+                    }
+                    Backend::Postgres => "ALTER TABLE audit_log DISABLE TRIGGER USER",
+                };
+                sqlx::raw_sql(unguard).execute(&store.pool).await.unwrap();
+                sqlx::query("UPDATE audit_log SET detail = 'quiet' WHERE id = 2")
+                    .execute(&store.pool)
+                    .await
+                    .unwrap();
+                let broken = store.verify_log().await.unwrap().unwrap_err();
+                assert_eq!(broken.id, 2);
+                assert!(broken.why.contains("edited"), "{}", broken.why);
+                sqlx::query("UPDATE audit_log SET detail = NULL WHERE id = 2")
+                    .execute(&store.pool)
+                    .await
+                    .unwrap();
+                assert_eq!(store.verify_log().await.unwrap(), Ok(4));
+                sqlx::query("DELETE FROM audit_log WHERE id = 3")
+                    .execute(&store.pool)
+                    .await
+                    .unwrap();
+                let broken = store.verify_log().await.unwrap().unwrap_err();
+                assert_eq!(broken.id, 4);
+                assert!(broken.why.contains("missing"), "{}", broken.why);
+            },
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_offboard_resumes_its_tombstone_and_keeps_the_roles() {
+        on_both(
+            "an_interrupted_offboard_resumes_its_tombstone_and_keeps_the_roles",
+            |place| async move {
+                let store = place.open().await;
+                let role = RoleAssignment {
+                    role_id: 2,
+                    role_name: "Standard User".into(),
+                    workspace_id: 1,
+                    workspace_name: "Default".into(),
+                };
+                let mut t = NewTombstone {
+                    app: "marketo".into(),
+                    instance: "i".into(),
+                    userid: "Bob@acme.example".into(),
+                    email: "bob@acme.example".into(),
+                    first_name: "Bob".into(),
+                    last_name: "B".into(),
+                    api_only: false,
+                    roles: vec![role.clone()],
+                    account: serde_json::json!({}),
+                    deleted_at: datetime!(2026-11-23 10:00 UTC),
+                    deleted_by: "ana".into(),
+                    reason: None,
+                    status: TombstoneStatus::Deleting,
+                };
+                let first = store.add_tombstone(&t).await.unwrap();
+                store
+                    .set_tombstone_status(first, TombstoneStatus::Failed)
+                    .await
+                    .unwrap();
+                // The rerun finds the roles already stripped: same tombstone, roles kept.
+                t.roles.clear();
+                t.userid = "bob@acme.example".into();
+                let again = store.add_tombstone(&t).await.unwrap();
+                assert_eq!(again, first);
+                store
+                    .set_tombstone_status(again, TombstoneStatus::Deleted)
+                    .await
+                    .unwrap();
+                let all = store.tombstones(None).await.unwrap();
+                assert_eq!(all.len(), 1);
+                assert_eq!(all[0].roles, vec![role.clone()]);
+                assert_eq!(all[0].status, TombstoneStatus::Deleted);
+
+                // A finished tombstone is not resumed: a later offboard writes a new one, and
+                // restore prefers the one that holds roles.
+                let later = store.add_tombstone(&t).await.unwrap();
+                assert_ne!(later, first);
+                // That one is interrupted after the account went: the next run, finding the account
+                // gone, closes it (and only the open one).
+                let closed = store
+                    .finish_open_tombstones("marketo", "i", "BOB@acme.example")
+                    .await
+                    .unwrap();
+                assert_eq!(closed, vec![later]);
+                assert!(
+                    store
+                        .finish_open_tombstones("marketo", "i", "bob@acme.example")
+                        .await
+                        .unwrap()
+                        .is_empty()
+                );
+                let pick = store
+                    .restorable_tombstone("marketo", "i", "bob@acme.example")
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(pick.id, first);
+                store
+                    .mark_restored(first, datetime!(2026-11-24 10:00 UTC))
+                    .await
+                    .unwrap();
+                let pick = store
+                    .restorable_tombstone("marketo", "i", "bob@acme.example")
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(pick.id, later);
+            },
+        )
+        .await;
+    }
+
+    /// A state moved through `export` and `import` (SQLite to SQLite, and SQLite to
+    /// PostgreSQL and back where a server is configured) keeps every row, its ids and the
+    /// log's chain; new rows continue after the moved ones; a state that holds anything
+    /// refuses an import, and a bad line leaves the target empty.
+    #[tokio::test]
+    async fn an_export_imports_whole_into_an_empty_state_of_either_kind() {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).await.unwrap();
+        let source = StateStore::open(&dir.path().join("a")).await.unwrap();
         let at = datetime!(2026-11-23 10:00 UTC);
-        for n in 0..4 {
+        source
+            .add_quota_used("marketo", "i1", date!(2026 - 11 - 23), 42)
+            .await
+            .unwrap();
+        for n in 0..3 {
             let entry = NewLogEntry {
                 actor: "ana".into(),
                 target: format!("user{n}@acme.example"),
                 outcome: "done".into(),
                 ..NewLogEntry::default()
             };
-            store.append_log(&entry, at).await.unwrap();
+            source.append_log(&entry, at).await.unwrap();
         }
-        assert_eq!(store.verify_log().await.unwrap(), Ok(4));
-        sqlx::raw_sql("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        sqlx::query("UPDATE audit_log SET detail = 'quiet' WHERE id = 2")
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        let broken = store.verify_log().await.unwrap().unwrap_err();
-        assert_eq!(broken.id, 2);
-        assert!(broken.why.contains("edited"), "{}", broken.why);
-        sqlx::query("UPDATE audit_log SET detail = NULL WHERE id = 2")
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        assert_eq!(store.verify_log().await.unwrap(), Ok(4));
-        sqlx::query("DELETE FROM audit_log WHERE id = 3")
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        let broken = store.verify_log().await.unwrap().unwrap_err();
-        assert_eq!(broken.id, 4);
-        assert!(broken.why.contains("missing"), "{}", broken.why);
-    }
-
-    #[tokio::test]
-    async fn an_interrupted_offboard_resumes_its_tombstone_and_keeps_the_roles() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).await.unwrap();
-        let role = RoleAssignment {
-            role_id: 2,
-            role_name: "Standard User".into(),
-            workspace_id: 1,
-            workspace_name: "Default".into(),
-        };
-        let mut t = NewTombstone {
+        let t = NewTombstone {
             app: "marketo".into(),
-            instance: "i".into(),
-            userid: "Bob@acme.example".into(),
-            email: "bob@acme.example".into(),
-            first_name: "Bob".into(),
-            last_name: "B".into(),
-            api_only: false,
-            roles: vec![role.clone()],
-            account: serde_json::json!({}),
-            deleted_at: datetime!(2026-11-23 10:00 UTC),
-            deleted_by: "ana".into(),
+            instance: "i1".into(),
+            userid: "Gone@x.example".into(),
+            email: "gone@x.example".into(),
+            first_name: "G".into(),
+            last_name: "One".into(),
+            api_only: true,
+            roles: vec![role(1, 2)],
+            account: serde_json::json!({"id": 7}),
+            deleted_at: at,
+            deleted_by: "ops".into(),
             reason: None,
-            status: TombstoneStatus::Deleting,
+            status: TombstoneStatus::Deleted,
         };
-        let first = store.add_tombstone(&t).await.unwrap();
-        store
-            .set_tombstone_status(first, TombstoneStatus::Failed)
-            .await
-            .unwrap();
-        // The rerun finds the roles already stripped: same tombstone, roles kept.
-        t.roles.clear();
-        t.userid = "bob@acme.example".into();
-        let again = store.add_tombstone(&t).await.unwrap();
-        assert_eq!(again, first);
-        store
-            .set_tombstone_status(again, TombstoneStatus::Deleted)
-            .await
-            .unwrap();
-        let all = store.tombstones(None).await.unwrap();
-        assert_eq!(all.len(), 1);
-        assert_eq!(all[0].roles, vec![role.clone()]);
-        assert_eq!(all[0].status, TombstoneStatus::Deleted);
+        let tomb = source.add_tombstone(&t).await.unwrap();
+        let mut file = Vec::new();
+        let out = source.export(&mut file).await.unwrap();
+        assert_eq!(out.rows(), 5, "{out:?}");
 
-        // A finished tombstone is not resumed: a later offboard writes a new one, and
-        // restore prefers the one that holds roles.
-        let later = store.add_tombstone(&t).await.unwrap();
-        assert_ne!(later, first);
-        // That one is interrupted after the account went: the next run, finding the account
-        // gone, closes it (and only the open one).
-        let closed = store
-            .finish_open_tombstones("marketo", "i", "BOB@acme.example")
-            .await
-            .unwrap();
-        assert_eq!(closed, vec![later]);
-        assert!(
-            store
-                .finish_open_tombstones("marketo", "i", "bob@acme.example")
+        async fn check(
+            file: &[u8],
+            t: &NewTombstone,
+            tomb: i64,
+            at: OffsetDateTime,
+            target: StateStore,
+        ) -> StateStore {
+            let moved = target.import(file).await.unwrap();
+            assert_eq!(moved.rows(), 5);
+            assert_eq!(
+                target
+                    .quota_used("marketo", "i1", date!(2026 - 11 - 23))
+                    .await
+                    .unwrap(),
+                42
+            );
+            assert_eq!(target.verify_log().await.unwrap(), Ok(3));
+            let moved_tomb = target
+                .latest_tombstone("marketo", "i1", "GONE@x.example")
                 .await
                 .unwrap()
-                .is_empty()
-        );
-        let pick = store
-            .restorable_tombstone("marketo", "i", "bob@acme.example")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(pick.id, first);
-        store
-            .mark_restored(first, datetime!(2026-11-24 10:00 UTC))
-            .await
-            .unwrap();
-        let pick = store
-            .restorable_tombstone("marketo", "i", "bob@acme.example")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(pick.id, later);
+                .unwrap();
+            assert_eq!((moved_tomb.id, moved_tomb.api_only), (tomb, true));
+            // New rows continue after the moved ones, and the chain with them.
+            let entry = NewLogEntry {
+                actor: "bo".into(),
+                outcome: "done".into(),
+                ..NewLogEntry::default()
+            };
+            target.append_log(&entry, at).await.unwrap();
+            assert_eq!(target.verify_log().await.unwrap(), Ok(4));
+            assert!(target.add_tombstone(t).await.unwrap() > tomb);
+            // Now it holds records: a second import is refused.
+            let err = target.import(file).await.unwrap_err();
+            assert!(err.to_string().contains("empty state only"), "{err}");
+            target
+        }
+        let sqlite = StateStore::open(&dir.path().join("b")).await.unwrap();
+        check(&file, &t, tomb, at, sqlite).await;
+        if let Some(db) = testing::TestDatabase::create("transfer").await {
+            let pg = check(&file, &t, tomb, at, db.store().await.unwrap()).await;
+            // And back: PostgreSQL to a new SQLite file.
+            let mut again = Vec::new();
+            assert_eq!(pg.export(&mut again).await.unwrap().rows(), 7);
+            let back = StateStore::open(&dir.path().join("c")).await.unwrap();
+            assert_eq!(back.import(&again[..]).await.unwrap().rows(), 7);
+            assert_eq!(back.verify_log().await.unwrap(), Ok(4));
+        }
+        // A bad line: nothing of the file goes in.
+        let empty = StateStore::open(&dir.path().join("d")).await.unwrap();
+        let mut broken = file.clone();
+        broken.extend_from_slice(b"{\"table\": \"nope\", \"row\": {}}\n");
+        let err = empty.import(&broken[..]).await.unwrap_err();
+        assert!(err.to_string().contains("no table \"nope\""), "{err}");
+        assert!(empty.tombstones(None).await.unwrap().is_empty());
+        assert_eq!(empty.verify_log().await.unwrap(), Ok(0));
     }
 }

@@ -1,4 +1,4 @@
-//! The schema, as an ordered list of steps. `PRAGMA user_version` records how many have run,
+//! The schema, as ordered lists of steps (SQLite's and PostgreSQL's). `PRAGMA user_version` (SQLite) or the `roster_schema` table (PostgreSQL) records how many have run,
 //! so opening an older state file brings it up to date and a newer one is refused.
 
 pub const STEPS: &[&str] = &[
@@ -213,5 +213,212 @@ pub const STEPS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     CREATE UNIQUE INDEX scim_resources_by_name ON scim_resources (connection, kind, name COLLATE NOCASE);
+    CREATE INDEX scim_resources_by_external_id ON scim_resources (connection, kind, external_id);",
+];
+
+/// The same schema on PostgreSQL, as its own ordered list (a `roster_schema` row records how
+/// many have run). Step 1 is SQLite's steps 1 to 9 at once. A collation named `nocase`
+/// (ICU, case-insensitive) stands for SQLite's built-in `NOCASE`, so the same `COLLATE
+/// NOCASE` works in both dialects; instants are milliseconds in `BIGINT`, flags `BIGINT`
+/// 0/1, so the same statements read and write both.
+pub const PG_STEPS: &[&str] = &[
+    // 1: everything SQLite reached in nine steps.
+    "CREATE COLLATION IF NOT EXISTS nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+    CREATE TABLE quota_usage (
+        app TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        day TEXT NOT NULL,
+        calls BIGINT NOT NULL,
+        PRIMARY KEY (app, instance, day)
+    );
+    CREATE TABLE pending_invites (
+        app TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        userid TEXT COLLATE nocase NOT NULL,
+        email TEXT NOT NULL,
+        first_name TEXT NOT NULL,
+        last_name TEXT NOT NULL,
+        api_only BIGINT NOT NULL,
+        roles_json TEXT NOT NULL,
+        invited_at BIGINT NOT NULL,
+        invited_by TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_at BIGINT NOT NULL,
+        PRIMARY KEY (app, instance, userid)
+    );
+    CREATE TABLE tombstones (
+        id BIGSERIAL PRIMARY KEY,
+        app TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        userid TEXT COLLATE nocase NOT NULL,
+        email TEXT COLLATE nocase NOT NULL,
+        first_name TEXT NOT NULL,
+        last_name TEXT NOT NULL,
+        api_only BIGINT NOT NULL,
+        roles_json TEXT NOT NULL,
+        account_json TEXT NOT NULL,
+        deleted_at BIGINT NOT NULL,
+        deleted_by TEXT NOT NULL,
+        reason TEXT,
+        status TEXT NOT NULL,
+        restored_at BIGINT
+    );
+    CREATE INDEX tombstones_by_email ON tombstones (app, instance, email);
+    CREATE TABLE instance_facts (
+        app TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (app, instance, key)
+    );
+    CREATE TABLE plans (
+        id TEXT PRIMARY KEY,
+        created_at BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        approved_by TEXT,
+        approved_at BIGINT
+    );
+    CREATE TABLE journal (
+        plan_id TEXT NOT NULL REFERENCES plans (id),
+        step BIGINT NOT NULL,
+        key TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        detail TEXT,
+        started_at BIGINT NOT NULL,
+        finished_at BIGINT,
+        PRIMARY KEY (plan_id, step)
+    );
+    CREATE TABLE audit_log (
+        id BIGSERIAL PRIMARY KEY,
+        at BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        plan_id TEXT,
+        step_key TEXT,
+        app TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT,
+        os_user TEXT NOT NULL DEFAULT '',
+        prev_hash TEXT,
+        hash TEXT
+    );
+    CREATE FUNCTION roster_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
+        FOR EACH ROW EXECUTE FUNCTION roster_audit_log_append_only();
+    CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+        FOR EACH STATEMENT EXECUTE FUNCTION roster_audit_log_append_only();
+    CREATE TABLE approvals (
+        plan_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        approved_by TEXT NOT NULL,
+        os_user TEXT NOT NULL,
+        approved_at BIGINT NOT NULL,
+        PRIMARY KEY (plan_id, digest)
+    );
+    CREATE TABLE service_runs (
+        id BIGSERIAL PRIMARY KEY,
+        instance TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        started_at BIGINT NOT NULL,
+        finished_at BIGINT,
+        outcome TEXT NOT NULL,
+        plan_id TEXT,
+        summary TEXT,
+        error TEXT,
+        events TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX service_runs_by_instance ON service_runs (instance, id);
+    CREATE TABLE service_plans (
+        plan_id TEXT PRIMARY KEY REFERENCES plans (id),
+        instance TEXT NOT NULL,
+        status TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        destructive BIGINT NOT NULL,
+        decided_by TEXT,
+        decided_at BIGINT,
+        comment TEXT,
+        outcome TEXT
+    );
+    CREATE INDEX service_plans_by_status ON service_plans (status, created_at);
+    CREATE TABLE api_tokens (
+        id BIGSERIAL PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        last_used_at BIGINT,
+        revoked_at BIGINT
+    );
+    CREATE TABLE webhook_deliveries (
+        id BIGSERIAL PRIMARY KEY,
+        hook TEXT NOT NULL,
+        event TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        response_status BIGINT,
+        last_error TEXT,
+        delivered_at BIGINT
+    );
+    CREATE TABLE restore_requests (
+        id BIGSERIAL PRIMARY KEY,
+        tombstone_id BIGINT NOT NULL REFERENCES tombstones (id),
+        instance TEXT NOT NULL,
+        status TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        decided_by TEXT,
+        decided_at BIGINT,
+        comment TEXT,
+        outcome TEXT
+    );
+    CREATE TABLE console_users (
+        id BIGSERIAL PRIMARY KEY,
+        name TEXT COLLATE nocase NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        failed_attempts BIGINT NOT NULL DEFAULT 0,
+        locked_until BIGINT
+    );
+    CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_id BIGINT NOT NULL REFERENCES console_users (id),
+        csrf TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        last_seen_at BIGINT NOT NULL
+    );
+    CREATE TABLE inventories (
+        instance TEXT PRIMARY KEY,
+        version BIGINT NOT NULL,
+        read_at BIGINT NOT NULL,
+        accounts BIGINT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE scim_connections (
+        id BIGSERIAL PRIMARY KEY,
+        name TEXT COLLATE nocase NOT NULL UNIQUE,
+        hash TEXT NOT NULL UNIQUE,
+        instances TEXT NOT NULL DEFAULT '[]',
+        created_at BIGINT NOT NULL,
+        last_used_at BIGINT,
+        revoked_at BIGINT
+    );
+    CREATE TABLE scim_resources (
+        id TEXT PRIMARY KEY,
+        connection TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT COLLATE nocase NOT NULL,
+        external_id TEXT,
+        version BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE UNIQUE INDEX scim_resources_by_name ON scim_resources (connection, kind, name);
     CREATE INDEX scim_resources_by_external_id ON scim_resources (connection, kind, external_id);",
 ];

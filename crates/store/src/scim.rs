@@ -3,7 +3,7 @@
 //! (the resource's ETag).
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::{Result, StateStore, StoreError, from_ms, ms};
@@ -75,7 +75,7 @@ impl ScimConnection {
     }
 }
 
-fn connection_from(r: &SqliteRow) -> ScimConnection {
+fn connection_from(r: &AnyRow) -> ScimConnection {
     ScimConnection {
         id: r.get("id"),
         name: r.get("name"),
@@ -86,7 +86,7 @@ fn connection_from(r: &SqliteRow) -> ScimConnection {
     }
 }
 
-fn resource_from(r: &SqliteRow) -> Result<ScimResource> {
+fn resource_from(r: &AnyRow) -> Result<ScimResource> {
     let body: String = r.get("body");
     Ok(ScimResource {
         id: r.get("id"),
@@ -118,17 +118,17 @@ impl StateStore {
         instances: &[String],
         at: OffsetDateTime,
     ) -> Result<i64> {
-        let inserted = sqlx::query(
-            "INSERT INTO scim_connections (name, hash, instances, created_at) VALUES (?, ?, ?, ?)",
+        let inserted = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO scim_connections (name, hash, instances, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(name)
         .bind(hash)
         .bind(serde_json::to_string(instances).unwrap_or_else(|_| "[]".into()))
         .bind(ms(at))
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await;
         match inserted {
-            Ok(r) => Ok(r.last_insert_rowid()),
+            Ok(r) => Ok(r),
             Err(e) if unique_violation(&e) => Err(StoreError::Duplicate {
                 what: "SCIM connection",
                 name: name.to_string(),
@@ -144,7 +144,7 @@ impl StateStore {
         at: OffsetDateTime,
     ) -> Result<Option<ScimConnection>> {
         let row =
-            sqlx::query("SELECT * FROM scim_connections WHERE hash = ? AND revoked_at IS NULL")
+            sqlx::query("SELECT * FROM scim_connections WHERE hash = $1 AND revoked_at IS NULL")
                 .bind(hash)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -154,7 +154,7 @@ impl StateStore {
         if c.last_used_at
             .is_none_or(|t| at - t > time::Duration::minutes(1))
         {
-            sqlx::query("UPDATE scim_connections SET last_used_at = ? WHERE id = ?")
+            sqlx::query("UPDATE scim_connections SET last_used_at = $1 WHERE id = $2")
                 .bind(ms(at))
                 .bind(c.id)
                 .execute(&self.pool)
@@ -173,7 +173,7 @@ impl StateStore {
     /// Revokes the connection `name`; returns whether there was a live one.
     pub async fn revoke_scim_connection(&self, name: &str, at: OffsetDateTime) -> Result<bool> {
         Ok(sqlx::query(
-            "UPDATE scim_connections SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+            "UPDATE scim_connections SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
         )
         .bind(ms(at))
         .bind(name)
@@ -187,7 +187,7 @@ impl StateStore {
     pub async fn create_scim(&self, r: &ScimResource) -> std::result::Result<(), ScimWriteError> {
         let inserted = sqlx::query(
             "INSERT INTO scim_resources (id, connection, kind, name, external_id, version, body, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8)",
         )
         .bind(&r.id)
         .bind(&r.connection)
@@ -213,7 +213,7 @@ impl StateStore {
         id: &str,
     ) -> Result<Option<ScimResource>> {
         let row = sqlx::query(
-            "SELECT * FROM scim_resources WHERE connection = ? AND kind = ? AND id = ?",
+            "SELECT * FROM scim_resources WHERE connection = $1 AND kind = $2 AND id = $3",
         )
         .bind(connection)
         .bind(kind)
@@ -235,10 +235,10 @@ impl StateStore {
     ) -> Result<Vec<ScimResource>> {
         let sql = match by {
             ScimKey::Name => {
-                "SELECT * FROM scim_resources WHERE connection = ? AND kind = ? AND name = ? COLLATE NOCASE"
+                "SELECT * FROM scim_resources WHERE connection = $1 AND kind = $2 AND name = $3 COLLATE NOCASE"
             }
             ScimKey::ExternalId => {
-                "SELECT * FROM scim_resources WHERE connection = ? AND kind = ? AND external_id = ?"
+                "SELECT * FROM scim_resources WHERE connection = $1 AND kind = $2 AND external_id = $3"
             }
         };
         let rows = sqlx::query(sql)
@@ -253,7 +253,7 @@ impl StateStore {
     /// Every resource of a kind a connection pushed, oldest first.
     pub async fn scim_resources(&self, connection: &str, kind: &str) -> Result<Vec<ScimResource>> {
         let rows = sqlx::query(
-            "SELECT * FROM scim_resources WHERE connection = ? AND kind = ? ORDER BY created_at, id",
+            "SELECT * FROM scim_resources WHERE connection = $1 AND kind = $2 ORDER BY created_at, id",
         )
         .bind(connection)
         .bind(kind)
@@ -269,9 +269,9 @@ impl StateStore {
         r: &ScimResource,
         expected: Option<i64>,
     ) -> std::result::Result<i64, ScimWriteError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let stored: Option<i64> = sqlx::query_scalar(
-            "SELECT version FROM scim_resources WHERE connection = ? AND kind = ? AND id = ?",
+            "SELECT version FROM scim_resources WHERE connection = $1 AND kind = $2 AND id = $3",
         )
         .bind(&r.connection)
         .bind(&r.kind)
@@ -285,8 +285,8 @@ impl StateStore {
             return Err(ScimWriteError::VersionMismatch { stored });
         }
         let updated = sqlx::query(
-            "UPDATE scim_resources SET name = ?, external_id = ?, body = ?, version = version + 1, updated_at = ? \
-             WHERE id = ?",
+            "UPDATE scim_resources SET name = $1, external_id = $2, body = $3, version = version + 1, updated_at = $4 \
+             WHERE id = $5",
         )
         .bind(&r.name)
         .bind(&r.external_id)
@@ -312,9 +312,9 @@ impl StateStore {
         id: &str,
         expected: Option<i64>,
     ) -> std::result::Result<(), ScimWriteError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let stored: Option<i64> = sqlx::query_scalar(
-            "SELECT version FROM scim_resources WHERE connection = ? AND kind = ? AND id = ?",
+            "SELECT version FROM scim_resources WHERE connection = $1 AND kind = $2 AND id = $3",
         )
         .bind(connection)
         .bind(kind)
@@ -327,7 +327,7 @@ impl StateStore {
         if expected.is_some_and(|v| v != stored) {
             return Err(ScimWriteError::VersionMismatch { stored });
         }
-        sqlx::query("DELETE FROM scim_resources WHERE id = ?")
+        sqlx::query("DELETE FROM scim_resources WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::{Result, StateStore, StoreError, from_ms, ms};
@@ -78,7 +78,7 @@ pub struct RestoreRequest {
     pub outcome: Option<String>,
 }
 
-fn restore_from(r: &SqliteRow) -> RestoreRequest {
+fn restore_from(r: &AnyRow) -> RestoreRequest {
     RestoreRequest {
         id: r.get("id"),
         tombstone_id: r.get("tombstone_id"),
@@ -126,7 +126,7 @@ pub struct Delivery {
     pub delivered_at: Option<OffsetDateTime>,
 }
 
-fn run_from(r: &SqliteRow) -> Result<Run> {
+fn run_from(r: &AnyRow) -> Result<Run> {
     let events: String = r.get("events");
     Ok(Run {
         id: r.get("id"),
@@ -145,7 +145,7 @@ fn run_from(r: &SqliteRow) -> Result<Run> {
     })
 }
 
-fn plan_from(r: &SqliteRow) -> ServicePlan {
+fn plan_from(r: &AnyRow) -> ServicePlan {
     ServicePlan {
         plan_id: r.get("plan_id"),
         instance: r.get("instance"),
@@ -160,7 +160,7 @@ fn plan_from(r: &SqliteRow) -> ServicePlan {
     }
 }
 
-fn token_from(r: &SqliteRow) -> ApiToken {
+fn token_from(r: &AnyRow) -> ApiToken {
     ApiToken {
         id: r.get("id"),
         name: r.get("name"),
@@ -171,7 +171,7 @@ fn token_from(r: &SqliteRow) -> ApiToken {
     }
 }
 
-fn delivery_from(r: &SqliteRow) -> Delivery {
+fn delivery_from(r: &AnyRow) -> Delivery {
     Delivery {
         id: r.get("id"),
         hook: r.get("hook"),
@@ -195,21 +195,20 @@ impl StateStore {
         trigger: &str,
         at: OffsetDateTime,
     ) -> Result<i64> {
-        let id = sqlx::query(
-            "INSERT INTO service_runs (instance, trigger, started_at, outcome) VALUES (?, ?, ?, 'running')",
+        let id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO service_runs (instance, trigger, started_at, outcome) VALUES ($1, $2, $3, 'running') RETURNING id",
         )
         .bind(instance)
         .bind(trigger)
         .bind(ms(at))
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(&self.pool)
+        .await?;
         Ok(id)
     }
 
     pub async fn finish_run(&self, id: i64, end: &RunEnd, at: OffsetDateTime) -> Result<()> {
         sqlx::query(
-            "UPDATE service_runs SET finished_at = ?, outcome = ?, plan_id = ?, summary = ?, error = ?, events = ? WHERE id = ?",
+            "UPDATE service_runs SET finished_at = $1, outcome = $2, plan_id = $3, summary = $4, error = $5, events = $6 WHERE id = $7",
         )
         .bind(ms(at))
         .bind(&end.outcome)
@@ -226,7 +225,7 @@ impl StateStore {
     /// Runs a process left `running` when it died: they are `interrupted`. Returns how many.
     pub async fn interrupt_running_runs(&self, at: OffsetDateTime) -> Result<u64> {
         Ok(sqlx::query(
-            "UPDATE service_runs SET outcome = 'interrupted', finished_at = ?, \
+            "UPDATE service_runs SET outcome = 'interrupted', finished_at = $1, \
              error = 'the service stopped during this run; the next run resumes from the journal' \
              WHERE outcome = 'running'",
         )
@@ -239,7 +238,7 @@ impl StateStore {
     /// The newest runs first, of one instance or all, at most `limit`.
     pub async fn runs(&self, instance: Option<&str>, limit: i64) -> Result<Vec<Run>> {
         let rows = sqlx::query(
-            "SELECT * FROM service_runs WHERE (?1 IS NULL OR instance = ?1) ORDER BY id DESC LIMIT ?2",
+            "SELECT * FROM service_runs WHERE ($1 IS NULL OR instance = $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(instance)
         .bind(limit)
@@ -249,7 +248,7 @@ impl StateStore {
     }
 
     pub async fn run(&self, id: i64) -> Result<Option<Run>> {
-        let row = sqlx::query("SELECT * FROM service_runs WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM service_runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -260,7 +259,7 @@ impl StateStore {
 
     pub async fn hold_plan(&self, p: &ServicePlan) -> Result<()> {
         sqlx::query(
-            "INSERT INTO service_plans (plan_id, instance, status, requested_by, created_at, destructive) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO service_plans (plan_id, instance, status, requested_by, created_at, destructive) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&p.plan_id)
         .bind(&p.instance)
@@ -276,7 +275,7 @@ impl StateStore {
     /// Held plans, newest first, of one status or all.
     pub async fn held_plans(&self, status: Option<&str>) -> Result<Vec<ServicePlan>> {
         let rows = sqlx::query(
-            "SELECT * FROM service_plans WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at DESC, plan_id",
+            "SELECT * FROM service_plans WHERE ($1 IS NULL OR status = $1) ORDER BY created_at DESC, plan_id",
         )
         .bind(status)
         .fetch_all(&self.pool)
@@ -287,7 +286,7 @@ impl StateStore {
     /// A held plan and the plan itself (its JSON body).
     pub async fn held_plan(&self, plan_id: &str) -> Result<Option<(ServicePlan, String)>> {
         let row = sqlx::query(
-            "SELECT s.*, p.body FROM service_plans s JOIN plans p ON p.id = s.plan_id WHERE s.plan_id = ?",
+            "SELECT s.*, p.body FROM service_plans s JOIN plans p ON p.id = s.plan_id WHERE s.plan_id = $1",
         )
         .bind(plan_id)
         .fetch_optional(&self.pool)
@@ -306,9 +305,9 @@ impl StateStore {
         comment: Option<&str>,
         at: OffsetDateTime,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM service_plans WHERE plan_id = ?")
+            sqlx::query_scalar("SELECT status FROM service_plans WHERE plan_id = $1")
                 .bind(plan_id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -316,8 +315,8 @@ impl StateStore {
             return Ok(false);
         }
         sqlx::query(
-            "UPDATE service_plans SET status = ?, decided_by = COALESCE(?, decided_by), \
-             decided_at = CASE WHEN ? IS NULL THEN decided_at ELSE ? END, comment = COALESCE(?, comment) WHERE plan_id = ?",
+            "UPDATE service_plans SET status = $1, decided_by = COALESCE($2, decided_by), \
+             decided_at = CASE WHEN $3 IS NULL THEN decided_at ELSE $4 END, comment = COALESCE($5, comment) WHERE plan_id = $6",
         )
         .bind(to)
         .bind(decided_by)
@@ -338,7 +337,7 @@ impl StateStore {
         status: &str,
         outcome: &str,
     ) -> Result<()> {
-        sqlx::query("UPDATE service_plans SET status = ?, outcome = ? WHERE plan_id = ?")
+        sqlx::query("UPDATE service_plans SET status = $1, outcome = $2 WHERE plan_id = $3")
             .bind(status)
             .bind(outcome)
             .bind(plan_id)
@@ -358,9 +357,9 @@ impl StateStore {
         requested_by: &str,
         at: OffsetDateTime,
     ) -> Result<(i64, bool)> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let open: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM restore_requests WHERE tombstone_id = ? AND status IN ('pending', 'approved')",
+            "SELECT id FROM restore_requests WHERE tombstone_id = $1 AND status IN ('pending', 'approved')",
         )
         .bind(tombstone_id)
         .fetch_optional(&mut *tx)
@@ -368,23 +367,22 @@ impl StateStore {
         if let Some(id) = open {
             return Ok((id, false));
         }
-        let id = sqlx::query(
-            "INSERT INTO restore_requests (tombstone_id, instance, status, requested_by, created_at) VALUES (?, ?, 'pending', ?, ?)",
+        let id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO restore_requests (tombstone_id, instance, status, requested_by, created_at) VALUES ($1, $2, 'pending', $3, $4) RETURNING id",
         )
         .bind(tombstone_id)
         .bind(instance)
         .bind(requested_by)
         .bind(ms(at))
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok((id, true))
     }
 
     pub async fn restore_requests(&self, status: Option<&str>) -> Result<Vec<RestoreRequest>> {
         let rows = sqlx::query(
-            "SELECT * FROM restore_requests WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC",
+            "SELECT * FROM restore_requests WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC",
         )
         .bind(status)
         .fetch_all(&self.pool)
@@ -393,7 +391,7 @@ impl StateStore {
     }
 
     pub async fn restore_request(&self, id: i64) -> Result<Option<RestoreRequest>> {
-        let row = sqlx::query("SELECT * FROM restore_requests WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM restore_requests WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -411,9 +409,9 @@ impl StateStore {
         text: Option<&str>,
         at: OffsetDateTime,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM restore_requests WHERE id = ?")
+            sqlx::query_scalar("SELECT status FROM restore_requests WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -421,9 +419,9 @@ impl StateStore {
             return Ok(false);
         }
         let query = if decided_by.is_some() {
-            "UPDATE restore_requests SET status = ?, decided_by = ?, decided_at = ?, comment = ? WHERE id = ?"
+            "UPDATE restore_requests SET status = $1, decided_by = $2, decided_at = $3, comment = $4 WHERE id = $5"
         } else {
-            "UPDATE restore_requests SET status = ?, decided_by = COALESCE(?, decided_by), decided_at = COALESCE(decided_at, ?), outcome = ? WHERE id = ?"
+            "UPDATE restore_requests SET status = $1, decided_by = COALESCE($2, decided_by), decided_at = COALESCE(decided_at, $3), outcome = $4 WHERE id = $5"
         };
         sqlx::query(query)
             .bind(to)
@@ -447,7 +445,7 @@ impl StateStore {
         hash: &str,
         at: OffsetDateTime,
     ) -> Result<i64> {
-        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = ?")
+        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -458,22 +456,21 @@ impl StateStore {
             });
         }
         Ok(
-            sqlx::query(
-                "INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)",
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO api_tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
             )
             .bind(name)
             .bind(role)
             .bind(hash)
             .bind(ms(at))
-            .execute(&self.pool)
-            .await?
-            .last_insert_rowid(),
+            .fetch_one(&self.pool)
+            .await?,
         )
     }
 
     /// The live (not revoked) token with this hash, marking it used.
     pub async fn use_token(&self, hash: &str, at: OffsetDateTime) -> Result<Option<ApiToken>> {
-        let row = sqlx::query("SELECT * FROM api_tokens WHERE hash = ? AND revoked_at IS NULL")
+        let row = sqlx::query("SELECT * FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL")
             .bind(hash)
             .fetch_optional(&self.pool)
             .await?;
@@ -484,7 +481,7 @@ impl StateStore {
             .last_used_at
             .is_none_or(|t| at - t > time::Duration::minutes(1))
         {
-            sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(ms(at))
                 .bind(token.id)
                 .execute(&self.pool)
@@ -503,7 +500,7 @@ impl StateStore {
     /// Revokes the token `name`; returns whether there was a live one.
     pub async fn revoke_token(&self, name: &str, at: OffsetDateTime) -> Result<bool> {
         Ok(sqlx::query(
-            "UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+            "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
         )
         .bind(ms(at))
         .bind(name)
@@ -522,16 +519,15 @@ impl StateStore {
         body: &str,
         at: OffsetDateTime,
     ) -> Result<i64> {
-        Ok(sqlx::query(
-            "INSERT INTO webhook_deliveries (hook, event, body, created_at, status) VALUES (?, ?, ?, ?, 'pending')",
+        Ok(sqlx::query_scalar::<_, i64>(
+            "INSERT INTO webhook_deliveries (hook, event, body, created_at, status) VALUES ($1, $2, $3, $4, 'pending') RETURNING id",
         )
         .bind(hook)
         .bind(event)
         .bind(body)
         .bind(ms(at))
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid())
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Records one attempt: `delivered` with the receiver's status, or still `pending` /
@@ -545,8 +541,8 @@ impl StateStore {
         at: OffsetDateTime,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?, response_status = ?, last_error = COALESCE(?, last_error), \
-             delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END WHERE id = ?",
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $1, response_status = $2, last_error = COALESCE($3, last_error), \
+             delivered_at = CASE WHEN $4 = 'delivered' THEN $5 ELSE delivered_at END WHERE id = $6",
         )
         .bind(status)
         .bind(response_status.map(i64::from))
@@ -561,7 +557,7 @@ impl StateStore {
 
     /// Deliveries newest first, at most `limit`.
     pub async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>> {
-        let rows = sqlx::query("SELECT * FROM webhook_deliveries ORDER BY id DESC LIMIT ?")
+        let rows = sqlx::query("SELECT * FROM webhook_deliveries ORDER BY id DESC LIMIT $1")
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;

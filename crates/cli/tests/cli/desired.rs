@@ -24,6 +24,9 @@ struct Env {
     _data: TempDir,
     home: TempDir,
     http: reqwest::Client,
+    /// The PostgreSQL database every command keeps its state in, when the suite runs on
+    /// PostgreSQL (`ROSTER_TEST_BACKEND=postgres`); the SQLite file otherwise.
+    database: Option<roster_store::testing::TestDatabase>,
 }
 
 fn example() -> PathBuf {
@@ -63,12 +66,22 @@ impl Env {
         config.faults = magento_faults;
         config.listen = "127.0.0.1:0".parse().unwrap();
         let magento = magento_sandbox::start(config).await.unwrap();
+        let database = if std::env::var("ROSTER_TEST_BACKEND").as_deref() == Ok("postgres") {
+            Some(
+                roster_store::testing::TestDatabase::create("desired")
+                    .await
+                    .expect("ROSTER_TEST_BACKEND=postgres needs ROSTER_TEST_POSTGRES"),
+            )
+        } else {
+            None
+        };
         Self {
             marketo,
             magento,
             _data: data,
             home: tempfile::tempdir().unwrap(),
             http: reqwest::Client::new(),
+            database,
         }
     }
 
@@ -87,6 +100,9 @@ impl Env {
             .env("ROSTER_MAGENTO_USERNAME", self.magento.admin_user())
             .env("ROSTER_MAGENTO_PASSWORD", MAGENTO_PASSWORD)
             .current_dir(self.home.path());
+        if let Some(db) = &self.database {
+            cmd.env("ROSTER_DATABASE_URL", &db.url);
+        }
         cmd
     }
 
@@ -224,6 +240,14 @@ const FIRST_PLAN: &[(&str, &str)] = &[
     ("marketo_set_expiry", "margaret.hamilton@acme.example"),
     ("marketo_delete", "katherine.johnson@acme.example"),
 ];
+
+/// The plan/apply, log and tombstone tests of this module once more, with every command's
+/// state in PostgreSQL (`--database` through ROSTER_DATABASE_URL), when
+/// `ROSTER_TEST_POSTGRES` names a server (CI sets it).
+#[test]
+fn the_lifecycle_suite_on_postgres() {
+    roster_store::testing::rerun_on_postgres("desired::", "the_lifecycle_suite_on_postgres");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_apply_provisions_the_example_and_a_second_plan_is_empty() {
@@ -567,6 +591,98 @@ async fn kill_9_mid_apply_then_rerun_finishes_the_plan() {
     assert_eq!(env.invitations_to("nia.okafor@acme.example").await, 1);
     assert_eq!(env.plan_steps(&example).await, Vec::<Value>::new());
     env.ok(&["log", "verify"]).await;
+}
+
+/// The state moves to a database of the other kind (SQLite to PostgreSQL, or back when the
+/// suite runs on PostgreSQL; another SQLite file where no server is configured) with its
+/// history: the log verifies there with the same lines, the tombstones are the same, and
+/// neither an export nor an import ever overwrites anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_moves_to_another_database_with_its_history() {
+    let env = Env::start(Duration::ZERO).await;
+    let roster = example();
+    let r = roster.to_str().unwrap();
+    env.ok(&["plan", r, "--out", "plan.json"]).await;
+    env.ok(&["approve", "plan.json", "--by", "ana"]).await;
+    env.ok(&["apply", "plan.json"]).await;
+    let lines = env.ok(&["log", "-o", "json"]).await.json();
+    let lines = lines.as_array().unwrap().len();
+    let tombstones = env.ok(&["tombstones", "-o", "json"]).await.json();
+    assert!(!tombstones.as_array().unwrap().is_empty());
+
+    let exported = env.ok(&["state", "export", "--out", "moved.jsonl"]).await;
+    assert!(exported.stderr.contains("exported"), "{}", exported.stderr);
+    assert!(
+        exported.stdout.contains("audit_log\t"),
+        "{}",
+        exported.stdout
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let file = env.home.path().join("moved.jsonl");
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let again = env
+        .fails(&["state", "export", "--out", "moved.jsonl"])
+        .await;
+    assert!(
+        again.stderr.contains("never overwrites"),
+        "{}",
+        again.stderr
+    );
+
+    // The target: the other kind of database where there is one.
+    let target_db = if env.database.is_none() {
+        roster_store::testing::TestDatabase::create("moved").await
+    } else {
+        None
+    };
+    let target_dir = env.home.path().join("moved-state");
+    let on_target = |args: &[&str]| {
+        let mut cmd = env.command();
+        cmd.env_remove("ROSTER_DATABASE_URL")
+            .env("ROSTER_STATE", &target_dir)
+            .args(args);
+        if let Some(db) = &target_db {
+            cmd.env("ROSTER_DATABASE_URL", &db.url);
+        }
+        run_checked(cmd, &[SECRET, MAGENTO_PASSWORD])
+    };
+    // Made ready ahead, as before starting services on a shared database.
+    let migrated = on_target(&["serve", "migrate"]).await;
+    assert!(migrated.ok, "{}", migrated.stderr);
+    let kind = if target_db.is_some() {
+        "Postgres"
+    } else {
+        "Sqlite"
+    };
+    assert!(
+        migrated.stdout.contains("is up to date (schema step") && migrated.stdout.contains(kind),
+        "{}",
+        migrated.stdout
+    );
+    let imported = on_target(&["state", "import", "moved.jsonl"]).await;
+    assert!(imported.ok, "{}\n{}", imported.stdout, imported.stderr);
+    assert!(
+        imported
+            .stderr
+            .contains(&format!("the audit log verifies ({lines} lines)")),
+        "{}",
+        imported.stderr
+    );
+    let verified = on_target(&["log", "verify"]).await;
+    assert!(verified.ok, "{}", verified.stderr);
+    let moved = on_target(&["tombstones", "-o", "json"]).await.json();
+    assert_eq!(moved, tombstones);
+    let twice = on_target(&["state", "import", "moved.jsonl"]).await;
+    assert!(!twice.ok);
+    assert!(
+        twice.stderr.contains("empty state only"),
+        "{}",
+        twice.stderr
+    );
 }
 
 #[path = "resilience.rs"]

@@ -312,14 +312,22 @@ async fn every_change_is_logged_by_the_os_account_and_the_chain_verifies() {
     assert!(ok.stdout.contains("verifies: 7 lines"), "{}", ok.stdout);
 
     // Tamper with row 3 behind Roster's back: verify names the row.
-    let db = env.home.path().join("state/roster.sqlite");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    sqlx::raw_sql("DROP TRIGGER audit_log_no_update; UPDATE audit_log SET target = 'someone@else' WHERE id = 3;")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::any::install_default_drivers();
+    let (url, tamper) = match &env.database {
+        Some(db) => (
+            db.url.clone(),
+            "ALTER TABLE audit_log DISABLE TRIGGER USER; UPDATE audit_log SET target = 'someone@else' WHERE id = 3;",
+        ),
+        None => (
+            format!(
+                "sqlite://{}",
+                env.home.path().join("state/roster.sqlite").display()
+            ),
+            "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET target = 'someone@else' WHERE id = 3;",
+        ),
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(tamper).execute(&pool).await.unwrap();
     pool.close().await;
     let run = env.fails(&["log", "verify"]).await;
     assert!(run.stderr.contains("broken at line 3"), "{}", run.stderr);
@@ -339,7 +347,9 @@ async fn a_second_writer_is_told_who_holds_the_state_and_files_are_private() {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&env.home.path().join("plan.json")), 0o600);
         assert_eq!(mode(&env.home.path().join("state")), 0o700);
-        assert_eq!(mode(&env.home.path().join("state/roster.sqlite")), 0o600);
+        if env.database.is_none() {
+            assert_eq!(mode(&env.home.path().join("state/roster.sqlite")), 0o600);
+        }
     }
 
     // Another process holds the state: the second writer waits, then says who.
