@@ -250,13 +250,21 @@ impl MarketoSession {
         }
         let state = open_state(state_dir, g.database.as_deref()).await?;
         let instance = config.instance_key().to_string();
-        // Every Roster process on this machine paces this subscription together.
-        let ledger =
-            crate::lock::pacing_ledger_path(&self::state_dir(state_dir), MARKETO, &instance);
-        if let Some(dir) = ledger.parent() {
-            crate::private::create_dir(dir)?;
+        if state.backend() == roster_store::Backend::Postgres {
+            // Every Roster process sharing this database, on any machine, paces this
+            // subscription together.
+            config.shared_pacing = Some(std::sync::Arc::new(
+                crate::shared_pacing::PostgresPacing::new(state.clone(), &instance, &config),
+            ));
+        } else {
+            // Every Roster process on this machine paces this subscription together.
+            let ledger =
+                crate::lock::pacing_ledger_path(&self::state_dir(state_dir), MARKETO, &instance);
+            if let Some(dir) = ledger.parent() {
+                crate::private::create_dir(dir)?;
+            }
+            config.shared_ledger = Some(ledger);
         }
-        config.shared_ledger = Some(ledger);
         let lock = crate::lock::instance(&self::state_dir(state_dir), MARKETO, &instance)?;
         let day = quota_day(OffsetDateTime::now_utc());
         let used = state.quota_used(MARKETO, &instance, day).await?;

@@ -18,6 +18,7 @@ pub mod magento_ops;
 pub mod marketo_ops;
 pub mod planning;
 pub mod private;
+pub mod shared_pacing;
 pub mod text;
 
 use std::path::PathBuf;

@@ -75,7 +75,7 @@ struct Inner {
     tokens: TokenCache,
     pacer: Arc<Pacer>,
     /// The limits shared with other processes, when configured.
-    ledger: Option<crate::ledger::Ledger>,
+    ledger: Option<Arc<dyn crate::ledger::SharedPacing>>,
     quota: QuotaBudget,
     counters: Counters,
     role_shape: AtomicU8,
@@ -189,8 +189,9 @@ impl Client {
             .build()
             .map_err(|e| MarketoError::Config(format!("cannot build the HTTP client: {e}")))?;
         let pacer = Pacer::new(config.max_in_flight, config.rate_limit, config.rate_window);
-        let ledger = match &config.shared_ledger {
-            Some(path) => Some(
+        let ledger: Option<Arc<dyn crate::ledger::SharedPacing>> = match &config.shared_ledger {
+            _ if config.shared_pacing.is_some() => config.shared_pacing.clone(),
+            Some(path) => Some(Arc::new(
                 crate::ledger::Ledger::new(
                     path,
                     config.rate_limit,
@@ -204,7 +205,7 @@ impl Client {
                         path.display()
                     ))
                 })?,
-            ),
+            )),
             None => None,
         };
         let quota = QuotaBudget::new(config.daily_quota, quota_used);
@@ -383,11 +384,12 @@ impl Client {
                     // Then the limits shared with other Roster processes on this machine.
                     let slot = match &self.inner.ledger {
                         Some(ledger) => {
-                            let (slot, shared_wait) = ledger.admit().await.map_err(|e| {
-                                MarketoError::Config(format!(
-                                    "cannot use the shared pacing ledger: {e}; check that Roster's state directory is writable"
-                                ))
-                            })?;
+                            let (slot, shared_wait) =
+                                crate::ledger::Slot::admit(ledger).await.map_err(|e| {
+                                    MarketoError::Config(format!(
+                                        "cannot pace with the other Roster processes: {e}"
+                                    ))
+                                })?;
                             waited |= shared_wait;
                             Some(slot)
                         }

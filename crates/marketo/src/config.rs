@@ -28,6 +28,9 @@ pub struct ClientConfig {
     /// A ledger file through which every Roster process on this machine shares the
     /// subscription's limits (see `ledger.rs`); None keeps them per process.
     pub shared_ledger: Option<std::path::PathBuf>,
+    /// Another place to share the limits through (Roster's PostgreSQL state, for processes
+    /// on several machines); preferred to `shared_ledger` when set.
+    pub shared_pacing: Option<std::sync::Arc<dyn crate::SharedPacing>>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +67,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(60),
             allow_insecure_http: false,
             shared_ledger: None,
+            shared_pacing: None,
             retry: RetryPolicy::default(),
         }
     }

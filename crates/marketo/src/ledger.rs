@@ -11,8 +11,10 @@
 //! because the server saw them.
 
 use std::fs::{File, OpenOptions};
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How often a process waiting only for other processes' calls in flight looks again.
@@ -38,18 +40,49 @@ struct Entry {
     answered_ms: u64,
 }
 
+/// An admission as a future: the call's id and whether it waited, or what went wrong.
+pub type Admitting<'a> = Pin<Box<dyn Future<Output = Result<(u64, bool), String>> + Send + 'a>>;
+
+/// Where the calls of a subscription are counted across processes, so that together they
+/// keep its limits: this module's file (processes on one machine), or a database that
+/// processes on many machines share (Roster's PostgreSQL state provides one).
+pub trait SharedPacing: Send + Sync + std::fmt::Debug {
+    /// Waits until every process's calls leave room for one more, and records it as sent;
+    /// returns its id and whether it had to wait. An error says what could not be used.
+    fn admit(&self) -> Admitting<'_>;
+    /// Records the answer of the admitted call `id` (also for a call abandoned midway).
+    fn release(&self, id: u64);
+    /// How long until the oldest call in the window leaves it, as last seen.
+    fn until_window_edge(&self) -> Option<Duration>;
+}
+
 /// An admitted call. Dropping it records the answer, so a call whose caller gave up (an
 /// aborted worker) leaves the in-flight count at once, like the pacer's ticket, and keeps
 /// counting in the window.
 #[derive(Debug)]
-pub(crate) struct Slot<'a> {
-    ledger: &'a Ledger,
+pub(crate) struct Slot {
+    pacing: std::sync::Arc<dyn SharedPacing>,
     id: u64,
 }
 
-impl Drop for Slot<'_> {
+impl Slot {
+    pub(crate) async fn admit(
+        pacing: &std::sync::Arc<dyn SharedPacing>,
+    ) -> Result<(Slot, bool), String> {
+        let (id, waited) = pacing.admit().await?;
+        Ok((
+            Slot {
+                pacing: std::sync::Arc::clone(pacing),
+                id,
+            },
+            waited,
+        ))
+    }
+}
+
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.ledger.release(self.id);
+        self.pacing.release(self.id);
     }
 }
 
@@ -150,8 +183,9 @@ impl Ledger {
             .min()
     }
 
-    /// Waits until every process's calls leave room for one more; returns whether it waited.
-    pub async fn admit(&self) -> std::io::Result<(Slot<'_>, bool)> {
+    /// Waits until every process's calls leave room for one more; returns the call's id
+    /// and whether it waited.
+    pub async fn admit_call(&self) -> std::io::Result<(u64, bool)> {
         let id = fastrand::u64(..);
         let pid = std::process::id();
         let mut waited = false;
@@ -178,7 +212,7 @@ impl Ledger {
                 })
             })?;
             match wake {
-                None => return Ok((Slot { ledger: self, id }, waited)),
+                None => return Ok((id, waited)),
                 Some(delay) => {
                     waited = true;
                     tokio::time::sleep(delay.min(Duration::from_secs(5))).await;
@@ -188,7 +222,7 @@ impl Ledger {
     }
 
     /// Records the answer of the admitted call `id`.
-    fn release(&self, id: u64) {
+    fn release_call(&self, id: u64) {
         let result = self.with_entries(|entries, now| {
             if let Some(e) = entries.iter_mut().find(|e| e.id == id) {
                 e.answered_ms = now.max(e.sent_ms);
@@ -200,13 +234,34 @@ impl Ledger {
     }
 
     /// How long until the oldest call in the window leaves it (None when none is recorded).
-    pub fn until_window_edge(&self) -> Option<Duration> {
+    fn edge(&self) -> Option<Duration> {
         self.with_entries(|entries, now| {
             self.window_edge(entries)
                 .map(|at| Duration::from_millis(at.saturating_sub(now)))
         })
         .ok()
         .flatten()
+    }
+}
+
+impl SharedPacing for Ledger {
+    fn admit(&self) -> Admitting<'_> {
+        Box::pin(async move {
+            self.admit_call().await.map_err(|e| {
+                format!(
+                    "the pacing ledger {}: {e}; check that Roster's state directory is writable",
+                    self.path.display()
+                )
+            })
+        })
+    }
+
+    fn release(&self, id: u64) {
+        self.release_call(id);
+    }
+
+    fn until_window_edge(&self) -> Option<Duration> {
+        self.edge()
     }
 }
 
@@ -218,26 +273,30 @@ mod tests {
     async fn two_ledgers_on_one_file_share_the_limits() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.ledger");
-        let a = Ledger::new(
-            &path,
-            3,
-            Duration::from_secs(60),
-            2,
-            Duration::from_secs(60),
-        )
-        .unwrap();
-        let b = Ledger::new(
-            &path,
-            3,
-            Duration::from_secs(60),
-            2,
-            Duration::from_secs(60),
-        )
-        .unwrap();
-        let (s1, _) = a.admit().await.unwrap();
-        let (s2, _) = b.admit().await.unwrap();
+        let a: std::sync::Arc<dyn SharedPacing> = std::sync::Arc::new(
+            Ledger::new(
+                &path,
+                3,
+                Duration::from_secs(60),
+                2,
+                Duration::from_secs(60),
+            )
+            .unwrap(),
+        );
+        let b: std::sync::Arc<dyn SharedPacing> = std::sync::Arc::new(
+            Ledger::new(
+                &path,
+                3,
+                Duration::from_secs(60),
+                2,
+                Duration::from_secs(60),
+            )
+            .unwrap(),
+        );
+        let (s1, _) = Slot::admit(&a).await.unwrap();
+        let (s2, _) = Slot::admit(&b).await.unwrap();
         // Two in flight across both: a third waits until one is answered.
-        let third = a.admit();
+        let third = Slot::admit(&a);
         tokio::pin!(third);
         assert!(
             tokio::time::timeout(Duration::from_millis(100), &mut third)
@@ -251,7 +310,7 @@ mod tests {
         // Three calls in the 60 s window: a fourth is refused until the window moves.
         drop(s2);
         assert!(
-            tokio::time::timeout(Duration::from_millis(100), a.admit())
+            tokio::time::timeout(Duration::from_millis(100), Slot::admit(&a))
                 .await
                 .is_err(),
             "a fourth call in the window was admitted"
@@ -265,15 +324,17 @@ mod tests {
         let path = dir.path().join("x.ledger");
         // An open call of a process that cannot exist (above the largest pid Linux allows).
         std::fs::write(&path, format!("{} 1 {} 0\n", 4_194_999u32, now_ms())).unwrap();
-        let l = Ledger::new(
-            &path,
-            10,
-            Duration::from_secs(60),
-            1,
-            Duration::from_secs(60),
-        )
-        .unwrap();
-        let (_slot, waited) = l.admit().await.unwrap();
+        let l: std::sync::Arc<dyn SharedPacing> = std::sync::Arc::new(
+            Ledger::new(
+                &path,
+                10,
+                Duration::from_secs(60),
+                1,
+                Duration::from_secs(60),
+            )
+            .unwrap(),
+        );
+        let (_slot, waited) = Slot::admit(&l).await.unwrap();
         assert!(!waited);
     }
 }

@@ -22,6 +22,7 @@ pub use client::{Client, Deleted, Invited};
 pub use config::{ClientConfig, DEFAULT_DAILY_QUOTA, RetryPolicy};
 pub use directory::{Directory, ResolveError};
 pub use error::{ApiFailure, MarketoError};
+pub use ledger::{Admitting, SharedPacing};
 pub use model::{Invitation, PendingInvitation, Role, User, UserSummary, UserUpdate, Workspace};
 pub use quota::QuotaBudget;
 pub use stats::CallStats;

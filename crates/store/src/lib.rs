@@ -11,6 +11,7 @@
 mod console;
 mod inventories;
 mod journal;
+mod pacing;
 mod records;
 mod schema;
 mod scim;
@@ -34,6 +35,7 @@ pub use journal::{
     Approval, ChainBreak, GENESIS, JournalEntry, LogEntry, NewLogEntry, StepStatus, Unfinished,
     row_hash,
 };
+pub use pacing::{Admission, PacingLimits};
 pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
 pub use scim::{ScimConnection, ScimKey, ScimResource, ScimWriteError};
 pub use service::{ApiToken, Delivery, RestoreRequest, Run, RunEnd, ServicePlan};
@@ -1321,5 +1323,63 @@ mod tests {
         assert!(err.to_string().contains("no table \"nope\""), "{err}");
         assert!(empty.tombstones(None).await.unwrap().is_empty());
         assert_eq!(empty.verify_log().await.unwrap(), Ok(0));
+    }
+
+    /// The shared pacing table keeps a subscription's limits for every process: calls in
+    /// flight, calls in the window (with when the oldest leaves it), instances apart, and an
+    /// open call of a dead process stops counting as in flight after the stale time.
+    #[tokio::test]
+    async fn calls_are_admitted_within_the_shared_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = StateStore::open(dir.path()).await.unwrap();
+        let l = PacingLimits {
+            limit: 3,
+            window_ms: 1_000,
+            max_in_flight: 2,
+            stale_ms: 500,
+        };
+        assert!(sqlite.pacing_admit("i", "a", l, 0).await.is_err());
+        let Some(db) = testing::TestDatabase::create("pacing").await else {
+            return;
+        };
+        let store = db.store().await.unwrap();
+        let t0 = 1_000_000;
+        let admitted = |a: Admission| match a {
+            Admission::Admitted(id) => id,
+            other => panic!("not admitted: {other:?}"),
+        };
+        let first = admitted(store.pacing_admit("i", "a", l, t0).await.unwrap());
+        let second = admitted(store.pacing_admit("i", "b", l, t0).await.unwrap());
+        // Two in flight: a third waits for an answer, which only asking again sees.
+        assert_eq!(
+            store.pacing_admit("i", "c", l, t0 + 1).await.unwrap(),
+            Admission::Wait(None)
+        );
+        // Another subscription has limits of its own.
+        admitted(store.pacing_admit("j", "c", l, t0 + 1).await.unwrap());
+        store.pacing_release(first, t0 + 10).await.unwrap();
+        let third = admitted(store.pacing_admit("i", "c", l, t0 + 11).await.unwrap());
+        store.pacing_release(second, t0 + 12).await.unwrap();
+        store.pacing_release(third, t0 + 13).await.unwrap();
+        // Three in the window: the next waits until the oldest answer leaves it.
+        assert_eq!(
+            store.pacing_admit("i", "d", l, t0 + 20).await.unwrap(),
+            Admission::Wait(Some(990))
+        );
+        // The first answer (t0 + 10) has left the window at t0 + 1_011.
+        admitted(store.pacing_admit("i", "d", l, t0 + 1_011).await.unwrap());
+        // A process dies with its call open: after the stale time it no longer counts as in
+        // flight (it stays in the window a while, as if answered then).
+        let one = PacingLimits {
+            limit: 100,
+            max_in_flight: 1,
+            ..l
+        };
+        admitted(store.pacing_admit("k", "dead", one, t0).await.unwrap());
+        assert_eq!(
+            store.pacing_admit("k", "g", one, t0 + 100).await.unwrap(),
+            Admission::Wait(None)
+        );
+        admitted(store.pacing_admit("k", "g", one, t0 + 501).await.unwrap());
     }
 }

@@ -421,4 +421,13 @@ pub const PG_STEPS: &[&str] = &[
     );
     CREATE UNIQUE INDEX scim_resources_by_name ON scim_resources (connection, kind, name);
     CREATE INDEX scim_resources_by_external_id ON scim_resources (connection, kind, external_id);",
+    // 2: the calls of each Marketo subscription, counted across processes (see `pacing`).
+    "CREATE TABLE pacing_calls (
+        id BIGSERIAL PRIMARY KEY,
+        instance TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        sent_ms BIGINT NOT NULL,
+        answered_ms BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX pacing_calls_by_instance ON pacing_calls (instance, answered_ms);",
 ];

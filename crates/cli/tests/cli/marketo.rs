@@ -1018,6 +1018,56 @@ async fn concurrent_audits_share_the_subscription_limits() {
     );
 }
 
+/// Processes on different machines (each with a state folder, and so a ledger file, of its
+/// own) share one subscription's limits through the PostgreSQL state they share: together
+/// they draw no 606 and no 615. Without a PostgreSQL server configured there is nothing to
+/// share through, and the test says so by passing trivially (CI requires the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audits_on_several_machines_share_the_limits_through_postgres() {
+    let Some(db) = roster_store::testing::TestDatabase::create("pacing").await else {
+        return;
+    };
+    let env = Env::start(|c| {
+        c.limits = Limits {
+            rate_limit: 30,
+            rate_window: Duration::from_secs(2),
+            max_concurrent: 4,
+            daily_quota: 10_000,
+        };
+        c.faults.latency = Duration::from_millis(20);
+    })
+    .await;
+    env.add_people("shared", 30).await;
+    let args = [
+        "audit",
+        "marketo",
+        "-o",
+        "json",
+        "--rate-limit",
+        "30",
+        "--rate-window",
+        "2s",
+        "--max-in-flight",
+        "4",
+    ];
+    let on_machine = |n: u32| {
+        let mut cmd = env.command();
+        cmd.env("ROSTER_STATE", env.home.path().join(format!("machine-{n}")))
+            .env("ROSTER_DATABASE_URL", &db.url);
+        env.run_cmd(cmd, &args)
+    };
+    let (a, b, c) = tokio::join!(on_machine(1), on_machine(2), on_machine(3));
+    for run in [&a, &b, &c] {
+        assert!(run.ok, "{}", run.stderr);
+        assert_eq!(run.json()["users"].as_array().unwrap().len(), 39);
+    }
+    let stats = env.sandbox_json("stats").await;
+    assert_eq!(stats["rateLimited"], 0, "{stats}");
+    assert_eq!(stats["concurrencyLimited"], 0, "{stats}");
+    // Each audit's 42 calls, and no more (no retry was needed).
+    assert_eq!(stats["calls"], 3 * 42, "{stats}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_audit_the_quota_cannot_cover_is_refused_or_resumed_after_midnight() {
     // 39 users: an audit needs 2 + 1 + 39 = 42 calls.

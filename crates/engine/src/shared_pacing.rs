@@ -1,0 +1,95 @@
+//! A Marketo subscription's limits kept together by Roster processes on several machines,
+//! through the PostgreSQL state they share (`roster_store`'s `pacing`). Processes on one
+//! machine with the SQLite state use the client's ledger file instead.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use roster_marketo::{Admitting, ClientConfig, SharedPacing};
+use roster_store::{Admission, PacingLimits, StateStore};
+
+/// How often a process waiting for calls in flight (theirs or another's) asks again.
+const POLL: Duration = Duration::from_millis(25);
+
+#[derive(Debug)]
+pub struct PostgresPacing {
+    store: StateStore,
+    instance: String,
+    /// Who holds a call (host and process), for someone reading the table.
+    owner: String,
+    limits: PacingLimits,
+    /// When the oldest call leaves the window, as the last admission saw it.
+    edge: Mutex<Option<Instant>>,
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl PostgresPacing {
+    pub fn new(store: StateStore, instance: &str, config: &ClientConfig) -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "host".into());
+        let window = config.rate_window.as_millis() as i64;
+        Self {
+            store,
+            instance: instance.to_string(),
+            owner: format!("{host}:{}", std::process::id()),
+            limits: PacingLimits {
+                limit: i64::from(config.rate_limit),
+                // A margin, as the server's clock and ours differ by the trip.
+                window_ms: window + 50,
+                max_in_flight: config.max_in_flight as i64,
+                stale_ms: config.request_timeout.as_millis() as i64 + window,
+            },
+            edge: Mutex::new(None),
+        }
+    }
+}
+
+impl SharedPacing for PostgresPacing {
+    fn admit(&self) -> Admitting<'_> {
+        Box::pin(async move {
+            let mut waited = false;
+            loop {
+                let decided = self
+                    .store
+                    .pacing_admit(&self.instance, &self.owner, self.limits, now_ms())
+                    .await
+                    .map_err(|e| {
+                        format!("the shared state in {}: {e}", self.store.path().display())
+                    })?;
+                match decided {
+                    Admission::Admitted(id) => return Ok((id as u64, waited)),
+                    Admission::Wait(edge) => {
+                        waited = true;
+                        let delay = edge.map_or(POLL, |ms| Duration::from_millis(ms as u64));
+                        if edge.is_some() {
+                            *self.edge.lock().expect("edge lock") = Some(Instant::now() + delay);
+                        }
+                        tokio::time::sleep(delay.min(Duration::from_secs(5))).await;
+                    }
+                }
+            }
+        })
+    }
+
+    fn release(&self, id: u64) {
+        // Called as a call ends (from a drop): the answer is written in the background.
+        let store = self.store.clone();
+        let at = now_ms();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = store.pacing_release(id as i64, at).await {
+                    tracing::warn!(error = %e, "cannot record a call's answer in the shared pacing table");
+                }
+            });
+        }
+    }
+
+    fn until_window_edge(&self) -> Option<Duration> {
+        let edge = (*self.edge.lock().expect("edge lock"))?;
+        Some(edge.saturating_duration_since(Instant::now()))
+    }
+}
