@@ -56,7 +56,18 @@ async fn main() -> std::process::ExitCode {
         Some(what) => {
             let dir = cli.state.clone().unwrap_or_else(connect::default_state_dir);
             lock::set_writer(what, cli.lock_wait);
-            match lock::acquire(&lock::state_lock_path(&dir), what, cli.lock_wait) {
+            let held = match cli.database.as_deref() {
+                // A shared database: the lock is in it, so processes on every machine wait.
+                Some(url) => match connect::open_state(None, Some(url)).await {
+                    Ok(store) => lock::database(&store, what, cli.lock_wait)
+                        .await
+                        .map(|_held| StateLock::Database { _held }),
+                    Err(e) => Err(e),
+                },
+                None => lock::acquire(&lock::state_lock_path(&dir), what, cli.lock_wait)
+                    .map(|_held| StateLock::File { _held }),
+            };
+            match held {
                 Ok(held) => Some(held),
                 Err(err) => {
                     eprintln!("error: {err:#}");
@@ -496,6 +507,13 @@ fn by_flag(command: &args::Command) -> Option<String> {
 }
 
 /// Which commands change the apps or Roster's records, and so take the state's lock.
+/// The state's lock a writing command holds until it ends: a file beside the SQLite state,
+/// or the PostgreSQL state's own writer lock.
+enum StateLock {
+    File { _held: lock::Held },
+    Database { _held: roster_store::WriterLock },
+}
+
 fn writer(command: &args::Command) -> Option<&'static str> {
     use args::{Command, MagentoCommand, MarketoCommand, OffboardCommand};
     Some(match command {

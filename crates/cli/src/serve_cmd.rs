@@ -43,9 +43,56 @@ pub async fn serve(
     }
     let dir = state_dir(state, Some(&config));
     // The service is this state's writer while it runs: CLI commands that change things
-    // wait for it (and say who holds it) instead of racing it.
+    // wait for it (and say who holds it) instead of racing it. On a shared PostgreSQL
+    // state the lock is in the database: a second `roster serve` (on this machine or
+    // another) stands by and takes over when the holder stops or dies.
     lock::set_writer("roster serve", lock_wait);
-    let _held = lock::acquire(&lock::state_lock_path(&dir), "roster serve", lock_wait)?;
+    let stop = wait_for_stop();
+    tokio::pin!(stop);
+    let mut leader = None;
+    let _held = match database {
+        Some(url) => {
+            let store = connect::open_state(None, Some(url)).await?;
+            let me = lock::holder_name("roster serve");
+            let mut said = false;
+            leader = Some(loop {
+                if let Some(held) = store.try_writer_lock(&me).await? {
+                    if said {
+                        eprintln!(
+                            "roster serve: took over the state in {}",
+                            store.path().display()
+                        );
+                    }
+                    break held;
+                }
+                if !said {
+                    let who = match store.writer_lock_holder().await? {
+                        Some((who, since)) => format!("{who}, since {since},"),
+                        None => "another roster process".into(),
+                    };
+                    eprintln!(
+                        "roster serve: standing by: {who} holds the state in {}; this one takes over when it stops",
+                        store.path().display()
+                    );
+                    said = true;
+                }
+                tokio::select! {
+                    stopped = &mut stop => {
+                        stopped?;
+                        eprintln!("roster serve: stopped while standing by");
+                        return Ok(());
+                    }
+                    () = tokio::time::sleep(STANDBY_POLL) => {}
+                }
+            });
+            None
+        }
+        None => Some(lock::acquire(
+            &lock::state_lock_path(&dir),
+            "roster serve",
+            lock_wait,
+        )?),
+    };
     let running = roster_service::start(config, dir.clone()).await?;
     println!(
         "roster serve: http://{} ({} instance(s), state in {})",
@@ -53,12 +100,39 @@ pub async fn serve(
         running.shared.workers.len(),
         running.shared.store.path().display()
     );
-    wait_for_stop().await?;
+    loop {
+        tokio::select! {
+            stopped = &mut stop => {
+                stopped?;
+                break;
+            }
+            () = tokio::time::sleep(LEASE_CHECK) => {
+                // The writer lock lives in a database session; if the session ended (the
+                // database restarted, the network parted), a standby may hold it now, so
+                // this process stops writing at once.
+                if let Some(lock) = leader.as_mut()
+                    && !lock.held().await
+                {
+                    eprintln!(
+                        "roster serve: lost the state's writer lock (its database session ended); stopping so that one process writes"
+                    );
+                    running.shutdown().await;
+                    bail!("lost the state's writer lock; start roster serve again to stand by");
+                }
+            }
+        }
+    }
     eprintln!("roster serve: stopping (the step in progress finishes first)");
     running.shutdown().await;
     eprintln!("roster serve: stopped");
     Ok(())
 }
+
+/// How often a standby asks for the writer lock: the longest it waits after the holder
+/// stops (or dies, which the database sees at once as the connection closes).
+const STANDBY_POLL: Duration = Duration::from_millis(500);
+/// How often the holder checks that its lock's session still stands.
+const LEASE_CHECK: Duration = Duration::from_secs(2);
 
 /// SIGTERM or Ctrl-C.
 pub async fn wait_for_stop() -> Result<()> {

@@ -128,3 +128,38 @@ mod tests {
         acquire(&path, "roster apply", Duration::ZERO).expect("free once the first is dropped");
     }
 }
+
+/// This process as other processes are told it holds the state: `what (host:pid)`.
+pub fn holder_name(what: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!("{what} ({host}:{})", std::process::id())
+}
+
+/// Takes the writer lock of a PostgreSQL state (processes on every machine share it),
+/// waiting at most `wait` for another holder to finish.
+pub async fn database(
+    store: &roster_store::StateStore,
+    what: &str,
+    wait: Duration,
+) -> Result<roster_store::WriterLock> {
+    let me = holder_name(what);
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(held) = store.try_writer_lock(&me).await? {
+            return Ok(held);
+        }
+        if Instant::now() >= deadline {
+            let holder = match store.writer_lock_holder().await? {
+                Some((who, since)) => format!("another {who}, since {since},"),
+                None => "another roster process".into(),
+            };
+            bail!(
+                "{holder} holds the state in {}; nothing was changed. Wait for it to finish and run this again, or raise --lock-wait",
+                store.path().display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -11,6 +11,7 @@
 mod console;
 mod inventories;
 mod journal;
+mod leadership;
 mod pacing;
 mod records;
 mod schema;
@@ -35,6 +36,7 @@ pub use journal::{
     Approval, ChainBreak, GENESIS, JournalEntry, LogEntry, NewLogEntry, StepStatus, Unfinished,
     row_hash,
 };
+pub use leadership::WriterLock;
 pub use pacing::{Admission, PacingLimits};
 pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
 pub use scim::{ScimConnection, ScimKey, ScimResource, ScimWriteError};
@@ -1381,5 +1383,49 @@ mod tests {
             Admission::Wait(None)
         );
         admitted(store.pacing_admit("k", "g", one, t0 + 501).await.unwrap());
+    }
+
+    /// The writer lock on a shared PostgreSQL state: one holder at a time, named to the
+    /// others, free again when its holder goes.
+    #[tokio::test]
+    async fn one_process_at_a_time_holds_the_writer_lock() {
+        let Some(db) = testing::TestDatabase::create("writer").await else {
+            return;
+        };
+        let a = db.store().await.unwrap();
+        let b = db.store().await.unwrap();
+        assert_eq!(a.writer_lock_holder().await.unwrap(), None);
+        let mut held = a
+            .try_writer_lock("roster serve (host-a:1)")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(held.held().await);
+        assert!(
+            b.try_writer_lock("roster serve (host-b:2)")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let (who, since) = b.writer_lock_holder().await.unwrap().unwrap();
+        assert_eq!(who, "roster serve (host-a:1)");
+        assert!(since.ends_with('Z') && since.len() == 20, "{since}");
+        // Plain writes go on meanwhile: the lock is not the transactions' write lock.
+        b.add_quota_used("marketo", "i", date!(2026 - 11 - 23), 1)
+            .await
+            .unwrap();
+        drop(held);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut taken = None;
+        while taken.is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock was never freed"
+            );
+            taken = b.try_writer_lock("roster serve (host-b:2)").await.unwrap();
+            if taken.is_none() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
     }
 }

@@ -242,6 +242,200 @@ async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
     env.sandbox.shutdown().await;
 }
 
+/// Three `roster serve` processes share one PostgreSQL state: one works, two stand by.
+/// The worker is killed with `kill -9` in the middle of its apply, then the one that took
+/// over as well; the third finishes. Every joiner is invited exactly once, each invitation
+/// is logged once, the interrupted runs are on record, the log chain verifies, and the
+/// sandbox (with Marketo's real limits) saw no 606 and no 615.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standbys_take_over_a_killed_service_and_finish_its_apply() {
+    let Some(db) = roster_store::testing::TestDatabase::create("failover").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = MarketoConfig::new(dir.path().join("marketo"));
+    config.client_id = Some("serve-test".into());
+    config.client_secret = Some(Secret::new(SECRET));
+    config.faults.latency = Duration::from_millis(150);
+    let env = Env {
+        sandbox: marketo::start(config).await.unwrap(),
+        dir,
+        http: reqwest::Client::new(),
+    };
+    env.configure(&roster_text(), "");
+    let on_db = |mut cmd: Command| {
+        cmd.env("ROSTER_DATABASE_URL", &db.url);
+        cmd
+    };
+    let mut create = on_db(env.command());
+    create.args([
+        "serve", "token", "create", "--name", "ops", "--role", "admin",
+    ]);
+    let made = run_checked(create, &[SECRET]).await;
+    assert!(made.ok, "{}", made.stderr);
+    let token = made.stdout.trim().to_string();
+
+    // Three processes, each with a state folder of its own (as on three machines); every
+    // line they print comes back tagged with who printed it.
+    let (lines_tx, lines) = std::sync::mpsc::channel::<(usize, String)>();
+    let mut children: Vec<Child> = (0..3)
+        .map(|i| {
+            let mut cmd = on_db(env.command());
+            cmd.env("ROSTER_STATE", env.dir.path().join(format!("state-{i}")))
+                .arg("serve")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = cmd.spawn().unwrap();
+            for out in [
+                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+                Box::new(child.stderr.take().unwrap()),
+            ] {
+                let tx = lines_tx.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(out).lines().map_while(Result::ok) {
+                        let _ = tx.send((i, line));
+                    }
+                });
+            }
+            child
+        })
+        .collect();
+    let mut seen: Vec<(usize, String)> = Vec::new();
+    // The next process to print its address: the one that holds the state now.
+    let mut next_leader = |seen: &mut Vec<(usize, String)>| -> (usize, String) {
+        loop {
+            let (i, line) = lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no process took over: {seen:#?}"));
+            seen.push((i, line.clone()));
+            if let Some(rest) = line.strip_prefix("roster serve: ") {
+                if let Some(addr) = rest
+                    .split_whitespace()
+                    .next()
+                    .filter(|a| a.starts_with("http"))
+                {
+                    return (i, addr.to_string());
+                }
+            }
+        }
+    };
+
+    let (first, _) = next_leader(&mut seen);
+    until("two invitations", || async { env.invited().await >= 2 }).await;
+    children[first].kill().unwrap();
+    children[first].wait().unwrap();
+    let before = env.invited().await;
+    assert!(
+        before < JOINERS,
+        "the kill came too late ({before} invited)"
+    );
+
+    let (second, _) = next_leader(&mut seen);
+    assert_ne!(second, first);
+    until("an invitation by the second", || async {
+        env.invited().await > before
+    })
+    .await;
+    children[second].kill().unwrap();
+    children[second].wait().unwrap();
+    let midway = env.invited().await;
+    assert!(
+        midway < JOINERS,
+        "the second kill came too late ({midway} invited)"
+    );
+
+    let (third, base) = next_leader(&mut seen);
+    assert!(third != first && third != second);
+    until("every joiner invited and a finished run", || async {
+        env.invited().await == JOINERS
+            && env
+                .runs(&base, &token)
+                .await
+                .iter()
+                .any(|r| r["outcome"] == "done")
+    })
+    .await;
+    // The two that stood by said so, naming the holder.
+    for i in [second, third] {
+        assert!(
+            seen.iter()
+                .any(|(who, l)| *who == i && l.contains("standing by: roster serve (")),
+            "{seen:#?}"
+        );
+    }
+    let runs = env.runs(&base, &token).await;
+    assert!(
+        runs.iter()
+            .filter(|r| r["outcome"] == "interrupted")
+            .count()
+            >= 2,
+        "{runs:#?}"
+    );
+    for n in 1..=JOINERS {
+        assert_eq!(
+            env.mails(&joiner(n)).await,
+            1,
+            "{} was invited once",
+            joiner(n)
+        );
+    }
+    let stats: Value = env
+        .http
+        .get(format!("{}/sandbox/stats", env.sandbox.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["rateLimited"], 0, "{stats}");
+    assert_eq!(stats["concurrencyLimited"], 0, "{stats}");
+
+    // A CLI command that writes, on any machine, waits for the service and says who it is.
+    let mut writer = on_db(env.command());
+    writer.args(["--lock-wait", "200ms", "state", "import", "nothing.jsonl"]);
+    let refused = run_checked(writer, &[]).await;
+    assert!(
+        !refused.ok
+            && refused.stderr.contains("another roster serve (")
+            && refused.stderr.contains("holds the state in postgres://"),
+        "{}",
+        refused.stderr
+    );
+
+    // SIGTERM: a clean stop.
+    let status = Command::new("kill")
+        .args(["-TERM", &children[third].id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(children[third].wait().unwrap().success());
+
+    let mut log = on_db(env.command());
+    log.args(["log", "-o", "json"]);
+    let log = run_checked(log, &[SECRET]).await.json();
+    for n in 1..=JOINERS {
+        let done = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| {
+                l["action"] == "invite"
+                    && l["outcome"] == "done"
+                    && l["target"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with(&joiner(n)))
+            })
+            .count();
+        assert_eq!(done, 1, "{} in {log:#}", joiner(n));
+    }
+    let mut verify = on_db(env.command());
+    verify.args(["log", "verify"]);
+    let verified = run_checked(verify, &[]).await;
+    assert!(verified.ok, "{}", verified.stderr);
+    env.sandbox.shutdown().await;
+}
+
 /// A Python tool .ci/run installs (`pip install --target target/pytools/NAME`), if there:
 /// `ROSTER_<VAR>` points elsewhere, `ROSTER_REQUIRE_<VAR>` makes its absence a failure.
 fn pytool(name: &str, bin: &str, var: &str) -> Option<PathBuf> {
