@@ -109,26 +109,6 @@ pub fn instance_lock_path(state_dir: &Path, app: &str, instance: &str) -> PathBu
     state_dir.join("locks").join(format!("{app}-{digest}.lock"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_second_holder_waits_then_names_the_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = state_lock_path(dir.path());
-        let first = acquire(&path, "roster apply", Duration::ZERO).unwrap();
-        let err = acquire(&path, "roster apply", Duration::from_millis(120)).unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains(&format!("another roster apply (pid {}", std::process::id())),
-            "{text}"
-        );
-        drop(first);
-        acquire(&path, "roster apply", Duration::ZERO).expect("free once the first is dropped");
-    }
-}
-
 /// This process as other processes are told it holds the state: `what (host:pid)`.
 pub fn holder_name(what: &str) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -161,5 +141,25 @@ pub async fn database(
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_waits_then_names_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_lock_path(dir.path());
+        let first = acquire(&path, "roster apply", Duration::ZERO).unwrap();
+        let err = acquire(&path, "roster apply", Duration::from_millis(120)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("another roster apply (pid {}", std::process::id())),
+            "{text}"
+        );
+        drop(first);
+        acquire(&path, "roster apply", Duration::ZERO).expect("free once the first is dropped");
     }
 }

@@ -952,9 +952,9 @@ async fn an_invitation_whose_every_attempt_timed_out_is_tracked_then_settled() {
     assert_eq!(env.mail_to(sent).await.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_audits_share_the_subscription_limits() {
-    // The subscription's limits, scaled down: 30 calls per 2 s, 4 in flight.
+/// A subscription with its limits scaled down (30 calls per 2 s, 4 in flight, 20 ms a
+/// call) holding 39 users, for audits run side by side.
+async fn scaled_down_subscription() -> Env {
     let env = Env::start(|c| {
         c.limits = Limits {
             rate_limit: 30,
@@ -966,28 +966,45 @@ async fn concurrent_audits_share_the_subscription_limits() {
     })
     .await;
     env.add_people("shared", 30).await;
-    let args = [
-        "audit",
-        "marketo",
-        "-o",
-        "json",
-        "--rate-limit",
-        "30",
-        "--rate-window",
-        "2s",
-        "--max-in-flight",
-        "4",
-    ];
-    // Three processes at once, each keeping the limits by itself: together they would send
-    // three times too much, unless they pace together.
-    let (a, b, c) = tokio::join!(env.run(&args), env.run(&args), env.run(&args));
-    for run in [&a, &b, &c] {
+    env
+}
+
+/// Each audit read all 39 users, and the subscription answered none of them 606 or 615;
+/// its counters, for more checks.
+async fn all_read_within_the_limits(env: &Env, runs: [&Run; 3]) -> Value {
+    for run in runs {
         assert!(run.ok, "{}", run.stderr);
         assert_eq!(run.json()["users"].as_array().unwrap().len(), 39);
     }
     let stats = env.sandbox_json("stats").await;
     assert_eq!(stats["rateLimited"], 0, "{stats}");
     assert_eq!(stats["concurrencyLimited"], 0, "{stats}");
+    stats
+}
+
+/// An audit told the scaled-down limits, as each process keeps them by itself.
+const SCALED_AUDIT: [&str; 10] = [
+    "audit",
+    "marketo",
+    "-o",
+    "json",
+    "--rate-limit",
+    "30",
+    "--rate-window",
+    "2s",
+    "--max-in-flight",
+    "4",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_audits_share_the_subscription_limits() {
+    // The subscription's limits, scaled down: 30 calls per 2 s, 4 in flight.
+    let env = scaled_down_subscription().await;
+    let args = SCALED_AUDIT;
+    // Three processes at once, each keeping the limits by itself: together they would send
+    // three times too much, unless they pace together.
+    let (a, b, c) = tokio::join!(env.run(&args), env.run(&args), env.run(&args));
+    all_read_within_the_limits(&env, [&a, &b, &c]).await;
 
     // Another integration spends the whole window: Roster's first call gets 606 and waits for
     // the window to move instead of burning its retries (here: none) on a short backoff.
@@ -1027,29 +1044,8 @@ async fn audits_on_several_machines_share_the_limits_through_postgres() {
     let Some(db) = roster_store::testing::TestDatabase::create("pacing").await else {
         return;
     };
-    let env = Env::start(|c| {
-        c.limits = Limits {
-            rate_limit: 30,
-            rate_window: Duration::from_secs(2),
-            max_concurrent: 4,
-            daily_quota: 10_000,
-        };
-        c.faults.latency = Duration::from_millis(20);
-    })
-    .await;
-    env.add_people("shared", 30).await;
-    let args = [
-        "audit",
-        "marketo",
-        "-o",
-        "json",
-        "--rate-limit",
-        "30",
-        "--rate-window",
-        "2s",
-        "--max-in-flight",
-        "4",
-    ];
+    let env = scaled_down_subscription().await;
+    let args = SCALED_AUDIT;
     let on_machine = |n: u32| {
         let mut cmd = env.command();
         cmd.env("ROSTER_STATE", env.home.path().join(format!("machine-{n}")))
@@ -1057,13 +1053,7 @@ async fn audits_on_several_machines_share_the_limits_through_postgres() {
         env.run_cmd(cmd, &args)
     };
     let (a, b, c) = tokio::join!(on_machine(1), on_machine(2), on_machine(3));
-    for run in [&a, &b, &c] {
-        assert!(run.ok, "{}", run.stderr);
-        assert_eq!(run.json()["users"].as_array().unwrap().len(), 39);
-    }
-    let stats = env.sandbox_json("stats").await;
-    assert_eq!(stats["rateLimited"], 0, "{stats}");
-    assert_eq!(stats["concurrencyLimited"], 0, "{stats}");
+    let stats = all_read_within_the_limits(&env, [&a, &b, &c]).await;
     // Each audit's 42 calls, and no more (no retry was needed).
     assert_eq!(stats["calls"], 3 * 42, "{stats}");
 }

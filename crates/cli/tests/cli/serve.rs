@@ -140,6 +140,33 @@ impl Env {
     }
 }
 
+/// The audit log (read by the commands `command` makes) holds each joiner's invitation done
+/// once, and its chain verifies.
+async fn each_invitation_logged_once(command: impl Fn() -> Command) {
+    let mut log = command();
+    log.args(["log", "-o", "json"]);
+    let log = run_checked(log, &[SECRET]).await.json();
+    for n in 1..=JOINERS {
+        let done = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| {
+                l["action"] == "invite"
+                    && l["outcome"] == "done"
+                    && l["target"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with(&joiner(n)))
+            })
+            .count();
+        assert_eq!(done, 1, "{} in {log:#}", joiner(n));
+    }
+    let mut verify = command();
+    verify.args(["log", "verify"]);
+    let verified = run_checked(verify, &[]).await;
+    assert!(verified.ok, "{}", verified.stderr);
+}
+
 /// Polls `check` every 20 ms until it holds, for at most 60 s.
 async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -217,28 +244,7 @@ async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
     assert!(second.wait().unwrap().success());
 
     // The audit log: each invitation done once, and the chain verifies.
-    let mut log = env.command();
-    log.args(["log", "-o", "json"]);
-    let log = run_checked(log, &[SECRET]).await.json();
-    for n in 1..=JOINERS {
-        let done = log
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|l| {
-                l["action"] == "invite"
-                    && l["outcome"] == "done"
-                    && l["target"]
-                        .as_str()
-                        .is_some_and(|t| t.ends_with(&joiner(n)))
-            })
-            .count();
-        assert_eq!(done, 1, "{} in {log:#}", joiner(n));
-    }
-    let mut verify = env.command();
-    verify.args(["log", "verify"]);
-    let verified = run_checked(verify, &[]).await;
-    assert!(verified.ok, "{}", verified.stderr);
+    each_invitation_logged_once(|| env.command()).await;
     env.sandbox.shutdown().await;
 }
 
@@ -302,20 +308,18 @@ async fn standbys_take_over_a_killed_service_and_finish_its_apply() {
         .collect();
     let mut seen: Vec<(usize, String)> = Vec::new();
     // The next process to print its address: the one that holds the state now.
-    let mut next_leader = |seen: &mut Vec<(usize, String)>| -> (usize, String) {
+    let next_leader = |seen: &mut Vec<(usize, String)>| -> (usize, String) {
         loop {
             let (i, line) = lines
                 .recv_timeout(Duration::from_secs(60))
                 .unwrap_or_else(|_| panic!("no process took over: {seen:#?}"));
             seen.push((i, line.clone()));
-            if let Some(rest) = line.strip_prefix("roster serve: ") {
-                if let Some(addr) = rest
-                    .split_whitespace()
-                    .next()
-                    .filter(|a| a.starts_with("http"))
-                {
-                    return (i, addr.to_string());
-                }
+            if let Some(addr) = line
+                .strip_prefix("roster serve: ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .filter(|a| a.starts_with("http"))
+            {
+                return (i, addr.to_string());
             }
         }
     };
@@ -379,15 +383,11 @@ async fn standbys_take_over_a_killed_service_and_finish_its_apply() {
             joiner(n)
         );
     }
-    let stats: Value = env
-        .http
-        .get(format!("{}/sandbox/stats", env.sandbox.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = crate::get_json(
+        env.http
+            .get(format!("{}/sandbox/stats", env.sandbox.base_url())),
+    )
+    .await;
     assert_eq!(stats["rateLimited"], 0, "{stats}");
     assert_eq!(stats["concurrencyLimited"], 0, "{stats}");
 
@@ -411,28 +411,7 @@ async fn standbys_take_over_a_killed_service_and_finish_its_apply() {
     assert!(status.success());
     assert!(children[third].wait().unwrap().success());
 
-    let mut log = on_db(env.command());
-    log.args(["log", "-o", "json"]);
-    let log = run_checked(log, &[SECRET]).await.json();
-    for n in 1..=JOINERS {
-        let done = log
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|l| {
-                l["action"] == "invite"
-                    && l["outcome"] == "done"
-                    && l["target"]
-                        .as_str()
-                        .is_some_and(|t| t.ends_with(&joiner(n)))
-            })
-            .count();
-        assert_eq!(done, 1, "{} in {log:#}", joiner(n));
-    }
-    let mut verify = on_db(env.command());
-    verify.args(["log", "verify"]);
-    let verified = run_checked(verify, &[]).await;
-    assert!(verified.ok, "{}", verified.stderr);
+    each_invitation_logged_once(|| on_db(env.command())).await;
     env.sandbox.shutdown().await;
 }
 
