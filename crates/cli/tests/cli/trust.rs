@@ -346,23 +346,50 @@ async fn a_second_writer_is_told_who_holds_the_state_and_files_are_private() {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&env.home.path().join("plan.json")), 0o600);
-        assert_eq!(mode(&env.home.path().join("state")), 0o700);
         if env.database.is_none() {
+            assert_eq!(mode(&env.home.path().join("state")), 0o700);
             assert_eq!(mode(&env.home.path().join("state/roster.sqlite")), 0o600);
         }
     }
 
-    // Another process holds the state: the second writer waits, then says who.
-    let lock_path = env.home.path().join("state/roster.lock");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&lock_path)
-        .unwrap();
-    file.lock().unwrap();
-    std::fs::write(&lock_path, "roster apply\t4242\t2026-11-23T10:00:00Z").unwrap();
+    // Another process holds the state (its lock file beside the SQLite state, or the
+    // PostgreSQL state's writer lock, taken from another machine): the second writer waits,
+    // then says who.
+    enum Holder {
+        File(std::fs::File),
+        Database(roster_store::WriterLock),
+    }
+    let (holder, expected) = match &env.database {
+        None => {
+            let lock_path = env.home.path().join("state/roster.lock");
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&lock_path)
+                .unwrap();
+            file.lock().unwrap();
+            std::fs::write(&lock_path, "roster apply\t4242\t2026-11-23T10:00:00Z").unwrap();
+            (
+                Holder::File(file),
+                "another roster apply (pid 4242, started at 2026-11-23T10:00:00Z) holds the state"
+                    .to_string(),
+            )
+        }
+        Some(db) => {
+            let store = db.store().await.unwrap();
+            let held = store
+                .try_writer_lock("roster apply (elsewhere:4242)")
+                .await
+                .unwrap()
+                .unwrap();
+            (
+                Holder::Database(held),
+                "another roster apply (elsewhere:4242), since ".to_string(),
+            )
+        }
+    };
     let run = env
         .run_env(
             &["apply", "plan.json", "--approve"],
@@ -370,17 +397,14 @@ async fn a_second_writer_is_told_who_holds_the_state_and_files_are_private() {
         )
         .await;
     assert!(!run.ok);
-    assert!(
-        run.stderr.contains(
-            "another roster apply (pid 4242, started at 2026-11-23T10:00:00Z) holds the state"
-        ),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
     assert!(env.has_marketo_user("katherine.johnson@acme.example").await);
     // Readers are not held up.
     env.ok(&["log"]).await;
-    file.unlock().unwrap();
+    match holder {
+        Holder::File(file) => file.unlock().unwrap(),
+        Holder::Database(held) => drop(held),
+    }
     env.ok(&["apply", "plan.json", "--approve"]).await;
 }
 
