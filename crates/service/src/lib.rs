@@ -100,6 +100,7 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
         store.clone(),
         Arc::clone(&metrics),
     ));
+    notifier.resume_pending().await;
     let mut workers = BTreeMap::new();
     let mut queues = Vec::new();
     for inst in &config.instances {

@@ -115,12 +115,54 @@ impl Notifier {
                 return;
             }
         };
+        self.attempt(hook, id, event, &body, 1).await;
+    }
+
+    /// Sends again, in the background, the deliveries a process left pending when it
+    /// stopped or died (this one before a restart, or another that held the state before
+    /// it): with the attempts they have left, under their own ids, so a receiver that got
+    /// one before the stop can tell (`X-Roster-Delivery`). A delivery whose webhook is no
+    /// longer configured is ended as failed, saying so.
+    pub async fn resume_pending(self: &Arc<Self>) {
+        let pending = match self.store.pending_deliveries().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("cannot read the pending webhook deliveries: {e}");
+                return;
+            }
+        };
+        for d in pending {
+            let Some(hook) = self.hooks.iter().find(|h| h.name == d.hook).cloned() else {
+                let why = format!(
+                    "the webhook {:?} is no longer in the configuration; the delivery was not made",
+                    d.hook
+                );
+                if let Err(e) = self.store.abandon_delivery(d.id, &why).await {
+                    tracing::error!("cannot record a webhook delivery: {e}");
+                }
+                continue;
+            };
+            let first = (d.attempts.max(0) as usize + 1).min(ATTEMPTS);
+            let me = Arc::clone(self);
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                me.attempt(&hook, d.id, &d.event, &d.body, first).await;
+                if me.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    me.idle.notify_waiters();
+                }
+            });
+        }
+    }
+
+    /// Attempts delivery `id` from attempt number `first` on, until one succeeds or the
+    /// last one fails, recording each.
+    async fn attempt(&self, hook: &Webhook, id: i64, event: &str, body: &str, first: usize) {
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(self.first_delay)
             .with_max_times(ATTEMPTS - 1)
             .with_jitter()
             .build();
-        for attempt in 1..=ATTEMPTS {
+        for attempt in first..=ATTEMPTS {
             let now = OffsetDateTime::now_utc();
             let timestamp = now.unix_timestamp();
             let sig = signature(hook.secret.expose().as_bytes(), timestamp, body.as_bytes());
@@ -132,7 +174,7 @@ impl Notifier {
                 .header("x-roster-delivery", id.to_string())
                 .header("x-roster-timestamp", timestamp.to_string())
                 .header("x-roster-signature", format!("sha256={sig}"))
-                .body(body.clone())
+                .body(body.to_string())
                 .send()
                 .await;
             let (status, error) = match sent {

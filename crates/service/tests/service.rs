@@ -98,20 +98,36 @@ fn on_postgres() -> bool {
 
 impl Service {
     async fn start(dir: &Path, config: &str, secret_var: &str) -> Self {
+        let database = if on_postgres() {
+            Some(
+                roster_store::testing::TestDatabase::create(secret_var)
+                    .await
+                    .expect("ROSTER_TEST_BACKEND=postgres needs ROSTER_TEST_POSTGRES"),
+            )
+        } else {
+            None
+        };
+        Self::start_on(dir, config, secret_var, database).await
+    }
+
+    /// Stops this service and starts another on the same state, as after a restart.
+    async fn restart(self, dir: &Path, config: &str, secret_var: &str) -> Self {
+        self.running.shutdown().await;
+        Self::start_on(dir, config, secret_var, self.database).await
+    }
+
+    async fn start_on(
+        dir: &Path,
+        config: &str,
+        secret_var: &str,
+        database: Option<roster_store::testing::TestDatabase>,
+    ) -> Self {
         // SAFETY: each test uses its own variable name; nothing else reads it.
         unsafe { std::env::set_var(secret_var, "svc-test-secret-value") };
         let path = dir.join("roster.toml");
         std::fs::write(&path, config).unwrap();
         let mut config = ServeConfig::load(&path).expect("the config is valid");
-        let database = if on_postgres() {
-            let db = roster_store::testing::TestDatabase::create(secret_var)
-                .await
-                .expect("ROSTER_TEST_BACKEND=postgres needs ROSTER_TEST_POSTGRES");
-            config.database = Some(db.url.clone());
-            Some(db)
-        } else {
-            None
-        };
+        config.database = database.as_ref().map(|db| db.url.clone());
         let state = dir.join("state");
         let running = roster_service::start(config, state.clone())
             .await
@@ -1927,6 +1943,16 @@ async fn scim_pushes_become_invitations_and_leavers_through_the_plan() {
         .await;
     assert_eq!(applied["outcome"], "done", "{applied:#}");
     assert!(!marketo_has(&sandbox, email).await);
+    // With a tombstone holding the role she had.
+    let (_, tombs) = svc.get(&viewer, "/api/v1/tombstones").await;
+    let tomb = tombs["tombstones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["email"] == email && t["status"] == "deleted")
+        .unwrap_or_else(|| panic!("no tombstone: {tombs:#}"))
+        .clone();
+    assert!(tomb.to_string().contains("Analytics User"), "{tomb:#}");
     svc.stop().await;
     // Ada's conflict stood through every run since, and was announced once, signed.
     let got = received.lock().unwrap().clone();
@@ -2032,6 +2058,89 @@ async fn scim_requests_shaped_like_entra_and_okta_replay_from_fixtures() {
                 saved.push((name.to_string(), answer["id"].as_str().unwrap().to_string()));
             }
         }
+    }
+    svc.stop().await;
+    sandbox.shutdown().await;
+}
+
+/// Deliveries a process left pending when it stopped or died are sent when the service
+/// starts again (on this machine, or a standby taking over): under their own ids, signed
+/// afresh, with the attempts they have left; one whose webhook has gone from the
+/// configuration is ended as failed, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_left_pending_are_sent_when_the_service_starts_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    let (hook_addr, received) = receiver().await;
+    // SAFETY: this test's own variable.
+    unsafe { std::env::set_var("ROSTER_TEST_HOOK_SECRET_10", "hook-secret-10") };
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    let extra = format!(
+        "\n[webhook.ops]\nurl = \"http://{hook_addr}/hook\"\nsecret_env = \"ROSTER_TEST_HOOK_SECRET_10\"\nevents = [\"quota.low\"]\n"
+    );
+    let config = config(&sandbox, "ROSTER_TEST_SECRET_10", "1h", &extra);
+    let svc = Service::start(dir.path(), &config, "ROSTER_TEST_SECRET_10").await;
+    let viewer = svc.token("auditor", "viewer").await;
+    // As a process that died mid-way leaves them: one tried once, one for a webhook that is
+    // about to leave the configuration.
+    let store = svc.store().await;
+    let at = OffsetDateTime::now_utc();
+    let body = json!({"event": "plan.pending", "text": "left pending"}).to_string();
+    let left = store
+        .add_delivery("ops", "plan.pending", &body, at)
+        .await
+        .unwrap();
+    store
+        .record_attempt(left, "pending", None, Some("cannot reach the receiver"), at)
+        .await
+        .unwrap();
+    let orphan = store
+        .add_delivery("chat", "run.failed", "{}", at)
+        .await
+        .unwrap();
+    let svc = svc
+        .restart(dir.path(), &config, "ROSTER_TEST_SECRET_10")
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (headers, got) = loop {
+        let found = received.lock().unwrap().iter().find_map(|(h, b)| {
+            (h["x-roster-delivery"] == left.to_string().as_str()).then(|| (h.clone(), b.clone()))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never re-sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(got, body);
+    assert_eq!(headers["x-roster-event"], "plan.pending");
+    assert!(verify_signature("hook-secret-10", &headers, &got));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, list) = svc.get(&viewer, "/api/v1/webhooks/deliveries").await;
+        let of = |id: i64| {
+            list["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["id"] == id)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (done, ended) = (of(left), of(orphan));
+        if done["status"] == "delivered" {
+            assert_eq!(done["attempts"], 2, "{done:#}");
+            assert_eq!(ended["status"], "failed", "{ended:#}");
+            assert!(
+                ended["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("no longer in the configuration")),
+                "{ended:#}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{list:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     svc.stop().await;
     sandbox.shutdown().await;

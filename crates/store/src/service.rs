@@ -555,6 +555,28 @@ impl StateStore {
         Ok(())
     }
 
+    /// Deliveries still to be made (a process stopped or died before it finished them),
+    /// oldest first.
+    pub async fn pending_deliveries(&self) -> Result<Vec<Delivery>> {
+        let rows =
+            sqlx::query("SELECT * FROM webhook_deliveries WHERE status = 'pending' ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(delivery_from).collect())
+    }
+
+    /// Ends a delivery that cannot be made, saying why.
+    pub async fn abandon_delivery(&self, id: i64, why: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'failed', last_error = $1 WHERE id = $2",
+        )
+        .bind(why)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Deliveries newest first, at most `limit`.
     pub async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>> {
         let rows = sqlx::query("SELECT * FROM webhook_deliveries ORDER BY id DESC LIMIT $1")
