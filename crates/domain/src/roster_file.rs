@@ -795,8 +795,57 @@ const CSV_COLUMNS: [&str; 10] = [
     "magento_admin_role",
 ];
 
+/// A column of an HR export that gives access on one named service instance:
+/// `marketo.NAME`, `magento.NAME.group`, `magento.NAME.admin_role`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum NamedColumn {
+    Marketo(String),
+    MagentoGroup(String),
+    MagentoAdminRole(String),
+}
+
+impl NamedColumn {
+    /// The column a header names, if it is one of these. The instance name keeps its case;
+    /// the rest is read as the plain columns are (any case, spaces or '-' for '_').
+    fn parse(header: &str) -> Option<Self> {
+        let lower = header.to_lowercase();
+        if lower.starts_with("marketo.") {
+            let name = &header["marketo.".len()..];
+            return instance_name_ok(name).then(|| NamedColumn::Marketo(name.to_string()));
+        }
+        if !lower.starts_with("magento.") {
+            return None;
+        }
+        let (name, field) = header["magento.".len()..].rsplit_once('.')?;
+        if !instance_name_ok(name) {
+            return None;
+        }
+        match field
+            .trim()
+            .to_lowercase()
+            .replace([' ', '-'], "_")
+            .as_str()
+        {
+            "group" => Some(NamedColumn::MagentoGroup(name.to_string())),
+            "admin_role" => Some(NamedColumn::MagentoAdminRole(name.to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// `ROLE@WORKSPACE` entries separated by `;`.
+fn role_list(cell: String) -> Vec<String> {
+    cell.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// People from an HR export. The header names the columns (any order, any case, spaces for
-/// underscores); `marketo` holds `ROLE@WORKSPACE` entries separated by `;`.
+/// underscores); `marketo` holds `ROLE@WORKSPACE` entries separated by `;`. Access on a
+/// named service instance has columns of its own: `marketo.NAME` (roles, as `marketo`),
+/// `magento.NAME.group` and `magento.NAME.admin_role`.
 pub fn people_from_csv(name: &str, text: &str) -> Result<Vec<Person>, Vec<Problem>> {
     read_csv(Source { name, echo: true }, text)
 }
@@ -818,16 +867,28 @@ fn read_csv(source: Source, text: &str) -> Result<Vec<Person>, Vec<Problem>> {
         })?
         .clone();
     let mut columns = HashMap::new();
+    let mut named: BTreeMap<NamedColumn, usize> = BTreeMap::new();
     let mut problems = Vec::new();
     for (i, h) in headers.iter().enumerate() {
         let key = h.trim().to_lowercase().replace([' ', '-'], "_");
-        if CSV_COLUMNS.contains(&key.as_str()) {
+        if let Some(col) = NamedColumn::parse(h.trim()) {
+            if named.insert(col, i).is_some() {
+                problems.push(source.problem(
+                    1,
+                    format!(
+                        "column {}{} names an instance's access a column before it already gives",
+                        i + 1,
+                        source.quote(h)
+                    ),
+                ));
+            }
+        } else if CSV_COLUMNS.contains(&key.as_str()) {
             columns.insert(key, i);
         } else {
             problems.push(source.problem(
                 1,
                 format!(
-                    "unknown column {}{}; the columns are {}",
+                    "unknown column {}{}; the columns are {}, and for a named service instance marketo.NAME, magento.NAME.group, magento.NAME.admin_role",
                     i + 1,
                     source.quote(h),
                     CSV_COLUMNS.join(", ")
@@ -863,22 +924,34 @@ fn read_csv(source: Source, text: &str) -> Result<Vec<Person>, Vec<Problem>> {
                 .map(str::to_string)
                 .filter(|s| !s.is_empty())
         };
-        let access = RawAccess {
-            marketo: get("marketo")
-                .map(|m| {
-                    m.split(';')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
+        let mut access = RawAccess {
+            marketo: get("marketo").map(role_list).unwrap_or_default(),
             magento: Some(MagentoAccess {
                 group: get("magento_group"),
                 admin_role: get("magento_admin_role"),
             }),
             ..RawAccess::default()
         };
+        for (col, &i) in &named {
+            let Some(cell) = record.get(i).map(str::to_string).filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            match col {
+                NamedColumn::Marketo(name) => {
+                    access.marketo_at.insert(name.clone(), role_list(cell));
+                }
+                NamedColumn::MagentoGroup(name) => {
+                    access.magento_at.entry(name.clone()).or_default().group = Some(cell);
+                }
+                NamedColumn::MagentoAdminRole(name) => {
+                    access
+                        .magento_at
+                        .entry(name.clone())
+                        .or_default()
+                        .admin_role = Some(cell);
+                }
+            }
+        }
         let fields = PersonFields {
             email: get("email").unwrap_or_default(),
             first_name: get("first_name"),
@@ -906,6 +979,40 @@ fn read_csv(source: Source, text: &str) -> Result<Vec<Person>, Vec<Problem>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hr_exports_give_access_on_named_instances_in_columns_of_their_own() {
+        let csv = "Email,First Name,Last Name,Marketo,marketo.EMEA,magento.b2b.group,Magento.b2b.Admin Role\n\
+                   ada@acme.example,Ada,L,Standard User@Default,Admin@EMEA; Analytics User@EMEA,Wholesale,Sales\n\
+                   bo@acme.example,Bo,M,,,,\n";
+        let people = people_from_csv("hr.csv", csv).unwrap();
+        let ada = &people[0].access;
+        assert_eq!(ada.marketo, vec![RoleRef::new("Standard User", "Default")]);
+        assert_eq!(
+            ada.marketo_at["EMEA"],
+            vec![
+                RoleRef::new("Admin", "EMEA"),
+                RoleRef::new("Analytics User", "EMEA")
+            ]
+        );
+        assert_eq!(ada.magento_at["b2b"].group.as_deref(), Some("Wholesale"));
+        assert_eq!(ada.magento_at["b2b"].admin_role.as_deref(), Some("Sales"));
+        // An empty cell gives nothing on that instance.
+        assert!(people[1].access.marketo_at.is_empty() && people[1].access.magento_at.is_empty());
+        // A malformed instance column, or one given twice, is refused with the header line.
+        for header in [
+            "email,marketo.a b",
+            "email,magento.b2b.colour",
+            "email,marketo.x,Marketo.x",
+        ] {
+            let problems = people_from_csv("hr.csv", &format!("{header}\nada@acme.example,x,y\n"))
+                .unwrap_err();
+            assert!(
+                problems.iter().all(|p| p.line == 1) && !problems.is_empty(),
+                "{header}: {problems:?}"
+            );
+        }
+    }
 
     #[test]
     fn access_can_name_service_instances() {
