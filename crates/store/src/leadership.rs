@@ -61,13 +61,16 @@ impl StateStore {
         Ok(got.then_some(WriterLock { conn }))
     }
 
-    /// Who holds the writer lock, as it named itself, and since when (RFC 3339).
+    /// Who holds the writer lock, as it named itself, and since when (RFC 3339). Advisory
+    /// locks are kept per database, and so is this answer: another Roster state on the same
+    /// server has a holder of its own.
     pub async fn writer_lock_holder(&self) -> Result<Option<(String, String)>> {
         let row: Option<(String, String)> = sqlx::query_as(
             "SELECT a.application_name,
                     to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
              WHERE l.locktype = 'advisory' AND l.granted
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                AND l.classid::text::bigint = $1 AND l.objid::text::bigint = $2 AND l.objsubid = 1",
         )
         .bind(WRITER_KEY >> 32)

@@ -1394,6 +1394,16 @@ mod tests {
         };
         let a = db.store().await.unwrap();
         let b = db.store().await.unwrap();
+        // A holder in another database on the same server is not this state's.
+        let other = testing::TestDatabase::create("writer2").await.unwrap();
+        let _elsewhere = other
+            .store()
+            .await
+            .unwrap()
+            .try_writer_lock("roster serve (other-state:9)")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(a.writer_lock_holder().await.unwrap(), None);
         let mut held = a
             .try_writer_lock("roster serve (host-a:1)")
