@@ -49,44 +49,48 @@ impl StateStore {
             .bind(instance)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "DELETE FROM pacing_calls WHERE instance = $1 AND (
-                (answered_ms > 0 AND answered_ms + $2 < $3)
-                OR (answered_ms = 0 AND sent_ms + $4 + $2 < $3))",
-        )
-        .bind(instance)
-        .bind(l.window_ms)
-        .bind(now_ms)
-        .bind(l.stale_ms)
-        .execute(&mut *tx)
-        .await?;
-        let (open, in_window, oldest): (i64, i64, Option<i64>) = sqlx::query_as(
-            "SELECT
-                COUNT(*) FILTER (WHERE answered_ms = 0 AND sent_ms + $2 >= $3),
-                COUNT(*),
-                MIN(CASE WHEN answered_ms > 0 THEN answered_ms
-                         WHEN sent_ms + $2 < $3 THEN sent_ms + $2 END)
-             FROM pacing_calls WHERE instance = $1",
-        )
-        .bind(instance)
-        .bind(l.stale_ms)
-        .bind(now_ms)
-        .fetch_one(&mut *tx)
-        .await?;
-        let decided = if open < l.max_in_flight.max(1) && in_window < l.limit.max(1) {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO pacing_calls (instance, owner, sent_ms) VALUES ($1, $2, $3) RETURNING id",
+        // One statement after the lock: drop what has left the window, count what is in it
+        // (the same statement does not see its own deletion, so the count leaves those rows
+        // out by the same test), and record the call if there is room.
+        let (added, open, in_window, oldest): (Option<i64>, i64, i64, Option<i64>) =
+            sqlx::query_as(
+                "WITH gone AS (
+                    DELETE FROM pacing_calls WHERE instance = $1 AND (
+                        (answered_ms > 0 AND answered_ms + $2 < $3)
+                        OR (answered_ms = 0 AND sent_ms + $4 + $2 < $3))
+                 ),
+                 live AS (
+                    SELECT
+                        COUNT(*) FILTER (WHERE answered_ms = 0 AND sent_ms + $4 >= $3) AS open,
+                        COUNT(*) AS in_window,
+                        MIN(CASE WHEN answered_ms > 0 THEN answered_ms
+                                 WHEN sent_ms + $4 < $3 THEN sent_ms + $4 END) AS oldest
+                    FROM pacing_calls WHERE instance = $1 AND NOT (
+                        (answered_ms > 0 AND answered_ms + $2 < $3)
+                        OR (answered_ms = 0 AND sent_ms + $4 + $2 < $3))
+                 ),
+                 added AS (
+                    INSERT INTO pacing_calls (instance, owner, sent_ms)
+                    SELECT $1, $5, $3 FROM live WHERE open < $6 AND in_window < $7
+                    RETURNING id
+                 )
+                 SELECT (SELECT id FROM added), open, in_window, oldest FROM live",
             )
             .bind(instance)
-            .bind(owner)
+            .bind(l.window_ms)
             .bind(now_ms)
+            .bind(l.stale_ms)
+            .bind(owner)
+            .bind(l.max_in_flight.max(1))
+            .bind(l.limit.max(1))
             .fetch_one(&mut *tx)
             .await?;
-            Admission::Admitted(id)
-        } else if in_window >= l.limit && open < l.max_in_flight {
-            Admission::Wait(oldest.map(|at| (at + l.window_ms - now_ms).max(1)))
-        } else {
-            Admission::Wait(None)
+        let decided = match added {
+            Some(id) => Admission::Admitted(id),
+            None if in_window >= l.limit && open < l.max_in_flight => {
+                Admission::Wait(oldest.map(|at| (at + l.window_ms - now_ms).max(1)))
+            }
+            None => Admission::Wait(None),
         };
         tx.commit().await?;
         Ok(decided)
