@@ -125,6 +125,20 @@ impl Env {
         run
     }
 
+    /// As `ok`, with twice the retries: for the checks a test makes of an app it injects
+    /// faults into, which are not what it tests and must not fail on a run of bad luck.
+    async fn ok_patient(&self, args: &[&str]) -> Run {
+        let run = self
+            .run_env(args, &[("ROSTER_MARKETO_MAX_RETRIES", "12")])
+            .await;
+        assert!(
+            run.ok,
+            "roster {args:?} failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run
+    }
+
     async fn fails(&self, args: &[&str]) -> Run {
         let run = self.run_env(args, &[]).await;
         assert!(
@@ -149,7 +163,7 @@ impl Env {
     }
 
     async fn marketo_users(&self) -> Vec<Value> {
-        self.ok(&["marketo", "users", "-o", "json"])
+        self.ok_patient(&["marketo", "users", "-o", "json"])
             .await
             .json()
             .as_array()
