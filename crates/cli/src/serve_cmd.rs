@@ -202,6 +202,15 @@ pub async fn token(
     Ok(())
 }
 
+/// The instances a SCIM connection reaches, as said to a person.
+fn reach(instances: &[String]) -> String {
+    if instances.is_empty() {
+        "every instance".to_string()
+    } else {
+        instances.join(", ")
+    }
+}
+
 pub async fn scim_token(
     action: ScimTokenAction,
     state: Option<&Path>,
@@ -233,11 +242,7 @@ pub async fn scim_token(
                 .await?;
             eprintln!(
                 "SCIM connection {name:?} ({}) created in {}; its token is shown once, here:",
-                if instances.is_empty() {
-                    "every instance".to_string()
-                } else {
-                    instances.join(", ")
-                },
+                reach(&instances),
                 dir.display()
             );
             println!("{token}");
@@ -247,11 +252,7 @@ pub async fn scim_token(
             for c in store.scim_connections().await? {
                 t.push(vec![
                     json!(c.name),
-                    json!(if c.instances.is_empty() {
-                        "every instance".to_string()
-                    } else {
-                        c.instances.join(", ")
-                    }),
+                    json!(reach(&c.instances)),
                     json!(rfc3339(c.created_at)),
                     json!(c.last_used_at.map(rfc3339)),
                     json!(c.revoked_at.map(rfc3339)),

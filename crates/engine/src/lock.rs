@@ -109,12 +109,17 @@ pub fn instance_lock_path(state_dir: &Path, app: &str, instance: &str) -> PathBu
     state_dir.join("locks").join(format!("{app}-{digest}.lock"))
 }
 
-/// This process as other processes are told it holds the state: `what (host:pid)`.
-pub fn holder_name(what: &str) -> String {
+/// This process as processes on other machines can tell it: `host:pid`.
+pub fn this_process() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".into());
-    format!("{what} ({host}:{})", std::process::id())
+    format!("{host}:{}", std::process::id())
+}
+
+/// This process as other processes are told it holds the state: `what (host:pid)`.
+pub fn holder_name(what: &str) -> String {
+    format!("{what} ({})", this_process())
 }
 
 /// Takes the writer lock of a PostgreSQL state (processes on every machine share it),

@@ -28,14 +28,11 @@ fn now_ms() -> i64 {
 
 impl PostgresPacing {
     pub fn new(store: StateStore, instance: &str, config: &ClientConfig) -> Self {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "host".into());
         let window = config.rate_window.as_millis() as i64;
         Self {
             store,
             instance: instance.to_string(),
-            owner: format!("{host}:{}", std::process::id()),
+            owner: crate::lock::this_process(),
             limits: PacingLimits {
                 limit: i64::from(config.rate_limit),
                 // A margin, as the server's clock and ours differ by the trip.

@@ -81,7 +81,9 @@ impl Running {
 
 /// Opens the state, starts one worker per instance and the HTTP listener.
 pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
-    let store = StateStore::open_at(&state_dir, config.database.as_deref())
+    // The process's one store for this state (the one `roster serve` took its lock through,
+    // and that runs share), not a second pool beside it.
+    let store = roster_engine::connect::open_state(Some(&state_dir), config.database.as_deref())
         .await
         .with_context(|| match &config.database {
             Some(url) => format!("opening the state in {}", roster_store::redact_url(url)),

@@ -90,17 +90,26 @@ impl Notifier {
                 }),
             }
             .to_string();
-            let me = Arc::clone(self);
             let hook = hook.clone();
             let event = event.to_string();
-            self.in_flight.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                me.deliver(&hook, &event, body).await;
-                if me.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    me.idle.notify_waiters();
-                }
-            });
+            self.in_background(|me| async move { me.deliver(&hook, &event, body).await });
         }
+    }
+
+    /// Runs a delivery in the background, counted in flight so that `drain` waits for it.
+    fn in_background<F: std::future::Future<Output = ()> + Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(Arc<Self>) -> F,
+    ) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let me = Arc::clone(self);
+        let work = work(Arc::clone(self));
+        tokio::spawn(async move {
+            work.await;
+            if me.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                me.idle.notify_waiters();
+            }
+        });
     }
 
     async fn deliver(&self, hook: &Webhook, event: &str, body: String) {
@@ -143,13 +152,8 @@ impl Notifier {
                 continue;
             };
             let first = (d.attempts.max(0) as usize + 1).min(ATTEMPTS);
-            let me = Arc::clone(self);
-            self.in_flight.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
+            self.in_background(|me| async move {
                 me.attempt(&hook, d.id, &d.event, &d.body, first).await;
-                if me.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    me.idle.notify_waiters();
-                }
             });
         }
     }

@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
+use crate::service::TokenTable;
 use crate::{Result, StateStore, StoreError, from_ms, ms};
 
 /// An identity provider's SCIM connection.
@@ -151,15 +152,8 @@ impl StateStore {
         let Some(c) = row.as_ref().map(connection_from) else {
             return Ok(None);
         };
-        if c.last_used_at
-            .is_none_or(|t| at - t > time::Duration::minutes(1))
-        {
-            sqlx::query("UPDATE scim_connections SET last_used_at = $1 WHERE id = $2")
-                .bind(ms(at))
-                .bind(c.id)
-                .execute(&self.pool)
-                .await?;
-        }
+        self.mark_used(TokenTable::Scim, c.id, c.last_used_at, at)
+            .await?;
         Ok(Some(c))
     }
 
@@ -172,15 +166,7 @@ impl StateStore {
 
     /// Revokes the connection `name`; returns whether there was a live one.
     pub async fn revoke_scim_connection(&self, name: &str, at: OffsetDateTime) -> Result<bool> {
-        Ok(sqlx::query(
-            "UPDATE scim_connections SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
-        )
-        .bind(ms(at))
-        .bind(name)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            > 0)
+        self.revoke_named(TokenTable::Scim, name, at).await
     }
 
     /// Stores a new resource at version 1.

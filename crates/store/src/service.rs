@@ -186,6 +186,13 @@ fn delivery_from(r: &AnyRow) -> Delivery {
     }
 }
 
+/// The tables of bearer tokens, which keep their use and revocation the same way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TokenTable {
+    Api,
+    Scim,
+}
+
 impl StateStore {
     // ---- runs ----
 
@@ -476,18 +483,56 @@ impl StateStore {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let token = token_from(&row);
-        // Recorded at most once a minute: a busy client should not turn reads into writes.
-        if token
-            .last_used_at
-            .is_none_or(|t| at - t > time::Duration::minutes(1))
-        {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+        self.mark_used(TokenTable::Api, token.id, token.last_used_at, at)
+            .await?;
+        Ok(Some(token))
+    }
+
+    /// Records that a token (an API token or a SCIM connection's) was used at `at`; at most
+    /// once a minute, as a busy client should not turn reads into writes.
+    pub(crate) async fn mark_used(
+        &self,
+        table: TokenTable,
+        id: i64,
+        last_used_at: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        if last_used_at.is_none_or(|t| at - t > time::Duration::minutes(1)) {
+            let sql = match table {
+                TokenTable::Api => "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2",
+                TokenTable::Scim => "UPDATE scim_connections SET last_used_at = $1 WHERE id = $2",
+            };
+            sqlx::query(sql)
                 .bind(ms(at))
-                .bind(token.id)
+                .bind(id)
                 .execute(&self.pool)
                 .await?;
         }
-        Ok(Some(token))
+        Ok(())
+    }
+
+    /// Revokes the live token `name` of `table`; returns whether there was one.
+    pub(crate) async fn revoke_named(
+        &self,
+        table: TokenTable,
+        name: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let sql = match table {
+            TokenTable::Api => {
+                "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL"
+            }
+            TokenTable::Scim => {
+                "UPDATE scim_connections SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL"
+            }
+        };
+        Ok(sqlx::query(sql)
+            .bind(ms(at))
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
     }
 
     pub async fn tokens(&self) -> Result<Vec<ApiToken>> {
@@ -499,15 +544,7 @@ impl StateStore {
 
     /// Revokes the token `name`; returns whether there was a live one.
     pub async fn revoke_token(&self, name: &str, at: OffsetDateTime) -> Result<bool> {
-        Ok(sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
-        )
-        .bind(ms(at))
-        .bind(name)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            > 0)
+        self.revoke_named(TokenTable::Api, name, at).await
     }
 
     // ---- webhook deliveries ----
