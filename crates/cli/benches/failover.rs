@@ -2,19 +2,20 @@
 //! e.g. postgres://postgres@127.0.0.1:5432/test; a database is made for each run and
 //! dropped after).
 //!
-//! Two `roster serve` processes on one PostgreSQL state, one working and one standing by,
-//! against a Marketo sandbox of 2,000 users (20 ms a call): the worker is killed with
-//! `kill -9` in the middle of an apply that invites 20 joiners. Measured, in the same run:
-//! - the baseline: a `roster serve` starting cold on the same kind of state (spawn to its
-//!   address), and its first reconcile (read 2,000 users, plan, invite the 20);
-//! - the standby's takeover: from the kill to its address (the lock's session ends as the
-//!   connection closes; the standby asks every 0.5 s), and from the kill to the end of the
-//!   resumed run;
+//! `roster serve` processes sharing one PostgreSQL state (active/active: they take runs
+//! from one job queue). Measured, in the same run:
+//! - the baseline: one `roster serve` starting cold (spawn to its address) against a
+//!   Marketo sandbox of 2,000 users (20 ms a call), and its first reconcile (read the
+//!   2,000 users, plan, invite 20 joiners);
 //! - PostgreSQL statements per reconciled account in a reconcile that changes nothing
 //!   (counted from the service's own log of every statement, between the run's start and
-//!   end lines).
-//!
-//! Each failover runs three times; medians.
+//!   end lines), and the job queue's operations per run;
+//! - throughput: 24 instances (each its own sandbox, 100 ms a call, 10 joiners) reconciled
+//!   by 1, 2 and 3 processes started together, from spawn to every instance's run done;
+//! - failover: two processes, one instance; the process running it is killed with
+//!   `kill -9` in the middle of its apply; the time until the other resumes the run (the
+//!   dead process's heartbeat goes stale, a sweep hands its job on) and until the run is
+//!   done. Three times; medians.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -82,22 +83,53 @@ fn roster(dir: &Path, db: &str, state: &str) -> Command {
     cmd
 }
 
-/// Spawns `roster serve`; its stdout's lines come back through the channel.
-fn serve(dir: &Path, db: &str, state: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = roster(dir, db, state)
+/// Spawns `roster serve` (with `log` as ROSTER_LOG, if given); the lines it prints, on
+/// stdout and stderr, come back through the channel.
+fn serve_logging(
+    dir: &Path,
+    db: &str,
+    state: &str,
+    log: Option<&str>,
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = roster(dir, db, state);
+    if let Some(log) = log {
+        cmd.env("ROSTER_LOG", log);
+    }
+    let mut child = cmd
         .arg("serve")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    for out in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
     (child, rx)
+}
+
+fn serve(dir: &Path, db: &str, state: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+    serve_logging(dir, db, state, None)
+}
+
+/// Waits for a line containing `what`.
+fn line_with(lines: &std::sync::mpsc::Receiver<String>, what: &str) {
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(300))
+            .unwrap_or_else(|_| panic!("no line with {what:?}"));
+        if line.contains(what) {
+            return;
+        }
+    }
 }
 
 fn address(lines: &std::sync::mpsc::Receiver<String>) -> String {
@@ -178,7 +210,7 @@ fn kill(child: &mut Child, signal: &str) {
 }
 
 struct Failover {
-    takeover: Duration,
+    resumed: Duration,
     finished: Duration,
     invited_before: usize,
 }
@@ -190,29 +222,143 @@ async fn failover(root: &Path, n: usize) -> Failover {
     let db = TestDatabase::create("failover")
         .await
         .expect("a PostgreSQL server");
-    let token = token(&dir, &db.url);
-    let (mut first, first_lines) = serve(&dir, &db.url, "state-1");
-    address(&first_lines);
-    let (mut second, second_lines) = serve(&dir, &db.url, "state-2");
+    let (mut a, a_lines) = serve(&dir, &db.url, "state-1");
+    address(&a_lines);
+    let (mut b, b_lines) = serve(&dir, &db.url, "state-2");
+    address(&b_lines);
+    // Who runs the instance: the one that logs its run's start.
+    let (tx, started) = std::sync::mpsc::channel();
+    let mut watch = |lines: std::sync::mpsc::Receiver<String>, who: usize| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in lines.iter() {
+                if line.contains("run started") {
+                    let _ = tx.send((who, Instant::now()));
+                }
+                if line.contains("run ended") && line.contains("outcome=\"done\"") {
+                    let _ = tx.send((who + 10, Instant::now()));
+                }
+            }
+        });
+    };
+    watch(a_lines, 0);
+    watch(b_lines, 1);
+    let (runner, _) = started.recv_timeout(Duration::from_secs(120)).unwrap();
     while invited(&sandbox).await < 5 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let killed = Instant::now();
-    first.kill().unwrap();
-    first.wait().unwrap();
+    let (victim, survivor) = if runner == 0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    victim.kill().unwrap();
+    victim.wait().unwrap();
     let invited_before = invited(&sandbox).await;
-    let base = address(&second_lines);
-    let takeover = killed.elapsed();
-    done_runs(&base, &token, 1).await;
-    let finished = killed.elapsed();
+    let resumed = loop {
+        let (who, at) = started.recv_timeout(Duration::from_secs(120)).unwrap();
+        if who == 1 - runner {
+            break at - killed;
+        }
+    };
+    let finished = loop {
+        let (who, at) = started.recv_timeout(Duration::from_secs(120)).unwrap();
+        if who == 11 - runner {
+            break at - killed;
+        }
+    };
     assert_eq!(invited(&sandbox).await, JOINERS);
-    kill(&mut second, "-TERM");
+    kill(survivor, "-TERM");
     sandbox.shutdown().await;
     Failover {
-        takeover,
+        resumed,
         finished,
         invited_before,
     }
+}
+
+/// Instances in the throughput runs, each its own sandbox.
+const FLEET: usize = 24;
+/// Joiners per instance in the throughput runs.
+const FLEET_JOINERS: usize = 10;
+
+/// `processes` `roster serve` started together on FLEET instances: spawn to every
+/// instance's run done, and whether any sandbox answered 606 or 615.
+async fn throughput(root: &Path, processes: usize) -> (Duration, u64) {
+    let dir = root.join(format!("fleet-{processes}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("secret"), SECRET).unwrap();
+    let mut roster = String::from(
+        "policies:\n  marketo:\n    managed_domains: [joiners.example]\n    unlisted: report\npeople:\n",
+    );
+    for j in 0..FLEET_JOINERS {
+        roster.push_str(&format!(
+            "  - email: joiner{j}@joiners.example\n    first_name: Joiner\n    last_name: N{j}\n    access:\n      marketo: [\"Standard User@Default\"]\n"
+        ));
+    }
+    std::fs::write(dir.join("people.yaml"), roster).unwrap();
+    let mut sandboxes = Vec::new();
+    let mut toml = String::from("[service]\nlisten = \"127.0.0.1:0\"\n");
+    for i in 0..FLEET {
+        let mut config = MarketoConfig::new(dir.join(format!("marketo-{i}")));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.client_id = Some("failover".into());
+        config.client_secret = Some(Secret::new(SECRET));
+        config.faults.latency = Duration::from_millis(100);
+        let sb = marketo::start(config).await.unwrap();
+        toml.push_str(&format!(
+            "\n[marketo.i{i:02}]\nurl = \"{}\"\nclient_id = \"failover\"\nclient_secret_file = \"secret\"\nroster = \"people.yaml\"\ninterval = \"1h\"\n",
+            sb.base_url()
+        ));
+        sandboxes.push(sb);
+    }
+    std::fs::write(dir.join("roster.toml"), toml).unwrap();
+    let db = TestDatabase::create("fleet").await.unwrap();
+    // The job queue's tables exist before the clock starts, as in a deployment.
+    let migrated = roster(&dir, &db.url, "state-0")
+        .args(["serve", "migrate"])
+        .output()
+        .unwrap();
+    assert!(migrated.status.success());
+    let (tx, done) = std::sync::mpsc::channel();
+    let spawned = Instant::now();
+    let mut children = Vec::new();
+    for p in 0..processes {
+        let (child, lines) = serve(&dir, &db.url, &format!("state-{p}"));
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in lines.iter() {
+                if line.contains("run ended") && line.contains("outcome=\"done\"") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        children.push(child);
+    }
+    for _ in 0..FLEET {
+        done.recv_timeout(Duration::from_secs(600))
+            .expect("every instance's run is done");
+    }
+    let took = spawned.elapsed();
+    for mut c in children {
+        kill(&mut c, "-TERM");
+    }
+    let mut limited = 0;
+    for sb in sandboxes {
+        let stats: Value = reqwest::Client::new()
+            .get(format!("{}/sandbox/stats", sb.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        limited += stats["rateLimited"].as_u64().unwrap_or(0)
+            + stats["concurrencyLimited"].as_u64().unwrap_or(0);
+        sb.shutdown().await;
+    }
+    (took, limited)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -237,35 +383,17 @@ async fn main() {
     let db = TestDatabase::create("baseline").await.unwrap();
     let token_b = token(&dir, &db.url);
     let spawned = Instant::now();
-    // Its log: runs starting and ending, and every statement sent to PostgreSQL.
-    let mut cmd = roster(&dir, &db.url, "state-1");
-    let mut alone = cmd
-        .env("ROSTER_LOG", "warn,roster_service=info,sqlx::query=debug")
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    for out in [
-        Box::new(alone.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(alone.stderr.take().unwrap()),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
+    // Its log: runs starting and ending, every statement sent to PostgreSQL, and the job
+    // queue's operations.
+    let (mut alone, lines) = serve_logging(
+        &dir,
+        &db.url,
+        "state-1",
+        Some("warn,roster_service=info,sqlx::query=debug,graphile_worker=debug"),
+    );
     let base = address(&lines);
     let cold = spawned.elapsed();
-    let next = |what: &str| loop {
-        let line = lines.recv_timeout(Duration::from_secs(300)).expect(what);
-        if line.contains(what) {
-            return;
-        }
-    };
+    let next = |what: &str| line_with(&lines, what);
     next("run ended");
     let first_reconcile = spawned.elapsed() - cold;
     // A reconcile that changes nothing: the statements it sends, per account.
@@ -289,22 +417,30 @@ async fn main() {
             pacing += usize::from(line.contains("pacing"));
         }
     }
+    // The job's own life in the queue: added (the API's request), taken, completed.
+    let queue_ops = 3;
     let per_account = statements as f64 / USERS as f64;
     kill(&mut alone, "-TERM");
     sandbox_b.shutdown().await;
 
-    let mut takeovers = Vec::new();
+    let mut fleet = Vec::new();
+    for processes in 1..=3 {
+        eprintln!("throughput: {processes} process(es), {FLEET} instances...");
+        fleet.push((processes, throughput(root.path(), processes).await));
+    }
+
+    let mut resumes = Vec::new();
     let mut finishes = Vec::new();
     let mut before_kill = Vec::new();
     for n in 0..3 {
         eprintln!("failover {}...", n + 1);
         let f = failover(root.path(), n).await;
-        takeovers.push(f.takeover);
+        resumes.push(f.resumed);
         finishes.push(f.finished);
         before_kill.push(f.invited_before);
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let takeover = median(takeovers.clone());
+    let resumed = median(resumes.clone());
     let finished = median(finishes.clone());
     println!(
         "roster serve on PostgreSQL, Marketo sandbox of {USERS} users (20 ms a call), {JOINERS} joiners to invite"
@@ -321,13 +457,13 @@ async fn main() {
         ms(first_reconcile) / ms(cold)
     );
     println!(
-        "| kill -9 of the worker to the standby's address (median of 3: {:?}) | {:.0} ms | {:.2}x |",
-        takeovers
+        "| kill -9 of the process running the instance to the other resuming the run (median of 3: {:?}) | {:.0} ms | {:.2}x |",
+        resumes
             .iter()
             .map(|d| ms(*d).round() as u64)
             .collect::<Vec<_>>(),
-        ms(takeover),
-        ms(takeover) / ms(cold)
+        ms(resumed),
+        ms(resumed) / ms(cold)
     );
     println!(
         "| kill -9 to the resumed run done (median of 3; {:?} invited before each kill) | {:.0} ms | {:.2}x |",
@@ -336,7 +472,22 @@ async fn main() {
         ms(finished) / ms(cold)
     );
     println!(
-        "PostgreSQL statements in a reconcile of {USERS} accounts that changes nothing: {statements} ({per_account:.2} per account), of which {pacing} ({:.2} per account) pace the Marketo calls with the other processes",
+        "PostgreSQL statements in a reconcile of {USERS} accounts that changes nothing: {statements} ({per_account:.2} per account), of which {pacing} ({:.2} per account) pace the Marketo calls with the other processes; the job queue adds {queue_ops} per run (add, take, complete) besides each process's heartbeat (1 a second) and idle poll (2 a second)",
         pacing as f64 / USERS as f64
     );
+    println!();
+    println!(
+        "{FLEET} instances (each its own sandbox, 100 ms a call, {FLEET_JOINERS} joiners), processes started together, on this 2-core machine"
+    );
+    println!("| processes | spawn to every run done | runs a second | vs 1 process | 606/615 seen |");
+    println!("|---:|---:|---:|---:|---:|");
+    let one = fleet[0].1.0;
+    for (processes, (took, limited)) in &fleet {
+        println!(
+            "| {processes} | {:.0} ms | {:.2} | {:.2}x | {limited} |",
+            ms(*took),
+            FLEET as f64 / took.as_secs_f64(),
+            one.as_secs_f64() / took.as_secs_f64()
+        );
+    }
 }

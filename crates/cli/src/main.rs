@@ -511,7 +511,7 @@ fn by_flag(command: &args::Command) -> Option<String> {
 /// or the PostgreSQL state's own writer lock.
 enum StateLock {
     File { _held: lock::Held },
-    Database { _held: roster_store::WriterLock },
+    Database { _held: roster_store::SessionLock },
 }
 
 fn writer(command: &args::Command) -> Option<&'static str> {

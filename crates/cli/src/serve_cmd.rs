@@ -44,24 +44,22 @@ pub async fn serve(
     let dir = state_dir(state, Some(&config));
     // The service is this state's writer while it runs: CLI commands that change things
     // wait for it (and say who holds it) instead of racing it. On a shared PostgreSQL
-    // state the lock is in the database: a second `roster serve` (on this machine or
-    // another) stands by and takes over when the holder stops or dies.
+    // state the lock is in the database and `roster serve` processes share it (on this
+    // machine or others): they take runs from one job queue, each instance's runs one at a
+    // time, and when one dies the others carry on with its work.
     lock::set_writer("roster serve", lock_wait);
     let stop = wait_for_stop();
     tokio::pin!(stop);
-    let mut leader = None;
+    let mut writer = None;
     let _held = match database {
         Some(url) => {
             let store = connect::open_state(None, Some(url)).await?;
             let me = lock::holder_name("roster serve");
             let mut said = false;
-            leader = Some(loop {
-                if let Some(held) = store.try_writer_lock(&me).await? {
+            writer = Some(loop {
+                if let Some(held) = store.try_shared_writer_lock(&me).await? {
                     if said {
-                        eprintln!(
-                            "roster serve: took over the state in {}",
-                            store.path().display()
-                        );
+                        eprintln!("roster serve: starting: the state is free again");
                     }
                     break held;
                 }
@@ -71,7 +69,7 @@ pub async fn serve(
                         None => "another roster process".into(),
                     };
                     eprintln!(
-                        "roster serve: standing by: {who} holds the state in {}; this one takes over when it stops",
+                        "roster serve: waiting: {who} holds the state in {} alone; this one starts when it finishes",
                         store.path().display()
                     );
                     said = true;
@@ -79,10 +77,10 @@ pub async fn serve(
                 tokio::select! {
                     stopped = &mut stop => {
                         stopped?;
-                        eprintln!("roster serve: stopped while standing by");
+                        eprintln!("roster serve: stopped while waiting");
                         return Ok(());
                     }
-                    () = tokio::time::sleep(STANDBY_POLL) => {}
+                    () = tokio::time::sleep(WRITER_POLL) => {}
                 }
             });
             None
@@ -95,10 +93,15 @@ pub async fn serve(
     };
     let running = roster_service::start(config, dir.clone()).await?;
     println!(
-        "roster serve: http://{} ({} instance(s), state in {})",
+        "roster serve: http://{} ({} instance(s), state in {}{})",
         running.addr,
         running.shared.workers.len(),
-        running.shared.store.path().display()
+        running.shared.store.path().display(),
+        if writer.is_some() {
+            ", runs shared with every roster serve on this database"
+        } else {
+            ""
+        }
     );
     loop {
         tokio::select! {
@@ -108,16 +111,16 @@ pub async fn serve(
             }
             () = tokio::time::sleep(LEASE_CHECK) => {
                 // The writer lock lives in a database session; if the session ended (the
-                // database restarted, the network parted), a standby may hold it now, so
-                // this process stops writing at once.
-                if let Some(lock) = leader.as_mut()
+                // database restarted, the network parted), a CLI command may hold it alone
+                // now, so this process stops writing at once (its jobs go to the others).
+                if let Some(lock) = writer.as_mut()
                     && !lock.held().await
                 {
                     eprintln!(
-                        "roster serve: lost the state's writer lock (its database session ended); stopping so that one process writes"
+                        "roster serve: lost the state's writer lock (its database session ended); stopping"
                     );
                     running.shutdown().await;
-                    bail!("lost the state's writer lock; start roster serve again to stand by");
+                    bail!("lost the state's writer lock; start roster serve again");
                 }
             }
         }
@@ -128,9 +131,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// How often a standby asks for the writer lock: the longest it waits after the holder
-/// stops (or dies, which the database sees at once as the connection closes).
-const STANDBY_POLL: Duration = Duration::from_millis(500);
+/// How often a waiting `roster serve` asks for the writer lock: the longest it waits after
+/// a CLI command holding it alone finishes.
+const WRITER_POLL: Duration = Duration::from_millis(500);
 /// How often the holder checks that its lock's session still stands.
 const LEASE_CHECK: Duration = Duration::from_secs(2);
 
@@ -292,6 +295,14 @@ pub async fn migrate(
         store.schema_version().await?,
         store.backend()
     );
+    if let Some(url) = database {
+        roster_service::jobs::set_up(&store, url).await?;
+        println!(
+            "the job queue in {} (schema {}) is up to date",
+            place.display(),
+            roster_store::JOB_SCHEMA
+        );
+    }
     Ok(())
 }
 

@@ -128,7 +128,7 @@ pub async fn database(
     store: &roster_store::StateStore,
     what: &str,
     wait: Duration,
-) -> Result<roster_store::WriterLock> {
+) -> Result<roster_store::SessionLock> {
     let me = holder_name(what);
     let deadline = Instant::now() + wait;
     loop {

@@ -396,6 +396,7 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
     state
         .save_plan(&plan.id, plan.created_at, &serde_json::to_string(&plan)?)
         .await?;
+    state.set_plan_scope(&plan.id, &scope(sessions)).await?;
     let journal = state.journal(&plan.id).await?;
     let done: BTreeSet<usize> = journal
         .iter()
@@ -616,6 +617,18 @@ fn step_log(
 /// step's effect, it ran, and it is recorded done with its audit-log line, so a write that
 /// happened is on record even when the next run re-plans. Otherwise nothing was written:
 /// it is recorded as not done (no log line), and a rerun of that plan runs it.
+/// The app instances `sessions` reach, as a plan's scope records them.
+fn scope(sessions: &Sessions) -> String {
+    let mut pairs = Vec::new();
+    if let Some(s) = &sessions.marketo {
+        pairs.push(format!("{}={}", crate::connect::MARKETO, s.instance));
+    }
+    if let Some(s) = &sessions.magento {
+        pairs.push(format!("{}={}", crate::magento_ops::MAGENTO, s.instance));
+    }
+    pairs.join(";")
+}
+
 async fn reconcile_unfinished(
     events: &Events,
     state: &StateStore,
@@ -636,7 +649,22 @@ async fn reconcile_unfinished(
             App::Marketo => live.marketo.is_some(),
             App::Magento => live.magento.is_some(),
         };
-        if !read {
+        // Another instance's step is settled by that instance's runs: these accounts say
+        // nothing about it (and that instance may be running it right now).
+        let (app, ours) = match step.app {
+            App::Marketo => (
+                crate::connect::MARKETO,
+                sessions.marketo.as_ref().map(|s| s.instance.as_str()),
+            ),
+            App::Magento => (
+                crate::magento_ops::MAGENTO,
+                sessions.magento.as_ref().map(|s| s.instance.as_str()),
+            ),
+        };
+        if !read
+            || u.instance_of(app)
+                .is_some_and(|theirs| Some(theirs) != ours)
+        {
             continue;
         }
         let key = step.action.account_key();

@@ -278,6 +278,7 @@ async fn instances(
     _caller: Caller,
 ) -> ApiResult<Json<Instances>> {
     let pending = shared.store.held_plans(Some("pending")).await?;
+    let mut statuses = shared.statuses().await;
     let instances = shared
         .workers
         .values()
@@ -291,7 +292,7 @@ async fn instances(
                 auto_apply: format!("{:?}", i.auto_apply).to_lowercase(),
                 daily_budget: i.daily_budget,
                 pending_approvals: pending.iter().filter(|p| p.instance == i.name).count(),
-                status: w.status().into(),
+                status: statuses.remove(&i.name).unwrap_or_default().into(),
             }
         })
         .collect();
@@ -313,10 +314,14 @@ async fn reconcile(
             "no instance {name:?}; GET /api/v1/instances lists them"
         ))
     })?;
-    worker.submit(Job::Reconcile {
+    let job = Job::Reconcile {
         trigger: caller.key(),
-    });
-    let status = worker.status();
+    };
+    shared
+        .submit(&worker.instance.name, job)
+        .await
+        .map_err(ApiError::internal)?;
+    let status = shared.worker_status(&worker.instance.name).await;
     Ok((
         StatusCode::ACCEPTED,
         Json(Queued {
@@ -589,10 +594,14 @@ pub(crate) async fn approve_plan(
     )
     .await
     .map_err(ApiError::internal)?;
-    worker.submit(Job::ApplyApproved {
+    let job = Job::ApplyApproved {
         plan_id: id.to_string(),
         by: caller.name.clone(),
-    });
+    };
+    shared
+        .submit(&worker.instance.name, job)
+        .await
+        .map_err(ApiError::internal)?;
     shared.refresh_pending_gauge().await;
     Ok(Decided {
         plan: id.to_string(),
@@ -906,10 +915,14 @@ pub(crate) async fn approve_restore_request(
         )
     })?;
     decide_restore(shared, caller, &r, d, "approved").await?;
-    worker.submit(Job::Restore {
+    let job = Job::Restore {
         request: id,
         by: caller.name.clone(),
-    });
+    };
+    shared
+        .submit(&worker.instance.name, job)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Decided {
         plan: format!("restore-{id}"),
         status: "approved",
@@ -968,11 +981,12 @@ async fn deliveries(
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let store_ok = shared.store.runs(None, 1).await.is_ok();
+    let mut statuses = shared.statuses().await;
     let instances = shared
         .workers
         .values()
         .map(|w| {
-            let s = w.status();
+            let s = statuses.remove(&w.instance.name).unwrap_or_default();
             ReadyInstance {
                 name: w.instance.name.clone(),
                 running: s.running,

@@ -506,11 +506,12 @@ async fn overview_rows(shared: &Shared) -> Vec<InstanceRow> {
         .await
         .unwrap_or_default();
     let invites = store.open_invites().await.unwrap_or_default();
+    let mut statuses = shared.statuses().await;
     shared
         .workers
         .values()
         .map(|w| {
-            let st = w.status();
+            let st = statuses.remove(&w.instance.name).unwrap_or_default();
             let inst = &w.instance;
             let key = inst.state_key();
             let quota_left = match &inst.connection {
@@ -1239,9 +1240,18 @@ async fn reconcile(
             Some(("/console", "Overview")),
         );
     };
-    worker.submit(crate::workers::Job::Reconcile {
+    let job = crate::workers::Job::Reconcile {
         trigger: s.caller.key(),
-    });
+    };
+    if let Err(e) = shared.submit(&worker.instance.name, job).await {
+        tracing::error!("{e:#}");
+        return message_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not queued",
+            "The run could not be queued; the service's log says why. Try again shortly.",
+            Some(("/console", "Overview")),
+        );
+    }
     Redirect::to("/console?done=queued").into_response()
 }
 

@@ -7,6 +7,7 @@ pub mod access;
 pub mod api;
 pub mod config;
 pub mod console;
+pub mod jobs;
 pub mod metrics;
 pub mod scim;
 pub mod tokens;
@@ -45,6 +46,24 @@ pub struct Shared {
     pub console_throttle: console::Throttle,
     /// The instances' access inventories, as last read.
     pub inventories: access::InventoryCache,
+    /// Where runs are queued.
+    pub queue: Queue,
+}
+
+/// Where runs are queued: in this process (the SQLite state: one service), or in the
+/// PostgreSQL job queue every `roster serve` on the database takes from.
+pub enum Queue {
+    InProcess,
+    Shared(jobs::SharedQueue),
+}
+
+impl Queue {
+    pub fn shared(&self) -> Option<&jobs::SharedQueue> {
+        match self {
+            Queue::InProcess => None,
+            Queue::Shared(q) => Some(q),
+        }
+    }
 }
 
 impl Shared {
@@ -90,19 +109,36 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
             None => format!("opening the state in {}", state_dir.display()),
         })?;
     let now = OffsetDateTime::now_utc();
-    let interrupted = store.interrupt_running_runs(now).await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            "{interrupted} run(s) were in progress when the service last stopped; the next run of each instance resumes from the journal"
-        );
-    }
+    let (shutdown, watch_rx) = watch::channel(false);
+    // On PostgreSQL, runs are jobs in the database's queue, shared with every other
+    // `roster serve` there; a run cut short is found by whoever runs that instance next.
+    let (queue, starting) = match (&config.database, store.backend()) {
+        (Some(url), roster_store::Backend::Postgres) => {
+            let (starting, queue) =
+                jobs::prepare(&store, url, config.instances.len(), watch_rx.clone()).await?;
+            (Queue::Shared(queue), Some(starting))
+        }
+        _ => {
+            let interrupted = store.interrupt_running_runs(None, now).await?;
+            if interrupted > 0 {
+                tracing::warn!(
+                    "{interrupted} run(s) were in progress when the service last stopped; the next run of each instance resumes from the journal"
+                );
+            }
+            (Queue::InProcess, None)
+        }
+    };
     let metrics = Arc::new(Metrics::default());
     let notifier = Arc::new(Notifier::new(
         config.webhooks.clone(),
         store.clone(),
         Arc::clone(&metrics),
+        queue.shared().cloned(),
     ));
-    notifier.resume_pending().await;
+    if queue.shared().is_none() {
+        // On the shared queue, the scheduler does this (other processes may be sending).
+        notifier.resume_pending().await;
+    }
     let mut workers = BTreeMap::new();
     let mut queues = Vec::new();
     for inst in &config.instances {
@@ -130,21 +166,32 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
         started_at: now,
         console_throttle: console::Throttle::default(),
         inventories: access::InventoryCache::default(),
+        queue,
     });
     shared.refresh_pending_gauge().await;
-    let resumed = workers::resume_approved(&shared).await?;
-    if resumed > 0 {
-        tracing::info!("{resumed} approved plan(s) whose apply did not finish are queued again");
-    }
-    let (shutdown, watch_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    for (name, rx) in queues {
-        tasks.spawn(workers::run_worker(
-            Arc::clone(&shared),
-            name,
-            rx,
-            watch_rx.clone(),
-        ));
+    match starting {
+        Some(starting) => {
+            // The scheduler (one process at a time) also queues approved applies again.
+            tasks.spawn(starting.run(Arc::clone(&shared)));
+            tasks.spawn(jobs::schedule(Arc::clone(&shared), watch_rx.clone()));
+        }
+        None => {
+            let resumed = workers::resume_approved(&shared).await?;
+            if resumed > 0 {
+                tracing::info!(
+                    "{resumed} approved plan(s) whose apply did not finish are queued again"
+                );
+            }
+            for (name, rx) in queues {
+                tasks.spawn(workers::run_worker(
+                    Arc::clone(&shared),
+                    name,
+                    rx,
+                    watch_rx.clone(),
+                ));
+            }
+        }
     }
     let app = api::router(Arc::clone(&shared));
     let mut stop_http = watch_rx.clone();

@@ -803,9 +803,13 @@ fn search_request(body: &Value) -> Result<ListQuery> {
 }
 
 /// After a change, the instances the connection reaches reconcile soon.
-fn changed(shared: &Arc<Shared>, c: &ScimConnection, result: Result<Response>) -> Result<Response> {
+async fn changed(
+    shared: &Arc<Shared>,
+    c: &ScimConnection,
+    result: Result<Response>,
+) -> Result<Response> {
     if result.is_ok() {
-        crate::workers::scim_changed(shared, c);
+        crate::workers::scim_changed(shared, c).await;
     }
     result
 }
@@ -855,6 +859,7 @@ macro_rules! handlers {
                 &c,
                 create(&shared, &c, $kind, &headers, &sized(body)?).await,
             )
+            .await
         }
 
         async fn $get(
@@ -880,6 +885,7 @@ macro_rules! handlers {
                 &c,
                 replace(&shared, &c, $kind, &id, &headers, &sized(body)?).await,
             )
+            .await
         }
 
         async fn $patch(
@@ -894,6 +900,7 @@ macro_rules! handlers {
                 &c,
                 modify(&shared, &c, $kind, &id, &headers, &sized(body)?).await,
             )
+            .await
         }
 
         async fn $delete(
@@ -902,7 +909,7 @@ macro_rules! handlers {
             headers: HeaderMap,
             Path(id): Path<String>,
         ) -> Result<Response> {
-            changed(&shared, &c, remove(&shared, &c, $kind, &id, &headers).await)
+            changed(&shared, &c, remove(&shared, &c, $kind, &id, &headers).await).await
         }
     };
 }

@@ -40,10 +40,18 @@ pub struct Notifier {
     idle: tokio::sync::Notify,
     /// The first retry's delay (doubling after).
     first_delay: Duration,
+    /// On a shared PostgreSQL state, deliveries are jobs of its queue: whichever process is
+    /// free sends one, and one a dead process left half done is sent on by another.
+    queue: Option<crate::jobs::SharedQueue>,
 }
 
 impl Notifier {
-    pub fn new(hooks: Vec<Webhook>, store: StateStore, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        hooks: Vec<Webhook>,
+        store: StateStore,
+        metrics: Arc<Metrics>,
+        queue: Option<crate::jobs::SharedQueue>,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -60,6 +68,7 @@ impl Notifier {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .map_or(Duration::from_secs(1), Duration::from_millis),
+            queue,
         }
     }
 
@@ -124,14 +133,52 @@ impl Notifier {
                 return;
             }
         };
-        self.attempt(hook, id, event, &body, 1).await;
+        match &self.queue {
+            // Recorded first: if queueing fails, the scheduler finds it pending and queues it.
+            Some(queue) => {
+                if let Err(e) = queue.add_delivery(id).await {
+                    tracing::error!(hook = %hook.name, "{e:#}");
+                }
+            }
+            None => self.attempt(hook, id, event, &body, 1).await,
+        }
+    }
+
+    /// Makes delivery `id` (a job of the shared queue): its remaining attempts, unless it
+    /// is no longer pending (made, or given up).
+    pub async fn deliver_queued(&self, id: i64) -> Result<(), String> {
+        let d = match self.store.delivery(id).await {
+            Ok(Some(d)) if d.status == "pending" => d,
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(format!("cannot read webhook delivery {id}: {e}")),
+        };
+        match self.hooks.iter().find(|h| h.name == d.hook) {
+            Some(hook) => {
+                let first = (d.attempts.max(0) as usize + 1).min(ATTEMPTS);
+                self.attempt(hook, d.id, &d.event, &d.body, first).await;
+            }
+            None => self.abandon(&d).await,
+        }
+        Ok(())
+    }
+
+    /// Ends a delivery whose webhook is no longer configured, saying so.
+    async fn abandon(&self, d: &roster_store::Delivery) {
+        let why = format!(
+            "the webhook {:?} is no longer in the configuration; the delivery was not made",
+            d.hook
+        );
+        if let Err(e) = self.store.abandon_delivery(d.id, &why).await {
+            tracing::error!("cannot record a webhook delivery: {e}");
+        }
     }
 
     /// Sends again, in the background, the deliveries a process left pending when it
     /// stopped or died (this one before a restart, or another that held the state before
     /// it): with the attempts they have left, under their own ids, so a receiver that got
     /// one before the stop can tell (`X-Roster-Delivery`). A delivery whose webhook is no
-    /// longer configured is ended as failed, saying so.
+    /// longer configured is ended as failed, saying so. On the shared queue, each becomes
+    /// a job (if it has none), run by whichever process is free.
     pub async fn resume_pending(self: &Arc<Self>) {
         let pending = match self.store.pending_deliveries().await {
             Ok(p) => p,
@@ -141,14 +188,16 @@ impl Notifier {
             }
         };
         for d in pending {
-            let Some(hook) = self.hooks.iter().find(|h| h.name == d.hook).cloned() else {
-                let why = format!(
-                    "the webhook {:?} is no longer in the configuration; the delivery was not made",
-                    d.hook
-                );
-                if let Err(e) = self.store.abandon_delivery(d.id, &why).await {
-                    tracing::error!("cannot record a webhook delivery: {e}");
+            if let Some(queue) = &self.queue {
+                // Queued unless a job for it is queued or running already (another process
+                // may be sending it right now).
+                if let Err(e) = queue.add_delivery(d.id).await {
+                    tracing::error!("{e:#}");
                 }
+                continue;
+            }
+            let Some(hook) = self.hooks.iter().find(|h| h.name == d.hook).cloned() else {
+                self.abandon(&d).await;
                 continue;
             };
             let first = (d.attempts.max(0) as usize + 1).min(ATTEMPTS);

@@ -23,7 +23,8 @@ use crate::Shared;
 use crate::config::{AutoApply, Connection, Instance};
 
 /// What a worker is asked to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
     /// Re-read the roster and the apps, plan, apply what policy allows, hold the rest.
     Reconcile { trigger: String },
@@ -84,8 +85,8 @@ impl Worker {
         )
     }
 
-    /// Queues a job; it runs after the one in progress.
-    pub fn submit(&self, job: Job) {
+    /// Queues a job in this process; it runs after the one in progress.
+    fn submit_here(&self, job: Job) {
         self.status.lock().expect("status lock").queued += 1;
         let _ = self.tx.send(job);
     }
@@ -98,21 +99,43 @@ impl Worker {
 /// SCIM changed what a connection pushes: each instance it reaches reconciles once the
 /// changes have stopped for the debounce time (an identity provider's full push is many
 /// requests; it should start one run, not one per request).
-pub fn scim_changed(shared: &Arc<Shared>, connection: &roster_store::ScimConnection) {
+pub async fn scim_changed(shared: &Arc<Shared>, connection: &roster_store::ScimConnection) {
     use std::sync::atomic::Ordering;
+    let trigger = format!("scim:{}", connection.name);
     for w in shared.workers.values() {
-        if !connection.reaches(&w.instance.name) || w.scim_pending.swap(true, Ordering::SeqCst) {
+        if !connection.reaches(&w.instance.name) {
+            continue;
+        }
+        if let Some(queue) = shared.queue.shared() {
+            // One job per instance under the key: later changes find it waiting and join
+            // it, its time kept.
+            let how = crate::jobs::Submit {
+                key: Some((
+                    format!("scim:{}", w.instance.name),
+                    graphile_worker::JobKeyMode::PreserveRunAt,
+                )),
+                run_at: Some(OffsetDateTime::now_utc() + shared.config.scim.debounce),
+            };
+            let job = Job::Reconcile {
+                trigger: trigger.clone(),
+            };
+            if let Err(e) = queue.add(&w.instance.name, job, how).await {
+                tracing::error!(instance = %w.instance.name, "{e:#}");
+            }
+            continue;
+        }
+        if w.scim_pending.swap(true, Ordering::SeqCst) {
             continue;
         }
         let shared = Arc::clone(shared);
         let name = w.instance.name.clone();
-        let trigger = format!("scim:{}", connection.name);
+        let trigger = trigger.clone();
         tokio::spawn(async move {
             // The debounce is a wait by design: later changes join this run.
             tokio::time::sleep(shared.config.scim.debounce).await;
             if let Some(w) = shared.workers.get(&name) {
                 w.scim_pending.store(false, Ordering::SeqCst);
-                w.submit(Job::Reconcile { trigger });
+                w.submit_here(Job::Reconcile { trigger });
             }
         });
     }
@@ -238,7 +261,7 @@ impl Ended {
     }
 }
 
-async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) {
+pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) {
     let inst = &worker.instance;
     let trigger = job.trigger();
     let started = OffsetDateTime::now_utc();
@@ -1071,18 +1094,66 @@ impl Progress for Recorder {
     }
 }
 
-/// Approved plans whose apply never finished (the process died): queued again at start.
+/// Approved plans whose apply never finished (the process died): queued again at start
+/// (with the shared queue, by the process that becomes the scheduler).
 pub async fn resume_approved(shared: &Shared) -> Result<usize> {
     let mut n = 0;
     for held in shared.store.held_plans(Some("approved")).await? {
-        if let Some(w) = shared.workers.get(&held.instance) {
+        if shared.workers.contains_key(&held.instance) {
             let by = held.decided_by.clone().unwrap_or_else(|| "unknown".into());
-            w.submit(Job::ApplyApproved {
+            let job = Job::ApplyApproved {
                 plan_id: held.plan_id.clone(),
                 by,
-            });
+            };
+            shared.submit(&held.instance, job).await?;
             n += 1;
         }
     }
     Ok(n)
+}
+
+impl Shared {
+    /// Queues `job` for `instance`: in this process, or in the queue every process on the
+    /// shared database takes from. An apply or restore is keyed by what it applies, so
+    /// queueing it again while it waits does not run it twice.
+    pub async fn submit(&self, instance: &str, job: Job) -> Result<()> {
+        let worker = self
+            .workers
+            .get(instance)
+            .with_context(|| format!("no instance {instance:?} in this service"))?;
+        let Some(queue) = self.queue.shared() else {
+            worker.submit_here(job);
+            return Ok(());
+        };
+        let key = match &job {
+            Job::Reconcile { .. } => None,
+            Job::ApplyApproved { plan_id, .. } => Some(format!("apply:{plan_id}")),
+            Job::Restore { request, .. } => Some(format!("restore:{request}")),
+        };
+        let how = crate::jobs::Submit {
+            // Not added where a job for it is queued or running: taking over the key of a
+            // running job would stop it being retried if its process died.
+            key: key.map(|k| (k, graphile_worker::JobKeyMode::UnsafeDedupe)),
+            run_at: None,
+        };
+        queue.add(instance, job, how).await
+    }
+
+    /// Every instance's worker status, by instance name.
+    pub async fn statuses(&self) -> std::collections::BTreeMap<String, WorkerStatus> {
+        let mut all = std::collections::BTreeMap::new();
+        for name in self.workers.keys() {
+            all.insert(name.clone(), self.worker_status(name).await);
+        }
+        all
+    }
+
+    /// What an instance's worker is doing and did; with the shared queue, across processes.
+    pub async fn worker_status(&self, instance: &str) -> WorkerStatus {
+        match (self.queue.shared(), self.workers.get(instance)) {
+            (Some(_), _) => crate::jobs::status(self, instance).await,
+            (None, Some(w)) => w.status(),
+            (None, None) => WorkerStatus::default(),
+        }
+    }
 }

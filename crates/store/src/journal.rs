@@ -89,6 +89,17 @@ pub struct NewLogEntry {
 
 impl StateStore {
     /// Records a plan (once; saving it again changes nothing).
+    /// Records which app instances plan `id` is applied to (the first answer stands): see
+    /// [`Unfinished::scope`].
+    pub async fn set_plan_scope(&self, id: &str, scope: &str) -> Result<()> {
+        sqlx::query("UPDATE plans SET scope = $1 WHERE id = $2 AND scope IS NULL")
+            .bind(scope)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn save_plan(&self, id: &str, created_at: OffsetDateTime, body: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO plans (id, created_at, body) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
@@ -148,7 +159,7 @@ impl StateStore {
     /// its record. Oldest first.
     pub async fn unfinished_steps(&self) -> Result<Vec<Unfinished>> {
         let rows = sqlx::query(
-            "SELECT j.plan_id, j.step, j.key, p.body FROM journal j JOIN plans p ON p.id = j.plan_id \
+            "SELECT j.plan_id, j.step, j.key, p.body, p.scope FROM journal j JOIN plans p ON p.id = j.plan_id \
              WHERE j.status = 'started' ORDER BY j.started_at, j.plan_id, j.step",
         )
         .fetch_all(&self.pool)
@@ -160,6 +171,7 @@ impl StateStore {
                 step: r.get::<i64, _>(1) as usize,
                 key: r.get(2),
                 plan_body: r.get(3),
+                scope: r.get(4),
             })
             .collect())
     }
@@ -345,6 +357,21 @@ pub struct Unfinished {
     pub step: usize,
     pub key: String,
     pub plan_body: String,
+    /// The app instances the plan was applied to, `app=instance` pairs joined by `;`
+    /// (`None` for plans applied before Roster recorded it). Instances share the state, and
+    /// a step is settled against its own instance only: another's accounts say nothing
+    /// about whether it ran.
+    pub scope: Option<String>,
+}
+
+impl Unfinished {
+    /// The instance of `app` the plan was applied to, if recorded.
+    pub fn instance_of(&self, app: &str) -> Option<&str> {
+        self.scope.as_deref()?.split(';').find_map(|pair| {
+            let (a, instance) = pair.split_once('=')?;
+            (a == app).then_some(instance)
+        })
+    }
 }
 
 /// The `prev_hash` of the first row.

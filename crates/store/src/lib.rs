@@ -36,11 +36,13 @@ pub use journal::{
     Approval, ChainBreak, GENESIS, JournalEntry, LogEntry, NewLogEntry, StepStatus, Unfinished,
     row_hash,
 };
-pub use leadership::WriterLock;
+pub use leadership::SessionLock;
 pub use pacing::{Admission, PacingLimits};
 pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
 pub use scim::{ScimConnection, ScimKey, ScimResource, ScimWriteError};
-pub use service::{ApiToken, Delivery, RestoreRequest, Run, RunEnd, ServicePlan};
+pub use service::{
+    ApiToken, Delivery, JOB_SCHEMA, QueuedJobs, RestoreRequest, Run, RunEnd, ServicePlan,
+};
 pub use transfer::{FORMAT as EXPORT_FORMAT, Moved};
 
 pub const STATE_FILE: &str = "roster.sqlite";

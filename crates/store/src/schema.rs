@@ -214,6 +214,9 @@ pub const STEPS: &[&str] = &[
     );
     CREATE UNIQUE INDEX scim_resources_by_name ON scim_resources (connection, kind, name COLLATE NOCASE);
     CREATE INDEX scim_resources_by_external_id ON scim_resources (connection, kind, external_id);",
+    // 10: which app instances a plan was applied to (`marketo=acme;magento=shop`): a run of
+    // one instance settles only its own interrupted steps.
+    "ALTER TABLE plans ADD COLUMN scope TEXT;",
 ];
 
 /// The same schema on PostgreSQL, as its own ordered list (a `roster_schema` row records how
@@ -430,4 +433,6 @@ pub const PG_STEPS: &[&str] = &[
         answered_ms BIGINT NOT NULL DEFAULT 0
     );
     CREATE INDEX pacing_calls_by_instance ON pacing_calls (instance, answered_ms);",
+    // 3: SQLite's step 10.
+    "ALTER TABLE plans ADD COLUMN scope TEXT;",
 ];

@@ -29,6 +29,17 @@ pub struct Run {
     pub events: serde_json::Value,
 }
 
+/// What the job queue holds for one instance (PostgreSQL).
+#[derive(Debug, Clone, Default)]
+pub struct QueuedJobs {
+    pub waiting: i64,
+    pub due: Option<OffsetDateTime>,
+}
+
+/// The PostgreSQL schema the job library (graphile_worker) keeps its queue in, beside the
+/// state's tables: jobs are work in flight, not history, so export leaves them out.
+pub const JOB_SCHEMA: &str = "roster_jobs";
+
 /// How a finished run ended.
 #[derive(Debug, Clone, Default)]
 pub struct RunEnd {
@@ -230,16 +241,69 @@ impl StateStore {
     }
 
     /// Runs a process left `running` when it died: they are `interrupted`. Returns how many.
-    pub async fn interrupt_running_runs(&self, at: OffsetDateTime) -> Result<u64> {
+    /// `instance` limits it to one instance's runs: with several processes sharing the
+    /// state, only the holder of that instance's lock knows its runs are orphans.
+    pub async fn interrupt_running_runs(
+        &self,
+        instance: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<u64> {
         Ok(sqlx::query(
             "UPDATE service_runs SET outcome = 'interrupted', finished_at = $1, \
              error = 'the service stopped during this run; the next run resumes from the journal' \
-             WHERE outcome = 'running'",
+             WHERE outcome = 'running' AND ($2 IS NULL OR instance = $2)",
         )
         .bind(ms(at))
+        .bind(instance)
         .execute(&self.pool)
         .await?
         .rows_affected())
+    }
+
+    /// The jobs waiting (not running, not given up) whose key starts with `prefix`: each
+    /// key and when it is due. Empty before the job library made its tables.
+    pub async fn waiting_jobs(&self, prefix: &str) -> Result<Vec<(String, OffsetDateTime)>> {
+        if !self.job_queue_exists().await? {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT key, (extract(epoch FROM run_at) * 1000)::bigint FROM {JOB_SCHEMA}.jobs
+             WHERE starts_with(key, $1) AND locked_at IS NULL AND attempts < max_attempts"
+        )))
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(k, at)| (k, from_ms(at))).collect())
+    }
+
+    async fn job_queue_exists(&self) -> Result<bool> {
+        let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(format!("{JOB_SCHEMA}.jobs"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// What the job queue holds for one queue: jobs waiting (not running, not given up), and
+    /// when the first one whose key starts with `prefix` is due. The queue's tables are the job library's, in
+    /// `JOB_SCHEMA` of this state's PostgreSQL database; `None` before it made them.
+    pub async fn queued_jobs(&self, queue: &str, prefix: &str) -> Result<Option<QueuedJobs>> {
+        if !self.job_queue_exists().await? {
+            return Ok(None);
+        }
+        let (waiting, due): (i64, Option<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FILTER (WHERE locked_at IS NULL),
+                    (extract(epoch FROM min(run_at) FILTER (WHERE starts_with(key, $2) AND locked_at IS NULL)) * 1000)::bigint
+             FROM {JOB_SCHEMA}.jobs WHERE queue_name = $1 AND attempts < max_attempts"
+        )))
+        .bind(queue)
+        .bind(prefix)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some(QueuedJobs {
+            waiting,
+            due: due.map(from_ms),
+        }))
     }
 
     /// The newest runs first, of one instance or all, at most `limit`.
@@ -600,6 +664,14 @@ impl StateStore {
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.iter().map(delivery_from).collect())
+    }
+
+    pub async fn delivery(&self, id: i64) -> Result<Option<Delivery>> {
+        let row = sqlx::query("SELECT * FROM webhook_deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(delivery_from))
     }
 
     /// Ends a delivery that cannot be made, saying why.

@@ -556,6 +556,88 @@ async fn a_crash_between_steps_resumes_without_repeating_a_step() {
     assert_eq!(env.plan_steps(&example).await, Vec::<Value>::new());
 }
 
+/// Instances share the state's journal: a step a crash cut short on one Marketo instance is
+/// settled by that instance's next apply, from its own accounts, not by an apply of another
+/// instance (whose accounts say nothing about it: before the fix it marked the step "not
+/// run", and the invitation went out twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_step_waits_for_its_own_instance() {
+    let env = Env::start(Duration::ZERO).await;
+    std::fs::write(
+        env.home.path().join("nia.yaml"),
+        "policies:\n  marketo:\n    managed_domains: [acme.example]\n    unlisted: report\n\
+         people:\n  - email: nia.okafor@acme.example\n    first_name: Nia\n    last_name: Okafor\n\
+         \x20   access:\n      marketo: [\"Marketing User@Default\"]\n",
+    )
+    .unwrap();
+    // Marketo only: this test is about two Marketo instances.
+    let on = |url: &str, args: &[&str]| {
+        let mut cmd = env.command();
+        cmd.env("ROSTER_MARKETO_URL", url)
+            .env_remove("ROSTER_MAGENTO_URL")
+            .args(args);
+        cmd
+    };
+    let first = env.marketo.base_url();
+    let planned = run_checked(
+        on(first, &["plan", "nia.yaml", "--out", "plan.json"]),
+        &[SECRET],
+    )
+    .await;
+    assert!(planned.ok, "{}\n{}", planned.stdout, planned.stderr);
+    let mut crash = on(first, &["apply", "plan.json", "--approve"]);
+    crash.env("ROSTER_TEST_CRASH", "1:unrecorded");
+    let crashed = run_checked(crash, &[SECRET]).await;
+    assert!(!crashed.ok, "{}", crashed.stderr);
+    assert_eq!(env.invitations_to("nia.okafor@acme.example").await, 1);
+
+    // Another Marketo instance, on the same state, without Nia yet: its apply must leave
+    // the first instance's step alone.
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut config = MarketoConfig::new(other_dir.path().join("marketo"));
+    config.client_id = Some(ID.into());
+    config.client_secret = Some(Secret::new(SECRET));
+    config.limits = Limits::unlimited();
+    let other = marketo::start(config).await.unwrap();
+    let planned = run_checked(
+        on(
+            other.base_url(),
+            &["plan", "nia.yaml", "--out", "other.json"],
+        ),
+        &[SECRET],
+    )
+    .await;
+    assert!(planned.ok, "{}\n{}", planned.stdout, planned.stderr);
+    let applied = run_checked(
+        on(other.base_url(), &["apply", "other.json", "--approve"]),
+        &[SECRET],
+    )
+    .await;
+    assert!(applied.ok, "{}\n{}", applied.stdout, applied.stderr);
+    assert!(
+        !applied.stderr.contains("was interrupted"),
+        "{}",
+        applied.stderr
+    );
+
+    // The first instance's rerun finds its invitation sent and does not send it again.
+    let finished = run_checked(on(first, &["apply", "plan.json", "--approve"]), &[SECRET]).await;
+    assert!(finished.ok, "{}\n{}", finished.stdout, finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("was interrupted: interrupted by a crash; the apps show it ran"),
+        "{}",
+        finished.stderr
+    );
+    assert_eq!(
+        env.invitations_to("nia.okafor@acme.example").await,
+        1,
+        "one invitation, not two"
+    );
+    other.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_apply_then_rerun_finishes_the_plan() {
     // Slow Marketo calls, so the kill lands while steps are running.

@@ -141,26 +141,32 @@ impl Env {
 }
 
 /// The audit log (read by the commands `command` makes) holds each joiner's invitation done
-/// once, and its chain verifies.
-async fn each_invitation_logged_once(command: impl Fn() -> Command) {
+/// once in each of `instances` instances (as many as that, none twice in a plan; a plan is
+/// one instance's), and its chain verifies.
+async fn each_invitation_logged_once(command: impl Fn() -> Command, instances: usize) {
     let mut log = command();
     log.args(["log", "-o", "json"]);
     let log = run_checked(log, &[SECRET]).await.json();
-    for n in 1..=JOINERS {
-        let done = log
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|l| {
-                l["action"] == "invite"
-                    && l["outcome"] == "done"
-                    && l["target"]
-                        .as_str()
-                        .is_some_and(|t| t.ends_with(&joiner(n)))
-            })
-            .count();
-        assert_eq!(done, 1, "{} in {log:#}", joiner(n));
-    }
+    let invited: Vec<(String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| {
+            l["action"] == "invite"
+                && l["outcome"] == "done"
+                && l["target"]
+                    .as_str()
+                    .is_some_and(|t| (1..=JOINERS).any(|n| t.ends_with(&joiner(n))))
+        })
+        .map(|l| (l["plan"].to_string(), l["target"].to_string()))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = invited.iter().collect();
+    assert_eq!(invited.len(), JOINERS * instances, "{log:#}");
+    assert_eq!(
+        distinct.len(),
+        invited.len(),
+        "an invitation logged twice: {invited:#?}"
+    );
     let mut verify = command();
     verify.args(["log", "verify"]);
     let verified = run_checked(verify, &[]).await;
@@ -244,36 +250,83 @@ async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
     assert!(second.wait().unwrap().success());
 
     // The audit log: each invitation done once, and the chain verifies.
-    each_invitation_logged_once(|| env.command()).await;
+    each_invitation_logged_once(|| env.command(), 1).await;
     env.sandbox.shutdown().await;
 }
 
-/// Three `roster serve` processes share one PostgreSQL state: one works, two stand by.
-/// The worker is killed with `kill -9` in the middle of its apply, then the one that took
-/// over as well; the third finishes. Every joiner is invited exactly once, each invitation
-/// is logged once, the interrupted runs are on record, the log chain verifies, and the
-/// sandbox (with Marketo's real limits) saw no 606 and no 615.
+/// How many Marketo instances the fleet fault test runs, each its own sandbox.
+const FLEET: usize = 20;
+
+/// Three `roster serve` processes share one PostgreSQL state and 20 Marketo instances (each
+/// its own sandbox, with latency and Marketo's real limits): they all take runs from the
+/// job queue. One is killed with `kill -9` in the middle of its applies, then a second;
+/// the last finishes every run. Every joiner is invited exactly once in every instance,
+/// each invitation is logged once, the cut-short runs are on record, the log chain
+/// verifies, and no sandbox saw a 606 or a 615.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn standbys_take_over_a_killed_service_and_finish_its_apply() {
-    let Some(db) = roster_store::testing::TestDatabase::create("failover").await else {
+async fn three_services_share_twenty_instances_and_survive_two_kills() {
+    let Some(db) = roster_store::testing::TestDatabase::create("fleet").await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut config = MarketoConfig::new(dir.path().join("marketo"));
-    config.client_id = Some("serve-test".into());
-    config.client_secret = Some(Secret::new(SECRET));
-    config.faults.latency = Duration::from_millis(150);
-    let env = Env {
-        sandbox: marketo::start(config).await.unwrap(),
-        dir,
-        http: reqwest::Client::new(),
-    };
-    env.configure(&roster_text(), "");
-    let on_db = |mut cmd: Command| {
-        cmd.env("ROSTER_DATABASE_URL", &db.url);
+    let mut sandboxes = Vec::new();
+    for i in 0..FLEET {
+        let mut config = MarketoConfig::new(dir.path().join(format!("marketo-{i}")));
+        config.client_id = Some("serve-test".into());
+        config.client_secret = Some(Secret::new(SECRET));
+        // Slow enough that the kills land in the middle of the applies.
+        config.faults.latency = Duration::from_millis(300);
+        sandboxes.push(marketo::start(config).await.unwrap());
+    }
+    let http = reqwest::Client::new();
+    std::fs::write(dir.path().join("people.yaml"), roster_text()).unwrap();
+    let mut toml = String::from("[service]\nlisten = \"127.0.0.1:0\"\n");
+    for (i, sb) in sandboxes.iter().enumerate() {
+        toml.push_str(&format!(
+            "\n[marketo.i{i:02}]\nurl = \"{}\"\nclient_id = \"serve-test\"\nclient_secret_env = \"ROSTER_TEST_SERVE_SECRET\"\nroster = \"people.yaml\"\ninterval = \"1h\"\n",
+            sb.base_url()
+        ));
+    }
+    std::fs::write(dir.path().join("roster.toml"), toml).unwrap();
+    let command = |state: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("ROSTER_TEST_SERVE_SECRET", SECRET)
+            .env("ROSTER_CONFIG", dir.path().join("roster.toml"))
+            .env("ROSTER_STATE", dir.path().join(state))
+            .env("ROSTER_DATABASE_URL", &db.url)
+            .current_dir(dir.path());
         cmd
     };
-    let mut create = on_db(env.command());
+    // The invitations each sandbox sent to the joiners, by recipient.
+    let sent = |sb: usize| {
+        let url = format!("{}/sandbox/mailbox", sandboxes[sb].base_url());
+        let http = http.clone();
+        async move {
+            let mail: Value = crate::get_json(http.get(url)).await;
+            let mut to = std::collections::BTreeMap::<String, usize>::new();
+            for m in mail.as_array().unwrap() {
+                let addr = m["to"].as_str().unwrap();
+                if (1..=JOINERS).any(|j| joiner(j) == addr) {
+                    *to.entry(addr.to_string()).or_default() += 1;
+                }
+            }
+            to
+        }
+    };
+    // Joiners invited, counted once per sandbox.
+    let invited = || async {
+        let mut n = 0;
+        for sb in 0..FLEET {
+            n += sent(sb).await.len();
+        }
+        n
+    };
+    let all = FLEET * JOINERS;
+
+    let mut create = command("state");
     create.args([
         "serve", "token", "create", "--name", "ops", "--role", "admin",
     ]);
@@ -286,9 +339,8 @@ async fn standbys_take_over_a_killed_service_and_finish_its_apply() {
     let (lines_tx, lines) = std::sync::mpsc::channel::<(usize, String)>();
     let mut children: Vec<Child> = (0..3)
         .map(|i| {
-            let mut cmd = on_db(env.command());
-            cmd.env("ROSTER_STATE", env.dir.path().join(format!("state-{i}")))
-                .arg("serve")
+            let mut cmd = command(&format!("state-{i}"));
+            cmd.arg("serve")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             let mut child = cmd.spawn().unwrap();
@@ -306,93 +358,134 @@ async fn standbys_take_over_a_killed_service_and_finish_its_apply() {
             child
         })
         .collect();
-    let mut seen: Vec<(usize, String)> = Vec::new();
-    // The next process to print its address: the one that holds the state now.
-    let next_leader = |seen: &mut Vec<(usize, String)>| -> (usize, String) {
-        loop {
-            let (i, line) = lines
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no process took over: {seen:#?}"));
-            seen.push((i, line.clone()));
-            if let Some(addr) = line
-                .strip_prefix("roster serve: ")
-                .and_then(|rest| rest.split_whitespace().next())
-                .filter(|a| a.starts_with("http"))
-            {
-                return (i, addr.to_string());
-            }
+    let seen = std::sync::Mutex::new(Vec::<(usize, String)>::new());
+    let drain = || {
+        let mut seen = seen.lock().unwrap();
+        while let Ok(line) = lines.try_recv() {
+            seen.push(line);
         }
+        seen.clone()
+    };
+    // Which processes started runs, by the "run started" lines they logged.
+    let workers_seen = || -> std::collections::BTreeSet<usize> {
+        drain()
+            .iter()
+            .filter(|(_, l)| l.contains("run started"))
+            .map(|(i, _)| *i)
+            .collect()
+    };
+    let banner = |i: usize| {
+        drain().iter().find_map(|(who, l)| {
+            (*who == i)
+                .then(|| l.strip_prefix("roster serve: http://"))
+                .flatten()
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(|a| format!("http://{a}"))
+        })
     };
 
-    let (first, _) = next_leader(&mut seen);
-    until("two invitations", || async { env.invited().await >= 2 }).await;
-    children[first].kill().unwrap();
-    children[first].wait().unwrap();
-    let before = env.invited().await;
-    assert!(
-        before < JOINERS,
-        "the kill came too late ({before} invited)"
-    );
-
-    let (second, _) = next_leader(&mut seen);
-    assert_ne!(second, first);
-    until("an invitation by the second", || async {
-        env.invited().await > before
+    until("a fifth of the invitations", || async {
+        invited().await >= all / 5
     })
     .await;
+    // The work is shared: more than one process has started runs.
+    let working = workers_seen();
+    assert!(working.len() >= 2, "{:#?}", drain());
+    let first = *working.iter().next().unwrap();
+    children[first].kill().unwrap();
+    children[first].wait().unwrap();
+    let before = invited().await;
+    assert!(before < all, "the kill came too late ({before} invited)");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while invited().await < before + all / 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no more invitations after the first kill ({} of {all}); the processes said: {:#?}",
+            invited().await,
+            drain()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = (0..3).find(|i| *i != first).unwrap();
     children[second].kill().unwrap();
     children[second].wait().unwrap();
-    let midway = env.invited().await;
+    let midway = invited().await;
     assert!(
-        midway < JOINERS,
+        midway < all,
         "the second kill came too late ({midway} invited)"
     );
 
-    let (third, base) = next_leader(&mut seen);
-    assert!(third != first && third != second);
-    until("every joiner invited and a finished run", || async {
-        env.invited().await == JOINERS
-            && env
-                .runs(&base, &token)
+    let third = (0..3).find(|i| *i != first && *i != second).unwrap();
+    let mut base = None;
+    until("the survivor's address", || {
+        base = base.clone().or_else(|| banner(third));
+        std::future::ready(base.is_some())
+    })
+    .await;
+    let base = base.unwrap();
+    let runs = |instance: String| {
+        let http = http.clone();
+        let url = format!("{base}/api/v1/runs");
+        let token = token.clone();
+        async move {
+            let body: Value = crate::get_json(
+                http.get(url)
+                    .bearer_auth(token)
+                    .query(&[("instance", instance.as_str()), ("limit", "100")]),
+            )
+            .await;
+            body["runs"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let finished = || async {
+        let mut unfinished = Vec::new();
+        for i in 0..FLEET {
+            if !runs(format!("marketo.i{i:02}"))
                 .await
                 .iter()
                 .any(|r| r["outcome"] == "done")
-    })
-    .await;
-    // The two that stood by said so, naming the holder.
-    for i in [second, third] {
+            {
+                unfinished.push(i);
+            }
+        }
+        unfinished
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let (n, unfinished) = (invited().await, finished().await);
+        if n == all && unfinished.is_empty() {
+            break;
+        }
         assert!(
-            seen.iter()
-                .any(|(who, l)| *who == i && l.contains("standing by: roster serve (")),
-            "{seen:#?}"
+            tokio::time::Instant::now() < deadline,
+            "{n} of {all} invited, instances without a finished run: {unfinished:?}; the processes said: {:#?}",
+            drain()
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let runs = env.runs(&base, &token).await;
-    assert!(
-        runs.iter()
+    let mut interrupted = 0;
+    for i in 0..FLEET {
+        interrupted += runs(format!("marketo.i{i:02}"))
+            .await
+            .iter()
             .filter(|r| r["outcome"] == "interrupted")
-            .count()
-            >= 2,
-        "{runs:#?}"
-    );
-    for n in 1..=JOINERS {
-        assert_eq!(
-            env.mails(&joiner(n)).await,
-            1,
-            "{} was invited once",
-            joiner(n)
-        );
+            .count();
     }
-    let stats = crate::get_json(
-        env.http
-            .get(format!("{}/sandbox/stats", env.sandbox.base_url())),
-    )
-    .await;
-    assert_eq!(stats["rateLimited"], 0, "{stats}");
-    assert_eq!(stats["concurrencyLimited"], 0, "{stats}");
+    assert!(interrupted >= 2, "each kill cut a run short: {interrupted}");
+    for (sb, sandbox) in sandboxes.iter().enumerate() {
+        let to = sent(sb).await;
+        let once: std::collections::BTreeMap<String, usize> =
+            (1..=JOINERS).map(|j| (joiner(j), 1)).collect();
+        assert_eq!(to, once, "i{sb:02}: each joiner invited once");
+        let stats =
+            crate::get_json(http.get(format!("{}/sandbox/stats", sandbox.base_url()))).await;
+        assert_eq!(stats["rateLimited"], 0, "i{sb:02}: {stats}");
+        assert_eq!(stats["concurrencyLimited"], 0, "i{sb:02}: {stats}");
+    }
 
-    // A CLI command that writes, on any machine, waits for the service and says who it is.
-    let mut writer = on_db(env.command());
+    // A CLI command that writes, on any machine, waits for the services and names one.
+    let mut writer = command("state");
     writer.args(["--lock-wait", "200ms", "state", "import", "nothing.jsonl"]);
     let refused = run_checked(writer, &[]).await;
     assert!(
@@ -411,8 +504,10 @@ async fn standbys_take_over_a_killed_service_and_finish_its_apply() {
     assert!(status.success());
     assert!(children[third].wait().unwrap().success());
 
-    each_invitation_logged_once(|| on_db(env.command())).await;
-    env.sandbox.shutdown().await;
+    each_invitation_logged_once(|| command("state"), FLEET).await;
+    for sb in sandboxes {
+        sb.shutdown().await;
+    }
 }
 
 /// A Python tool .ci/run installs (`pip install --target target/pytools/NAME`), if there:

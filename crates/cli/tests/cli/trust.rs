@@ -357,7 +357,7 @@ async fn a_second_writer_is_told_who_holds_the_state_and_files_are_private() {
     // then says who.
     enum Holder {
         File(std::fs::File),
-        Database(roster_store::WriterLock),
+        Database(roster_store::SessionLock),
     }
     let (holder, expected) = match &env.database {
         None => {
