@@ -12,6 +12,10 @@
 //!   end lines), and the job queue's operations per run;
 //! - throughput: 24 instances (each its own sandbox, 100 ms a call, 10 joiners) reconciled
 //!   by 1, 2 and 3 processes started together, from spawn to every instance's run done;
+//! - shared pacing: one Marketo subscription with its limits scaled down (60 calls per 2 s,
+//!   4 in flight, 20 ms a call) audited by one process, then by three at once, each with a
+//!   state folder of its own on the one database: wall time against the least the limits
+//!   allow for the calls made, and the 606/615 the sandbox answered;
 //! - failover: two processes, one instance; the process running it is killed with
 //!   `kill -9` in the middle of its apply; the time until the other resumes the run (the
 //!   dead process's heartbeat goes stale, a sweep hands its job on) and until the run is
@@ -50,19 +54,24 @@ async fn sandbox(dir: &Path) -> RunningSandbox {
     marketo::start(config).await.unwrap()
 }
 
-/// A folder with the configuration and a roster of JOINERS joiners for `sandbox`.
-fn configure(dir: &Path, sandbox: &RunningSandbox) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("secret"), SECRET).unwrap();
-    let mut roster = String::from(
-        "policies:\n  marketo:\n    managed_domains: [bench.example, joiners.example]\n    unlisted: report\npeople:\n",
+/// `people.yaml` in `dir`: `joiners` joiners, each given Standard User, with `domains` managed.
+fn write_joiners(dir: &Path, domains: &str, joiners: usize) {
+    let mut roster = format!(
+        "policies:\n  marketo:\n    managed_domains: {domains}\n    unlisted: report\npeople:\n"
     );
-    for j in 0..JOINERS {
+    for j in 0..joiners {
         roster.push_str(&format!(
             "  - email: joiner{j}@joiners.example\n    first_name: Joiner\n    last_name: N{j}\n    access:\n      marketo: [\"Standard User@Default\"]\n"
         ));
     }
     std::fs::write(dir.join("people.yaml"), roster).unwrap();
+}
+
+/// A folder with the configuration and a roster of JOINERS joiners for `sandbox`.
+fn configure(dir: &Path, sandbox: &RunningSandbox) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("secret"), SECRET).unwrap();
+    write_joiners(dir, "[bench.example, joiners.example]", JOINERS);
     std::fs::write(
         dir.join("roster.toml"),
         format!(
@@ -156,34 +165,6 @@ fn token(dir: &Path, db: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-async fn runs(base: &str, token: &str) -> Vec<Value> {
-    let body: Value = reqwest::Client::new()
-        .get(format!("{base}/api/v1/runs?limit=100"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["runs"].as_array().cloned().unwrap_or_default()
-}
-
-/// Waits until `base` reports `n` runs finished `done`.
-async fn done_runs(base: &str, token: &str, n: usize) {
-    loop {
-        let finished = runs(base, token)
-            .await
-            .iter()
-            .filter(|r| r["outcome"] == "done")
-            .count();
-        if finished >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 async fn invited(sandbox: &RunningSandbox) -> usize {
     let mut n = 0;
     for j in 0..JOINERS {
@@ -228,7 +209,7 @@ async fn failover(root: &Path, n: usize) -> Failover {
     address(&b_lines);
     // Who runs the instance: the one that logs its run's start.
     let (tx, started) = std::sync::mpsc::channel();
-    let mut watch = |lines: std::sync::mpsc::Receiver<String>, who: usize| {
+    let watch = |lines: std::sync::mpsc::Receiver<String>, who: usize| {
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in lines.iter() {
@@ -289,15 +270,7 @@ async fn throughput(root: &Path, processes: usize) -> (Duration, u64) {
     let dir = root.join(format!("fleet-{processes}"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("secret"), SECRET).unwrap();
-    let mut roster = String::from(
-        "policies:\n  marketo:\n    managed_domains: [joiners.example]\n    unlisted: report\npeople:\n",
-    );
-    for j in 0..FLEET_JOINERS {
-        roster.push_str(&format!(
-            "  - email: joiner{j}@joiners.example\n    first_name: Joiner\n    last_name: N{j}\n    access:\n      marketo: [\"Standard User@Default\"]\n"
-        ));
-    }
-    std::fs::write(dir.join("people.yaml"), roster).unwrap();
+    write_joiners(&dir, "[joiners.example]", FLEET_JOINERS);
     let mut sandboxes = Vec::new();
     let mut toml = String::from("[service]\nlisten = \"127.0.0.1:0\"\n");
     for i in 0..FLEET {
@@ -361,23 +334,92 @@ async fn throughput(root: &Path, processes: usize) -> (Duration, u64) {
     (took, limited)
 }
 
+const P_RATE: u32 = 60;
+const P_WINDOW: Duration = Duration::from_secs(2);
+const P_IN_FLIGHT: u32 = 4;
+const P_LATENCY: Duration = Duration::from_millis(20);
+/// Users in the pacing sandbox (with the SEEDED ones): an audit makes 3 calls and one per user.
+const P_USERS: usize = 150;
+
+/// The least time `calls` can take on the scaled-down subscription: RATE per window (the
+/// first RATE at once), or IN_FLIGHT in flight x latency.
+fn pacing_bound(calls: u64) -> Duration {
+    let windows = calls.div_ceil(u64::from(P_RATE)).saturating_sub(1) as u32;
+    let in_flight = P_LATENCY * (calls.div_ceil(u64::from(P_IN_FLIGHT)) as u32);
+    (P_WINDOW * windows).max(in_flight)
+}
+
+async fn stats(sandbox: &RunningSandbox) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}/sandbox/stats", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `processes` audits of the one subscription at once, on one database: wall time, calls,
+/// and 606/615 answered.
+async fn shared_audits(
+    root: &Path,
+    sandbox: &RunningSandbox,
+    processes: usize,
+) -> (Duration, u64, u64) {
+    let db = TestDatabase::create("pacing").await.unwrap();
+    let before = stats(sandbox).await;
+    let started = Instant::now();
+    let children: Vec<Child> = (0..processes)
+        .map(|p| {
+            Command::new(env!("CARGO_BIN_EXE_roster"))
+                .env_remove("ROSTER_LOG")
+                .env("HOME", root)
+                .env("ROSTER_STATE", root.join(format!("pacing-{processes}-{p}")))
+                .env("ROSTER_DATABASE_URL", &db.url)
+                .env("ROSTER_MARKETO_URL", sandbox.base_url())
+                .env("ROSTER_MARKETO_CLIENT_ID", "failover")
+                .env("ROSTER_MARKETO_CLIENT_SECRET", SECRET)
+                .args([
+                    "audit",
+                    "marketo",
+                    "-o",
+                    "json",
+                    "--rate-limit",
+                    &P_RATE.to_string(),
+                    "--rate-window",
+                    "2s",
+                    "--max-in-flight",
+                    &P_IN_FLIGHT.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success(), "an audit failed");
+    }
+    let wall = started.elapsed();
+    let after = stats(sandbox).await;
+    let delta = |k: &str| after[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
+    (
+        wall,
+        delta("calls"),
+        delta("rateLimited") + delta("concurrencyLimited"),
+    )
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
-#[tokio::main]
-async fn main() {
-    if roster_store::testing::server().is_none() {
-        eprintln!(
-            "set ROSTER_TEST_POSTGRES to a PostgreSQL server (e.g. postgres://postgres@127.0.0.1:5432/test)"
-        );
-        std::process::exit(2);
-    }
-    let root = tempfile::tempdir().unwrap();
-
+/// The baseline, the statements per account, and failover: one table.
+async fn failover_part(root: &Path) {
     eprintln!("baseline: one roster serve, cold, and its first reconcile...");
-    let dir = root.path().join("baseline");
+    let dir = root.join("baseline");
     let sandbox_b = sandbox(&dir.join("marketo")).await;
     configure(&dir, &sandbox_b);
     let db = TestDatabase::create("baseline").await.unwrap();
@@ -423,18 +465,12 @@ async fn main() {
     kill(&mut alone, "-TERM");
     sandbox_b.shutdown().await;
 
-    let mut fleet = Vec::new();
-    for processes in 1..=3 {
-        eprintln!("throughput: {processes} process(es), {FLEET} instances...");
-        fleet.push((processes, throughput(root.path(), processes).await));
-    }
-
     let mut resumes = Vec::new();
     let mut finishes = Vec::new();
     let mut before_kill = Vec::new();
     for n in 0..3 {
         eprintln!("failover {}...", n + 1);
-        let f = failover(root.path(), n).await;
+        let f = failover(root, n).await;
         resumes.push(f.resumed);
         finishes.push(f.finished);
         before_kill.push(f.invited_before);
@@ -475,11 +511,71 @@ async fn main() {
         "PostgreSQL statements in a reconcile of {USERS} accounts that changes nothing: {statements} ({per_account:.2} per account), of which {pacing} ({:.2} per account) pace the Marketo calls with the other processes; the job queue adds {queue_ops} per run (add, take, complete) besides each process's heartbeat (1 a second) and idle poll (2 a second)",
         pacing as f64 / USERS as f64
     );
-    println!();
+}
+
+/// One subscription audited by one process, then by three at once.
+async fn pacing_part(root: &Path) {
+    eprintln!("shared pacing: one audit, then three at once...");
+    let pacing_dir = root.join("pacing");
+    let admin = Admin::open(&pacing_dir).await.unwrap();
+    let roles: Vec<RoleAt> = vec!["Standard User@Default".parse().unwrap()];
+    admin
+        .add_people("paced", "paced.example", P_USERS - SEEDED, &roles)
+        .await
+        .unwrap();
+    admin.close().await;
+    let mut config = MarketoConfig::new(&pacing_dir);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.client_id = Some("failover".into());
+    config.client_secret = Some(Secret::new(SECRET));
+    config.limits = Limits {
+        rate_limit: P_RATE,
+        rate_window: P_WINDOW,
+        max_concurrent: P_IN_FLIGHT,
+        daily_quota: 50_000,
+    };
+    config.faults.latency = P_LATENCY;
+    let paced = marketo::start(config).await.unwrap();
+    let one = shared_audits(root, &paced, 1).await;
+    // The next audits' database knows nothing of these calls, which the sandbox still counts
+    // for one window: let it pass, as between two separate deployments.
+    tokio::time::sleep(P_WINDOW + Duration::from_millis(200)).await;
+    let three = shared_audits(root, &paced, 3).await;
+    paced.shutdown().await;
+
+    println!(
+        "One Marketo subscription, limits scaled down to {P_RATE} calls per {}s and {P_IN_FLIGHT} in flight ({} ms a call), {P_USERS} users; each audit its own process and state folder, one database",
+        P_WINDOW.as_secs(),
+        P_LATENCY.as_millis()
+    );
+    println!("| audits at once | wall time | calls | least the limits allow | vs that | 606/615 |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for (n, (wall, calls, limited)) in [(1, one), (3, three)] {
+        let bound = pacing_bound(calls);
+        println!(
+            "| {n} | {:.2} s | {calls} | {:.2} s | {:.2}x | {limited} |",
+            wall.as_secs_f64(),
+            bound.as_secs_f64(),
+            wall.as_secs_f64() / bound.as_secs_f64()
+        );
+    }
+}
+
+/// Throughput with 1, 2 and 3 processes.
+async fn fleet_part(root: &Path) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut fleet = Vec::new();
+    for processes in 1..=3 {
+        eprintln!("throughput: {processes} process(es), {FLEET} instances...");
+        fleet.push((processes, throughput(root, processes).await));
+    }
+
     println!(
         "{FLEET} instances (each its own sandbox, 100 ms a call, {FLEET_JOINERS} joiners), processes started together, on this 2-core machine"
     );
-    println!("| processes | spawn to every run done | runs a second | vs 1 process | 606/615 seen |");
+    println!(
+        "| processes | spawn to every run done | runs a second | vs 1 process | 606/615 seen |"
+    );
     println!("|---:|---:|---:|---:|---:|");
     let one = fleet[0].1.0;
     for (processes, (took, limited)) in &fleet {
@@ -489,5 +585,33 @@ async fn main() {
             FLEET as f64 / took.as_secs_f64(),
             one.as_secs_f64() / took.as_secs_f64()
         );
+    }
+}
+
+/// `ROSTER_BENCH_ONLY=failover,pacing,fleet` (any of them) runs those parts only.
+#[tokio::main]
+async fn main() {
+    if roster_store::testing::server().is_none() {
+        eprintln!(
+            "set ROSTER_TEST_POSTGRES to a PostgreSQL server (e.g. postgres://postgres@127.0.0.1:5432/test)"
+        );
+        std::process::exit(2);
+    }
+    let only = std::env::var("ROSTER_BENCH_ONLY").ok();
+    let wanted = |part: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == part))
+    };
+    let root = tempfile::tempdir().unwrap();
+    if wanted("failover") {
+        failover_part(root.path()).await;
+        println!();
+    }
+    if wanted("pacing") {
+        pacing_part(root.path()).await;
+        println!();
+    }
+    if wanted("fleet") {
+        fleet_part(root.path()).await;
     }
 }

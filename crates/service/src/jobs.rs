@@ -124,8 +124,27 @@ async fn run_queued(shared: Arc<Shared>, queued: InstanceRun) -> Result<(), Stri
         ),
         Err(e) => return Err(format!("cannot record interrupted runs: {e}")),
     }
-    crate::workers::run_job(&shared, worker, queued.job).await;
+    let outcome = crate::workers::run_job(&shared, worker, queued.job).await;
     drop(lock);
+    if outcome == "stopped"
+        && let Some(queue) = shared.queue.shared()
+    {
+        // This process is stopping in the middle of an apply: another one carries on now
+        // (from the journal), not at the next scheduled run.
+        let how = Submit {
+            key: Some((
+                format!("resume:{}", queued.instance),
+                JobKeyMode::UnsafeDedupe,
+            )),
+            run_at: None,
+        };
+        let job = Job::Reconcile {
+            trigger: "resume after a stop".into(),
+        };
+        if let Err(e) = queue.add(&queued.instance, job, how).await {
+            tracing::warn!(instance = %queued.instance, "{e:#}");
+        }
+    }
     Ok(())
 }
 

@@ -261,7 +261,8 @@ impl Ended {
     }
 }
 
-pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) {
+/// Runs `job` and records it; returns how it ended (`done`, `stopped`, ...).
+pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) -> &'static str {
     let inst = &worker.instance;
     let trigger = job.trigger();
     let started = OffsetDateTime::now_utc();
@@ -272,7 +273,7 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) {
         Err(e) => {
             tracing::error!(instance = %inst.name, "cannot record the run: {e}");
             worker.status.lock().expect("status lock").running = None;
-            return;
+            return "failed";
         }
     };
     tracing::info!(instance = %inst.name, run = id, %trigger, "run started");
@@ -333,6 +334,7 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) {
     s.last_run_id = Some(id);
     s.last_outcome = Some(ended.outcome.into());
     s.last_finished_at = Some(finished);
+    ended.outcome
 }
 
 /// The engine's view of where this run works and who it acts as.

@@ -32,6 +32,7 @@ pub struct Run {
 /// What the job queue holds for one instance (PostgreSQL).
 #[derive(Debug, Clone, Default)]
 pub struct QueuedJobs {
+    /// Jobs due now and waiting for a free process (or for the instance's run in progress).
     pub waiting: i64,
     pub due: Option<OffsetDateTime>,
 }
@@ -284,15 +285,15 @@ impl StateStore {
         Ok(found.is_some())
     }
 
-    /// What the job queue holds for one queue: jobs waiting (not running, not given up), and
-    /// when the first one whose key starts with `prefix` is due. The queue's tables are the job library's, in
+    /// What the job queue holds for one queue: jobs due and waiting (not running, not given
+    /// up), and when the first waiting one whose key starts with `prefix` is due. The queue's tables are the job library's, in
     /// `JOB_SCHEMA` of this state's PostgreSQL database; `None` before it made them.
     pub async fn queued_jobs(&self, queue: &str, prefix: &str) -> Result<Option<QueuedJobs>> {
         if !self.job_queue_exists().await? {
             return Ok(None);
         }
         let (waiting, due): (i64, Option<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FILTER (WHERE locked_at IS NULL),
+            "SELECT count(*) FILTER (WHERE locked_at IS NULL AND run_at <= now()),
                     (extract(epoch FROM min(run_at) FILTER (WHERE starts_with(key, $2) AND locked_at IS NULL)) * 1000)::bigint
              FROM {JOB_SCHEMA}.jobs WHERE queue_name = $1 AND attempts < max_attempts"
         )))
