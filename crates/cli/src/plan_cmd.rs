@@ -92,8 +92,8 @@ pub async fn log_cmd(plan: Option<&str>, output: Output, g: &Globals) -> Result<
     let state = open_state(g).await?;
     let entries = state.log(plan).await?;
     let mut t = Table::new(&[
-        "id", "at", "actor", "os user", "plan", "app", "action", "target", "outcome", "detail",
-        "hash",
+        "id", "at", "actor", "os user", "plan", "app", "instance", "action", "target", "outcome",
+        "detail", "hash",
     ]);
     for e in entries {
         t.push(vec![
@@ -103,6 +103,7 @@ pub async fn log_cmd(plan: Option<&str>, output: Output, g: &Globals) -> Result<
             json!(e.os_user),
             json!(e.plan_id),
             json!(e.app),
+            json!(e.instance),
             json!(e.action),
             json!(e.target),
             json!(e.outcome),

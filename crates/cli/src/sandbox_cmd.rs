@@ -114,6 +114,7 @@ async fn run_magento(run: MagentoRun) -> Result<()> {
     config.faults = roster_sandbox::magento::MagentoFaults {
         latency: run.latency,
         html_error_rate: run.html_error_rate,
+        html_errors_first: 0,
     };
     let stop = stop_signal();
     let sandbox = roster_sandbox::magento::start(config)

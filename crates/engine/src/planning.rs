@@ -613,10 +613,6 @@ fn step_log(
     log
 }
 
-/// Settles journal rows left `started` by a crash (in any plan): if the apps show the
-/// step's effect, it ran, and it is recorded done with its audit-log line, so a write that
-/// happened is on record even when the next run re-plans. Otherwise nothing was written:
-/// it is recorded as not done (no log line), and a rerun of that plan runs it.
 /// The app instances `sessions` reach, as a plan's scope records them.
 fn scope(sessions: &Sessions) -> String {
     let mut pairs = Vec::new();
@@ -629,6 +625,11 @@ fn scope(sessions: &Sessions) -> String {
     pairs.join(";")
 }
 
+/// Settles journal rows left `started` by a crash, on this run's instances (another
+/// instance's are its own runs' to settle): if the apps show the step's effect, it ran, and
+/// it is recorded done with its audit-log line, so a write that happened is on record even
+/// when the next run re-plans. Otherwise nothing was written: it is recorded as not done
+/// (no log line), and a rerun of that plan runs it.
 async fn reconcile_unfinished(
     events: &Events,
     state: &StateStore,

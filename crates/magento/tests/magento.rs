@@ -226,13 +226,16 @@ async fn admin_users_are_detected_where_the_api_exists() {
 #[tokio::test]
 async fn html_gateway_errors_are_retried_like_any_5xx_and_named_as_a_proxy() {
     // 40% of calls, sign-ins included, get an nginx HTML 502/503/504 page.
-    let sb = Sandbox::start_with(|c| c.faults.html_error_rate = 0.4).await;
+    let sb = Sandbox::start_with(|c| {
+        c.faults.html_error_rate = 0.4;
+        c.faults.html_errors_first = 2;
+    })
+    .await;
     let mut config = sb.config();
     config.max_retries = 12;
     let c = Client::new(config).unwrap();
-    // Read three times (some twenty calls), so that faults are all but certain to hit:
-    // the eight or so calls of one read and the update all pass at 40% about one run in
-    // sixty. Each read still comes back whole.
+    // The first two calls get the page for certain, 40% of the rest by chance; read three
+    // times (some twenty calls), each read coming back whole.
     let mut all = Vec::new();
     for _ in 0..3 {
         all = c.customers(&Criteria::new(), |_, _| {}).await.unwrap();

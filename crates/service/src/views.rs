@@ -208,6 +208,8 @@ pub struct LogLine {
     pub plan: Option<String>,
     pub step_key: Option<String>,
     pub app: String,
+    /// The app instance (its base URL) the line's plan was applied to, where recorded.
+    pub instance: Option<String>,
     pub action: String,
     pub target: String,
     pub outcome: String,
@@ -226,6 +228,7 @@ impl From<roster_store::LogEntry> for LogLine {
             plan: e.plan_id,
             step_key: e.step_key,
             app: e.app,
+            instance: e.instance,
             action: e.action,
             target: e.target,
             outcome: e.outcome,

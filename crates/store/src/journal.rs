@@ -67,6 +67,11 @@ pub struct LogEntry {
     pub target: String,
     pub outcome: String,
     pub detail: Option<String>,
+    /// The instance of `app` the line's plan was applied to (its Marketo or Magento base
+    /// URL), from the plan's recorded scope: several instances share one state, and the
+    /// same account can be on each. `None` for lines without a plan, or from before the
+    /// scope was recorded. Not part of the line's hash: it is read from the plan.
+    pub instance: Option<String>,
     /// The hash of the row before (64 zeros for the first).
     pub prev_hash: String,
     /// SHA-256 over `prev_hash` and this row's content: see [`row_hash`].
@@ -274,8 +279,10 @@ impl StateStore {
     /// The audit log, oldest first, optionally for one plan.
     pub async fn log(&self, plan_id: Option<&str>) -> Result<Vec<LogEntry>> {
         let rows = sqlx::query(
-            "SELECT id, at, actor, os_user, plan_id, step_key, app, action, target, outcome, detail, prev_hash, hash FROM audit_log \
-             WHERE ($1 IS NULL OR plan_id = $1) ORDER BY id",
+            "SELECT a.id, a.at, a.actor, a.os_user, a.plan_id, a.step_key, a.app, a.action, a.target, \
+                    a.outcome, a.detail, a.prev_hash, a.hash, p.scope \
+             FROM audit_log a LEFT JOIN plans p ON p.id = a.plan_id \
+             WHERE ($1 IS NULL OR a.plan_id = $1) ORDER BY a.id",
         )
         .bind(plan_id)
         .fetch_all(&self.pool)
@@ -294,6 +301,9 @@ impl StateStore {
                 target: r.get(8),
                 outcome: r.get(9),
                 detail: r.get(10),
+                instance: r.get::<Option<String>, _>(13).and_then(|scope| {
+                    scope_instance(&scope, &r.get::<String, _>(6)).map(String::from)
+                }),
                 prev_hash: r.get::<Option<String>, _>(11).unwrap_or_default(),
                 hash: r.get::<Option<String>, _>(12).unwrap_or_default(),
             })
@@ -367,11 +377,16 @@ pub struct Unfinished {
 impl Unfinished {
     /// The instance of `app` the plan was applied to, if recorded.
     pub fn instance_of(&self, app: &str) -> Option<&str> {
-        self.scope.as_deref()?.split(';').find_map(|pair| {
-            let (a, instance) = pair.split_once('=')?;
-            (a == app).then_some(instance)
-        })
+        scope_instance(self.scope.as_deref()?, app)
     }
+}
+
+/// The instance of `app` in a plan's scope (`app=instance` pairs joined by `;`).
+fn scope_instance<'a>(scope: &'a str, app: &str) -> Option<&'a str> {
+    scope.split(';').find_map(|pair| {
+        let (a, instance) = pair.split_once('=')?;
+        (a == app).then_some(instance)
+    })
 }
 
 /// The `prev_hash` of the first row.

@@ -635,6 +635,16 @@ async fn a_crashed_step_waits_for_its_own_instance() {
         1,
         "one invitation, not two"
     );
+    // The audit log says on which instance each invitation was made.
+    let log = env.ok(&["log", "-o", "json"]).await.json();
+    let invited_on: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["action"] == "invite" && l["outcome"] == "done")
+        .map(|l| l["instance"].as_str().unwrap_or("(none)"))
+        .collect();
+    assert_eq!(invited_on, [other.base_url(), first], "{log:#}");
     other.shutdown().await;
 }
 

@@ -215,6 +215,8 @@ async fn an_apply_rides_out_html_gateway_errors_in_front_of_magento() {
         Faults::default(),
         roster_sandbox::magento::MagentoFaults {
             html_error_rate: 0.4,
+            // And the first two, so that the apply meets some whatever the dice say.
+            html_errors_first: 2,
             ..Default::default()
         },
     )

@@ -141,8 +141,8 @@ impl Env {
 }
 
 /// The audit log (read by the commands `command` makes) holds each joiner's invitation done
-/// once in each of `instances` instances (as many as that, none twice in a plan; a plan is
-/// one instance's), and its chain verifies.
+/// once in each of `instances` instances (each line names its instance), and its chain
+/// verifies.
 async fn each_invitation_logged_once(command: impl Fn() -> Command, instances: usize) {
     let mut log = command();
     log.args(["log", "-o", "json"]);
@@ -158,7 +158,12 @@ async fn each_invitation_logged_once(command: impl Fn() -> Command, instances: u
                     .as_str()
                     .is_some_and(|t| (1..=JOINERS).any(|n| t.ends_with(&joiner(n))))
         })
-        .map(|l| (l["plan"].to_string(), l["target"].to_string()))
+        .map(|l| {
+            let instance = l["instance"]
+                .as_str()
+                .expect("each line names its instance");
+            (instance.to_string(), l["target"].to_string())
+        })
         .collect();
     let distinct: std::collections::BTreeSet<_> = invited.iter().collect();
     assert_eq!(invited.len(), JOINERS * instances, "{log:#}");

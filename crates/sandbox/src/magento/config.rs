@@ -50,6 +50,9 @@ pub struct MagentoFaults {
     /// Fraction (0..=1) of REST calls answered by "the proxy in front" with an HTML 502, 503
     /// or 504 page before they reach the store, as nginx, a CDN or a load balancer does.
     pub html_error_rate: f64,
+    /// The first this many REST calls get that page whatever the rate: a test that must see
+    /// faults sees them, not only most of the time.
+    pub html_errors_first: u64,
 }
 
 impl MagentoConfig {

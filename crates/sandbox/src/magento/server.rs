@@ -29,6 +29,8 @@ pub struct App {
     pub base_url: String,
     /// Bulks waiting for the consumer, first in, first out.
     pub bulk_queue: tokio::sync::mpsc::UnboundedSender<String>,
+    /// REST calls answered so far (for `html_errors_first`).
+    pub rest_calls: std::sync::atomic::AtomicU64,
 }
 
 /// Which customers a request sees: `all` (admin scope) sees every website.
@@ -178,6 +180,7 @@ pub async fn start(config: MagentoConfig) -> std::result::Result<RunningMagento,
         config,
         base_url: base_url.clone(),
         bulk_queue,
+        rest_calls: std::sync::atomic::AtomicU64::new(0),
     });
     if app.config.bulk_consumer {
         tokio::spawn(bulk::consume(app.clone(), bulk_rx));
@@ -296,7 +299,10 @@ async fn dispatch(
     // a cost added after the work.
     let answer_at = tokio::time::Instant::now() + app.config.faults.latency;
     let rate = app.config.faults.html_error_rate;
-    if rate > 0.0 && fastrand::f64() < rate {
+    let nth = app
+        .rest_calls
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if nth < app.config.faults.html_errors_first || (rate > 0.0 && fastrand::f64() < rate) {
         tokio::time::sleep_until(answer_at).await;
         return gateway_page();
     }
