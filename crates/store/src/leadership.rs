@@ -1,9 +1,12 @@
-//! One writer at a time on a shared PostgreSQL state, across machines: the state's writer
-//! lock is a session-level advisory lock held by a connection of its own. It is released
-//! when the holder lets it go, and when its process dies however it dies: the server ends
-//! the session as the connection closes (at once after `kill -9`; after the TCP keepalive
-//! below when a machine vanishes). The connection carries the holder's name, so a process
-//! refused the lock can say who has it. (With the SQLite state, a lock file does this.)
+//! Who may change a shared PostgreSQL state, across machines, as session-level advisory
+//! locks each held by a connection of its own: the state's writer lock (a CLI command that
+//! changes things holds it alone; `roster serve` processes hold it shared, beside each
+//! other), the scheduler's (one `roster serve` queues the scheduled runs), and each
+//! instance's (its runs, one at a time). A lock is released when the holder lets it go, and
+//! when its process dies however it dies: the server ends the session as the connection
+//! closes (at once after `kill -9`; after the TCP keepalive below when a machine vanishes).
+//! The connection carries the holder's name, so a process refused the lock can say who has
+//! it. (With the SQLite state, a lock file does this.)
 
 use sqlx::{Acquire, Connection, Executor};
 

@@ -1440,4 +1440,80 @@ mod tests {
             }
         }
     }
+
+    /// `roster serve` processes share the writer lock (a CLI writer, alone, waits for them
+    /// all, and they for it); one of them schedules; an instance's lock is one at a time,
+    /// and the next holder waits for it rather than being refused.
+    #[tokio::test]
+    async fn services_share_the_writer_lock_and_take_turns_at_an_instance() {
+        let Some(db) = testing::TestDatabase::create("shared-locks").await else {
+            return;
+        };
+        let a = db.store().await.unwrap();
+        let b = db.store().await.unwrap();
+        let sa = a
+            .try_shared_writer_lock("roster serve (a:1)")
+            .await
+            .unwrap();
+        let sb = b
+            .try_shared_writer_lock("roster serve (b:2)")
+            .await
+            .unwrap();
+        assert!(sa.is_some() && sb.is_some(), "two services side by side");
+        assert!(
+            a.try_writer_lock("roster apply (c:3)")
+                .await
+                .unwrap()
+                .is_none(),
+            "a CLI writer waits for the services"
+        );
+        drop((sa, sb));
+        let mut alone = None;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while alone.is_none() {
+            assert!(std::time::Instant::now() < deadline, "never freed");
+            alone = a.try_writer_lock("roster apply (c:3)").await.unwrap();
+        }
+        assert!(
+            b.try_shared_writer_lock("roster serve (b:2)")
+                .await
+                .unwrap()
+                .is_none(),
+            "a service waits for a CLI writer"
+        );
+        drop(alone);
+
+        let first = a.try_scheduler_lock("scheduler (a:1)").await.unwrap();
+        assert!(first.is_some());
+        assert!(
+            b.try_scheduler_lock("scheduler (b:2)")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let held = a.lock_instance("run (a:1)", "marketo.acme").await.unwrap();
+        // Another instance's lock is free; this one's waits until the holder lets go.
+        let other = b.lock_instance("run (b:2)", "marketo.beta").await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiter = tokio::spawn(async move {
+            let got = b.lock_instance("run (b:2)", "marketo.acme").await.unwrap();
+            let _ = tx.send(());
+            got
+        });
+        let mut rx = rx;
+        // Still waiting while the holder holds (a second is plenty for a free lock).
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_secs(1), &mut rx)
+                .await
+                .is_err(),
+            "the instance's lock was given twice"
+        );
+        drop(held);
+        tokio::time::timeout(std::time::Duration::from_secs(10), rx)
+            .await
+            .expect("the waiter gets the lock once it is let go")
+            .unwrap();
+        drop((waiter.await.unwrap(), other));
+    }
 }
