@@ -319,14 +319,7 @@ async fn throughput(root: &Path, processes: usize) -> (Duration, u64) {
     }
     let mut limited = 0;
     for sb in sandboxes {
-        let stats: Value = reqwest::Client::new()
-            .get(format!("{}/sandbox/stats", sb.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats = stats(&sb).await;
         limited += stats["rateLimited"].as_u64().unwrap_or(0)
             + stats["concurrencyLimited"].as_u64().unwrap_or(0);
         sb.shutdown().await;
