@@ -205,15 +205,6 @@ pub async fn token(
     Ok(())
 }
 
-/// The instances a SCIM connection reaches, as said to a person.
-fn reach(instances: &[String]) -> String {
-    if instances.is_empty() {
-        "every instance".to_string()
-    } else {
-        instances.join(", ")
-    }
-}
-
 pub async fn scim_token(
     action: ScimTokenAction,
     state: Option<&Path>,
@@ -245,7 +236,7 @@ pub async fn scim_token(
                 .await?;
             eprintln!(
                 "SCIM connection {name:?} ({}) created in {}; its token is shown once, here:",
-                reach(&instances),
+                roster_store::ScimConnection::reach_of(&instances),
                 dir.display()
             );
             println!("{token}");
@@ -255,7 +246,7 @@ pub async fn scim_token(
             for c in store.scim_connections().await? {
                 t.push(vec![
                     json!(c.name),
-                    json!(reach(&c.instances)),
+                    json!(c.reach()),
                     json!(rfc3339(c.created_at)),
                     json!(c.last_used_at.map(rfc3339)),
                     json!(c.revoked_at.map(rfc3339)),

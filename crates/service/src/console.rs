@@ -223,8 +223,8 @@ async fn signed(shared: &Shared, headers: &HeaderMap) -> Option<Signed> {
 }
 
 /// The navigation bar's values.
-struct Nav<'a> {
-    page: &'a str,
+struct Nav {
+    page: &'static str,
     user: String,
     role: &'static str,
     csrf: String,
@@ -232,7 +232,7 @@ struct Nav<'a> {
     version: &'static str,
 }
 
-fn nav<'a>(s: &Signed, page: &'a str) -> Nav<'a> {
+fn nav(s: &Signed, page: &'static str) -> Nav {
     Nav {
         page,
         user: s.caller.name.clone(),
@@ -476,13 +476,8 @@ struct InstanceRow {
 
 #[derive(Template)]
 #[template(path = "console/overview.html")]
-struct OverviewPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct OverviewPage {
+    nav: Nav,
     instances: Vec<InstanceRow>,
     can_reconcile: bool,
     message: Option<String>,
@@ -562,18 +557,12 @@ async fn overview(
         return to_sign_in();
     };
     let instances = overview_rows(&shared).await;
-    let n = nav(&s, "overview");
     let message = (done.done.as_deref() == Some("queued"))
         .then(|| "Reconcile queued: it runs after the job in progress; Runs shows it.".to_string());
     render(
         StatusCode::OK,
         &OverviewPage {
-            page: n.page,
-            user: n.user,
-            role: n.role,
-            csrf: n.csrf,
-            generated_at: n.generated_at.clone(),
-            version: n.version,
+            nav: nav(&s, "overview"),
             instances,
             can_reconcile: s.caller.role >= Role::Operator,
             message,
@@ -592,13 +581,8 @@ struct PlanRow {
 
 #[derive(Template)]
 #[template(path = "console/plans.html")]
-struct PlansPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct PlansPage {
+    nav: Nav,
     plans: Vec<PlanRow>,
 }
 
@@ -622,16 +606,10 @@ async fn plans(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
             decided_by: p.decided_by,
         })
         .collect();
-    let n = nav(&s, "plans");
     render(
         StatusCode::OK,
         &PlansPage {
-            page: n.page,
-            user: n.user,
-            role: n.role,
-            csrf: n.csrf,
-            generated_at: n.generated_at.clone(),
-            version: n.version,
+            nav: nav(&s, "plans"),
             plans,
         },
     )
@@ -648,13 +626,8 @@ struct StepRow {
 
 #[derive(Template)]
 #[template(path = "console/plan.html")]
-struct PlanPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct PlanPage {
+    nav: Nav,
     id: String,
     instance: String,
     status: String,
@@ -693,14 +666,8 @@ async fn plan_page(
             );
         }
     };
-    let n = nav(s, "plans");
     let t = PlanPage {
-        page: n.page,
-        user: n.user,
-        role: n.role,
-        csrf: n.csrf,
-        generated_at: n.generated_at.clone(),
-        version: n.version,
+        nav: nav(s, "plans"),
         id: plan.id.clone(),
         instance: held.instance,
         can_decide: held.status == "pending" && s.caller.role >= Role::Approver,
@@ -838,13 +805,8 @@ struct RunRow {
 
 #[derive(Template)]
 #[template(path = "console/runs.html")]
-struct RunsPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct RunsPage {
+    nav: Nav,
     runs: Vec<RunRow>,
 }
 
@@ -868,16 +830,10 @@ async fn runs(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response
             error: r.error,
         })
         .collect();
-    let n = nav(&s, "runs");
     render(
         StatusCode::OK,
         &RunsPage {
-            page: n.page,
-            user: n.user,
-            role: n.role,
-            csrf: n.csrf,
-            generated_at: n.generated_at.clone(),
-            version: n.version,
+            nav: nav(&s, "runs"),
             runs,
         },
     )
@@ -907,13 +863,8 @@ struct RestoreRow {
 
 #[derive(Template)]
 #[template(path = "console/tombstones.html")]
-struct TombstonesPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct TombstonesPage {
+    nav: Nav,
     tombstones: Vec<TombstoneRow>,
     requests: Vec<RestoreRow>,
     can_ask: bool,
@@ -974,14 +925,8 @@ async fn tombstones_page(
             outcome: r.outcome.unwrap_or_default(),
         })
         .collect();
-    let n = nav(s, "tombstones");
     let t = TombstonesPage {
-        page: n.page,
-        user: n.user,
-        role: n.role,
-        csrf: n.csrf,
-        generated_at: n.generated_at.clone(),
-        version: n.version,
+        nav: nav(s, "tombstones"),
         tombstones,
         requests,
         can_ask: s.caller.role >= Role::Operator,
@@ -1099,13 +1044,8 @@ struct LogRow {
 
 #[derive(Template)]
 #[template(path = "console/log.html")]
-struct LogPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct LogPage {
+    nav: Nav,
     q: String,
     lines: Vec<LogRow>,
     shown: usize,
@@ -1201,16 +1141,10 @@ async fn log(
             detail: l.detail.unwrap_or_default(),
         })
         .collect();
-    let n = nav(&s, "log");
     render(
         StatusCode::OK,
         &LogPage {
-            page: n.page,
-            user: n.user,
-            role: n.role,
-            csrf: n.csrf,
-            generated_at: n.generated_at.clone(),
-            version: n.version,
+            nav: nav(&s, "log"),
             q: q.q.unwrap_or_default(),
             shown: rows.len(),
             lines: rows,
@@ -1300,13 +1234,8 @@ fn event_text(e: &serde_json::Value) -> String {
 
 #[derive(Template)]
 #[template(path = "console/run.html")]
-struct RunPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct RunPage {
+    nav: Nav,
     id: i64,
     instance: String,
     trigger: String,
@@ -1347,14 +1276,8 @@ async fn run(
                 .collect()
         })
         .unwrap_or_default();
-    let n = nav(&s, "runs");
     let t = RunPage {
-        page: n.page,
-        user: n.user,
-        role: n.role,
-        csrf: n.csrf,
-        generated_at: n.generated_at.clone(),
-        version: n.version,
+        nav: nav(&s, "runs"),
         id: r.id,
         instance: r.instance,
         trigger: r.trigger,
@@ -1383,13 +1306,8 @@ struct InvitationRow {
 
 #[derive(Template)]
 #[template(path = "console/invitations.html")]
-struct InvitationsPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct InvitationsPage {
+    nav: Nav,
     invitations: Vec<InvitationRow>,
 }
 
@@ -1430,16 +1348,10 @@ async fn invitations(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> R
             }
         })
         .collect();
-    let n = nav(&s, "invitations");
     render(
         StatusCode::OK,
         &InvitationsPage {
-            page: n.page,
-            user: n.user,
-            role: n.role,
-            csrf: n.csrf,
-            generated_at: n.generated_at.clone(),
-            version: n.version,
+            nav: nav(&s, "invitations"),
             invitations,
         },
     )
@@ -1457,13 +1369,8 @@ struct DeliveryRow {
 
 #[derive(Template)]
 #[template(path = "console/webhooks.html")]
-struct WebhooksPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct WebhooksPage {
+    nav: Nav,
     deliveries: Vec<DeliveryRow>,
 }
 
@@ -1487,16 +1394,10 @@ async fn webhooks(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
             last_error: d.last_error.unwrap_or_default(),
         })
         .collect();
-    let n = nav(&s, "webhooks");
     render(
         StatusCode::OK,
         &WebhooksPage {
-            page: n.page,
-            user: n.user,
-            role: n.role,
-            csrf: n.csrf,
-            generated_at: n.generated_at.clone(),
-            version: n.version,
+            nav: nav(&s, "webhooks"),
             deliveries,
         },
     )

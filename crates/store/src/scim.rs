@@ -74,6 +74,20 @@ impl ScimConnection {
     pub fn reaches(&self, instance: &str) -> bool {
         self.instances.is_empty() || self.instances.iter().any(|i| i == instance)
     }
+
+    /// The instances it reaches, as said to a person: `every instance`, or their names.
+    pub fn reach(&self) -> String {
+        Self::reach_of(&self.instances)
+    }
+
+    /// The same for a connection limited to `instances` (an empty list is every instance).
+    pub fn reach_of(instances: &[String]) -> String {
+        if instances.is_empty() {
+            "every instance".to_string()
+        } else {
+            instances.join(", ")
+        }
+    }
 }
 
 fn connection_from(r: &AnyRow) -> ScimConnection {

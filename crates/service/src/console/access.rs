@@ -87,13 +87,8 @@ struct InstanceLink {
 
 #[derive(Template)]
 #[template(path = "console/access_index.html")]
-struct IndexPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct IndexPage {
+    nav: Nav,
     instances: Vec<InstanceLink>,
 }
 
@@ -115,23 +110,10 @@ async fn index(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
             }
         })
         .collect();
-    let Nav {
-        page,
-        user,
-        role,
-        csrf,
-        generated_at,
-        version,
-    } = nav(&s, "access");
     render(
         StatusCode::OK,
         &IndexPage {
-            page,
-            user,
-            role,
-            csrf,
-            generated_at,
-            version,
+            nav: nav(&s, "access"),
             instances,
         },
     )
@@ -186,13 +168,8 @@ impl Row {
 
 #[derive(Template)]
 #[template(path = "console/access.html")]
-struct AccessPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct AccessPage {
+    nav: Nav,
     instance: String,
     app: &'static str,
     read_at: String,
@@ -262,14 +239,14 @@ async fn instance_page(
     )
 }
 
-fn access_page<'a>(
+fn access_page(
     s: &super::Signed,
     name: &str,
     indexed: &Indexed,
     q: &AccessQuery,
     report: access::AccessReport,
     error: Option<String>,
-) -> AccessPage<'a> {
+) -> AccessPage {
     let inv = &indexed.inventory;
     let columns: Vec<String> = if indexed.scopes.len() <= MATRIX_COLUMNS {
         indexed.scopes.clone()
@@ -290,21 +267,8 @@ fn access_page<'a>(
         report.offset + 1
     };
     let last = report.offset + report.accounts.len();
-    let Nav {
-        user,
-        role,
-        csrf,
-        generated_at,
-        version,
-        ..
-    } = nav(s, "access");
     AccessPage {
-        page: "access",
-        user,
-        role,
-        csrf,
-        generated_at,
-        version,
+        nav: nav(s, "access"),
         instance: name.to_string(),
         app: inv.app.name(),
         read_at: to_second(&rfc3339(inv.read_at)),
@@ -451,13 +415,8 @@ struct PersonRow {
 
 #[derive(Template)]
 #[template(path = "console/person.html")]
-struct PersonPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct PersonPage {
+    nav: Nav,
     email: String,
     scope_text: String,
     read_at: String,
@@ -482,23 +441,10 @@ async fn person_page(
         Ok(r) => r,
         Err(e) => return api_error_page(e),
     };
-    let Nav {
-        page,
-        user,
-        role,
-        csrf,
-        generated_at,
-        version,
-    } = nav(&s, "people");
     render(
         StatusCode::OK,
         &PersonPage {
-            page,
-            user,
-            role,
-            csrf,
-            generated_at,
-            version,
+            nav: nav(&s, "people"),
             scope_text: report.report.scope.clone(),
             read_at: report
                 .report
@@ -541,13 +487,8 @@ struct PersonSummary {
 
 #[derive(Template)]
 #[template(path = "console/people.html")]
-struct PeoplePage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct PeoplePage {
+    nav: Nav,
     q: String,
     matched: usize,
     first: usize,
@@ -610,23 +551,10 @@ async fn people_page(
             }
         })
         .collect();
-    let Nav {
-        page,
-        user,
-        role,
-        csrf,
-        generated_at,
-        version,
-    } = nav(&s, "people");
     render(
         StatusCode::OK,
         &PeoplePage {
-            page,
-            user,
-            role,
-            csrf,
-            generated_at,
-            version,
+            nav: nav(&s, "people"),
             first: if last > offset { offset + 1 } else { 0 },
             last,
             matched,

@@ -44,13 +44,8 @@ struct NoteRow {
 
 #[derive(Template)]
 #[template(path = "console/scim.html")]
-struct ScimPage<'a> {
-    page: &'a str,
-    user: String,
-    role: &'static str,
-    csrf: String,
-    generated_at: String,
-    version: &'static str,
+struct ScimPage {
+    nav: Nav,
     connections: Vec<ConnectionRow>,
     mappings: Vec<MappingRow>,
     notes: Vec<NoteRow>,
@@ -112,11 +107,7 @@ async fn page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response
                 g.body["members"].as_array().map_or(0, Vec::len);
         }
         connections.push(ConnectionRow {
-            instances: if c.instances.is_empty() {
-                "every instance".into()
-            } else {
-                c.instances.join(", ")
-            },
+            instances: c.reach(),
             created: rfc3339(c.created_at),
             last_used: when(c.last_used_at),
             revoked: c.revoked_at.is_some(),
@@ -152,23 +143,10 @@ async fn page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response
             }
         }
     }
-    let Nav {
-        page,
-        user,
-        role,
-        csrf,
-        generated_at,
-        version,
-    } = nav(&s, "scim");
     render(
         StatusCode::OK,
         &ScimPage {
-            page,
-            user,
-            role,
-            csrf,
-            generated_at,
-            version,
+            nav: nav(&s, "scim"),
             connections,
             mappings,
             notes,
