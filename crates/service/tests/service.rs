@@ -42,6 +42,25 @@ async fn sandbox_with(dir: &Path, adjust: impl FnOnce(&mut MarketoConfig)) -> Ru
     marketo::start(config).await.expect("the sandbox starts")
 }
 
+/// A Magento sandbox (admin users API on) in `dir`, and the `[magento.shop]` section of a
+/// service configuration that runs it (its password in a file beside, `people.yaml` every
+/// hour), with `settings` added to the section.
+async fn shop(dir: &Path, settings: &str) -> (roster_sandbox::magento::RunningMagento, String) {
+    use roster_sandbox::magento::{self as magento_sandbox, MagentoConfig};
+    let mut config = MagentoConfig::new(dir.join("magento"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin_users_api = true;
+    config.admin_password = Some(Secret::new("Shop-Admin-2024"));
+    let shop = magento_sandbox::start(config).await.unwrap();
+    std::fs::write(dir.join("shop-password"), "Shop-Admin-2024\n").unwrap();
+    let section = format!(
+        "\n[magento.shop]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"shop-password\"\nroster = \"people.yaml\"\ninterval = \"1h\"\n{settings}",
+        shop.base_url(),
+        shop.admin_user()
+    );
+    (shop, section)
+}
+
 /// A receiver that keeps every webhook delivery: headers and body.
 type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 
@@ -735,21 +754,11 @@ async fn a_joiner_is_invited_by_the_next_scheduled_run_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_run_side_by_side_and_a_run_over_budget_is_deferred() {
-    use roster_sandbox::magento::{self as magento_sandbox, MagentoConfig};
     let dir = tempfile::tempdir().unwrap();
     let marketo = sandbox(dir.path()).await;
-    let mut shop_config = MagentoConfig::new(dir.path().join("magento"));
-    shop_config.listen = "127.0.0.1:0".parse().unwrap();
-    shop_config.admin_users_api = true;
-    shop_config.admin_password = Some(Secret::new("Shop-Admin-2024"));
-    let shop = magento_sandbox::start(shop_config).await.unwrap();
+    let (shop, section) = shop(dir.path(), "").await;
     std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
-    std::fs::write(dir.path().join("shop-password"), "Shop-Admin-2024\n").unwrap();
-    let extra = format!(
-        "daily_budget = 5\n\n[magento.shop]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"shop-password\"\nroster = \"people.yaml\"\ninterval = \"1h\"\n",
-        shop.base_url(),
-        shop.admin_user()
-    );
+    let extra = format!("daily_budget = 5\n{section}");
     let svc = Service::start(
         dir.path(),
         &config(&marketo, "ROSTER_TEST_SECRET_3", "1h", &extra),
@@ -1007,21 +1016,10 @@ async fn console_cookie(svc: &Service, name: &str, role: &str) -> String {
 /// changes the run applied after its read already in it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_keep_an_access_inventory_that_is_searched_and_joined_by_person() {
-    use roster_sandbox::magento::{self as magento_sandbox, MagentoConfig};
     let dir = tempfile::tempdir().unwrap();
     let marketo = sandbox(dir.path()).await;
-    let mut shop_config = MagentoConfig::new(dir.path().join("magento"));
-    shop_config.listen = "127.0.0.1:0".parse().unwrap();
-    shop_config.admin_users_api = true;
-    shop_config.admin_password = Some(Secret::new("Shop-Admin-2024"));
-    let shop = magento_sandbox::start(shop_config).await.unwrap();
+    let (shop, extra) = shop(dir.path(), "auto_apply = \"safe\"\n").await;
     std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
-    std::fs::write(dir.path().join("shop-password"), "Shop-Admin-2024\n").unwrap();
-    let extra = format!(
-        "\n[magento.shop]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"shop-password\"\nroster = \"people.yaml\"\ninterval = \"1h\"\nauto_apply = \"safe\"\n",
-        shop.base_url(),
-        shop.admin_user()
-    );
     let svc = Service::start(
         dir.path(),
         &config(&marketo, "ROSTER_TEST_SECRET_6", "1h", &extra),
