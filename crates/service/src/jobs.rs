@@ -57,12 +57,15 @@ fn queue_name(instance: &str) -> String {
     format!("roster:{instance}")
 }
 
+/// The job keys of scheduled runs start with this.
+const SCHEDULED: &str = "schedule:";
+
 /// The job keys of an instance's scheduled runs start with this; each ends with the time
 /// it is due. A key per run, not one per instance: graphile_worker gives up retrying a
 /// running job whose key a new job takes over, and a scheduled run cut short by a dead
 /// process must be run again.
 fn schedule_prefix(instance: &str) -> String {
-    format!("schedule:{instance}:")
+    format!("{SCHEDULED}{instance}:")
 }
 
 /// A run of one instance, as queued.
@@ -300,30 +303,43 @@ impl Starting {
     }
 }
 
-/// What `/api/v1/instances` shows of an instance whose runs are queued in PostgreSQL: read
-/// from the state, as any process may have run or queued them.
-pub async fn status(shared: &Shared, instance: &str) -> WorkerStatus {
-    let mut s = WorkerStatus::default();
-    if let Ok(runs) = shared.store.runs(Some(instance), 2).await {
-        let mut runs = runs.into_iter().peekable();
-        if let Some(r) = runs.next_if(|r| r.outcome == "running") {
+/// What `/api/v1/instances` shows of the instances (or of one) whose runs are queued in
+/// PostgreSQL: read from the state, as any process may have run or queued them; two
+/// statements for all the instances.
+pub async fn statuses(shared: &Shared, only: Option<&str>) -> BTreeMap<String, WorkerStatus> {
+    let mut all: BTreeMap<String, WorkerStatus> = shared
+        .workers
+        .keys()
+        .filter(|name| only.is_none_or(|o| o == name.as_str()))
+        .map(|name| (name.clone(), WorkerStatus::default()))
+        .collect();
+    let mut runs: BTreeMap<String, Vec<roster_store::Run>> = BTreeMap::new();
+    for r in shared.store.recent_runs(only, 2).await.unwrap_or_default() {
+        runs.entry(r.instance.clone()).or_default().push(r);
+    }
+    let queue = only.map(queue_name);
+    let mut queued = shared
+        .store
+        .queued_jobs(queue.as_deref(), SCHEDULED)
+        .await
+        .unwrap_or_default();
+    for (name, s) in &mut all {
+        // Newest first: the run in progress, if any, then the last one.
+        let mut newest = runs.remove(name).unwrap_or_default().into_iter().peekable();
+        if let Some(r) = newest.next_if(|r| r.outcome == "running") {
             s.running = Some(r.trigger);
         }
-        if let Some(r) = runs.next() {
+        if let Some(r) = newest.next() {
             s.last_run_id = Some(r.id);
             s.last_outcome = Some(r.outcome);
             s.last_finished_at = r.finished_at;
         }
+        if let Some(q) = queued.remove(&queue_name(name)) {
+            s.queued = q.waiting as usize;
+            s.next_run_at = q.due;
+        }
     }
-    if let Ok(Some(q)) = shared
-        .store
-        .queued_jobs(&queue_name(instance), &schedule_prefix(instance))
-        .await
-    {
-        s.queued = q.waiting as usize;
-        s.next_run_at = q.due;
-    }
-    s
+    all
 }
 
 /// Queues each instance's scheduled runs while this process holds the scheduler lock;
@@ -364,7 +380,7 @@ pub async fn schedule(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) 
 /// each instance's next one is due: an interval after the one waiting (or, with none
 /// known, after the one queued last).
 async fn queue_due(shared: &Arc<Shared>, due: &mut BTreeMap<String, OffsetDateTime>) {
-    let waiting = match shared.store.waiting_jobs("schedule:").await {
+    let waiting = match shared.store.waiting_jobs(SCHEDULED).await {
         Ok(w) => w,
         Err(e) => {
             tracing::warn!("cannot read the job queue: {e}");

@@ -1143,19 +1143,24 @@ impl Shared {
 
     /// Every instance's worker status, by instance name.
     pub async fn statuses(&self) -> std::collections::BTreeMap<String, WorkerStatus> {
-        let mut all = std::collections::BTreeMap::new();
-        for name in self.workers.keys() {
-            all.insert(name.clone(), self.worker_status(name).await);
+        if self.queue.shared().is_some() {
+            return crate::jobs::statuses(self, None).await;
         }
-        all
+        self.workers
+            .iter()
+            .map(|(name, w)| (name.clone(), w.status()))
+            .collect()
     }
 
     /// What an instance's worker is doing and did; with the shared queue, across processes.
     pub async fn worker_status(&self, instance: &str) -> WorkerStatus {
-        match (self.queue.shared(), self.workers.get(instance)) {
-            (Some(_), _) => crate::jobs::status(self, instance).await,
-            (None, Some(w)) => w.status(),
-            (None, None) => WorkerStatus::default(),
+        if self.queue.shared().is_some() {
+            let mut one = crate::jobs::statuses(self, Some(instance)).await;
+            return one.remove(instance).unwrap_or_default();
         }
+        self.workers
+            .get(instance)
+            .map(Worker::status)
+            .unwrap_or_default()
     }
 }

@@ -1,6 +1,8 @@
 //! What `roster serve` keeps: its runs, the plans it holds for approval, API tokens (only
 //! their SHA-256: a token is shown once and never stored) and webhook deliveries.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -262,11 +264,9 @@ impl StateStore {
     }
 
     /// The jobs waiting (not running, not given up) whose key starts with `prefix`: each
-    /// key and when it is due. Empty before the job library made its tables.
+    /// key and when it is due. The queue's tables are the job library's, in `JOB_SCHEMA` of
+    /// this state's PostgreSQL database: call this once it has made them.
     pub async fn waiting_jobs(&self, prefix: &str) -> Result<Vec<(String, OffsetDateTime)>> {
-        if !self.job_queue_exists().await? {
-            return Ok(Vec::new());
-        }
         let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT key, (extract(epoch FROM run_at) * 1000)::bigint FROM {JOB_SCHEMA}.jobs
              WHERE starts_with(key, $1) AND locked_at IS NULL AND attempts < max_attempts"
@@ -277,34 +277,48 @@ impl StateStore {
         Ok(rows.into_iter().map(|(k, at)| (k, from_ms(at))).collect())
     }
 
-    async fn job_queue_exists(&self) -> Result<bool> {
-        let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-            .bind(format!("{JOB_SCHEMA}.jobs"))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(found.is_some())
-    }
-
-    /// What the job queue holds for one queue: jobs due and waiting (not running, not given
-    /// up), and when the first waiting one whose key starts with `prefix` is due. The queue's tables are the job library's, in
-    /// `JOB_SCHEMA` of this state's PostgreSQL database; `None` before it made them.
-    pub async fn queued_jobs(&self, queue: &str, prefix: &str) -> Result<Option<QueuedJobs>> {
-        if !self.job_queue_exists().await? {
-            return Ok(None);
-        }
-        let (waiting, due): (i64, Option<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FILTER (WHERE locked_at IS NULL AND run_at <= now()),
+    /// What the job queue holds, by queue (of one queue, or all): jobs due and waiting (not
+    /// running, not given up), and when the first waiting one whose key starts with
+    /// `prefix` is due. As `waiting_jobs`, once the job library has made its tables.
+    pub async fn queued_jobs(
+        &self,
+        queue: Option<&str>,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, QueuedJobs>> {
+        let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT queue_name, count(*) FILTER (WHERE locked_at IS NULL AND run_at <= now()),
                     (extract(epoch FROM min(run_at) FILTER (WHERE starts_with(key, $2) AND locked_at IS NULL)) * 1000)::bigint
-             FROM {JOB_SCHEMA}.jobs WHERE queue_name = $1 AND attempts < max_attempts"
+             FROM {JOB_SCHEMA}.jobs
+             WHERE queue_name IS NOT NULL AND ($1::text IS NULL OR queue_name = $1)
+               AND attempts < max_attempts
+             GROUP BY queue_name"
         )))
         .bind(queue)
         .bind(prefix)
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(Some(QueuedJobs {
-            waiting,
-            due: due.map(from_ms),
-        }))
+        Ok(rows
+            .into_iter()
+            .map(|(queue, waiting, due)| {
+                let due = due.map(from_ms);
+                (queue, QueuedJobs { waiting, due })
+            })
+            .collect())
+    }
+
+    /// The newest `per_instance` runs of each instance (or of one), newest first within each.
+    pub async fn recent_runs(&self, instance: Option<&str>, per_instance: i64) -> Result<Vec<Run>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (
+                SELECT *, row_number() OVER (PARTITION BY instance ORDER BY id DESC) AS recent
+                FROM service_runs WHERE ($1 IS NULL OR instance = $1)
+             ) AS r WHERE recent <= $2 ORDER BY instance, id DESC",
+        )
+        .bind(instance)
+        .bind(per_instance)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from).collect()
     }
 
     /// The newest runs first, of one instance or all, at most `limit`.
