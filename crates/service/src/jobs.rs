@@ -89,11 +89,16 @@ impl TaskHandler for InstanceRun {
     const IDENTIFIER: &'static str = "roster_instance_run";
 
     async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
-        let Some(shared) = ctx.get_ext::<Handle>().and_then(|h| h.0.get()).cloned() else {
-            return Err("this roster serve is still starting".to_string());
-        };
-        run_queued(shared, self).await
+        run_queued(service(&ctx)?, self).await
     }
+}
+
+/// The service a job runs for (the queue may hand out a job before it is built).
+fn service(ctx: &WorkerContext) -> Result<Arc<Shared>, String> {
+    ctx.get_ext::<Handle>()
+        .and_then(|h| h.0.get())
+        .cloned()
+        .ok_or_else(|| "this roster serve is still starting".to_string())
 }
 
 async fn run_queued(shared: Arc<Shared>, queued: InstanceRun) -> Result<(), String> {
@@ -161,10 +166,7 @@ impl TaskHandler for WebhookDelivery {
     const IDENTIFIER: &'static str = "roster_webhook_delivery";
 
     async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
-        let Some(shared) = ctx.get_ext::<Handle>().and_then(|h| h.0.get()).cloned() else {
-            return Err("this roster serve is still starting".to_string());
-        };
-        shared.notifier.deliver_queued(self.id).await
+        service(&ctx)?.notifier.deliver_queued(self.id).await
     }
 }
 
@@ -178,15 +180,6 @@ pub struct SharedQueue {
 pub struct Submit {
     pub key: Option<(String, JobKeyMode)>,
     pub run_at: Option<OffsetDateTime>,
-}
-
-impl Submit {
-    pub fn now() -> Self {
-        Self {
-            key: None,
-            run_at: None,
-        }
-    }
 }
 
 fn chrono_of(at: OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
