@@ -292,10 +292,8 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) -> 
         error: ended.error.clone(),
         events: Value::Array(recorder.take()),
     };
-    let finished = OffsetDateTime::now_utc();
-    if let Err(e) = shared.store.finish_run(id, &end, finished).await {
-        tracing::error!(instance = %inst.name, run = id, "cannot record the run's end: {e}");
-    }
+    // Counted before the end is recorded: whoever sees the run finished (the API reads the
+    // state) finds it in the metrics too.
     let m = &shared.metrics;
     m.add(
         "roster_runs_total",
@@ -307,6 +305,10 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) -> 
         &[("instance", &inst.name)],
         clock.elapsed().as_secs_f64(),
     );
+    let finished = OffsetDateTime::now_utc();
+    if let Err(e) = shared.store.finish_run(id, &end, finished).await {
+        tracing::error!(instance = %inst.name, run = id, "cannot record the run's end: {e}");
+    }
     shared.refresh_pending_gauge().await;
     match &ended.error {
         Some(e) => {
