@@ -2097,7 +2097,7 @@ async fn scim_requests_shaped_like_entra_and_okta_replay_from_fixtures() {
 }
 
 /// Deliveries a process left pending when it stopped or died are sent when the service
-/// starts again (on this machine, or a standby taking over): under their own ids, signed
+/// starts again (on this machine, or another process on the database): under their own ids, signed
 /// afresh, with the attempts they have left; one whose webhook has gone from the
 /// configuration is ended as failed, saying why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
