@@ -204,8 +204,14 @@ impl Service {
 
     /// Stops the service and drops its database, if it has one.
     async fn stop(self) {
+        drop(self.stop_keeping_database().await);
+    }
+
+    /// Stops the service and hands back its database, for another service on it to carry
+    /// on: drop it once the last one has stopped.
+    async fn stop_keeping_database(self) -> Option<roster_store::testing::TestDatabase> {
         self.running.shutdown().await;
-        drop(self.database);
+        self.database
     }
 
     async fn token(&self, name: &str, role: &str) -> String {
@@ -2252,16 +2258,13 @@ async fn two_services_on_one_database_share_the_runs() {
     assert!(ran(&asked["outcome"]), "{asked:#}");
 
     // A stops (its database stays); B carries on alone, as scheduler and worker.
-    let Service {
-        running, database, ..
-    } = a;
-    running.shutdown().await;
+    let database = a.stop_keeping_database().await;
     let alone = b.reconcile_now(&operator, &viewer, "marketo.beta").await;
     assert!(ran(&alone["outcome"]), "{alone:#}");
     for sb in [&acme, &beta] {
         assert_eq!(mailbox(sb, "grace.new@acme.example").await, 1);
     }
-    b.running.shutdown().await;
+    b.stop().await;
     drop(database);
     acme.shutdown().await;
     beta.shutdown().await;
@@ -2296,10 +2299,7 @@ async fn a_service_stopping_mid_apply_hands_the_rest_to_another() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let b = a.beside(other.path(), &text, VAR).await;
-    let Service {
-        running, database, ..
-    } = a;
-    running.shutdown().await;
+    let database = a.stop_keeping_database().await;
     let resumed = b
         .run_where(&viewer, "resumed by B", |r| {
             r["trigger"] == "resume after a stop"
@@ -2321,7 +2321,7 @@ async fn a_service_stopping_mid_apply_hands_the_rest_to_another() {
     for to in ["nia.okafor@acme.example", "grace.new@acme.example"] {
         assert_eq!(mailbox(&sandbox, to).await, 1, "{to}");
     }
-    b.running.shutdown().await;
+    b.stop().await;
     drop(database);
     sandbox.shutdown().await;
 }
