@@ -477,7 +477,7 @@ pub(crate) async fn backfill_chain(tx: &mut sqlx::Transaction<'_, sqlx::Any>) ->
 
 /// Appends a row chained to the last one. Callers hold an IMMEDIATE transaction, so no
 /// other writer can slip a row in between reading the last hash and writing this one.
-async fn insert_log(
+pub(crate) async fn insert_log(
     backend: Backend,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     entry: &NewLogEntry,
@@ -493,8 +493,10 @@ async fn insert_log(
         ),
         None => (1, GENESIS.to_string()),
     };
-    // Row ids are never reused (SQLite's AUTOINCREMENT, PostgreSQL's sequence), so a
-    // deleted last row leaves a gap the next id would hide; take the larger.
+    // Row ids are never reused (SQLite's AUTOINCREMENT, PostgreSQL's `audit_log_head`), so
+    // a deleted last row leaves a gap the next id would hide; take the larger. Both counters
+    // are rows written in this transaction: an append that rolls back (a process killed
+    // mid-write) gives its id back instead of leaving a gap that reads as a deletion.
     let next: i64 = match backend {
         Backend::Sqlite => sqlx::query_scalar(
             "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'), 0) + 1",
@@ -502,12 +504,18 @@ async fn insert_log(
         .fetch_one(&mut **tx)
         .await?,
         Backend::Postgres => {
-            sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('audit_log', 'id'))")
+            sqlx::query_scalar("SELECT last_id + 1 FROM audit_log_head")
                 .fetch_one(&mut **tx)
                 .await?
         }
     };
     let id = id.max(next);
+    if backend == Backend::Postgres {
+        sqlx::query("UPDATE audit_log_head SET last_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
     let hash = row_hash(&prev, id, at, entry);
     sqlx::query(
         "INSERT INTO audit_log (id, at, actor, os_user, plan_id, step_key, app, action, target, outcome, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",

@@ -1112,6 +1112,16 @@ mod tests {
                     store.append_log(&entry, at).await.unwrap();
                 }
                 assert_eq!(store.verify_log().await.unwrap(), Ok(4));
+                // An append whose transaction rolls back (its process killed mid-write)
+                // gives its id back: the next row follows on, with no gap to read as a
+                // deleted row.
+                let mut tx = store.write_tx().await.unwrap();
+                journal::insert_log(store.backend, &mut tx, &NewLogEntry::default(), at)
+                    .await
+                    .unwrap();
+                tx.rollback().await.unwrap();
+                store.append_log(&NewLogEntry::default(), at).await.unwrap();
+                assert_eq!(store.verify_log().await.unwrap(), Ok(5));
                 // Someone with the database's own rights takes the guard off.
                 let unguard = match store.backend {
                     Backend::Sqlite => {
@@ -1131,7 +1141,7 @@ mod tests {
                     .execute(&store.pool)
                     .await
                     .unwrap();
-                assert_eq!(store.verify_log().await.unwrap(), Ok(4));
+                assert_eq!(store.verify_log().await.unwrap(), Ok(5));
                 sqlx::query("DELETE FROM audit_log WHERE id = 3")
                     .execute(&store.pool)
                     .await

@@ -435,4 +435,12 @@ pub const PG_STEPS: &[&str] = &[
     CREATE INDEX pacing_calls_by_instance ON pacing_calls (instance, answered_ms);",
     // 3: SQLite's step 10.
     "ALTER TABLE plans ADD COLUMN scope TEXT;",
+    // 4: the last audit log id handed out, kept in a row so a rolled-back append gives its
+    // id back. A sequence does not (`nextval` is outside transactions): a process killed
+    // while appending left a gap that `roster log verify` reads as a deleted row.
+    "CREATE TABLE audit_log_head (
+        one BIGINT PRIMARY KEY CHECK (one = 1),
+        last_id BIGINT NOT NULL
+    );
+    INSERT INTO audit_log_head (one, last_id) SELECT 1, COALESCE(MAX(id), 0) FROM audit_log;",
 ];

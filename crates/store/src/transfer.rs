@@ -193,6 +193,11 @@ impl StateStore {
                 .execute(&mut *tx)
                 .await?;
             }
+            sqlx::query(
+                "UPDATE audit_log_head SET last_id = (SELECT COALESCE(MAX(id), 0) FROM audit_log)",
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(Moved { tables: counts })
