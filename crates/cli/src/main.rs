@@ -19,10 +19,38 @@ use clap::Parser;
 use roster_engine::planning::{self, ApplyArgs, ToApply};
 use roster_engine::{actor, connect, lock};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     restore_sigpipe();
     let cli = args::Cli::parse();
+    if let Some(url) = cli.database.as_deref() {
+        pass_on_root_cert(url);
+    }
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("error: cannot start Roster's runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The job queue's PostgreSQL client takes a private CA from `PGSSLROOTCERT` only; the
+/// URL's `sslrootcert` is set there for it while this process has one thread, the only
+/// time changing the environment is sound. A bad URL is left for the store to explain.
+fn pass_on_root_cert(url: &str) {
+    if let Ok(tls) = roster_store::PgTls::of(url)
+        && let Some(root) = tls.root_cert
+    {
+        // SAFETY: no other thread exists yet (the runtime starts after this), so nothing
+        // reads the environment while it changes.
+        unsafe { std::env::set_var("PGSSLROOTCERT", root) };
+    }
+}
+
+async fn run(cli: args::Cli) -> std::process::ExitCode {
     // The demo narrates on stdout; the in-process sandbox's own log lines would only get in the way.
     let quiet = matches!(cli.command, args::Command::Demo { .. });
     let json_logs = match &cli.command {

@@ -8,6 +8,8 @@ mod desired;
 mod magento;
 #[path = "cli/marketo.rs"]
 mod marketo;
+#[path = "cli/postgres_tls.rs"]
+mod postgres_tls;
 #[path = "cli/serve.rs"]
 mod serve;
 

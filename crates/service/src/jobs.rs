@@ -249,8 +249,7 @@ pub async fn prepare(
         .lock_job_queue_setup(&roster_engine::lock::holder_name("roster serve"))
         .await?;
     let worker = WorkerOptions::default()
-        .database_url(url)
-        .max_pg_conn(4)
+        .database(queue_database(url)?)
         .schema(roster_store::JOB_SCHEMA)
         .concurrency(instances.clamp(1, MAX_CONCURRENCY))
         .poll_interval(POLL)
@@ -267,7 +266,15 @@ pub async fn prepare(
         .define_job::<WebhookDelivery>()
         .init()
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|e| {
+            // A server that takes TLS only turns the queue's plaintext away; say what to add.
+            let tls_hint = if roster_store::PgTls::of(url).is_ok_and(|t| t.verify) {
+                roster_store::TLS_HINT
+            } else {
+                "; if the server takes TLS only, add sslmode=verify-full (and sslrootcert=CA.pem for a private CA) to the URL"
+            };
+            anyhow::anyhow!("{e}; check that the server runs and that the user may connect{tls_hint}")
+        })
         .with_context(|| {
             format!(
                 "starting the job queue in {}",
@@ -277,6 +284,35 @@ pub async fn prepare(
     drop(turn);
     let utils = worker.create_utils();
     Ok((Starting { worker, handle }, SharedQueue { utils }))
+}
+
+/// The job queue's connections to the state's database, with TLS as the state's own
+/// (see `roster_store::PgTls`): checked TLS when the URL asks for it, else plaintext. Its
+/// client takes the CA from `PGSSLROOTCERT` only, which `roster` sets from `sslrootcert`
+/// before it starts any thread.
+fn queue_database(url: &str) -> Result<graphile_worker::tokio_postgres::TokioPostgresDatabase> {
+    let shown = roster_store::redact_url(url);
+    let tls = roster_store::PgTls::of(url)?;
+    if let Some(root) = &tls.root_cert
+        && std::env::var_os("PGSSLROOTCERT").as_deref() != Some(root.as_os_str())
+    {
+        anyhow::bail!(
+            "the job queue in {shown} would not trust the CA {}: set PGSSLROOTCERT={} for this process (roster does so itself from the URL's sslrootcert)",
+            root.display(),
+            root.display()
+        );
+    }
+    let mut config: tokio_postgres::Config = roster_store::PgTls::without_tls_settings(url)
+        .parse()
+        .with_context(|| format!("reading {shown} for the job queue"))?;
+    config.ssl_mode(if tls.verify {
+        tokio_postgres::config::SslMode::Require
+    } else {
+        tokio_postgres::config::SslMode::Disable
+    });
+    graphile_worker::tokio_postgres::TokioPostgresDatabase::from_config(config, 4)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("connecting the job queue to {shown}"))
 }
 
 /// Makes (or brings up to date) the job queue's tables in the state's database, as

@@ -18,6 +18,7 @@ mod schema;
 mod scim;
 mod service;
 pub mod testing;
+mod tls;
 mod transfer;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,7 @@ pub use scim::{ScimConnection, ScimKey, ScimResource, ScimWriteError};
 pub use service::{
     ApiToken, Delivery, JOB_SCHEMA, QueuedJobs, RestoreRequest, Run, RunEnd, ServicePlan,
 };
+pub use tls::PgTls;
 pub use transfer::{FORMAT as EXPORT_FORMAT, Moved};
 
 pub const STATE_FILE: &str = "roster.sqlite";
@@ -59,9 +61,17 @@ pub enum StoreError {
     #[error("cannot open Roster's state file {path}: {source}")]
     Open { path: PathBuf, source: sqlx::Error },
     #[error(
-        "cannot connect to the PostgreSQL database {url}: {source}; check --database / ROSTER_DATABASE_URL, that the server runs and that the user may connect"
+        "cannot connect to the PostgreSQL database {url}: {reason}; check --database / ROSTER_DATABASE_URL, that the server runs and that the user may connect{tls_hint}"
     )]
-    Connect { url: String, source: sqlx::Error },
+    Connect {
+        url: String,
+        /// Said in the message, not chained as a source (it would be said twice).
+        reason: sqlx::Error,
+        /// What to check of TLS too, when the URL asks for it.
+        tls_hint: &'static str,
+    },
+    #[error("{url}: {why}")]
+    BadTls { url: String, why: String },
     #[error(
         "{url:?} is not a database Roster can use: give postgres://USER@HOST:PORT/DATABASE (or leave --database out for the SQLite file in the state directory)"
     )]
@@ -114,6 +124,9 @@ impl std::fmt::Debug for StateStore {
             .finish()
     }
 }
+
+/// Said after a failed connection when the URL asks for TLS.
+pub const TLS_HINT: &str = ", that it speaks TLS and that its certificate names the URL's host and is signed by a public CA or by the one in sslrootcert / PGSSLROOTCERT";
 
 /// A database URL fit to show: the password replaced.
 pub fn redact_url(url: &str) -> String {
@@ -256,12 +269,14 @@ impl StateStore {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(StoreError::BadUrl { url: shown });
         }
-        let connect_err = |source| StoreError::Connect {
+        let tls = PgTls::of(url)?;
+        let connect_err = |reason| StoreError::Connect {
             url: shown.clone(),
-            source,
+            reason,
+            tls_hint: if tls.verify { TLS_HINT } else { "" },
         };
         sqlx::any::install_default_drivers();
-        let options = AnyConnectOptions::from_str(url).map_err(connect_err)?;
+        let options = AnyConnectOptions::from_str(&tls.sqlx_url(url)).map_err(connect_err)?;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))

@@ -14,13 +14,13 @@ use serde_json::Value;
 use super::run_checked;
 
 const SECRET: &str = "serve-test-secret-0123456789";
-const JOINERS: usize = 6;
+pub(super) const JOINERS: usize = 6;
 
 fn joiner(n: usize) -> String {
     format!("joiner{n}@acme.example")
 }
 
-fn roster_text() -> String {
+pub(super) fn roster_text() -> String {
     let mut text = String::from(
         "policies:\n  marketo:\n    managed_domains: [acme.example]\n    unlisted: report\n\
          rules:\n  - department: Marketing\n    access:\n      marketo: [\"Marketing User@Default\"]\npeople:\n",
@@ -117,7 +117,7 @@ impl Env {
         mail.as_array().map_or(0, Vec::len)
     }
 
-    async fn invited(&self) -> usize {
+    pub(super) async fn invited(&self) -> usize {
         let mut n = 0;
         for i in 1..=JOINERS {
             n += self.mails(&joiner(i)).await.min(1);

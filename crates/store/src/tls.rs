@@ -1,0 +1,192 @@
+//! How Roster's connections to PostgreSQL use TLS.
+//!
+//! Two clients connect to the state's database: sqlx (the state) and, for `roster serve`
+//! on PostgreSQL, the job queue's tokio-postgres. They read `sslmode` differently (libpq's
+//! `require` checks no certificate; a rustls connector always checks), so Roster reads the
+//! URL once, here, and gives each client the same rule:
+//!
+//! - `disable`, `prefer` (the default): as libpq for the state (`prefer` encrypts when the
+//!   server offers it, checking nothing); the job queue's connections stay plaintext.
+//! - `require`, `verify-ca`, `verify-full`: every connection is encrypted and the server's
+//!   certificate is checked: its chain (to the public roots, or to `sslrootcert` /
+//!   `PGSSLROOTCERT`) and its host name. A tool that holds the keys to every account
+//!   of a company does not talk to a database it has not recognised.
+
+use std::path::PathBuf;
+
+use crate::StoreError;
+
+/// What a state URL (with libpq's `PGSSLMODE` / `PGSSLROOTCERT` beside it) asks of TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgTls {
+    /// Every connection encrypted and the server's certificate checked.
+    pub verify: bool,
+    /// The PEM file of the CA that signed the server's certificate, if not a public one.
+    pub root_cert: Option<PathBuf>,
+}
+
+/// The names sqlx (and libpq) accept for the two settings in a URL's query.
+const MODE_KEYS: &[&str] = &["sslmode", "ssl-mode"];
+const ROOT_KEYS: &[&str] = &["sslrootcert", "ssl-root-cert", "ssl-ca"];
+
+impl PgTls {
+    /// Reads the settings from the URL, else from the environment as libpq does.
+    pub fn of(url: &str) -> Result<Self, StoreError> {
+        let bad = |why: String| StoreError::BadTls {
+            url: crate::redact_url(url),
+            why,
+        };
+        let parsed =
+            url::Url::parse(url).map_err(|e| bad(format!("the URL does not parse: {e}")))?;
+        let find = |keys: &[&str]| {
+            parsed
+                .query_pairs()
+                .find(|(k, _)| keys.contains(&k.as_ref()))
+                .map(|(_, v)| v.into_owned())
+        };
+        let mode = find(MODE_KEYS).or_else(|| std::env::var("PGSSLMODE").ok());
+        let verify = match mode.as_deref().unwrap_or("prefer") {
+            "disable" | "allow" | "prefer" => false,
+            "require" | "verify-ca" | "verify-full" => true,
+            other => {
+                return Err(bad(format!(
+                    "sslmode={other} is not a mode Roster knows; use disable, prefer, require, verify-ca or verify-full"
+                )));
+            }
+        };
+        let root_cert = find(ROOT_KEYS)
+            .or_else(|| std::env::var("PGSSLROOTCERT").ok())
+            .filter(|p| !p.is_empty() && p != "system")
+            .map(PathBuf::from);
+        if let Some(path) = &root_cert {
+            let pem = std::fs::read_to_string(path).map_err(|e| {
+                bad(format!(
+                    "the CA certificate {} cannot be read ({e}); give sslrootcert (or PGSSLROOTCERT) the PEM file of the CA that signed the server's certificate",
+                    path.display()
+                ))
+            })?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(bad(format!(
+                    "{} holds no PEM certificate; give sslrootcert (or PGSSLROOTCERT) the PEM file of the CA that signed the server's certificate",
+                    path.display()
+                )));
+            }
+        }
+        Ok(Self { verify, root_cert })
+    }
+
+    /// The URL for sqlx: when TLS is asked for, `verify-full` (sqlx's `require` and
+    /// `verify-ca` would skip the host name or the whole certificate).
+    pub fn sqlx_url(&self, url: &str) -> String {
+        if !self.verify {
+            return url.to_string();
+        }
+        let Ok(mut parsed) = url::Url::parse(url) else {
+            return url.to_string();
+        };
+        let kept: Vec<(String, String)> = parsed
+            .query_pairs()
+            .filter(|(k, _)| !MODE_KEYS.contains(&k.as_ref()))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let mut pairs = parsed.query_pairs_mut();
+        pairs.clear();
+        for (k, v) in &kept {
+            pairs.append_pair(k, v);
+        }
+        pairs.append_pair("sslmode", "verify-full");
+        drop(pairs);
+        parsed.to_string()
+    }
+
+    /// The URL without the TLS settings, for a client that takes them apart from it
+    /// (tokio-postgres refuses `sslrootcert` and the `verify-*` modes).
+    pub fn without_tls_settings(url: &str) -> String {
+        let Ok(mut parsed) = url::Url::parse(url) else {
+            return url.to_string();
+        };
+        let kept: Vec<(String, String)> = parsed
+            .query_pairs()
+            .filter(|(k, _)| !MODE_KEYS.contains(&k.as_ref()) && !ROOT_KEYS.contains(&k.as_ref()))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if kept.is_empty() {
+            parsed.set_query(None);
+        } else {
+            let mut pairs = parsed.query_pairs_mut();
+            pairs.clear();
+            for (k, v) in &kept {
+                pairs.append_pair(k, v);
+            }
+        }
+        parsed.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_asking_mode_becomes_a_full_check_and_the_rest_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let url = format!(
+                "postgres://roster:pw@db.example:5432/roster?application_name=r&sslmode={mode}&sslrootcert={}",
+                ca.display()
+            );
+            let tls = PgTls::of(&url).unwrap();
+            assert!(tls.verify, "{mode}");
+            assert_eq!(tls.root_cert.as_deref(), Some(ca.as_path()));
+            let sqlx = tls.sqlx_url(&url);
+            assert!(sqlx.ends_with("sslmode=verify-full"), "{sqlx}");
+            assert!(sqlx.contains("application_name=r"), "{sqlx}");
+            assert_eq!(
+                PgTls::without_tls_settings(&url),
+                "postgres://roster:pw@db.example:5432/roster?application_name=r"
+            );
+        }
+        for url in [
+            "postgres://db.example/roster?sslmode=disable",
+            "postgres://db.example/roster?sslmode=prefer",
+        ] {
+            let tls = PgTls::of(url).unwrap();
+            assert!(!tls.verify);
+            assert_eq!(tls.sqlx_url(url), url);
+        }
+    }
+
+    #[test]
+    fn an_unknown_mode_or_an_unreadable_ca_says_what_to_give() {
+        let err = PgTls::of("postgres://u:secret@db/roster?sslmode=strict").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("sslmode=strict") && text.contains("verify-full"),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "{text}");
+        let err = PgTls::of("postgres://db/roster?sslmode=require&sslrootcert=/nonexistent/ca.pem")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nonexistent/ca.pem") && err.contains("PEM file"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate").unwrap();
+        let err = PgTls::of(&format!(
+            "postgres://db/roster?sslrootcert={}",
+            empty.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("holds no PEM certificate"), "{err}");
+    }
+}
