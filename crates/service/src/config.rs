@@ -7,6 +7,7 @@
 //! listen = "127.0.0.1:8420"
 //! interval = "15m"
 //! four_eyes = true
+//! parallel_runs = 8
 //!
 //! [marketo.prod]
 //! url = "https://123-ABC-456.mktorest.com"
@@ -242,6 +243,7 @@ struct RawService {
     interval: Option<String>,
     four_eyes: Option<bool>,
     json_logs: Option<bool>,
+    parallel_runs: Option<usize>,
 }
 
 /// Settings every instance has (serde cannot flatten them into a struct that denies
@@ -416,6 +418,10 @@ pub struct ServeConfig {
     pub database: Option<String>,
     pub four_eyes: bool,
     pub json_logs: bool,
+    /// Runs this process works on at once (different instances; an instance's runs are
+    /// one at a time anyway). Each running instance holds a database connection for its
+    /// lock on PostgreSQL, so this is sized to the server's connection limit.
+    pub parallel_runs: usize,
     pub instances: Vec<Instance>,
     pub webhooks: Vec<Webhook>,
     pub console: ConsoleConfig,
@@ -424,6 +430,11 @@ pub struct ServeConfig {
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_PARALLEL_RUNS: usize = 8;
+/// A bound against a slip of the keyboard: on PostgreSQL a process holds up to 15 + this
+/// many connections (8 for the state, 4 and a listener for the job queue, 2 session
+/// locks, one per running instance), and a default server allows 100 in all.
+pub const MAX_PARALLEL_RUNS: usize = 64;
 
 /// A secret given by the name of an environment variable or a file, never inline.
 fn secret(
@@ -505,6 +516,15 @@ impl ServeConfig {
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             format!("[service] listen: {listen_text:?} is not an address such as 127.0.0.1:8420")
         })?;
+        let parallel_runs = match raw.service.parallel_runs {
+            None => DEFAULT_PARALLEL_RUNS,
+            Some(n) if (1..=MAX_PARALLEL_RUNS).contains(&n) => n,
+            Some(n) => {
+                return Err(format!(
+                    "[service] parallel_runs = {n}: give a number from 1 to {MAX_PARALLEL_RUNS} (the runs of different instances this process works on at once; default {DEFAULT_PARALLEL_RUNS})"
+                ));
+            }
+        };
         let common =
             |name: &str, c: RawCommon| -> Result<(PathBuf, Duration, AutoApply, bool), String> {
                 let roster = c.roster.ok_or_else(|| {
@@ -735,6 +755,7 @@ impl ServeConfig {
             database: None,
             four_eyes: raw.service.four_eyes.unwrap_or(true),
             json_logs: raw.service.json_logs.unwrap_or(false),
+            parallel_runs,
             instances,
             webhooks,
         })
@@ -770,6 +791,7 @@ mod tests {
         assert_eq!(emea.interval, Duration::from_secs(3600));
         assert_eq!(emea.auto_apply, AutoApply::None);
         assert!(c.four_eyes);
+        assert_eq!(c.parallel_runs, DEFAULT_PARALLEL_RUNS);
         assert!(!format!("{c:?}").contains("s3cret-value"));
 
         let inline = parse("[marketo.prod]\nurl = \"https://1\"\nclient_id = \"id\"\nclient_secret = \"x\"\nroster = \"r.yaml\"\n").unwrap_err();
@@ -797,6 +819,13 @@ mod tests {
                 .contains("sign-in")
         );
         assert!(parse("[surprise]\n").unwrap_err().contains("surprise"));
+        for n in [0, 65] {
+            let err = parse(&format!("[service]\nparallel_runs = {n}\n")).unwrap_err();
+            assert!(
+                err.contains(&format!("parallel_runs = {n}")) && err.contains("from 1 to 64"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -49,8 +49,6 @@ pub const SCHEDULER_TICK: Duration = Duration::from_millis(500);
 /// Attempts of a job whose handler failed (not a run that failed: that is recorded and
 /// done; this is a process that could not run it, e.g. its database connection failed).
 const MAX_ATTEMPTS: i16 = 5;
-/// Runs one process works on at once (different instances; each instance is serial).
-const MAX_CONCURRENCY: usize = 8;
 
 /// The graphile_worker queue of an instance.
 fn queue_name(instance: &str) -> String {
@@ -240,7 +238,7 @@ pub struct Starting {
 pub async fn prepare(
     store: &roster_store::StateStore,
     url: &str,
-    instances: usize,
+    parallel_runs: usize,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(Starting, SharedQueue)> {
     let handle = Handle::default();
@@ -251,7 +249,7 @@ pub async fn prepare(
     let worker = WorkerOptions::default()
         .database(queue_database(url)?)
         .schema(roster_store::JOB_SCHEMA)
-        .concurrency(instances.clamp(1, MAX_CONCURRENCY))
+        .concurrency(parallel_runs.max(1))
         .poll_interval(POLL)
         .listen_os_shutdown_signals(false)
         .shutdown_signal(async move {

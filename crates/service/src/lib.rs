@@ -48,6 +48,9 @@ pub struct Shared {
     pub inventories: access::InventoryCache,
     /// Where runs are queued.
     pub queue: Queue,
+    /// Runs this process may work on at once (`parallel_runs`), for the in-process
+    /// workers; the shared queue takes no more jobs than that instead.
+    pub run_slots: tokio::sync::Semaphore,
 }
 
 /// Where runs are queued: in this process (the SQLite state: one service), or in the
@@ -114,8 +117,13 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
     // `roster serve` there; a run cut short is found by whoever runs that instance next.
     let (queue, starting) = match (&config.database, store.backend()) {
         (Some(url), roster_store::Backend::Postgres) => {
-            let (starting, queue) =
-                jobs::prepare(&store, url, config.instances.len(), watch_rx.clone()).await?;
+            let (starting, queue) = jobs::prepare(
+                &store,
+                url,
+                config.parallel_runs.min(config.instances.len()),
+                watch_rx.clone(),
+            )
+            .await?;
             (Queue::Shared(queue), Some(starting))
         }
         _ => {
@@ -155,6 +163,7 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
             )
         })?;
     let addr = listener.local_addr()?;
+    let parallel_runs = config.parallel_runs;
     let shared = Arc::new(Shared {
         config,
         state_dir,
@@ -167,6 +176,7 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
         console_throttle: console::Throttle::default(),
         inventories: access::InventoryCache::default(),
         queue,
+        run_slots: tokio::sync::Semaphore::new(parallel_runs),
     });
     shared.refresh_pending_gauge().await;
     let mut tasks = tokio::task::JoinSet::new();

@@ -223,6 +223,12 @@ pub async fn run_worker(
         if *shutdown.borrow() {
             break;
         }
+        // At most `parallel_runs` instances run at once; the others wait their turn here.
+        let _slot = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            slot = shared.run_slots.acquire() => slot.expect("the run slots are never closed"),
+        };
         run_job(&shared, worker, job).await;
     }
     tracing::info!(instance = %name, "worker stopped");

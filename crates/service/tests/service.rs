@@ -814,6 +814,51 @@ async fn instances_run_side_by_side_and_a_run_over_budget_is_deferred() {
     marketo.shutdown().await;
 }
 
+/// `parallel_runs = 1`: three instances due at once run one after another, never two at a
+/// time (on PostgreSQL, the job queue takes one job at a time; in process, a slot each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_runs_bound_the_runs_a_process_works_on_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sandboxes = Vec::new();
+    for i in 0..3 {
+        let at = dir.path().join(format!("s{i}"));
+        std::fs::create_dir_all(&at).unwrap();
+        // Slow calls, so runs left free to overlap would.
+        sandboxes.push(sandbox_with(&at, |c| c.faults.latency = Duration::from_millis(100)).await);
+    }
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    let mut text = String::from("[service]\nlisten = \"127.0.0.1:0\"\nparallel_runs = 1\n");
+    for (i, sb) in sandboxes.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[marketo.a{i}]\nurl = \"{}\"\nclient_id = \"svc-test\"\nclient_secret_env = \"ROSTER_TEST_SECRET_SLOTS\"\nroster = \"people.yaml\"\ninterval = \"1h\"\nauto_apply = \"safe\"\n",
+            sb.base_url()
+        ));
+    }
+    let svc = Service::start(dir.path(), &text, "ROSTER_TEST_SECRET_SLOTS").await;
+    let viewer = svc.token("viewer", "viewer").await;
+    for i in 0..3 {
+        let name = format!("marketo.a{i}");
+        let run = svc
+            .run_where(&viewer, &name, |r| r["instance"] == name.as_str())
+            .await;
+        assert!(run["error"].is_null(), "{run:#}");
+    }
+    let mut runs = svc.store().await.runs(None, 100).await.unwrap();
+    assert_eq!(runs.len(), 3, "{runs:#?}");
+    runs.sort_by_key(|r| r.started_at);
+    for pair in runs.windows(2) {
+        let ended = pair[0].finished_at.expect("finished");
+        assert!(
+            ended <= pair[1].started_at,
+            "two runs at once with parallel_runs = 1: {pair:#?}"
+        );
+    }
+    svc.stop().await;
+    for sb in sandboxes {
+        sb.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_roster_gives_access_on_named_instances() {
     let dir = tempfile::tempdir().unwrap();
