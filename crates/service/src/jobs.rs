@@ -291,6 +291,11 @@ pub async fn prepare(
 fn queue_database(url: &str) -> Result<graphile_worker::tokio_postgres::TokioPostgresDatabase> {
     let shown = roster_store::redact_url(url);
     let tls = roster_store::PgTls::of(url)?;
+    if roster_store::PgTls::client_certificate_asked(url) {
+        anyhow::bail!(
+            "{shown} asks for a client certificate (sslcert / sslkey), which the job queue's client cannot present: give the database user a password (over sslmode=verify-full) for roster serve"
+        );
+    }
     if let Some(root) = &tls.root_cert
         && std::env::var_os("PGSSLROOTCERT").as_deref() != Some(root.as_os_str())
     {

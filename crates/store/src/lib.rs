@@ -128,12 +128,27 @@ impl std::fmt::Debug for StateStore {
 /// Said after a failed connection when the URL asks for TLS.
 pub const TLS_HINT: &str = ", that it speaks TLS and that its certificate names the URL's host and is signed by a public CA or by the one in sslrootcert / PGSSLROOTCERT";
 
-/// A database URL fit to show: the password replaced.
+/// A database URL fit to show: the password replaced, whether after the user name or in
+/// the query (`?password=`, which libpq and both our clients accept too).
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
+            }
+            if u.query_pairs().any(|(k, _)| k == "password") {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k == "password" {
+                            "***".into()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
             }
             u.to_string()
         }

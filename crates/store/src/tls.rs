@@ -28,6 +28,7 @@ pub struct PgTls {
 /// The names sqlx (and libpq) accept for the two settings in a URL's query.
 const MODE_KEYS: &[&str] = &["sslmode", "ssl-mode"];
 const ROOT_KEYS: &[&str] = &["sslrootcert", "ssl-root-cert", "ssl-ca"];
+const CLIENT_KEYS: &[&str] = &["sslcert", "ssl-cert", "sslkey", "ssl-key"];
 
 impl PgTls {
     /// Reads the settings from the URL, else from the environment as libpq does.
@@ -99,6 +100,15 @@ impl PgTls {
         parsed.to_string()
     }
 
+    /// Whether the URL names a client certificate (`sslcert` / `sslkey`): the state's
+    /// client presents one, the job queue's cannot.
+    pub fn client_certificate_asked(url: &str) -> bool {
+        url::Url::parse(url).is_ok_and(|u| {
+            u.query_pairs()
+                .any(|(k, _)| CLIENT_KEYS.contains(&k.as_ref()))
+        })
+    }
+
     /// The URL without the TLS settings, for a client that takes them apart from it
     /// (tokio-postgres refuses `sslrootcert` and the `verify-*` modes).
     pub fn without_tls_settings(url: &str) -> String {
@@ -160,6 +170,28 @@ mod tests {
             assert!(!tls.verify);
             assert_eq!(tls.sqlx_url(url), url);
         }
+    }
+
+    #[test]
+    fn a_password_in_the_query_is_hidden_too() {
+        let shown = crate::redact_url(
+            "postgres://roster:one@db.example/roster?password=two&sslmode=require",
+        );
+        assert!(!shown.contains("one") && !shown.contains("two"), "{shown}");
+        assert!(
+            shown.contains("password=***") && shown.contains("sslmode=require"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_client_certificate_is_noticed() {
+        assert!(PgTls::client_certificate_asked(
+            "postgres://db/roster?sslmode=verify-full&sslcert=/c.pem&sslkey=/k.pem"
+        ));
+        assert!(!PgTls::client_certificate_asked(
+            "postgres://db/roster?sslmode=verify-full&sslrootcert=/ca.pem"
+        ));
     }
 
     #[test]
