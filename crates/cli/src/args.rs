@@ -33,7 +33,7 @@ pub struct Cli {
         hide_env_values = true,
         value_name = "URL"
     )]
-    pub database: Option<String>,
+    pub database: Option<roster_store::DatabaseUrl>,
     /// Configuration file (TOML). Default: $XDG_CONFIG_HOME/roster/config.toml, if present.
     #[arg(long, global = true, env = "ROSTER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,

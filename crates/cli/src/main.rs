@@ -72,7 +72,7 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
     connect::set_allow_insecure_http(cli.allow_insecure_http);
     let g = roster_engine::Globals {
         state: cli.state.clone(),
-        database: cli.database.clone(),
+        database: cli.database.as_deref().map(String::from),
         config: cli.config.clone(),
         actor: cli.actor.clone(),
         events: Arc::new(render::Terminal),

@@ -37,7 +37,7 @@ pub async fn serve(
 ) -> Result<()> {
     let path = config_path(config)?;
     let mut config = ServeConfig::load(path)?;
-    config.database = database.map(String::from);
+    config.database = database.map(roster_store::DatabaseUrl::from);
     if let Some(addr) = listen {
         config.listen = addr;
     }

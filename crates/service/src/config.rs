@@ -415,7 +415,7 @@ pub struct ServeConfig {
     pub state: Option<PathBuf>,
     /// The PostgreSQL database holding the state (`--database` / `ROSTER_DATABASE_URL`;
     /// never in the file, as a URL may carry a password); the SQLite file when `None`.
-    pub database: Option<String>,
+    pub database: Option<roster_store::DatabaseUrl>,
     pub four_eyes: bool,
     pub json_logs: bool,
     /// Runs this process works on at once (different instances; an instance's runs are

@@ -349,7 +349,7 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) -> 
 fn globals(shared: &Shared, actor: &str, recorder: &Arc<Recorder>) -> Globals {
     Globals {
         state: Some(shared.state_dir.clone()),
-        database: shared.config.database.clone(),
+        database: shared.config.database.as_deref().map(String::from),
         config: None,
         actor: Some(actor.to_string()),
         events: Arc::clone(recorder) as Arc<dyn Progress>,

@@ -146,7 +146,7 @@ impl Service {
         let path = dir.join("roster.toml");
         std::fs::write(&path, config).unwrap();
         let mut config = ServeConfig::load(&path).expect("the config is valid");
-        config.database = database.as_ref().map(|db| db.url.clone());
+        config.database = database.as_ref().map(|db| db.url.as_str().into());
         let state = dir.join("state");
         let running = roster_service::start(config, state.clone())
             .await
@@ -168,7 +168,7 @@ impl Service {
         let path = dir.join("roster.toml");
         std::fs::write(&path, config).unwrap();
         let mut config = ServeConfig::load(&path).expect("the config is valid");
-        config.database = Some(db.url.clone());
+        config.database = Some(db.url.as_str().into());
         // SAFETY: each test uses its own variable name; nothing else reads it.
         unsafe { std::env::set_var(secret_var, "svc-test-secret-value") };
         let state = dir.join("state");

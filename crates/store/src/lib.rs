@@ -125,6 +125,37 @@ impl std::fmt::Debug for StateStore {
     }
 }
 
+/// A database URL as given, which may hold a password: `Debug` shows it as
+/// [`redact_url`] does, so a configuration or arguments printed with `{:?}` keep it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(Self::from(s))
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({:?})", redact_url(&self.0))
+    }
+}
+
 /// Said after a failed connection when the URL asks for TLS.
 pub const TLS_HINT: &str = ", that it speaks TLS and that its certificate names the URL's host and is signed by a public CA or by the one in sslrootcert / PGSSLROOTCERT";
 

@@ -185,6 +185,19 @@ mod tests {
     }
 
     #[test]
+    fn a_database_url_debugs_without_its_password() {
+        let url: crate::DatabaseUrl = "postgres://roster:hunter2@db/roster?password=hunter3"
+            .parse()
+            .unwrap();
+        let shown = format!("{url:?}");
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert_eq!(
+            &*url,
+            "postgres://roster:hunter2@db/roster?password=hunter3"
+        );
+    }
+
+    #[test]
     fn a_client_certificate_is_noticed() {
         assert!(PgTls::client_certificate_asked(
             "postgres://db/roster?sslmode=verify-full&sslcert=/c.pem&sslkey=/k.pem"
