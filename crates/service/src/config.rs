@@ -420,7 +420,8 @@ pub struct ServeConfig {
     pub json_logs: bool,
     /// Runs this process works on at once (different instances; an instance's runs are
     /// one at a time anyway). Each running instance holds a database connection for its
-    /// lock on PostgreSQL, so this is sized to the server's connection limit.
+    /// lock on PostgreSQL, so this is sized to the server's connection limit. On
+    /// PostgreSQL, webhook deliveries are jobs that take these slots too.
     pub parallel_runs: usize,
     pub instances: Vec<Instance>,
     pub webhooks: Vec<Webhook>,
