@@ -265,13 +265,15 @@ pub async fn prepare(
         .init()
         .await
         .map_err(|e| {
-            // A server that takes TLS only turns the queue's plaintext away; say what to add.
+            // Say what to check of TLS too (or, in plaintext, what to add).
             let tls_hint = if roster_store::PgTls::of(url).is_ok_and(|t| t.verify) {
                 roster_store::TLS_HINT
             } else {
-                "; if the server takes TLS only, add sslmode=verify-full (and sslrootcert=CA.pem for a private CA) to the URL"
+                roster_store::PLAIN_HINT
             };
-            anyhow::anyhow!("{e}; check that the server runs and that the user may connect{tls_hint}")
+            anyhow::anyhow!(
+                "{e}; check that the server runs and that the user may connect{tls_hint}"
+            )
         })
         .with_context(|| {
             format!(

@@ -125,6 +125,9 @@ impl std::fmt::Debug for StateStore {
     }
 }
 
+/// Said after a failed connection in plaintext (no TLS asked for).
+pub const PLAIN_HINT: &str = "; if the server takes TLS only, add sslmode=verify-full (and sslrootcert=CA.pem for a private CA) to the URL";
+
 /// A database URL as given, which may hold a password: `Debug` shows it as
 /// [`redact_url`] does, so a configuration or arguments printed with `{:?}` keep it.
 #[derive(Clone, PartialEq, Eq)]
@@ -319,7 +322,7 @@ impl StateStore {
         let connect_err = |reason| StoreError::Connect {
             url: shown.clone(),
             reason,
-            tls_hint: if tls.verify { TLS_HINT } else { "" },
+            tls_hint: if tls.verify { TLS_HINT } else { PLAIN_HINT },
         };
         sqlx::any::install_default_drivers();
         let options = AnyConnectOptions::from_str(&tls.sqlx_url(url)).map_err(connect_err)?;
