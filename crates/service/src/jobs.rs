@@ -246,8 +246,9 @@ pub async fn prepare(
     let turn = store
         .lock_job_queue_setup(&roster_engine::lock::holder_name("roster serve"))
         .await?;
+    let tls = roster_store::PgTls::of(url)?;
     let worker = WorkerOptions::default()
-        .database(queue_database(url)?)
+        .database(queue_database(url, &tls)?)
         .schema(roster_store::JOB_SCHEMA)
         .concurrency(parallel_runs.max(1))
         .poll_interval(POLL)
@@ -265,14 +266,9 @@ pub async fn prepare(
         .init()
         .await
         .map_err(|e| {
-            // Say what to check of TLS too (or, in plaintext, what to add).
-            let tls_hint = if roster_store::PgTls::of(url).is_ok_and(|t| t.verify) {
-                roster_store::TLS_HINT
-            } else {
-                roster_store::PLAIN_HINT
-            };
             anyhow::anyhow!(
-                "{e}; check that the server runs and that the user may connect{tls_hint}"
+                "{e}; check that the server runs and that the user may connect{}",
+                tls.hint()
             )
         })
         .with_context(|| {
@@ -290,9 +286,11 @@ pub async fn prepare(
 /// (see `roster_store::PgTls`): checked TLS when the URL asks for it, else plaintext. Its
 /// client takes the CA from `PGSSLROOTCERT` only, which `roster` sets from `sslrootcert`
 /// before it starts any thread.
-fn queue_database(url: &str) -> Result<graphile_worker::tokio_postgres::TokioPostgresDatabase> {
+fn queue_database(
+    url: &str,
+    tls: &roster_store::PgTls,
+) -> Result<graphile_worker::tokio_postgres::TokioPostgresDatabase> {
     let shown = roster_store::redact_url(url);
-    let tls = roster_store::PgTls::of(url)?;
     if roster_store::PgTls::client_certificate_asked(url) {
         anyhow::bail!(
             "{shown} asks for a client certificate (sslcert / sslkey), which the job queue's client cannot present: give the database user a password (over sslmode=verify-full) for roster serve"

@@ -67,7 +67,7 @@ pub enum StoreError {
         url: String,
         /// Said in the message, not chained as a source (it would be said twice).
         reason: sqlx::Error,
-        /// What to check of TLS too, when the URL asks for it.
+        /// What to check of TLS too ([`PgTls::hint`]).
         tls_hint: &'static str,
     },
     #[error("{url}: {why}")]
@@ -125,9 +125,6 @@ impl std::fmt::Debug for StateStore {
     }
 }
 
-/// Said after a failed connection in plaintext (no TLS asked for).
-pub const PLAIN_HINT: &str = "; if the server takes TLS only, add sslmode=verify-full (and sslrootcert=CA.pem for a private CA) to the URL";
-
 /// A database URL as given, which may hold a password: `Debug` shows it as
 /// [`redact_url`] does, so a configuration or arguments printed with `{:?}` keep it.
 #[derive(Clone, PartialEq, Eq)]
@@ -159,9 +156,6 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
-/// Said after a failed connection when the URL asks for TLS.
-pub const TLS_HINT: &str = ", that it speaks TLS and that its certificate names the URL's host and is signed by a public CA or by the one in sslrootcert / PGSSLROOTCERT";
-
 /// A database URL fit to show: the password replaced, whether after the user name or in
 /// the query (`?password=`, which libpq and both our clients accept too).
 pub fn redact_url(url: &str) -> String {
@@ -170,21 +164,16 @@ pub fn redact_url(url: &str) -> String {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
             }
-            if u.query_pairs().any(|(k, _)| k == "password") {
-                let pairs: Vec<(String, String)> = u
-                    .query_pairs()
-                    .map(|(k, v)| {
-                        let v = if k == "password" {
-                            "***".into()
-                        } else {
-                            v.into_owned()
-                        };
-                        (k.into_owned(), v)
-                    })
-                    .collect();
-                u.query_pairs_mut().clear().extend_pairs(pairs);
+            if !u.query_pairs().any(|(k, _)| k == "password") {
+                return u.to_string();
             }
-            u.to_string()
+            tls::rewrite_query(u.as_str(), |pairs| {
+                for (k, v) in pairs {
+                    if k == "password" {
+                        *v = "***".into();
+                    }
+                }
+            })
         }
         Err(_) => "(an unparseable URL)".into(),
     }
@@ -322,7 +311,7 @@ impl StateStore {
         let connect_err = |reason| StoreError::Connect {
             url: shown.clone(),
             reason,
-            tls_hint: if tls.verify { TLS_HINT } else { PLAIN_HINT },
+            tls_hint: tls.hint(),
         };
         sqlx::any::install_default_drivers();
         let options = AnyConnectOptions::from_str(&tls.sqlx_url(url)).map_err(connect_err)?;

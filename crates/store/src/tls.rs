@@ -81,29 +81,25 @@ impl PgTls {
     /// The URL for sqlx: when TLS is asked for, `verify-full` (sqlx's `require` and
     /// `verify-ca` would skip the host name or the whole certificate); else `disable`.
     pub fn sqlx_url(&self, url: &str) -> String {
-        let Ok(mut parsed) = url::Url::parse(url) else {
-            return url.to_string();
+        let mode = if self.verify {
+            "verify-full"
+        } else {
+            "disable"
         };
-        let kept: Vec<(String, String)> = parsed
-            .query_pairs()
-            .filter(|(k, _)| !MODE_KEYS.contains(&k.as_ref()))
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        let mut pairs = parsed.query_pairs_mut();
-        pairs.clear();
-        for (k, v) in &kept {
-            pairs.append_pair(k, v);
+        rewrite_query(url, |pairs| {
+            pairs.retain(|(k, _)| !MODE_KEYS.contains(&k.as_str()));
+            pairs.push(("sslmode".into(), mode.into()));
+        })
+    }
+
+    /// What to check besides the usual after a connection failed: the certificate when
+    /// TLS was asked for, else whether the server takes TLS only.
+    pub fn hint(&self) -> &'static str {
+        if self.verify {
+            ", that it speaks TLS and that its certificate names the URL's host and is signed by a public CA or by the one in sslrootcert / PGSSLROOTCERT"
+        } else {
+            "; if the server takes TLS only, add sslmode=verify-full (and sslrootcert=CA.pem for a private CA) to the URL"
         }
-        pairs.append_pair(
-            "sslmode",
-            if self.verify {
-                "verify-full"
-            } else {
-                "disable"
-            },
-        );
-        drop(pairs);
-        parsed.to_string()
     }
 
     /// Whether the URL names a client certificate (`sslcert` / `sslkey`): the state's
@@ -118,25 +114,31 @@ impl PgTls {
     /// The URL without the TLS settings, for a client that takes them apart from it
     /// (tokio-postgres refuses `sslrootcert` and the `verify-*` modes).
     pub fn without_tls_settings(url: &str) -> String {
-        let Ok(mut parsed) = url::Url::parse(url) else {
-            return url.to_string();
-        };
-        let kept: Vec<(String, String)> = parsed
-            .query_pairs()
-            .filter(|(k, _)| !MODE_KEYS.contains(&k.as_ref()) && !ROOT_KEYS.contains(&k.as_ref()))
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        if kept.is_empty() {
-            parsed.set_query(None);
-        } else {
-            let mut pairs = parsed.query_pairs_mut();
-            pairs.clear();
-            for (k, v) in &kept {
-                pairs.append_pair(k, v);
-            }
-        }
-        parsed.to_string()
+        rewrite_query(url, |pairs| {
+            pairs.retain(|(k, _)| {
+                !MODE_KEYS.contains(&k.as_str()) && !ROOT_KEYS.contains(&k.as_str())
+            });
+        })
     }
+}
+
+/// `url` with its query's pairs as `edit` leaves them (no `?` when none are left); an
+/// unparseable URL comes back as it was, for the client to refuse with its own words.
+pub(crate) fn rewrite_query(url: &str, edit: impl FnOnce(&mut Vec<(String, String)>)) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    let mut pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    edit(&mut pairs);
+    if pairs.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 #[cfg(test)]
