@@ -161,8 +161,12 @@ pub enum Command {
     /// without losing history.
     #[command(subcommand)]
     State(StateAction),
+    /// The signing key that signs plans, approvals and the audit log (`signing.key` in the
+    /// state directory, or ROSTER_SIGNING_KEY_FILE).
+    #[command(subcommand)]
+    Keys(KeysAction),
     /// The audit log: every change, approval and refusal, who made it, when, and how it
-    /// went. Each line is hash-chained to the one before (`roster log verify`).
+    /// went. Each line is hash-chained to the one before and signed (`roster log verify`).
     Log {
         #[command(subcommand)]
         action: Option<LogAction>,
@@ -276,9 +280,36 @@ pub enum TokenAction {
 
 #[derive(Debug, Subcommand)]
 pub enum LogAction {
-    /// Check the log's hash chain: says where it breaks if a line was edited, removed or
-    /// inserted (exit 1), or how many lines it verified.
-    Verify,
+    /// Check the log: every line chained to the one before and signed with the state's key
+    /// (or a retired one); says where it breaks if a line was edited, removed or inserted
+    /// (exit 1), or how many lines it verified.
+    Verify {
+        /// A head saved earlier by `roster log head -o json`: lines up to it must all be
+        /// there, unchanged (a cut tail is caught only this way).
+        #[arg(long, value_name = "FILE")]
+        head: Option<PathBuf>,
+        /// Verify with these public keys (`roster keys public`) instead of the state's
+        /// signing key: what an auditor without the secret runs.
+        #[arg(long, value_name = "FILE")]
+        public_keys: Option<PathBuf>,
+    },
+    /// The newest line's id and hash, signed now: save it outside Roster's database
+    /// (`-o json > head.json`) to prove later that nothing up to it was removed.
+    Head {
+        /// table or json.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Print the public keys that verify this state's plans, approvals and log (the current
+    /// one first, then retired ones), for an auditor: `roster keys public > roster.pub`.
+    Public,
+    /// Retire the signing key and make a new one: new signatures use the new key; what
+    /// the old one signed keeps verifying (its public key is kept beside the key file).
+    Rotate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

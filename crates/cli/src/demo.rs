@@ -115,7 +115,8 @@ async fn scenario(
     print!("{plan}");
     println!("{}", plan_cmd::summary_line(&plan));
     let saved = dir.join("plan.json");
-    roster_engine::private::write(&saved, serde_json::to_string_pretty(&plan)?)?;
+    let state = roster_engine::connect::open_state(g.state.as_deref(), None).await?;
+    plan_cmd::save(&plan, &saved, state.keys()?)?;
 
     step("Apply: every step journaled; destructive ones approved here with --approve");
     plan_cmd::apply_with(

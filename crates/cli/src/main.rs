@@ -295,9 +295,14 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
         }
         args::Command::State(action) => state_cmd::state(action, &g).await,
         args::Command::Log {
-            action: Some(args::LogAction::Verify),
+            action: Some(args::LogAction::Verify { head, public_keys }),
             ..
-        } => plan_cmd::log_verify(&g).await,
+        } => plan_cmd::log_verify(head.as_deref(), public_keys.as_deref(), &g).await,
+        args::Command::Log {
+            action: Some(args::LogAction::Head { output }),
+            ..
+        } => plan_cmd::log_head(output, &g).await,
+        args::Command::Keys(action) => plan_cmd::keys_cmd(action, &g).await,
         args::Command::Log {
             action: None,
             plan,

@@ -2,11 +2,12 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use roster_domain::plan::Plan;
 use roster_engine::Globals;
 use roster_engine::live_read::Sessions;
 use roster_engine::planning::{compute, save, short, summary, summary_line};
+use roster_store::LogHead;
 use serde_json::json;
 
 use crate::args::Output;
@@ -44,7 +45,8 @@ pub async fn plan_cmd(
         }
     }
     if let Some(path) = out {
-        save(&plan, path)?;
+        let state = open_state(g).await?;
+        save(&plan, path, state.keys()?)?;
         eprintln!(
             "saved {} ({} step{}) to {}; run `roster apply {}`",
             plan.id,
@@ -118,15 +120,50 @@ pub async fn log_cmd(plan: Option<&str>, output: Output, g: &Globals) -> Result<
     t.print(output)
 }
 
-/// `roster log verify`: walks the hash chain.
-pub async fn log_verify(g: &Globals) -> Result<()> {
-    let state = open_state(g).await?;
-    match state.verify_log().await? {
+/// `roster log verify`: walks the keyed chain, up to a saved head if one is given.
+pub async fn log_verify(
+    head: Option<&Path>,
+    public_keys: Option<&Path>,
+    g: &Globals,
+) -> Result<()> {
+    let (state, keys) = match public_keys {
+        Some(file) => {
+            let keys = roster_store::Keyring::from_public_file(file)?;
+            let dir = roster_engine::connect::state_dir(g.state.as_deref());
+            let state = roster_store::StateStore::open_at(&dir, g.database.as_deref()).await?;
+            (state, keys)
+        }
+        None => {
+            let state = open_state(g).await?;
+            let keys = state.keys()?.clone();
+            (state, keys)
+        }
+    };
+    let head = match head {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the saved head {}", file.display()))?;
+            Some(serde_json::from_str::<LogHead>(&text).with_context(|| {
+                format!(
+                    "{} is not a head saved by `roster log head -o json`",
+                    file.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    match state.verify_log_with(&keys, head.as_ref()).await? {
         Ok(rows) => {
             println!(
-                "the audit log in {} verifies: {rows} line{} chained from the first",
+                "the audit log in {} verifies: {rows} line{} chained from the first and signed ({}){}",
                 state.path().display(),
-                if rows == 1 { "" } else { "s" }
+                if rows == 1 { "" } else { "s" },
+                keys.source(),
+                head.map_or(String::new(), |h| format!(
+                    "; every line up to the saved head (line {}, signed {}) is there, unchanged",
+                    h.id,
+                    rfc3339(h.signed_at)
+                ))
             );
             Ok(())
         }
@@ -137,4 +174,62 @@ pub async fn log_verify(g: &Globals) -> Result<()> {
             b.why
         ),
     }
+}
+
+/// `roster log head`: the newest line, signed now.
+pub async fn log_head(output: Output, g: &Globals) -> Result<()> {
+    let state = open_state(g).await?;
+    let head = state.log_head(time::OffsetDateTime::now_utc()).await?;
+    match output {
+        Output::Json | Output::Jsonl => println!("{}", serde_json::to_string(&head)?),
+        Output::Table | Output::Csv => {
+            println!("id         {}", head.id);
+            println!("hash       {}", head.hash);
+            println!("signed at  {}", rfc3339(head.signed_at));
+            println!("key        {}", head.key_id);
+            println!("signature  {}", head.signature);
+        }
+    }
+    Ok(())
+}
+
+/// `roster keys public|rotate`.
+pub async fn keys_cmd(action: crate::args::KeysAction, g: &Globals) -> Result<()> {
+    let state = open_state(g).await?;
+    match action {
+        crate::args::KeysAction::Public => print!("{}", state.keys()?.public_file()),
+        crate::args::KeysAction::Rotate => {
+            let dir = std::path::absolute(roster_engine::connect::state_dir(g.state.as_deref()))?;
+            let path = roster_store::Keyring::default_path(&dir);
+            let old = state.keys()?.current().map(|k| k.id().to_string());
+            let new = roster_store::Keyring::rotate(&path)?;
+            let new_id = new
+                .current()
+                .map(|k| k.id().to_string())
+                .unwrap_or_default();
+            let actor = roster_engine::actor::Actor::resolve(g.actor.as_deref());
+            let mut line = actor.log("roster", "rotate key", &new_id, "done");
+            line.detail = Some(format!(
+                "key {} retired (kept in {} to verify what it signed); {new_id} signs from now on",
+                old.unwrap_or_default(),
+                roster_keys_retired(&path)
+            ));
+            state
+                .clone()
+                .with_keys(new)
+                .append_log(&line, time::OffsetDateTime::now_utc())
+                .await?;
+            println!(
+                "signing key {} rotated: {new_id} signs from now on; processes started before this keep the old key until they restart. Give auditors the new public keys: `roster keys public`",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn roster_keys_retired(path: &Path) -> String {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".retired");
+    std::path::PathBuf::from(name).display().to_string()
 }

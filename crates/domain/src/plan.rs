@@ -323,6 +323,10 @@ pub struct Plan {
     /// and `apply` refuses a plan file whose content no longer matches it.
     #[serde(default)]
     pub digest: String,
+    /// The state's signing key over `digest` (`ed25519:KEY-ID:BASE64`): the digest alone
+    /// can be recomputed by whoever edits the file, the signature cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// The parts of a plan its digest covers: all of it but the digest.
@@ -405,6 +409,7 @@ impl Plan {
             id,
             steps,
             digest: String::new(),
+            signature: None,
             ..self.clone()
         };
         plan.digest = plan.content_digest();
@@ -1158,6 +1163,7 @@ pub fn plan(roster: &Roster, live: &Live, options: PlanOptions) -> Plan {
         notes,
         blocked,
         digest: String::new(),
+        signature: None,
     };
     plan.digest = plan.content_digest();
     plan

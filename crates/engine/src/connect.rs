@@ -182,6 +182,7 @@ pub fn state_dir(dir: Option<&Path>) -> PathBuf {
 /// folder when `None`). A process opens each state once and shares it: the service's many
 /// instances use one connection pool, not one each.
 pub async fn open_state(dir: Option<&Path>, database: Option<&str>) -> Result<StateStore> {
+    let dir_arg = dir;
     static OPEN: std::sync::Mutex<Vec<(PathBuf, StateStore)>> = std::sync::Mutex::new(Vec::new());
     let dir = match database {
         Some(url) => PathBuf::from(url),
@@ -199,6 +200,8 @@ pub async fn open_state(dir: Option<&Path>, database: Option<&str>) -> Result<St
         Some(url) => StateStore::connect(url).await?,
         None => StateStore::open(&dir).await?,
     };
+    let key_dir = std::path::absolute(state_dir(dir_arg))?;
+    let store = with_signing_key(store, &key_dir).await?;
     let mut open = OPEN.lock().expect("the open states");
     match open.iter().find(|(d, _)| *d == dir) {
         Some((_, first)) => Ok(first.clone()),
@@ -207,6 +210,63 @@ pub async fn open_state(dir: Option<&Path>, database: Option<&str>) -> Result<St
             Ok(store)
         }
     }
+}
+
+/// Opens the state's signing key (`signing.key` in the state directory, or
+/// `ROSTER_SIGNING_KEY_FILE`), making it on first use, and checks that it is the key the
+/// state's log was signed with. A key made just now signs the rows written before the log
+/// was keyed, once, if their chain verifies.
+async fn with_signing_key(store: StateStore, key_dir: &Path) -> Result<StateStore> {
+    let path = roster_keys::Keyring::default_path(key_dir);
+    let loaded = roster_keys::Keyring::load_or_create(&path).with_context(|| {
+        format!(
+            "Roster signs its plans, approvals and audit log with the key in {} (set {} to keep it elsewhere)",
+            path.display(),
+            roster_keys::KEY_FILE_ENV
+        )
+    })?;
+    let keys = loaded.keyring.clone();
+    let store = store.with_keys(loaded.keyring);
+    if let Some(id) = store.newest_row_key().await?
+        && !keys.knows(&id)
+    {
+        if loaded.created {
+            // Made for nothing: leave the place free for the right key to be copied to.
+            let _ = std::fs::remove_file(&path);
+        }
+        bail!(
+            "the audit log in {} is signed by key {id}, but the signing key {} is {}{}: give this process the key that signs this state (copy the key file from the host that holds it, or point {} at it); retired keys go in {}",
+            store.path().display(),
+            path.display(),
+            keys.current().map_or("", |k| k.id()),
+            if loaded.created {
+                " (just made, now removed)"
+            } else {
+                ""
+            },
+            roster_keys::KEY_FILE_ENV,
+            roster_keys::retired_path(&path).display()
+        );
+    }
+    if loaded.created {
+        let signed = store.sign_unsigned_rows().await?;
+        if signed > 0 {
+            let mut line = crate::actor::Actor::resolve(None).log(
+                "roster",
+                "sign log",
+                &format!("rows 1 to {signed}"),
+                "done",
+            );
+            line.detail = Some(format!(
+                "the {signed} rows written before the log was keyed verified as a chain and were signed with the new key {}",
+                keys.current().map_or("", |k| k.id())
+            ));
+            store
+                .append_log(&line, time::OffsetDateTime::now_utc())
+                .await?;
+        }
+    }
+    Ok(store)
 }
 
 impl MarketoSession {

@@ -8,6 +8,7 @@ use roster_domain::desired::{App, Roster};
 use roster_domain::live::{Live, differences};
 use roster_domain::plan::{self, Action, Plan, PlanOptions, Step};
 use roster_domain::safety::{self, OwnAccounts};
+use roster_keys::{Keyring, Purpose};
 use roster_magento::AdminUsers;
 use roster_marketo::{Invitation, UserUpdate};
 use roster_store::{NewLogEntry, StateStore, StepStatus};
@@ -56,6 +57,23 @@ pub async fn compute_from(
     resend_invites: bool,
     only: Option<(App, &str)>,
 ) -> Result<Computed> {
+    scope_roster(&mut roster, sessions, only)?;
+    let live = live_read::read(sessions, &roster.policies.magento.website).await?;
+    resolve(&mut roster, &live)?;
+    let plan = plan::plan(
+        &roster,
+        &live,
+        PlanOptions {
+            now: OffsetDateTime::now_utc(),
+            resend_invites,
+        },
+    );
+    Ok(Computed { plan, roster, live })
+}
+
+/// The roster as a plan for `only` (or for the plain access) reads it: named access picked
+/// or dropped, every app it mentions configured, Roster's own Magento admin protected.
+fn scope_roster(roster: &mut Roster, sessions: &Sessions, only: Option<(App, &str)>) -> Result<()> {
     match only {
         Some((app, instance)) => roster.for_instance(app, Some(instance)),
         None => {
@@ -81,18 +99,8 @@ pub async fn compute_from(
             );
         }
     }
-    protect_own_admin(&mut roster, sessions);
-    let live = live_read::read(sessions, &roster.policies.magento.website).await?;
-    resolve(&mut roster, &live)?;
-    let plan = plan::plan(
-        &roster,
-        &live,
-        PlanOptions {
-            now: OffsetDateTime::now_utc(),
-            resend_invites,
-        },
-    );
-    Ok(Computed { plan, roster, live })
+    protect_own_admin(roster, sessions);
+    Ok(())
 }
 
 /// Roster's own Magento admin account is never planned against.
@@ -160,14 +168,50 @@ pub fn summary_line(plan: &Plan) -> String {
     )
 }
 
-pub fn save(plan: &Plan, path: &Path) -> Result<()> {
-    let body = serde_json::to_string_pretty(plan)?;
+/// Signs the plan's digest with the state's key: see [`verify_signature`].
+pub fn sign(plan: &mut Plan, keys: &Keyring) -> Result<()> {
+    plan.signature = Some(keys.sign(Purpose::Plan, plan.digest.as_bytes())?);
+    Ok(())
+}
+
+/// Checks that the plan's digest is its content's and is signed by one of `keys`: only a
+/// process holding the signing key can have made it, whoever edited the file since.
+pub fn verify_signature(plan: &Plan, keys: &Keyring, what: &str) -> Result<()> {
+    let actual = plan.content_digest();
+    if actual != plan.digest {
+        bail!(
+            "{what} does not match its digest: it was changed after `roster plan` saved it (recorded {}, content {}); nothing was changed. Make a new plan with `roster plan ROSTER --out FILE`",
+            short(&plan.digest),
+            short(&actual)
+        );
+    }
+    keys.verify(
+        Purpose::Plan,
+        plan.digest.as_bytes(),
+        plan.signature.as_deref(),
+        what,
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}; nothing was changed. Only `roster plan --out` with this state's signing key ({}) makes plans `apply` runs: make a new plan",
+            keys.source()
+        )
+    })?;
+    Ok(())
+}
+
+/// Saves the plan (0600) with the state's signature.
+pub fn save(plan: &Plan, path: &Path, keys: &Keyring) -> Result<()> {
+    let mut plan = plan.clone();
+    sign(&mut plan, keys)?;
+    let body = serde_json::to_string_pretty(&plan)?;
     crate::private::write(path, body)
 }
 
-/// Reads a saved plan and checks it against its own digest: a plan edited by hand (a
-/// step added, a `destructive` flag cleared, `blocked` emptied) is refused here.
-pub fn load(path: &Path) -> Result<Plan> {
+/// Reads a saved plan and checks it against its own digest and the state's signature: a
+/// plan edited by hand (a step added, a `destructive` flag cleared, `blocked` emptied), even
+/// with its digest recomputed, is refused here.
+pub fn load(path: &Path, keys: &Keyring) -> Result<Plan> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the plan {}", path.display()))?;
     let plan: Plan = serde_json::from_str(&text).with_context(|| {
@@ -182,15 +226,7 @@ pub fn load(path: &Path) -> Result<Plan> {
             path.display()
         );
     }
-    let actual = plan.content_digest();
-    if actual != plan.digest {
-        bail!(
-            "{} does not match its digest: it was changed after `roster plan` saved it (recorded {}, content {}); nothing was changed. Make a new plan with `roster plan ROSTER --out FILE`",
-            path.display(),
-            short(&plan.digest),
-            short(&actual)
-        );
-    }
+    verify_signature(&plan, keys, &path.display().to_string())?;
     Ok(plan)
 }
 
@@ -250,7 +286,7 @@ pub async fn record_approval(
 pub async fn approve(path: &Path, by: Option<&str>, g: &Globals) -> Result<()> {
     let state = open_state(g).await?;
     let actor = Actor::resolve(by.or(g.actor.as_deref()));
-    let plan = match load(path) {
+    let plan = match load(path, state.keys()?) {
         Ok(plan) => plan,
         Err(e) => {
             let target = path.display().to_string();
@@ -289,9 +325,6 @@ pub async fn approve(path: &Path, by: Option<&str>, g: &Globals) -> Result<()> {
 pub enum ToApply<'a> {
     /// A plan file saved by `roster plan --out`, checked against its digest.
     File(&'a Path),
-    /// A plan kept in the state (the service's plans awaiting approval), already checked
-    /// against its digest when it was stored; the same checks as a file follow.
-    Stored(Box<Plan>),
     /// Computed now from this roster (`apply --auto`).
     Auto(&'a Path),
     /// Computed by the caller just now, from the live state it read through the same sessions.
@@ -348,10 +381,35 @@ async fn reread(
         );
         return Err(refuse(state, actor, Some(&plan.id), &plan.id, why).await);
     }
-    protect_own_admin(&mut roster, sessions);
+    scope_roster(&mut roster, sessions, None)?;
     let website = roster.policies.magento.website.clone();
     let live = live_read::read(sessions, &website).await?;
+    if let Err(e) = resolve(&mut roster, &live) {
+        return Err(refuse(state, actor, Some(&plan.id), &plan.id, e).await);
+    }
     Ok((plan, roster, live))
+}
+
+/// The saved plan's pending steps that the roster does not call for now: each step must be
+/// one the plan computed afresh (from the roster at the plan's path and the apps as just
+/// read) contains, whatever the file says. A step added to a file, with its digest
+/// recomputed or not, is refused here by name.
+fn not_called_for<'a>(pending: &[&'a Step], roster: &Roster, live: &Live) -> Vec<&'a Step> {
+    let fresh = plan::plan(
+        roster,
+        live,
+        PlanOptions {
+            now: OffsetDateTime::now_utc(),
+            // Re-sending an invitation is asked for at plan time; allowing it here lets a
+            // plan that asked for it through, and adds nothing to one that did not.
+            resend_invites: true,
+        },
+    );
+    pending
+        .iter()
+        .copied()
+        .filter(|s| !fresh.steps.iter().any(|f| f.action == s.action))
+        .collect()
 }
 
 pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> Result<()> {
@@ -359,7 +417,7 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
     let actor = Actor::resolve(a.by.or(g.actor.as_deref()));
     let (plan, roster, live, fresh) = match a.plan {
         ToApply::File(path) => {
-            let plan = match load(path) {
+            let plan = match load(path, state.keys()?) {
                 Ok(plan) => plan,
                 Err(e) => {
                     let target = path.display().to_string();
@@ -367,17 +425,6 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
                 }
             };
             let (plan, roster, live) = reread(plan, sessions, &state, &actor).await?;
-            (plan, roster, live, false)
-        }
-        ToApply::Stored(plan) => {
-            if plan.content_digest() != plan.digest {
-                let why = anyhow::anyhow!(
-                    "the stored plan {} does not match its digest; nothing was changed",
-                    plan.id
-                );
-                return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
-            }
-            let (plan, roster, live) = reread(*plan, sessions, &state, &actor).await?;
             (plan, roster, live, false)
         }
         ToApply::Auto(roster) => {
@@ -403,8 +450,43 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
         .filter(|e| e.status == StepStatus::Done)
         .map(|e| e.step)
         .collect();
+    g.emit(Event::Said(format!(
+        "{}: following the roster {} (digest {})",
+        plan.id,
+        crate::text::sanitize(&plan.roster),
+        short(&roster.digest)
+    )));
     if !fresh && let Err(e) = check_drift(&plan, &journal, &done, &live) {
         return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, e).await);
+    }
+    if !fresh {
+        let pending: Vec<&Step> = plan
+            .steps
+            .iter()
+            .filter(|s| !done.contains(&s.index))
+            .collect();
+        let extra = not_called_for(&pending, &roster, &live);
+        if !extra.is_empty() {
+            let lines: Vec<String> = extra
+                .iter()
+                .map(|s| {
+                    format!(
+                        "step {}, {}, is not called for by {}",
+                        s.index,
+                        crate::text::sanitize(&s.action.describe()),
+                        crate::text::sanitize(&plan.roster)
+                    )
+                })
+                .collect();
+            let why = anyhow::anyhow!(
+                "{} has {} step{} that the roster and the apps as read now do not call for; nothing was changed. Run `roster plan` again:\n  {}",
+                plan.id,
+                lines.len(),
+                if lines.len() == 1 { "" } else { "s" },
+                lines.join("\n  ")
+            );
+            return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
+        }
     }
     // Safety, recomputed from the actions against the state just read and the roster's
     // policies; the file's `destructive` and `blocked` are not consulted.
@@ -545,6 +627,7 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
             step,
             if outcome.is_ok() { "done" } else { "failed" },
             detail.as_deref(),
+            instance_of(sessions, step.app),
         );
         state
             .finish_step(
@@ -597,6 +680,7 @@ fn step_log(
     step: &Step,
     outcome: &str,
     detail: Option<&str>,
+    instance: Option<&str>,
 ) -> NewLogEntry {
     let mut log = actor.log(
         step.app.name(),
@@ -606,11 +690,20 @@ fn step_log(
     );
     log.plan_id = Some(plan_id.to_string());
     log.step_key = Some(step.key.clone());
+    log.instance = instance.map(str::to_string);
     log.detail = Some(match detail {
         Some(d) => format!("{}: {d}", step.action.describe()),
         None => step.action.describe(),
     });
     log
+}
+
+/// The instance of `app` that `sessions` reach (its base URL), as log lines record it.
+fn instance_of(sessions: &Sessions, app: App) -> Option<&str> {
+    match app {
+        App::Marketo => sessions.marketo.as_ref().map(|s| s.instance.as_str()),
+        App::Magento => sessions.magento.as_ref().map(|s| s.instance.as_str()),
+    }
 }
 
 /// The app instances `sessions` reach, as a plan's scope records them.
@@ -687,7 +780,7 @@ async fn reconcile_unfinished(
             if let Some((app, instance, userid)) = deleted_account(&step.action, sessions) {
                 close_finished_deletions(events, state, app, &instance, &userid).await?;
             }
-            let log = step_log(actor, &u.plan_id, step, "done", Some(detail));
+            let log = step_log(actor, &u.plan_id, step, "done", Some(detail), ours);
             state
                 .finish_step(
                     &u.plan_id,

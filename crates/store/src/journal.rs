@@ -5,6 +5,7 @@
 //! "already done" counted as success, so a crash at any moment loses nothing and repeats
 //! nothing. The audit log is append-only: SQLite triggers refuse UPDATE and DELETE.
 
+use roster_keys::{KeyError, Keyring, Purpose};
 use sqlx::Row;
 use time::OffsetDateTime;
 
@@ -67,15 +68,18 @@ pub struct LogEntry {
     pub target: String,
     pub outcome: String,
     pub detail: Option<String>,
-    /// The instance of `app` the line's plan was applied to (its Marketo or Magento base
-    /// URL), from the plan's recorded scope: several instances share one state, and the
-    /// same account can be on each. `None` for lines without a plan, or from before the
-    /// scope was recorded. Not part of the line's hash: it is read from the plan.
+    /// The instance of `app` the line was made on (its Marketo or Magento base URL):
+    /// several instances share one state, and the same account can be on each. Part of
+    /// the row and of its hash, like every field `roster log` shows. `None` for lines
+    /// without an instance and for lines written before Roster recorded it in the row.
     pub instance: Option<String>,
     /// The hash of the row before (64 zeros for the first).
     pub prev_hash: String,
     /// SHA-256 over `prev_hash` and this row's content: see [`row_hash`].
     pub hash: String,
+    /// The signing key's signature over `hash` (`ed25519:KEY-ID:BASE64`): what makes the
+    /// chain keyed. Recomputing the hashes after an edit needs the key to sign them again.
+    pub signature: Option<String>,
 }
 
 /// A new audit-log line (the id and time are assigned when it is written).
@@ -90,6 +94,47 @@ pub struct NewLogEntry {
     pub target: String,
     pub outcome: String,
     pub detail: Option<String>,
+    /// The instance of `app` the line is about, if any (see [`LogEntry::instance`]).
+    pub instance: Option<String>,
+}
+
+/// A signed statement of the log's newest row: saved outside the database (by an auditor,
+/// a webhook receiver, a SIEM), it later proves that no row up to it was removed or
+/// changed, which a chain alone cannot (a cut tail leaves a valid chain).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogHead {
+    /// The newest row's id (0 for an empty log).
+    pub id: i64,
+    /// That row's hash (64 zeros for an empty log).
+    pub hash: String,
+    /// When the head was signed, RFC 3339 UTC.
+    #[serde(with = "time::serde::rfc3339")]
+    pub signed_at: OffsetDateTime,
+    /// The id of the key that signed it.
+    pub key_id: String,
+    /// `ed25519:KEY-ID:BASE64` over id, hash and time.
+    pub signature: String,
+}
+
+impl LogHead {
+    fn body(id: i64, hash: &str, at: OffsetDateTime) -> String {
+        format!("{id}\n{hash}\n{}", ms(at))
+    }
+
+    /// Checks the head's own signature.
+    pub fn verify(&self, keys: &Keyring) -> std::result::Result<(), KeyError> {
+        keys.verify(
+            Purpose::LogHead,
+            Self::body(self.id, &self.hash, self.signed_at).as_bytes(),
+            Some(&self.signature),
+            &format!("the log head at row {}", self.id),
+        )
+        .map(|_| ())
+    }
+}
+
+fn approval_body(plan_id: &str, digest: &str, a: &Approval) -> String {
+    serde_json::json!([plan_id, digest, a.by, a.os_user, ms(a.at)]).to_string()
 }
 
 impl StateStore {
@@ -127,9 +172,13 @@ impl StateStore {
         approval: &Approval,
         log: &NewLogEntry,
     ) -> Result<()> {
+        let sig = self.keys()?.sign(
+            Purpose::Approval,
+            approval_body(id, digest, approval).as_bytes(),
+        )?;
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO approvals (plan_id, digest, approved_by, os_user, approved_at) VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO approvals (plan_id, digest, approved_by, os_user, approved_at, sig) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (plan_id, digest) DO NOTHING",
         )
         .bind(id)
@@ -137,27 +186,39 @@ impl StateStore {
         .bind(&approval.by)
         .bind(&approval.os_user)
         .bind(ms(approval.at))
+        .bind(&sig)
         .execute(&mut *tx)
         .await?;
-        insert_log(self.backend, &mut tx, log, approval.at).await?;
+        insert_log(self, &mut tx, log, approval.at).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// The approval of the plan `id` with content `digest`, if there is one.
+    /// The approval of the plan `id` with content `digest`, if there is one. A row whose
+    /// signature does not verify (written or edited by someone without the signing key)
+    /// is an error, never an approval.
     pub async fn approval(&self, id: &str, digest: &str) -> Result<Option<Approval>> {
         let row = sqlx::query(
-            "SELECT approved_by, os_user, approved_at FROM approvals WHERE plan_id = $1 AND digest = $2",
+            "SELECT approved_by, os_user, approved_at, sig FROM approvals WHERE plan_id = $1 AND digest = $2",
         )
         .bind(id)
         .bind(digest)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| Approval {
+        let Some(r) = row else { return Ok(None) };
+        let approval = Approval {
             by: r.get(0),
             os_user: r.get(1),
             at: from_ms(r.get(2)),
-        }))
+        };
+        let sig: Option<String> = r.get(3);
+        self.keys()?.verify(
+            Purpose::Approval,
+            approval_body(id, digest, &approval).as_bytes(),
+            sig.as_deref(),
+            &format!("the approval of {id} recorded for {}", approval.by),
+        )?;
+        Ok(Some(approval))
     }
 
     /// Steps of any plan that started and never finished: a crash between the call and
@@ -245,7 +306,7 @@ impl StateStore {
             .bind(step as i64)
             .execute(&mut *tx)
             .await?;
-        insert_log(self.backend, &mut tx, log, at).await?;
+        insert_log(self, &mut tx, log, at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -271,7 +332,7 @@ impl StateStore {
 
     pub async fn append_log(&self, entry: &NewLogEntry, at: OffsetDateTime) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        insert_log(self.backend, &mut tx, entry, at).await?;
+        insert_log(self, &mut tx, entry, at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -279,10 +340,9 @@ impl StateStore {
     /// The audit log, oldest first, optionally for one plan.
     pub async fn log(&self, plan_id: Option<&str>) -> Result<Vec<LogEntry>> {
         let rows = sqlx::query(
-            "SELECT a.id, a.at, a.actor, a.os_user, a.plan_id, a.step_key, a.app, a.action, a.target, \
-                    a.outcome, a.detail, a.prev_hash, a.hash, p.scope \
-             FROM audit_log a LEFT JOIN plans p ON p.id = a.plan_id \
-             WHERE ($1 IS NULL OR a.plan_id = $1) ORDER BY a.id",
+            "SELECT id, at, actor, os_user, plan_id, step_key, app, action, target, \
+                    outcome, detail, prev_hash, hash, instance, sig \
+             FROM audit_log WHERE ($1 IS NULL OR plan_id = $1) ORDER BY id",
         )
         .bind(plan_id)
         .fetch_all(&self.pool)
@@ -301,56 +361,224 @@ impl StateStore {
                 target: r.get(8),
                 outcome: r.get(9),
                 detail: r.get(10),
-                instance: r.get::<Option<String>, _>(13).and_then(|scope| {
-                    scope_instance(&scope, &r.get::<String, _>(6)).map(String::from)
-                }),
+                instance: r.get(13),
                 prev_hash: r.get::<Option<String>, _>(11).unwrap_or_default(),
                 hash: r.get::<Option<String>, _>(12).unwrap_or_default(),
+                signature: r.get(14),
             })
             .collect())
     }
 
-    /// Checks the whole log's hash chain. `Ok(rows)` when every row chains to the one
-    /// before and its hash matches its content; otherwise where the chain first breaks.
+    /// Checks the whole log with this state's keys: see [`StateStore::verify_log_with`].
     pub async fn verify_log(&self) -> Result<std::result::Result<usize, ChainBreak>> {
-        let entries = self.log(None).await?;
-        let mut prev = GENESIS.to_string();
-        let mut prev_id = 0;
-        for e in &entries {
-            if e.id != prev_id + 1 {
-                return Ok(Err(ChainBreak {
-                    id: e.id,
-                    why: format!(
-                        "rows {} to {} are missing (deleted) before row {}",
-                        prev_id + 1,
-                        e.id - 1,
-                        e.id
-                    ),
-                }));
-            }
-            prev_id = e.id;
-            if e.prev_hash != prev {
-                return Ok(Err(ChainBreak {
-                    id: e.id,
-                    why: format!(
-                        "row {} does not chain to the row before it (a row was removed, inserted or reordered before it)",
-                        e.id
-                    ),
-                }));
-            }
-            if row_hash(&prev, e.id, e.at, &as_new(e)) != e.hash {
-                return Ok(Err(ChainBreak {
-                    id: e.id,
-                    why: format!(
-                        "row {}'s content does not match its hash (the row was edited)",
-                        e.id
-                    ),
-                }));
-            }
-            prev = e.hash.clone();
-        }
-        Ok(Ok(entries.len()))
+        let keys = self.keys()?.clone();
+        self.verify_log_with(&keys, None).await
     }
+
+    /// Checks the whole log: every row chains to the one before, its hash matches its
+    /// content, and its hash is signed by one of `keys` (the public keys suffice, so an
+    /// auditor can run it). With a saved `head`, the rows up to it must all be there and
+    /// unchanged: the one check that catches a cut tail. `Ok(rows)` when all holds;
+    /// otherwise where it first breaks.
+    pub async fn verify_log_with(
+        &self,
+        keys: &Keyring,
+        head: Option<&LogHead>,
+    ) -> Result<std::result::Result<usize, ChainBreak>> {
+        let entries = self.log(None).await?;
+        Ok(verify_entries(&entries, keys, head))
+    }
+
+    /// The log's newest row, signed now: what `roster log head` prints.
+    pub async fn log_head(&self, now: OffsetDateTime) -> Result<LogHead> {
+        let keys = self.keys()?;
+        let last = sqlx::query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        let (id, hash) = match last {
+            Some(r) => (
+                r.get::<i64, _>(0),
+                r.get::<Option<String>, _>(1).unwrap_or_default(),
+            ),
+            None => (0, GENESIS.to_string()),
+        };
+        let now = from_ms(ms(now));
+        let signature = keys.sign(Purpose::LogHead, LogHead::body(id, &hash, now).as_bytes())?;
+        Ok(LogHead {
+            id,
+            hash,
+            signed_at: now,
+            key_id: roster_keys::signature_key_id(&signature)
+                .unwrap_or_default()
+                .to_string(),
+            signature,
+        })
+    }
+
+    /// Signs the rows written before the log was keyed, once: when this state's signing
+    /// key was made just now. Their unkeyed chain must verify first (a broken one is
+    /// refused, never blessed). Rows are not signed again later, whatever their signature
+    /// column says: a stripped signature stays a broken row.
+    pub async fn sign_unsigned_rows(&self) -> Result<usize> {
+        let keys = self.keys()?.clone();
+        let entries = self.log(None).await?;
+        let unsigned: Vec<&LogEntry> = entries.iter().filter(|e| e.signature.is_none()).collect();
+        if unsigned.is_empty() {
+            return Ok(0);
+        }
+        if let Err(b) = verify_chain(&entries) {
+            return Err(StoreError::Corrupt {
+                what: "audit log",
+                detail: format!(
+                    "it cannot be signed because its chain breaks at row {}: {}",
+                    b.id, b.why
+                ),
+            });
+        }
+        let mut tx = self.write_tx().await?;
+        let (off, on) = match self.backend {
+            Backend::Sqlite => (
+                "DROP TRIGGER IF EXISTS audit_log_no_update",
+                "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log \
+                 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+            ),
+            Backend::Postgres => (
+                "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update",
+                "ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update",
+            ),
+        };
+        sqlx::raw_sql(off).execute(&mut *tx).await?;
+        for e in &unsigned {
+            let sig = keys.sign(Purpose::LogRow, e.hash.as_bytes())?;
+            sqlx::query("UPDATE audit_log SET sig = $1 WHERE id = $2 AND sig IS NULL")
+                .bind(&sig)
+                .bind(e.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::raw_sql(on).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(unsigned.len())
+    }
+
+    /// The key id of the newest signed row, if any: a process whose key ring does not
+    /// know it holds the wrong key for this state.
+    pub async fn newest_row_key(&self) -> Result<Option<String>> {
+        let sig: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT sig FROM audit_log WHERE sig IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(sig
+            .flatten()
+            .and_then(|s| roster_keys::signature_key_id(&s).map(String::from)))
+    }
+}
+
+/// The unkeyed checks: ids without gaps, each row chained to the one before and matching
+/// its hash.
+fn verify_chain(entries: &[LogEntry]) -> std::result::Result<(), ChainBreak> {
+    let mut prev = GENESIS.to_string();
+    let mut prev_id = 0;
+    for e in entries {
+        if e.id != prev_id + 1 {
+            return Err(ChainBreak {
+                id: e.id,
+                why: format!(
+                    "rows {} to {} are missing (deleted) before row {}",
+                    prev_id + 1,
+                    e.id - 1,
+                    e.id
+                ),
+            });
+        }
+        prev_id = e.id;
+        if e.prev_hash != prev {
+            return Err(ChainBreak {
+                id: e.id,
+                why: format!(
+                    "row {} does not chain to the row before it (a row was removed, inserted or reordered before it)",
+                    e.id
+                ),
+            });
+        }
+        if row_hash(&prev, e.id, e.at, &as_new(e)) != e.hash {
+            return Err(ChainBreak {
+                id: e.id,
+                why: format!(
+                    "row {}'s content does not match its hash (the row was edited)",
+                    e.id
+                ),
+            });
+        }
+        prev = e.hash.clone();
+    }
+    Ok(())
+}
+
+/// [`verify_chain`], then every row's signature and the saved head.
+pub fn verify_entries(
+    entries: &[LogEntry],
+    keys: &Keyring,
+    head: Option<&LogHead>,
+) -> std::result::Result<usize, ChainBreak> {
+    if let Some(h) = head
+        && let Err(e) = h.verify(keys)
+    {
+        return Err(ChainBreak {
+            id: h.id,
+            why: format!("the saved head cannot be trusted: {e}"),
+        });
+    }
+    verify_chain(entries)?;
+    for e in entries {
+        if let Err(err) = keys.verify(
+            Purpose::LogRow,
+            e.hash.as_bytes(),
+            e.signature.as_deref(),
+            &format!("row {}", e.id),
+        ) {
+            let why = match err {
+                KeyError::Mismatch { .. } => format!(
+                    "row {}'s signature does not match its hash (the row was edited and its hashes recomputed without the signing key)",
+                    e.id
+                ),
+                KeyError::Unsigned { .. } => format!(
+                    "row {} is not signed (written or altered by something other than Roster)",
+                    e.id
+                ),
+                other => other.to_string(),
+            };
+            return Err(ChainBreak { id: e.id, why });
+        }
+    }
+    if let Some(h) = head
+        && h.id > 0
+    {
+        match entries.iter().find(|e| e.id == h.id) {
+            None => {
+                let last = entries.last().map_or(0, |e| e.id);
+                return Err(ChainBreak {
+                    id: h.id,
+                    why: format!(
+                        "row {} of the saved head is missing: the log ends at row {last}, so rows were removed from its end",
+                        h.id
+                    ),
+                });
+            }
+            Some(e) if e.hash != h.hash => {
+                return Err(ChainBreak {
+                    id: h.id,
+                    why: format!(
+                        "row {} is not the row the saved head names (its hash differs): the log was rewritten",
+                        h.id
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(entries.len())
 }
 
 /// Where a log's hash chain breaks.
@@ -403,13 +631,15 @@ fn as_new(e: &LogEntry) -> NewLogEntry {
         target: e.target.clone(),
         outcome: e.outcome.clone(),
         detail: e.detail.clone(),
+        instance: e.instance.clone(),
     }
 }
 
 /// SHA-256 over the previous row's hash and this row's fields, encoded as one JSON array
-/// so no two different rows serialise alike.
+/// so no two different rows serialise alike. The instance joins the array when there is
+/// one, so rows written before it was recorded keep the hashes they had.
 pub fn row_hash(prev: &str, id: i64, at: OffsetDateTime, e: &NewLogEntry) -> String {
-    let text = serde_json::json!([
+    let mut fields = serde_json::json!([
         prev,
         id,
         ms(at),
@@ -422,9 +652,14 @@ pub fn row_hash(prev: &str, id: i64, at: OffsetDateTime, e: &NewLogEntry) -> Str
         e.target,
         e.outcome,
         e.detail
-    ])
-    .to_string();
-    roster_domain::sha256::hex(text.as_bytes())
+    ]);
+    if let Some(instance) = &e.instance {
+        fields
+            .as_array_mut()
+            .expect("an array")
+            .push(instance.as_str().into());
+    }
+    roster_domain::sha256::hex(fields.to_string().as_bytes())
 }
 
 /// Fills in the chain for rows written before the log was chained (schema step 4).
@@ -456,6 +691,7 @@ pub(crate) async fn backfill_chain(tx: &mut sqlx::Transaction<'_, sqlx::Any>) ->
             target: r.get(8),
             outcome: r.get(9),
             detail: r.get(10),
+            instance: None,
         };
         let hash = row_hash(&prev, id, from_ms(r.get(1)), &entry);
         sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE id = $3")
@@ -478,11 +714,13 @@ pub(crate) async fn backfill_chain(tx: &mut sqlx::Transaction<'_, sqlx::Any>) ->
 /// Appends a row chained to the last one. Callers hold an IMMEDIATE transaction, so no
 /// other writer can slip a row in between reading the last hash and writing this one.
 pub(crate) async fn insert_log(
-    backend: Backend,
+    store: &StateStore,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     entry: &NewLogEntry,
     at: OffsetDateTime,
 ) -> Result<()> {
+    let backend = store.backend;
+    let keys = store.keys()?;
     let last = sqlx::query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
         .fetch_optional(&mut **tx)
         .await?;
@@ -516,9 +754,11 @@ pub(crate) async fn insert_log(
             .execute(&mut **tx)
             .await?;
     }
+    let at = from_ms(ms(at));
     let hash = row_hash(&prev, id, at, entry);
+    let sig = keys.sign(Purpose::LogRow, hash.as_bytes())?;
     sqlx::query(
-        "INSERT INTO audit_log (id, at, actor, os_user, plan_id, step_key, app, action, target, outcome, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "INSERT INTO audit_log (id, at, actor, os_user, plan_id, step_key, app, action, target, outcome, detail, prev_hash, hash, instance, sig) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(id)
     .bind(ms(at))
@@ -533,6 +773,8 @@ pub(crate) async fn insert_log(
     .bind(&entry.detail)
     .bind(&prev)
     .bind(&hash)
+    .bind(&entry.instance)
+    .bind(&sig)
     .execute(&mut **tx)
     .await?;
     Ok(())

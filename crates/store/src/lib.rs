@@ -34,12 +34,13 @@ use time::{Date, OffsetDateTime};
 pub use console::{ConsoleSession, ConsoleUser, OIDC_ACCOUNT};
 pub use inventories::InventorySummary;
 pub use journal::{
-    Approval, ChainBreak, GENESIS, JournalEntry, LogEntry, NewLogEntry, StepStatus, Unfinished,
-    row_hash,
+    Approval, ChainBreak, GENESIS, JournalEntry, LogEntry, LogHead, NewLogEntry, StepStatus,
+    Unfinished, row_hash, verify_entries,
 };
 pub use leadership::SessionLock;
 pub use pacing::{Admission, PacingLimits};
 pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
+pub use roster_keys::{KeyError, Keyring};
 pub use scim::{ScimConnection, ScimKey, ScimResource, ScimWriteError};
 pub use service::{
     ApiToken, Delivery, JOB_SCHEMA, QueuedJobs, RestoreRequest, Run, RunEnd, ServicePlan,
@@ -96,6 +97,12 @@ pub enum StoreError {
     NotEmpty { place: String, table: String },
     #[error("Roster's state file holds a record it cannot read ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
+    #[error(
+        "Roster's state was opened without its signing key, which signs and checks the audit log, plans and approvals; this is a bug in the caller"
+    )]
+    NoKeys,
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -114,6 +121,9 @@ pub struct StateStore {
     backend: Backend,
     /// The SQLite file, or the database's URL without its password.
     path: PathBuf,
+    /// The signing key (and the retired public keys) that sign and check the audit log
+    /// and approvals. Kept outside the database: see `roster_keys`.
+    keys: Option<Keyring>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -286,6 +296,7 @@ impl StateStore {
             pool,
             backend: Backend::Sqlite,
             path,
+            keys: None,
         };
         store.migrate().await?;
         drop(guard);
@@ -325,6 +336,7 @@ impl StateStore {
             pool,
             backend: Backend::Postgres,
             path: PathBuf::from(&shown),
+            keys: None,
         };
         store.migrate().await?;
         Ok(store)
@@ -336,6 +348,18 @@ impl StateStore {
             Some(url) => Self::connect(url).await,
             None => Self::open(dir).await,
         }
+    }
+
+    /// The same state, signing and checking with `keys`. Every write of the audit log or
+    /// of an approval needs a key ring that signs.
+    pub fn with_keys(mut self, keys: Keyring) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// The key ring this state was opened with.
+    pub fn keys(&self) -> Result<&Keyring> {
+        self.keys.as_ref().ok_or(StoreError::NoKeys)
     }
 
     /// The SQLite file, or the PostgreSQL URL (without its password).
@@ -870,7 +894,10 @@ mod tests {
     impl Place {
         async fn open(&self) -> StateStore {
             match self {
-                Place::Sqlite(dir) => StateStore::open(dir.path()).await.unwrap(),
+                Place::Sqlite(dir) => StateStore::open(dir.path())
+                    .await
+                    .unwrap()
+                    .with_keys(testing::keys()),
                 Place::Postgres(db) => db.store().await.unwrap(),
             }
         }
@@ -1169,7 +1196,7 @@ mod tests {
                 // gives its id back: the next row follows on, with no gap to read as a
                 // deleted row.
                 let mut tx = store.write_tx().await.unwrap();
-                journal::insert_log(store.backend, &mut tx, &NewLogEntry::default(), at)
+                journal::insert_log(&store, &mut tx, &NewLogEntry::default(), at)
                     .await
                     .unwrap();
                 tx.rollback().await.unwrap();
@@ -1202,6 +1229,127 @@ mod tests {
                 let broken = store.verify_log().await.unwrap().unwrap_err();
                 assert_eq!(broken.id, 4);
                 assert!(broken.why.contains("missing"), "{}", broken.why);
+            },
+        )
+        .await;
+    }
+
+    /// The chain is keyed: with the triggers off, an edit whose hashes are recomputed with
+    /// the public formula, a stripped signature, a cut tail (against a saved head) and a
+    /// forged approval row are each caught; the instance is inside what is signed.
+    #[tokio::test]
+    async fn the_keyed_log_catches_recomputed_hashes_cut_tails_and_forged_approvals() {
+        on_both(
+            "the_keyed_log_catches_recomputed_hashes_cut_tails",
+            |place| async move {
+                let store = place.open().await;
+                let at = datetime!(2026-11-23 10:00 UTC);
+                for n in 0..4 {
+                    let entry = NewLogEntry {
+                        actor: "ana".into(),
+                        target: format!("user{n}@acme.example"),
+                        outcome: "done".into(),
+                        instance: Some("https://acme.mktorest.example".into()),
+                        ..NewLogEntry::default()
+                    };
+                    store.append_log(&entry, at).await.unwrap();
+                }
+                assert_eq!(store.verify_log().await.unwrap(), Ok(4));
+                let head = store.log_head(at).await.unwrap();
+                assert_eq!(head.id, 4);
+                assert!(head.verify(&testing::keys()).is_ok());
+                let unguard = match store.backend {
+                    Backend::Sqlite => {
+                        "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;"
+                    }
+                    Backend::Postgres => "ALTER TABLE audit_log DISABLE TRIGGER USER",
+                };
+                sqlx::raw_sql(unguard).execute(&store.pool).await.unwrap();
+                let original = store.log(None).await.unwrap();
+                // Rewrite row 2's instance and recompute every hash from it on, as the
+                // public formula allows.
+                let recompute = |instance: &'static str| {
+                    let store = store.clone();
+                    let original = original.clone();
+                    async move {
+                        let mut prev = original[0].hash.clone();
+                        for e in &original[1..] {
+                            let mut new = journal::LogEntry { ..e.clone() };
+                            if e.id == 2 {
+                                new.instance = Some(instance.into());
+                            }
+                            let hash = row_hash(&prev, e.id, e.at, &NewLogEntry {
+                                actor: new.actor.clone(),
+                                os_user: new.os_user.clone(),
+                                plan_id: new.plan_id.clone(),
+                                step_key: new.step_key.clone(),
+                                app: new.app.clone(),
+                                action: new.action.clone(),
+                                target: new.target.clone(),
+                                outcome: new.outcome.clone(),
+                                detail: new.detail.clone(),
+                                instance: new.instance.clone(),
+                            });
+                            sqlx::query("UPDATE audit_log SET instance = $1, prev_hash = $2, hash = $3 WHERE id = $4")
+                                .bind(&new.instance)
+                                .bind(&prev)
+                                .bind(&hash)
+                                .bind(e.id)
+                                .execute(&store.pool)
+                                .await
+                                .unwrap();
+                            prev = hash;
+                        }
+                    }
+                };
+                recompute("https://evil.example").await;
+                let broken = store.verify_log().await.unwrap().unwrap_err();
+                assert_eq!(broken.id, 2);
+                assert!(broken.why.contains("signature"), "{}", broken.why);
+                recompute("https://acme.mktorest.example").await;
+                assert_eq!(store.verify_log().await.unwrap(), Ok(4));
+                // A stripped signature is never taken for a row from before the key.
+                sqlx::query("UPDATE audit_log SET sig = NULL WHERE id = 3")
+                    .execute(&store.pool)
+                    .await
+                    .unwrap();
+                let broken = store.verify_log().await.unwrap().unwrap_err();
+                assert_eq!(broken.id, 3);
+                assert!(broken.why.contains("not signed"), "{}", broken.why);
+                sqlx::query("UPDATE audit_log SET sig = $1 WHERE id = 3")
+                    .bind(&original[2].signature)
+                    .execute(&store.pool)
+                    .await
+                    .unwrap();
+                // A cut tail leaves a valid chain; the saved head catches it.
+                sqlx::query("DELETE FROM audit_log WHERE id = 4")
+                    .execute(&store.pool)
+                    .await
+                    .unwrap();
+                let keys = testing::keys();
+                assert_eq!(store.verify_log_with(&keys, None).await.unwrap(), Ok(3));
+                let broken = store.verify_log_with(&keys, Some(&head)).await.unwrap().unwrap_err();
+                assert!(broken.why.contains("removed from its end"), "{}", broken.why);
+                // A head edited to name an earlier row does not verify.
+                let mut forged = head.clone();
+                forged.id = 3;
+                forged.hash = original[2].hash.clone();
+                let broken = store.verify_log_with(&keys, Some(&forged)).await.unwrap().unwrap_err();
+                assert!(broken.why.contains("cannot be trusted"), "{}", broken.why);
+                // An approval row written without the key is refused, not taken.
+                sqlx::query(
+                    "INSERT INTO approvals (plan_id, digest, approved_by, os_user, approved_at, sig) VALUES ('plan-x', 'd', 'mallory', 'root', 0, NULL)",
+                )
+                .execute(&store.pool)
+                .await
+                .unwrap();
+                let err = store.approval("plan-x", "d").await.unwrap_err();
+                assert!(err.to_string().contains("no signature"), "{err}");
+                // Another key's state: a different key ring does not verify these rows.
+                let other = store.clone().with_keys(Keyring::ephemeral());
+                let broken = other.verify_log().await.unwrap().unwrap_err();
+                assert_eq!(broken.id, 1);
+                assert!(broken.why.contains("neither"), "{}", broken.why);
             },
         )
         .await;
@@ -1299,7 +1447,10 @@ mod tests {
     #[tokio::test]
     async fn an_export_imports_whole_into_an_empty_state_of_either_kind() {
         let dir = tempfile::tempdir().unwrap();
-        let source = StateStore::open(&dir.path().join("a")).await.unwrap();
+        let source = StateStore::open(&dir.path().join("a"))
+            .await
+            .unwrap()
+            .with_keys(testing::keys());
         let at = datetime!(2026-11-23 10:00 UTC);
         source
             .add_quota_used("marketo", "i1", date!(2026 - 11 - 23), 42)
@@ -1371,19 +1522,28 @@ mod tests {
             assert!(err.to_string().contains("empty state only"), "{err}");
             target
         }
-        let sqlite = StateStore::open(&dir.path().join("b")).await.unwrap();
+        let sqlite = StateStore::open(&dir.path().join("b"))
+            .await
+            .unwrap()
+            .with_keys(testing::keys());
         check(&file, &t, tomb, at, sqlite).await;
         if let Some(db) = testing::TestDatabase::create("transfer").await {
             let pg = check(&file, &t, tomb, at, db.store().await.unwrap()).await;
             // And back: PostgreSQL to a new SQLite file.
             let mut again = Vec::new();
             assert_eq!(pg.export(&mut again).await.unwrap().rows(), 7);
-            let back = StateStore::open(&dir.path().join("c")).await.unwrap();
+            let back = StateStore::open(&dir.path().join("c"))
+                .await
+                .unwrap()
+                .with_keys(testing::keys());
             assert_eq!(back.import(&again[..]).await.unwrap().rows(), 7);
             assert_eq!(back.verify_log().await.unwrap(), Ok(4));
         }
         // A bad line: nothing of the file goes in.
-        let empty = StateStore::open(&dir.path().join("d")).await.unwrap();
+        let empty = StateStore::open(&dir.path().join("d"))
+            .await
+            .unwrap()
+            .with_keys(testing::keys());
         let mut broken = file.clone();
         broken.extend_from_slice(b"{\"table\": \"nope\", \"row\": {}}\n");
         let err = empty.import(&broken[..]).await.unwrap_err();

@@ -217,6 +217,11 @@ pub const STEPS: &[&str] = &[
     // 10: which app instances a plan was applied to (`marketo=acme;magento=shop`): a run of
     // one instance settles only its own interrupted steps.
     "ALTER TABLE plans ADD COLUMN scope TEXT;",
+    // 11: the keyed log: each row records its instance (inside its hash) and a signature
+    // over its hash; approvals are signed too (see `roster_keys`).
+    "ALTER TABLE audit_log ADD COLUMN instance TEXT;
+    ALTER TABLE audit_log ADD COLUMN sig TEXT;
+    ALTER TABLE approvals ADD COLUMN sig TEXT;",
 ];
 
 /// The same schema on PostgreSQL, as its own ordered list (a `roster_schema` row records how
@@ -443,4 +448,8 @@ pub const PG_STEPS: &[&str] = &[
         last_id BIGINT NOT NULL
     );
     INSERT INTO audit_log_head (one, last_id) SELECT 1, COALESCE(MAX(id), 0) FROM audit_log;",
+    // 5: SQLite's step 11.
+    "ALTER TABLE audit_log ADD COLUMN instance TEXT;
+    ALTER TABLE audit_log ADD COLUMN sig TEXT;
+    ALTER TABLE approvals ADD COLUMN sig TEXT;",
 ];

@@ -10,6 +10,13 @@ use sqlx::{ConnectOptions, Executor};
 
 use crate::{Result, StateStore};
 
+/// One signing key for every test of this process (made in memory), so states a test
+/// opens twice verify alike.
+pub fn keys() -> roster_keys::Keyring {
+    static KEYS: std::sync::OnceLock<roster_keys::Keyring> = std::sync::OnceLock::new();
+    KEYS.get_or_init(roster_keys::Keyring::ephemeral).clone()
+}
+
 /// The admin URL tests create their databases through, if PostgreSQL tests are to run.
 pub fn server() -> Option<String> {
     match std::env::var("ROSTER_TEST_POSTGRES") {
@@ -64,8 +71,9 @@ impl TestDatabase {
         })
     }
 
+    /// The database as a state, signing with [`keys`].
     pub async fn store(&self) -> Result<StateStore> {
-        StateStore::connect(&self.url).await
+        Ok(StateStore::connect(&self.url).await?.with_keys(keys()))
     }
 }
 
