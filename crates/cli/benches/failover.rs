@@ -87,6 +87,8 @@ fn roster(dir: &Path, db: &str, state: &str) -> Command {
     cmd.env_remove("ROSTER_LOG")
         .env("ROSTER_CONFIG", dir.join("roster.toml"))
         .env("ROSTER_STATE", dir.join(state))
+        // One key for the fleet, as on hosts sharing a database.
+        .env("ROSTER_SIGNING_KEY_FILE", dir.join("signing.key"))
         .env("ROSTER_DATABASE_URL", db)
         .env("HOME", dir);
     cmd
@@ -369,6 +371,10 @@ async fn shared_audits(
                 .env_remove("ROSTER_LOG")
                 .env("HOME", root)
                 .env("ROSTER_STATE", root.join(format!("pacing-{processes}-{p}")))
+                .env(
+                    "ROSTER_SIGNING_KEY_FILE",
+                    root.join(format!("pacing-{processes}.key")),
+                )
                 .env("ROSTER_DATABASE_URL", &db.url)
                 .env("ROSTER_MARKETO_URL", sandbox.base_url())
                 .env("ROSTER_MARKETO_CLIENT_ID", "failover")

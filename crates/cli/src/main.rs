@@ -86,7 +86,7 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
             lock::set_writer(what, cli.lock_wait);
             let held = match cli.database.as_deref() {
                 // A shared database: the lock is in it, so processes on every machine wait.
-                Some(url) => match connect::open_state(None, Some(url)).await {
+                Some(url) => match connect::open_state(Some(&dir), Some(url)).await {
                     Ok(store) => lock::database(&store, what, cli.lock_wait)
                         .await
                         .map(|_held| StateLock::Database { _held }),

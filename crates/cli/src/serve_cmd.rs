@@ -53,7 +53,8 @@ pub async fn serve(
     let mut writer = None;
     let _held = match database {
         Some(url) => {
-            let store = connect::open_state(None, Some(url)).await?;
+            // The state folder still matters with a database: the signing key is there.
+            let store = connect::open_state(Some(&dir), Some(url)).await?;
             let me = lock::holder_name("roster serve");
             let mut said = false;
             writer = Some(loop {

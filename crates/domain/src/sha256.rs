@@ -17,7 +17,7 @@ fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// An `io::Write` that hashes what is written: serialise straight into it.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Writer(Sha256);
 
 impl Writer {

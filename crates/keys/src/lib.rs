@@ -465,7 +465,20 @@ fn create(path: &Path) -> Result<SigningKey> {
         })?;
     }
     let (key, der) = SigningKey::generate();
-    write_file(path, pem(&der).as_bytes(), 0o600, true)?;
+    // Written whole beside it, then linked into place: processes starting together on
+    // one shared key file never read a half-written key, and the link fails (as
+    // AlreadyExists) for all but the first.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".new-{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    write_file(&tmp, pem(&der).as_bytes(), 0o600, true)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked.map_err(|source| KeyError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(key)
 }
 

@@ -229,7 +229,7 @@ impl Modify for BearerAuth {
         title = "Roster service API",
         description = "Roster keeps the user accounts of Marketo and Magento in line with a roster. This API follows and steers `roster serve`: instances, who has which access, runs, plans awaiting approval, the audit log, tombstones and webhook deliveries. Every request needs `Authorization: Bearer TOKEN` (`roster serve token create`); roles: viewer < operator < approver < admin."
     ),
-    paths(instances, reconcile, runs, run, plans, plan, approve, reject, log, tombstones,
+    paths(instances, reconcile, runs, run, plans, plan, approve, reject, log, log_head, tombstones,
         restore_tombstone, restores, approve_restore, reject_restore, deliveries,
         crate::access::access_api, crate::access::person_api),
     components(schemas(PlanStatus, ErrorBody)),
@@ -252,6 +252,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/plans/{id}/approve", post(approve))
         .route("/plans/{id}/reject", post(reject))
         .route("/log", get(log))
+        .route("/log/head", get(log_head))
         .route("/tombstones", get(tombstones))
         .route("/tombstones/{id}/restore", post(restore_tombstone))
         .route("/restores", get(restores))
@@ -422,16 +423,36 @@ async fn plans(
     }))
 }
 
+async fn held_body(shared: &Shared, id: &str) -> ApiResult<(roster_store::ServicePlan, String)> {
+    shared.store.held_plan(id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no plan {id:?} held by the service; GET /api/v1/plans lists them"
+        ))
+    })
+}
+
+/// The service's record of a held plan (its status and who asked), without its body.
+async fn held_record(shared: &Shared, id: &str) -> ApiResult<roster_store::ServicePlan> {
+    Ok(held_body(shared, id).await?.0)
+}
+
+/// A held plan, checked against the signature the service gave it when it held it.
 pub(crate) async fn held(
     shared: &Shared,
     id: &str,
 ) -> ApiResult<(roster_store::ServicePlan, Plan)> {
-    let (held, body) = shared.store.held_plan(id).await?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "no plan {id:?} held by the service; GET /api/v1/plans lists them"
-        ))
-    })?;
+    let (held, body) = held_body(shared, id).await?;
     let plan: Plan = serde_json::from_str(&body).map_err(ApiError::internal)?;
+    // Shown and approved only as the service signed it when it held it.
+    let keys = shared.store.keys().map_err(ApiError::internal)?;
+    roster_engine::planning::verify_signature(&plan, keys, &format!("the held plan {id}"))
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "plan_not_trusted",
+                format!("{e:#} (its record in the database was changed)"),
+            )
+        })?;
     Ok((held, plan))
 }
 
@@ -545,11 +566,6 @@ pub(crate) async fn approve_plan(
         return Err(not_pending(id, &held.status));
     }
     four_eyes(shared, &held.requested_by, caller, id)?;
-    if plan.content_digest() != plan.digest {
-        return Err(ApiError::internal(format!(
-            "{id} does not match its digest"
-        )));
-    }
     let worker = shared.workers.get(&held.instance).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -634,7 +650,8 @@ pub(crate) async fn reject_plan(
     d: &Decision,
 ) -> ApiResult<Decided> {
     caller.must_be(Role::Approver, "rejecting a plan")?;
-    let (held, _) = held(shared, id).await?;
+    // A plan that no longer verifies can still be turned down: refusing is always safe.
+    let held = held_record(shared, id).await?;
     if held.status != "pending" {
         return Err(not_pending(id, &held.status));
     }
@@ -692,6 +709,30 @@ async fn log(
     let entries = shared.store.log(q.plan.as_deref()).await?;
     Ok(Json(Log {
         log: entries.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// The log's head: kept outside Roster (by an auditor, a SIEM), `roster log verify --head`
+/// later proves no line up to it was removed or changed.
+#[utoipa::path(get, path = "/api/v1/log/head", tag = "audit",
+    responses((status = 200, body = LogHeadView)))]
+async fn log_head(
+    State(shared): State<Arc<Shared>>,
+    _caller: Caller,
+) -> ApiResult<Json<LogHeadView>> {
+    let head = shared.store.log_head(OffsetDateTime::now_utc()).await?;
+    // The store's own form (the time as `time` writes RFC 3339, to the millisecond the
+    // signature covers), so a saved response is a head file `log verify --head` reads.
+    let signed_at = head
+        .signed_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(ApiError::internal)?;
+    Ok(Json(LogHeadView {
+        id: head.id,
+        hash: head.hash,
+        signed_at,
+        key_id: head.key_id,
+        signature: head.signature,
     }))
 }
 

@@ -330,7 +330,18 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "invitation.expiring",
     "quota.low",
     "scim.conflict",
+    "log.head",
 ];
+
+/// The events a webhook gets when it names none: all but `log.head`, which is for a
+/// receiver that keeps the log's heads, not for people.
+fn default_events() -> Vec<String> {
+    WEBHOOK_EVENTS
+        .iter()
+        .filter(|e| **e != "log.head")
+        .map(|e| e.to_string())
+        .collect()
+}
 
 /// One notification endpoint.
 #[derive(Clone)]
@@ -685,10 +696,7 @@ impl ServeConfig {
             let label = format!("webhook.{name}");
             let secret = secret(&label, "secret", None, w.secret_env.as_ref(), w.secret_file.as_ref(), &base)?
                 .ok_or_else(|| format!("[{label}] has no secret_env or secret_file (the key deliveries are signed with)"))?;
-            let events = w
-                .events
-                .clone()
-                .unwrap_or_else(|| WEBHOOK_EVENTS.iter().map(|e| e.to_string()).collect());
+            let events = w.events.clone().unwrap_or_else(default_events);
             if let Some(bad) = events
                 .iter()
                 .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))

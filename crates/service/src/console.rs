@@ -658,9 +658,14 @@ async fn plan_page(
     let (held, plan): (roster_store::ServicePlan, Plan) = match api::held(shared, id).await {
         Ok(x) => x,
         Err(e) => {
+            let title = if e.status() == StatusCode::NOT_FOUND {
+                "Not found"
+            } else {
+                "This plan cannot be trusted"
+            };
             return message_page(
                 e.status(),
-                "Not found",
+                title,
                 e.message(),
                 Some(("/console/plans", "Plans")),
             );

@@ -51,6 +51,8 @@ pub struct Shared {
     /// Runs this process may work on at once (`parallel_runs`), for the in-process
     /// workers; the shared queue takes no more jobs than that instead.
     pub run_slots: tokio::sync::Semaphore,
+    /// The newest audit-log row a `log.head` webhook was sent for.
+    pub log_head_sent: std::sync::atomic::AtomicI64,
 }
 
 /// Where runs are queued: in this process (the SQLite state: one service), or in the
@@ -75,6 +77,36 @@ impl Shared {
         if let Ok(pending) = self.store.held_plans(Some("pending")).await {
             self.metrics
                 .set("roster_pending_approvals", &[], pending.len() as f64);
+        }
+    }
+
+    /// After a run: the log's newest row, signed, as a gauge and (when it moved on) a
+    /// `log.head` webhook, so that a receiver outside this host keeps heads that
+    /// `roster log verify --head` checks a cut tail against.
+    pub async fn announce_log_head(&self) {
+        let head = match self.store.log_head(OffsetDateTime::now_utc()).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!("cannot sign the audit log's head: {e}");
+                return;
+            }
+        };
+        self.metrics
+            .set("roster_audit_log_rows", &[], head.id as f64);
+        let before = self
+            .log_head_sent
+            .fetch_max(head.id, std::sync::atomic::Ordering::SeqCst);
+        if head.id > before {
+            self.notifier.notify(
+                "log.head",
+                None,
+                format!(
+                    "the audit log's newest line is {} (hash {})",
+                    head.id,
+                    roster_engine::planning::short(&head.hash)
+                ),
+                serde_json::to_value(&head).unwrap_or_default(),
+            );
         }
     }
 }
@@ -177,6 +209,7 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
         inventories: access::InventoryCache::default(),
         queue,
         run_slots: tokio::sync::Semaphore::new(parallel_runs),
+        log_head_sent: std::sync::atomic::AtomicI64::new(0),
     });
     shared.refresh_pending_gauge().await;
     let mut tasks = tokio::task::JoinSet::new();

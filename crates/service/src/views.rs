@@ -389,3 +389,18 @@ pub struct RestoreAsked {
     /// False when a request for this tombstone was already waiting (that one is returned).
     pub created: bool,
 }
+
+/// The audit log's newest line, signed now with the service's key.
+#[derive(Serialize, ToSchema)]
+pub struct LogHeadView {
+    /// The newest line's id (0 for an empty log).
+    pub id: i64,
+    /// That line's hash.
+    pub hash: String,
+    /// When it was signed, RFC 3339 UTC.
+    pub signed_at: String,
+    /// The signing key's id.
+    pub key_id: String,
+    /// `ed25519:KEY-ID:BASE64`.
+    pub signature: String,
+}

@@ -316,6 +316,7 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) -> 
         tracing::error!(instance = %inst.name, run = id, "cannot record the run's end: {e}");
     }
     shared.refresh_pending_gauge().await;
+    shared.announce_log_head().await;
     match &ended.error {
         Some(e) => {
             tracing::warn!(instance = %inst.name, run = id, outcome = ended.outcome, "run ended: {}: {e}", ended.summary)
@@ -466,8 +467,12 @@ async fn hold(shared: &Shared, inst: &Instance, plan: &Plan, requested_by: &str)
             )
             .await?;
     }
+    // Signed as `roster plan --out` signs a file: what approvers see and what runs once
+    // they approve must be this plan, not one rewritten in the database meanwhile.
+    let mut signed = plan.clone();
+    planning::sign(&mut signed, store.keys()?)?;
     store
-        .save_plan(&plan.id, plan.created_at, &serde_json::to_string(plan)?)
+        .save_plan(&plan.id, plan.created_at, &serde_json::to_string(&signed)?)
         .await?;
     store
         .hold_plan(&ServicePlan {
@@ -750,6 +755,29 @@ async fn keep_inventory(
     }
 }
 
+/// The approved plan, only if the database's word for it can be checked: the plan is
+/// the one the service signed when it held it, and its approval is a signed record of
+/// someone other than whoever asked for it. A `status` set to approved in the database,
+/// or a job queued by hand, approves nothing.
+async fn trusted_approved(
+    store: &roster_store::StateStore,
+    plan_id: &str,
+    body: &str,
+) -> Result<Plan> {
+    let plan: Plan = serde_json::from_str(body).context("reading the held plan")?;
+    planning::verify_signature(&plan, store.keys()?, &format!("the held plan {plan_id}"))?;
+    match store.approval(plan_id, &plan.digest).await {
+        Ok(Some(_)) => Ok(plan),
+        Ok(None) => anyhow::bail!(
+            "{plan_id} is marked approved, but no approval of its content ({}) is on record: the database was changed by hand; approve it again through the API or the console",
+            planning::short(&plan.digest)
+        ),
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "the approval of {plan_id} on record cannot be trusted"
+        ))),
+    }
+}
+
 async fn apply_approved(
     shared: &Arc<Shared>,
     inst: &Instance,
@@ -759,17 +787,19 @@ async fn apply_approved(
 ) -> Ended {
     let store = &shared.store;
     let approved: Plan = match store.held_plan(plan_id).await {
-        Ok(Some((held, body))) if held.status == "approved" => match serde_json::from_str(&body) {
-            Ok(p) => p,
-            Err(e) => {
-                return Ended::err(
-                    "failed",
-                    Some(plan_id.into()),
-                    "cannot read the plan",
-                    &e.into(),
-                );
+        Ok(Some((held, body))) if held.status == "approved" => {
+            match trusted_approved(store, plan_id, &body).await {
+                Ok(p) => p,
+                Err(e) => {
+                    return Ended::err(
+                        "refused",
+                        Some(plan_id.into()),
+                        "refused to apply it; nothing was changed",
+                        &e,
+                    );
+                }
             }
-        },
+        }
         Ok(_) => {
             return Ended::ok(
                 "done",

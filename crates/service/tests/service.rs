@@ -717,6 +717,156 @@ async fn leavers_wait_for_a_second_approver_and_joiners_are_invited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_plan_rewritten_in_the_database_is_neither_shown_nor_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    let (hook_addr, received) = receiver().await;
+    // SAFETY: this test's own variable.
+    unsafe { std::env::set_var("ROSTER_TEST_HOOK_SECRET_HELD", "hook-secret") };
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    let extra = format!(
+        "\n[webhook.heads]\nurl = \"http://{hook_addr}/hook\"\nsecret_env = \"ROSTER_TEST_HOOK_SECRET_HELD\"\nevents = [\"log.head\"]\n"
+    );
+    let svc = Service::start(
+        dir.path(),
+        &config(&sandbox, "ROSTER_TEST_SECRET_HELD", "1h", &extra),
+        "ROSTER_TEST_SECRET_HELD",
+    )
+    .await;
+    let viewer = svc.token("auditor", "viewer").await;
+    let bob = svc.token("bob", "approver").await;
+    let first = svc
+        .run_where(&viewer, "scheduled at start", |r| {
+            r["trigger"] == "schedule"
+        })
+        .await;
+    assert_eq!(first["outcome"], "awaiting_approval", "{first:#}");
+    let id = first["plan_id"].as_str().unwrap().to_string();
+
+    // Someone with write access to the database (not to the service's key) adds the
+    // deletion of the protected admin to the held plan, its digest made anew.
+    let store = svc.store().await;
+    let (_, signed_body) = store.held_plan(&id).await.unwrap().unwrap();
+    let mut plan: roster_domain::plan::Plan = serde_json::from_str(&signed_body).unwrap();
+    assert!(plan.signature.is_some(), "held plans are signed");
+    let mut step = plan.steps[0].clone();
+    step.index = plan.steps.len() + 1;
+    step.key = format!("{}/{}/forged", plan.id, step.index);
+    step.action = roster_domain::plan::Action::MarketoDelete {
+        userid: "ada.lovelace@acme.example".into(),
+    };
+    plan.steps.push(step);
+    plan.digest = plan.content_digest();
+    sqlx::any::install_default_drivers();
+    let url = match &svc.database {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", svc.state.join("roster.sqlite").display()),
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE plans SET body = $1 WHERE id = $2")
+        .bind(serde_json::to_string(&plan).unwrap())
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let (status, shown) = svc.get(&viewer, &format!("/api/v1/plans/{id}")).await;
+    assert_eq!(
+        (status, shown["error"]["code"].as_str()),
+        (409, Some("plan_not_trusted")),
+        "{shown:#}"
+    );
+    assert!(
+        shown["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not match its signature")),
+        "{shown:#}"
+    );
+    let (status, body) = svc
+        .post(&bob, &format!("/api/v1/plans/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(status, 409, "{body:#}");
+    let (_, held) = svc.get(&viewer, "/api/v1/plans?status=pending").await;
+    assert!(held.to_string().contains(&id), "still pending: {held:#}");
+    assert!(marketo_has(&sandbox, "ada.lovelace@acme.example").await);
+    assert!(marketo_has(&sandbox, "katherine.johnson@acme.example").await);
+
+    // Put back as the service signed it, the plan is shown and approved again.
+    sqlx::query("UPDATE plans SET body = $1 WHERE id = $2")
+        .bind(&signed_body)
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (status, _) = svc.get(&viewer, &format!("/api/v1/plans/{id}")).await;
+    assert_eq!(status, 200);
+    let (status, body) = svc
+        .post(&bob, &format!("/api/v1/plans/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(status, 202, "{body:#}");
+    let applied = svc
+        .run_where(&viewer, "applying the approval", |r| {
+            r["trigger"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(&format!("approval:{id}")))
+        })
+        .await;
+    assert_eq!(applied["outcome"], "done", "{applied:#}");
+    assert!(!marketo_has(&sandbox, "katherine.johnson@acme.example").await);
+    assert!(marketo_has(&sandbox, "ada.lovelace@acme.example").await);
+
+    // The log's head, signed: it proves every line up to it, and nothing else verifies.
+    let (status, head) = svc.get(&viewer, "/api/v1/log/head").await;
+    assert_eq!(status, 200, "{head:#}");
+    let head: roster_store::LogHead = serde_json::from_value(head).unwrap();
+    let store = &svc.running.shared.store;
+    let keys = store.keys().unwrap();
+    let lines = store.log(None).await.unwrap().len() as i64;
+    assert!(head.id >= lines - 1 && head.id > 0, "{head:?} of {lines}");
+    assert!(
+        store
+            .verify_log_with(keys, Some(&head))
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    let mut moved = head.clone();
+    moved.id -= 1;
+    assert!(
+        store
+            .verify_log_with(keys, Some(&moved))
+            .await
+            .unwrap()
+            .is_err()
+    );
+    // And each run that wrote lines sent its head to the receiver that asked for them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let sent = loop {
+        let got = received.lock().unwrap().clone();
+        let heads: Vec<roster_store::LogHead> = got
+            .iter()
+            .filter_map(|(_, b)| serde_json::from_str::<Value>(b).ok())
+            .filter(|v| v["event"] == "log.head")
+            .filter_map(|v| serde_json::from_value(v["data"].clone()).ok())
+            .collect();
+        if heads.iter().any(|h| h.id >= head.id) {
+            break heads;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no log.head for {}: {got:?}",
+            head.id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for h in &sent {
+        assert!(h.verify(keys).is_ok(), "{h:?}");
+    }
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joiner_is_invited_by_the_next_scheduled_run_once() {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = sandbox(dir.path()).await;

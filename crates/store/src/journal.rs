@@ -339,34 +339,7 @@ impl StateStore {
 
     /// The audit log, oldest first, optionally for one plan.
     pub async fn log(&self, plan_id: Option<&str>) -> Result<Vec<LogEntry>> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, os_user, plan_id, step_key, app, action, target, \
-                    outcome, detail, prev_hash, hash, instance, sig \
-             FROM audit_log WHERE ($1 IS NULL OR plan_id = $1) ORDER BY id",
-        )
-        .bind(plan_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| LogEntry {
-                id: r.get(0),
-                at: from_ms(r.get(1)),
-                actor: r.get(2),
-                os_user: r.get(3),
-                plan_id: r.get(4),
-                step_key: r.get(5),
-                app: r.get(6),
-                action: r.get(7),
-                target: r.get(8),
-                outcome: r.get(9),
-                detail: r.get(10),
-                instance: r.get(13),
-                prev_hash: r.get::<Option<String>, _>(11).unwrap_or_default(),
-                hash: r.get::<Option<String>, _>(12).unwrap_or_default(),
-                signature: r.get(14),
-            })
-            .collect())
+        read_log(&self.pool, plan_id).await
     }
 
     /// Checks the whole log with this state's keys: see [`StateStore::verify_log_with`].
@@ -777,5 +750,82 @@ pub(crate) async fn insert_log(
     .bind(&sig)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// The audit log's rows, oldest first, through any connection: the pool, or a
+/// transaction that has not committed yet (an import checks what it wrote before it
+/// keeps it).
+pub(crate) async fn read_log<'e, E>(db: E, plan_id: Option<&str>) -> Result<Vec<LogEntry>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let rows = sqlx::query(
+        "SELECT id, at, actor, os_user, plan_id, step_key, app, action, target, \
+                outcome, detail, prev_hash, hash, instance, sig \
+         FROM audit_log WHERE ($1 IS NULL OR plan_id = $1) ORDER BY id",
+    )
+    .bind(plan_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| LogEntry {
+            id: r.get(0),
+            at: from_ms(r.get(1)),
+            actor: r.get(2),
+            os_user: r.get(3),
+            plan_id: r.get(4),
+            step_key: r.get(5),
+            app: r.get(6),
+            action: r.get(7),
+            target: r.get(8),
+            outcome: r.get(9),
+            detail: r.get(10),
+            instance: r.get(13),
+            prev_hash: r.get::<Option<String>, _>(11).unwrap_or_default(),
+            hash: r.get::<Option<String>, _>(12).unwrap_or_default(),
+            signature: r.get(14),
+        })
+        .collect())
+}
+
+/// Checks every approval's signature through any connection (an import checks the rows
+/// it wrote before it keeps them): an approval row written by hand approves nothing.
+pub(crate) async fn verify_approvals<'e, E>(db: E, keys: &Keyring) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let rows = sqlx::query(
+        "SELECT plan_id, digest, approved_by, os_user, approved_at, sig FROM approvals ORDER BY plan_id, digest",
+    )
+    .fetch_all(db)
+    .await?;
+    for r in &rows {
+        let (id, digest): (String, String) = (r.get(0), r.get(1));
+        let approval = Approval {
+            by: r.get(2),
+            os_user: r.get(3),
+            at: from_ms(r.get(4)),
+        };
+        let sig: Option<String> = r.get(5);
+        // One from before the log was keyed approves nothing (`approval` refuses it), so
+        // it may come along as history.
+        if sig.is_none() {
+            continue;
+        }
+        if let Err(e) = keys.verify(
+            Purpose::Approval,
+            approval_body(&id, &digest, &approval).as_bytes(),
+            sig.as_deref(),
+            &format!("the approval of {id} recorded for {}", approval.by),
+        ) {
+            return Err(StoreError::UnverifiedImport {
+                what: format!("the approval of {id}"),
+                why: e.to_string(),
+                key_file: keys.source().to_string(),
+            });
+        }
+    }
     Ok(())
 }

@@ -95,6 +95,14 @@ pub enum StoreError {
         "the state in {place} already holds records ({table} is not empty); an import goes into an empty state only: give another --state or --database"
     )]
     NotEmpty { place: String, table: String },
+    #[error(
+        "the export does not verify ({what}): {why}; nothing was imported. If the export is untouched, this state is signing with another key than its source did: give it the source's key (copy signing.key, and signing.key.retired if there is one, from the source's state folder to {key_file}, or point ROSTER_SIGNING_KEY_FILE at it) before importing; otherwise the export was edited, or its source was already broken (`roster log verify` there)"
+    )]
+    UnverifiedImport {
+        what: String,
+        why: String,
+        key_file: String,
+    },
     #[error("Roster's state file holds a record it cannot read ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
     #[error(

@@ -7,6 +7,8 @@ use std::io::{BufRead, Write};
 use serde_json::{Map, Value, json};
 use sqlx::{Column, Row};
 
+use roster_keys::Purpose;
+
 use crate::{Backend, Result, StateStore, StoreError};
 
 /// The format of an export's lines (its first line says which).
@@ -79,7 +81,11 @@ impl StateStore {
             "from": match self.backend { Backend::Sqlite => "sqlite", Backend::Postgres => "postgres" },
             "tables": TABLES.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
         });
-        writeln!(out, "{header}").map_err(io)?;
+        // Every line is also hashed, and the last one signs that hash: an export edited,
+        // cut or with a row removed anywhere (a tombstone, an approval, the log's tail) is
+        // refused whole by the import.
+        let mut seal = Seal::default();
+        seal.line(out, &header.to_string()).map_err(io)?;
         let mut moved = Moved::default();
         for (table, order) in TABLES {
             // Table and column names are ours, never input.
@@ -100,10 +106,21 @@ impl StateStore {
                     };
                     row.insert(c.name().to_string(), v);
                 }
-                writeln!(out, "{}", json!({"table": table, "row": row})).map_err(io)?;
+                seal.line(out, &json!({"table": table, "row": row}).to_string())
+                    .map_err(io)?;
             }
             moved.tables.push((table.to_string(), rows.len() as u64));
         }
+        let (lines, sha256) = seal.finish();
+        let signature = self
+            .keys()?
+            .sign(Purpose::Export, Seal::body(lines, &sha256).as_bytes())?;
+        writeln!(
+            out,
+            "{}",
+            json!({"end": {"lines": lines, "sha256": sha256, "signature": signature}})
+        )
+        .map_err(io)?;
         out.flush().map_err(io)?;
         Ok(moved)
     }
@@ -113,8 +130,12 @@ impl StateStore {
     /// leaves the state as it was.
     pub async fn import(&self, input: impl BufRead) -> Result<Moved> {
         let mut lines = input.lines().enumerate();
+        let mut seal = Seal::default();
         let header: Value = match lines.next() {
-            Some((_, Ok(l))) => serde_json::from_str(&l).map_err(|e| bad(1, e))?,
+            Some((_, Ok(l))) => {
+                seal.add(&l);
+                serde_json::from_str(&l).map_err(|e| bad(1, e))?
+            }
             Some((_, Err(e))) => return Err(bad(1, e)),
             None => return Err(bad(1, "the file is empty")),
         };
@@ -140,13 +161,23 @@ impl StateStore {
         }
         let mut counts: Vec<(String, u64)> =
             TABLES.iter().map(|(t, _)| (t.to_string(), 0)).collect();
+        let mut sealed = false;
         for (n, line) in lines {
             let n = n + 1;
             let line = line.map_err(|e| bad(n, e))?;
+            if sealed {
+                return Err(bad(n, "a line after the export's signed last line"));
+            }
             if line.trim().is_empty() {
                 continue;
             }
             let v: Value = serde_json::from_str(&line).map_err(|e| bad(n, e))?;
+            if let Some(end) = v.get("end") {
+                self.check_seal(&seal, end, n)?;
+                sealed = true;
+                continue;
+            }
+            seal.add(&line);
             let table = v["table"].as_str().unwrap_or_default();
             let Some(count) = counts.iter_mut().find(|(t, _)| t == table) else {
                 return Err(bad(n, format!("no table {table:?} in Roster's state")));
@@ -184,6 +215,12 @@ impl StateStore {
                 .map_err(|e| bad(n, format!("{table}: {e}")))?;
             count.1 += 1;
         }
+        if !sealed {
+            return Err(StoreError::Corrupt {
+                what: "export file",
+                detail: "it ends before its signed last line: it was cut short, or an older Roster made it; nothing was imported. Export it again with `roster state export`".into(),
+            });
+        }
         if self.backend == Backend::Postgres {
             for table in SERIAL {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -199,7 +236,80 @@ impl StateStore {
             .execute(&mut *tx)
             .await?;
         }
+        // Checked before it is kept: history this state's keys cannot vouch for never
+        // goes in, so a refused import leaves the target empty and ready for another try.
+        let keys = self.keys()?;
+        crate::journal::verify_approvals(&mut *tx, keys).await?;
+        let entries = crate::journal::read_log(&mut *tx, None).await?;
+        if let Err(b) = crate::journal::verify_entries(&entries, keys, None) {
+            return Err(StoreError::UnverifiedImport {
+                what: format!("audit-log line {}", b.id),
+                why: b.why,
+                key_file: keys.source().to_string(),
+            });
+        }
         tx.commit().await?;
         Ok(Moved { tables: counts })
+    }
+}
+
+/// The running hash of an export's lines, which its signed last line vouches for.
+#[derive(Default)]
+struct Seal {
+    lines: u64,
+    hash: roster_domain::sha256::Writer,
+}
+
+impl Seal {
+    fn add(&mut self, line: &str) {
+        use std::io::Write as _;
+        let _ = self.hash.write_all(line.as_bytes());
+        let _ = self.hash.write_all(b"\n");
+        self.lines += 1;
+    }
+
+    fn line(&mut self, out: &mut impl Write, line: &str) -> std::io::Result<()> {
+        writeln!(out, "{line}")?;
+        self.add(line);
+        Ok(())
+    }
+
+    fn finish(self) -> (u64, String) {
+        (self.lines, self.hash.hex())
+    }
+
+    fn body(lines: u64, sha256: &str) -> String {
+        format!("{lines}\n{sha256}")
+    }
+}
+
+impl StateStore {
+    /// Checks an export's signed last line against the lines read before it.
+    fn check_seal(&self, seal: &Seal, end: &Value, n: usize) -> Result<()> {
+        let lines = end["lines"].as_u64();
+        let sha256 = end["sha256"].as_str().unwrap_or_default();
+        let (read, actual) = (seal.lines, seal.hash.clone().hex());
+        if lines != Some(read) || sha256 != actual {
+            return Err(bad(
+                n,
+                format!(
+                    "the export's lines are not the ones it was signed with ({read} lines read, {} signed): a line was edited, added or removed since `roster state export` made it; nothing was imported",
+                    lines.map_or("?".to_string(), |l| l.to_string())
+                ),
+            ));
+        }
+        let keys = self.keys()?;
+        keys.verify(
+            Purpose::Export,
+            Seal::body(read, sha256).as_bytes(),
+            end["signature"].as_str(),
+            "the export",
+        )
+        .map_err(|e| StoreError::UnverifiedImport {
+            what: format!("line {n} of the export, its signed last line"),
+            why: e.to_string(),
+            key_file: keys.source().to_string(),
+        })?;
+        Ok(())
     }
 }

@@ -157,7 +157,7 @@ impl Env {
 
     async fn plan_steps(&self, roster: &Path) -> Vec<Value> {
         let run = self
-            .ok(&["plan", roster.to_str().unwrap(), "-o", "json"])
+            .ok_patient(&["plan", roster.to_str().unwrap(), "-o", "json"])
             .await;
         run.json()["steps"].as_array().cloned().unwrap()
     }
@@ -769,6 +769,79 @@ async fn the_state_moves_to_another_database_with_its_history() {
         "{}",
         migrated.stdout
     );
+    // The target made its own signing key, which cannot vouch for the source's history:
+    // refused whole, and the target stays empty for the next try.
+    let refused = on_target(&["state", "import", "moved.jsonl"]).await;
+    assert!(!refused.ok, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("nothing was imported")
+            && refused.stderr.contains("copy signing.key"),
+        "{}",
+        refused.stderr
+    );
+    // With the source's key beside it (as the README says to move it), it goes in.
+    let key = roster_keys::KEY_FILE;
+    std::fs::copy(
+        env.home.path().join("state").join(key),
+        target_dir.join(key),
+    )
+    .unwrap();
+    // Edited exports are refused whole: the log's last line gone (its chain still whole),
+    // a tombstone's roles changed, an export cut short.
+    let text = std::fs::read_to_string(env.home.path().join("moved.jsonl")).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    let last_log = rows
+        .iter()
+        .rposition(|l| l.contains(r#""table":"audit_log""#))
+        .expect("the export holds the log");
+    let tombstone = rows
+        .iter()
+        .position(|l| l.contains(r#""table":"tombstones""#))
+        .expect("the export holds a tombstone");
+    let edits: Vec<(&str, Vec<String>)> = vec![
+        (
+            "the log's last line removed",
+            rows.iter()
+                .enumerate()
+                .filter(|(i, _)| *i != last_log)
+                .map(|(_, l)| l.to_string())
+                .collect(),
+        ),
+        (
+            "a tombstone edited",
+            rows.iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    if i == tombstone {
+                        l.replace("acme.example", "evil.example")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect(),
+        ),
+        (
+            "cut short",
+            rows[..rows.len() - 1]
+                .iter()
+                .map(|l| l.to_string())
+                .collect(),
+        ),
+    ];
+    for (what, edited) in edits {
+        std::fs::write(
+            env.home.path().join("edited.jsonl"),
+            edited.join("\n") + "\n",
+        )
+        .unwrap();
+        let refused = on_target(&["state", "import", "edited.jsonl"]).await;
+        assert!(!refused.ok, "{what}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains("nothing was imported"),
+            "{what}: {}",
+            refused.stderr
+        );
+    }
     let imported = on_target(&["state", "import", "moved.jsonl"]).await;
     assert!(imported.ok, "{}\n{}", imported.stdout, imported.stderr);
     assert!(

@@ -301,6 +301,8 @@ async fn three_services_share_twenty_instances_and_survive_two_kills() {
             .env("ROSTER_TEST_SERVE_SECRET", SECRET)
             .env("ROSTER_CONFIG", dir.path().join("roster.toml"))
             .env("ROSTER_STATE", dir.path().join(state))
+            // One key for the fleet, as on hosts sharing a database.
+            .env("ROSTER_SIGNING_KEY_FILE", dir.path().join("signing.key"))
             .env("ROSTER_DATABASE_URL", &db.url)
             .current_dir(dir.path());
         cmd

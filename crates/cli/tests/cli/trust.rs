@@ -14,10 +14,36 @@ fn read_plan(path: &Path) -> Plan {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Writes a plan as a careful forger would: with its digest recomputed.
+/// Writes a plan as a careful forger would: with its digest recomputed by the public
+/// formula (the signature left as it was: the forger has no key).
 fn forge(path: &Path, plan: &mut Plan) {
     plan.digest = plan.content_digest();
     std::fs::write(path, serde_json::to_string_pretty(plan).unwrap()).unwrap();
+}
+
+/// Writes a plan as an insider who holds the state's signing key would: digest and
+/// signature both made anew. What stops them is apply's own re-derivation.
+fn forge_signed(env: &Env, path: &Path, plan: &mut Plan) {
+    plan.digest = plan.content_digest();
+    let key = env.home.path().join("state").join(roster_keys::KEY_FILE);
+    let keys = roster_keys::Keyring::load_or_create(&key).unwrap().keyring;
+    plan.signature = Some(
+        keys.sign(roster_keys::Purpose::Plan, plan.digest.as_bytes())
+            .unwrap(),
+    );
+    std::fs::write(path, serde_json::to_string_pretty(plan).unwrap()).unwrap();
+}
+
+/// Appends a deletion of the protected admin, as a forger would.
+fn delete_ada(plan: &mut Plan, destructive: bool) {
+    let ada = extra_step(
+        plan,
+        Action::MarketoDelete {
+            userid: "ada.lovelace@acme.example".into(),
+        },
+        destructive,
+    );
+    plan.steps.push(ada);
 }
 
 fn extra_step(plan: &Plan, action: Action, destructive: bool) -> Step {
@@ -61,33 +87,36 @@ async fn an_edited_plan_file_cannot_bypass_approvals_protection_or_caps() {
     std::fs::write(&path, &text).unwrap();
 
     // A forger who recomputes the digest: flags cleared, a deletion of the protected admin
-    // added. The flags are recomputed, and the protected account is refused outright.
+    // added. The digest matches, the signature does not.
     let mut plan = read_plan(&path);
     for s in &mut plan.steps {
         s.destructive = false;
     }
-    let ada = extra_step(
-        &plan,
-        Action::MarketoDelete {
-            userid: "ada.lovelace@acme.example".into(),
-        },
-        false,
-    );
-    plan.steps.push(ada);
+    delete_ada(&mut plan, false);
     forge(&path, &mut plan);
     let run = env.fails(&["apply", "plan.json", "--approve"]).await;
     assert!(
+        run.stderr.contains("does not match its signature"),
+        "{}",
         run.stderr
-            .contains("ada.lovelace@acme.example is protected by policies.marketo.protected"),
+    );
+    // The same edit signed with the state's key: apply plans again from the roster and
+    // the apps, and the deletion is not among what they call for.
+    forge_signed(&env, &path, &mut plan);
+    let run = env.fails(&["apply", "plan.json", "--approve"]).await;
+    assert!(
+        run.stderr.contains(
+            "step 10, delete Marketo user ada.lovelace@acme.example, is not called for by"
+        ),
         "{}",
         run.stderr
     );
     assert!(env.has_marketo_user("ada.lovelace@acme.example").await);
 
-    // Flags cleared only: the deletions are still destructive and need an approval.
+    // Flags cleared only (signed): the deletions are still destructive and need an approval.
     let mut plan = read_plan(&path);
     plan.steps.pop();
-    forge(&path, &mut plan);
+    forge_signed(&env, &path, &mut plan);
     let run = env.fails(&["apply", "plan.json"]).await;
     assert!(
         run.stderr
@@ -97,25 +126,18 @@ async fn an_edited_plan_file_cannot_bypass_approvals_protection_or_caps() {
     );
     assert!(env.has_marketo_user("katherine.johnson@acme.example").await);
 
-    // An approval of plan A does not cover an edited A' with an extra deletion.
+    // An approval of plan A does not cover an edited A' (one step fewer, signed).
     env.ok(&["approve", "plan.json", "--by", "ana"]).await;
     let mut edited = read_plan(&path);
-    let linus = extra_step(
-        &edited,
-        Action::MarketoDelete {
-            userid: "linus.torvalds@acme.example".into(),
-        },
-        true,
-    );
-    edited.steps.push(linus);
-    forge(&env.home.path().join("edited.json"), &mut edited);
+    edited.steps.remove(0);
+    forge_signed(&env, &env.home.path().join("edited.json"), &mut edited);
     let run = env.fails(&["apply", "edited.json"]).await;
     assert!(
         run.stderr.contains("no approval of this content"),
         "{}",
         run.stderr
     );
-    assert!(env.has_marketo_user("linus.torvalds@acme.example").await);
+    assert!(env.has_marketo_user("katherine.johnson@acme.example").await);
 
     // Every refusal and the approval are in the log; nothing was changed.
     let entries = log(env.ok(&["log", "-o", "json"]).await.json());
@@ -125,11 +147,13 @@ async fn an_edited_plan_file_cannot_bypass_approvals_protection_or_caps() {
         .collect();
     assert_eq!(
         outcomes,
-        ["refused", "refused", "refused", "done", "refused"],
+        [
+            "refused", "refused", "refused", "refused", "done", "refused"
+        ],
         "{entries:?}"
     );
-    assert_eq!(entries[3]["action"], "approve");
-    assert_eq!(entries[3]["actor"], "ana");
+    assert_eq!(entries[4]["action"], "approve");
+    assert_eq!(entries[4]["actor"], "ana");
 
     // The approved, unedited plan runs.
     let applied = env.ok(&["apply", "plan.json"]).await;
@@ -137,6 +161,139 @@ async fn an_edited_plan_file_cannot_bypass_approvals_protection_or_caps() {
         applied.stdout.contains("9 steps done now"),
         "{}",
         applied.stdout
+    );
+}
+
+/// Issue 21's forged plans: each edit, with the digest recomputed by the public formula,
+/// is refused by the signature; signed with the state's key, the step is refused by name
+/// because the roster does not call for it. Nothing changes in the apps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_plans_grant_nothing_the_roster_does_not_call_for() {
+    let env = Env::start(Duration::ZERO).await;
+    let roster = example();
+    env.ok(&["plan", roster.to_str().unwrap(), "--out", "plan.json"])
+        .await;
+    let path = env.home.path().join("plan.json");
+    let original = read_plan(&path);
+    let users_before = env.marketo_users().await;
+    let admin = |role: &str, ws: &str| roster_domain::desired::RoleRef {
+        role: role.into(),
+        workspace: ws.into(),
+    };
+    let forgeries: Vec<(Action, &str)> = vec![
+        (
+            Action::MarketoGrant {
+                userid: "grace.hopper@acme.example".into(),
+                roles: vec![admin("Admin", "AllZones")],
+            },
+            "grant Admin@AllZones to Marketo user grace.hopper@acme.example",
+        ),
+        (
+            Action::MarketoInvite {
+                email: "stranger@acme.example".into(),
+                first_name: "Some".into(),
+                last_name: "Stranger".into(),
+                roles: vec![admin("Admin", "AllZones")],
+                expires_at: None,
+            },
+            "invite stranger@acme.example to Marketo with Admin@AllZones",
+        ),
+        (
+            Action::MagentoCreateAdmin {
+                username: "mallory".into(),
+                email: "mallory@acme.example".into(),
+                first_name: "Mal".into(),
+                last_name: "Lory".into(),
+                role_id: 1,
+                role: "Administrators".into(),
+            },
+            "create Magento admin user mallory with role Administrators",
+        ),
+        (
+            Action::MarketoSetExpiry {
+                userid: "margaret.hamilton@acme.example".into(),
+                expires_at: None,
+            },
+            "set the login expiry of Marketo user margaret.hamilton@acme.example to never",
+        ),
+    ];
+    for (action, described) in forgeries {
+        // Destructive steps dropped, the forged one appended.
+        let mut plan = original.clone();
+        plan.steps.retain(|s| !s.destructive);
+        let step = extra_step(&plan, action, false);
+        let index = step.index;
+        plan.steps.push(step);
+        forge(&path, &mut plan);
+        let run = env.fails(&["apply", "plan.json"]).await;
+        assert!(
+            run.stderr.contains("does not match its signature"),
+            "{described}: {}",
+            run.stderr
+        );
+        forge_signed(&env, &path, &mut plan);
+        let run = env.fails(&["apply", "plan.json"]).await;
+        assert!(
+            run.stderr
+                .contains(&format!("step {index}, {described}, is not called for by")),
+            "{described}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+    }
+    // The snapshot emptied (drift check defeated by the file): the signature stops it.
+    let mut plan = original.clone();
+    plan.live.marketo = None;
+    forge(&path, &mut plan);
+    let run = env.fails(&["apply", "plan.json"]).await;
+    assert!(
+        run.stderr.contains("does not match its signature"),
+        "{}",
+        run.stderr
+    );
+    // Pointed at another roster, one that protects nobody, with a deletion of the
+    // protected admin: the signature stops it.
+    let lax = env.home.path().join("lax.yaml");
+    std::fs::write(
+        &lax,
+        std::fs::read_to_string(&roster)
+            .unwrap()
+            .replace("protected: [ada.lovelace@acme.example]", "protected: []"),
+    )
+    .unwrap();
+    let mut plan = original.clone();
+    plan.roster = lax.display().to_string();
+    delete_ada(&mut plan, true);
+    forge(&path, &mut plan);
+    let run = env.fails(&["apply", "plan.json", "--approve"]).await;
+    assert!(
+        run.stderr.contains("does not match its signature"),
+        "{}",
+        run.stderr
+    );
+    // Re-signed by a key holder, with the lax roster's own digest: apply plans again from
+    // that roster, which does not call for deleting her either, and names the roster.
+    env.ok(&["plan", lax.to_str().unwrap(), "--out", "lax.json"])
+        .await;
+    plan.roster_digest = read_plan(&env.home.path().join("lax.json")).roster_digest;
+    forge_signed(&env, &path, &mut plan);
+    let run = env.fails(&["apply", "plan.json", "--approve"]).await;
+    assert!(
+        run.stderr.contains(&format!(
+            "delete Marketo user ada.lovelace@acme.example, is not called for by {}",
+            lax.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.marketo_users().await, users_before);
+    // The plan as saved runs, and says which roster it followed.
+    std::fs::write(&path, serde_json::to_string_pretty(&original).unwrap()).unwrap();
+    let applied = env.ok(&["apply", "plan.json", "--approve"]).await;
+    let said = format!("{}{}", applied.stdout, applied.stderr);
+    assert!(
+        said.contains(&format!("following the roster {}", roster.display())),
+        "{said}"
     );
 }
 
@@ -161,11 +318,11 @@ async fn a_blocked_plan_stays_blocked_and_roster_never_locks_itself_out() {
         run.stdout
     );
 
-    // Emptying `blocked` (digest recomputed) does not unblock it: the cap is recounted.
+    // Emptying `blocked` (even re-signed by a key holder) does not unblock it: the cap is recounted.
     let path = env.home.path().join("plan.json");
     let mut plan = read_plan(&path);
     plan.blocked.clear();
-    forge(&path, &mut plan);
+    forge_signed(&env, &path, &mut plan);
     let run = env.fails(&["apply", "plan.json", "--approve"]).await;
     assert!(
         run.stderr.contains("is blocked; nothing was changed"),
@@ -186,14 +343,18 @@ async fn a_blocked_plan_stays_blocked_and_roster_never_locks_itself_out() {
         false,
     );
     plan.steps.push(me);
-    forge(&path, &mut plan);
+    forge_signed(&env, &path, &mut plan);
     let run = env.fails(&["apply", "plan.json", "--approve"]).await;
     assert!(
         run.stderr
-            .contains("roster-api@acme.example is Roster's own API user"),
+            .contains("roster-api@acme.example, is not called for by")
+            || run
+                .stderr
+                .contains("roster-api@acme.example is Roster's own API user"),
         "{}",
         run.stderr
     );
+    assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
 
     // The thin commands cannot strip it either: the connector refuses before sending.
     let run = env
