@@ -227,6 +227,34 @@ impl<T> Located for Toml<T> {
 }
 
 /// From the parsed file to a roster, every problem collected in one pass.
+/// Why a `managed_domains` entry is not a domain, if it is not: an empty entry or a
+/// wildcard would silently manage no one (or, read another way, everyone).
+fn domain_problem(entry: &str) -> Option<&'static str> {
+    let d = entry.trim().trim_start_matches('@');
+    if d.is_empty() {
+        return Some(
+            "is empty: list domains such as acme.example (leave managed_domains out to manage every domain)",
+        );
+    }
+    if d.contains('*') {
+        return Some(
+            "is a wildcard, which Roster does not expand: list each domain such as acme.example (leave managed_domains out to manage every domain)",
+        );
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if !d.split('.').all(label_ok) {
+        return Some(
+            "is not a domain name (letters, digits and '-' in labels separated by '.', as in acme.example)",
+        );
+    }
+    None
+}
+
 fn build<P, R, Q>(
     raw: RawFile<P, R, Q>,
     name: &str,
@@ -239,6 +267,18 @@ where
     Q: Located<Inner = RawPolicy>,
 {
     let source = Source { name, echo: true };
+    if raw.people.is_empty()
+        && raw.rules.is_empty()
+        && raw.people_file.is_none()
+        && raw.policies.marketo.is_none()
+        && raw.policies.magento.is_none()
+    {
+        return Err(vec![Problem::new(
+            name,
+            1,
+            "the roster is empty: it names no people, rules, people_file or policies, so a plan from it would manage no one. Write who should have access (see examples/roster.yaml); an empty file is never read as \"no one\"",
+        )]);
+    }
     let mut problems = Vec::new();
     let mut people = Vec::with_capacity(raw.people.len());
     for entry in raw.people {
@@ -449,8 +489,18 @@ impl<Q: Located<Inner = RawPolicy>> RawPolicies<Q> {
                 ));
                 defaults.max_destructive
             });
+            let managed_domains = raw.managed_domains.unwrap_or_default();
+            for d in &managed_domains {
+                if let Some(why) = domain_problem(d) {
+                    problems.push(Problem::new(
+                        name,
+                        line,
+                        format!("policies.{app}.managed_domains: {d:?} {why}"),
+                    ));
+                }
+            }
             *policy = Policy {
-                managed_domains: raw.managed_domains.unwrap_or_default(),
+                managed_domains,
                 protected: raw
                     .protected
                     .unwrap_or_default()
@@ -979,6 +1029,43 @@ fn read_csv(source: Source, text: &str) -> Result<Vec<Person>, Vec<Problem>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_roster_or_a_domain_that_is_not_one_is_refused() {
+        for text in ["", "---\n", "# nothing yet\n", "---\n...\n"] {
+            let problems = parse("r.yaml", text, Format::Yaml).unwrap_err();
+            assert!(
+                problems[0].message.contains("the roster is empty"),
+                "{text:?}: {problems:?}"
+            );
+        }
+        let problems = parse("r.toml", "", Format::Toml).unwrap_err();
+        assert!(
+            problems[0].message.contains("the roster is empty"),
+            "{problems:?}"
+        );
+        for (domain, why) in [
+            ("''", "is empty"),
+            ("'*'", "is a wildcard"),
+            ("'*.acme.example'", "is a wildcard"),
+            ("'acme example'", "is not a domain name"),
+            ("'acme..example'", "is not a domain name"),
+        ] {
+            let yaml = format!(
+                "policies:\n  marketo:\n    managed_domains: [acme.example, {domain}]\npeople: []\n"
+            );
+            let problems = parse("r.yaml", &yaml, Format::Yaml).unwrap_err();
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.message.contains("policies.marketo.managed_domains")
+                        && p.message.contains(why)),
+                "{domain}: {problems:?}"
+            );
+        }
+        let yaml = "policies:\n  marketo:\n    managed_domains: ['@acme.example', sub.acme-corp.example]\npeople: []\n";
+        assert!(parse("r.yaml", yaml, Format::Yaml).is_ok());
+    }
 
     #[test]
     fn hr_exports_give_access_on_named_instances_in_columns_of_their_own() {

@@ -108,6 +108,13 @@ enum Failure {
 /// listens there, so retrying only makes the user wait), else `Transport`.
 pub(crate) fn transport_error(base_url: &str, operation: &str, e: &reqwest::Error) -> MarketoError {
     let detail = describe_transport(e);
+    if is_certificate_failure(&detail) {
+        return MarketoError::Certificate {
+            base_url: base_url.to_string(),
+            operation: operation.to_string(),
+            detail,
+        };
+    }
     if e.is_connect() && roster_domain::endpoint::is_local(base_url) {
         MarketoError::Unreachable {
             base_url: base_url.to_string(),
@@ -121,6 +128,12 @@ pub(crate) fn transport_error(base_url: &str, operation: &str, e: &reqwest::Erro
             detail,
         }
     }
+}
+
+/// Whether a transport failure is the TLS handshake refusing the server's certificate
+/// (rustls says "invalid peer certificate: ..."): retrying cannot fix that.
+fn is_certificate_failure(detail: &str) -> bool {
+    detail.contains("invalid peer certificate")
 }
 
 pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
@@ -295,7 +308,9 @@ impl Client {
         }
         let transport =
             |e: reqwest::Error| match transport_error(&self.inner.config.base_url, operation, &e) {
-                stop @ MarketoError::Unreachable { .. } => Failure::Stop(stop),
+                stop @ (MarketoError::Unreachable { .. } | MarketoError::Certificate { .. }) => {
+                    Failure::Stop(stop)
+                }
                 error => Failure::Transient {
                     // A connection that never opened cannot have run anything.
                     ran: !e.is_connect(),
@@ -366,6 +381,7 @@ impl Client {
         let mut may_have_run = false;
         let mut token_retries = 0;
         let mut rate_waits = 0;
+        let mut backoffs = 0usize;
         loop {
             attempts += 1;
             let failure = match self.token().await {
@@ -464,9 +480,12 @@ impl Client {
                     }
                     match delays.next() {
                         Some(delay) => {
+                            // Counted apart from attempts: refreshed tokens and waits for
+                            // the rate window retry too, but do not spend the backoffs.
+                            backoffs += 1;
                             // Said on stderr, so a slow run shows what it is waiting for.
                             tracing::warn!(
-                                "{operation}: attempt {attempts} failed ({error}); retrying in {:.1}s ({attempts} of {} retries)",
+                                "{operation}: attempt {attempts} failed ({error}); retrying in {:.1}s (retry {backoffs} of {})",
                                 delay.as_secs_f64(),
                                 retry.max_retries
                             );

@@ -77,6 +77,14 @@ pub enum MarketoError {
         operation: String,
         detail: String,
     },
+    #[error(
+        "{base_url} presented a certificate Roster does not trust ({operation}: {detail}); check that ROSTER_MARKETO_URL (or --url) names the right host and that its certificate is valid. Roster did not retry: a certificate does not heal on its own"
+    )]
+    Certificate {
+        base_url: String,
+        operation: String,
+        detail: String,
+    },
     #[error("{operation} gave up after {attempts} attempts; the last failure: {last}")]
     GaveUp {
         operation: String,

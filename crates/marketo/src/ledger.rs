@@ -130,12 +130,23 @@ impl Ledger {
 
     /// Runs `f` on the entries under the file lock, and writes them back.
     fn with_entries<T>(&self, f: impl FnOnce(&mut Vec<Entry>, u64) -> T) -> std::io::Result<T> {
-        let mut file: File = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.path)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        // 0600 whatever the umask, and never through a planted link: it names the
+        // processes using the subscription, and is Roster's alone to write.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        let mut file: File = options.open(&self.path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if file.metadata()?.permissions().mode() & 0o077 != 0 {
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
         file.lock()?;
         let mut text = String::new();
         file.read_to_string(&mut text)?;
@@ -294,6 +305,12 @@ mod tests {
             .unwrap(),
         );
         let (s1, _) = Slot::admit(&a).await.unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "the ledger is private whatever the umask");
+        }
         let (s2, _) = Slot::admit(&b).await.unwrap();
         // Two in flight across both: a third waits until one is answered.
         let third = Slot::admit(&a);

@@ -312,6 +312,27 @@ fn accept(kind: Kind, mut body: Value, creating: bool) -> Result<(Value, String,
         if let Some(a) = active {
             map.insert(key.unwrap_or_else(|| "active".into()), Value::Bool(a));
         }
+        // The same rules as a roster file's: an address that only looks like another
+        // (a Cyrillic letter, a zero-width space, a bidi override) never becomes a person.
+        let user = Value::Object(map.clone());
+        let addresses = user
+            .get("emails")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("value").and_then(Value::as_str))
+            .map(|v| ("emails.value", v.to_string()))
+            .chain(
+                roster_scim::people::email_of(&user).map(|e| ("the email that keys the user", e)),
+            );
+        for (what, address) in addresses {
+            let address = address.trim().to_lowercase();
+            if let Some(why) = roster_domain::email::problem(&address) {
+                return Err(
+                    ScimError::bad("invalidValue", format!("{what}: the address {why}")).into(),
+                );
+            }
+        }
     }
     // `schemas` lists the extensions the resource has, and only those.
     let has_extension = map

@@ -1717,6 +1717,25 @@ async fn scim_users_and_groups_with_filters_patch_and_etags() {
         (409, &json!("uniqueness")),
         "{err:#}"
     );
+    // Addresses a roster file refuses are refused here too, before anyone is invited:
+    // a Cyrillic a, a zero-width space, a bidi override, a byte-order mark.
+    for bad in [
+        "\u{0430}nn@acme.example",
+        "ann\u{200b}@acme.example",
+        "\u{202e}ann@acme.example",
+        "\u{feff}ann@acme.example",
+    ] {
+        let mut lookalike = ann.clone();
+        lookalike["userName"] = json!(format!("x{bad}"));
+        lookalike["externalId"] = json!("00u9");
+        lookalike["emails"] = json!([{"value": bad, "type": "work", "primary": true}]);
+        let (status, err, _, _) = send(Method::POST, "/Users", Some(lookalike), None).await;
+        assert_eq!(
+            (status, &err["scimType"]),
+            (400, &json!("invalidValue")),
+            "{bad:?}: {err:#}"
+        );
+    }
     // What IdPs look up by.
     for f in [
         "userName eq \"ann.lee@acme.example\"",

@@ -103,6 +103,15 @@ pub enum StoreError {
         why: String,
         key_file: String,
     },
+    #[error(
+        "the state folder {} is open to other accounts (mode {mode:o}) and Roster cannot narrow it to 0700 ({source}): `chmod 700` it as its owner, or give another --state",
+        path.display()
+    )]
+    OpenDir {
+        path: PathBuf,
+        mode: u32,
+        source: std::io::Error,
+    },
     #[error("Roster's state file holds a record it cannot read ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
     #[error(
@@ -239,6 +248,24 @@ impl StateStore {
                     path: dir.to_path_buf(),
                     source,
                 })?;
+        }
+        // A folder made before (by hand, or by an older Roster, under a loose umask) is
+        // narrowed too: it holds personal data and the signing key.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir).map(|m| m.permissions().mode() & 0o777);
+            if let Ok(mode) = mode
+                && mode & 0o077 != 0
+                && let Err(source) =
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            {
+                return Err(StoreError::OpenDir {
+                    path: dir.to_path_buf(),
+                    mode,
+                    source,
+                });
+            }
         }
         // Opening a new state switches it to WAL and creates the schema, which several
         // processes starting at once must not do together (SQLite answers "database is
@@ -857,6 +884,19 @@ fn tombstone_from(row: &AnyRow) -> Result<Tombstone> {
 mod tests {
     use super::*;
     use time::macros::{date, datetime};
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_state_folder_open_to_others_is_narrowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+        StateStore::open(&state).await.unwrap();
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
 
     /// More openers than runtime threads, at once: waiting for the open lock must not hold
     /// a thread the lock's holder needs to finish (it did, and three service instances
@@ -1552,10 +1592,42 @@ mod tests {
             .await
             .unwrap()
             .with_keys(testing::keys());
-        let mut broken = file.clone();
-        broken.extend_from_slice(b"{\"table\": \"nope\", \"row\": {}}\n");
+        // (Before the signed last line, which would refuse it otherwise.)
+        let text = String::from_utf8(file.clone()).unwrap();
+        let (body, seal) = text.trim_end().rsplit_once('\n').unwrap();
+        let broken =
+            format!("{body}\n{{\"table\": \"nope\", \"row\": {{}}}}\n{seal}\n").into_bytes();
         let err = empty.import(&broken[..]).await.unwrap_err();
         assert!(err.to_string().contains("no table \"nope\""), "{err}");
+        assert!(empty.tombstones(None).await.unwrap().is_empty());
+        assert_eq!(empty.verify_log().await.unwrap(), Ok(0));
+        // A line after the seal, a seal gone, a row changed: refused, nothing kept.
+        let after = [
+            file.clone(),
+            b"{\"table\": \"plans\", \"row\": {}}\n".to_vec(),
+        ]
+        .concat();
+        let err = empty.import(&after[..]).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("after the export's signed last line"),
+            "{err}"
+        );
+        let err = empty
+            .import(format!("{body}\n").as_bytes())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("ends before its signed last line"),
+            "{err}"
+        );
+        let edited = text.replace("gone@x.example", "kept@x.example");
+        assert_ne!(edited, text);
+        let err = empty.import(edited.as_bytes()).await.unwrap_err();
+        assert!(
+            err.to_string().contains("not the ones it was signed with"),
+            "{err}"
+        );
         assert!(empty.tombstones(None).await.unwrap().is_empty());
         assert_eq!(empty.verify_log().await.unwrap(), Ok(0));
     }

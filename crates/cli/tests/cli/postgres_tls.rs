@@ -182,7 +182,7 @@ fn sh(cmd: &mut Command) {
 
 /// A CA (`ca.pem`) and a server certificate it signed for `localhost` (not 127.0.0.1)
 /// (`server.pem`, `server.key`), in `dir`.
-fn make_certificates(dir: &Path) {
+pub(crate) fn make_certificates(dir: &Path) {
     let openssl = |args: &str| {
         sh(Command::new("openssl")
             .current_dir(dir)

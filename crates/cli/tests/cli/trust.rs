@@ -669,6 +669,51 @@ async fn credentials_never_follow_a_redirect_nor_go_over_plain_http_to_another_h
             run.stderr
         );
     }
+
+    // A certificate Roster does not trust is said at once, never retried: it does not heal.
+    let certs = env.home.path().join("tls");
+    std::fs::create_dir(&certs).unwrap();
+    crate::postgres_tls::make_certificates(&certs);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(certs.join("server.pem"))
+        .arg("-key")
+        .arg(certs.join("server.key"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl (CI installs it)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "openssl s_server never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("https://localhost:{port}");
+    let run = env
+        .run_env(&["marketo", "users"], &[("ROSTER_MARKETO_URL", &url)])
+        .await;
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains("presented a certificate Roster does not trust")
+            && run.stderr.contains("did not retry")
+            && !run.stderr.contains("retrying in"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
