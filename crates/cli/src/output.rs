@@ -179,6 +179,9 @@ mod tests {
         assert_eq!(csv_cell("a,b"), "\"a,b\"");
         assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        // Control characters are shown, not obeyed, in CSV too.
+        assert_eq!(csv_cell("Eve\x1b[2J\x07"), "Eve\\u{1b}[2J\\u{7}");
+        assert_eq!(csv_cell("a\nb"), "a\\nb");
     }
 
     #[test]

@@ -13,7 +13,10 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
 }
 
 /// RFC 4180 quoting, and a leading `'` on text a spreadsheet would run as a formula.
+/// Control characters are escaped first, as on the terminal: a CSV is often `cat`ed, and a
+/// name's ESC or BEL must not drive the terminal that shows it.
 pub fn csv_cell(text: &str) -> String {
+    let text = sanitize(text);
     let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {

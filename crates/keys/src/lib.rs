@@ -39,6 +39,8 @@ pub enum Purpose {
     LogHead,
     Tombstone,
     Export,
+    /// The console's sign-in form token: only a form this service served can sign in.
+    SignIn,
 }
 
 impl Purpose {
@@ -50,6 +52,7 @@ impl Purpose {
             Purpose::LogHead => "roster/log-head/v1",
             Purpose::Tombstone => "roster/tombstone/v1",
             Purpose::Export => "roster/export/v1",
+            Purpose::SignIn => "roster/sign-in-form/v1",
         }
     }
 

@@ -252,13 +252,64 @@ struct SignInPage {
     sso: Option<String>,
 }
 
+/// How long a sign-in form may be filled in.
+const SIGN_IN_FORM_SECONDS: i64 = 600;
+
+/// A sign-in form's token: when it was served and a nonce, signed with the service's key.
+/// The double-submit check alone (cookie equals field) lets someone who can set the
+/// cookie (a sibling subdomain) pick both and sign a victim in to an account of theirs;
+/// a token only this service can have made closes that.
+fn sign_in_token(shared: &Shared) -> String {
+    let nonce = format!(
+        "{}.{}",
+        OffsetDateTime::now_utc().unix_timestamp(),
+        random()
+    );
+    match shared
+        .store
+        .keys()
+        .and_then(|k| Ok(k.sign(roster_keys::Purpose::SignIn, nonce.as_bytes())?))
+    {
+        Ok(sig) => format!("{nonce}|{sig}"),
+        // No key, no token that verifies: the sign-in then says the form expired.
+        Err(e) => {
+            tracing::error!("sign-in form: {e}");
+            nonce
+        }
+    }
+}
+
+/// Whether `token` is one [`sign_in_token`] made, in the last ten minutes.
+fn sign_in_token_is_ours(shared: &Shared, token: &str) -> bool {
+    let Some((nonce, sig)) = token.split_once('|') else {
+        return false;
+    };
+    let fresh = nonce
+        .split_once('.')
+        .and_then(|(t, _)| t.parse::<i64>().ok())
+        .is_some_and(|t| {
+            let age = OffsetDateTime::now_utc().unix_timestamp() - t;
+            (0..=SIGN_IN_FORM_SECONDS).contains(&age)
+        });
+    fresh
+        && shared.store.keys().is_ok_and(|k| {
+            k.verify(
+                roster_keys::Purpose::SignIn,
+                nonce.as_bytes(),
+                Some(sig),
+                "the sign-in form",
+            )
+            .is_ok()
+        })
+}
+
 fn sign_in_form(
     shared: &Shared,
     status: StatusCode,
     headers: &HeaderMap,
     message: Option<String>,
 ) -> Response {
-    let csrf = random();
+    let csrf = sign_in_token(shared);
     let mut r = render(
         status,
         &SignInPage {
@@ -269,7 +320,12 @@ fn sign_in_form(
     );
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(PRE_SESSION, &csrf, secure(headers), Some(600)),
+        set_cookie(
+            PRE_SESSION,
+            &csrf,
+            secure(headers),
+            Some(SIGN_IN_FORM_SECONDS as u64),
+        ),
     );
     r
 }
@@ -299,7 +355,9 @@ async fn sign_in(
 ) -> Response {
     let refused =
         |status, why: &str| sign_in_form(&shared, status, &headers, Some(why.to_string()));
-    if !cookie(&headers, PRE_SESSION).is_some_and(|c| same(&c, &f.csrf)) {
+    if !cookie(&headers, PRE_SESSION).is_some_and(|c| same(&c, &f.csrf))
+        || !sign_in_token_is_ours(&shared, &f.csrf)
+    {
         return refused(
             StatusCode::FORBIDDEN,
             "The sign-in form expired. Sign in again.",
@@ -330,17 +388,17 @@ async fn sign_in(
     let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
         .await
         .unwrap_or(false);
-    let wrong = "Wrong name or password.";
+    // One answer for an unknown name, a wrong password and a locked account: a different
+    // one for any of them would tell a guesser which names exist.
+    let wrong = "Wrong name or password, or the account is locked after repeated failed sign-ins. Try again later, or ask an administrator.";
     let Some(user) = user else {
         shared.console_throttle.failed(ip);
         return refused(StatusCode::UNAUTHORIZED, wrong);
     };
     if user.locked_until.is_some_and(|t| t > now) {
         shared.console_throttle.failed(ip);
-        return refused(
-            StatusCode::FORBIDDEN,
-            "This account is locked after repeated failed sign-ins. Try again later, or ask an administrator.",
-        );
+        tracing::warn!(user = %user.name, %ip, "console sign-in refused: the account is locked");
+        return refused(StatusCode::UNAUTHORIZED, wrong);
     }
     if !ok {
         shared.console_throttle.failed(ip);

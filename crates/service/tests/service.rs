@@ -1130,7 +1130,29 @@ async fn console_sign_in_locks_after_repeated_failures() {
     };
     // Without the pre-session cookie: refused before the password is looked at.
     let t = form_token().await;
-    assert_eq!(sign_in(t, "right-password-123", false).await.status(), 403);
+    assert_eq!(
+        sign_in(t.clone(), "right-password-123", false)
+            .await
+            .status(),
+        403
+    );
+    // A token the attacker chose, sent as both cookie and field (a sibling subdomain can
+    // set the cookie): refused, as is a real one with its time or nonce changed.
+    let (nonce, sig) = t.split_once('|').expect("a signed form token");
+    let (_, rest) = nonce.split_once('.').unwrap();
+    let stale = format!(
+        "{}.{rest}|{sig}",
+        OffsetDateTime::now_utc().unix_timestamp() + 5
+    );
+    for chosen in [
+        "attacker-chosen".to_string(),
+        format!("{nonce}x|{sig}"),
+        stale,
+    ] {
+        let r = sign_in(chosen.clone(), "right-password-123", true).await;
+        assert_eq!(r.status(), 403, "{chosen}");
+        assert!(r.text().await.unwrap().contains("The sign-in form expired"));
+    }
     // The right password signs in: a session cookie, then a redirect to the console.
     let t = form_token().await;
     let ok = sign_in(t, "right-password-123", true).await;
@@ -1168,14 +1190,20 @@ async fn console_sign_in_locks_after_repeated_failures() {
     assert_eq!(no_token.status(), 403);
     assert!(no_token.text().await.unwrap().contains("refused"));
     // Three failures lock the account: the right password is refused after them.
+    let said = "Wrong name or password, or the account is locked after repeated failed sign-ins.";
     for _ in 0..3 {
         let t = form_token().await;
-        assert_eq!(sign_in(t, "wrong", true).await.status(), 401);
+        let wrong = sign_in(t, "wrong", true).await;
+        assert_eq!(wrong.status(), 401);
+        assert!(wrong.text().await.unwrap().contains(said));
     }
+    // Locked, it answers exactly as for a wrong password (or a name that does not exist):
+    // nothing tells a guesser which names are real.
     let t = form_token().await;
     let locked = sign_in(t, "right-password-123", true).await;
-    assert_eq!(locked.status(), 403);
-    assert!(locked.text().await.unwrap().contains("locked"));
+    assert_eq!(locked.status(), 401);
+    let page = locked.text().await.unwrap();
+    assert!(page.contains(said), "{page}");
     let user = store.console_user("ann").await.unwrap().unwrap();
     assert!(
         user.locked_until
