@@ -48,6 +48,13 @@ pub struct Cli {
     /// network unencrypted). http:// to this machine (a sandbox) is always allowed.
     #[arg(long, global = true, env = "ROSTER_ALLOW_INSECURE_HTTP")]
     pub allow_insecure_http: bool,
+    /// How long one call to an app may take before it counts as failed (and is retried).
+    #[arg(long, global = true, env = "ROSTER_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Stop the whole command after this long (e.g. `15m`), whatever it is waiting for.
+    /// An apply stopped so resumes from its journal on the next run [default: none].
+    #[arg(long, global = true, env = "ROSTER_DEADLINE", value_parser = parse_duration, value_name = "DURATION")]
+    pub deadline: Option<Duration>,
     #[command(subcommand)]
     pub command: Command,
 }

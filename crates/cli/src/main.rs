@@ -70,6 +70,8 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
     } || std::env::var("ROSTER_LOG_FORMAT").is_ok_and(|f| f == "json");
     init_tracing(cli.verbose, quiet, json_logs);
     connect::set_allow_insecure_http(cli.allow_insecure_http);
+    connect::set_call_timeout(cli.timeout);
+    let deadline = cli.deadline;
     let g = roster_engine::Globals {
         state: cli.state.clone(),
         database: cli.database.as_deref().map(String::from),
@@ -108,206 +110,220 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
     let line = audit_line(&cli.command);
     let by = by_flag(&cli.command).or(cli.actor.clone());
     let mut exit = std::process::ExitCode::SUCCESS;
-    let result = match cli.command {
-        args::Command::Demo {
-            dir,
-            serve,
-            print_env,
-        } => demo::run(dir, serve, print_env).await,
-        args::Command::Sandbox(cmd) => sandbox_cmd::run(cmd).await,
-        args::Command::Marketo(cmd) => marketo_cmd::run(cmd, &g).await,
-        args::Command::Audit(args::AuditCommand::Marketo {
-            conn,
-            output,
-            html,
-            resume,
-        }) => audit_cmd::run(&conn, output, html, resume, &g).await,
-        args::Command::Magento(cmd) => magento_cmd::run(cmd, &g).await,
-        args::Command::Audit(args::AuditCommand::Magento { conn, output }) => {
-            magento_cmd::audit(&conn, output, &g).await
-        }
-        args::Command::Provision(args::ProvisionCommand::MagentoCustomer {
-            conn,
-            email,
-            first,
-            last,
-            website,
-            group,
-            admin,
-            role,
-        }) => {
-            magento_cmd::provision(
-                &conn,
-                &email,
-                &first,
-                &last,
-                website.as_deref(),
-                group.as_deref(),
-                admin.as_deref(),
-                role.as_deref(),
-                &g,
-            )
-            .await
-        }
-        args::Command::Offboard(args::OffboardCommand::Magento {
-            conn,
-            email,
-            website,
-            admin,
-            confirm,
-        }) => {
-            magento_cmd::offboard(
-                &conn,
-                email.as_deref(),
-                website.as_deref(),
-                admin.as_deref(),
-                &confirm,
-                &g,
-            )
-            .await
-        }
-        args::Command::Provision(cmd) => lifecycle_cmd::provision(cmd, &g).await,
-        args::Command::Offboard(args::OffboardCommand::Marketo {
-            conn,
-            email,
-            include_api_only,
-            confirm,
-        }) => lifecycle_cmd::offboard_cmd(&conn, &email, include_api_only, &confirm, &g).await,
-        args::Command::Tombstones(a) => lifecycle_cmd::tombstones(a, &g).await,
-        args::Command::Restore(args::RestoreCommand::Marketo { conn, email }) => {
-            lifecycle_cmd::restore(&conn, &email, &g).await
-        }
-        args::Command::Restore(args::RestoreCommand::Magento {
-            conn,
-            email,
-            website,
-            admin,
-        }) => magento_cmd::restore(&conn, email, website, admin, &g).await,
-        args::Command::Plan {
-            roster,
-            out,
-            output,
-            resend_invites,
-            detailed_exitcode,
-        } => plan_cmd::plan_cmd(&roster, out.as_deref(), output, resend_invites, &g)
-            .await
-            .map(|outcome| {
-                if detailed_exitcode {
-                    exit = std::process::ExitCode::from(match outcome {
-                        plan_cmd::PlanOutcome::NothingToDo => 0,
-                        plan_cmd::PlanOutcome::Changes => 2,
-                        plan_cmd::PlanOutcome::Blocked => 3,
-                    });
-                }
-            }),
-        args::Command::Apply {
-            plan,
-            auto,
-            approve,
-            by,
-            resend_invites,
-        } => {
-            let plan = match (plan.as_deref(), auto.as_deref()) {
-                (Some(path), None) => Ok(ToApply::File(path)),
-                (None, Some(roster)) => Ok(ToApply::Auto(roster)),
-                _ => Err(anyhow::anyhow!(
-                    "give a saved plan (`roster apply plan.json`) or a roster with --auto"
-                )),
-            };
-            match plan {
-                Ok(plan) => {
-                    planning::apply(
-                        ApplyArgs {
-                            plan,
-                            approve,
-                            by: by.as_deref(),
-                            resend_invites,
-                            stop: None,
-                        },
-                        &g,
-                    )
-                    .await
-                }
-                Err(e) => Err(e),
+    let work = async {
+        match cli.command {
+            args::Command::Demo {
+                dir,
+                serve,
+                print_env,
+            } => demo::run(dir, serve, print_env).await,
+            args::Command::Sandbox(cmd) => sandbox_cmd::run(cmd).await,
+            args::Command::Marketo(cmd) => marketo_cmd::run(cmd, &g).await,
+            args::Command::Audit(args::AuditCommand::Marketo {
+                conn,
+                output,
+                html,
+                resume,
+            }) => audit_cmd::run(&conn, output, html, resume, &g).await,
+            args::Command::Magento(cmd) => magento_cmd::run(cmd, &g).await,
+            args::Command::Audit(args::AuditCommand::Magento { conn, output }) => {
+                magento_cmd::audit(&conn, output, &g).await
             }
-        }
-        args::Command::Approve { plan, by } => planning::approve(&plan, by.as_deref(), &g).await,
-        args::Command::Serve {
-            action: None,
-            listen,
-            ..
-        } => {
-            serve_cmd::serve(
-                cli.state.as_deref(),
-                cli.database.as_deref(),
-                cli.config.as_deref(),
+            args::Command::Provision(args::ProvisionCommand::MagentoCustomer {
+                conn,
+                email,
+                first,
+                last,
+                website,
+                group,
+                admin,
+                role,
+            }) => {
+                magento_cmd::provision(
+                    &conn,
+                    &email,
+                    &first,
+                    &last,
+                    website.as_deref(),
+                    group.as_deref(),
+                    admin.as_deref(),
+                    role.as_deref(),
+                    &g,
+                )
+                .await
+            }
+            args::Command::Offboard(args::OffboardCommand::Magento {
+                conn,
+                email,
+                website,
+                admin,
+                confirm,
+            }) => {
+                magento_cmd::offboard(
+                    &conn,
+                    email.as_deref(),
+                    website.as_deref(),
+                    admin.as_deref(),
+                    &confirm,
+                    &g,
+                )
+                .await
+            }
+            args::Command::Provision(cmd) => lifecycle_cmd::provision(cmd, &g).await,
+            args::Command::Offboard(args::OffboardCommand::Marketo {
+                conn,
+                email,
+                include_api_only,
+                confirm,
+            }) => lifecycle_cmd::offboard_cmd(&conn, &email, include_api_only, &confirm, &g).await,
+            args::Command::Tombstones(a) => lifecycle_cmd::tombstones(a, &g).await,
+            args::Command::Restore(args::RestoreCommand::Marketo { conn, email }) => {
+                lifecycle_cmd::restore(&conn, &email, &g).await
+            }
+            args::Command::Restore(args::RestoreCommand::Magento {
+                conn,
+                email,
+                website,
+                admin,
+            }) => magento_cmd::restore(&conn, email, website, admin, &g).await,
+            args::Command::Plan {
+                roster,
+                out,
+                output,
+                resend_invites,
+                detailed_exitcode,
+            } => plan_cmd::plan_cmd(&roster, out.as_deref(), output, resend_invites, &g)
+                .await
+                .map(|outcome| {
+                    if detailed_exitcode {
+                        exit = std::process::ExitCode::from(match outcome {
+                            plan_cmd::PlanOutcome::NothingToDo => 0,
+                            plan_cmd::PlanOutcome::Changes => 2,
+                            plan_cmd::PlanOutcome::Blocked => 3,
+                        });
+                    }
+                }),
+            args::Command::Apply {
+                plan,
+                auto,
+                approve,
+                by,
+                resend_invites,
+            } => {
+                let plan = match (plan.as_deref(), auto.as_deref()) {
+                    (Some(path), None) => Ok(ToApply::File(path)),
+                    (None, Some(roster)) => Ok(ToApply::Auto(roster)),
+                    _ => Err(anyhow::anyhow!(
+                        "give a saved plan (`roster apply plan.json`) or a roster with --auto"
+                    )),
+                };
+                match plan {
+                    Ok(plan) => {
+                        planning::apply(
+                            ApplyArgs {
+                                plan,
+                                approve,
+                                by: by.as_deref(),
+                                resend_invites,
+                                stop: None,
+                            },
+                            &g,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            args::Command::Approve { plan, by } => {
+                planning::approve(&plan, by.as_deref(), &g).await
+            }
+            args::Command::Serve {
+                action: None,
                 listen,
-                cli.lock_wait,
-            )
-            .await
+                ..
+            } => {
+                serve_cmd::serve(
+                    cli.state.as_deref(),
+                    cli.database.as_deref(),
+                    cli.config.as_deref(),
+                    listen,
+                    cli.lock_wait,
+                )
+                .await
+            }
+            args::Command::Serve {
+                action: Some(args::ServeAction::Token(t)),
+                ..
+            } => {
+                serve_cmd::token(
+                    t,
+                    cli.state.as_deref(),
+                    cli.database.as_deref(),
+                    cli.config.as_deref(),
+                )
+                .await
+            }
+            args::Command::Serve {
+                action: Some(args::ServeAction::User(u)),
+                ..
+            } => {
+                serve_cmd::user(
+                    u,
+                    cli.state.as_deref(),
+                    cli.database.as_deref(),
+                    cli.config.as_deref(),
+                )
+                .await
+            }
+            args::Command::Serve {
+                action: Some(args::ServeAction::ScimToken(t)),
+                ..
+            } => {
+                serve_cmd::scim_token(
+                    t,
+                    cli.state.as_deref(),
+                    cli.database.as_deref(),
+                    cli.config.as_deref(),
+                )
+                .await
+            }
+            args::Command::Serve {
+                action: Some(args::ServeAction::Migrate),
+                ..
+            } => {
+                serve_cmd::migrate(
+                    cli.state.as_deref(),
+                    cli.database.as_deref(),
+                    cli.config.as_deref(),
+                )
+                .await
+            }
+            args::Command::State(action) => state_cmd::state(action, &g).await,
+            args::Command::Log {
+                action: Some(args::LogAction::Verify { head, public_keys }),
+                ..
+            } => plan_cmd::log_verify(head.as_deref(), public_keys.as_deref(), &g).await,
+            args::Command::Log {
+                action: Some(args::LogAction::Head { output }),
+                ..
+            } => plan_cmd::log_head(output, &g).await,
+            args::Command::Keys(action) => plan_cmd::keys_cmd(action, &g).await,
+            args::Command::Log {
+                action: None,
+                plan,
+                output,
+            } => plan_cmd::log_cmd(plan.as_deref(), output, &g).await,
         }
-        args::Command::Serve {
-            action: Some(args::ServeAction::Token(t)),
-            ..
-        } => {
-            serve_cmd::token(
-                t,
-                cli.state.as_deref(),
-                cli.database.as_deref(),
-                cli.config.as_deref(),
-            )
-            .await
-        }
-        args::Command::Serve {
-            action: Some(args::ServeAction::User(u)),
-            ..
-        } => {
-            serve_cmd::user(
-                u,
-                cli.state.as_deref(),
-                cli.database.as_deref(),
-                cli.config.as_deref(),
-            )
-            .await
-        }
-        args::Command::Serve {
-            action: Some(args::ServeAction::ScimToken(t)),
-            ..
-        } => {
-            serve_cmd::scim_token(
-                t,
-                cli.state.as_deref(),
-                cli.database.as_deref(),
-                cli.config.as_deref(),
-            )
-            .await
-        }
-        args::Command::Serve {
-            action: Some(args::ServeAction::Migrate),
-            ..
-        } => {
-            serve_cmd::migrate(
-                cli.state.as_deref(),
-                cli.database.as_deref(),
-                cli.config.as_deref(),
-            )
-            .await
-        }
-        args::Command::State(action) => state_cmd::state(action, &g).await,
-        args::Command::Log {
-            action: Some(args::LogAction::Verify { head, public_keys }),
-            ..
-        } => plan_cmd::log_verify(head.as_deref(), public_keys.as_deref(), &g).await,
-        args::Command::Log {
-            action: Some(args::LogAction::Head { output }),
-            ..
-        } => plan_cmd::log_head(output, &g).await,
-        args::Command::Keys(action) => plan_cmd::keys_cmd(action, &g).await,
-        args::Command::Log {
-            action: None,
-            plan,
-            output,
-        } => plan_cmd::log_cmd(plan.as_deref(), output, &g).await,
+    };
+    let result = match deadline {
+        None => work.await,
+        Some(limit) => match tokio::time::timeout(limit, work).await {
+            Ok(r) => r,
+            Err(_) => Err(anyhow::anyhow!(
+                "stopped at the --deadline of {}s (ROSTER_DEADLINE); what was done before is recorded, and an apply resumes from its journal when run again",
+                limit.as_secs()
+            )),
+        },
     };
     // Every command that changed (or tried to change) an app leaves a line in the audit log.
     if let Some((app, action, target, detail)) = line {

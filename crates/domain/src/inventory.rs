@@ -197,7 +197,12 @@ impl Inventory {
                             .map_or_else(|| format!("#{}", c.website_id), |w| w.name.clone());
                         accounts.push(Account {
                             kind: AccountKind::MagentoCustomer,
-                            id: c.id.to_string(),
+                            // Made since the read: its id is the store's to say.
+                            id: if c.id == crate::plan::UNKNOWN_ID {
+                                String::new()
+                            } else {
+                                c.id.to_string()
+                            },
                             email: c.email.clone(),
                             name: full_name(&c.first_name, &c.last_name),
                             status: Status::Active,
@@ -469,6 +474,31 @@ mod tests {
             (AccountKind::MagentoAdmin, Status::Inactive)
         );
         assert_eq!(a.grants[0].role, "Sales");
+
+        // A customer created since the read gets no invented id (the highest plus one
+        // named another customer): it is blank until the store is read again.
+        let created = crate::plan::Action::MagentoCreateCustomer {
+            email: "new@x.io".into(),
+            first_name: "N".into(),
+            last_name: "W".into(),
+            group_id: 2,
+            group: "Wholesale".into(),
+            website_id: 1,
+        };
+        let after = crate::plan::simulate(&live, [&created], datetime!(2026-11-30 00:00 UTC));
+        let inv = Inventory::from_live(
+            App::Magento,
+            "magento",
+            &after,
+            datetime!(2026-11-30 00:00 UTC),
+        );
+        let new = inv.accounts.iter().find(|a| a.email == "new@x.io").unwrap();
+        assert_eq!(new.id, "");
+        assert!(
+            inv.accounts.iter().all(|a| a.id != "42"),
+            "{:?}",
+            inv.accounts
+        );
     }
 
     #[test]

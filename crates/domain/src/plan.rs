@@ -1188,7 +1188,12 @@ pub fn before_after(plan: &Plan) -> Vec<(Option<String>, Option<String>)> {
         .collect()
 }
 
-/// The state the apps are in after `actions` run on `live`, as far as planning can tell.
+/// The id of an account `simulate` created: the app assigns ids, so it is not known until
+/// the app is read again.
+pub const UNKNOWN_ID: i64 = 0;
+
+/// The state the apps are in after `actions` run on `live`, as far as planning can tell
+/// (ids the apps assign are [`UNKNOWN_ID`]).
 pub fn simulate<'a>(
     live: &Live,
     actions: impl IntoIterator<Item = &'a Action>,
@@ -1282,9 +1287,10 @@ fn apply_one(live: &mut Live, action: &Action, now: OffsetDateTime) {
             ..
         } => {
             let m = live.magento.get_or_insert_with(MagentoLive::default);
-            let id = m.customers.iter().map(|c| c.id).max().unwrap_or(0) + 1;
             m.customers.push(MagentoCustomer {
-                id,
+                // Magento chooses the id; guessing one (the highest plus one) named
+                // another customer in the inventory. Unknown until the store is read.
+                id: UNKNOWN_ID,
                 email: email.clone(),
                 first_name: first_name.clone(),
                 last_name: last_name.clone(),
@@ -1325,9 +1331,8 @@ fn apply_one(live: &mut Live, action: &Action, now: OffsetDateTime) {
         } => {
             let m = live.magento.get_or_insert_with(MagentoLive::default);
             let admins = m.admins.get_or_insert_with(Vec::new);
-            let id = admins.iter().map(|a| a.id).max().unwrap_or(0) + 1;
             admins.push(MagentoAdmin {
-                id,
+                id: UNKNOWN_ID,
                 username: username.clone(),
                 email: email.clone(),
                 first_name: first_name.clone(),

@@ -25,6 +25,24 @@ pub fn set_allow_insecure_http(allow: bool) {
     ALLOW_INSECURE_HTTP.store(allow, std::sync::atomic::Ordering::Relaxed);
 }
 
+static CALL_TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The CLI's `--timeout`: how long one call to an app may take, for every connection this
+/// process makes (the service leaves it unset and keeps the connectors' defaults).
+pub fn set_call_timeout(timeout: std::time::Duration) {
+    CALL_TIMEOUT_MS.store(
+        timeout.as_millis().max(1) as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+pub(crate) fn call_timeout() -> Option<std::time::Duration> {
+    match CALL_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        ms => Some(std::time::Duration::from_millis(ms)),
+    }
+}
+
 pub fn allow_insecure_http() -> bool {
     ALLOW_INSECURE_HTTP.load(std::sync::atomic::Ordering::Relaxed)
 }
@@ -307,6 +325,9 @@ impl MarketoSession {
         }
         if let Some(n) = conn.max_retries {
             config.retry.max_retries = n;
+        }
+        if let Some(t) = call_timeout() {
+            config.request_timeout = t;
         }
         let state = open_state(state_dir, g.database.as_deref()).await?;
         let instance = config.instance_key().to_string();

@@ -136,6 +136,9 @@ impl MagentoSession {
             }
         };
         config.allow_insecure_http = crate::connect::allow_insecure_http();
+        if let Some(t) = crate::connect::call_timeout() {
+            config.request_timeout = t;
+        }
         config.scope = if conn.scope.is_empty() || conn.scope == "all" {
             file.scope.unwrap_or_else(|| "all".into())
         } else {

@@ -99,11 +99,10 @@ pub async fn start(config: OidcConfig) -> Result<RunningIdp, crate::marketo::San
         .with_state(idp);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
+        roster_http::serve(listener, app, async {
+            let _ = stopped.await;
+        })
+        .await;
     });
     Ok(RunningIdp {
         issuer,

@@ -239,17 +239,10 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
     let app = api::router(Arc::clone(&shared));
     let mut stop_http = watch_rx.clone();
     tasks.spawn(async move {
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        roster_http::serve(listener, app, async move {
             let _ = stop_http.changed().await;
         })
         .await;
-        if let Err(e) = served {
-            tracing::error!("the HTTP listener failed: {e}");
-        }
     });
     tracing::info!(
         "roster serve listening on http://{addr} with {} instance(s)",

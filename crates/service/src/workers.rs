@@ -633,7 +633,7 @@ async fn reconcile_with(
     let blocked = computed.plan.blocked.clone();
     // What waits for approval: everything under `none`; otherwise the destructive steps
     // (the rest ran, or runs, unattended).
-    let to_hold = match inst.auto_apply {
+    let mut to_hold = match inst.auto_apply {
         AutoApply::None => computed.plan.clone(),
         AutoApply::Safe | AutoApply::All => computed.plan.only_destructive(),
     };
@@ -676,6 +676,11 @@ async fn reconcile_with(
         let result = apply(c, approve).await;
         if result.is_ok() && !actions.is_empty() {
             keep_inventory(shared, inst, &live, &actions, read_at).await;
+            // What approvers see as each held step's "before" is the state it will meet:
+            // after the safe steps that just ran, not the read before them.
+            to_hold.live =
+                roster_domain::plan::simulate(&live, &actions, OffsetDateTime::now_utc());
+            to_hold.digest = to_hold.content_digest();
         }
         if let Err(e) = result {
             let outcome = if shared.stop.load(std::sync::atomic::Ordering::SeqCst) {

@@ -749,6 +749,19 @@ async fn a_held_plan_rewritten_in_the_database_is_neither_shown_nor_approved() {
     let (_, signed_body) = store.held_plan(&id).await.unwrap().unwrap();
     let mut plan: roster_domain::plan::Plan = serde_json::from_str(&signed_body).unwrap();
     assert!(plan.signature.is_some(), "held plans are signed");
+    // Its "before" is the state the approval will meet: after the safe steps that ran
+    // (nia was invited by one), not the read before them.
+    assert!(
+        plan.live
+            .marketo
+            .as_ref()
+            .unwrap()
+            .users
+            .iter()
+            .any(|u| u.email.eq_ignore_ascii_case("nia.okafor@acme.example")),
+        "the held plan's snapshot predates the safe steps"
+    );
+    assert!(mailbox(&sandbox, "nia.okafor@acme.example").await >= 1);
     let mut step = plan.steps[0].clone();
     step.index = plan.steps.len() + 1;
     step.key = format!("{}/{}/forged", plan.id, step.index);

@@ -716,6 +716,48 @@ async fn credentials_never_follow_a_redirect_nor_go_over_plain_http_to_another_h
     );
 }
 
+/// A host that accepts and never answers: each call gives up after `--timeout`, and
+/// `--deadline` ends the whole command, instead of minutes of silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_never_answers_is_given_up_on_in_time() {
+    let env = Env::start(Duration::ZERO).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let run = env
+        .run_env(
+            &["--timeout", "300ms", "marketo", "users"],
+            &[
+                ("ROSTER_MARKETO_URL", &silent),
+                ("ROSTER_MARKETO_MAX_RETRIES", "1"),
+            ],
+        )
+        .await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("timed out") && run.stderr.contains("gave up after 2 attempts"),
+        "{}",
+        run.stderr
+    );
+    let run = env
+        .run_env(
+            &["--deadline", "1s", "marketo", "users"],
+            &[("ROSTER_MARKETO_URL", &silent)],
+        )
+        .await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("stopped at the --deadline of 1s"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_people_file_is_a_bounded_regular_csv_beside_the_roster_and_never_echoed() {
     let env = Env::start(Duration::ZERO).await;

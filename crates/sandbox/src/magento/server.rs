@@ -194,12 +194,10 @@ pub async fn start(config: MagentoConfig) -> std::result::Result<RunningMagento,
         .with_state(app.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+        roster_http::serve(listener, router, async {
             let _ = stop_rx.await;
-        });
-        if let Err(err) = serve.await {
-            tracing::error!(error = %err, "magento sandbox server stopped");
-        }
+        })
+        .await;
     });
     for uuid in bulk::unfinished(&app)
         .await

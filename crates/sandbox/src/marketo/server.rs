@@ -130,18 +130,13 @@ pub async fn start(config: MarketoConfig) -> Result<RunningSandbox, SandboxError
     let flusher = app.clone();
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+        let serve = roster_http::serve(listener, router, async {
             let _ = stop_rx.await;
         });
-        let mut serve = std::pin::pin!(serve.into_future());
+        let mut serve = std::pin::pin!(serve);
         loop {
             tokio::select! {
-                result = &mut serve => {
-                    if let Err(err) = result {
-                        tracing::error!(error = %err, "marketo sandbox server failed");
-                    }
-                    break;
-                }
+                () = &mut serve => break,
                 _ = tick.tick() => persist_quota(&flusher).await,
             }
         }
