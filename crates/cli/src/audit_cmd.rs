@@ -400,6 +400,6 @@ impl<'a> Report<'a> {
             quota_left: self.quota_left,
             quota_limit: self.quota_limit,
         };
-        Ok(page.render()?)
+        Ok(roster_domain::text::sanitize_document(&page.render()?))
     }
 }

@@ -101,6 +101,7 @@ fn fixture() -> (Roster, Live) {
         digest: String::new(),
         people,
         rules: Vec::new(),
+        exceptions: Vec::new(),
         policies: Policies {
             marketo: policy.clone(),
             magento: policy,

@@ -264,6 +264,22 @@ pub struct Roster {
     pub people: Vec<Person>,
     pub rules: Vec<Rule>,
     pub policies: Policies,
+    /// Accounts kept as they are until a time, whatever the roster says: an approved
+    /// restore of someone the roster still lists as a leaver. Not from the file: Roster's
+    /// state holds them, and the planner honours them until they lapse.
+    #[serde(skip)]
+    pub exceptions: Vec<Exception>,
+}
+
+/// An account kept until `until`: its removal is not planned before then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    pub app: App,
+    /// The account's email, lower-cased.
+    pub email: String,
+    pub until: time::OffsetDateTime,
+    /// Why, for the plan's note (e.g. "restored by request 3, approved by bo").
+    pub reason: String,
 }
 
 /// What a person should end up with, rules applied.
@@ -275,6 +291,18 @@ pub struct Wanted {
 }
 
 impl Roster {
+    /// The exception that keeps `email`'s account in `app` at `now`, if one does.
+    pub fn exception(
+        &self,
+        app: App,
+        email: &str,
+        now: time::OffsetDateTime,
+    ) -> Option<&Exception> {
+        self.exceptions
+            .iter()
+            .find(|e| e.app == app && e.until > now && e.email.eq_ignore_ascii_case(email))
+    }
+
     /// The person's own access plus every matching rule's. A person's own group or admin
     /// role wins over a rule's; among rules the first wins.
     pub fn wanted(&self, person: &Person) -> Wanted {

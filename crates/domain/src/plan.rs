@@ -581,6 +581,24 @@ impl<'a> Planner<'a> {
         self.options.now.date()
     }
 
+    /// Whether an exception (an approved restore) keeps this account for now: then a note
+    /// says until when, instead of a step that would take it away again.
+    fn kept(&mut self, app: App, email: &str, account: &str) -> bool {
+        let Some(e) = self.roster.exception(app, email, self.options.now) else {
+            return false;
+        };
+        let until = e
+            .until
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let message = format!(
+            "kept until {until} ({}); after that its removal is planned again, as a destructive step",
+            e.reason
+        );
+        self.note(app, account, message);
+        true
+    }
+
     // ---- Marketo ----
 
     fn marketo(&mut self, live: &MarketoLive) {
@@ -621,7 +639,9 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if person.is_leaver(self.today()) {
-                if let Some(u) = account {
+                if let Some(u) = account
+                    && !self.kept(App::Marketo, &u.email, &u.userid)
+                {
                     self.offboard_marketo(u, &leaver_reason(person));
                 }
                 continue;
@@ -783,6 +803,9 @@ impl<'a> Planner<'a> {
     }
 
     fn unlisted_marketo(&mut self, u: &MarketoUser, why: &str) {
+        if self.kept(App::Marketo, &u.email, &u.userid) {
+            return;
+        }
         match self.roster.policies.marketo.unlisted {
             Unlisted::Report => self.note(
                 App::Marketo,
@@ -848,6 +871,7 @@ impl<'a> Planner<'a> {
                 Some(c) if protected_customer(policy, c) => {
                     self.note(App::Magento, &c.email, "protected by policy: not touched");
                 }
+                Some(c) if leaver && self.kept(App::Magento, &c.email, &c.email) => {}
                 Some(c) if leaver => self.step(
                     Action::MagentoDeleteCustomer {
                         id: c.id,
@@ -919,6 +943,7 @@ impl<'a> Planner<'a> {
                         "protected by policy: not touched",
                     );
                 }
+                Some(a) if leaver && self.kept(App::Magento, &a.email, &a.username) => {}
                 Some(a) if leaver => self.step(
                     Action::MagentoDeleteAdmin {
                         id: a.id,
@@ -995,6 +1020,9 @@ impl<'a> Planner<'a> {
     }
 
     fn unlisted_customer(&mut self, live: &MagentoLive, c: &MagentoCustomer, why: &str) {
+        if self.kept(App::Magento, &c.email, &c.email) {
+            return;
+        }
         let roster: &'a Roster = self.roster;
         let policy = &roster.policies.magento;
         match policy.unlisted {
@@ -1049,6 +1077,9 @@ impl<'a> Planner<'a> {
     }
 
     fn unlisted_admin(&mut self, live: &MagentoLive, a: &MagentoAdmin, why: &str) {
+        if self.kept(App::Magento, &a.email, &a.username) {
+            return;
+        }
         match self.roster.policies.magento.unlisted {
             Unlisted::Report => self.note(
                 App::Magento,
@@ -1492,6 +1523,7 @@ mod tests {
                 people: all.into_iter().enumerate().filter(|(i, _)| listed.contains(i)).map(|(_, p)| p).collect(),
                 rules: vec![],
                 policies: Policies { marketo, magento },
+                exceptions: vec![],
             }
         }
     }
@@ -1697,6 +1729,7 @@ mod tests {
                 line: 7,
             }],
             rules: vec![],
+            exceptions: vec![],
             policies: Policies {
                 marketo: Policy {
                     unlisted: Unlisted::Delete,
@@ -1847,5 +1880,41 @@ mod tests {
             &resend.steps[0].action,
             Action::MarketoResendInvite { roles, .. } if roles == &vec![RoleRef::new("Standard User", "Default")]
         ));
+
+        // A leaver's pending invitation (perhaps one a restore sent) is withdrawn only with
+        // an approval: taking it back is destructive, like a deletion.
+        let mut leaving = roster.clone();
+        leaving.people[0].status = Status::Leaver;
+        let withdrawn = plan(&leaving, &invite(10), options());
+        let step = &withdrawn.steps[0];
+        assert!(
+            matches!(&step.action, Action::MarketoDeleteInvite { .. }) && step.destructive,
+            "{withdrawn}"
+        );
+        // An approved restore keeps it until its exception lapses, and says so; after
+        // that, its withdrawal is planned again, destructive as before.
+        leaving.exceptions.push(crate::desired::Exception {
+            app: App::Marketo,
+            email: "NIA@acme.example".into(),
+            until: NOW + Duration::days(30),
+            reason: "restored by request 3, approved by bo".into(),
+        });
+        let kept = plan(&leaving, &invite(10), options());
+        assert!(kept.steps.is_empty(), "{kept}");
+        assert!(
+            kept.notes[0].message.contains("kept until 2026-12-23")
+                && kept.notes[0].message.contains("approved by bo"),
+            "{kept}"
+        );
+        let later = PlanOptions {
+            now: NOW + Duration::days(31),
+            resend_invites: false,
+        };
+        let lapsed = plan(&leaving, &invite(40), later);
+        assert!(
+            matches!(&lapsed.steps[0].action, Action::MarketoDeleteInvite { .. })
+                && lapsed.steps[0].destructive,
+            "{lapsed}"
+        );
     }
 }

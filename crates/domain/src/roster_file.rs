@@ -330,6 +330,7 @@ where
             people,
             rules,
             policies,
+            exceptions: Vec::new(),
         },
         people_file: raw.people_file,
     })

@@ -109,8 +109,11 @@ fn admin(live: &Live, id: i64) -> Option<&MagentoAdmin> {
 /// disabled group, deactivates an admin user, or sets a login expiry that has passed.
 pub fn destructive(action: &Action, live: &Live, policies: &Policies, now: OffsetDateTime) -> bool {
     match action {
+        // Withdrawing an invitation takes access away as a deletion does (it may be one an
+        // approved restore sent): it waits for an approval like the rest.
         Action::MarketoRevoke { .. }
         | Action::MarketoDelete { .. }
+        | Action::MarketoDeleteInvite { .. }
         | Action::MagentoDeleteCustomer { .. }
         | Action::MagentoDeleteAdmin { .. } => true,
         Action::MarketoSetExpiry { expires_at, .. } => expires_at.is_some_and(|t| t <= now),
@@ -132,7 +135,6 @@ pub fn destructive(action: &Action, live: &Live, policies: &Policies, now: Offse
         | Action::MarketoResendInvite { .. }
         | Action::MarketoUpdate { .. }
         | Action::MarketoGrant { .. }
-        | Action::MarketoDeleteInvite { .. }
         | Action::MagentoCreateCustomer { .. }
         | Action::MagentoCreateAdmin { .. } => false,
     }

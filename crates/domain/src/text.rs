@@ -24,6 +24,27 @@ pub fn sanitize(text: &str) -> String {
     out
 }
 
+/// A whole rendered document (an HTML page, a report) with every unsafe character from
+/// its data shown escaped, as [`sanitize`] does, except the line breaks and tabs of its own
+/// layout. Applied to the finished page, it covers every field of every template: a name's
+/// ESC or bidi override can neither drive a terminal that `cat`s the file nor reorder
+/// what a reviewer reads in the browser.
+pub fn sanitize_document(text: &str) -> String {
+    let unsafe_here = |c: char| is_unsafe(c) && !matches!(c, '\n' | '\r' | '\t');
+    if !text.chars().any(unsafe_here) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if unsafe_here(c) {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Characters that change how a terminal shows what follows, or hide themselves.
 pub fn is_unsafe(c: char) -> bool {
     c.is_control()
@@ -52,5 +73,15 @@ mod tests {
         assert_eq!(sanitize("\x1b[2J\x1b[31mred"), "\\u{1b}[2J\\u{1b}[31mred");
         assert_eq!(sanitize("a\u{200b}b\u{202e}c"), "a\\u{200b}b\\u{202e}c");
         assert_eq!(sanitize("Zoë Ünal 山田"), "Zoë Ünal 山田");
+    }
+
+    #[test]
+    fn a_document_keeps_its_layout_and_loses_its_escapes() {
+        let page = "<td>\x1b[31mEve\x07</td>\n\t<td>a\u{202e}b</td>\r\n";
+        assert_eq!(
+            sanitize_document(page),
+            "<td>\\u{1b}[31mEve\\u{7}</td>\n\t<td>a\\u{202e}b</td>\r\n"
+        );
+        assert_eq!(sanitize_document("<p>Zoë</p>\n"), "<p>Zoë</p>\n");
     }
 }

@@ -556,7 +556,43 @@ pub async fn restore_one(s: &MarketoSession, email: &str) -> Result<()> {
     };
     invite_and_record(s, &invitation).await?;
     s.state.mark_restored(t.id, now()).await?;
+    keep_restored(
+        &s.state,
+        roster_domain::desired::App::Marketo,
+        &s.instance,
+        &t.email,
+        t.id,
+    )
+    .await?;
     report_invited(s, &invitation);
+    Ok(())
+}
+
+/// How long a restored account is kept against a roster that still lists its owner as a
+/// leaver (or not at all): time to put the roster right.
+pub const RESTORE_KEEPS: time::Duration = time::Duration::days(30);
+
+/// Records that the account restored from tombstone `tombstone` is kept for
+/// [`RESTORE_KEEPS`]: the next runs do not take it away again behind the restore's
+/// approval, and say until when; after that its removal is planned, as a destructive step.
+pub async fn keep_restored(
+    state: &roster_store::StateStore,
+    app: roster_domain::desired::App,
+    instance: &str,
+    email: &str,
+    tombstone: i64,
+) -> Result<()> {
+    let at = now();
+    state
+        .add_exception(
+            app,
+            instance,
+            email,
+            at + RESTORE_KEEPS,
+            &format!("restored from tombstone #{tombstone}"),
+            at,
+        )
+        .await?;
     Ok(())
 }
 

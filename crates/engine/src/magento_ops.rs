@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail};
 use roster_domain::Secret;
 use roster_domain::access::RoleAssignment;
+use roster_domain::desired::App;
 use roster_magento::AdminUsers;
 use roster_magento::{Client, ClientConfig, TokenAuth};
 use roster_store::{NewTombstone, StateStore, TombstoneStatus};
@@ -298,6 +299,7 @@ pub async fn restore_customer(
     s.state
         .mark_restored(t.id, OffsetDateTime::now_utc())
         .await?;
+    crate::lifecycle::keep_restored(&s.state, App::Magento, &s.instance, &t.email, t.id).await?;
     s.events.emit(Event::Said(format!(
         "restored customer {email} as id {} on website {site} with {addresses} address(es), from tombstone #{}; Magento emailed them a link to set a password (the old one is not kept)",
         created["id"], t.id
@@ -380,6 +382,7 @@ pub async fn restore_admin(s: &MagentoSession, username: &str) -> Result<()> {
     s.state
         .mark_restored(t.id, OffsetDateTime::now_utc())
         .await?;
+    crate::lifecycle::keep_restored(&s.state, App::Magento, &s.instance, &t.email, t.id).await?;
     s.events.emit(Event::Said(format!(
         "restored admin user {username} as id {} with role {}, from tombstone #{}; they set a password with \"Forgot your password?\" on the admin sign-in page",
         created["id"], record["role_id"], t.id

@@ -58,6 +58,7 @@ pub async fn compute_from(
     only: Option<(App, &str)>,
 ) -> Result<Computed> {
     scope_roster(&mut roster, sessions, only)?;
+    with_exceptions(&mut roster, sessions).await?;
     let live = live_read::read(sessions, &roster.policies.magento.website).await?;
     resolve(&mut roster, &live)?;
     let plan = plan::plan(
@@ -69,6 +70,24 @@ pub async fn compute_from(
         },
     );
     Ok(Computed { plan, roster, live })
+}
+
+/// The exceptions in force on the sessions' instances (approved restores), which the
+/// planner honours before the roster's word: read from the state where the plan is made
+/// and again where it is applied, never from a plan file.
+async fn with_exceptions(roster: &mut Roster, sessions: &Sessions) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    if let Some(s) = &sessions.marketo {
+        roster
+            .exceptions
+            .extend(s.state.exceptions(App::Marketo, &s.instance, now).await?);
+    }
+    if let Some(s) = &sessions.magento {
+        roster
+            .exceptions
+            .extend(s.state.exceptions(App::Magento, &s.instance, now).await?);
+    }
+    Ok(())
 }
 
 /// The roster as a plan for `only` (or for the plain access) reads it: named access picked
@@ -382,6 +401,7 @@ async fn reread(
         return Err(refuse(state, actor, Some(&plan.id), &plan.id, why).await);
     }
     scope_roster(&mut roster, sessions, None)?;
+    with_exceptions(&mut roster, sessions).await?;
     let website = roster.policies.magento.website.clone();
     let live = live_read::read(sessions, &website).await?;
     if let Err(e) = resolve(&mut roster, &live) {

@@ -293,6 +293,7 @@ mod tests {
                 line: 7,
             }],
             rules: vec![],
+            exceptions: vec![],
             policies: Default::default(),
         };
         let mut other = roster.people[0].clone();

@@ -624,6 +624,7 @@ pub(crate) async fn approve_plan(
         status: "approved",
         by: caller.name.clone(),
         instance: held.instance,
+        note: None,
     })
 }
 
@@ -688,6 +689,7 @@ pub(crate) async fn reject_plan(
         status: "rejected",
         by: caller.name.clone(),
         instance: held.instance,
+        note: None,
     })
 }
 
@@ -838,9 +840,11 @@ pub(crate) async fn ask_restore(
         .restore_request(request)
         .await?
         .ok_or_else(|| ApiError::internal(format!("restore request {request} vanished")))?;
+    let note = crate::workers::restore_note(shared, &worker.instance, &t.email).await;
     Ok(RestoreAsked {
         request: view.into(),
         created,
+        note,
     })
 }
 
@@ -964,11 +968,23 @@ pub(crate) async fn approve_restore_request(
         .submit(&worker.instance.name, job)
         .await
         .map_err(ApiError::internal)?;
+    let email = shared
+        .store
+        .tombstones(None)
+        .await?
+        .into_iter()
+        .find(|t| t.id == r.tombstone_id)
+        .map(|t| t.email);
+    let note = match email {
+        Some(email) => crate::workers::restore_note(shared, &worker.instance, &email).await,
+        None => None,
+    };
     Ok(Decided {
         plan: format!("restore-{id}"),
         status: "approved",
         by: caller.name.clone(),
         instance: r.instance,
+        note,
     })
 }
 
@@ -1004,6 +1020,7 @@ pub(crate) async fn reject_restore_request(
         status: "rejected",
         by: caller.name.clone(),
         instance: r.instance,
+        note: None,
     })
 }
 

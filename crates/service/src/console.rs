@@ -178,7 +178,7 @@ fn page(status: StatusCode, html: String) -> Response {
 
 fn render(status: StatusCode, t: &impl Template) -> Response {
     match t.render() {
-        Ok(html) => page(status, html),
+        Ok(html) => page(status, roster_domain::text::sanitize_document(&html)),
         Err(e) => {
             tracing::error!("a console page did not render: {e}");
             page(

@@ -189,6 +189,10 @@ pub struct Decided {
     pub status: &'static str,
     pub by: String,
     pub instance: String,
+    /// What the approver should know: for a restore of someone the roster lists as a
+    /// leaver (or not at all), that the account is kept only until an exception lapses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// An approval or a rejection: why, for the audit log.
@@ -388,6 +392,9 @@ pub struct RestoreAsked {
     pub request: RestoreView,
     /// False when a request for this tombstone was already waiting (that one is returned).
     pub created: bool,
+    /// As [`Decided::note`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The audit log's newest line, signed now with the service's key.

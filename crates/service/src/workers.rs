@@ -181,6 +181,27 @@ async fn scim_people(
 
 /// The roster an instance follows: its file, with the people SCIM pushes added; what went
 /// wrong in the merge (conflicts) comes back to be reported.
+/// For a restore of `email` on `inst`: if the roster lists them as a leaver (or not at
+/// all), what will happen once it is restored, for whoever asks and approves.
+pub(crate) async fn restore_note(shared: &Shared, inst: &Instance, email: &str) -> Option<String> {
+    let (roster, _) = roster_for(shared, inst).await.ok()?;
+    let today = OffsetDateTime::now_utc().date();
+    let listed = roster
+        .people
+        .iter()
+        .find(|p| p.email.eq_ignore_ascii_case(email));
+    let why = match listed {
+        Some(p) if p.is_leaver(today) => "lists them as a leaver",
+        Some(_) => return None,
+        None => "does not list them",
+    };
+    Some(format!(
+        "the roster ({}) {why}: once restored, {email} is kept for {} days (an exception every plan shows), then its removal is planned again, as a destructive step held for approval; change the roster to keep them for good",
+        inst.roster.display(),
+        roster_engine::lifecycle::RESTORE_KEEPS.whole_days()
+    ))
+}
+
 async fn roster_for(
     shared: &Shared,
     inst: &Instance,

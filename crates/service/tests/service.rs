@@ -528,6 +528,13 @@ async fn leavers_wait_for_a_second_approver_and_joiners_are_invited() {
         .await;
     assert_eq!(status, 202, "{asked}");
     assert_eq!(asked["created"], true);
+    // Katherine is a leaver in the roster: whoever asks is told what will follow.
+    assert!(
+        asked["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("lists them as a leaver") && n.contains("kept for 30 days")),
+        "{asked:#}"
+    );
     let request = asked["request"]["id"].as_i64().unwrap();
     let (_, again) = svc
         .post(
@@ -552,7 +559,7 @@ async fn leavers_wait_for_a_second_approver_and_joiners_are_invited() {
         (403, Some("four_eyes"))
     );
     assert_eq!(mailbox(&sandbox, "katherine.johnson@acme.example").await, 0);
-    let (status, _) = svc
+    let (status, approved) = svc
         .post(
             &bob,
             &format!("/api/v1/restores/{request}/approve"),
@@ -560,6 +567,12 @@ async fn leavers_wait_for_a_second_approver_and_joiners_are_invited() {
         )
         .await;
     assert_eq!(status, 202);
+    assert!(
+        approved["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("lists them as a leaver")),
+        "and whoever approves: {approved:#}"
+    );
     let restored = svc
         .run_where(&viewer, "restoring", |r| {
             r["trigger"] == format!("restore:{request} by bob")
@@ -585,6 +598,22 @@ async fn leavers_wait_for_a_second_approver_and_joiners_are_invited() {
         )
         .await;
     assert_eq!(status, 409, "a restored tombstone cannot be restored twice");
+    // The next run does not take the restored invitation back behind the approval (the
+    // roster still says leaver): the restore's exception keeps it, held or not.
+    let run = svc.reconcile_now(&alice, &viewer, "marketo.acme").await;
+    assert!(
+        !run.to_string().contains("invitation of katherine"),
+        "{run:#}"
+    );
+    let (_, pending) = svc.get(&viewer, "/api/v1/plans?status=pending").await;
+    for p in pending["plans"].as_array().unwrap() {
+        let id = p["plan_id"].as_str().or(p["id"].as_str()).unwrap();
+        let (_, detail) = svc.get(&viewer, &format!("/api/v1/plans/{id}")).await;
+        assert!(
+            !detail["steps"].to_string().contains("katherine"),
+            "{detail:#}"
+        );
+    }
 
     // An invalid roster: the run is refused with the file and line, nothing changes.
     std::fs::write(

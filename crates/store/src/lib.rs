@@ -9,6 +9,7 @@
 //! every account Roster deleted, so it can be re-provisioned.
 
 mod console;
+mod exceptions;
 mod inventories;
 mod journal;
 mod leadership;
@@ -884,6 +885,76 @@ fn tombstone_from(row: &AnyRow) -> Result<Tombstone> {
 mod tests {
     use super::*;
     use time::macros::{date, datetime};
+
+    #[tokio::test]
+    async fn exceptions_hold_until_they_lapse_on_both_backends() {
+        use roster_domain::desired::App;
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = vec![StateStore::open(dir.path()).await.unwrap()];
+        let db = testing::TestDatabase::create("exceptions").await;
+        if let Some(db) = &db {
+            stores.push(db.store().await.unwrap());
+        }
+        let now = datetime!(2026-12-01 00:00 UTC);
+        for store in stores {
+            let later = now + time::Duration::days(30);
+            store
+                .add_exception(
+                    App::Marketo,
+                    "i1",
+                    "Nia@Acme.example",
+                    later,
+                    "restored",
+                    now,
+                )
+                .await
+                .unwrap();
+            // The same account again replaces it; another instance is apart.
+            store
+                .add_exception(
+                    App::Marketo,
+                    "i1",
+                    "nia@acme.example",
+                    later,
+                    "restored again",
+                    now,
+                )
+                .await
+                .unwrap();
+            let live = store.exceptions(App::Marketo, "i1", now).await.unwrap();
+            assert_eq!(live.len(), 1, "{live:?}");
+            assert_eq!(
+                (
+                    live[0].email.as_str(),
+                    live[0].reason.as_str(),
+                    live[0].until
+                ),
+                ("nia@acme.example", "restored again", later)
+            );
+            assert!(
+                store
+                    .exceptions(App::Marketo, "i2", now)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(
+                store
+                    .exceptions(App::Magento, "i1", now)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            // Lapsed: gone from what the planner is given.
+            assert!(
+                store
+                    .exceptions(App::Marketo, "i1", later)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+    }
 
     #[cfg(unix)]
     #[tokio::test]

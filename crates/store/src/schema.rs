@@ -222,6 +222,17 @@ pub const STEPS: &[&str] = &[
     "ALTER TABLE audit_log ADD COLUMN instance TEXT;
     ALTER TABLE audit_log ADD COLUMN sig TEXT;
     ALTER TABLE approvals ADD COLUMN sig TEXT;",
+    // 12: exceptions: an account an approved restore brought back is kept until `until`,
+    // whatever the roster says (see `Roster::exceptions`).
+    "CREATE TABLE exceptions (
+        app TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        email TEXT NOT NULL COLLATE NOCASE,
+        until INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (app, instance, email)
+    );",
 ];
 
 /// The same schema on PostgreSQL, as its own ordered list (a `roster_schema` row records how
@@ -452,4 +463,14 @@ pub const PG_STEPS: &[&str] = &[
     "ALTER TABLE audit_log ADD COLUMN instance TEXT;
     ALTER TABLE audit_log ADD COLUMN sig TEXT;
     ALTER TABLE approvals ADD COLUMN sig TEXT;",
+    // 6: SQLite's step 12.
+    "CREATE TABLE exceptions (
+        app TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        email TEXT NOT NULL COLLATE nocase,
+        until BIGINT NOT NULL,
+        reason TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (app, instance, email)
+    );",
 ];

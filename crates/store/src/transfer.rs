@@ -35,6 +35,7 @@ const TABLES: &[(&str, &str)] = &[
     ("inventories", "instance"),
     ("scim_connections", "id"),
     ("scim_resources", "id"),
+    ("exceptions", "app, instance, email"),
 ];
 
 /// Tables whose `id` a sequence hands out (PostgreSQL's must continue after the imported

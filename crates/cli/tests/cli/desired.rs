@@ -678,6 +678,7 @@ async fn kill_9_mid_apply_then_rerun_finishes_the_plan() {
         killed_at < 9,
         "the kill came too late to test anything ({killed_at} steps)"
     );
+    resilience::keep_head(&env).await;
 
     let finished = env.ok(&["apply", "plan.json", "--approve"]).await;
     assert!(finished.stderr.contains("resuming"), "{}", finished.stderr);
@@ -697,6 +698,8 @@ async fn kill_9_mid_apply_then_rerun_finishes_the_plan() {
     assert_eq!(env.invitations_to("nia.okafor@acme.example").await, 1);
     assert_eq!(env.plan_steps(&example).await, Vec::<Value>::new());
     env.ok(&["log", "verify"]).await;
+    // The head saved just after the kill still verifies: the rerun lost and rewrote nothing.
+    resilience::check_heads(&env).await;
 }
 
 /// The state moves to a database of the other kind (SQLite to PostgreSQL, or back when the

@@ -46,10 +46,36 @@ async fn roles_before(env: &Env) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// The invariants every interrupted run must leave, once a rerun has finished.
+/// Saves the log's signed head now, as an auditor would outside Roster.
+pub(super) async fn keep_head(env: &Env) {
+    let dir = env.home.path().join("heads");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = std::fs::read_dir(&dir).unwrap().count();
+    let head = env.ok(&["log", "head", "-o", "json"]).await.stdout;
+    std::fs::write(dir.join(format!("{n}.json")), head).unwrap();
+}
+
+/// Every head saved along the way still verifies: no line up to it was lost or changed,
+/// whatever the kills and faults did.
+pub(super) async fn check_heads(env: &Env) {
+    let dir = env.home.path().join("heads");
+    let heads: Vec<_> = std::fs::read_dir(&dir).expect("heads were saved").collect();
+    assert!(!heads.is_empty());
+    for head in heads {
+        let path = head.unwrap().path();
+        let run = env
+            .ok(&["log", "verify", "--head", path.to_str().unwrap()])
+            .await;
+        assert!(run.stdout.contains("verifies"), "{}", run.stdout);
+    }
+}
+
 async fn check_every_deletion_is_recorded_once(
     env: &Env,
     before: &BTreeMap<String, BTreeSet<String>>,
 ) {
+    keep_head(env).await;
+    check_heads(env).await;
     for email in before.keys() {
         assert!(!env.has_marketo_user(email).await, "{email} is still there");
     }
@@ -104,6 +130,29 @@ async fn check_every_deletion_is_recorded_once(
     assert_eq!(row["status"], "restored", "{row:?}");
     assert_eq!(env.invitations_to(email).await, 1);
     assert!(!roles.is_empty());
+    // The roster still lists them as a leaver, yet the next plan does not take the restored
+    // invitation back: the restore's exception keeps it, and the plan says until when.
+    let plan = env
+        .ok_patient(&[
+            "plan",
+            env.home.path().join("leavers.yaml").to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .await
+        .json();
+    let mine = |v: &Value| v.to_string().to_lowercase().contains(&email.to_lowercase());
+    assert!(
+        !plan["steps"].as_array().unwrap().iter().any(mine),
+        "the restored account is taken away again: {plan:#}"
+    );
+    assert!(
+        plan["notes"].as_array().unwrap().iter().any(|n| mine(n)
+            && n["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("kept until"))),
+        "{plan:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,6 +187,7 @@ async fn deletions_killed_mid_way_leave_one_tombstone_each_with_its_roles() {
         tokio::time::sleep(Duration::from_millis(into_step_ms)).await;
         child.kill().unwrap();
         assert!(!child.wait().unwrap().success());
+        keep_head(&env).await;
     }
     let finished = env.ok(&["apply", "plan.json", "--approve"]).await;
     assert!(finished.stderr.contains("resuming"), "{}", finished.stderr);
@@ -193,6 +243,7 @@ async fn deletions_under_failing_calls_converge_with_one_tombstone_each() {
         let run = env
             .run_env(&["apply", "--auto", roster, "--approve"], &[])
             .await;
+        keep_head(&env).await;
         if run.ok
             && env
                 .plan_steps(&env.home.path().join("leavers.yaml"))
