@@ -272,6 +272,14 @@ pub enum TokenAction {
         /// viewer (read), operator (+ reconcile), approver (+ approve/reject), admin.
         #[arg(long, value_parser = ["viewer", "operator", "approver", "admin"])]
         role: String,
+        /// The console account (a person) the token acts for: it carries that identity, so
+        /// four-eyes knows the token and the account are one person, and never more than
+        /// the account's role.
+        #[arg(long = "for", value_name = "CONSOLE_USER", conflicts_with = "service")]
+        account: Option<String>,
+        /// The token is a service account (CI, a script), known by its --name.
+        #[arg(long)]
+        service: bool,
     },
     /// The tokens: names, roles, when made and last used (never the tokens themselves).
     List {

@@ -241,22 +241,24 @@ async fn serve_demo(
     std::fs::write(&path, config).with_context(|| format!("cannot write {}", path.display()))?;
     let config = roster_service::config::ServeConfig::load(&path)?;
     let state = dir.join("state");
-    let token = roster_service::tokens::generate();
-    roster_engine::connect::open_state(Some(&state), None)
-        .await?
-        .add_token(
-            "demo-admin",
-            "admin",
-            &roster_service::tokens::hash(&token),
-            time::OffsetDateTime::now_utc(),
-        )
-        .await?;
     // A console account to try the web console with (sandbox only: the password is shown).
     let console_password = roster_service::tokens::generate()[7..27].to_string();
     let hash = roster_service::console::hash_password(&console_password);
     roster_engine::connect::open_state(Some(&state), None)
         .await?
         .add_console_user("demo", "admin", &hash, time::OffsetDateTime::now_utc())
+        .await?;
+    // Its API token: the same person, as four-eyes sees it.
+    let token = roster_service::tokens::generate();
+    roster_engine::connect::open_state(Some(&state), None)
+        .await?
+        .add_token_for(
+            "demo-admin",
+            "admin",
+            Some("demo"),
+            &roster_service::tokens::hash(&token),
+            time::OffsetDateTime::now_utc(),
+        )
         .await?;
     // A SCIM connection, so an identity provider's SCIM client can be pointed at the demo.
     let scim_token = roster_service::tokens::generate();

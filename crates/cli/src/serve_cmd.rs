@@ -165,24 +165,72 @@ pub async fn token(
     let (dir, store) = state_for(state, database, config).await?;
     let now = OffsetDateTime::now_utc();
     match action {
-        TokenAction::Create { name, role } => {
+        TokenAction::Create {
+            name,
+            role,
+            account,
+            service,
+        } => {
             tokens::check_name(&name).map_err(anyhow::Error::msg)?;
+            if account.is_none() && !service {
+                bail!(
+                    "say whom the token acts for: --for CONSOLE_USER (a person; four-eyes then knows the token and the account are one) or --service (a service account such as CI, known by --name)"
+                );
+            }
+            if let Some(a) = &account {
+                let Some(user) = store.console_user(a).await? else {
+                    bail!(
+                        "no console account {a:?} to make a token for; `roster serve user add` makes one, or give --service for a service account"
+                    );
+                };
+                let (want, has) = (tokens::Role::parse(&role), tokens::Role::parse(&user.role));
+                if want > has {
+                    bail!(
+                        "{a:?} is a console {}; a token acting for them cannot be {role}",
+                        user.role
+                    );
+                }
+            } else if store.console_user(&name).await?.is_some() {
+                bail!(
+                    "{name:?} is a console account: a service token of that name would pass for them; give --for {name} to make a token that acts for that person, or another --name"
+                );
+            }
             let token = tokens::generate();
             store
-                .add_token(&name, &role, &tokens::hash(&token), now)
+                .add_token_for(&name, &role, account.as_deref(), &tokens::hash(&token), now)
                 .await?;
+            // Who made which credential is on record, as every change is.
+            let actor = roster_engine::actor::Actor::resolve(None);
+            let mut line = actor.log("roster", "create token", &name, "done");
+            line.detail = Some(match &account {
+                Some(a) => format!("API token {name} ({role}) acting for console account {a}"),
+                None => format!("API token {name} ({role}), a service account"),
+            });
+            store.append_log(&line, now).await?;
             eprintln!(
-                "API token {name:?} ({role}) created in {}; it is shown once, here:",
+                "API token {name:?} ({role}{}) created in {}; it is shown once, here:",
+                account
+                    .as_deref()
+                    .map(|a| format!(", acting for {a}"))
+                    .unwrap_or_else(|| ", service account".into()),
                 dir.display()
             );
             println!("{token}");
         }
         TokenAction::List { output } => {
-            let mut t = Table::new(&["name", "role", "created at", "last used", "revoked at"]);
+            let mut t = Table::new(&[
+                "name",
+                "role",
+                "acts for",
+                "created at",
+                "last used",
+                "revoked at",
+            ]);
             for k in store.tokens().await? {
                 t.push(vec![
                     json!(k.name),
                     json!(k.role),
+                    json!(k.account.as_deref().unwrap_or("(service account)")),
                     json!(rfc3339(k.created_at)),
                     json!(k.last_used_at.map(rfc3339)),
                     json!(k.revoked_at.map(rfc3339)),
@@ -190,7 +238,7 @@ pub async fn token(
             }
             if t.rows.is_empty() && output == Output::Table {
                 eprintln!(
-                    "no API tokens in {}; `roster serve token create --name NAME --role ROLE` makes one",
+                    "no API tokens in {}; `roster serve token create --name NAME --role ROLE --for CONSOLE_USER` (or `--service`) makes one",
                     dir.display()
                 );
             }

@@ -179,9 +179,30 @@ impl FromRequestParts<Arc<Shared>> for Caller {
         let role = Role::parse(&record.role).ok_or_else(|| {
             ApiError::internal(format!("token {} has an unknown role", record.name))
         })?;
+        // A token made for a console account is that person: it carries the account's
+        // name (so four-eyes sees one person, whichever way they come in) and never more
+        // than the account's role now (a demoted or removed account takes its tokens along).
+        let Some(account) = record.account else {
+            return Ok(Caller {
+                name: record.name,
+                role,
+                via: "api",
+            });
+        };
+        let user = shared.store.console_user(&account).await?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!(
+                    "API token {} acts for the console account {account:?}, which no longer exists; make a new token",
+                    record.name
+                ),
+            )
+        })?;
+        let account_role = Role::parse(&user.role).unwrap_or(Role::Viewer);
         Ok(Caller {
-            name: record.name,
-            role,
+            name: user.name,
+            role: role.min(account_role),
             via: "api",
         })
     }

@@ -332,20 +332,8 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) -> 
         &[("instance", &inst.name)],
         clock.elapsed().as_secs_f64(),
     );
-    let finished = OffsetDateTime::now_utc();
-    if let Err(e) = shared.store.finish_run(id, &end, finished).await {
-        tracing::error!(instance = %inst.name, run = id, "cannot record the run's end: {e}");
-    }
-    shared.refresh_pending_gauge().await;
-    shared.announce_log_head().await;
-    match &ended.error {
-        Some(e) => {
-            tracing::warn!(instance = %inst.name, run = id, outcome = ended.outcome, "run ended: {}: {e}", ended.summary)
-        }
-        None => {
-            tracing::info!(instance = %inst.name, run = id, outcome = ended.outcome, "run ended: {}", ended.summary)
-        }
-    }
+    // Notified (queued) before the end is recorded, as the metrics are: whoever sees the
+    // run finished finds its webhooks on their way too.
     if matches!(ended.outcome, "failed" | "refused") {
         shared.notifier.notify(
             "run.failed",
@@ -358,6 +346,20 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) -> 
             ),
             json!({"run": id, "outcome": ended.outcome, "summary": ended.summary, "error": ended.error}),
         );
+    }
+    shared.announce_log_head().await;
+    let finished = OffsetDateTime::now_utc();
+    if let Err(e) = shared.store.finish_run(id, &end, finished).await {
+        tracing::error!(instance = %inst.name, run = id, "cannot record the run's end: {e}");
+    }
+    shared.refresh_pending_gauge().await;
+    match &ended.error {
+        Some(e) => {
+            tracing::warn!(instance = %inst.name, run = id, outcome = ended.outcome, "run ended: {}: {e}", ended.summary)
+        }
+        None => {
+            tracing::info!(instance = %inst.name, run = id, outcome = ended.outcome, "run ended: {}", ended.summary)
+        }
     }
     let mut s = worker.status.lock().expect("status lock");
     s.running = None;

@@ -908,6 +908,125 @@ async fn a_held_plan_rewritten_in_the_database_is_neither_shown_nor_approved() {
     svc.stop().await;
 }
 
+/// A token made for a console account is that person: four-eyes sees one person whichever
+/// way they come in, and the token never has more than the account's role now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_for_a_console_account_carries_its_identity_and_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    let svc = Service::start(
+        dir.path(),
+        &config(&sandbox, "ROSTER_TEST_SECRET_BOUND", "1h", ""),
+        "ROSTER_TEST_SECRET_BOUND",
+    )
+    .await;
+    let store = svc.store().await;
+    let now = OffsetDateTime::now_utc();
+    store
+        .add_console_user(
+            "carol",
+            "approver",
+            &roster_service::console::hash_password("a-long-password-1"),
+            now,
+        )
+        .await
+        .unwrap();
+    let bound = |name: &'static str| {
+        let store = &store;
+        async move {
+            let token = tokens::generate();
+            store
+                .add_token_for(name, "approver", Some("carol"), &tokens::hash(&token), now)
+                .await
+                .unwrap();
+            token
+        }
+    };
+    let (laptop, phone) = (bound("carol-laptop").await, bound("carol-phone").await);
+    let viewer = svc.token("auditor", "viewer").await;
+    let bob = svc.token("bob", "approver").await;
+    let first = svc
+        .run_where(&viewer, "scheduled at start", |r| {
+            r["trigger"] == "schedule"
+        })
+        .await;
+    // Turned down, so that carol's reconcile holds a plan of its own.
+    let scheduled = first["plan_id"].as_str().unwrap();
+    let (status, _) = svc
+        .post(
+            &bob,
+            &format!("/api/v1/plans/{scheduled}/reject"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let run = svc.reconcile_now(&laptop, &viewer, "marketo.acme").await;
+    assert_eq!(
+        run["trigger"], "api:carol",
+        "the token acts as carol: {run:#}"
+    );
+    let (_, pending) = svc.get(&viewer, "/api/v1/plans?status=pending").await;
+    let held = pending["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["requested_by"] == "api:carol")
+        .unwrap_or_else(|| panic!("no plan carol asked for: {pending:#}"));
+    let id = held["plan_id"].as_str().unwrap().to_string();
+    // Her other token is still carol: four-eyes refuses it. Another person approves.
+    let (status, body) = svc
+        .post(&phone, &format!("/api/v1/plans/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("four_eyes")),
+        "{body:#}"
+    );
+    let (status, body) = svc
+        .post(&bob, &format!("/api/v1/plans/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(status, 202, "{body:#}");
+
+    // Demoted to viewer, her tokens are viewers; removed, they stop working.
+    sqlx::any::install_default_drivers();
+    let url = match &svc.database {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", svc.state.join("roster.sqlite").display()),
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE console_users SET role = 'viewer' WHERE name = 'carol'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = svc
+        .post(
+            &laptop,
+            "/api/v1/instances/marketo.acme/reconcile",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body:#}"
+    );
+    sqlx::query("DELETE FROM console_users WHERE name = 'carol'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (status, body) = svc.get(&laptop, "/api/v1/runs").await;
+    assert_eq!(status, 401, "{body:#}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no longer exists")),
+        "{body:#}"
+    );
+    svc.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joiner_is_invited_by_the_next_scheduled_run_once() {
     let dir = tempfile::tempdir().unwrap();

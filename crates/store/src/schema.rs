@@ -233,6 +233,9 @@ pub const STEPS: &[&str] = &[
         created_at INTEGER NOT NULL,
         PRIMARY KEY (app, instance, email)
     );",
+    // 13: an API token acts for a console account (its identity, for four-eyes and the
+    // log) or, when NULL, as the named service account it is.
+    "ALTER TABLE api_tokens ADD COLUMN account TEXT;",
 ];
 
 /// The same schema on PostgreSQL, as its own ordered list (a `roster_schema` row records how
@@ -473,4 +476,6 @@ pub const PG_STEPS: &[&str] = &[
         created_at BIGINT NOT NULL,
         PRIMARY KEY (app, instance, email)
     );",
+    // 7: SQLite's step 13.
+    "ALTER TABLE api_tokens ADD COLUMN account TEXT;",
 ];

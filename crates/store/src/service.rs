@@ -113,6 +113,10 @@ pub struct ApiToken {
     pub id: i64,
     pub name: String,
     pub role: String,
+    /// The console account it acts for; `None` for a service account (CI, a script),
+    /// whose identity is the token's name.
+    #[serde(default)]
+    pub account: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -179,6 +183,7 @@ fn token_from(r: &AnyRow) -> ApiToken {
         id: r.get("id"),
         name: r.get("name"),
         role: r.get("role"),
+        account: r.get("account"),
         created_at: from_ms(r.get("created_at")),
         last_used_at: r.get::<Option<i64>, _>("last_used_at").map(from_ms),
         revoked_at: r.get::<Option<i64>, _>("revoked_at").map(from_ms),
@@ -524,10 +529,23 @@ impl StateStore {
     // ---- API tokens ----
 
     /// Adds a token by its hash. A name already in use is refused.
+    /// A service account's token: its identity is `name`.
     pub async fn add_token(
         &self,
         name: &str,
         role: &str,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<i64> {
+        self.add_token_for(name, role, None, hash, at).await
+    }
+
+    /// A token acting for console account `account` (or, with `None`, a service account).
+    pub async fn add_token_for(
+        &self,
+        name: &str,
+        role: &str,
+        account: Option<&str>,
         hash: &str,
         at: OffsetDateTime,
     ) -> Result<i64> {
@@ -543,12 +561,13 @@ impl StateStore {
         }
         Ok(
             sqlx::query_scalar::<_, i64>(
-                "INSERT INTO api_tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                "INSERT INTO api_tokens (name, role, hash, created_at, account) VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
             .bind(name)
             .bind(role)
             .bind(hash)
             .bind(ms(at))
+            .bind(account)
             .fetch_one(&self.pool)
             .await?,
         )

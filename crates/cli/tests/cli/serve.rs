@@ -196,10 +196,38 @@ async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
     let env = Env::start(Duration::from_millis(150)).await;
     env.configure(&roster_text(), "");
 
+    // A token says whom it acts for: a console account (which must exist) or a service.
+    let mut unsaid = env.command();
+    unsaid.args([
+        "serve", "token", "create", "--name", "ops", "--role", "admin",
+    ]);
+    let unsaid = run_checked(unsaid, &[]).await;
+    assert!(
+        !unsaid.ok && unsaid.stderr.contains("--service"),
+        "{}",
+        unsaid.stderr
+    );
+    let mut nobody = env.command();
+    nobody.args([
+        "serve", "token", "create", "--name", "ops", "--role", "admin", "--for", "nobody",
+    ]);
+    let nobody = run_checked(nobody, &[]).await;
+    assert!(
+        !nobody.ok && nobody.stderr.contains("no console account \"nobody\""),
+        "{}",
+        nobody.stderr
+    );
     // A token, printed once; the secret never shows.
     let mut create = env.command();
     create.args([
-        "serve", "token", "create", "--name", "ops", "--role", "admin",
+        "serve",
+        "token",
+        "create",
+        "--name",
+        "ops",
+        "--role",
+        "admin",
+        "--service",
     ]);
     let made = run_checked(create, &[SECRET]).await;
     assert!(made.ok, "{}", made.stderr);
@@ -210,6 +238,15 @@ async fn serve_killed_mid_apply_resumes_without_repeating_a_step() {
     let listed = run_checked(list, &[]).await;
     assert!(!listed.stdout.contains(&token));
     assert!(listed.stdout.contains("\"ops\""), "{}", listed.stdout);
+    // Its making is on record.
+    let mut log = env.command();
+    log.args(["log", "-o", "json"]);
+    let log = run_checked(log, &[]).await;
+    assert!(
+        log.stdout.contains("\"create token\"") && log.stdout.contains("a service account"),
+        "{}",
+        log.stdout
+    );
 
     // The first run starts inviting; kill -9 once two invitations are out.
     let (mut first, _) = env.serve();
@@ -335,7 +372,14 @@ async fn three_services_share_twenty_instances_and_survive_two_kills() {
 
     let mut create = command("state");
     create.args([
-        "serve", "token", "create", "--name", "ops", "--role", "admin",
+        "serve",
+        "token",
+        "create",
+        "--name",
+        "ops",
+        "--role",
+        "admin",
+        "--service",
     ]);
     let made = run_checked(create, &[SECRET]).await;
     assert!(made.ok, "{}", made.stderr);

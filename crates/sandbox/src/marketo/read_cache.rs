@@ -6,10 +6,14 @@
 //! restarts are unchanged).
 //!
 //! "The database changed" is read off the write-ahead log, whoever wrote it: this server, or
-//! `roster sandbox marketo admin` in another process while it runs. In WAL mode every commit
-//! appends frames to `-wal` (its size grows), and a checkpoint that restarts the log writes a
-//! new salt into its header; so the log's size and header identify the committed state. A
-//! read costs an `fstat` and a `pread` of 32 bytes on the open log, with no thread hand-off.
+//! `roster sandbox marketo admin` in another process while it runs. The log's size and
+//! header alone do not say it: after a checkpoint restarts the log, SQLite writes the next
+//! commits over the old frames from the start, so the file keeps its length and its header
+//! (written once per restart) until the log outgrows what it was. Those commits went unseen
+//! and the sandbox answered from stale entries. The wal-index (`-shm`) header does change on
+//! every commit (its change counter and frame count), so the stamp is the log's size and
+//! header and the wal-index header's first 48 bytes. A read costs two `pread`s and an
+//! `fstat`, with no thread hand-off.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -23,6 +27,8 @@ use super::store::{Caller, Grant, UserRow};
 pub struct Stamp {
     size: u64,
     header: [u8; 32],
+    /// The wal-index header (`WalIndexHdr`: change counter, frame count, salts, checksums).
+    index: [u8; 48],
 }
 
 #[derive(Debug, Default)]
@@ -36,8 +42,10 @@ struct Entries {
 #[derive(Debug)]
 pub struct ReadCache {
     wal: PathBuf,
-    /// The log, kept open between reads (reopened when SQLite replaced it).
-    file: RwLock<Option<File>>,
+    shm: PathBuf,
+    /// The log and its wal-index, kept open between reads (reopened when SQLite replaced
+    /// them).
+    file: RwLock<Option<(File, File)>>,
     /// Read-locked by every hit, so concurrent requests do not wait for each other.
     entries: RwLock<Entries>,
 }
@@ -46,6 +54,7 @@ impl ReadCache {
     pub fn new(database: &Path) -> Self {
         Self {
             wal: PathBuf::from(format!("{}-wal", database.display())),
+            shm: PathBuf::from(format!("{}-shm", database.display())),
             file: RwLock::new(None),
             entries: RwLock::new(Entries::default()),
         }
@@ -54,16 +63,20 @@ impl ReadCache {
     /// The log's current stamp; None when it cannot be read (then nothing is cached).
     pub fn stamp(&self) -> Option<Stamp> {
         use std::os::unix::fs::{FileExt, MetadataExt};
-        let read = |file: &File| {
+        let read = |(file, shm): &(File, File)| {
             // A log SQLite deleted (all its connections closed) has no links left.
             let meta = file.metadata().ok().filter(|m| m.nlink() > 0)?;
+            shm.metadata().ok().filter(|m| m.nlink() > 0)?;
             let mut header = [0u8; 32];
             if meta.len() >= 32 {
                 file.read_exact_at(&mut header, 0).ok()?;
             }
+            let mut index = [0u8; 48];
+            shm.read_exact_at(&mut index, 0).ok()?;
             Some(Stamp {
                 size: meta.len(),
                 header,
+                index,
             })
         };
         if let Some(stamp) = self
@@ -76,7 +89,7 @@ impl ReadCache {
             return Some(stamp);
         }
         let mut open = self.file.write().expect("wal handle lock");
-        *open = File::open(&self.wal).ok();
+        *open = File::open(&self.wal).ok().zip(File::open(&self.shm).ok());
         open.as_ref().and_then(read)
     }
 
@@ -145,5 +158,59 @@ impl ReadCache {
         self.keep(before, |e| {
             e.grants.insert(user_id, v.to_vec());
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+
+    /// After a checkpoint restarts the log, each commit overwrites old frames: the log
+    /// keeps its size and header. Every commit must still change the stamp.
+    #[tokio::test]
+    async fn every_commit_changes_the_stamp_even_after_the_log_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        sqlx::query("CREATE TABLE t (v TEXT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // Grow the log well past what the commits below take.
+        for _ in 0..50 {
+            sqlx::query("INSERT INTO t VALUES (randomblob(3000))")
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let cache = ReadCache::new(&path);
+        let mut seen = vec![cache.stamp().expect("a stamp")];
+        for i in 0..5 {
+            sqlx::query("INSERT INTO t VALUES ($1)")
+                .bind(i.to_string())
+                .execute(&pool)
+                .await
+                .unwrap();
+            let now = cache.stamp().expect("a stamp");
+            assert!(!seen.contains(&now), "commit {i} left the stamp as it was");
+            seen.push(now);
+        }
+        // The case that went unseen: a log of the same size and header as before.
+        let (a, b) = (seen[2], seen[3]);
+        assert_eq!(
+            (a.size, a.header),
+            (b.size, b.header),
+            "the log restarted in place"
+        );
+        pool.close().await;
     }
 }
