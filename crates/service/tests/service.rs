@@ -196,6 +196,17 @@ impl Service {
         .await
     }
 
+    /// The state's database itself, as someone with write access to it (and not to the
+    /// service's signing key) would open it.
+    async fn raw_pool(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = match &self.database {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", self.state.join("roster.sqlite").display()),
+        };
+        sqlx::AnyPool::connect(&url).await.unwrap()
+    }
+
     /// The service's state, opened as another process would.
     async fn store(&self) -> StateStore {
         let url = self.database.as_ref().map(|d| d.url.as_str());
@@ -678,17 +689,29 @@ async fn leavers_wait_for_a_second_approver_and_joiners_are_invited() {
         .notifier
         .drain(Duration::from_secs(10))
         .await;
-    let got = received.lock().unwrap().clone();
-    let events: Vec<String> = got
-        .iter()
-        .map(|(h, _)| h["x-roster-event"].to_str().unwrap().to_string())
-        .collect();
-    for wanted in [
+    let wanted = [
         "plan.pending",
         "account.created",
         "account.removed",
         "run.failed",
-    ] {
+    ];
+    // On PostgreSQL deliveries are jobs of the shared queue, taken up after the run that
+    // queued them: awaited until each has arrived (bounded), not assumed at once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (got, events) = loop {
+        let got = received.lock().unwrap().clone();
+        let events: Vec<String> = got
+            .iter()
+            .map(|(h, _)| h["x-roster-event"].to_str().unwrap().to_string())
+            .collect();
+        if wanted.iter().all(|w| events.iter().any(|e| e == w))
+            || tokio::time::Instant::now() >= deadline
+        {
+            break (got, events);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for wanted in wanted {
         assert!(
             events.iter().any(|e| e == wanted),
             "no {wanted} in {events:?}"
@@ -799,12 +822,7 @@ async fn a_held_plan_rewritten_in_the_database_is_neither_shown_nor_approved() {
     };
     plan.steps.push(step);
     plan.digest = plan.content_digest();
-    sqlx::any::install_default_drivers();
-    let url = match &svc.database {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}", svc.state.join("roster.sqlite").display()),
-    };
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let pool = svc.raw_pool().await;
     sqlx::query("UPDATE plans SET body = $1 WHERE id = $2")
         .bind(serde_json::to_string(&plan).unwrap())
         .bind(&id)
@@ -989,12 +1007,7 @@ async fn a_token_for_a_console_account_carries_its_identity_and_role() {
     assert_eq!(status, 202, "{body:#}");
 
     // Demoted to viewer, her tokens are viewers; removed, they stop working.
-    sqlx::any::install_default_drivers();
-    let url = match &svc.database {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}", svc.state.join("roster.sqlite").display()),
-    };
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let pool = svc.raw_pool().await;
     sqlx::query("UPDATE console_users SET role = 'viewer' WHERE name = 'carol'")
         .execute(&pool)
         .await
