@@ -267,6 +267,8 @@ async fn with_signing_key(store: StateStore, key_dir: &Path) -> Result<StateStor
         );
     }
     if loaded.created {
+        // Tombstones from before the key: theirs, as the log's rows are, signed once.
+        store.sign_unsigned_tombstones().await?;
         let signed = store.sign_unsigned_rows().await?;
         if signed > 0 {
             let mut line = crate::actor::Actor::resolve(None).log(

@@ -530,6 +530,9 @@ pub async fn restore_one(s: &MarketoSession, email: &str) -> Result<()> {
         "roster tombstones",
         &format!("check the account with `roster marketo user {email}`"),
     )?;
+    s.state.verify_tombstone(t.id).await.with_context(|| {
+        format!("tombstone #{} of {email} was changed in the database after Roster wrote it; nothing was restored", t.id)
+    })?;
     let c = &s.client;
     if c.find_user(&t.userid).await?.is_some() || c.invitation(&t.userid).await?.is_some() {
         bail!("{email} already has an account or a pending invitation; nothing to restore");

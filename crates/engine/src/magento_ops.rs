@@ -253,13 +253,17 @@ async fn restorable(
     let found = all
         .into_iter()
         .find(|t| t.instance == s.instance && t.restored_at.is_none() && matches(t));
-    crate::lifecycle::restorable(
+    let t = crate::lifecycle::restorable(
         found,
         what,
         &s.instance,
         "roster tombstones --app magento",
         "check the store before restoring",
-    )
+    )?;
+    s.state.verify_tombstone(t.id).await.with_context(|| {
+        format!("tombstone #{} of {what} was changed in the database after Roster wrote it; nothing was restored", t.id)
+    })?;
+    Ok(t)
 }
 
 /// Creates the customer `email` again from its newest restorable tombstone (of `website_id`,

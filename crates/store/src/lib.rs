@@ -728,8 +728,67 @@ impl StateStore {
             .fetch_one(&mut *tx)
             .await?,
         };
+        // Signed as written (again after a resumed one's roles changed): a restore brings
+        // back only what Roster recorded.
+        if let Some(keys) = &self.keys {
+            let row = sqlx::query(TOMBSTONE_CONTENT)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let sig = keys.sign(
+                roster_keys::Purpose::Tombstone,
+                tombstone_body(&row).as_bytes(),
+            )?;
+            sqlx::query("UPDATE tombstones SET sig = $1 WHERE id = $2")
+                .bind(sig)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Checks tombstone `id` against its signature before a restore acts on it: roles or an
+    /// account written into the database by hand are refused, not brought back.
+    pub async fn verify_tombstone(&self, id: i64) -> Result<()> {
+        let row = sqlx::query(TOMBSTONE_CONTENT)
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        let sig: Option<String> = row.get("sig");
+        self.keys()?.verify(
+            roster_keys::Purpose::Tombstone,
+            tombstone_body(&row).as_bytes(),
+            sig.as_deref(),
+            &format!("tombstone #{id}"),
+        )?;
+        Ok(())
+    }
+
+    /// Signs the tombstones written before they were signed: once, when the state's key is
+    /// made (as the log's rows are).
+    pub async fn sign_unsigned_tombstones(&self) -> Result<usize> {
+        let keys = self.keys()?.clone();
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM tombstones WHERE sig IS NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        for id in &ids {
+            let row = sqlx::query(TOMBSTONE_CONTENT)
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+            let sig = keys.sign(
+                roster_keys::Purpose::Tombstone,
+                tombstone_body(&row).as_bytes(),
+            )?;
+            sqlx::query("UPDATE tombstones SET sig = $1 WHERE id = $2 AND sig IS NULL")
+                .bind(sig)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(ids.len())
     }
 
     pub async fn set_tombstone_status(&self, id: i64, status: TombstoneStatus) -> Result<()> {
@@ -851,6 +910,28 @@ fn invite_from(row: &AnyRow) -> Result<PendingInvite> {
         })?,
         status_at: from_ms(row.get("status_at")),
     })
+}
+
+/// A tombstone's signed content: what a restore brings back, not its status.
+const TOMBSTONE_CONTENT: &str = "SELECT id, app, instance, userid, email, first_name, last_name, api_only, \
+     roles_json, account_json, deleted_at, deleted_by, sig FROM tombstones WHERE id = $1";
+
+fn tombstone_body(row: &AnyRow) -> String {
+    serde_json::json!([
+        row.get::<i64, _>("id"),
+        row.get::<String, _>("app"),
+        row.get::<String, _>("instance"),
+        row.get::<String, _>("userid"),
+        row.get::<String, _>("email"),
+        row.get::<String, _>("first_name"),
+        row.get::<String, _>("last_name"),
+        row.get::<i64, _>("api_only"),
+        row.get::<String, _>("roles_json"),
+        row.get::<String, _>("account_json"),
+        row.get::<i64, _>("deleted_at"),
+        row.get::<String, _>("deleted_by"),
+    ])
+    .to_string()
 }
 
 fn tombstone_from(row: &AnyRow) -> Result<Tombstone> {

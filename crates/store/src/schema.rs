@@ -236,6 +236,9 @@ pub const STEPS: &[&str] = &[
     // 13: an API token acts for a console account (its identity, for four-eyes and the
     // log) or, when NULL, as the named service account it is.
     "ALTER TABLE api_tokens ADD COLUMN account TEXT;",
+    // 14: a tombstone's content (what a restore brings back) is signed, so roles written
+    // into it by hand are refused at restore.
+    "ALTER TABLE tombstones ADD COLUMN sig TEXT;",
 ];
 
 /// The same schema on PostgreSQL, as its own ordered list (a `roster_schema` row records how
@@ -478,4 +481,6 @@ pub const PG_STEPS: &[&str] = &[
     );",
     // 7: SQLite's step 13.
     "ALTER TABLE api_tokens ADD COLUMN account TEXT;",
+    // 8: SQLite's step 14.
+    "ALTER TABLE tombstones ADD COLUMN sig TEXT;",
 ];

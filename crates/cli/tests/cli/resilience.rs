@@ -46,6 +46,25 @@ async fn roles_before(env: &Env) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// The invariants every interrupted run must leave, once a rerun has finished.
+/// Runs `sql` on the state's database directly, as someone with write access to it (and
+/// not to the signing key) would.
+async fn raw_sql(env: &Env, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let url = match &env.database {
+        Some(db) => db.url.clone(),
+        None => format!(
+            "sqlite://{}",
+            env.home.path().join("state/roster.sqlite").display()
+        ),
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
 /// Saves the log's signed head now, as an auditor would outside Roster.
 pub(super) async fn keep_head(env: &Env) {
     let dir = env.home.path().join("heads");
@@ -117,6 +136,36 @@ async fn check_every_deletion_is_recorded_once(
     env.ok(&["log", "verify"]).await;
     // Each tombstone can be restored: the person is invited again with the same roles.
     let (email, roles) = before.iter().next().unwrap();
+    // But not one rewritten in the database: its content is signed.
+    let tombstones = env.ok(&["tombstones", "-o", "json"]).await.json();
+    let mine = tombstones
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["email"].as_str() == Some(email))
+        .unwrap()
+        .clone();
+    let id = mine["id"].as_i64().unwrap();
+    let by = mine["deleted_by"].as_str().unwrap().to_string();
+    raw_sql(
+        env,
+        &format!("UPDATE tombstones SET deleted_by = 'mallory' WHERE id = {id}"),
+    )
+    .await;
+    let refused = env
+        .run_env(&["restore", "marketo", "--email", email], &[])
+        .await;
+    assert!(
+        !refused.ok && refused.stderr.contains("was changed in the database"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(env.invitations_to(email).await, 0);
+    raw_sql(
+        env,
+        &format!("UPDATE tombstones SET deleted_by = '{by}' WHERE id = {id}"),
+    )
+    .await;
     env.ok_patient(&["restore", "marketo", "--email", email])
         .await;
     let restored = env.ok(&["tombstones", "-o", "json"]).await.json();
