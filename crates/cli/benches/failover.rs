@@ -160,7 +160,14 @@ fn address(lines: &std::sync::mpsc::Receiver<String>) -> String {
 fn token(dir: &Path, db: &str) -> String {
     let out = roster(dir, db, "state-0")
         .args([
-            "serve", "token", "create", "--name", "bench", "--role", "admin",
+            "serve",
+            "token",
+            "create",
+            "--name",
+            "bench",
+            "--role",
+            "admin",
+            "--service",
         ])
         .output()
         .unwrap();

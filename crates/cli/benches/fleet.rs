@@ -134,7 +134,14 @@ async fn run_fleet(dir: &Path, sandboxes: &[&RunningSandbox]) -> Fleet {
     };
     let mut create = roster_bin();
     create.args([
-        "serve", "token", "create", "--name", "bench", "--role", "viewer",
+        "serve",
+        "token",
+        "create",
+        "--name",
+        "bench",
+        "--role",
+        "viewer",
+        "--service",
     ]);
     env(&mut create);
     let token = String::from_utf8(create.output().unwrap().stdout)

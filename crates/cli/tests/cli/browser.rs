@@ -278,7 +278,14 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
     }
     let mut make = env.command();
     make.args([
-        "serve", "token", "create", "--name", "watch", "--role", "viewer",
+        "serve",
+        "token",
+        "create",
+        "--name",
+        "watch",
+        "--role",
+        "viewer",
+        "--service",
     ]);
     let token = super::run_checked(make, &[])
         .await
