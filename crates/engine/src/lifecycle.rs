@@ -609,10 +609,9 @@ pub async fn restore_tombstone(sessions: &crate::live_read::Sessions, id: i64) -
         (None, None) => bail!("no connection to restore tombstone #{id} through"),
     };
     let t = state
-        .tombstones(Some(app))
+        .tombstone(id)
         .await?
-        .into_iter()
-        .find(|t| t.id == id)
+        .filter(|t| t.app == app)
         .with_context(|| format!("no {app} tombstone #{id}"))?;
     if &t.instance != instance {
         bail!(

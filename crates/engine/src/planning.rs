@@ -57,8 +57,7 @@ pub async fn compute_from(
     resend_invites: bool,
     only: Option<(App, &str)>,
 ) -> Result<Computed> {
-    scope_roster(&mut roster, sessions, only)?;
-    with_exceptions(&mut roster, sessions).await?;
+    scope_roster(&mut roster, sessions, only).await?;
     let live = live_read::read(sessions, &roster.policies.magento.website).await?;
     resolve(&mut roster, &live)?;
     let plan = plan::plan(
@@ -91,8 +90,13 @@ async fn with_exceptions(roster: &mut Roster, sessions: &Sessions) -> Result<()>
 }
 
 /// The roster as a plan for `only` (or for the plain access) reads it: named access picked
-/// or dropped, every app it mentions configured, Roster's own Magento admin protected.
-fn scope_roster(roster: &mut Roster, sessions: &Sessions, only: Option<(App, &str)>) -> Result<()> {
+/// or dropped, every app it mentions configured, Roster's own Magento admin protected, and
+/// the instances' exceptions in force.
+async fn scope_roster(
+    roster: &mut Roster,
+    sessions: &Sessions,
+    only: Option<(App, &str)>,
+) -> Result<()> {
     match only {
         Some((app, instance)) => roster.for_instance(app, Some(instance)),
         None => {
@@ -119,7 +123,7 @@ fn scope_roster(roster: &mut Roster, sessions: &Sessions, only: Option<(App, &st
         }
     }
     protect_own_admin(roster, sessions);
-    Ok(())
+    with_exceptions(roster, sessions).await
 }
 
 /// Roster's own Magento admin account is never planned against.
@@ -400,8 +404,7 @@ async fn reread(
         );
         return Err(refuse(state, actor, Some(&plan.id), &plan.id, why).await);
     }
-    scope_roster(&mut roster, sessions, None)?;
-    with_exceptions(&mut roster, sessions).await?;
+    scope_roster(&mut roster, sessions, None).await?;
     let website = roster.policies.magento.website.clone();
     let live = live_read::read(sessions, &website).await?;
     if let Err(e) = resolve(&mut roster, &live) {

@@ -805,17 +805,11 @@ pub(crate) async fn ask_restore(
     id: i64,
 ) -> ApiResult<RestoreAsked> {
     caller.must_be(Role::Operator, "asking for a restore")?;
-    let t = shared
-        .store
-        .tombstones(None)
-        .await?
-        .into_iter()
-        .find(|t| t.id == id)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no tombstone #{id}; GET /api/v1/tombstones lists them"
-            ))
-        })?;
+    let t = shared.store.tombstone(id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no tombstone #{id}; GET /api/v1/tombstones lists them"
+        ))
+    })?;
     let conflict = |message: String| ApiError::new(StatusCode::CONFLICT, "not_restorable", message);
     if t.restored_at.is_some() {
         return Err(conflict(format!("tombstone #{id} was restored already")));
@@ -991,10 +985,8 @@ pub(crate) async fn approve_restore_request(
         .map_err(ApiError::internal)?;
     let email = shared
         .store
-        .tombstones(None)
+        .tombstone(r.tombstone_id)
         .await?
-        .into_iter()
-        .find(|t| t.id == r.tombstone_id)
         .map(|t| t.email);
     let note = match email {
         Some(email) => crate::workers::restore_note(shared, &worker.instance, &email).await,

@@ -133,6 +133,22 @@ impl LogHead {
     }
 }
 
+/// Whether `sig` is the signing key's word for this approval of plan `id`'s content.
+fn check_approval(
+    keys: &Keyring,
+    id: &str,
+    digest: &str,
+    approval: &Approval,
+    sig: Option<&str>,
+) -> std::result::Result<String, KeyError> {
+    keys.verify(
+        Purpose::Approval,
+        approval_body(id, digest, approval).as_bytes(),
+        sig,
+        &format!("the approval of {id} recorded for {}", approval.by),
+    )
+}
+
 fn approval_body(plan_id: &str, digest: &str, a: &Approval) -> String {
     serde_json::json!([plan_id, digest, a.by, a.os_user, ms(a.at)]).to_string()
 }
@@ -212,12 +228,7 @@ impl StateStore {
             at: from_ms(r.get(2)),
         };
         let sig: Option<String> = r.get(3);
-        self.keys()?.verify(
-            Purpose::Approval,
-            approval_body(id, digest, &approval).as_bytes(),
-            sig.as_deref(),
-            &format!("the approval of {id} recorded for {}", approval.by),
-        )?;
+        check_approval(self.keys()?, id, digest, &approval, sig.as_deref())?;
         Ok(Some(approval))
     }
 
@@ -814,12 +825,7 @@ where
         if sig.is_none() {
             continue;
         }
-        if let Err(e) = keys.verify(
-            Purpose::Approval,
-            approval_body(&id, &digest, &approval).as_bytes(),
-            sig.as_deref(),
-            &format!("the approval of {id} recorded for {}", approval.by),
-        ) {
+        if let Err(e) = check_approval(keys, &id, &digest, &approval, sig.as_deref()) {
             return Err(StoreError::UnverifiedImport {
                 what: format!("the approval of {id}"),
                 why: e.to_string(),

@@ -731,19 +731,7 @@ impl StateStore {
         // Signed as written (again after a resumed one's roles changed): a restore brings
         // back only what Roster recorded.
         if let Some(keys) = &self.keys {
-            let row = sqlx::query(TOMBSTONE_CONTENT)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let sig = keys.sign(
-                roster_keys::Purpose::Tombstone,
-                tombstone_body(&row).as_bytes(),
-            )?;
-            sqlx::query("UPDATE tombstones SET sig = $1 WHERE id = $2")
-                .bind(sig)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sign_tombstone(&mut tx, keys, id).await?;
         }
         tx.commit().await?;
         Ok(id)
@@ -773,20 +761,9 @@ impl StateStore {
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM tombstones WHERE sig IS NULL")
             .fetch_all(&self.pool)
             .await?;
+        let mut conn = self.pool.acquire().await?;
         for id in &ids {
-            let row = sqlx::query(TOMBSTONE_CONTENT)
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await?;
-            let sig = keys.sign(
-                roster_keys::Purpose::Tombstone,
-                tombstone_body(&row).as_bytes(),
-            )?;
-            sqlx::query("UPDATE tombstones SET sig = $1 WHERE id = $2 AND sig IS NULL")
-                .bind(sig)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+            sign_tombstone(&mut conn, &keys, *id).await?;
         }
         Ok(ids.len())
     }
@@ -841,6 +818,19 @@ impl StateStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(tombstone_from).collect()
+    }
+
+    /// Tombstone `id`, if there is one.
+    pub async fn tombstone(&self, id: i64) -> Result<Option<Tombstone>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            records::tombstone_columns!(),
+            " FROM tombstones WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(tombstone_from).transpose()
     }
 
     /// The tombstone to restore `email` from: not restored yet, and among those the newest
@@ -915,6 +905,24 @@ fn invite_from(row: &AnyRow) -> Result<PendingInvite> {
 /// A tombstone's signed content: what a restore brings back, not its status.
 const TOMBSTONE_CONTENT: &str = "SELECT id, app, instance, userid, email, first_name, last_name, api_only, \
      roles_json, account_json, deleted_at, deleted_by, sig FROM tombstones WHERE id = $1";
+
+/// Signs tombstone `id`'s content as it now stands.
+async fn sign_tombstone(conn: &mut sqlx::AnyConnection, keys: &Keyring, id: i64) -> Result<()> {
+    let row = sqlx::query(TOMBSTONE_CONTENT)
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let sig = keys.sign(
+        roster_keys::Purpose::Tombstone,
+        tombstone_body(&row).as_bytes(),
+    )?;
+    sqlx::query("UPDATE tombstones SET sig = $1 WHERE id = $2")
+        .bind(sig)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
 
 fn tombstone_body(row: &AnyRow) -> String {
     serde_json::json!([

@@ -61,6 +61,14 @@ impl Moved {
     pub fn rows(&self) -> u64 {
         self.tables.iter().map(|(_, n)| n).sum()
     }
+
+    /// The rows moved of one table.
+    pub fn rows_of(&self, table: &str) -> u64 {
+        self.tables
+            .iter()
+            .find(|(t, _)| t == table)
+            .map_or(0, |(_, n)| *n)
+    }
 }
 
 fn bad(line: usize, detail: impl std::fmt::Display) -> StoreError {

@@ -149,6 +149,25 @@ impl Env {
         run
     }
 
+    /// Runs `sql` on the state's database directly, as someone with write access to it
+    /// (and not to the signing key) would.
+    async fn raw_sql(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let url = match &self.database {
+            Some(db) => db.url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.home.path().join("state/roster.sqlite").display()
+            ),
+        };
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+
     fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.home.path().join(name);
         std::fs::write(&path, text).unwrap();

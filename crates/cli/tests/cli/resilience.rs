@@ -46,23 +46,16 @@ async fn roles_before(env: &Env) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// The invariants every interrupted run must leave, once a rerun has finished.
-/// Runs `sql` on the state's database directly, as someone with write access to it (and
-/// not to the signing key) would.
-async fn raw_sql(env: &Env, sql: &str) {
-    sqlx::any::install_default_drivers();
-    let url = match &env.database {
-        Some(db) => db.url.clone(),
-        None => format!(
-            "sqlite://{}",
-            env.home.path().join("state/roster.sqlite").display()
-        ),
-    };
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+/// The tombstone of `email`, as `roster tombstones` lists it.
+async fn tombstone_of(env: &Env, email: &str) -> Value {
+    let tombstones = env.ok(&["tombstones", "-o", "json"]).await.json();
+    tombstones
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["email"].as_str() == Some(email))
+        .unwrap()
+        .clone()
 }
 
 /// Saves the log's signed head now, as an auditor would outside Roster.
@@ -137,20 +130,12 @@ async fn check_every_deletion_is_recorded_once(
     // Each tombstone can be restored: the person is invited again with the same roles.
     let (email, roles) = before.iter().next().unwrap();
     // But not one rewritten in the database: its content is signed.
-    let tombstones = env.ok(&["tombstones", "-o", "json"]).await.json();
-    let mine = tombstones
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["email"].as_str() == Some(email))
-        .unwrap()
-        .clone();
+    let mine = tombstone_of(env, email).await;
     let id = mine["id"].as_i64().unwrap();
     let by = mine["deleted_by"].as_str().unwrap().to_string();
-    raw_sql(
-        env,
-        &format!("UPDATE tombstones SET deleted_by = 'mallory' WHERE id = {id}"),
-    )
+    env.raw_sql(&format!(
+        "UPDATE tombstones SET deleted_by = 'mallory' WHERE id = {id}"
+    ))
     .await;
     let refused = env
         .run_env(&["restore", "marketo", "--email", email], &[])
@@ -161,21 +146,13 @@ async fn check_every_deletion_is_recorded_once(
         refused.stderr
     );
     assert_eq!(env.invitations_to(email).await, 0);
-    raw_sql(
-        env,
-        &format!("UPDATE tombstones SET deleted_by = '{by}' WHERE id = {id}"),
-    )
+    env.raw_sql(&format!(
+        "UPDATE tombstones SET deleted_by = '{by}' WHERE id = {id}"
+    ))
     .await;
     env.ok_patient(&["restore", "marketo", "--email", email])
         .await;
-    let restored = env.ok(&["tombstones", "-o", "json"]).await.json();
-    let row = restored
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["email"].as_str() == Some(email))
-        .unwrap()
-        .clone();
+    let row = tombstone_of(env, email).await;
     assert_eq!(row["status"], "restored", "{row:?}");
     assert_eq!(env.invitations_to(email).await, 1);
     assert!(!roles.is_empty());

@@ -473,23 +473,15 @@ async fn every_change_is_logged_by_the_os_account_and_the_chain_verifies() {
     assert!(ok.stdout.contains("verifies: 7 lines"), "{}", ok.stdout);
 
     // Tamper with row 3 behind Roster's back: verify names the row.
-    sqlx::any::install_default_drivers();
-    let (url, tamper) = match &env.database {
-        Some(db) => (
-            db.url.clone(),
-            "ALTER TABLE audit_log DISABLE TRIGGER USER; UPDATE audit_log SET target = 'someone@else' WHERE id = 3;",
-        ),
-        None => (
-            format!(
-                "sqlite://{}",
-                env.home.path().join("state/roster.sqlite").display()
-            ),
-            "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET target = 'someone@else' WHERE id = 3;",
-        ),
+    let tamper = match &env.database {
+        Some(_) => {
+            "ALTER TABLE audit_log DISABLE TRIGGER USER; UPDATE audit_log SET target = 'someone@else' WHERE id = 3;"
+        }
+        None => {
+            "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET target = 'someone@else' WHERE id = 3;"
+        }
     };
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    sqlx::raw_sql(tamper).execute(&pool).await.unwrap();
-    pool.close().await;
+    env.raw_sql(tamper).await;
     let run = env.fails(&["log", "verify"]).await;
     assert!(run.stderr.contains("broken at line 3"), "{}", run.stderr);
     assert!(run.stderr.contains("edited"), "{}", run.stderr);
