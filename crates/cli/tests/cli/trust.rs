@@ -691,7 +691,8 @@ async fn credentials_never_follow_a_redirect_nor_go_over_plain_http_to_another_h
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let url = format!("https://localhost:{port}");
+    // 127.0.0.1, not localhost (which may try ::1 first): tests reach 127.0.0.1 only.
+    let url = format!("https://127.0.0.1:{port}");
     let run = env
         .run_env(&["marketo", "users"], &[("ROSTER_MARKETO_URL", &url)])
         .await;
