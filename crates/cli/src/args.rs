@@ -682,6 +682,161 @@ pub enum SandboxCommand {
     Marketo(Box<MarketoSandbox>),
     /// Magento 2 / Adobe Commerce: tokens, customers, groups, websites, searchCriteria.
     Magento(Box<MagentoSandbox>),
+    /// Adobe Admin Console: IMS sign-in and the User Management API (UMAPI).
+    Adobe(Box<AdobeSandbox>),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AdobeSandbox {
+    #[command(subcommand)]
+    pub admin: Option<AdobeSandboxCommand>,
+    #[command(flatten)]
+    pub run: AdobeRun,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdobeSandboxCommand {
+    /// Change the sandbox's organization as an Admin Console administrator would (works
+    /// while it runs).
+    Admin(AdobeAdmin),
+}
+
+#[derive(Debug, Args)]
+pub struct AdobeRun {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8730",
+        env = "ROSTER_ADOBE_SANDBOX_LISTEN"
+    )]
+    pub listen: SocketAddr,
+    /// Directory for the sandbox's SQLite state (created and seeded if new).
+    #[arg(long, env = "ROSTER_SANDBOX_DATA")]
+    pub data: Option<PathBuf>,
+    /// The organization's id, e.g. 0A1B2C3D4E5F60718293A4B5@AdobeOrg [default: that one, or
+    /// the stored one].
+    #[arg(long)]
+    pub org_id: Option<String>,
+    /// Client id (API key) of the OAuth Server-to-Server credential [default: the stored one,
+    /// or generated].
+    #[arg(long, env = "ROSTER_ADOBE_SANDBOX_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Its client secret [default: the stored one, or generated].
+    #[arg(long, env = "ROSTER_ADOBE_SANDBOX_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Lifetime of access tokens (Adobe's: 86399 s).
+    #[arg(long, default_value = "86399s", value_parser = parse_duration, value_name = "DURATION")]
+    pub token_ttl: Duration,
+    /// Users per page of GET /users/{org}/{page} (Adobe's: 2000).
+    #[arg(long, default_value_t = 2000)]
+    pub page_size: usize,
+    /// Action calls per client per --rate-window before 429 (Adobe's: 10 a minute).
+    #[arg(long, default_value_t = 10)]
+    pub action_limit: u32,
+    /// User reads per client per --rate-window before 429 (Adobe's: 25 a minute).
+    #[arg(long, default_value_t = 25)]
+    pub users_limit: u32,
+    /// Group reads per client per --rate-window before 429 (Adobe's: 5 a minute).
+    #[arg(long, default_value_t = 5)]
+    pub groups_limit: u32,
+    /// The window of the three limits.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub rate_window: Duration,
+    /// Answer every UMAPI call no sooner than this after it arrives, e.g. 200ms.
+    #[arg(long, value_parser = parse_duration, default_value = "0s", value_name = "DURATION")]
+    pub latency: Duration,
+    /// Fraction (0 to 1) of UMAPI calls answered 502, 503 or 504.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction, value_name = "RATE")]
+    pub error_rate: f64,
+    /// Tell every throttled client to wait this long (Adobe has answered early re-runs with
+    /// waits of 30 to 55 minutes) [default: until the window has room].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdobeAdmin {
+    /// The sandbox's data directory.
+    #[arg(long, env = "ROSTER_SANDBOX_DATA")]
+    pub data: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: AdobeAdminAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdobeAdminAction {
+    /// Add a user to the organization, in the groups and product profiles given.
+    AddUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        first: String,
+        #[arg(long)]
+        last: String,
+        /// federatedID, enterpriseID or adobeID.
+        #[arg(long = "type", default_value = "federatedID")]
+        kind: String,
+        #[arg(long, default_value = "US")]
+        country: String,
+        /// A user group, product profile or admin group (also _org_admin). Repeatable.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// Put a user in a group, product profile or admin group (also _org_admin).
+    AddToGroup {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        group: String,
+    },
+    /// Take a user out of a group, product profile or admin group.
+    RemoveFromGroup {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        group: String,
+    },
+    /// Remove a user from the organization.
+    RemoveUser {
+        #[arg(long)]
+        email: String,
+    },
+    /// Create a product profile (UMAPI cannot).
+    CreateProfile {
+        #[arg(long)]
+        name: String,
+        /// The product, e.g. "Marketo Engage (MKTO)".
+        #[arg(long)]
+        product: String,
+        /// The Marketo subscription (its id) this profile gives access to.
+        #[arg(long)]
+        marketo_subscription: Option<i64>,
+    },
+    /// Claim a domain for Federated or Enterprise IDs.
+    ClaimDomain {
+        #[arg(long)]
+        domain: String,
+        #[arg(long = "type", default_value = "federatedID")]
+        kind: String,
+    },
+    /// Add many Federated IDs at once (for large audits and benchmarks).
+    AddPeople {
+        #[arg(long)]
+        count: usize,
+        /// Emails are PREFIX00001@DOMAIN, PREFIX00002@DOMAIN, ...
+        #[arg(long, default_value = "person")]
+        prefix: String,
+        #[arg(long, default_value = "bulk.example")]
+        domain: String,
+        /// A group or product profile for every one of them. Repeatable.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// List the users and their groups.
+    List,
+    /// List the API clients and their secrets.
+    Clients,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use roster_sandbox::marketo::admin::Admin;
 use roster_sandbox::marketo::{self, Faults, Limits, MarketoConfig};
 
 use crate::args::{
-    AdminAction, MagentoAdmin, MagentoAdminAction, MagentoRun, MagentoSandboxCommand, MarketoAdmin,
+    AdobeAdmin, AdobeAdminAction, AdobeRun, AdobeSandboxCommand, AdminAction, MagentoAdmin, MagentoAdminAction, MagentoRun, MagentoSandboxCommand, MarketoAdmin,
     MarketoRun, MarketoSandboxCommand, SandboxCommand,
 };
 
@@ -21,6 +21,10 @@ pub async fn run(cmd: SandboxCommand) -> Result<()> {
         SandboxCommand::Magento(m) => match m.admin {
             Some(MagentoSandboxCommand::Admin(admin)) => run_magento_admin(admin).await,
             None => run_magento(m.run).await,
+        },
+        SandboxCommand::Adobe(a) => match a.admin {
+            Some(AdobeSandboxCommand::Admin(admin)) => run_adobe_admin(admin).await,
+            None => run_adobe(a.run).await,
         },
     }
 }
@@ -304,4 +308,142 @@ async fn admin_action(db: &Admin, action: AdminAction) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn run_adobe(run: AdobeRun) -> Result<()> {
+    use roster_sandbox::adobe::{self, AdobeConfig, AdobeFaults, AdobeLimits};
+    let data = run.data.unwrap_or_else(default_data_dir);
+    let mut config = AdobeConfig::new(&data);
+    config.listen = run.listen;
+    config.org_id = run.org_id;
+    config.client_id = run.client_id;
+    config.client_secret = run.client_secret.map(Secret::new);
+    config.token_ttl = run.token_ttl;
+    if run.page_size == 0 {
+        anyhow::bail!("--page-size must be at least 1 (Adobe's is 2000)");
+    }
+    config.page_size = run.page_size;
+    config.limits = AdobeLimits {
+        action: run.action_limit,
+        users: run.users_limit,
+        groups: run.groups_limit,
+        window: run.rate_window,
+    };
+    config.faults = AdobeFaults {
+        latency: run.latency,
+        error_rate: run.error_rate,
+        retry_after: run.retry_after,
+    };
+    let stop = stop_signal();
+    let sandbox = adobe::start(config).await.with_context(|| {
+        format!(
+            "could not start the Adobe sandbox with data in {}",
+            data.display()
+        )
+    })?;
+    let creds = sandbox.credentials();
+    let url = sandbox.base_url();
+    let how = if sandbox.was_seeded() {
+        "seeded a new organization"
+    } else {
+        "reopened its organization"
+    };
+    println!(
+        "Adobe sandbox ready ({how} in {})",
+        sandbox.database_path().display()
+    );
+    println!("  IMS:            {url}/ims/token/v2");
+    println!("  UMAPI:          {url}{}", adobe::UMAPI);
+    println!("  Organization:   {}", creds.org_id);
+    println!("  Client ID:      {}", creds.client_id);
+    println!("  Client secret:  {}", creds.client_secret.expose());
+    println!("For Roster's connector:");
+    println!("  export ROSTER_ADOBE_URL={url}");
+    println!("  export ROSTER_ADOBE_IMS_URL={url}");
+    println!("  export ROSTER_ADOBE_ORG_ID={}", creds.org_id);
+    println!("  export ROSTER_ADOBE_CLIENT_ID={}", creds.client_id);
+    println!(
+        "  export ROSTER_ADOBE_CLIENT_SECRET={}",
+        creds.client_secret.expose()
+    );
+    println!("Press Ctrl-C to stop.");
+    stop.await;
+    eprintln!("stopping the Adobe sandbox...");
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+async fn run_adobe_admin(admin: AdobeAdmin) -> Result<()> {
+    use roster_sandbox::adobe::admin::Admin as AdobeDb;
+    let data = admin.data.unwrap_or_else(default_data_dir);
+    let db = AdobeDb::open(&data)
+        .await
+        .with_context(|| format!("could not open the Adobe sandbox in {}", data.display()))?;
+    let result: Result<()> = async {
+        match admin.action {
+            AdobeAdminAction::AddUser {
+                email,
+                first,
+                last,
+                kind,
+                country,
+                groups,
+            } => {
+                db.add_user(&email, &first, &last, &kind, &country, &groups)
+                    .await?;
+                println!("added {kind} {email}");
+            }
+            AdobeAdminAction::AddToGroup { email, group } => {
+                db.set_membership(&email, &group, true).await?;
+                println!("{email} is in {group}");
+            }
+            AdobeAdminAction::RemoveFromGroup { email, group } => {
+                db.set_membership(&email, &group, false).await?;
+                println!("{email} is no longer in {group}");
+            }
+            AdobeAdminAction::RemoveUser { email } => {
+                db.remove_user(&email).await?;
+                println!("removed {email} from the organization");
+            }
+            AdobeAdminAction::CreateProfile {
+                name,
+                product,
+                marketo_subscription,
+            } => {
+                db.create_profile(&name, &product, marketo_subscription)
+                    .await?;
+                println!("created product profile {name:?} of {product}");
+            }
+            AdobeAdminAction::ClaimDomain { domain, kind } => {
+                db.claim_domain(&domain, &kind).await?;
+                println!("claimed {domain} for {kind} accounts");
+            }
+            AdobeAdminAction::AddPeople {
+                count,
+                prefix,
+                domain,
+                groups,
+            } => {
+                let added = db.add_people(&prefix, &domain, count, &groups).await?;
+                println!(
+                    "added {added} Federated IDs ({prefix}00001@{domain} ...); {} already existed",
+                    count - added
+                );
+            }
+            AdobeAdminAction::List => {
+                for (email, kind, groups) in db.list().await? {
+                    println!("{email:<40} {kind:<13} {}", groups.join(", "));
+                }
+            }
+            AdobeAdminAction::Clients => {
+                for (id, secret) in db.clients().await? {
+                    println!("{id}  {secret}");
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    db.close().await;
+    result
 }

@@ -4,6 +4,7 @@
 //! against them over real HTTP. State lives in a SQLite file and survives restarts; flags
 //! scale the vendor's limits and inject faults so clients can prove their retries.
 
+pub mod adobe;
 pub mod clock;
 pub mod magento;
 pub mod marketo;
