@@ -723,7 +723,11 @@ pub struct AdobeRun {
     #[arg(long, env = "ROSTER_ADOBE_SANDBOX_CLIENT_ID")]
     pub client_id: Option<String>,
     /// Its client secret [default: the stored one, or generated].
-    #[arg(long, env = "ROSTER_ADOBE_SANDBOX_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ROSTER_ADOBE_SANDBOX_CLIENT_SECRET",
+        hide_env_values = true
+    )]
     pub client_secret: Option<String>,
     /// Lifetime of access tokens (Adobe's: 86399 s).
     #[arg(long, default_value = "86399s", value_parser = parse_duration, value_name = "DURATION")]

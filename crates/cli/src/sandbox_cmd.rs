@@ -8,8 +8,9 @@ use roster_sandbox::marketo::admin::Admin;
 use roster_sandbox::marketo::{self, Faults, Limits, MarketoConfig};
 
 use crate::args::{
-    AdobeAdmin, AdobeAdminAction, AdobeRun, AdobeSandboxCommand, AdminAction, MagentoAdmin, MagentoAdminAction, MagentoRun, MagentoSandboxCommand, MarketoAdmin,
-    MarketoRun, MarketoSandboxCommand, SandboxCommand,
+    AdminAction, AdobeAdmin, AdobeAdminAction, AdobeRun, AdobeSandboxCommand, MagentoAdmin,
+    MagentoAdminAction, MagentoRun, MagentoSandboxCommand, MarketoAdmin, MarketoRun,
+    MarketoSandboxCommand, SandboxCommand,
 };
 
 pub async fn run(cmd: SandboxCommand) -> Result<()> {

@@ -185,7 +185,10 @@ fn check_entry(entry: &Value) -> Result<Steps<'_>, StepError> {
             ));
         }
     };
-    for (key, value) in [("user", obj.get("user")), ("usergroup", obj.get("usergroup"))] {
+    for (key, value) in [
+        ("user", obj.get("user")),
+        ("usergroup", obj.get("usergroup")),
+    ] {
         if let Some(Value::String(s)) = value
             && s.chars().count() > 250
         {
@@ -334,7 +337,9 @@ fn valid_email(email: &str) -> bool {
         && !local.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')
-        && !email.chars().any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
 }
 
 fn valid_country(country: &str) -> bool {
@@ -365,11 +370,7 @@ fn nonexistent(step: usize, user: &str) -> StepError {
 }
 
 /// The names of an add/remove step's list under `key`, checked against the limits.
-fn names<'a>(
-    body: &'a Value,
-    key: &str,
-    step: usize,
-) -> Result<Option<Vec<&'a str>>, StepError> {
+fn names<'a>(body: &'a Value, key: &str, step: usize) -> Result<Option<Vec<&'a str>>, StepError> {
     let Some(list) = body.get(key) else {
         return Ok(None);
     };
@@ -693,10 +694,7 @@ async fn update_user(
             return Ok(Err(err(
                 step,
                 "error.user.change_domain_update.no",
-                format!(
-                    "{email} is in a different domain than {}",
-                    found.domain
-                ),
+                format!("{email} is in a different domain than {}", found.domain),
             )));
         }
         if let Some(other) = store::user_by_email(conn, email).await?
@@ -765,7 +763,9 @@ async fn groups_named(
             return Ok(Err(err(
                 step,
                 "error.group.not_found",
-                format!("{name} cannot be assigned or removed through the User Management API; use the Admin Console"),
+                format!(
+                    "{name} cannot be assigned or removed through the User Management API; use the Admin Console"
+                ),
             )));
         }
         match store::group_by_name(conn, name).await? {
@@ -796,7 +796,9 @@ async fn usergroup_step(
             return Ok(Err(err(
                 step,
                 "error.group.invalid_name",
-                format!("{group} is not a valid user group name: it must not start with _ and must be at most 255 characters"),
+                format!(
+                    "{group} is not a valid user group name: it must not start with _ and must be at most 255 characters"
+                ),
             )));
         }
         let description = text(body, "description");
@@ -804,7 +806,10 @@ async fn usergroup_step(
             (Some(g), _) if g.kind != "USER_GROUP" => Err(err(
                 step,
                 "error.usergroup.already_exists",
-                format!("{group} is a {} and cannot be created or changed through the User Management API", g.kind),
+                format!(
+                    "{group} is a {} and cannot be created or changed through the User Management API",
+                    g.kind
+                ),
             )),
             (Some(_), Some("ignoreIfAlreadyExists")) => Ok(Flow::Continue),
             (Some(g), Some("updateIfAlreadyExists")) => {
@@ -823,8 +828,15 @@ async fn usergroup_step(
                 format!("User group {group} already exists"),
             )),
             (None, _) => {
-                store::insert_group(conn, group, "USER_GROUP", description.unwrap_or(""), None, None)
-                    .await?;
+                store::insert_group(
+                    conn,
+                    group,
+                    "USER_GROUP",
+                    description.unwrap_or(""),
+                    None,
+                    None,
+                )
+                .await?;
                 Ok(Flow::Continue)
             }
         });

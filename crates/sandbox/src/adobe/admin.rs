@@ -71,9 +71,9 @@ impl Admin {
         )
         .await?;
         for g in groups {
-            let group = store::group_by_name(&mut tx, g)
-                .await?
-                .ok_or_else(|| invalid(format!("there is no group or product profile named {g:?}")))?;
+            let group = store::group_by_name(&mut tx, g).await?.ok_or_else(|| {
+                invalid(format!("there is no group or product profile named {g:?}"))
+            })?;
             store::add_member(&mut tx, group.id, &id, self.clock.now_ms()).await?;
         }
         tx.commit().await?;
@@ -91,9 +91,11 @@ impl Admin {
         let user = store::user_by_email(&mut tx, email)
             .await?
             .ok_or_else(|| invalid(format!("{email} is not in the organization")))?;
-        let g = store::group_by_name(&mut tx, group)
-            .await?
-            .ok_or_else(|| invalid(format!("there is no group or product profile named {group:?}")))?;
+        let g = store::group_by_name(&mut tx, group).await?.ok_or_else(|| {
+            invalid(format!(
+                "there is no group or product profile named {group:?}"
+            ))
+        })?;
         if member {
             store::add_member(&mut tx, g.id, &user.id, self.clock.now_ms()).await?;
         } else {
@@ -168,9 +170,9 @@ impl Admin {
             .await?;
         let mut group_ids = Vec::new();
         for g in groups {
-            let group = store::group_by_name(&mut tx, g)
-                .await?
-                .ok_or_else(|| invalid(format!("there is no group or product profile named {g:?}")))?;
+            let group = store::group_by_name(&mut tx, g).await?.ok_or_else(|| {
+                invalid(format!("there is no group or product profile named {g:?}"))
+            })?;
             group_ids.push(group.id);
         }
         let now = self.clock.now_ms();

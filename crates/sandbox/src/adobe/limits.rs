@@ -76,7 +76,10 @@ impl Limiter {
         if window.len() >= limit {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
             let oldest = *window.front().expect("a full window has calls");
-            return Err(self.limits.window.saturating_sub(now.duration_since(oldest)));
+            return Err(self
+                .limits
+                .window
+                .saturating_sub(now.duration_since(oldest)));
         }
         window.push_back(now);
         let counter = match family {

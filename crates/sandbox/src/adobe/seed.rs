@@ -93,9 +93,21 @@ pub async fn seed(conn: &mut SqliteConnection, now_ms: i64) -> Result<(), Sandbo
         store::insert_group(conn, name, kind, "", None, None).await?;
     }
     for (name, product, link) in [
-        (PROFILE_PRODUCTION, "Marketo Engage (MKTO)", Some(MARKETO_PRODUCTION)),
-        (PROFILE_SANDBOX, "Marketo Engage (MKTO)", Some(MARKETO_SANDBOX)),
-        (PROFILE_CREATIVE_CLOUD, "Creative Cloud All Apps (CCE)", None),
+        (
+            PROFILE_PRODUCTION,
+            "Marketo Engage (MKTO)",
+            Some(MARKETO_PRODUCTION),
+        ),
+        (
+            PROFILE_SANDBOX,
+            "Marketo Engage (MKTO)",
+            Some(MARKETO_SANDBOX),
+        ),
+        (
+            PROFILE_CREATIVE_CLOUD,
+            "Creative Cloud All Apps (CCE)",
+            None,
+        ),
         (PROFILE_ACROBAT, "Acrobat Pro (DC)", None),
     ] {
         store::insert_group(conn, name, "PRODUCT_PROFILE", "", Some(product), link).await?;

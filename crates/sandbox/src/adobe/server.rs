@@ -100,7 +100,10 @@ pub async fn start(config: AdobeConfig) -> Result<RunningAdobe, SandboxError> {
             stored
         }
         None => {
-            let org = config.org_id.clone().unwrap_or_else(|| DEFAULT_ORG_ID.into());
+            let org = config
+                .org_id
+                .clone()
+                .unwrap_or_else(|| DEFAULT_ORG_ID.into());
             if !org.ends_with("@AdobeOrg") || org.len() <= "@AdobeOrg".len() {
                 return Err(SandboxError::Invalid(format!(
                     "--org-id {org} is not an organization id: it looks like 0A1B2C3D4E5F60718293A4B5@AdobeOrg"
@@ -152,7 +155,10 @@ async fn ensure_client(
     let clients = store.clients().await?;
     let (client_id, secret) = match (&config.client_id, clients.first()) {
         (Some(id), _) => {
-            let stored = clients.iter().find(|(c, _)| c == id).map(|(_, s)| s.clone());
+            let stored = clients
+                .iter()
+                .find(|(c, _)| c == id)
+                .map(|(_, s)| s.clone());
             let secret = match (&config.client_secret, stored) {
                 (Some(s), _) => s.expose().to_owned(),
                 (None, Some(s)) => s,
@@ -193,7 +199,10 @@ fn router(app: Arc<App>) -> Router {
             &format!("{UMAPI}/organizations/{{org}}/users/{{user}}"),
             get(one_user),
         )
-        .route(&format!("{UMAPI}/groups/{{org}}/{{page}}"), get(groups_page))
+        .route(
+            &format!("{UMAPI}/groups/{{org}}/{{page}}"),
+            get(groups_page),
+        )
         .route(&format!("{UMAPI}/action/{{org}}"), post(run_action))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), guard));
     Router::new()
@@ -253,11 +262,7 @@ fn ims_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 /// `POST /ims/token/v2|v3`: OAuth Server-to-Server, parameters from the form body or the
 /// query string (the body wins).
-async fn token(
-    State(app): State<Arc<App>>,
-    uri: axum::http::Uri,
-    body: Bytes,
-) -> Response {
+async fn token(State(app): State<Arc<App>>, uri: axum::http::Uri, body: Bytes) -> Response {
     let mut params: std::collections::HashMap<String, String> =
         form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
             .into_owned()
@@ -326,7 +331,10 @@ async fn token(
     if let Err(e) = app.store.insert_token(&token, client_id, expires_ms).await {
         return internal(e);
     }
-    app.limiter.stats.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    app.limiter
+        .stats
+        .tokens_issued
+        .fetch_add(1, Ordering::Relaxed);
     axum::Json(json!({
         "access_token": token,
         "token_type": "bearer",
@@ -343,7 +351,9 @@ fn internal(err: impl std::fmt::Display) -> Response {
     tracing::error!(error = %err, "adobe sandbox storage failure");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
-        axum::Json(json!({"result": "error.internal.exceptionflys", "message": "Unknown error occurred"})),
+        axum::Json(
+            json!({"result": "error.internal.exceptionflys", "message": "Unknown error occurred"}),
+        ),
     )
         .into_response()
 }
@@ -351,7 +361,9 @@ fn internal(err: impl std::fmt::Display) -> Response {
 fn unauthorized(description: &str) -> Response {
     let mut response = (
         StatusCode::UNAUTHORIZED,
-        axum::Json(json!({"lastPage": false, "result": "error.unauthorized", "message": description})),
+        axum::Json(
+            json!({"lastPage": false, "result": "error.unauthorized", "message": description}),
+        ),
     )
         .into_response();
     let challenge = format!(
@@ -437,7 +449,10 @@ async fn guarded(app: &App, req: Request, next: Next) -> Response {
     }
     let rate = app.config.faults.error_rate;
     if rate > 0.0 && fastrand::f64() < rate {
-        app.limiter.stats.faults_injected.fetch_add(1, Ordering::Relaxed);
+        app.limiter
+            .stats
+            .faults_injected
+            .fetch_add(1, Ordering::Relaxed);
         let status = [
             StatusCode::BAD_GATEWAY,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -473,13 +488,13 @@ fn flag(query: &std::collections::HashMap<String, String>, key: &str, default: b
         .unwrap_or(default)
 }
 
-fn parse_page(page: &str) -> Result<usize, Response> {
+fn parse_page(page: &str) -> Result<usize, Box<Response>> {
     page.parse().map_err(|_| {
-        (
+        Box::new((
             StatusCode::BAD_REQUEST,
             axum::Json(json!({"result": "error", "message": format!("The page {page} is not a number; pages count from 0")})),
         )
-            .into_response()
+            .into_response())
     })
 }
 
@@ -515,7 +530,7 @@ async fn users_page(
     }
     let page = match parse_page(&page) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let domain = q.get("domain").map(String::as_str);
     let direct_only = flag(&q, "directOnly", true);
@@ -547,11 +562,13 @@ async fn group_users_page(
     }
     let page = match parse_page(&page) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let exclude_groups = flag(&q, "excludeGroups", false);
     let direct_only = flag(&q, "directOnly", true);
-    let inactive = q.get("status").is_some_and(|s| s.eq_ignore_ascii_case("inactive"));
+    let inactive = q
+        .get("status")
+        .is_some_and(|s| s.eq_ignore_ascii_case("inactive"));
     let result: Result<Response, sqlx::Error> = async {
         let Some(g) = app.store.group(&group).await? else {
             return Ok((
@@ -626,7 +643,7 @@ async fn groups_page(
     }
     let page = match parse_page(&page) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let result: Result<Response, sqlx::Error> = async {
         let size = app.config.group_page_size;
@@ -664,7 +681,9 @@ async fn run_action(
     if let Some(r) = bad_org(&app, &org) {
         return r;
     }
-    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+    if let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
         && !ct.to_ascii_lowercase().starts_with("application/json")
     {
         return (
@@ -705,4 +724,3 @@ async fn run_action(
         Err(e) => internal(e),
     }
 }
-

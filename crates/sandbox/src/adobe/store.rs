@@ -77,7 +77,8 @@ fn group_from(row: &sqlx::sqlite::SqliteRow) -> GroupRow {
 
 const USER_COLUMNS: &str =
     "id, email, username, domain, firstname, lastname, country, type, status";
-const GROUP_COLUMNS: &str = "id, name, type, description, product_name, license_quota, marketo_subscription, read_only";
+const GROUP_COLUMNS: &str =
+    "id, name, type, description, product_name, license_quota, marketo_subscription, read_only";
 
 impl UserRow {
     /// The user as UMAPI shows it; unset properties are left out, as Adobe does.
@@ -113,7 +114,10 @@ impl GroupRow {
         m.insert("type".into(), json!(self.kind));
         m.insert("memberCount".into(), json!(member_count));
         if self.kind == "USER_GROUP" || self.kind == "PRODUCT_PROFILE" {
-            m.insert("adminGroupName".into(), json!(format!("_admin_{}", self.name)));
+            m.insert(
+                "adminGroupName".into(),
+                json!(format!("_admin_{}", self.name)),
+            );
         }
         if let Some(p) = &self.product_name {
             m.insert("productName".into(), json!(p));
@@ -247,7 +251,10 @@ impl Store {
     }
 
     /// Those a product profile reaches through the user groups that give it.
-    pub async fn members_through_groups(&self, profile_id: i64) -> Result<Vec<UserRow>, sqlx::Error> {
+    pub async fn members_through_groups(
+        &self,
+        profile_id: i64,
+    ) -> Result<Vec<UserRow>, sqlx::Error> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT DISTINCT {} FROM group_profiles gp JOIN members m ON m.group_id = gp.usergroup_id JOIN users u ON u.id = m.user_id WHERE gp.profile_id = ? AND u.status = 'active' ORDER BY m.rowid",
             USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
@@ -319,9 +326,13 @@ impl Store {
         for chunk in user_ids.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(",");
             let sql = if direct_only {
-                format!("SELECT m.user_id, g.name FROM members m JOIN groups g ON g.id = m.group_id WHERE m.user_id IN ({marks}) ORDER BY g.id")
+                format!(
+                    "SELECT m.user_id, g.name FROM members m JOIN groups g ON g.id = m.group_id WHERE m.user_id IN ({marks}) ORDER BY g.id"
+                )
             } else {
-                format!("SELECT user_id, name FROM (SELECT m.user_id, g.id AS gid, g.name FROM members m JOIN groups g ON g.id = m.group_id WHERE m.user_id IN ({marks}) UNION SELECT m.user_id, p.id, p.name FROM members m JOIN group_profiles gp ON gp.usergroup_id = m.group_id JOIN groups p ON p.id = gp.profile_id WHERE m.user_id IN ({marks})) ORDER BY gid")
+                format!(
+                    "SELECT user_id, name FROM (SELECT m.user_id, g.id AS gid, g.name FROM members m JOIN groups g ON g.id = m.group_id WHERE m.user_id IN ({marks}) UNION SELECT m.user_id, p.id, p.name FROM members m JOIN group_profiles gp ON gp.usergroup_id = m.group_id JOIN groups p ON p.id = gp.profile_id WHERE m.user_id IN ({marks})) ORDER BY gid"
+                )
             };
             let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
             for id in chunk {
@@ -341,7 +352,10 @@ impl Store {
 
     /// The email of everyone in the Marketo Engage product profiles of `subscription`, with the
     /// time they were first given one of them (directly or through a user group).
-    pub async fn marketo_members(&self, subscription: i64) -> Result<Vec<MarketoMember>, sqlx::Error> {
+    pub async fn marketo_members(
+        &self,
+        subscription: i64,
+    ) -> Result<Vec<MarketoMember>, sqlx::Error> {
         let rows: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
             "SELECT u.email, u.firstname, u.lastname, MIN(x.added_ms) FROM (
                  SELECT m.user_id, m.added_ms FROM members m JOIN groups g ON g.id = m.group_id

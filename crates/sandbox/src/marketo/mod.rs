@@ -21,8 +21,8 @@ mod users;
 
 pub use config::{Faults, Limits, MarketoConfig, RoleBodyShapes};
 pub use error::SandboxError;
-pub use server::{RunningSandbox, start};
 pub use seed::SUBSCRIPTION_ID;
+pub use server::{RunningSandbox, start};
 pub use store::ServiceCredentials;
 
 /// Permission a caller's role needs, with [`PERMISSION_USER_MANAGEMENT_API`], to use the API.

@@ -1,0 +1,3 @@
+mod api;
+mod harness;
+mod umapi_client;
