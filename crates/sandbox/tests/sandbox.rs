@@ -4,3 +4,4 @@
 mod adobe;
 mod magento;
 mod marketo;
+mod python_libraries;

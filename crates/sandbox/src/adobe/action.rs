@@ -464,17 +464,14 @@ async fn user_step(
         }
         "removeFromOrg" => {
             // Always reported successful, whether or not the user exists (ActionsCmds).
+            // The sandbox holds only the organization's view of an account, so leaving the
+            // organization and `deleteAccount` (which only deletes org-owned accounts
+            // elsewhere too) look the same here.
             if let Some(found) = find_user(conn, user, domain).await? {
                 sqlx::query("DELETE FROM users WHERE id = ?")
                     .bind(&found.id)
                     .execute(&mut *conn)
                     .await?;
-                let delete = body.get("deleteAccount").and_then(Value::as_bool) == Some(true);
-                if delete && found.kind != "adobeID" {
-                    sqlx::query("INSERT INTO meta (key, value) VALUES ('accounts_deleted', '1') ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
-                        .execute(&mut *conn)
-                        .await?;
-                }
             }
             Ok(())
         }

@@ -539,12 +539,7 @@ async fn users_page(
         let total = app.store.count_users(domain).await?;
         let (page, pages) = clamp(page, total, size);
         let users = app.store.users_page(page * size, size, domain).await?;
-        let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-        let mut groups = app.store.groups_of(&ids, direct_only).await?;
-        let users: Vec<Value> = users
-            .iter()
-            .map(|u| u.to_json(groups.remove(&u.id).filter(|g| !g.is_empty())))
-            .collect();
+        let users = users_json(&app, &users, Some(direct_only)).await?;
         let body = json!({"lastPage": page + 1 >= pages, "result": "success", "users": users});
         Ok(paged(body, total, pages, page, size))
     }
@@ -578,37 +573,48 @@ async fn group_users_page(
                 .into_response());
         };
         let size = app.config.page_size;
+        let through_groups = !direct_only && g.kind == "PRODUCT_PROFILE";
         // Every licence is granted in the sandbox: nobody is `inactive`.
-        let mut members = if inactive {
+        let total = if inactive {
+            0
+        } else {
+            app.store.count_group_members(g.id, through_groups).await?
+        };
+        let (page, pages) = clamp(page, total, size);
+        let members = if inactive {
             Vec::new()
         } else {
-            app.store.group_members_page(g.id, 0, usize::MAX >> 2).await?
+            app.store
+                .group_members_page(g.id, through_groups, page * size, size)
+                .await?
         };
-        if !direct_only && g.kind == "PRODUCT_PROFILE" && !inactive {
-            for row in app.store.members_through_groups(g.id).await? {
-                if !members.iter().any(|m| m.id == row.id) {
-                    members.push(row);
-                }
-            }
-        }
-        let total = members.len();
-        let (page, pages) = clamp(page, total, size);
-        let slice: Vec<_> = members.into_iter().skip(page * size).take(size).collect();
-        let ids: Vec<String> = slice.iter().map(|u| u.id.clone()).collect();
-        let mut groups = if exclude_groups {
-            Default::default()
-        } else {
-            app.store.groups_of(&ids, direct_only).await?
-        };
-        let users: Vec<Value> = slice
-            .iter()
-            .map(|u| u.to_json(groups.remove(&u.id).filter(|g| !g.is_empty())))
-            .collect();
+        let groups = (!exclude_groups).then_some(direct_only);
+        let users = users_json(&app, &members, groups).await?;
         let body = json!({"lastPage": page + 1 >= pages, "result": "success", "groupName": g.name, "users": users});
         Ok(paged(body, total, pages, page, size))
     }
     .await;
     result.unwrap_or_else(internal)
+}
+
+/// Users as UMAPI shows them; with `Some(direct_only)` each with its groups (none listed
+/// when it has none), with `None` without (`excludeGroups`).
+async fn users_json(
+    app: &App,
+    users: &[super::store::UserRow],
+    groups: Option<bool>,
+) -> Result<Vec<Value>, sqlx::Error> {
+    let mut of = match groups {
+        Some(direct_only) => {
+            let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+            app.store.groups_of(&ids, direct_only).await?
+        }
+        None => Default::default(),
+    };
+    Ok(users
+        .iter()
+        .map(|u| u.to_json(of.remove(&u.id).filter(|g| !g.is_empty())))
+        .collect())
 }
 
 async fn one_user(
@@ -626,9 +632,8 @@ async fn one_user(
             )
                 .into_response());
         };
-        let mut groups = app.store.groups_of(std::slice::from_ref(&u.id), true).await?;
-        let groups = groups.remove(&u.id).filter(|g| !g.is_empty());
-        Ok(axum::Json(json!({"result": "success", "user": u.to_json(groups)})).into_response())
+        let user = users_json(&app, std::slice::from_ref(&u), Some(true)).await?;
+        Ok(axum::Json(json!({"result": "success", "user": user[0]})).into_response())
     }
     .await;
     result.unwrap_or_else(internal)

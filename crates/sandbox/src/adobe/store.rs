@@ -77,6 +77,13 @@ fn group_from(row: &sqlx::sqlite::SqliteRow) -> GroupRow {
 
 const USER_COLUMNS: &str =
     "id, email, username, domain, firstname, lastname, country, type, status";
+/// The member ids of group `?1` (and, when `?2`, of the user groups that give it), each with
+/// the order it joined: direct members first.
+const MEMBERS: &str = "WITH ids AS (SELECT user_id, MIN(ord) AS ord FROM (
+    SELECT user_id, rowid AS ord FROM members WHERE group_id = ?1
+    UNION ALL
+    SELECT m.user_id, (1 << 40) + m.rowid FROM group_profiles gp JOIN members m ON m.group_id = gp.usergroup_id WHERE gp.profile_id = ?1 AND ?2
+) GROUP BY user_id)";
 const GROUP_COLUMNS: &str =
     "id, name, type, description, product_name, license_quota, marketo_subscription, read_only";
 
@@ -143,19 +150,11 @@ impl Store {
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
+        crate::sqlite::meta(&self.pool, key).await
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        crate::sqlite::set_meta(&self.pool, key, value).await
     }
 
     pub async fn client_secret(&self, client_id: &str) -> Result<Option<String>, sqlx::Error> {
@@ -231,18 +230,22 @@ impl Store {
         Ok(n as usize)
     }
 
-    /// Members of a group in the order they joined it.
+    /// A page of a group's members in the order they joined it. With `through_groups`, a
+    /// product profile's members also include (after its direct members) those of the user
+    /// groups that give it. The page is cut in SQL, so a page of a large profile costs a page.
     pub async fn group_members_page(
         &self,
         group_id: i64,
+        through_groups: bool,
         offset: usize,
         limit: usize,
     ) -> Result<Vec<UserRow>, sqlx::Error> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ? AND u.status = 'active' ORDER BY m.rowid LIMIT ? OFFSET ?",
+            "{MEMBERS} SELECT {} FROM ids JOIN users u ON u.id = ids.user_id WHERE u.status = 'active' ORDER BY ids.ord LIMIT ?3 OFFSET ?4",
             USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
         )))
         .bind(group_id)
+        .bind(through_groups)
         .bind(limit as i64)
         .bind(offset as i64)
         .fetch_all(&self.pool)
@@ -250,30 +253,20 @@ impl Store {
         Ok(rows.iter().map(user_from).collect())
     }
 
-    /// Those a product profile reaches through the user groups that give it.
-    pub async fn members_through_groups(
+    /// How many members [`Store::group_members_page`] pages through.
+    pub async fn count_group_members(
         &self,
-        profile_id: i64,
-    ) -> Result<Vec<UserRow>, sqlx::Error> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT DISTINCT {} FROM group_profiles gp JOIN members m ON m.group_id = gp.usergroup_id JOIN users u ON u.id = m.user_id WHERE gp.profile_id = ? AND u.status = 'active' ORDER BY m.rowid",
-            USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+        group_id: i64,
+        through_groups: bool,
+    ) -> Result<usize, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "{MEMBERS} SELECT COUNT(*) FROM ids JOIN users u ON u.id = ids.user_id WHERE u.status = 'active'"
         )))
-        .bind(profile_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(user_from).collect())
-    }
-
-    /// Everyone a group holds: its direct members, and for a product profile the members of
-    /// the user groups that give it.
-    pub async fn group_member_count(&self, group_id: i64) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT user_id FROM members WHERE group_id = ?1 UNION SELECT m.user_id FROM group_profiles gp JOIN members m ON m.group_id = gp.usergroup_id WHERE gp.profile_id = ?1)",
-        )
         .bind(group_id)
+        .bind(through_groups)
         .fetch_one(&self.pool)
-        .await
+        .await?;
+        Ok(n as usize)
     }
 
     pub async fn user(&self, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
@@ -301,8 +294,9 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let g = group_from(row);
-            let count = self.group_member_count(g.id).await?;
-            out.push((g, count));
+            // Everyone the group holds: for a profile, also through user groups.
+            let count = self.count_group_members(g.id, true).await?;
+            out.push((g, count as i64));
         }
         Ok(out)
     }

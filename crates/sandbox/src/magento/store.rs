@@ -69,19 +69,11 @@ impl Store {
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
+        crate::sqlite::meta(&self.pool, key).await
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        crate::sqlite::set_meta(&self.pool, key, value).await
     }
 
     pub async fn websites(&self) -> Result<Vec<Website>, sqlx::Error> {

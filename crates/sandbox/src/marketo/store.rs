@@ -209,19 +209,11 @@ impl Store {
     // ---- meta ----
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
+        crate::sqlite::meta(&self.pool, key).await
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        crate::sqlite::set_meta(&self.pool, key, value).await
     }
 
     // ---- reference data ----

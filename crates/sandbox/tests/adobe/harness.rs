@@ -119,12 +119,8 @@ impl Adobe {
     }
 }
 
-pub fn urlencode(s: &str) -> String {
-    form_urlencoded_path(s)
-}
-
 /// Percent-encodes a path segment (letters, digits, `@ . _ - ~` kept).
-fn form_urlencoded_path(s: &str) -> String {
+pub fn urlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"@._-~".contains(&b) {

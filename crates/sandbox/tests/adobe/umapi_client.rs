@@ -13,22 +13,7 @@ use serde_json::{Value, json};
 use super::harness::{Adobe, CLIENT_ID, CLIENT_SECRET, ORG};
 
 fn library() -> Option<PathBuf> {
-    let dir = std::env::var_os("ROSTER_PYCLIENTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pyclients"))
-        .join("umapi");
-    if dir.join("umapi_client").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("ROSTER_REQUIRE_PYCLIENTS").is_none(),
-        "ROSTER_REQUIRE_PYCLIENTS is set but {} lacks umapi_client",
-        dir.display()
-    );
-    eprintln!(
-        "umapi-client test not run: install it as .ci/run does (pip install --target target/pyclients/umapi umapi-client==3.0.1)"
-    );
-    None
+    crate::python_libraries::installed(&["umapi/umapi_client"]).map(|dir| dir.join("umapi"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,24 +13,7 @@ use serde_json::Value;
 use super::harness::{ADMIN, Magento, PASSWORD};
 
 fn libraries() -> Option<PathBuf> {
-    let dir = std::env::var_os("ROSTER_PYCLIENTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pyclients")
-        });
-    let present = dir.join("pymagento/magento").is_dir() && dir.join("my-magento/magento").is_dir();
-    if present {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("ROSTER_REQUIRE_PYCLIENTS").is_none(),
-        "ROSTER_REQUIRE_PYCLIENTS is set but {} lacks pymagento and my-magento",
-        dir.display()
-    );
-    eprintln!(
-        "python client test not run: install them as .ci/run does (pip install --target target/pyclients/...)"
-    );
-    None
+    crate::python_libraries::installed(&["pymagento/magento", "my-magento/magento"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
