@@ -176,7 +176,7 @@ impl Client {
         path_and_query: &str,
         body: Option<&Value>,
         what: &str,
-    ) -> Result<Option<(Value, reqwest::header::HeaderMap)>, AdobeError> {
+    ) -> Result<Option<Value>, AdobeError> {
         let url = format!(
             "{}/v2/usermanagement{path_and_query}",
             self.config.umapi_url.trim_end_matches('/')
@@ -223,7 +223,7 @@ impl Client {
                                     what: what.into(),
                                     detail: e.to_string(),
                                 })?;
-                            return Ok(Some((value, headers)));
+                            return Ok(Some(value));
                         }
                         StatusCode::NOT_FOUND if method == Method::GET => return Ok(None),
                         StatusCode::UNAUTHORIZED if !refreshed => {
@@ -288,22 +288,25 @@ impl Client {
         }
     }
 
+    /// Reads `path(0)`, `path(1)`, ... until `lastPage` or an empty page (as umapi-client
+    /// does), collecting each page's `key` array. `None` when the first page is a 404 (no
+    /// such group); a 404 later ends the pages.
     async fn pages<T: DeserializeOwned>(
         &self,
-        base: &str,
-        query: &str,
+        family: Family,
+        path: impl Fn(usize) -> String,
         key: &str,
         what: &str,
-    ) -> Result<Vec<T>, AdobeError> {
+    ) -> Result<Option<Vec<T>>, AdobeError> {
         let mut out = Vec::new();
         for page in 0.. {
-            let path = format!("{base}/{page}{query}");
-            let family = if base.starts_with("/groups/") {
-                Family::Groups
-            } else {
-                Family::Users
-            };
-            let Some((body, _)) = self.call(family, Method::GET, &path, None, what).await? else {
+            let Some(body) = self
+                .call(family, Method::GET, &path(page), None, what)
+                .await?
+            else {
+                if page == 0 {
+                    return Ok(None);
+                }
                 break;
             };
             if body["result"] != "success" {
@@ -321,12 +324,11 @@ impl Client {
             })?;
             let empty = items.is_empty();
             out.extend(items);
-            // umapi-client stops on lastPage or an empty page.
             if body["lastPage"] == true || empty {
                 break;
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Every user of the organization (the Users tab), with their direct groups.
@@ -334,12 +336,13 @@ impl Client {
         let org = segment(&self.config.org_id);
         let mut users: Vec<AdobeUser> = self
             .pages(
-                &format!("/users/{org}"),
-                "?directOnly=true",
+                Family::Users,
+                |page| format!("/users/{org}/{page}?directOnly=true"),
                 "users",
                 "reading the users",
             )
-            .await?;
+            .await?
+            .unwrap_or_default();
         // As Adobe's sync tool does: one entry per email.
         let mut seen = std::collections::HashSet::new();
         users.retain(|u| seen.insert(u.email.to_ascii_lowercase()));
@@ -350,39 +353,14 @@ impl Client {
     /// such group.
     pub async fn group_members(&self, group: &str) -> Result<Option<Vec<AdobeUser>>, AdobeError> {
         let org = segment(&self.config.org_id);
-        let base = format!("/users/{org}");
-        let mut out = Vec::new();
-        for page in 0.. {
-            let path = format!("{base}/{page}/{}", segment(group));
-            let Some((body, _)) = self
-                .call(
-                    Family::Users,
-                    Method::GET,
-                    &path,
-                    None,
-                    "reading a group's users",
-                )
-                .await?
-            else {
-                // A 404 on the first page is "no such group"; on later pages, the end.
-                if page == 0 {
-                    return Ok(None);
-                }
-                break;
-            };
-            let items: Vec<AdobeUser> =
-                serde_json::from_value(body.get("users").cloned().unwrap_or(Value::Array(vec![])))
-                    .map_err(|e| AdobeError::Decode {
-                        what: "a group's users".into(),
-                        detail: e.to_string(),
-                    })?;
-            let empty = items.is_empty();
-            out.extend(items);
-            if body["lastPage"] == true || empty {
-                break;
-            }
-        }
-        Ok(Some(out))
+        let group = segment(group);
+        self.pages(
+            Family::Users,
+            |page| format!("/users/{org}/{page}/{group}"),
+            "users",
+            "reading a group's users",
+        )
+        .await
     }
 
     /// One user by email (case-insensitive); `None` if not in the organization.
@@ -392,7 +370,7 @@ impl Client {
             segment(&self.config.org_id),
             segment(email)
         );
-        let Some((body, _)) = self
+        let Some(body) = self
             .call(Family::Users, Method::GET, &path, None, "reading a user")
             .await?
         else {
@@ -409,13 +387,15 @@ impl Client {
     /// Every user group, product profile and admin group.
     pub async fn groups(&self) -> Result<Vec<AdobeGroup>, AdobeError> {
         let org = segment(&self.config.org_id);
-        self.pages(
-            &format!("/groups/{org}"),
-            "",
-            "groups",
-            "reading the groups",
-        )
-        .await
+        Ok(self
+            .pages(
+                Family::Groups,
+                |page| format!("/groups/{org}/{page}"),
+                "groups",
+                "reading the groups",
+            )
+            .await?
+            .unwrap_or_default())
     }
 
     /// Runs the commands (10 entries a call) and says what came of each. `test_mode` asks
@@ -440,7 +420,7 @@ impl Client {
         );
         for batch in entries.chunks(commands::MAX_ENTRIES) {
             let body = Value::Array(batch.iter().map(|e: &Entry| e.body.clone()).collect());
-            let Some((answer, _)) = self
+            let Some(answer) = self
                 .call(
                     Family::Action,
                     Method::POST,

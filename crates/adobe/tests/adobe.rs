@@ -43,6 +43,16 @@ fn client(org: &Org, tune: impl FnOnce(&mut AdobeConfig)) -> Client {
     Client::new(cfg).unwrap()
 }
 
+/// Limits that only user reads can reach.
+fn users_limited(users: u32, window: Duration) -> AdobeLimits {
+    AdobeLimits {
+        action: 100,
+        users,
+        groups: 100,
+        window,
+    }
+}
+
 fn joiner(email: &str, profile: &str) -> UserCommand {
     UserCommand {
         user: email.into(),
@@ -177,12 +187,7 @@ async fn writes_are_batched_and_each_failure_is_the_right_persons() {
 #[tokio::test]
 async fn a_429_is_waited_out_as_retry_after_says_and_no_call_is_sent_before() {
     let o = org(|c| {
-        c.limits = AdobeLimits {
-            action: 100,
-            users: 1,
-            groups: 100,
-            window: Duration::from_secs(2),
-        };
+        c.limits = users_limited(1, Duration::from_secs(2));
     })
     .await;
     // The client's own pacing is told a looser limit than the server's, so the server's 429
@@ -206,12 +211,7 @@ async fn a_429_is_waited_out_as_retry_after_says_and_no_call_is_sent_before() {
 #[tokio::test]
 async fn a_long_retry_after_is_reported_not_slept_through() {
     let o = org(|c| {
-        c.limits = AdobeLimits {
-            action: 100,
-            users: 1,
-            groups: 100,
-            window: Duration::from_secs(60),
-        };
+        c.limits = users_limited(1, Duration::from_secs(60));
         c.faults.retry_after = Some(Duration::from_secs(1938));
     })
     .await;
@@ -228,12 +228,7 @@ async fn a_long_retry_after_is_reported_not_slept_through() {
 #[tokio::test]
 async fn client_side_pacing_keeps_under_the_limit_without_a_429() {
     let o = org(|c| {
-        c.limits = AdobeLimits {
-            action: 100,
-            users: 2,
-            groups: 100,
-            window: Duration::from_secs(1),
-        };
+        c.limits = users_limited(2, Duration::from_secs(1));
     })
     .await;
     let c = client(&o, |cfg| {
