@@ -142,12 +142,28 @@ pub enum Command {
         resend_invites: bool,
     },
     /// Record an approval of a saved plan's destructive steps, so `roster apply` runs them.
+    ///
+    /// When the roster lists approvers (policies.approvers, with SSH public keys), a
+    /// destructive plan needs one of them to sign it: --key signs with an unencrypted
+    /// ssh-ed25519 key; for one with a passphrase, in an agent or on a token, sign the
+    /// output of --print-digest with `ssh-keygen -Y sign -n roster-plan -f KEY` and pass
+    /// the result with --signature.
     Approve {
         #[arg(value_name = "PLAN")]
         plan: PathBuf,
-        /// Who approves [default: $USER].
+        /// Who approves [default: $USER]; with --key or --signature, the roster's name for
+        /// the key that signed.
         #[arg(long, env = "ROSTER_ACTOR", value_name = "NAME")]
         by: Option<String>,
+        /// Sign the plan with this OpenSSH ed25519 private key (namespace roster-plan).
+        #[arg(long, value_name = "KEY", conflicts_with_all = ["signature", "print_digest"])]
+        key: Option<PathBuf>,
+        /// Record a signature made by `ssh-keygen -Y sign -n roster-plan` over the digest.
+        #[arg(long, value_name = "FILE", conflicts_with = "print_digest")]
+        signature: Option<PathBuf>,
+        /// Print the bytes an approver signs (the plan's digest, no newline), and nothing else.
+        #[arg(long)]
+        print_digest: bool,
     },
     /// Run Roster as a service: reconcile every instance named in the --config file on a
     /// schedule and on demand, hold destructive steps for approval, serve the JSON API.

@@ -234,8 +234,21 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
                     Err(e) => Err(e),
                 }
             }
-            args::Command::Approve { plan, by } => {
-                planning::approve(&plan, by.as_deref(), &g).await
+            args::Command::Approve {
+                plan,
+                by,
+                key,
+                signature,
+                print_digest,
+            } => {
+                use roster_engine::approvers::Signer;
+                let how = match (&key, &signature) {
+                    _ if print_digest => planning::Approve::PrintDigest,
+                    (Some(k), _) => planning::Approve::Signed(Signer::Key(k)),
+                    (_, Some(s)) => planning::Approve::Signed(Signer::Signature(s)),
+                    _ => planning::Approve::ByName,
+                };
+                planning::approve(&plan, by.as_deref(), how, &g).await
             }
             args::Command::Serve {
                 action: None,

@@ -34,7 +34,11 @@ pub async fn plan_cmd(
     let mut sessions = Sessions::open(g).await?;
     let computed = compute(roster, &sessions, resend_invites, None).await;
     sessions.finish().await?;
-    let plan = computed?.plan;
+    let mut plan = computed?.plan;
+    // Its author, inside the digest: an approver named in the roster's policy must be
+    // someone else.
+    plan.created_by = roster_engine::actor::Actor::resolve(g.actor.as_deref()).name;
+    plan.digest = plan.content_digest();
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&summary(&plan))?),
         Output::Jsonl => println!("{}", serde_json::to_string(&summary(&plan))?),

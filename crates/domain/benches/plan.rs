@@ -105,6 +105,7 @@ fn fixture() -> (Roster, Live) {
         policies: Policies {
             marketo: policy.clone(),
             magento: policy,
+            approvers: Vec::new(),
         },
     };
     let existing = |i: usize| !i.is_multiple_of(10);

@@ -241,6 +241,19 @@ impl Policy {
 pub struct Policies {
     pub marketo: Policy,
     pub magento: Policy,
+    /// People whose SSH signature a destructive plan needs (`policies.approvers`): when
+    /// any are listed, `roster apply` runs destructive steps only with a valid signature
+    /// of the plan by one of them other than its author. A typed name proves nothing; a
+    /// signature made with a key only that person holds does.
+    #[serde(default)]
+    pub approvers: Vec<Approver>,
+}
+
+/// An approver as the roster lists them: a name and an `ssh-ed25519` public key line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approver {
+    pub name: String,
+    pub key: String,
 }
 
 impl Policies {

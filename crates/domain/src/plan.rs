@@ -312,6 +312,10 @@ pub struct Plan {
     /// refuses the plan if it changed, because its policies decide what is safe.
     #[serde(default)]
     pub roster_digest: String,
+    /// Who made it (`roster plan --out`'s actor): when the roster's policy lists approvers,
+    /// someone other than its author must sign it (see `Policies::approvers`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
     /// A digest of the live state it was computed from (`Live::fingerprint`).
     pub fingerprint: String,
     pub live: Live,
@@ -337,6 +341,8 @@ struct Content<'a> {
     created_at: OffsetDateTime,
     roster: &'a str,
     roster_digest: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    created_by: &'a str,
     fingerprint: &'a str,
     live: &'a Live,
     steps: &'a [Step],
@@ -353,6 +359,7 @@ impl Plan {
             created_at: self.created_at,
             roster: &self.roster,
             roster_digest: &self.roster_digest,
+            created_by: &self.created_by,
             fingerprint: &self.fingerprint,
             live: &self.live,
             steps: &self.steps,
@@ -1188,6 +1195,7 @@ pub fn plan(roster: &Roster, live: &Live, options: PlanOptions) -> Plan {
         created_at: options.now,
         roster: roster.source.clone(),
         roster_digest: roster.digest.clone(),
+        created_by: String::new(),
         fingerprint,
         live: live.clone(),
         steps,
@@ -1522,7 +1530,11 @@ mod tests {
                 digest: String::new(),
                 people: all.into_iter().enumerate().filter(|(i, _)| listed.contains(i)).map(|(_, p)| p).collect(),
                 rules: vec![],
-                policies: Policies { marketo, magento },
+                policies: Policies {
+                    marketo,
+                    magento,
+                    approvers: Vec::new(),
+                },
                 exceptions: vec![],
             }
         }

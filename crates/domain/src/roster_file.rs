@@ -435,6 +435,15 @@ struct RawFile<P, R, Q> {
 struct RawPolicies<Q> {
     marketo: Option<Q>,
     magento: Option<Q>,
+    #[serde(default)]
+    approvers: Vec<RawApprover>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprover {
+    name: String,
+    key: String,
 }
 
 #[derive(Deserialize)]
@@ -461,6 +470,7 @@ impl<Q> RawPolicies<Q> {
         RawPolicies {
             marketo: None,
             magento: None,
+            approvers: Vec::new(),
         }
     }
 }
@@ -469,6 +479,32 @@ impl<Q: Located<Inner = RawPolicy>> RawPolicies<Q> {
     fn into_policies(self, name: &str, lines: &LineIndex) -> Result<Policies, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut policies = Policies::default();
+        for (i, a) in self.approvers.into_iter().enumerate() {
+            let who = a.name.trim().to_string();
+            let key = a.key.trim().to_string();
+            // The key itself is checked where it is used (`roster apply`), with the crypto.
+            let why = if who.is_empty() {
+                Some("has no name".to_string())
+            } else if policies.approvers.iter().any(|b| b.name == who) {
+                Some(format!("names {who:?} a second time"))
+            } else if !key.starts_with("ssh-ed25519 ") {
+                Some(format!(
+                    "({who}) has no ssh-ed25519 key: give the line `ssh-keygen -y -f KEY` prints, \"ssh-ed25519 AAAA...\""
+                ))
+            } else {
+                None
+            };
+            match why {
+                Some(why) => problems.push(Problem::new(
+                    name,
+                    0,
+                    format!("policies.approvers[{i}] {why}"),
+                )),
+                None => policies
+                    .approvers
+                    .push(crate::desired::Approver { name: who, key }),
+            }
+        }
         for (app, raw, policy) in [
             ("marketo", self.marketo, &mut policies.marketo),
             ("magento", self.magento, &mut policies.magento),

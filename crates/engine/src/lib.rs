@@ -8,6 +8,7 @@
 //! callers show them, they do not branch on them.
 
 pub mod actor;
+pub mod approvers;
 pub mod conn;
 pub mod connect;
 pub mod events;

@@ -33,12 +33,21 @@ impl Sessions {
     pub async fn open(g: &Globals) -> Result<Self> {
         let file = g.config_file()?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let max_retries = match env("ROSTER_MARKETO_MAX_RETRIES") {
+            Some(n) => Some(n.trim().parse::<usize>().map_err(|_| {
+                anyhow::anyhow!(
+                    "ROSTER_MARKETO_MAX_RETRIES is {n:?}: give a whole number of retries, like 6"
+                )
+            })?),
+            None => None,
+        };
         let marketo = env("ROSTER_MARKETO_URL")
             .or(file.marketo.url.clone())
             .map(|url| MarketoConn {
                 url: Some(url),
                 client_id: env("ROSTER_MARKETO_CLIENT_ID"),
                 client_secret: env("ROSTER_MARKETO_CLIENT_SECRET"),
+                max_retries,
                 ..MarketoConn::default()
             });
         let magento = env("ROSTER_MAGENTO_URL")

@@ -306,9 +306,17 @@ pub async fn record_approval(
     Ok(())
 }
 
-pub async fn approve(path: &Path, by: Option<&str>, g: &Globals) -> Result<()> {
+/// How `roster approve` approves: by name (`--by`), or with an approver's SSH signature.
+pub enum Approve<'a> {
+    ByName,
+    Signed(crate::approvers::Signer<'a>),
+    /// Print the digest an approver signs with `ssh-keygen -Y sign`; record nothing.
+    PrintDigest,
+}
+
+pub async fn approve(path: &Path, by: Option<&str>, how: Approve<'_>, g: &Globals) -> Result<()> {
     let state = open_state(g).await?;
-    let actor = Actor::resolve(by.or(g.actor.as_deref()));
+    let mut actor = Actor::resolve(by.or(g.actor.as_deref()));
     let plan = match load(path, state.keys()?) {
         Ok(plan) => plan,
         Err(e) => {
@@ -316,9 +324,35 @@ pub async fn approve(path: &Path, by: Option<&str>, g: &Globals) -> Result<()> {
             return Err(refuse(&state, &actor, None, &target, e).await);
         }
     };
+    if let Approve::PrintDigest = how {
+        print!(
+            "{}",
+            String::from_utf8_lossy(crate::approvers::message(&plan))
+        );
+        return Ok(());
+    }
     state
         .save_plan(&plan.id, plan.created_at, &serde_json::to_string(&plan)?)
         .await?;
+    if let Approve::Signed(signer) = how {
+        // The approvers are the roster's, as the plan was made from it: re-read and
+        // checked against the plan's digest of it, as apply does.
+        let roster = live_read::load_roster(Path::new(&plan.roster))?;
+        if roster.digest != plan.roster_digest {
+            bail!(
+                "{} changed since {} was made from it; nothing was recorded. Run `roster plan` again",
+                crate::text::sanitize(&plan.roster),
+                plan.id
+            );
+        }
+        match crate::approvers::sign_plan(&state, &actor, &plan, &roster, signer).await {
+            Ok(name) => actor.name = name,
+            Err(e) => {
+                let target = plan.id.clone();
+                return Err(refuse(&state, &actor, Some(&plan.id), &target, e).await);
+            }
+        }
+    }
     let destructive: Vec<&Step> = plan.destructive().collect();
     let detail = format!(
         "approved content {} ({} steps, {} destructive as planned)",
@@ -438,6 +472,7 @@ fn not_called_for<'a>(pending: &[&'a Step], roster: &Roster, live: &Live) -> Vec
 pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> Result<()> {
     let state = open_state(g).await?;
     let actor = Actor::resolve(a.by.or(g.actor.as_deref()));
+    let from_caller = matches!(a.plan, ToApply::Fresh(_));
     let (plan, roster, live, fresh) = match a.plan {
         ToApply::File(path) => {
             let plan = match load(path, state.keys()?) {
@@ -460,8 +495,8 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
             (c.plan, c.roster, c.live, true)
         }
     };
-    // Steps a crash interrupted, in any plan: find out from the apps whether they ran, and
-    // log the outcome, before anything else is decided.
+    // Steps a crash interrupted or whose every attempt failed, in any plan: find out from
+    // the apps whether they ran, and log the outcome, before anything else is decided.
     reconcile_unfinished(&g.events, &state, &live, &actor, sessions).await?;
     state
         .save_plan(&plan.id, plan.created_at, &serde_json::to_string(&plan)?)
@@ -547,6 +582,15 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
             plan.id,
             verdict.blocked.join("\n  ")
         );
+        return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
+    }
+    // A roster that lists approvers wants a signature only they can make, not a name.
+    // The service's held plans are approved by signed-in accounts instead (four-eyes).
+    if !verdict.destructive.is_empty()
+        && !from_caller
+        && let Some(why) = crate::approvers::missing(&state, &plan, &roster, &actor).await?
+    {
+        let why = anyhow::anyhow!(why);
         return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
     }
     if !verdict.destructive.is_empty() && state.approval(&plan.id, &plan.digest).await?.is_none() {
@@ -642,7 +686,8 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
         }
         let (status, detail) = match &outcome {
             Ok(note) => (StepStatus::Done, note.clone()),
-            Err(e) => (StepStatus::Failed, Some(format!("{e:#}"))),
+            // Failed, but perhaps written: the next run reads the apps and settles it.
+            Err(e) => (StepStatus::Unsettled, Some(format!("{e:#}"))),
         };
         let log = step_log(
             &actor,
@@ -741,11 +786,12 @@ fn scope(sessions: &Sessions) -> String {
     pairs.join(";")
 }
 
-/// Settles journal rows left `started` by a crash, on this run's instances (another
-/// instance's are its own runs' to settle): if the apps show the step's effect, it ran, and
-/// it is recorded done with its audit-log line, so a write that happened is on record even
-/// when the next run re-plans. Otherwise nothing was written: it is recorded as not done
-/// (no log line), and a rerun of that plan runs it.
+/// Settles journal rows left `started` by a crash or `unsettled` by failed attempts, on
+/// this run's instances (another instance's are its own runs' to settle): if the apps show
+/// the step's effect, it ran, and it is recorded done with its audit-log line, so a write
+/// that happened is on record even when the next run re-plans (and a deletion's tombstone
+/// is closed). Otherwise nothing was written: it is recorded as not done (no new log line),
+/// and a rerun of that plan runs it.
 async fn reconcile_unfinished(
     events: &Events,
     state: &StateStore,
@@ -787,13 +833,19 @@ async fn reconcile_unfinished(
         let key = step.action.account_key();
         let after = plan::simulate(live, [&step.action], now).accounts();
         let ran = after.get(&key) == before.get(&key);
-        let detail = if ran {
-            "interrupted by a crash; the apps show it ran"
+        let detail = match (u.crashed, ran) {
+            (true, true) => "interrupted by a crash; the apps show it ran",
+            (true, false) => "interrupted by a crash before it ran; not done",
+            (false, true) => "every attempt failed, but the apps show it ran",
+            (false, false) => "every attempt failed, and the apps show it did not run",
+        };
+        let what = if u.crashed {
+            "was interrupted"
         } else {
-            "interrupted by a crash before it ran; not done"
+            "had failed"
         };
         events.emit(Event::Note(format!(
-            "{} step {} ({}) was interrupted: {detail}",
+            "{} step {} ({}) {what}: {detail}",
             u.plan_id,
             u.step,
             crate::text::sanitize(&step.action.describe())

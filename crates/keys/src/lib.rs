@@ -10,6 +10,8 @@
 //!
 //! Ed25519 comes from `ring`, which is already in the tree for TLS: one crypto stack.
 
+pub mod ssh;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -16,6 +16,10 @@ pub enum StepStatus {
     /// Begun; whether its call reached the app is unknown.
     Started,
     Done,
+    /// Every attempt failed, but a write may have landed anyway (an answer lost to a
+    /// time-out, a gateway error after the app acted): the next run reads the apps and
+    /// records it `done` (with its audit-log line) or `failed`.
+    Unsettled,
     Failed,
 }
 
@@ -24,6 +28,7 @@ impl StepStatus {
         match self {
             StepStatus::Started => "started",
             StepStatus::Done => "done",
+            StepStatus::Unsettled => "unsettled",
             StepStatus::Failed => "failed",
         }
     }
@@ -32,6 +37,7 @@ impl StepStatus {
         match s {
             "started" => Some(StepStatus::Started),
             "done" => Some(StepStatus::Done),
+            "unsettled" => Some(StepStatus::Unsettled),
             "failed" => Some(StepStatus::Failed),
             _ => None,
         }
@@ -44,6 +50,20 @@ pub struct JournalEntry {
     pub key: String,
     pub status: StepStatus,
     pub detail: Option<String>,
+}
+
+/// An approver's SSH signature over a plan's digest (`roster approve --key`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanSignature {
+    pub plan_id: String,
+    pub digest: String,
+    /// The name the roster lists with the key, when it was recorded.
+    pub approver: String,
+    /// The key's `SHA256:` fingerprint.
+    pub fingerprint: String,
+    /// The armored `-----BEGIN SSH SIGNATURE-----` block.
+    pub signature: String,
+    pub at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -210,6 +230,50 @@ impl StateStore {
         Ok(())
     }
 
+    /// Records an approver's SSH signature of the plan whose content has `digest`, with its
+    /// audit-log line. The signature is checked where it is used, against the roster's
+    /// approvers: a row written by hand is worth only what it verifies.
+    pub async fn add_plan_signature(&self, sig: &PlanSignature, log: &NewLogEntry) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO plan_signatures (plan_id, digest, approver, fingerprint, signature, signed_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (plan_id, digest, fingerprint) DO UPDATE SET approver = excluded.approver, signature = excluded.signature, signed_at = excluded.signed_at",
+        )
+        .bind(&sig.plan_id)
+        .bind(&sig.digest)
+        .bind(&sig.approver)
+        .bind(&sig.fingerprint)
+        .bind(&sig.signature)
+        .bind(ms(sig.at))
+        .execute(&mut *tx)
+        .await?;
+        insert_log(self, &mut tx, log, sig.at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The SSH signatures recorded for plan `id` with content `digest`, unverified.
+    pub async fn plan_signatures(&self, id: &str, digest: &str) -> Result<Vec<PlanSignature>> {
+        let rows = sqlx::query(
+            "SELECT approver, fingerprint, signature, signed_at FROM plan_signatures WHERE plan_id = $1 AND digest = $2 ORDER BY signed_at",
+        )
+        .bind(id)
+        .bind(digest)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PlanSignature {
+                plan_id: id.to_string(),
+                digest: digest.to_string(),
+                approver: r.get(0),
+                fingerprint: r.get(1),
+                signature: r.get(2),
+                at: from_ms(r.get(3)),
+            })
+            .collect())
+    }
+
     /// The approval of the plan `id` with content `digest`, if there is one. A row whose
     /// signature does not verify (written or edited by someone without the signing key)
     /// is an error, never an approval.
@@ -232,12 +296,13 @@ impl StateStore {
         Ok(Some(approval))
     }
 
-    /// Steps of any plan that started and never finished: a crash between the call and
-    /// its record. Oldest first.
+    /// Steps of any plan whose outcome the apps must settle: started and never finished (a
+    /// crash between the call and its record), or failed in a way that may have written
+    /// anyway. Oldest first.
     pub async fn unfinished_steps(&self) -> Result<Vec<Unfinished>> {
         let rows = sqlx::query(
-            "SELECT j.plan_id, j.step, j.key, p.body, p.scope FROM journal j JOIN plans p ON p.id = j.plan_id \
-             WHERE j.status = 'started' ORDER BY j.started_at, j.plan_id, j.step",
+            "SELECT j.plan_id, j.step, j.key, p.body, p.scope, j.status FROM journal j JOIN plans p ON p.id = j.plan_id \
+             WHERE j.status IN ('started', 'unsettled') ORDER BY j.started_at, j.plan_id, j.step",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -249,6 +314,7 @@ impl StateStore {
                 key: r.get(2),
                 plan_body: r.get(3),
                 scope: r.get(4),
+                crashed: r.get::<String, _>(5) == "started",
             })
             .collect())
     }
@@ -322,8 +388,9 @@ impl StateStore {
         Ok(())
     }
 
-    /// Records that a step left `started` by a crash never ran: no write happened, so no
-    /// audit-log line; a rerun of its plan runs it.
+    /// Records that a step left `started` by a crash, or `unsettled` by failed attempts,
+    /// never ran: no write happened, so no audit-log line (a failure already has its own);
+    /// a rerun of its plan runs it.
     pub async fn step_not_run(
         &self,
         plan_id: &str,
@@ -331,7 +398,7 @@ impl StateStore {
         detail: &str,
         at: OffsetDateTime,
     ) -> Result<()> {
-        sqlx::query("UPDATE journal SET status = 'failed', detail = $1, finished_at = $2 WHERE plan_id = $3 AND step = $4 AND status = 'started'")
+        sqlx::query("UPDATE journal SET status = 'failed', detail = $1, finished_at = $2 WHERE plan_id = $3 AND step = $4 AND status IN ('started', 'unsettled')")
             .bind(detail)
             .bind(ms(at))
             .bind(plan_id)
@@ -572,7 +639,8 @@ pub struct ChainBreak {
     pub why: String,
 }
 
-/// A journal row whose step started and never finished.
+/// A journal row whose outcome is unknown: its step started and never finished, or failed
+/// in a way that may have written anyway.
 #[derive(Debug, Clone)]
 pub struct Unfinished {
     pub plan_id: String,
@@ -584,6 +652,8 @@ pub struct Unfinished {
     /// a step is settled against its own instance only: another's accounts say nothing
     /// about whether it ran.
     pub scope: Option<String>,
+    /// Left `started` by a crash; otherwise every attempt failed (`unsettled`).
+    pub crashed: bool,
 }
 
 impl Unfinished {

@@ -35,8 +35,8 @@ use time::{Date, OffsetDateTime};
 pub use console::{ConsoleSession, ConsoleUser, OIDC_ACCOUNT};
 pub use inventories::InventorySummary;
 pub use journal::{
-    Approval, ChainBreak, GENESIS, JournalEntry, LogEntry, LogHead, NewLogEntry, StepStatus,
-    Unfinished, row_hash, verify_entries,
+    Approval, ChainBreak, GENESIS, JournalEntry, LogEntry, LogHead, NewLogEntry, PlanSignature,
+    StepStatus, Unfinished, row_hash, verify_entries,
 };
 pub use leadership::SessionLock;
 pub use pacing::{Admission, PacingLimits};

@@ -239,6 +239,17 @@ pub const STEPS: &[&str] = &[
     // 14: a tombstone's content (what a restore brings back) is signed, so roles written
     // into it by hand are refused at restore.
     "ALTER TABLE tombstones ADD COLUMN sig TEXT;",
+    // 15: SSH signatures of plans by the approvers a roster lists (`policies.approvers`).
+    // Each verifies with the approver's public key alone, so a row needs no other seal.
+    "CREATE TABLE plan_signatures (
+        plan_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        approver TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        signed_at INTEGER NOT NULL,
+        PRIMARY KEY (plan_id, digest, fingerprint)
+    );",
 ];
 
 /// The same schema on PostgreSQL, as its own ordered list (a `roster_schema` row records how
@@ -483,4 +494,14 @@ pub const PG_STEPS: &[&str] = &[
     "ALTER TABLE api_tokens ADD COLUMN account TEXT;",
     // 8: SQLite's step 14.
     "ALTER TABLE tombstones ADD COLUMN sig TEXT;",
+    // 9: SQLite's step 15.
+    "CREATE TABLE plan_signatures (
+        plan_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        approver TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        signed_at BIGINT NOT NULL,
+        PRIMARY KEY (plan_id, digest, fingerprint)
+    );",
 ];

@@ -36,6 +36,7 @@ const TABLES: &[(&str, &str)] = &[
     ("scim_connections", "id"),
     ("scim_resources", "id"),
     ("exceptions", "app, instance, email"),
+    ("plan_signatures", "plan_id, digest, fingerprint"),
 ];
 
 /// Tables whose `id` a sequence hands out (PostgreSQL's must continue after the imported

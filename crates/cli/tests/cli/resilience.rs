@@ -315,3 +315,90 @@ async fn an_apply_rides_out_html_gateway_errors_in_front_of_magento() {
     assert_eq!(env.log_len().await, 9, "each step once");
     env.ok(&["log", "verify"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_every_answer_was_lost_is_settled_and_logged_by_the_next_run() {
+    // Every Marketo write runs, then answers 604: the change lands, each answer is lost.
+    let env = Env::start_with(Faults {
+        write_timeout_rate: 1.0,
+        ..Faults::default()
+    })
+    .await;
+    // Grace (a mover) gains roles. (An offboarding is several calls, and the first one's
+    // failure stops it before the deletion, so a single call shows the case.)
+    let roster = env.write(
+        "movers.yaml",
+        "\
+policies:
+  marketo:
+    managed_domains: [acme.example]
+    unlisted: report
+    max_destructive: 5
+people:
+  - email: grace.hopper@acme.example
+    first_name: Grace
+    last_name: Hopper
+    access:
+      marketo: [\"Standard User@Default\", \"Marketing User@World\", \"Standard User@EMEA\"]
+",
+    );
+    let roster = roster.to_str().unwrap();
+    let retries = [("ROSTER_MARKETO_MAX_RETRIES", "1")];
+    let first = env
+        .run_env(&["apply", "--auto", roster, "--approve"], &retries)
+        .await;
+    assert!(!first.ok, "{}\n{}", first.stdout, first.stderr);
+    let log = env.ok(&["log", "-o", "json"]).await.json();
+    let failed: Vec<Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["outcome"] == "failed")
+        .cloned()
+        .collect();
+    assert!(!failed.is_empty(), "a failed step is logged: {log:#}");
+    // The writes landed all the same, so the roster asks for nothing more...
+    let steps = env.plan_steps(&env.home.path().join("movers.yaml")).await;
+    assert!(
+        steps
+            .iter()
+            .all(|s| !s.to_string().contains("grace.hopper")),
+        "the failed write did land: {}\n{}",
+        serde_json::to_string_pretty(&steps).unwrap(),
+        first.stderr
+    );
+    // ...and the next run settles each failed step from the apps and logs it done.
+    let next = env
+        .run_env(&["apply", "--auto", roster, "--approve"], &retries)
+        .await;
+    assert!(next.ok, "{}\n{}", next.stdout, next.stderr);
+    assert!(
+        next.stderr
+            .contains("every attempt failed, but the apps show it ran"),
+        "{}",
+        next.stderr
+    );
+    let log = env.ok(&["log", "-o", "json"]).await.json();
+    for line in &failed {
+        let same = |l: &&Value| {
+            l["plan"] == line["plan"]
+                && l["action"] == line["action"]
+                && l["target"] == line["target"]
+        };
+        assert!(
+            log.as_array()
+                .unwrap()
+                .iter()
+                .filter(same)
+                .any(|l| l["outcome"] == "done"),
+            "the write of {line} is on record as done: {log:#}"
+        );
+    }
+    // A third run has nothing left to settle.
+    let third = env
+        .run_env(&["apply", "--auto", roster, "--approve"], &retries)
+        .await;
+    assert!(third.ok, "{}", third.stderr);
+    assert!(!third.stderr.contains("had failed"), "{}", third.stderr);
+    env.ok(&["log", "verify"]).await;
+}

@@ -844,3 +844,171 @@ async fn a_closed_pipe_ends_the_output_quietly() {
         "{stderr}"
     );
 }
+
+/// An ed25519 key pair made by `ssh-keygen` in `dir`: (private key path, public key line).
+fn ssh_key(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let key = dir.join(name);
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen runs (CI installs openssh-client)");
+    assert!(made.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public.trim().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_with_approvers_runs_destructive_steps_only_with_an_approvers_ssh_signature() {
+    let env = Env::start(Duration::ZERO).await;
+    let keys = env.home.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (ana_key, ana_pub) = ssh_key(&keys, "ana");
+    let (bob_key, bob_pub) = ssh_key(&keys, "bob");
+    let (eve_key, _) = ssh_key(&keys, "eve");
+    // The example, with two approvers: its leaver's deletion is destructive.
+    let text = std::fs::read_to_string(example()).unwrap().replacen(
+        "policies:\n",
+        &format!(
+            "policies:\n  approvers:\n    - {{name: ana, key: \"{ana_pub}\"}}\n    - {{name: bob, key: \"{bob_pub}\"}}\n"
+        ),
+        1,
+    );
+    let roster = env.write("approved.yaml", &text);
+    let roster = roster.to_str().unwrap();
+    let as_ana = [("ROSTER_ACTOR", "ana")];
+    let made = env
+        .run_env(&["plan", roster, "--out", "plan.json"], &as_ana)
+        .await;
+    assert!(made.ok, "{}", made.stderr);
+    assert_eq!(
+        read_plan(&env.home.path().join("plan.json")).created_by,
+        "ana"
+    );
+    let leaver = "katherine.johnson@acme.example";
+
+    // A typed name is not enough, at approve or at apply.
+    env.ok(&["approve", "plan.json", "--by", "bob"]).await;
+    let refused = env
+        .run_env(&["apply", "plan.json", "--approve", "--by", "bob"], &[])
+        .await;
+    assert!(
+        !refused.ok && refused.stderr.contains("no SSH-signed approval"),
+        "{}",
+        refused.stderr
+    );
+    assert!(env.has_marketo_user(leaver).await, "nothing was deleted");
+
+    // A key the roster does not list, and the author's own key, are refused.
+    let eve = env
+        .run_env(
+            &["approve", "plan.json", "--key", eve_key.to_str().unwrap()],
+            &[],
+        )
+        .await;
+    assert!(
+        !eve.ok && eve.stderr.contains("not one of the approvers"),
+        "{}",
+        eve.stderr
+    );
+    let own = env
+        .run_env(
+            &["approve", "plan.json", "--key", ana_key.to_str().unwrap()],
+            &[],
+        )
+        .await;
+    assert!(
+        !own.ok && own.stderr.contains("ana made"),
+        "the author cannot approve her own plan: {}",
+        own.stderr
+    );
+
+    // A signature over other content (another plan's digest) does not pass for this one.
+    let digest = env
+        .ok(&["approve", "plan.json", "--print-digest"])
+        .await
+        .stdout;
+    assert_eq!(digest, read_plan(&env.home.path().join("plan.json")).digest);
+    let sign_with = |key: &Path, message: &str| {
+        let file = keys.join("message");
+        std::fs::write(&file, message).unwrap();
+        let _ = std::fs::remove_file(keys.join("message.sig"));
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-Y", "sign", "-n", "roster-plan", "-f"])
+            .arg(key)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        std::fs::read_to_string(keys.join("message.sig")).unwrap()
+    };
+    let sign = |message: &str| {
+        let sig = sign_with(&bob_key, message);
+        let path = keys.join("bob.sig");
+        std::fs::write(&path, sig).unwrap();
+        path
+    };
+    let wrong = sign("0000");
+    let run = env
+        .run_env(
+            &[
+                "approve",
+                "plan.json",
+                "--signature",
+                wrong.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .await;
+    assert!(
+        !run.ok && run.stderr.contains("does not verify"),
+        "{}",
+        run.stderr
+    );
+
+    // Eve's signature written into the database under Bob's name proves nothing: the key
+    // is checked against the roster's, where the approval is used.
+    let plan_id = read_plan(&env.home.path().join("plan.json")).id;
+    let eve_sig = sign_with(&eve_key, &digest);
+    env.raw_sql(&format!(
+        "INSERT INTO plan_signatures (plan_id, digest, approver, fingerprint, signature, signed_at) \
+         VALUES ('{plan_id}', '{digest}', 'bob', 'SHA256:x', '{eve_sig}', 0)"
+    ))
+    .await;
+    let forged = env.run_env(&["apply", "plan.json"], &[]).await;
+    assert!(
+        !forged.ok && forged.stderr.contains("no SSH-signed approval"),
+        "{}",
+        forged.stderr
+    );
+    assert!(env.has_marketo_user(leaver).await, "nothing was deleted");
+
+    // Bob's signature made by ssh-keygen itself is his approval; apply then runs.
+    let right = sign(&digest);
+    let signed = env
+        .ok(&[
+            "approve",
+            "plan.json",
+            "--signature",
+            right.to_str().unwrap(),
+        ])
+        .await;
+    assert!(
+        signed.stdout.contains("approved by bob") || signed.stderr.contains("approved by bob"),
+        "{}{}",
+        signed.stdout,
+        signed.stderr
+    );
+    let applied = env.ok(&["apply", "plan.json"]).await;
+    assert!(!env.has_marketo_user(leaver).await, "{}", applied.stderr);
+    let lines = log(env.ok(&["log", "-o", "json"]).await.json());
+    assert!(
+        lines.iter().any(|l| l["action"] == "approve"
+            && l["actor"] == "bob"
+            && l["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("SSH key SHA256:"))),
+        "{lines:#?}"
+    );
+    env.ok(&["log", "verify"]).await;
+}
