@@ -979,6 +979,13 @@ pub struct MarketoRun {
     /// Emulate a subscription migrated to Adobe IMS: invite/update/delete for API-only users only.
     #[arg(long)]
     pub ims: bool,
+    /// With --ims: the data directory of the `roster sandbox adobe` whose Marketo Engage
+    /// product profiles decide who this subscription's standard users are.
+    #[arg(long, value_name = "DIR", requires = "ims")]
+    pub adobe: Option<PathBuf>,
+    /// With --adobe: how long a change in the Admin Console takes to show here.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub adobe_sync_delay: Duration,
     /// Lifetime of access tokens (e.g. 3600s, 10m).
     #[arg(long, default_value = "3600s", value_parser = parse_duration)]
     pub token_ttl: Duration,

@@ -48,6 +48,10 @@ async fn run_marketo(run: MarketoRun) -> Result<()> {
     config.client_id = run.client_id;
     config.client_secret = run.client_secret.map(Secret::new);
     config.ims = run.ims;
+    config.adobe = run.adobe.map(|dir| marketo::ims_sync::AdobeLink {
+        data_dir: dir,
+        sync_delay: run.adobe_sync_delay,
+    });
     config.token_ttl = run.token_ttl;
     config.role_body = run.role_body;
     config.limits = Limits {

@@ -1123,3 +1123,118 @@ async fn an_audit_the_quota_cannot_cover_is_refused_or_resumed_after_midnight() 
         again.stderr
     );
 }
+
+/// Issue 21's load: another process adds 3,000 people while the sandbox serves reads and
+/// invitations, then every page of users is read. Every invitation is found right after
+/// it is answered, and every person the other process added is served: the read cache
+/// never serves a state older than the database's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_serves_what_another_process_wrote_under_load() {
+    let env = Env::start(|_| {}).await;
+    let base = env.sandbox.base_url().to_string();
+    let token = crate::token(&base, ID, SECRET).await;
+    let users = format!("{base}/userservice/management/v1/users");
+    let get = |path: String| {
+        let (http, token) = (env.http.clone(), token.clone());
+        async move {
+            let body: Value = http
+                .get(path)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body
+        }
+    };
+    let invite = |email: String| {
+        let (http, token, url) = (
+            env.http.clone(),
+            token.clone(),
+            format!("{users}/invite.json"),
+        );
+        async move {
+            let answer: Value = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({
+                    "emailAddress": email, "firstName": "Lo", "lastName": "Ad",
+                    "userRoleWorkspaces": [{"accessRoleId": 2, "workspaceId": 1}]
+                }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer
+        }
+    };
+    let found = |v: &Value| v.get("errors").is_none() && v.get("userid").is_some();
+    let data = env._data.path().to_str().unwrap().to_string();
+    let adder = tokio::task::spawn_blocking(move || {
+        crate::roster()
+            .args(["sandbox", "marketo", "admin", "--data", &data])
+            .args(["add-people", "--count", "3000", "--prefix", "load"])
+            .args(["--domain", "acme.example"])
+            .output()
+            .unwrap()
+    });
+    // Invitations and reads while the other process writes (bounded: 200 rounds).
+    let mut invited = Vec::new();
+    for i in 0..200 {
+        if adder.is_finished() && i >= 20 {
+            break;
+        }
+        let email = format!("during{i}@acme.example");
+        let answer = invite(email.clone()).await;
+        assert_eq!(answer, json!(true), "{email}: {answer}");
+        let invite = get(format!("{users}/{email}/invite.json")).await;
+        assert!(
+            invite.get("errors").is_none(),
+            "round {i}: {email} was invited, then not found: {invite}"
+        );
+        let _ = get(format!(
+            "{users}/allusers.json?pageSize=200&pageOffset={}",
+            (i % 15) * 200
+        ))
+        .await;
+        invited.push(email);
+    }
+    let out = adder.await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // Every person the other process added is served (first, a sample, last).
+    for n in [1, 2, 750, 1500, 2250, 2999, 3000] {
+        let user = get(format!("{users}/load{n:05}@acme.example/user.json")).await;
+        assert!(found(&user), "load{n:05}: {user}");
+    }
+    // Everything read page by page, as an audit's user list does; every person is there,
+    // and afterwards invitations are still found at once.
+    let mut listed = 0;
+    for page in 0.. {
+        let users = get(format!(
+            "{users}/allusers.json?pageSize=200&pageOffset={}",
+            page * 200
+        ))
+        .await;
+        let n = users.as_array().map_or(0, Vec::len);
+        listed += n;
+        if n < 200 {
+            break;
+        }
+    }
+    assert!(
+        listed >= 3000 + invited.len().min(1),
+        "{listed} users listed"
+    );
+    for i in 0..20 {
+        let email = format!("after{i}@acme.example");
+        let answer = invite(email.clone()).await;
+        assert_eq!(answer, json!(true));
+        let invite = get(format!("{users}/{email}/invite.json")).await;
+        assert!(invite.get("errors").is_none(), "{email}: {invite}");
+    }
+    assert!(!invited.is_empty());
+}

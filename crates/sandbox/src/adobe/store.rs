@@ -350,29 +350,38 @@ impl Store {
         &self,
         subscription: i64,
     ) -> Result<Vec<MarketoMember>, sqlx::Error> {
-        let rows: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
-            "SELECT u.email, u.firstname, u.lastname, MIN(x.added_ms) FROM (
-                 SELECT m.user_id, m.added_ms FROM members m JOIN groups g ON g.id = m.group_id
-                   WHERE g.type = 'PRODUCT_PROFILE' AND g.marketo_subscription = ?1
-                 UNION ALL
-                 SELECT m.user_id, m.added_ms FROM members m JOIN group_profiles gp ON gp.usergroup_id = m.group_id
-                   JOIN groups g ON g.id = gp.profile_id
-                   WHERE g.type = 'PRODUCT_PROFILE' AND g.marketo_subscription = ?1
-             ) x JOIN users u ON u.id = x.user_id WHERE u.status = 'active' GROUP BY u.id",
-        )
-        .bind(subscription)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(email, first, last, since_ms)| MarketoMember {
-                email,
-                firstname: first.unwrap_or_default(),
-                lastname: last.unwrap_or_default(),
-                since_ms,
-            })
-            .collect())
+        marketo_members(&self.pool, subscription).await
     }
+}
+
+/// The email of everyone in the Marketo Engage product profiles of `subscription`, with the
+/// time they were first given one of them (directly or through a user group).
+pub async fn marketo_members(
+    pool: &sqlx::SqlitePool,
+    subscription: i64,
+) -> Result<Vec<MarketoMember>, sqlx::Error> {
+    let rows: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+        "SELECT u.email, u.firstname, u.lastname, MIN(x.added_ms) FROM (
+             SELECT m.user_id, m.added_ms FROM members m JOIN groups g ON g.id = m.group_id
+               WHERE g.type = 'PRODUCT_PROFILE' AND g.marketo_subscription = ?1
+             UNION ALL
+             SELECT m.user_id, m.added_ms FROM members m JOIN group_profiles gp ON gp.usergroup_id = m.group_id
+               JOIN groups g ON g.id = gp.profile_id
+               WHERE g.type = 'PRODUCT_PROFILE' AND g.marketo_subscription = ?1
+         ) x JOIN users u ON u.id = x.user_id WHERE u.status = 'active' GROUP BY u.id",
+    )
+    .bind(subscription)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(email, first, last, since_ms)| MarketoMember {
+            email,
+            firstname: first.unwrap_or_default(),
+            lastname: last.unwrap_or_default(),
+            since_ms,
+        })
+        .collect())
 }
 
 /// Someone a Marketo Engage product profile gives access to a subscription.

@@ -19,6 +19,9 @@ pub struct MarketoConfig {
     /// Emulate a subscription migrated to Adobe IMS: invite, update and delete work for
     /// API-only users only.
     pub ims: bool,
+    /// With `ims`: the Adobe organization whose Marketo Engage product profiles decide who
+    /// the standard users are (see `ims_sync`).
+    pub adobe: Option<super::ims_sync::AdobeLink>,
     /// Lifetime of an access token.
     pub token_ttl: Duration,
     /// Which role-body shapes `roles/create.json` and `roles/delete.json` accept.
@@ -36,6 +39,7 @@ impl MarketoConfig {
             client_id: None,
             client_secret: None,
             ims: false,
+            adobe: None,
             token_ttl: Duration::from_secs(3600),
             role_body: RoleBodyShapes::Both,
             limits: Limits::default(),

@@ -11,6 +11,7 @@ mod body;
 mod config;
 mod error;
 mod identity;
+pub mod ims_sync;
 mod invites;
 mod limits;
 mod read_cache;

@@ -128,8 +128,14 @@ pub async fn start(config: MarketoConfig) -> Result<RunningSandbox, SandboxError
     let router = router(app.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let flusher = app.clone();
+    let link = app.config.adobe.clone().filter(|_| app.config.ims);
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut sync_tick = tokio::time::interval(
+            link.as_ref()
+                .map_or(Duration::from_secs(3600), super::ims_sync::poll_interval),
+        );
+        let mut sync = super::ims_sync::SyncState::default();
         let serve = roster_http::serve(listener, router, async {
             let _ = stop_rx.await;
         });
@@ -138,6 +144,12 @@ pub async fn start(config: MarketoConfig) -> Result<RunningSandbox, SandboxError
             tokio::select! {
                 () = &mut serve => break,
                 _ = tick.tick() => persist_quota(&flusher).await,
+                _ = sync_tick.tick(), if link.is_some() => {
+                    let link = link.as_ref().expect("checked by the guard");
+                    if let Err(e) = super::ims_sync::sync_once(&flusher, link, &mut sync).await {
+                        tracing::warn!(error = %e, "could not sync users from the Adobe Admin Console");
+                    }
+                }
             }
         }
     });

@@ -1,3 +1,4 @@
 mod api;
 mod harness;
+mod ims_link;
 mod umapi_client;

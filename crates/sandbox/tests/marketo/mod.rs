@@ -1,4 +1,4 @@
-mod harness;
+pub mod harness;
 
 mod admin;
 mod hostile;
