@@ -473,3 +473,51 @@ async fn magento_sign_in_with_two_factor_and_with_an_integration() {
     );
     stop(child);
 }
+
+/// The Adobe and Marketo sandboxes as two processes, linked through the Adobe data
+/// directory: someone a third process adds to the Marketo Engage product profile becomes a
+/// Marketo user after the sync delay.
+#[tokio::test]
+async fn an_ims_marketo_sandbox_follows_the_adobe_sandbox_in_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let adobe_data = dir.path().join("adobe");
+    let adobe_data = adobe_data.to_str().unwrap();
+    let marketo_data = dir.path().join("marketo");
+    let (adobe, _) = start_app_sandbox("adobe", &["--data", adobe_data]);
+    let (marketo, lines) = start_sandbox(&[
+        "--data",
+        marketo_data.to_str().unwrap(),
+        "--ims",
+        "--adobe",
+        adobe_data,
+        "--adobe-sync-delay",
+        "200ms",
+    ]);
+    let url = field(&lines, "Base URL:").to_owned();
+    let token = token(
+        &url,
+        field(&lines, "Client ID:"),
+        field(&lines, "Client secret:"),
+    )
+    .await;
+    let added = roster()
+        .args(["sandbox", "adobe", "admin", "--data", adobe_data])
+        .args(["add-people", "--count", "1", "--prefix", "joiner"])
+        .args(["--domain", "acme.example", "--group"])
+        .arg("Marketo Engage - Production")
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let user = format!("{url}/userservice/management/v1/users/joiner00001@acme.example/user.json");
+    let mut seen = Value::Null;
+    for _ in 0..300 {
+        seen = get_json(reqwest::Client::new().get(&user).bearer_auth(&token)).await;
+        if seen["userid"] == "joiner00001@acme.example" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen["userid"], "joiner00001@acme.example", "{seen}");
+    stop(marketo);
+    stop(adobe);
+}
