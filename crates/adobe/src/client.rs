@@ -41,6 +41,17 @@ pub struct Client {
     actions: Window,
     user_reads: Window,
     group_reads: Window,
+    /// UMAPI calls sent (retries included) and IMS sign-ins, for the cost a command reports.
+    calls: std::sync::atomic::AtomicU64,
+    sign_ins: std::sync::atomic::AtomicU64,
+}
+
+/// What a client has cost so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// UMAPI calls sent, retries included.
+    pub calls: u64,
+    pub sign_ins: u64,
 }
 
 impl std::fmt::Debug for Client {
@@ -84,11 +95,21 @@ impl Client {
             http,
             token: Mutex::new(None),
             config,
+            calls: Default::default(),
+            sign_ins: Default::default(),
         })
     }
 
     pub fn org_id(&self) -> &str {
         &self.config.org_id
+    }
+
+    pub fn stats(&self) -> CallStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        CallStats {
+            calls: self.calls.load(Relaxed),
+            sign_ins: self.sign_ins.load(Relaxed),
+        }
     }
 
     /// The current token, signing in when there is none or it is about to expire.
@@ -110,6 +131,8 @@ impl Client {
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
+            self.sign_ins
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let sent = self
                 .http
                 .post(&url)
@@ -203,6 +226,8 @@ impl Client {
             if let Some(b) = body {
                 req = req.json(b);
             }
+            self.calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let sent = req.send().await;
             drop(admitted);
             let last = match sent {
@@ -333,11 +358,21 @@ impl Client {
 
     /// Every user of the organization (the Users tab), with their direct groups.
     pub async fn users(&self) -> Result<Vec<AdobeUser>, AdobeError> {
+        self.users_with(true).await
+    }
+
+    /// Every user with the product profiles they hold through user groups as well
+    /// (`directOnly=false`): the access they have, as an audit shows it.
+    pub async fn users_with_indirect(&self) -> Result<Vec<AdobeUser>, AdobeError> {
+        self.users_with(false).await
+    }
+
+    async fn users_with(&self, direct_only: bool) -> Result<Vec<AdobeUser>, AdobeError> {
         let org = segment(&self.config.org_id);
         let mut users: Vec<AdobeUser> = self
             .pages(
                 Family::Users,
-                |page| format!("/users/{org}/{page}?directOnly=true"),
+                |page| format!("/users/{org}/{page}?directOnly={direct_only}"),
                 "users",
                 "reading the users",
             )

@@ -24,7 +24,7 @@ mod model;
 mod pacing;
 mod retry;
 
-pub use client::Client;
+pub use client::{CallStats, Client};
 pub use commands::{CommandOutcome, Step, StepFailure, UserCommand};
 pub use config::{AdobeConfig, RetryPolicy};
 pub use error::AdobeError;

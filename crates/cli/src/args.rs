@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-pub use roster_engine::{Confirm, MagentoConn, MarketoConn, parse_duration};
+pub use roster_engine::{AdobeConn, Confirm, MagentoConn, MarketoConn, parse_duration};
 use roster_sandbox::marketo::RoleBodyShapes;
 use roster_sandbox::marketo::admin::RoleAt;
 
@@ -486,6 +486,14 @@ pub enum AuditCommand {
     Magento {
         #[command(flatten)]
         conn: MagentoConn,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// The Adobe Admin Console's users with their product profiles, user groups and admin
+    /// roles, and how many hold each product profile.
+    Adobe {
+        #[command(flatten)]
+        conn: AdobeConn,
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
     },

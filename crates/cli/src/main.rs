@@ -1,5 +1,6 @@
 //! `roster`: keeps the user accounts of SaaS apps in line with who should have them.
 
+mod adobe_cmd;
 mod args;
 mod audit_cmd;
 mod demo;
@@ -128,6 +129,9 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
             args::Command::Magento(cmd) => magento_cmd::run(cmd, &g).await,
             args::Command::Audit(args::AuditCommand::Magento { conn, output }) => {
                 magento_cmd::audit(&conn, output, &g).await
+            }
+            args::Command::Audit(args::AuditCommand::Adobe { conn, output }) => {
+                adobe_cmd::audit(&conn, output, &g).await
             }
             args::Command::Provision(args::ProvisionCommand::MagentoCustomer {
                 conn,

@@ -521,3 +521,82 @@ async fn an_ims_marketo_sandbox_follows_the_adobe_sandbox_in_another_process() {
     stop(marketo);
     stop(adobe);
 }
+
+/// `roster audit adobe` against the Adobe sandbox: each person's product profiles (those a
+/// user group gives marked), admin roles, the holders of each profile, at the minimum cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adobe_audit_shows_who_holds_each_product_profile() {
+    const SECRET: &str = "adobe-audit-secret-0123";
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = roster_sandbox::adobe::AdobeConfig::new(dir.path());
+    config.client_id = Some("adobe-audit".into());
+    config.client_secret = Some(roster_domain::Secret::new(SECRET));
+    let adobe = roster_sandbox::adobe::start(config).await.unwrap();
+    let org = adobe.credentials().org_id.clone();
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], with_org: bool| {
+        let mut cmd = roster();
+        cmd.env("HOME", home.path())
+            .env("ROSTER_STATE", home.path().join("state"))
+            .env("ROSTER_ADOBE_URL", adobe.base_url())
+            .env("ROSTER_ADOBE_IMS_URL", adobe.base_url())
+            .env("ROSTER_ADOBE_CLIENT_ID", "adobe-audit")
+            .env("ROSTER_ADOBE_CLIENT_SECRET", SECRET)
+            .args(args);
+        if with_org {
+            cmd.env("ROSTER_ADOBE_ORG_ID", &org);
+        }
+        run_checked(cmd, &[SECRET])
+    };
+    let missing = run(&["audit", "adobe"], false).await;
+    assert!(
+        !missing.ok && missing.stderr.contains("set ROSTER_ADOBE_ORG_ID"),
+        "{}",
+        missing.stderr
+    );
+    let audit = run(&["audit", "adobe", "-o", "json"], true).await;
+    assert!(audit.ok, "{}", audit.stderr);
+    let report = audit.json();
+    let user = |email: &str| {
+        report["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == email)
+            .unwrap_or_else(|| panic!("{email} in {report:#}"))
+            .clone()
+    };
+    assert_eq!(
+        user("katherine.johnson@acme.example")["product_profiles"],
+        serde_json::json!(["Marketo Engage - Production (through a user group)"])
+    );
+    assert_eq!(
+        user("ada.lovelace@acme.example")["admin_roles"],
+        serde_json::json!(["_org_admin"])
+    );
+    assert_eq!(user("contractor@freelance.example")["type"], "adobeID");
+    let production = report["product_profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["product_profile"] == "Marketo Engage - Production")
+        .unwrap()
+        .clone();
+    let holders = production["users"].as_array().unwrap();
+    assert!(
+        holders
+            .iter()
+            .any(|u| u == "katherine.johnson@acme.example")
+    );
+    assert!(!holders.iter().any(|u| u == "it.admin@acme.example"));
+    // One page of groups and one of users, read twice (direct and through groups).
+    assert_eq!(report["calls"], 3, "{report:#}");
+    let table = run(&["audit", "adobe"], true).await;
+    assert!(
+        table.stdout.contains("PRODUCT PROFILE") && table.stderr.contains("3 UMAPI calls"),
+        "{}{}",
+        table.stdout,
+        table.stderr
+    );
+    adobe.shutdown().await;
+}

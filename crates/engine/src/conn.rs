@@ -227,6 +227,61 @@ impl std::fmt::Debug for MagentoConn {
     }
 }
 
+/// Where the Adobe organization is (an Admin Console's User Management API) and the OAuth
+/// Server-to-Server credential Roster signs in with. Flags win over the environment, which
+/// wins over the `[adobe]` section of the configuration file.
+#[derive(Clone, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct AdobeConn {
+    /// UMAPI's host [default: https://usermanagement.adobe.io].
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "url", env = "ROSTER_ADOBE_URL", value_name = "URL")
+    )]
+    pub url: Option<String>,
+    /// IMS's host, where the token is asked for [default: https://ims-na1.adobelogin.com].
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, env = "ROSTER_ADOBE_IMS_URL", value_name = "URL")
+    )]
+    pub ims_url: Option<String>,
+    /// The organization, `...@AdobeOrg`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, env = "ROSTER_ADOBE_ORG_ID", value_name = "ORG")
+    )]
+    pub org_id: Option<String>,
+    /// The OAuth Server-to-Server credential's client id (also its API key).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, env = "ROSTER_ADOBE_CLIENT_ID", value_name = "ID")
+    )]
+    pub client_id: Option<String>,
+    /// Its client secret (prefer the environment variable: flags show in `ps`).
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            env = "ROSTER_ADOBE_CLIENT_SECRET",
+            hide_env_values = true,
+            value_name = "SECRET"
+        )
+    )]
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for AdobeConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdobeConn")
+            .field("url", &self.url)
+            .field("ims_url", &self.ims_url)
+            .field("org_id", &self.org_id)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redacted(&self.client_secret))
+            .finish()
+    }
+}
+
 fn redacted(value: &Option<String>) -> Option<&'static str> {
     value.as_ref().map(|_| "[redacted]")
 }

@@ -55,6 +55,38 @@ pub struct ConfigFile {
     pub marketo: MarketoSection,
     #[serde(default)]
     pub magento: MagentoSection,
+    #[serde(default)]
+    pub adobe: AdobeSection,
+}
+
+/// `[adobe]`: the Admin Console's organization and credential. The secret is read from a
+/// variable or a file it names (`client_secret_env`, `client_secret_file`), or given inline.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdobeSection {
+    pub url: Option<String>,
+    pub ims_url: Option<String>,
+    pub org_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AdobeSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdobeSection")
+            .field("url", &self.url)
+            .field("org_id", &self.org_id)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("client_secret_env", &self.client_secret_env)
+            .field("client_secret_file", &self.client_secret_file)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Default, Deserialize)]

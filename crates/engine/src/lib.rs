@@ -8,6 +8,7 @@
 //! callers show them, they do not branch on them.
 
 pub mod actor;
+pub mod adobe_ops;
 pub mod approvers;
 pub mod conn;
 pub mod connect;
@@ -24,7 +25,7 @@ pub mod text;
 
 use std::path::PathBuf;
 
-pub use conn::{Confirm, MagentoConn, MarketoConn, parse_duration};
+pub use conn::{AdobeConn, Confirm, MagentoConn, MarketoConn, parse_duration};
 pub use events::{Event, Events, Progress, StepOutcome};
 
 /// What every operation needs to know about where it runs: the state folder, the config
