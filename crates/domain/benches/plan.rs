@@ -152,6 +152,7 @@ fn fixture() -> (Roster, Live) {
             roles: ROLES.iter().map(ToString::to_string).collect(),
             workspaces: WORKSPACES.iter().map(ToString::to_string).collect(),
             users,
+            ims: None,
         }),
         magento: Some(MagentoLive {
             groups: named(&GROUPS),

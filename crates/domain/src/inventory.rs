@@ -376,6 +376,7 @@ mod tests {
                     ),
                     expired,
                 ],
+                ims: None,
             }),
             magento: None,
         }

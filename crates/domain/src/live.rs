@@ -21,6 +21,45 @@ pub struct MarketoLive {
     pub workspaces: Vec<String>,
     /// Accepted users, and the pending invitations Roster is tracking.
     pub users: Vec<MarketoUser>,
+    /// Set for a subscription on Adobe Identity: who holds its product profiles in the
+    /// Adobe Admin Console, which is where its standard users come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ims: Option<ImsLive>,
+}
+
+/// A Marketo subscription on Adobe Identity, as the Admin Console shows it: Marketo adds
+/// whoever holds one of `profiles` (after its sync, with `Standard User` in `Default`) and
+/// removes whoever holds none; invitations, renames and deletions of standard users
+/// through Marketo's API are refused there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImsLive {
+    /// The product profiles that give access to this subscription (the instance's
+    /// configuration).
+    pub profiles: Vec<String>,
+    /// The identity type people new to the organization are created with.
+    pub identity_type: String,
+    /// The country new people are created with, where the organization needs one.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Everyone who holds one of `profiles` directly.
+    pub users: Vec<ImsUser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImsUser {
+    /// Lower-cased.
+    pub email: String,
+    pub identity_type: String,
+    /// Which of the subscription's profiles they hold directly.
+    pub profiles: BTreeSet<String>,
+}
+
+impl ImsLive {
+    pub fn user(&self, email: &str) -> Option<&ImsUser> {
+        self.users
+            .iter()
+            .find(|u| u.email.eq_ignore_ascii_case(email))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +196,11 @@ pub fn marketo_key(userid: &str) -> String {
     format!("marketo user {}", userid.to_lowercase())
 }
 
+/// A person's hold on an IMS subscription's product profiles in the Adobe Admin Console.
+pub fn ims_key(email: &str) -> String {
+    format!("adobe user {}", email.to_lowercase())
+}
+
 pub fn customer_key(email: &str) -> String {
     format!("magento customer {}", email.to_lowercase())
 }
@@ -209,6 +253,15 @@ impl Live {
                             "active"
                         }
                     ),
+                );
+            }
+        }
+        if let Some(ims) = self.marketo.as_ref().and_then(|m| m.ims.as_ref()) {
+            for u in &ims.users {
+                let profiles: Vec<&str> = u.profiles.iter().map(String::as_str).collect();
+                out.insert(
+                    ims_key(&u.email),
+                    format!("profiles=[{}]", profiles.join(", ")),
                 );
             }
         }

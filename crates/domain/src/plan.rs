@@ -11,8 +11,8 @@ use time::{Date, Duration, OffsetDateTime, Time};
 
 use crate::desired::{App, Person, RoleRef, Roster, Unlisted};
 use crate::live::{
-    Live, MagentoAdmin, MagentoCustomer, MagentoLive, MarketoLive, MarketoUser, PendingInvite,
-    admin_key, customer_key, digest, marketo_key,
+    ImsLive, ImsUser, Live, MagentoAdmin, MagentoCustomer, MagentoLive, MarketoLive, MarketoUser,
+    PendingInvite, admin_key, customer_key, digest, ims_key, marketo_key,
 };
 use crate::safety::{self, protected_admin, protected_customer, protected_user};
 
@@ -102,6 +102,25 @@ pub enum Action {
     MarketoDelete {
         userid: String,
     },
+    /// On a subscription on Adobe Identity: give a person the subscription's product
+    /// profile in the Adobe Admin Console, creating their Adobe account if there is none.
+    /// Marketo adds them at its next sync, with `Standard User` in `Default`; the roster's
+    /// roles are granted by the plan after that.
+    AdobeAddProfile {
+        email: String,
+        first_name: String,
+        last_name: String,
+        identity_type: String,
+        #[serde(default)]
+        country: Option<String>,
+        profiles: Vec<String>,
+    },
+    /// On a subscription on Adobe Identity: take the subscription's product profiles away
+    /// in the Admin Console; Marketo removes the user at its next sync.
+    AdobeRemoveProfile {
+        email: String,
+        profiles: Vec<String>,
+    },
     MagentoCreateCustomer {
         email: String,
         first_name: String,
@@ -155,7 +174,9 @@ impl Action {
             | Action::MarketoRevoke { .. }
             | Action::MarketoSetExpiry { .. }
             | Action::MarketoDeleteInvite { .. }
-            | Action::MarketoDelete { .. } => App::Marketo,
+            | Action::MarketoDelete { .. }
+            | Action::AdobeAddProfile { .. }
+            | Action::AdobeRemoveProfile { .. } => App::Marketo,
             _ => App::Magento,
         }
     }
@@ -164,6 +185,7 @@ impl Action {
         match self {
             Action::MarketoInvite { .. }
             | Action::MarketoResendInvite { .. }
+            | Action::AdobeAddProfile { .. }
             | Action::MagentoCreateCustomer { .. }
             | Action::MagentoCreateAdmin { .. } => Stage::Invite,
             Action::MarketoUpdate { .. }
@@ -174,6 +196,7 @@ impl Action {
             Action::MarketoSetExpiry { .. } => Stage::Expiry,
             Action::MarketoDeleteInvite { .. } => Stage::DeleteInvite,
             Action::MarketoDelete { .. }
+            | Action::AdobeRemoveProfile { .. }
             | Action::MagentoDeleteCustomer { .. }
             | Action::MagentoDeleteAdmin { .. } => Stage::Delete,
         }
@@ -190,6 +213,9 @@ impl Action {
             | Action::MarketoSetExpiry { userid, .. }
             | Action::MarketoDeleteInvite { userid }
             | Action::MarketoDelete { userid } => marketo_key(userid),
+            Action::AdobeAddProfile { email, .. } | Action::AdobeRemoveProfile { email, .. } => {
+                ims_key(email)
+            }
             Action::MagentoCreateCustomer { email, .. }
             | Action::MagentoUpdateCustomer { email, .. }
             | Action::MagentoDeleteCustomer { email, .. } => customer_key(email),
@@ -245,6 +271,19 @@ impl Action {
                 format!("withdraw the Marketo invitation of {userid}")
             }
             Action::MarketoDelete { userid } => format!("delete Marketo user {userid}"),
+            Action::AdobeAddProfile {
+                email,
+                identity_type,
+                profiles,
+                ..
+            } => format!(
+                "give {email} the Adobe product profile {} (a {identity_type} is created if they have no Adobe account); Marketo adds them at its sync",
+                profiles.join(", ")
+            ),
+            Action::AdobeRemoveProfile { email, profiles } => format!(
+                "take the Adobe product profile {} from {email}; Marketo removes them at its sync",
+                profiles.join(", ")
+            ),
             Action::MagentoCreateCustomer { email, group, .. } => {
                 format!("create Magento customer {email} in group {group}")
             }
@@ -649,11 +688,28 @@ impl<'a> Planner<'a> {
                 if let Some(u) = account
                     && !self.kept(App::Marketo, &u.email, &u.userid)
                 {
-                    self.offboard_marketo(u, &leaver_reason(person));
+                    self.offboard_marketo(live, u, &leaver_reason(person));
+                } else if account.is_none()
+                    && let Some(ims) = &live.ims
+                    && let Some(held) = ims.user(&person.email)
+                    && !self.kept(App::Marketo, &person.email, &person.email)
+                {
+                    // Given the profile, not yet synced into Marketo: take it back.
+                    self.step(
+                        Action::AdobeRemoveProfile {
+                            email: person.email.clone(),
+                            profiles: held.profiles.iter().cloned().collect(),
+                        },
+                        leaver_reason(person),
+                    );
                 }
                 continue;
             }
             let Some(u) = account else {
+                if let Some(ims) = &live.ims {
+                    self.ims_joiner(ims, person, &wanted);
+                    continue;
+                }
                 if !wanted.is_empty() {
                     self.step(
                         Action::MarketoInvite {
@@ -673,6 +729,7 @@ impl<'a> Planner<'a> {
             };
             if wanted.is_empty() {
                 self.unlisted_marketo(
+                    live,
                     u,
                     &format!("{} is listed with no Marketo access", person.email),
                 );
@@ -683,7 +740,10 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let line = person.line;
-            if u.first_name != person.first_name || u.last_name != person.last_name {
+            // On Adobe Identity a standard user's name and login expiry are the Admin
+            // Console's: Marketo's API refuses to change them.
+            let ims_user = live.ims.is_some() && !u.api_only;
+            if !ims_user && (u.first_name != person.first_name || u.last_name != person.last_name) {
                 self.step(
                     Action::MarketoUpdate {
                         userid: u.userid.clone(),
@@ -723,7 +783,17 @@ impl<'a> Planner<'a> {
                 );
             }
             let expires_at = expiry_for(person.end_date);
-            if u.expires_at != expires_at {
+            if ims_user {
+                if let Some(end) = person.end_date {
+                    self.note(
+                        App::Marketo,
+                        &u.userid,
+                        format!(
+                            "ends on {end} (line {line}); on Adobe Identity Marketo's login expiry cannot be set through its API, so their offboarding is planned after that date"
+                        ),
+                    );
+                }
+            } else if u.expires_at != expires_at {
                 self.step(
                     Action::MarketoSetExpiry {
                         userid: u.userid.clone(),
@@ -748,7 +818,7 @@ impl<'a> Planner<'a> {
             if protected(u) {
                 continue;
             }
-            self.unlisted_marketo(u, &format!("{} is not in the roster", u.email));
+            self.unlisted_marketo(live, u, &format!("{} is not in the roster", u.email));
         }
     }
 
@@ -791,7 +861,80 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn offboard_marketo(&mut self, u: &MarketoUser, reason: &str) {
+    /// A joiner on a subscription on Adobe Identity: Marketo adds whoever holds its
+    /// product profile, so the step is in the Admin Console; their roles follow once
+    /// Marketo shows them.
+    fn ims_joiner(&mut self, ims: &ImsLive, person: &Person, wanted: &BTreeSet<RoleRef>) {
+        if wanted.is_empty() {
+            return;
+        }
+        if let Some(held) = ims.user(&person.email) {
+            let profiles: Vec<&str> = held.profiles.iter().map(String::as_str).collect();
+            self.note(
+                App::Marketo,
+                &person.email,
+                format!(
+                    "waiting for Marketo's sync with the Adobe Admin Console: {} holds {}; the roster's roles are granted once Marketo shows them",
+                    person.email,
+                    profiles.join(", ")
+                ),
+            );
+            return;
+        }
+        let Some(profile) = ims.profiles.first() else {
+            self.note(
+                App::Marketo,
+                &person.email,
+                "the subscription is on Adobe Identity but no product profile is configured for it (product_profiles): nobody can be added",
+            );
+            return;
+        };
+        self.step(
+            Action::AdobeAddProfile {
+                email: person.email.clone(),
+                first_name: person.first_name.clone(),
+                last_name: person.last_name.clone(),
+                identity_type: ims.identity_type.clone(),
+                country: ims.country.clone(),
+                profiles: vec![profile.clone()],
+            },
+            format!(
+                "{} is listed (line {}) and has no Marketo account; on Adobe Identity, Marketo adds them once they hold its product profile",
+                person.email, person.line
+            ),
+        );
+    }
+
+    fn offboard_marketo(&mut self, live: &MarketoLive, u: &MarketoUser, reason: &str) {
+        if let Some(ims) = &live.ims
+            && !u.api_only
+        {
+            // Marketo refuses to delete a standard user here; without the product profile
+            // it removes them itself at its sync.
+            let profiles: Vec<String> = ims
+                .user(&u.email)
+                .map(|h| h.profiles.iter().cloned().collect())
+                .unwrap_or_default();
+            if profiles.is_empty() {
+                self.note(
+                    App::Marketo,
+                    &u.userid,
+                    format!(
+                        "{reason}; they hold none of the subscription's product profiles ({}) directly, so Marketo removes them at its next sync with the Adobe Admin Console, unless a user group gives them one (then take them out of it there)",
+                        ims.profiles.join(", ")
+                    ),
+                );
+            } else {
+                self.step(
+                    Action::AdobeRemoveProfile {
+                        email: u.email.clone(),
+                        profiles,
+                    },
+                    reason,
+                );
+            }
+            return;
+        }
         if u.pending.is_some() {
             self.step(
                 Action::MarketoDeleteInvite {
@@ -809,7 +952,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn unlisted_marketo(&mut self, u: &MarketoUser, why: &str) {
+    fn unlisted_marketo(&mut self, live: &MarketoLive, u: &MarketoUser, why: &str) {
         if self.kept(App::Marketo, &u.email, &u.userid) {
             return;
         }
@@ -839,7 +982,7 @@ impl<'a> Planner<'a> {
                 }
             }
             Unlisted::Delete => {
-                self.offboard_marketo(u, &format!("{why} (policy unlisted=delete)"))
+                self.offboard_marketo(live, u, &format!("{why} (policy unlisted=delete)"))
             }
         }
     }
@@ -1317,6 +1460,43 @@ fn apply_one(live: &mut Live, action: &Action, now: OffsetDateTime) {
                 m.users.retain(|u| !u.userid.eq_ignore_ascii_case(userid));
             }
         }
+        // The Admin Console changes now; Marketo follows at its sync, which a plan does not
+        // predict (the next plan reads what Marketo shows by then).
+        Action::AdobeAddProfile {
+            email,
+            identity_type,
+            profiles,
+            ..
+        } => {
+            let m = live.marketo.get_or_insert_with(MarketoLive::default);
+            let ims = m.ims.get_or_insert_with(ImsLive::default);
+            match ims
+                .users
+                .iter_mut()
+                .find(|u| u.email.eq_ignore_ascii_case(email))
+            {
+                Some(u) => u.profiles.extend(profiles.iter().cloned()),
+                None => ims.users.push(ImsUser {
+                    email: email.to_lowercase(),
+                    identity_type: identity_type.clone(),
+                    profiles: profiles.iter().cloned().collect(),
+                }),
+            }
+        }
+        Action::AdobeRemoveProfile { email, profiles } => {
+            if let Some(ims) = live.marketo.as_mut().and_then(|m| m.ims.as_mut()) {
+                for u in ims
+                    .users
+                    .iter_mut()
+                    .filter(|u| u.email.eq_ignore_ascii_case(email))
+                {
+                    for p in profiles {
+                        u.profiles.remove(p);
+                    }
+                }
+                ims.users.retain(|u| !u.profiles.is_empty());
+            }
+        }
         Action::MagentoCreateCustomer {
             email,
             first_name,
@@ -1575,6 +1755,7 @@ mod tests {
                     roles: ROLES.iter().map(ToString::to_string).collect(),
                     workspaces: WORKSPACES.iter().map(ToString::to_string).collect(),
                     users: all.into_iter().enumerate().filter(|(i, _)| with_user.contains(i)).map(|(_, u)| u).collect(),
+                    ims: None,
                 }),
                 magento: Some(MagentoLive {
                     groups: named(&GROUPS),
@@ -1766,6 +1947,7 @@ mod tests {
                     pending: None,
                     facts: Default::default(),
                 }],
+                ims: None,
             }),
             magento: None,
         };
@@ -1825,6 +2007,124 @@ mod tests {
     }
 
     #[test]
+    fn on_adobe_identity_people_come_and_go_through_the_product_profile() {
+        let person = |email: &str, status: Status| Person {
+            email: email.into(),
+            first_name: "Pat".into(),
+            last_name: "Doe".into(),
+            status,
+            end_date: None,
+            department: None,
+            title: None,
+            access: Access {
+                marketo: vec![RoleRef::new("Standard User", "EMEA")],
+                ..Access::default()
+            },
+            line: 3,
+        };
+        let user = |email: &str, api_only: bool| MarketoUser {
+            userid: email.into(),
+            email: email.into(),
+            first_name: "Pat".into(),
+            last_name: "Doe".into(),
+            api_only,
+            roles: [RoleRef::new("Standard User", "Default")].into(),
+            expires_at: None,
+            pending: None,
+            facts: Default::default(),
+        };
+        let held = |email: &str| ImsUser {
+            email: email.into(),
+            identity_type: "federatedID".into(),
+            profiles: ["Prod".to_string()].into(),
+        };
+        let mut roster = Roster {
+            source: "r.yaml".into(),
+            people: vec![
+                person("joiner@acme.example", Status::Active),
+                person("synced@acme.example", Status::Active),
+                person("leaver@acme.example", Status::Leaver),
+                person("gone@acme.example", Status::Leaver),
+                person("bot@acme.example", Status::Leaver),
+            ],
+            ..Roster::default()
+        };
+        roster.policies.marketo.protect_api_only = false;
+        let live = Live {
+            marketo: Some(MarketoLive {
+                roles: vec![],
+                workspaces: vec![],
+                users: vec![
+                    user("leaver@acme.example", false),
+                    user("gone@acme.example", false),
+                    user("bot@acme.example", true),
+                ],
+                ims: Some(ImsLive {
+                    profiles: vec!["Prod".into()],
+                    identity_type: "federatedID".into(),
+                    country: Some("US".into()),
+                    users: vec![held("synced@acme.example"), held("leaver@acme.example")],
+                }),
+            }),
+            magento: None,
+        };
+        let p = plan(&roster, &live, options());
+        let kinds: Vec<(String, String)> = p
+            .steps
+            .iter()
+            .map(|s| (s.action.describe(), s.action.account_key()))
+            .collect();
+        // The joiner gets the profile; the one who holds it waits for Marketo's sync.
+        assert!(
+            matches!(
+                &p.steps[0].action,
+                Action::AdobeAddProfile { email, profiles, country, .. }
+                    if email == "joiner@acme.example" && profiles == &vec!["Prod".to_string()] && country.as_deref() == Some("US")
+            ),
+            "{p}"
+        );
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.account == "synced@acme.example" && n.message.contains("waiting")),
+            "{p}"
+        );
+        // The leaver loses it; one who holds none directly is explained, not deleted; an
+        // API-only user is Marketo's own and deleted there as before.
+        assert!(
+            p.steps.iter().any(|s| matches!(
+                &s.action,
+                Action::AdobeRemoveProfile { email, .. } if email == "leaver@acme.example"
+            ) && s.destructive),
+            "{kinds:?}"
+        );
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.account == "gone@acme.example" && n.message.contains("user group")),
+            "{p}"
+        );
+        assert!(
+            p.steps.iter().any(|s| matches!(
+                &s.action,
+                Action::MarketoDelete { userid } if userid == "bot@acme.example"
+            )),
+            "{kinds:?}"
+        );
+        assert!(
+            !p.steps
+                .iter()
+                .any(|s| matches!(&s.action, Action::MarketoInvite { .. }))
+        );
+        assert_eq!(p.steps.len(), 3, "{kinds:?}");
+        // What the plan predicts is what the Admin Console will show.
+        let after = simulate(&live, p.steps.iter().map(|s| &s.action), NOW);
+        let ims = after.marketo.unwrap().ims.unwrap();
+        assert!(ims.user("joiner@acme.example").is_some());
+        assert!(ims.user("leaver@acme.example").is_none());
+    }
+
+    #[test]
     fn expiring_invitations_are_reported_and_resent_when_asked() {
         let person = Person {
             email: "nia@acme.example".into(),
@@ -1863,6 +2163,7 @@ mod tests {
                     }),
                     facts: Default::default(),
                 }],
+                ims: None,
             }),
             magento: None,
         };

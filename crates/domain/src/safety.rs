@@ -114,6 +114,7 @@ pub fn destructive(action: &Action, live: &Live, policies: &Policies, now: Offse
         Action::MarketoRevoke { .. }
         | Action::MarketoDelete { .. }
         | Action::MarketoDeleteInvite { .. }
+        | Action::AdobeRemoveProfile { .. }
         | Action::MagentoDeleteCustomer { .. }
         | Action::MagentoDeleteAdmin { .. } => true,
         Action::MarketoSetExpiry { expires_at, .. } => expires_at.is_some_and(|t| t <= now),
@@ -135,6 +136,7 @@ pub fn destructive(action: &Action, live: &Live, policies: &Policies, now: Offse
         | Action::MarketoResendInvite { .. }
         | Action::MarketoUpdate { .. }
         | Action::MarketoGrant { .. }
+        | Action::AdobeAddProfile { .. }
         | Action::MagentoCreateCustomer { .. }
         | Action::MagentoCreateAdmin { .. } => false,
     }
@@ -165,9 +167,23 @@ pub fn refusal(
             .then(|| format!("{} is protected by policies.{app}.protected", names[0]))
     };
     match action {
-        Action::MarketoInvite { email, .. } => {
+        Action::MarketoInvite { email, .. }
+        | Action::AdobeAddProfile { email, .. }
+        | Action::AdobeRemoveProfile { email, .. } => {
             if own.is_marketo(&[email]) {
                 return Some(format!("{email} is Roster's own API user"));
+            }
+            if let Action::AdobeRemoveProfile { .. } = action
+                && policy.protect_api_only
+                && let Some(u) = live
+                    .marketo
+                    .as_ref()
+                    .and_then(|m| m.users.iter().find(|u| u.email.eq_ignore_ascii_case(email)))
+                && u.api_only
+            {
+                return Some(format!(
+                    "{email} is an API-only user: integrations sign in with it (policies.marketo.protect_api_only)"
+                ));
             }
             protected_name(&[email]).or_else(|| unmanaged(email))
         }

@@ -4,11 +4,13 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
-use roster_adobe::{AdobeConfig, AdobeGroup, AdobeUser, Client};
+use roster_adobe::{AdobeConfig, AdobeGroup, AdobeUser, Client, IdentityType, Step, UserCommand};
 use roster_domain::Secret;
+use roster_domain::live::{ImsLive, ImsUser};
 
 use crate::Globals;
 use crate::conn::AdobeConn;
+use crate::connect::MarketoSection;
 
 /// The name the audit log and messages give the app.
 pub const ADOBE: &str = "adobe";
@@ -135,4 +137,173 @@ pub async fn audit(client: &Client) -> Result<AdobeAudit> {
         direct,
         groups,
     })
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl AdobeConn {
+    /// The connection as the environment gives it (`ROSTER_ADOBE_*`), for commands whose
+    /// flags are another app's.
+    pub fn from_env() -> Self {
+        Self {
+            url: env("ROSTER_ADOBE_URL"),
+            ims_url: env("ROSTER_ADOBE_IMS_URL"),
+            org_id: env("ROSTER_ADOBE_ORG_ID"),
+            client_id: env("ROSTER_ADOBE_CLIENT_ID"),
+            client_secret: env("ROSTER_ADOBE_CLIENT_SECRET"),
+        }
+    }
+}
+
+/// A Marketo subscription on Adobe Identity: the organization its standard users come
+/// from, the product profiles that give it, and how new people are created.
+pub struct ImsLink {
+    pub client: Client,
+    pub profiles: Vec<String>,
+    pub identity_type: IdentityType,
+    pub country: Option<String>,
+}
+
+impl ImsLink {
+    /// The link the configuration asks for: `identity = "adobe"` in `[marketo]` (or
+    /// `ROSTER_MARKETO_IDENTITY=adobe`) with its product profiles
+    /// (`ROSTER_MARKETO_PRODUCT_PROFILES`, `;`-separated), else none.
+    pub fn configured(file: &MarketoSection, g: &Globals) -> Result<Option<Self>> {
+        // The service configures its instances itself, and does not link them to Adobe yet.
+        if g.no_config_file {
+            return Ok(None);
+        }
+        let identity = env("ROSTER_MARKETO_IDENTITY").or(file.identity.clone());
+        match identity.as_deref().map(str::trim) {
+            None | Some("marketo") => return Ok(None),
+            Some("adobe") => {}
+            Some(other) => bail!(
+                "the Marketo identity {other:?} is not known: set identity = \"adobe\" for a subscription on Adobe Identity, or leave it out"
+            ),
+        }
+        let profiles: Vec<String> = match env("ROSTER_MARKETO_PRODUCT_PROFILES") {
+            Some(list) => list.split(';').map(|p| p.trim().to_string()).collect(),
+            None => file.product_profiles.clone().unwrap_or_default(),
+        };
+        let profiles: Vec<String> = profiles.into_iter().filter(|p| !p.is_empty()).collect();
+        if profiles.is_empty() {
+            bail!(
+                "the Marketo subscription is on Adobe Identity but names no product profile: set product_profiles = [\"Marketo Engage - Production\"] in [marketo] (or ROSTER_MARKETO_PRODUCT_PROFILES), the profiles in the Admin Console that give this subscription"
+            );
+        }
+        let adobe = g.config_file()?.adobe;
+        let identity_type = env("ROSTER_ADOBE_IDENTITY_TYPE")
+            .or(adobe.identity_type)
+            .unwrap_or_else(|| "federatedID".into())
+            .parse::<IdentityType>()
+            .map_err(|e| anyhow::anyhow!("[adobe] identity_type: {e}"))?;
+        let country = env("ROSTER_ADOBE_COUNTRY").or(adobe.country);
+        let client = connect(&AdobeConn::from_env(), g)
+            .context("the Marketo subscription is on Adobe Identity (identity = \"adobe\"), so Roster needs the Admin Console too")?;
+        Ok(Some(Self {
+            client,
+            profiles,
+            identity_type,
+            country,
+        }))
+    }
+
+    /// Who holds the subscription's product profiles directly: one paged read per profile.
+    pub async fn read(&self) -> Result<ImsLive> {
+        let mut users: BTreeMap<String, ImsUser> = BTreeMap::new();
+        for profile in &self.profiles {
+            let Some(members) = self.client.group_members(profile).await? else {
+                let known: Vec<String> = self
+                    .client
+                    .groups()
+                    .await?
+                    .into_iter()
+                    .filter(|g| g.is_product_profile())
+                    .map(|g| g.group_name)
+                    .collect();
+                bail!(
+                    "the product profile {profile:?} (product_profiles) is not in the Adobe organization {}; its product profiles are: {}",
+                    self.client.org_id(),
+                    known.join(", ")
+                );
+            };
+            for m in members {
+                let email = m.email.to_lowercase();
+                users
+                    .entry(email.clone())
+                    .or_insert_with(|| ImsUser {
+                        email,
+                        identity_type: m.kind.as_str().to_string(),
+                        profiles: Default::default(),
+                    })
+                    .profiles
+                    .insert(profile.clone());
+            }
+        }
+        Ok(ImsLive {
+            profiles: self.profiles.clone(),
+            identity_type: self.identity_type.as_str().to_string(),
+            country: self.country.clone(),
+            users: users.into_values().collect(),
+        })
+    }
+
+    /// Gives `email` the product profiles, creating their Adobe account first if there is
+    /// none (an existing one, of any type, is kept as it is).
+    pub async fn add_profiles(
+        &self,
+        email: &str,
+        first_name: &str,
+        last_name: &str,
+        profiles: &[String],
+    ) -> Result<()> {
+        let mut steps = Vec::new();
+        if self.client.user(email).await?.is_none() {
+            steps.push(Step::Create {
+                kind: self.identity_type,
+                firstname: first_name.to_string(),
+                lastname: last_name.to_string(),
+                country: self.country.clone(),
+            });
+        }
+        steps.push(Step::Add(profiles.to_vec()));
+        self.run(email, steps).await
+    }
+
+    /// Takes the product profiles from `email`; their Adobe account stays.
+    pub async fn remove_profiles(&self, email: &str, profiles: &[String]) -> Result<()> {
+        self.run(email, vec![Step::Remove(profiles.to_vec())]).await
+    }
+
+    async fn run(&self, email: &str, steps: Vec<Step>) -> Result<()> {
+        let command = UserCommand {
+            user: email.to_string(),
+            steps,
+        };
+        let outcome = self
+            .client
+            .execute(std::slice::from_ref(&command), false)
+            .await?;
+        let failures: Vec<String> = outcome
+            .iter()
+            .flat_map(|o| &o.failures)
+            .map(|f| {
+                let what = command
+                    .steps
+                    .get(f.step)
+                    .map_or_else(|| "a step".to_string(), Step::describe);
+                format!("{what}: {} ({})", f.message, f.code)
+            })
+            .collect();
+        if !failures.is_empty() {
+            bail!(
+                "the Adobe Admin Console refused {}: {}",
+                email,
+                failures.join("; ")
+            );
+        }
+        Ok(())
+    }
 }

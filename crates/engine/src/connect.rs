@@ -71,6 +71,11 @@ pub struct AdobeSection {
     pub client_secret: Option<String>,
     pub client_secret_env: Option<String>,
     pub client_secret_file: Option<PathBuf>,
+    /// The identity type people new to the organization get: federatedID (default),
+    /// enterpriseID or adobeID.
+    pub identity_type: Option<String>,
+    /// The country new people get (Federated and Enterprise IDs need one).
+    pub country: Option<String>,
 }
 
 impl std::fmt::Debug for AdobeSection {
@@ -127,6 +132,11 @@ pub struct MarketoSection {
     pub url: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// `adobe` for a subscription on Adobe Identity: standard users are added and removed
+    /// through the product profiles of the `[adobe]` organization.
+    pub identity: Option<String>,
+    /// With `identity = "adobe"`: the product profiles that give this subscription.
+    pub product_profiles: Option<Vec<String>>,
     pub max_in_flight: Option<usize>,
     pub rate_limit: Option<u32>,
     pub rate_window_seconds: Option<u64>,
@@ -220,6 +230,9 @@ pub struct MarketoSession {
     pub events: Events,
     quota_day: time::Date,
     recorded: u64,
+    /// Set for a subscription on Adobe Identity (`identity = "adobe"`): where its standard
+    /// users are added and removed.
+    pub ims: Option<crate::adobe_ops::ImsLink>,
     /// The instance's lock, while this process changes it.
     _lock: Option<crate::lock::Held>,
 }
@@ -325,6 +338,7 @@ impl MarketoSession {
     pub async fn open(conn: &MarketoConn, g: &Globals) -> Result<Self> {
         let state_dir = g.state.as_deref();
         let file = g.config_file()?.marketo;
+        let ims = crate::adobe_ops::ImsLink::configured(&file, g)?;
         let Some(url) = conn.url.clone().or(file.url) else {
             bail!(
                 "no Marketo instance given: set ROSTER_MARKETO_URL (or --url, or url in the [marketo] section of the config file)"
@@ -395,6 +409,7 @@ impl MarketoSession {
             events: g.events.clone(),
             quota_day: day,
             recorded: 0,
+            ims,
             _lock: lock,
         })
     }

@@ -474,6 +474,90 @@ fn dry_run(s: &MarketoSession, steps: Vec<String>) -> Result<()> {
     Ok(())
 }
 
+/// Offboards a standard user of a subscription on Adobe Identity: a tombstone of their
+/// Marketo roles and the product profiles, then the profiles taken away in the Admin
+/// Console (Marketo refuses to delete them; it removes them itself at its sync). A rerun
+/// after an interruption keeps the open tombstone instead of writing a second one.
+pub async fn offboard_ims(
+    s: &MarketoSession,
+    email: &str,
+    profiles: &[String],
+    confirm: &Confirm,
+) -> Result<()> {
+    let link = s
+        .ims
+        .as_ref()
+        .context("the Marketo subscription is not configured as on Adobe Identity")?;
+    let by = actor(confirm.by.as_deref());
+    let open = s
+        .state
+        .latest_tombstone(MARKETO, &s.instance, email)
+        .await?
+        .filter(|t| {
+            t.restored_at.is_none()
+                && matches!(
+                    t.status,
+                    TombstoneStatus::Deleting | TombstoneStatus::Failed
+                )
+                && t.account.get("adobe").is_some()
+        });
+    let id = match open {
+        Some(t) => t.id,
+        None => {
+            let user = s.client.find_user(email).await?;
+            let (first, last, roles, raw) = match &user {
+                Some(u) => (
+                    u.first_name.clone(),
+                    u.last_name.clone(),
+                    u.roles.clone(),
+                    u.raw.clone(),
+                ),
+                None => (
+                    String::new(),
+                    String::new(),
+                    Vec::new(),
+                    serde_json::Value::Null,
+                ),
+            };
+            let id = s
+                .state
+                .add_tombstone(&NewTombstone {
+                    app: MARKETO.into(),
+                    instance: s.instance.clone(),
+                    userid: email.to_string(),
+                    email: email.to_string(),
+                    first_name: first,
+                    last_name: last,
+                    api_only: false,
+                    roles,
+                    account: serde_json::json!({
+                        "marketo": raw,
+                        "adobe": {"org_id": link.client.org_id(), "profiles": profiles},
+                    }),
+                    deleted_at: now(),
+                    deleted_by: by,
+                    reason: confirm.reason.clone(),
+                    status: TombstoneStatus::Deleting,
+                })
+                .await?;
+            s.events.emit(Event::TombstoneSaved { id });
+            id
+        }
+    };
+    if let Err(e) = link.remove_profiles(email, profiles).await {
+        s.state
+            .set_tombstone_status(id, TombstoneStatus::Failed)
+            .await?;
+        return Err(e.context(format!(
+            "offboarding {email} stopped; tombstone #{id} keeps their roles and profiles, and running the apply again finishes it"
+        )));
+    }
+    s.state
+        .set_tombstone_status(id, TombstoneStatus::Deleted)
+        .await?;
+    Ok(())
+}
+
 // ---- tombstones and restore ----
 
 /// The account `userid` is gone: a deletion interrupted after it happened left its tombstone
@@ -533,6 +617,18 @@ pub async fn restore_one(s: &MarketoSession, email: &str) -> Result<()> {
     s.state.verify_tombstone(t.id).await.with_context(|| {
         format!("tombstone #{} of {email} was changed in the database after Roster wrote it; nothing was restored", t.id)
     })?;
+    if let Some(adobe) = t.account.get("adobe") {
+        let profiles: Vec<&str> = adobe["profiles"]
+            .as_array()
+            .map(|p| p.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        bail!(
+            "{email} left through the Adobe Admin Console (tombstone #{}): restoring there is not built yet. Give them {} in the Admin Console; once Marketo shows them, `roster marketo grant` or the roster gives back {}",
+            t.id,
+            profiles.join(", "),
+            specs(&t.roles)
+        );
+    }
     let c = &s.client;
     if c.find_user(&t.userid).await?.is_some() || c.invitation(&t.userid).await?.is_some() {
         bail!("{email} already has an account or a pending invitation; nothing to restore");

@@ -245,6 +245,10 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
             .map(|w| w.name.clone())
             .collect(),
         users,
+        ims: match &s.ims {
+            Some(link) => Some(link.read().await?),
+            None => None,
+        },
     })
 }
 

@@ -887,6 +887,11 @@ fn deleted_account(action: &Action, sessions: &Sessions) -> Option<(&'static str
             let s = sessions.marketo.as_ref()?;
             Some((crate::connect::MARKETO, s.instance.clone(), userid.clone()))
         }
+        // An IMS offboarding's tombstone is filed under the person's email.
+        Action::AdobeRemoveProfile { email, .. } => {
+            let s = sessions.marketo.as_ref()?;
+            Some((crate::connect::MARKETO, s.instance.clone(), email.clone()))
+        }
         Action::MagentoDeleteCustomer { id, .. } | Action::MagentoDeleteAdmin { id, .. } => {
             let s = sessions.magento.as_ref()?;
             Some((
@@ -972,6 +977,12 @@ impl Executor<'_> {
             .marketo
             .as_ref()
             .context("the plan has Marketo steps but no Marketo connection is configured")
+    }
+
+    fn ims(&self) -> Result<&crate::adobe_ops::ImsLink> {
+        self.marketo()?.ims.as_ref().context(
+            "the plan has Adobe Admin Console steps but the Marketo subscription is not configured as on Adobe Identity (identity = \"adobe\" in [marketo], with [adobe])",
+        )
     }
 
     fn magento(&self) -> Result<&MagentoSession> {
@@ -1102,6 +1113,28 @@ impl Executor<'_> {
                 let s = self.marketo()?;
                 crate::lifecycle::offboard(s, userid, false, true, &self.confirm(step)).await?;
                 Ok(None)
+            }
+            Action::AdobeAddProfile {
+                email,
+                first_name,
+                last_name,
+                profiles,
+                ..
+            } => {
+                let link = self.ims()?;
+                link.add_profiles(email, first_name, last_name, profiles)
+                    .await?;
+                Ok(Some(
+                    "Marketo adds them at its next sync with the Admin Console; the next plan grants their roles"
+                        .into(),
+                ))
+            }
+            Action::AdobeRemoveProfile { email, profiles } => {
+                let s = self.marketo()?;
+                crate::lifecycle::offboard_ims(s, email, profiles, &self.confirm(step)).await?;
+                Ok(Some(
+                    "Marketo removes them at its next sync with the Admin Console".into(),
+                ))
             }
             Action::MagentoCreateCustomer {
                 email,

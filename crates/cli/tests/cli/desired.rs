@@ -17,8 +17,13 @@ use super::{Run, run_checked};
 const ID: &str = "desired-test";
 const SECRET: &str = "desired-test-secret-0123456789";
 const MAGENTO_PASSWORD: &str = "Sandbox-Admin-2024";
+const ADOBE_ID: &str = "desired-adobe";
+const ADOBE_SECRET: &str = "desired-adobe-secret-0123";
 
 struct Env {
+    /// The Adobe Admin Console a Marketo subscription on Adobe Identity follows
+    /// (`Env::start_ims`).
+    adobe: Option<roster_sandbox::adobe::RunningAdobe>,
     marketo: RunningSandbox,
     magento: RunningMagento,
     _data: TempDir,
@@ -52,12 +57,48 @@ impl Env {
         faults: marketo::Faults,
         magento_faults: magento_sandbox::MagentoFaults,
     ) -> Self {
+        Self::start_all(faults, magento_faults, None).await
+    }
+
+    /// A Marketo subscription on Adobe Identity that follows an Adobe sandbox's product
+    /// profiles after `sync_delay`, and Magento; commands are configured for all three.
+    async fn start_ims(sync_delay: Duration) -> Self {
+        Self::start_all(
+            marketo::Faults::default(),
+            magento_sandbox::MagentoFaults::default(),
+            Some(sync_delay),
+        )
+        .await
+    }
+
+    async fn start_all(
+        faults: marketo::Faults,
+        magento_faults: magento_sandbox::MagentoFaults,
+        ims: Option<Duration>,
+    ) -> Self {
         let data = tempfile::tempdir().unwrap();
+        let adobe = match ims {
+            Some(_) => {
+                let mut config = roster_sandbox::adobe::AdobeConfig::new(data.path().join("adobe"));
+                config.client_id = Some(ADOBE_ID.into());
+                config.client_secret = Some(Secret::new(ADOBE_SECRET));
+                config.limits = roster_sandbox::adobe::AdobeLimits::unlimited();
+                Some(roster_sandbox::adobe::start(config).await.unwrap())
+            }
+            None => None,
+        };
         let mut config = MarketoConfig::new(data.path().join("marketo"));
         config.client_id = Some(ID.into());
         config.client_secret = Some(Secret::new(SECRET));
         config.limits = Limits::unlimited();
         config.faults = faults;
+        if let Some(delay) = ims {
+            config.ims = true;
+            config.adobe = Some(marketo::ims_sync::AdobeLink {
+                data_dir: data.path().join("adobe"),
+                sync_delay: delay,
+            });
+        }
         let marketo = marketo::start(config).await.unwrap();
         let mut config = MagentoConfig::new(data.path().join("magento"));
         config.admin_password = Some(Secret::new(MAGENTO_PASSWORD));
@@ -76,6 +117,7 @@ impl Env {
             None
         };
         Self {
+            adobe,
             marketo,
             magento,
             _data: data,
@@ -103,6 +145,19 @@ impl Env {
         if let Some(db) = &self.database {
             cmd.env("ROSTER_DATABASE_URL", &db.url);
         }
+        if let Some(adobe) = &self.adobe {
+            cmd.env("ROSTER_MARKETO_IDENTITY", "adobe")
+                .env(
+                    "ROSTER_MARKETO_PRODUCT_PROFILES",
+                    "Marketo Engage - Production",
+                )
+                .env("ROSTER_ADOBE_URL", adobe.base_url())
+                .env("ROSTER_ADOBE_IMS_URL", adobe.base_url())
+                .env("ROSTER_ADOBE_ORG_ID", &adobe.credentials().org_id)
+                .env("ROSTER_ADOBE_CLIENT_ID", ADOBE_ID)
+                .env("ROSTER_ADOBE_CLIENT_SECRET", ADOBE_SECRET)
+                .env("ROSTER_ADOBE_COUNTRY", "US");
+        }
         cmd
     }
 
@@ -112,7 +167,7 @@ impl Env {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        run_checked(cmd, &[SECRET, MAGENTO_PASSWORD]).await
+        run_checked(cmd, &[SECRET, MAGENTO_PASSWORD, ADOBE_SECRET]).await
     }
 
     async fn ok(&self, args: &[&str]) -> Run {
@@ -886,6 +941,8 @@ async fn the_state_moves_to_another_database_with_its_history() {
     );
 }
 
+#[path = "ims.rs"]
+mod ims;
 #[path = "resilience.rs"]
 mod resilience;
 #[path = "trust.rs"]

@@ -1,0 +1,165 @@
+//! One roster drives both halves of a Marketo subscription on Adobe Identity: joiners get
+//! the subscription's product profile in the Adobe Admin Console and their roles once
+//! Marketo's sync shows them; movers' roles change in Marketo; leavers lose the profile,
+//! with a tombstone, and Marketo removes them at its sync.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{Env, kinds};
+
+const ROSTER: &str = "\
+policies:
+  marketo:
+    managed_domains: [acme.example]
+    protected: [ada.lovelace@acme.example]
+    unlisted: report
+    max_destructive: 5
+people:
+  - email: new.joiner@acme.example
+    first_name: New
+    last_name: Joiner
+    access:
+      marketo: [\"Standard User@Default\", \"Standard User@EMEA\"]
+  - email: grace.hopper@acme.example
+    first_name: Grace
+    last_name: Hopper
+    access:
+      marketo: [\"Standard User@Default\", \"Marketing User@World\", \"Standard User@EMEA\"]
+  - email: margaret.hamilton@acme.example
+    first_name: Margaret
+    last_name: Hamilton
+    status: leaver
+";
+
+const DELAY: Duration = Duration::from_millis(800);
+
+/// Waits (polling the Marketo sandbox through Roster) until `check` holds, up to 20 s.
+async fn until_marketo(env: &Env, what: &str, check: impl Fn(&[Value]) -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if check(&env.marketo_users().await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 20 s");
+}
+
+fn has(users: &[Value], email: &str) -> bool {
+    users.iter().any(|u| u["email"] == email)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_roster_drives_the_adobe_and_the_marketo_half() {
+    let env = Env::start_ims(DELAY).await;
+    let roster = env.write("ims.yaml", ROSTER);
+    let path = roster.to_str().unwrap();
+
+    // Adobe steps for the joiner and the leaver, a Marketo step for the mover.
+    let steps = env.plan_steps(&roster).await;
+    assert_eq!(
+        kinds(&steps),
+        super::pairs(&[
+            ("adobe_add_profile", "new.joiner@acme.example"),
+            ("marketo_grant", "grace.hopper@acme.example"),
+            ("adobe_remove_profile", "margaret.hamilton@acme.example"),
+        ]),
+        "{steps:#?}"
+    );
+    let remove = steps
+        .iter()
+        .find(|s| s["action"]["kind"] == "adobe_remove_profile")
+        .unwrap();
+    assert_eq!(remove["destructive"], true);
+
+    // Unapproved, the removal waits; approved, everything runs.
+    let refused = env.run_env(&["apply", "--auto", path], &[]).await;
+    assert!(
+        !refused.ok && refused.stderr.contains("no approval"),
+        "{}",
+        refused.stderr
+    );
+    let applied = env.ok(&["apply", "--auto", path, "--approve"]).await;
+    assert!(
+        applied
+            .stderr
+            .contains("Marketo adds them at its next sync")
+            || applied
+                .stdout
+                .contains("Marketo adds them at its next sync"),
+        "{}{}",
+        applied.stdout,
+        applied.stderr
+    );
+
+    // Before Marketo's sync: the joiner is waited for, nothing is asked twice.
+    let waiting = env.ok_patient(&["plan", path, "-o", "json"]).await.json();
+    let notes = waiting["notes"].to_string();
+    assert!(
+        waiting["steps"].as_array().unwrap().is_empty() || notes.contains("waiting"),
+        "{waiting:#}"
+    );
+    assert!(
+        !waiting["steps"].to_string().contains("adobe_add_profile"),
+        "{waiting:#}"
+    );
+
+    // After it: the joiner is a Marketo user, the leaver is not.
+    until_marketo(&env, "Marketo's sync", |users| {
+        has(users, "new.joiner@acme.example") && !has(users, "margaret.hamilton@acme.example")
+    })
+    .await;
+    let steps = env.plan_steps(&roster).await;
+    assert_eq!(
+        kinds(&steps),
+        super::pairs(&[("marketo_grant", "new.joiner@acme.example")]),
+        "the roster's roles once the joiner appears: {steps:#?}"
+    );
+    env.ok(&["apply", "--auto", path]).await;
+    assert!(
+        env.plan_steps(&roster).await.is_empty(),
+        "nothing left to do"
+    );
+
+    // The leaver's tombstone keeps her roles and the profile; restoring there is not built
+    // yet, and says what to do instead.
+    let tombstones = env.ok(&["tombstones", "-o", "json"]).await.json();
+    let margaret = tombstones
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["email"] == "margaret.hamilton@acme.example")
+        .expect("a tombstone");
+    assert_eq!(margaret["status"], "deleted", "{margaret}");
+    assert!(
+        !margaret["roles"].as_array().unwrap().is_empty(),
+        "{margaret}"
+    );
+    let restore = env
+        .run_env(
+            &[
+                "restore",
+                "marketo",
+                "--email",
+                "margaret.hamilton@acme.example",
+            ],
+            &[],
+        )
+        .await;
+    assert!(
+        !restore.ok && restore.stderr.contains("Marketo Engage - Production"),
+        "{}",
+        restore.stderr
+    );
+    let log = env.ok(&["log", "-o", "json"]).await.json();
+    let done: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["outcome"] == "done" && l["app"] == "marketo")
+        .collect();
+    assert_eq!(done.len(), 4, "each step once: {log:#}");
+    env.ok(&["log", "verify"]).await;
+}
