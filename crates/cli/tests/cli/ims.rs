@@ -163,3 +163,69 @@ async fn one_roster_drives_the_adobe_and_the_marketo_half() {
     assert_eq!(done.len(), 4, "each step once: {log:#}");
     env.ok(&["log", "verify"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_the_adobe_step_converges_with_one_account_and_one_log_line() {
+    let env = Env::start_ims(DELAY).await;
+    let roster = env.write(
+        "joiner.yaml",
+        "\
+policies:
+  marketo:
+    managed_domains: [acme.example]
+    unlisted: report
+people:
+  - email: new.joiner@acme.example
+    first_name: New
+    last_name: Joiner
+    access:
+      marketo: [\"Standard User@Default\", \"Standard User@EMEA\"]
+",
+    );
+    let path = roster.to_str().unwrap();
+    // The profile is given, then the process dies before the step is recorded.
+    let crashed = env
+        .run_env(
+            &["apply", "--auto", path],
+            &[("ROSTER_TEST_CRASH", "1:unrecorded")],
+        )
+        .await;
+    assert!(
+        !crashed.ok && crashed.stderr.contains("ROSTER_TEST_CRASH"),
+        "{}",
+        crashed.stderr
+    );
+    // The rerun finds the profile given, records the step done once, and asks nothing more
+    // of the Admin Console; after Marketo's sync the roles follow.
+    let rerun = env.ok(&["apply", "--auto", path]).await;
+    assert!(
+        rerun.stderr.contains("the apps show it ran"),
+        "{}",
+        rerun.stderr
+    );
+    until_marketo(&env, "Marketo's sync", |users| {
+        has(users, "new.joiner@acme.example")
+    })
+    .await;
+    env.ok(&["apply", "--auto", path]).await;
+    assert!(env.plan_steps(&roster).await.is_empty());
+    let log = env.ok(&["log", "-o", "json"]).await.json();
+    let lines = |target: &str| {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["outcome"] == "done" && l["target"] == target)
+            .count()
+    };
+    assert_eq!(lines("adobe user new.joiner@acme.example"), 1, "{log:#}");
+    assert_eq!(lines("marketo user new.joiner@acme.example"), 1, "{log:#}");
+    let audit = env.ok(&["audit", "adobe", "-o", "json"]).await.json();
+    let accounts = audit["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["email"] == "new.joiner@acme.example")
+        .count();
+    assert_eq!(accounts, 1, "one Adobe account");
+    env.ok(&["log", "verify"]).await;
+}
