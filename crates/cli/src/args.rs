@@ -74,6 +74,10 @@ pub enum Command {
         /// With --serve: also print ROSTER_SERVE_URL=... and ROSTER_SERVE_TOKEN=... lines.
         #[arg(long, requires = "serve")]
         print_env: bool,
+        /// The tour on a Marketo subscription managed by Adobe Identity: an Adobe Admin
+        /// Console sandbox too, and examples/roster-ims.yaml.
+        #[arg(long, conflicts_with = "serve")]
+        ims: bool,
     },
     /// Run a local emulation of a SaaS API, to try Roster offline or to test against.
     #[command(subcommand)]

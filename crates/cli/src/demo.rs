@@ -119,18 +119,7 @@ async fn scenario(
     plan_cmd::save(&plan, &saved, state.keys()?)?;
 
     step("Apply: every step journaled; destructive ones approved here with --approve");
-    plan_cmd::apply_with(
-        ApplyArgs {
-            plan: ToApply::File(&saved),
-            approve: true,
-            by: Some("roster-demo"),
-            resend_invites: false,
-            stop: None,
-        },
-        &sessions,
-        g,
-    )
-    .await?;
+    apply_file(&saved, &sessions, g).await?;
 
     step(&format!(
         "{JOINER} opens the invitation email and sets a password"
@@ -145,18 +134,7 @@ async fn scenario(
     print!("{again}");
     sessions.finish().await?;
 
-    step("Tombstones: what Roster deleted, so it can be restored");
-    lifecycle::tombstones(
-        TombstonesArgs {
-            app: None,
-            output: Output::Table,
-        },
-        g,
-    )
-    .await?;
-
-    step("Audit log: who ran what, when, and how it went");
-    crate::plan_cmd::log_cmd(None, Output::Table, g).await?;
+    records("Tombstones: what Roster deleted, so it can be restored", g).await?;
 
     step("Audit, Magento: customers by website and group, and admin users");
     magento_cmd::audit(magento_conn, Output::Table, g).await?;
@@ -205,6 +183,186 @@ async fn accept_invitation(base_url: &str, email: &str) -> Result<()> {
         page.status()
     );
     Ok(())
+}
+
+/// The IMS example roster, built in too.
+const EXAMPLE_IMS: &str = include_str!("../../../examples/roster-ims.yaml");
+const PROFILE: &str = "Marketo Engage - Production";
+
+/// `roster demo --ims`: the tour on a Marketo subscription managed by Adobe Identity. An
+/// Adobe Admin Console sandbox and a Marketo sandbox that follows its product profile start
+/// in-process; Roster plans `examples/roster-ims.yaml` (Adobe steps, then Marketo's), applies
+/// it, waits for Marketo's sync, grants the joiner's roles, and plans once more.
+pub async fn run_ims(dir: Option<PathBuf>) -> Result<()> {
+    let dir = match dir {
+        Some(dir) => dir,
+        None => {
+            let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+            std::env::temp_dir().join(format!("roster-demo-ims-{stamp}-{}", std::process::id()))
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let adobe_dir = dir.join("adobe-sandbox");
+    let mut config = roster_sandbox::adobe::AdobeConfig::new(&adobe_dir);
+    config.client_id = Some("roster-demo".into());
+    config.client_secret = Some(Secret::new(format!("demo-{}", uuid_like())));
+    let adobe = roster_sandbox::adobe::start(config)
+        .await
+        .context("cannot start the Adobe sandbox")?;
+    let mut config = MarketoConfig::new(dir.join("marketo-sandbox"));
+    config.listen = "127.0.0.1:0".parse().expect("a valid address");
+    config.client_id = Some("roster-demo".into());
+    config.client_secret = Some(Secret::new(format!("demo-{}", uuid_like())));
+    config.ims = true;
+    config.adobe = Some(marketo::ims_sync::AdobeLink {
+        data_dir: adobe_dir,
+        sync_delay: std::time::Duration::from_secs(1),
+    });
+    let sandbox = match marketo::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            adobe.shutdown().await;
+            return Err(anyhow::Error::new(e).context("cannot start the Marketo sandbox"));
+        }
+    };
+    println!(
+        "Roster demo on Adobe Identity: an Adobe Admin Console sandbox at {} and a Marketo sandbox at {} that follows its product profile {PROFILE:?} after a 1 s sync (state in {})",
+        adobe.base_url(),
+        sandbox.base_url(),
+        dir.display()
+    );
+    let a = adobe.credentials();
+    let adobe_conn = roster_engine::AdobeConn {
+        url: Some(adobe.base_url().to_string()),
+        ims_url: Some(adobe.base_url().to_string()),
+        org_id: Some(a.org_id.clone()),
+        client_id: Some(a.client_id.clone()),
+        client_secret: Some(a.client_secret.expose().to_string()),
+    };
+    let creds = sandbox.credentials();
+    let marketo_conn = MarketoConn {
+        url: Some(sandbox.base_url().to_string()),
+        client_id: Some(creds.client_id.clone()),
+        client_secret: Some(creds.client_secret.expose().to_string()),
+        ims: Some(roster_engine::ImsSettings {
+            adobe: adobe_conn.clone(),
+            profiles: vec![PROFILE.into()],
+            identity_type: None,
+            country: Some("US".into()),
+        }),
+        ..MarketoConn::default()
+    };
+    let g = Globals {
+        state: Some(dir.join("state")),
+        database: None,
+        config: None,
+        actor: None,
+        events: std::sync::Arc::new(crate::render::Terminal),
+        no_config_file: false,
+    };
+    let result = ims_scenario(&marketo_conn, &adobe_conn, &g, &dir).await;
+    sandbox.shutdown().await;
+    adobe.shutdown().await;
+    result
+}
+
+async fn ims_scenario(
+    marketo_conn: &MarketoConn,
+    adobe_conn: &roster_engine::AdobeConn,
+    g: &Globals,
+    dir: &Path,
+) -> Result<()> {
+    let roster = dir.join("roster-ims.yaml");
+    std::fs::write(&roster, EXAMPLE_IMS)
+        .with_context(|| format!("cannot write {}", roster.display()))?;
+    let mut sessions = Sessions::connect(Some(marketo_conn.clone()), None, g).await?;
+    step(&format!(
+        "Plan: {} (a copy of examples/roster-ims.yaml): Adobe Admin Console steps for the joiner and the leaver, Marketo's for the mover",
+        roster.display()
+    ));
+    let computed = plan_cmd::compute(&roster, &sessions, false, None).await?;
+    print!("{}", computed.plan);
+    println!("{}", plan_cmd::summary_line(&computed.plan));
+    let saved = dir.join("plan.json");
+    let state = roster_engine::connect::open_state(g.state.as_deref(), None).await?;
+    plan_cmd::save(&computed.plan, &saved, state.keys()?)?;
+
+    step("Apply: the destructive step (the leaver's profile) approved here with --approve");
+    apply_file(&saved, &sessions, g).await?;
+
+    step("Marketo's sync with the Admin Console: the joiner arrives, the leaver goes");
+    let start = std::time::Instant::now();
+    loop {
+        let users = sessions
+            .marketo
+            .as_ref()
+            .context("the Marketo session")?
+            .client
+            .all_users()
+            .await?;
+        let has = |e: &str| {
+            users
+                .iter()
+                .any(|u| u.email_address.eq_ignore_ascii_case(e))
+        };
+        if has("nia.okafor@acme.example") && !has("margaret.hamilton@acme.example") {
+            println!("synced after {:.1} s", start.elapsed().as_secs_f64());
+            break;
+        }
+        anyhow::ensure!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "Marketo did not sync with the Admin Console within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    step("Plan again: the joiner's roles, now that Marketo shows her");
+    let computed = plan_cmd::compute(&roster, &sessions, false, None).await?;
+    print!("{}", computed.plan);
+    let saved = dir.join("plan-2.json");
+    plan_cmd::save(&computed.plan, &saved, state.keys()?)?;
+    apply_file(&saved, &sessions, g).await?;
+
+    step("Plan once more: both halves match the roster");
+    let again = plan_cmd::compute(&roster, &sessions, false, None).await?;
+    print!("{}", again.plan);
+    sessions.finish().await?;
+
+    records("Tombstones: the leaver's Marketo roles and product profile", g).await?;
+
+    step("Audit, Adobe: who holds which product profile");
+    crate::adobe_cmd::audit(adobe_conn, Output::Table, g).await?;
+    Ok(())
+}
+
+/// The tombstones and the audit log, as the tour ends with them.
+async fn records(title: &str, g: &Globals) -> Result<()> {
+    step(title);
+    lifecycle::tombstones(
+        TombstonesArgs {
+            app: None,
+            output: Output::Table,
+        },
+        g,
+    )
+    .await?;
+    step("Audit log: who ran what, when, and how it went");
+    crate::plan_cmd::log_cmd(None, Output::Table, g).await
+}
+
+async fn apply_file(saved: &Path, sessions: &Sessions, g: &Globals) -> Result<()> {
+    plan_cmd::apply_with(
+        ApplyArgs {
+            plan: ToApply::File(saved),
+            approve: true,
+            by: Some("roster-demo"),
+            resend_invites: false,
+            stop: None,
+        },
+        sessions,
+        g,
+    )
+    .await
 }
 
 fn uuid_like() -> String {

@@ -117,6 +117,16 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
                 dir,
                 serve,
                 print_env,
+                ims: true,
+            } => {
+                let _ = (serve, print_env);
+                demo::run_ims(dir).await
+            }
+            args::Command::Demo {
+                dir,
+                serve,
+                print_env,
+                ims: false,
             } => demo::run(dir, serve, print_env).await,
             args::Command::Sandbox(cmd) => sandbox_cmd::run(cmd).await,
             args::Command::Marketo(cmd) => marketo_cmd::run(cmd, &g).await,

@@ -9,7 +9,7 @@ use roster_domain::Secret;
 use roster_domain::live::{ImsLive, ImsUser};
 
 use crate::Globals;
-use crate::conn::AdobeConn;
+use crate::conn::{AdobeConn, ImsSettings};
 use crate::connect::MarketoSection;
 
 /// The name the audit log and messages give the app.
@@ -194,20 +194,31 @@ impl ImsLink {
             );
         }
         let adobe = g.config_file()?.adobe;
-        let identity_type = env("ROSTER_ADOBE_IDENTITY_TYPE")
-            .or(adobe.identity_type)
+        let settings = ImsSettings {
+            adobe: AdobeConn::from_env(),
+            profiles,
+            identity_type: env("ROSTER_ADOBE_IDENTITY_TYPE").or(adobe.identity_type),
+            country: env("ROSTER_ADOBE_COUNTRY").or(adobe.country),
+        };
+        Self::from_settings(&settings, g).map(Some)
+    }
+
+    /// The link these settings describe (the Adobe connection completed from `[adobe]`).
+    pub fn from_settings(settings: &ImsSettings, g: &Globals) -> Result<Self> {
+        let identity_type = settings
+            .identity_type
+            .clone()
             .unwrap_or_else(|| "federatedID".into())
             .parse::<IdentityType>()
             .map_err(|e| anyhow::anyhow!("[adobe] identity_type: {e}"))?;
-        let country = env("ROSTER_ADOBE_COUNTRY").or(adobe.country);
-        let client = connect(&AdobeConn::from_env(), g)
+        let client = connect(&settings.adobe, g)
             .context("the Marketo subscription is on Adobe Identity (identity = \"adobe\"), so Roster needs the Admin Console too")?;
-        Ok(Some(Self {
+        Ok(Self {
             client,
-            profiles,
+            profiles: settings.profiles.clone(),
             identity_type,
-            country,
-        }))
+            country: settings.country.clone(),
+        })
     }
 
     /// Who holds the subscription's product profiles directly: one paged read per profile.

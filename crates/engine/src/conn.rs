@@ -51,6 +51,21 @@ pub struct MarketoConn {
         arg(long, env = "ROSTER_MARKETO_MAX_RETRIES", value_name = "N")
     )]
     pub max_retries: Option<usize>,
+    /// Set by a caller that configures a subscription on Adobe Identity itself (the demo);
+    /// otherwise `identity = "adobe"` in `[marketo]` or the environment says so.
+    #[cfg_attr(feature = "clap", arg(skip))]
+    pub ims: Option<ImsSettings>,
+}
+
+/// A Marketo subscription on Adobe Identity: the organization, the product profiles that
+/// give the subscription, and how people new to the organization are created.
+#[derive(Clone, Debug, Default)]
+pub struct ImsSettings {
+    pub adobe: AdobeConn,
+    pub profiles: Vec<String>,
+    /// `federatedID` (default), `enterpriseID` or `adobeID`.
+    pub identity_type: Option<String>,
+    pub country: Option<String>,
 }
 
 /// Where the Magento store is and how Roster signs in: an admin account (with a TOTP secret
@@ -205,6 +220,7 @@ impl std::fmt::Debug for MarketoConn {
             .field("rate_window", &self.rate_window)
             .field("daily_quota", &self.daily_quota)
             .field("max_retries", &self.max_retries)
+            .field("ims", &self.ims)
             .finish()
     }
 }

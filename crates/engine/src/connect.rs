@@ -338,7 +338,10 @@ impl MarketoSession {
     pub async fn open(conn: &MarketoConn, g: &Globals) -> Result<Self> {
         let state_dir = g.state.as_deref();
         let file = g.config_file()?.marketo;
-        let ims = crate::adobe_ops::ImsLink::configured(&file, g)?;
+        let ims = match &conn.ims {
+            Some(settings) => Some(crate::adobe_ops::ImsLink::from_settings(settings, g)?),
+            None => crate::adobe_ops::ImsLink::configured(&file, g)?,
+        };
         let Some(url) = conn.url.clone().or(file.url) else {
             bail!(
                 "no Marketo instance given: set ROSTER_MARKETO_URL (or --url, or url in the [marketo] section of the config file)"

@@ -25,7 +25,7 @@ pub mod text;
 
 use std::path::PathBuf;
 
-pub use conn::{AdobeConn, Confirm, MagentoConn, MarketoConn, parse_duration};
+pub use conn::{AdobeConn, Confirm, ImsSettings, MagentoConn, MarketoConn, parse_duration};
 pub use events::{Event, Events, Progress, StepOutcome};
 
 /// What every operation needs to know about where it runs: the state folder, the config

@@ -598,6 +598,7 @@ impl ServeConfig {
                     rate_window,
                     daily_quota: m.daily_quota,
                     max_retries: m.max_retries,
+                    ims: None,
                 }),
                 roster,
                 interval,

@@ -229,3 +229,35 @@ people:
     assert_eq!(accounts, 1, "one Adobe account");
     env.ok(&["log", "verify"]).await;
 }
+
+#[test]
+fn the_demo_runs_on_adobe_identity_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .env_clear()
+        .env("HOME", dir.path())
+        .args(["demo", "--ims", "--dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    // The Adobe steps, then the Marketo role steps; the sync; the joiner's roles; nothing left.
+    for expected in [
+        "give nia.okafor@acme.example the Adobe product profile Marketo Engage - Production",
+        "take the Adobe product profile Marketo Engage - Production from margaret.hamilton@acme.example",
+        "3 steps done now, 0 done before, 0 failed",
+        "grant Marketing User@Default to Marketo user nia.okafor@acme.example: done",
+        "Nothing to do: the apps match",
+    ] {
+        assert!(all.contains(expected), "{expected:?} missing:\n{all}");
+    }
+    let tombstone = all
+        .lines()
+        .find(|l| l.contains("margaret.hamilton@acme.example") && l.contains("deleted"))
+        .unwrap_or_else(|| panic!("no tombstone line:\n{all}"));
+    assert!(tombstone.contains("Standard User@US"), "{tombstone}");
+}
