@@ -328,7 +328,11 @@ async fn ims_scenario(
     print!("{}", again.plan);
     sessions.finish().await?;
 
-    records("Tombstones: the leaver's Marketo roles and product profile", g).await?;
+    records(
+        "Tombstones: the leaver's Marketo roles and product profile",
+        g,
+    )
+    .await?;
 
     step("Audit, Adobe: who holds which product profile");
     crate::adobe_cmd::audit(adobe_conn, Output::Table, g).await?;
