@@ -244,6 +244,7 @@ struct RawService {
     four_eyes: Option<bool>,
     json_logs: Option<bool>,
     parallel_runs: Option<usize>,
+    log_head_interval: Option<String>,
 }
 
 /// Settings every instance has (serde cannot flatten them into a struct that denies
@@ -434,6 +435,10 @@ pub struct ServeConfig {
     /// lock on PostgreSQL, so this is sized to the server's connection limit. On
     /// PostgreSQL, webhook deliveries are jobs that take these slots too.
     pub parallel_runs: usize,
+    /// How often the audit log's signed head is published (gauge, and a `log.head`
+    /// webhook when it moved on), besides after each run: lines written outside runs
+    /// (approvals, tokens, restores) reach a copy outside this host too.
+    pub log_head_interval: Duration,
     pub instances: Vec<Instance>,
     pub webhooks: Vec<Webhook>,
     pub console: ConsoleConfig,
@@ -443,6 +448,7 @@ pub struct ServeConfig {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_PARALLEL_RUNS: usize = 8;
+pub const DEFAULT_LOG_HEAD_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// A bound against a slip of the keyboard: on PostgreSQL a process holds up to 15 + this
 /// many connections (8 for the state, 4 and a listener for the job queue, 2 session
 /// locks, one per running instance), and a default server allows 100 in all.
@@ -528,6 +534,18 @@ impl ServeConfig {
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             format!("[service] listen: {listen_text:?} is not an address such as 127.0.0.1:8420")
         })?;
+        let log_head_interval = duration(
+            "service",
+            "log_head_interval",
+            raw.service.log_head_interval.as_ref(),
+        )?
+        .unwrap_or(DEFAULT_LOG_HEAD_INTERVAL);
+        if log_head_interval < Duration::from_millis(100) {
+            return Err(format!(
+                "[service] log_head_interval: {} is too short; give at least 100ms (default 15m)",
+                raw.service.log_head_interval.as_deref().unwrap_or_default()
+            ));
+        }
         let parallel_runs = match raw.service.parallel_runs {
             None => DEFAULT_PARALLEL_RUNS,
             Some(n) if (1..=MAX_PARALLEL_RUNS).contains(&n) => n,
@@ -766,6 +784,7 @@ impl ServeConfig {
             four_eyes: raw.service.four_eyes.unwrap_or(true),
             json_logs: raw.service.json_logs.unwrap_or(false),
             parallel_runs,
+            log_head_interval,
             instances,
             webhooks,
         })

@@ -80,9 +80,9 @@ impl Shared {
         }
     }
 
-    /// After a run: the log's newest row, signed, as a gauge and (when it moved on) a
-    /// `log.head` webhook, so that a receiver outside this host keeps heads that
-    /// `roster log verify --head` checks a cut tail against.
+    /// After a run and every `log_head_interval`: the log's newest row, signed, as a gauge
+    /// and (when it moved on) a `log.head` webhook, so that a receiver outside this host
+    /// keeps heads that `roster log verify --head` checks a cut tail against.
     pub async fn announce_log_head(&self) {
         let head = match self.store.log_head(OffsetDateTime::now_utc()).await {
             Ok(h) => h,
@@ -236,6 +236,20 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
             }
         }
     }
+    // The log's signed head, published on a clock as well as after runs.
+    let every = shared.config.log_head_interval;
+    let heads = Arc::clone(&shared);
+    let mut stop_heads = watch_rx.clone();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop_heads.changed() => break,
+                _ = tick.tick() => heads.announce_log_head().await,
+            }
+        }
+    });
     let app = api::router(Arc::clone(&shared));
     let mut stop_http = watch_rx.clone();
     tasks.spawn(async move {

@@ -781,7 +781,11 @@ async fn a_held_plan_rewritten_in_the_database_is_neither_shown_nor_approved() {
     );
     let svc = Service::start(
         dir.path(),
-        &config(&sandbox, "ROSTER_TEST_SECRET_HELD", "1h", &extra),
+        &config(&sandbox, "ROSTER_TEST_SECRET_HELD", "1h", &extra).replacen(
+            "[service]\n",
+            "[service]\nlog_head_interval = \"200ms\"\n",
+            1,
+        ),
         "ROSTER_TEST_SECRET_HELD",
     )
     .await;
@@ -922,6 +926,44 @@ async fn a_held_plan_rewritten_in_the_database_is_neither_shown_nor_approved() {
     };
     for h in &sent {
         assert!(h.verify(keys).is_ok(), "{h:?}");
+    }
+    // A line written outside any run (as an approval or a token is) reaches the receiver
+    // too: the head is published on a clock as well.
+    let mut line = roster_store::NewLogEntry {
+        actor: "auditor".into(),
+        app: "roster".into(),
+        action: "note".into(),
+        target: "outside a run".into(),
+        outcome: "done".into(),
+        ..Default::default()
+    };
+    line.detail = Some("a line no run wrote".into());
+    store
+        .append_log(&line, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let newest = store
+        .log_head(time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(newest.id > head.id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = received.lock().unwrap().clone();
+        let published = got
+            .iter()
+            .filter_map(|(_, b)| serde_json::from_str::<Value>(b).ok())
+            .filter(|v| v["event"] == "log.head")
+            .any(|v| v["data"]["id"].as_i64() == Some(newest.id));
+        if published {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no log.head for {} within 30 s: {got:?}",
+            newest.id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     svc.stop().await;
 }
