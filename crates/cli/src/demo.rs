@@ -249,6 +249,7 @@ pub async fn run_ims(dir: Option<PathBuf>) -> Result<()> {
             profiles: vec![PROFILE.into()],
             identity_type: None,
             country: Some("US".into()),
+            sync_timeout: None,
         }),
         ..MarketoConn::default()
     };

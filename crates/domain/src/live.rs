@@ -31,7 +31,7 @@ pub struct MarketoLive {
 /// whoever holds one of `profiles` (after its sync, with `Standard User` in `Default`) and
 /// removes whoever holds none; invitations, renames and deletions of standard users
 /// through Marketo's API are refused there.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImsLive {
     /// The product profiles that give access to this subscription (the instance's
     /// configuration).
@@ -43,6 +43,14 @@ pub struct ImsLive {
     pub country: Option<String>,
     /// Everyone who holds one of `profiles` directly.
     pub users: Vec<ImsUser>,
+    /// How long after Roster gave someone the profile Marketo may take to show them before
+    /// the plan says they have not appeared.
+    #[serde(default = "default_sync_timeout")]
+    pub sync_timeout_seconds: u64,
+}
+
+fn default_sync_timeout() -> u64 {
+    3600
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +60,26 @@ pub struct ImsUser {
     pub identity_type: String,
     /// Which of the subscription's profiles they hold directly.
     pub profiles: BTreeSet<String>,
+    /// When Roster gave them the profile, if Roster did (its state remembers it until
+    /// Marketo shows them).
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub added_at: Option<OffsetDateTime>,
+}
+
+impl Default for ImsLive {
+    fn default() -> Self {
+        Self {
+            profiles: Vec::new(),
+            identity_type: "federatedID".into(),
+            country: None,
+            users: Vec::new(),
+            sync_timeout_seconds: default_sync_timeout(),
+        }
+    }
 }
 
 impl ImsLive {

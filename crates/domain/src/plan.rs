@@ -870,6 +870,24 @@ impl<'a> Planner<'a> {
         }
         if let Some(held) = ims.user(&person.email) {
             let profiles: Vec<&str> = held.profiles.iter().map(String::as_str).collect();
+            let timeout = time::Duration::seconds(ims.sync_timeout_seconds as i64);
+            if let Some(added) = held.added_at
+                && self.options.now - added > timeout
+            {
+                let at = added
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                self.note(
+                    App::Marketo,
+                    &person.email,
+                    format!(
+                        "has not appeared in Marketo although Roster gave them {} at {at}, longer ago than the sync timeout ({} s): check in the Adobe Admin Console that the profile gives this subscription and that they hold it, then in Marketo",
+                        profiles.join(", "),
+                        ims.sync_timeout_seconds
+                    ),
+                );
+                return;
+            }
             self.note(
                 App::Marketo,
                 &person.email,
@@ -1480,6 +1498,7 @@ fn apply_one(live: &mut Live, action: &Action, now: OffsetDateTime) {
                     email: email.to_lowercase(),
                     identity_type: identity_type.clone(),
                     profiles: profiles.iter().cloned().collect(),
+                    added_at: Some(now),
                 }),
             }
         }
@@ -2037,6 +2056,7 @@ mod tests {
             email: email.into(),
             identity_type: "federatedID".into(),
             profiles: ["Prod".to_string()].into(),
+            added_at: None,
         };
         let mut roster = Roster {
             source: "r.yaml".into(),
@@ -2064,6 +2084,7 @@ mod tests {
                     identity_type: "federatedID".into(),
                     country: Some("US".into()),
                     users: vec![held("synced@acme.example"), held("leaver@acme.example")],
+                    sync_timeout_seconds: 3600,
                 }),
             }),
             magento: None,

@@ -164,6 +164,12 @@ pub struct ImsLink {
     pub profiles: Vec<String>,
     pub identity_type: IdentityType,
     pub country: Option<String>,
+    pub sync_timeout: std::time::Duration,
+}
+
+/// The instance fact under which Roster remembers when it gave `email` the profile.
+fn added_fact(email: &str) -> String {
+    format!("ims-added:{}", email.to_lowercase())
 }
 
 impl ImsLink {
@@ -194,11 +200,19 @@ impl ImsLink {
             );
         }
         let adobe = g.config_file()?.adobe;
+        let sync_timeout = match env("ROSTER_MARKETO_SYNC_TIMEOUT").or(file.sync_timeout.clone()) {
+            Some(t) => Some(
+                crate::conn::parse_duration(&t)
+                    .map_err(|e| anyhow::anyhow!("[marketo] sync_timeout: {e}"))?,
+            ),
+            None => None,
+        };
         let settings = ImsSettings {
             adobe: AdobeConn::from_env(),
             profiles,
             identity_type: env("ROSTER_ADOBE_IDENTITY_TYPE").or(adobe.identity_type),
             country: env("ROSTER_ADOBE_COUNTRY").or(adobe.country),
+            sync_timeout,
         };
         Self::from_settings(&settings, g).map(Some)
     }
@@ -218,11 +232,21 @@ impl ImsLink {
             profiles: settings.profiles.clone(),
             identity_type,
             country: settings.country.clone(),
+            sync_timeout: settings
+                .sync_timeout
+                .unwrap_or(std::time::Duration::from_secs(3600)),
         })
     }
 
     /// Who holds the subscription's product profiles directly: one paged read per profile.
-    pub async fn read(&self) -> Result<ImsLive> {
+    /// For those Marketo does not show yet (`in_marketo` says who it does), when Roster gave
+    /// them the profile, from the state.
+    pub async fn read(
+        &self,
+        state: &roster_store::StateStore,
+        instance: &str,
+        in_marketo: impl Fn(&str) -> bool,
+    ) -> Result<ImsLive> {
         let mut users: BTreeMap<String, ImsUser> = BTreeMap::new();
         for profile in &self.profiles {
             let Some(members) = self.client.group_members(profile).await? else {
@@ -248,17 +272,43 @@ impl ImsLink {
                         email,
                         identity_type: m.kind.as_str().to_string(),
                         profiles: Default::default(),
+                        added_at: None,
                     })
                     .profiles
                     .insert(profile.clone());
             }
+        }
+        for u in users.values_mut().filter(|u| !in_marketo(&u.email)) {
+            u.added_at = state
+                .fact(crate::connect::MARKETO, instance, &added_fact(&u.email))
+                .await?
+                .and_then(|t| {
+                    time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                });
         }
         Ok(ImsLive {
             profiles: self.profiles.clone(),
             identity_type: self.identity_type.as_str().to_string(),
             country: self.country.clone(),
             users: users.into_values().collect(),
+            sync_timeout_seconds: self.sync_timeout.as_secs(),
         })
+    }
+
+    /// Remembers that Roster gave `email` the profile now, so a plan can say when they have
+    /// not appeared in Marketo after the sync timeout.
+    pub async fn remember_added(
+        &self,
+        state: &roster_store::StateStore,
+        instance: &str,
+        email: &str,
+    ) -> Result<()> {
+        let now = crate::text::rfc3339(time::OffsetDateTime::now_utc());
+        state
+            .set_fact(crate::connect::MARKETO, instance, &added_fact(email), &now)
+            .await?;
+        Ok(())
     }
 
     /// Gives `email` the product profiles, creating their Adobe account first if there is

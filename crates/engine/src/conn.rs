@@ -66,6 +66,9 @@ pub struct ImsSettings {
     /// `federatedID` (default), `enterpriseID` or `adobeID`.
     pub identity_type: Option<String>,
     pub country: Option<String>,
+    /// How long Marketo may take to show someone given the profile before plans say they
+    /// have not appeared [default: 1h].
+    pub sync_timeout: Option<Duration>,
 }
 
 /// Where the Magento store is and how Roster signs in: an admin account (with a TOTP secret

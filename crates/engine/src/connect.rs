@@ -137,6 +137,9 @@ pub struct MarketoSection {
     pub identity: Option<String>,
     /// With `identity = "adobe"`: the product profiles that give this subscription.
     pub product_profiles: Option<Vec<String>>,
+    /// With `identity = "adobe"`: how long Marketo may take to show someone given the
+    /// profile before plans report them (default "1h").
+    pub sync_timeout: Option<String>,
     pub max_in_flight: Option<usize>,
     pub rate_limit: Option<u32>,
     pub rate_window_seconds: Option<u64>,

@@ -231,6 +231,15 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
             }
         }
     }
+    let ims = match &s.ims {
+        Some(link) => Some(
+            link.read(&s.state, &s.instance, |email| {
+                users.iter().any(|u| u.email.eq_ignore_ascii_case(email))
+            })
+            .await?,
+        ),
+        None => None,
+    };
     Ok(MarketoLive {
         roles: audit
             .directory
@@ -245,10 +254,7 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
             .map(|w| w.name.clone())
             .collect(),
         users,
-        ims: match &s.ims {
-            Some(link) => Some(link.read().await?),
-            None => None,
-        },
+        ims,
     })
 }
 

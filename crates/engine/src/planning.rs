@@ -1124,6 +1124,8 @@ impl Executor<'_> {
                 let link = self.ims()?;
                 link.add_profiles(email, first_name, last_name, profiles)
                     .await?;
+                let s = self.marketo()?;
+                link.remember_added(&s.state, &s.instance, email).await?;
                 Ok(Some(
                     "Marketo adds them at its next sync with the Admin Console; the next plan grants their roles"
                         .into(),

@@ -261,3 +261,50 @@ fn the_demo_runs_on_adobe_identity_offline() {
         .unwrap_or_else(|| panic!("no tombstone line:\n{all}"));
     assert!(tombstone.contains("Standard User@US"), "{tombstone}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_marketo_never_shows_is_reported_after_the_sync_timeout() {
+    // Marketo's sync takes an hour here; Roster is told to wait no time at all.
+    let env = Env::start_ims(Duration::from_secs(3600)).await;
+    let roster = env.write(
+        "late.yaml",
+        "\
+policies:
+  marketo:
+    managed_domains: [acme.example]
+    unlisted: report
+people:
+  - email: late.joiner@acme.example
+    first_name: Late
+    last_name: Joiner
+    access:
+      marketo: [\"Standard User@Default\"]
+",
+    );
+    let path = roster.to_str().unwrap();
+    env.ok(&["apply", "--auto", path]).await;
+    let timeout = [("ROSTER_MARKETO_SYNC_TIMEOUT", "0s")];
+    let plan = env
+        .run_env(&["plan", path, "-o", "json"], &timeout)
+        .await
+        .json();
+    let notes = plan["notes"].to_string();
+    assert!(
+        notes.contains(
+            "has not appeared in Marketo although Roster gave them Marketo Engage - Production"
+        ),
+        "{plan:#}"
+    );
+    assert!(
+        plan["steps"].as_array().unwrap().is_empty(),
+        "asked once only: {plan:#}"
+    );
+    // Within the timeout, it is a wait.
+    let plan = env.ok(&["plan", path, "-o", "json"]).await.json();
+    assert!(
+        plan["notes"]
+            .to_string()
+            .contains("waiting for Marketo's sync"),
+        "{plan:#}"
+    );
+}
