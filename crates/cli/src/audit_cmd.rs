@@ -164,9 +164,26 @@ pub async fn run(
         )
         .await?;
     let pending = roster_engine::marketo_ops::tracked_invites(&s).await?;
-    let report = Report::new(&s, &audit, &pending);
+    // On Adobe Identity, who holds the subscription's product profiles, beside the matrix.
+    let ims = match &s.ims {
+        Some(link) => Some(
+            link.read(&s.state, &s.instance, |email| {
+                audit
+                    .users
+                    .iter()
+                    .any(|u| u.user.email_address.eq_ignore_ascii_case(email))
+            })
+            .await?,
+        ),
+        None => None,
+    };
+    let mut report = Report::new(&s, &audit, &pending);
+    report.ims = ims.as_ref();
     match format {
-        ReportFormat::Table => report.table().print(Output::Table)?,
+        ReportFormat::Table => {
+            report.table().print(Output::Table)?;
+            report.ims_callouts();
+        }
         ReportFormat::Csv => report.table().print(Output::Csv)?,
         ReportFormat::Json => println!(
             "{}",
@@ -214,6 +231,8 @@ struct Report<'a> {
     minimum: u64,
     quota_left: u64,
     quota_limit: u64,
+    /// On Adobe Identity: the product profiles' holders.
+    ims: Option<&'a roster_domain::live::ImsLive>,
 }
 
 #[derive(Template)]
@@ -265,6 +284,68 @@ impl<'a> Report<'a> {
             minimum: audit::minimum_calls(audit.users.len()),
             quota_left: s.client.quota().remaining(),
             quota_limit: s.client.quota().limit(),
+            ims: None,
+        }
+    }
+
+    /// On Adobe Identity, the two lists an auditor asks for: people given the product
+    /// profile whom Marketo does not show (yet), and standard users in no product profile.
+    fn ims_mismatches(&self) -> Option<(Vec<String>, Vec<String>)> {
+        let ims = self.ims?;
+        let in_marketo = |email: &str| {
+            self.audit
+                .users
+                .iter()
+                .any(|u| u.user.email_address.eq_ignore_ascii_case(email))
+        };
+        let not_in_marketo = ims
+            .users
+            .iter()
+            .filter(|u| !in_marketo(&u.email))
+            .map(|u| u.email.clone())
+            .collect();
+        let without_profile = self
+            .audit
+            .users
+            .iter()
+            .filter(|u| !u.user.api_only && ims.user(&u.user.email_address).is_none())
+            .map(|u| u.user.email_address.clone())
+            .collect();
+        Some((not_in_marketo, without_profile))
+    }
+
+    fn ims_callouts(&self) {
+        let Some((not_in_marketo, without_profile)) = self.ims_mismatches() else {
+            return;
+        };
+        let profiles = self.ims.map(|i| i.profiles.join(", ")).unwrap_or_default();
+        println!();
+        println!(
+            "Adobe Identity: in {profiles} but not in Marketo (its sync has not added them yet): {}",
+            if not_in_marketo.is_empty() {
+                "none".into()
+            } else {
+                roster_engine::text::sanitize(&not_in_marketo.join(", "))
+            }
+        );
+        println!(
+            "Adobe Identity: standard users in none of those profiles directly (Marketo removes them at its sync, unless a user group gives them one): {}",
+            if without_profile.is_empty() {
+                "none".into()
+            } else {
+                roster_engine::text::sanitize(&without_profile.join(", "))
+            }
+        );
+    }
+
+    /// The Adobe columns of a user's rows: identity type and the profiles they hold.
+    fn adobe_cells(&self, email: &str) -> Vec<Value> {
+        match self.ims.and_then(|i| i.user(email)) {
+            Some(u) => vec![
+                json!(u.identity_type),
+                json!(u.profiles.iter().cloned().collect::<Vec<_>>().join("; ")),
+            ],
+            None => vec![Value::Null, Value::Null],
         }
     }
 
@@ -274,7 +355,7 @@ impl<'a> Report<'a> {
 
     /// One row per user and role; a user without roles still gets a row.
     fn table(&self) -> Table {
-        let mut t = Table::new(&[
+        let mut columns = vec![
             "email",
             "first name",
             "last name",
@@ -285,10 +366,14 @@ impl<'a> Report<'a> {
             "user id",
             "workspace id",
             "role id",
-        ]);
+        ];
+        if self.ims.is_some() {
+            columns.extend(["adobe identity", "adobe profiles"]);
+        }
+        let mut t = Table::new(&columns);
         for u in &self.audit.users {
             let row = |r: Option<&RoleAssignment>| {
-                vec![
+                let mut cells = vec![
                     json!(u.user.email_address),
                     json!(u.user.first_name),
                     json!(u.user.last_name),
@@ -299,7 +384,11 @@ impl<'a> Report<'a> {
                     json!(u.user.id),
                     r.map_or(Value::Null, |r| json!(r.workspace_id)),
                     r.map_or(Value::Null, |r| json!(r.role_id)),
-                ]
+                ];
+                if self.ims.is_some() {
+                    cells.extend(self.adobe_cells(&u.user.email_address));
+                }
+                cells
             };
             if u.roles.is_empty() {
                 t.push(row(None));
@@ -312,6 +401,21 @@ impl<'a> Report<'a> {
     }
 
     fn json(&self) -> Value {
+        let mut out = self.json_marketo();
+        if let (Some(ims), Some((not_in_marketo, without_profile))) =
+            (self.ims, self.ims_mismatches())
+        {
+            out["adobe"] = json!({
+                "productProfiles": ims.profiles,
+                "holders": ims.users,
+                "inProfileNotInMarketo": not_in_marketo,
+                "inMarketoWithoutProfile": without_profile,
+            });
+        }
+        out
+    }
+
+    fn json_marketo(&self) -> Value {
         let a = self.audit;
         json!({
             "app": MARKETO,

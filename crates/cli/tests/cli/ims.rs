@@ -227,6 +227,31 @@ people:
         .filter(|u| u["email"] == "new.joiner@acme.example")
         .count();
     assert_eq!(accounts, 1, "one Adobe account");
+    // The Marketo audit shows each user's Adobe identity and profiles, and calls out
+    // those Marketo shows without a profile of their own (Katherine has it through a user
+    // group).
+    let audit = env.ok(&["audit", "marketo", "-o", "json"]).await.json();
+    let adobe = &audit["adobe"];
+    assert!(
+        adobe["in_marketo_without_profile"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "katherine.johnson@acme.example"),
+        "{adobe:#}"
+    );
+    assert!(
+        adobe["holders"].as_array().unwrap().iter().any(|h| h["email"]
+            == "new.joiner@acme.example"
+            && h["identity_type"] == "federatedID"),
+        "{adobe:#}"
+    );
+    let table = env.ok(&["audit", "marketo"]).await.stdout;
+    assert!(
+        table.contains("ADOBE PROFILES")
+            && table.contains("standard users in none of those profiles"),
+        "{table}"
+    );
     env.ok(&["log", "verify"]).await;
 }
 
