@@ -188,6 +188,28 @@ impl fmt::Display for Cap {
     }
 }
 
+/// What becomes of a leaver's Adobe account, on a Marketo subscription on Adobe Identity,
+/// once the subscription's product profile is taken from them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdobeLeaver {
+    /// The account stays in the organization, with its other Adobe products.
+    #[default]
+    KeepAccount,
+    /// Removed from the organization, with every Adobe product it had there; the account
+    /// itself stays.
+    RemoveFromOrg,
+    /// Removed from the organization, and deleted if the organization owns it (an
+    /// Enterprise or Federated ID). An Adobe ID belongs to its person: only removed.
+    DeleteAccount,
+}
+
+impl AdobeLeaver {
+    pub fn is_keep(&self) -> bool {
+        *self == AdobeLeaver::KeepAccount
+    }
+}
+
 /// How Roster may act on one app's accounts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
@@ -203,6 +225,9 @@ pub struct Policy {
     pub disabled_group: Option<String>,
     /// Magento: the website code customers are created in and matched on.
     pub website: String,
+    /// Marketo on Adobe Identity: what becomes of a leaver's Adobe account.
+    #[serde(default)]
+    pub adobe_leaver: AdobeLeaver,
 }
 
 impl Default for Policy {
@@ -215,6 +240,7 @@ impl Default for Policy {
             max_destructive: Cap::default(),
             disabled_group: None,
             website: "base".into(),
+            adobe_leaver: AdobeLeaver::KeepAccount,
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct ImsUser {
     pub identity_type: String,
     /// Which of the subscription's profiles they hold directly.
     pub profiles: BTreeSet<String>,
+    /// Holds `_org_admin`: Roster never removes them from the organization.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub org_admin: bool,
     /// When Roster gave them the profile, if Roster did (its state remembers it until
     /// Marketo shows them).
     #[serde(

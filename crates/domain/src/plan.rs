@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::{Date, Duration, OffsetDateTime, Time};
 
-use crate::desired::{App, Person, RoleRef, Roster, Unlisted};
+use crate::desired::{AdobeLeaver, App, Person, RoleRef, Roster, Unlisted};
 use crate::live::{
     ImsLive, ImsUser, Live, MagentoAdmin, MagentoCustomer, MagentoLive, MarketoLive, MarketoUser,
     PendingInvite, admin_key, customer_key, digest, ims_key, marketo_key,
@@ -120,6 +120,9 @@ pub enum Action {
     AdobeRemoveProfile {
         email: String,
         profiles: Vec<String>,
+        /// Then, per `policies.marketo.adobe_leaver`, out of the organization too.
+        #[serde(default, skip_serializing_if = "AdobeLeaver::is_keep")]
+        leave: AdobeLeaver,
     },
     MagentoCreateCustomer {
         email: String,
@@ -280,9 +283,20 @@ impl Action {
                 "give {email} the Adobe product profile {} (a {identity_type} is created if they have no Adobe account); Marketo adds them at its sync",
                 profiles.join(", ")
             ),
-            Action::AdobeRemoveProfile { email, profiles } => format!(
-                "take the Adobe product profile {} from {email}; Marketo removes them at its sync",
-                profiles.join(", ")
+            Action::AdobeRemoveProfile {
+                email,
+                profiles,
+                leave,
+            } => format!(
+                "take the Adobe product profile {} from {email}{}; Marketo removes them at its sync",
+                profiles.join(", "),
+                match leave {
+                    AdobeLeaver::KeepAccount => "",
+                    AdobeLeaver::RemoveFromOrg =>
+                        " and remove them from the Adobe organization (every Adobe product of theirs there)",
+                    AdobeLeaver::DeleteAccount =>
+                        " and remove them from the Adobe organization, deleting the account if the organization owns it",
+                }
             ),
             Action::MagentoCreateCustomer { email, group, .. } => {
                 format!("create Magento customer {email} in group {group}")
@@ -695,10 +709,12 @@ impl<'a> Planner<'a> {
                     && !self.kept(App::Marketo, &person.email, &person.email)
                 {
                     // Given the profile, not yet synced into Marketo: take it back.
+                    let leave = self.adobe_leave(held);
                     self.step(
                         Action::AdobeRemoveProfile {
                             email: person.email.clone(),
                             profiles: held.profiles.iter().cloned().collect(),
+                            leave,
                         },
                         leaver_reason(person),
                     );
@@ -923,16 +939,31 @@ impl<'a> Planner<'a> {
         );
     }
 
+    /// What the policy does with a leaver's Adobe account; an organization admin's stays.
+    fn adobe_leave(&mut self, held: &ImsUser) -> AdobeLeaver {
+        let leave = self.roster.policies.marketo.adobe_leaver;
+        if held.org_admin && !leave.is_keep() {
+            self.note(
+                App::Marketo,
+                &held.email,
+                "holds _org_admin in the Adobe organization: their Adobe account stays there whatever policies.marketo.adobe_leaver says",
+            );
+            return AdobeLeaver::KeepAccount;
+        }
+        leave
+    }
+
     fn offboard_marketo(&mut self, live: &MarketoLive, u: &MarketoUser, reason: &str) {
         if let Some(ims) = &live.ims
             && !u.api_only
         {
             // Marketo refuses to delete a standard user here; without the product profile
             // it removes them itself at its sync.
-            let profiles: Vec<String> = ims
-                .user(&u.email)
+            let held = ims.user(&u.email);
+            let profiles: Vec<String> = held
                 .map(|h| h.profiles.iter().cloned().collect())
                 .unwrap_or_default();
+            let leave = held.map_or(AdobeLeaver::KeepAccount, |h| self.adobe_leave(h));
             if profiles.is_empty() {
                 self.note(
                     App::Marketo,
@@ -947,6 +978,7 @@ impl<'a> Planner<'a> {
                     Action::AdobeRemoveProfile {
                         email: u.email.clone(),
                         profiles,
+                        leave,
                     },
                     reason,
                 );
@@ -1498,11 +1530,14 @@ fn apply_one(live: &mut Live, action: &Action, now: OffsetDateTime) {
                     email: email.to_lowercase(),
                     identity_type: identity_type.clone(),
                     profiles: profiles.iter().cloned().collect(),
+                    org_admin: false,
                     added_at: Some(now),
                 }),
             }
         }
-        Action::AdobeRemoveProfile { email, profiles } => {
+        Action::AdobeRemoveProfile {
+            email, profiles, ..
+        } => {
             if let Some(ims) = live.marketo.as_mut().and_then(|m| m.ims.as_mut()) {
                 for u in ims
                     .users
@@ -2056,6 +2091,7 @@ mod tests {
             email: email.into(),
             identity_type: "federatedID".into(),
             profiles: ["Prod".to_string()].into(),
+            org_admin: false,
             added_at: None,
         };
         let mut roster = Roster {
@@ -2070,6 +2106,7 @@ mod tests {
             ..Roster::default()
         };
         roster.policies.marketo.protect_api_only = false;
+        roster.policies.marketo.adobe_leaver = AdobeLeaver::RemoveFromOrg;
         let live = Live {
             marketo: Some(MarketoLive {
                 roles: vec![],
@@ -2083,7 +2120,13 @@ mod tests {
                     profiles: vec!["Prod".into()],
                     identity_type: "federatedID".into(),
                     country: Some("US".into()),
-                    users: vec![held("synced@acme.example"), held("leaver@acme.example")],
+                    users: vec![
+                        held("synced@acme.example"),
+                        ImsUser {
+                            org_admin: true,
+                            ..held("leaver@acme.example")
+                        },
+                    ],
                     sync_timeout_seconds: 3600,
                 }),
             }),
@@ -2112,13 +2155,28 @@ mod tests {
         );
         // The leaver loses it; one who holds none directly is explained, not deleted; an
         // API-only user is Marketo's own and deleted there as before.
+        // (An organization admin stays in the organization, whatever adobe_leaver says.)
         assert!(
             p.steps.iter().any(|s| matches!(
                 &s.action,
-                Action::AdobeRemoveProfile { email, .. } if email == "leaver@acme.example"
+                Action::AdobeRemoveProfile { email, leave: AdobeLeaver::KeepAccount, .. } if email == "leaver@acme.example"
             ) && s.destructive),
             "{kinds:?}"
         );
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.account == "leaver@acme.example" && n.message.contains("_org_admin")),
+            "{p}"
+        );
+        // And a step that would remove one is refused where it runs, however it was made.
+        let forged = Action::AdobeRemoveProfile {
+            email: "leaver@acme.example".into(),
+            profiles: vec!["Prod".into()],
+            leave: AdobeLeaver::DeleteAccount,
+        };
+        let why = crate::safety::refusal(&forged, &live, &roster.policies, &Default::default());
+        assert!(why.is_some_and(|w| w.contains("_org_admin")));
         assert!(
             p.notes
                 .iter()

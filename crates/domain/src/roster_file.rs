@@ -456,6 +456,7 @@ struct RawPolicy {
     max_destructive: Option<RawCap>,
     disabled_group: Option<String>,
     website: Option<String>,
+    adobe_leaver: Option<crate::desired::AdobeLeaver>,
 }
 
 #[derive(Deserialize)]
@@ -549,7 +550,15 @@ impl<Q: Located<Inner = RawPolicy>> RawPolicies<Q> {
                 max_destructive,
                 disabled_group: raw.disabled_group,
                 website: raw.website.unwrap_or(defaults.website),
+                adobe_leaver: raw.adobe_leaver.unwrap_or_default(),
             };
+            if app == "magento" && raw.adobe_leaver.is_some() {
+                problems.push(Problem::new(
+                    name,
+                    line,
+                    "policies.magento.adobe_leaver: Magento accounts are not Adobe accounts; adobe_leaver belongs under policies.marketo (a subscription on Adobe Identity)",
+                ));
+            }
             if app == "magento"
                 && policy.unlisted == Unlisted::Disable
                 && policy.disabled_group.is_none()

@@ -173,6 +173,19 @@ pub fn refusal(
             if own.is_marketo(&[email]) {
                 return Some(format!("{email} is Roster's own API user"));
             }
+            if let Action::AdobeRemoveProfile { leave, .. } = action
+                && !leave.is_keep()
+                && live
+                    .marketo
+                    .as_ref()
+                    .and_then(|m| m.ims.as_ref())
+                    .and_then(|i| i.user(email))
+                    .is_some_and(|u| u.org_admin)
+            {
+                return Some(format!(
+                    "{email} holds _org_admin in the Adobe organization: Roster never removes an organization admin from it"
+                ));
+            }
             if let Action::AdobeRemoveProfile { .. } = action
                 && policy.protect_api_only
                 && let Some(u) = live

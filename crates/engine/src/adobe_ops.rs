@@ -272,6 +272,7 @@ impl ImsLink {
                         email,
                         identity_type: m.kind.as_str().to_string(),
                         profiles: Default::default(),
+                        org_admin: m.is_org_admin(),
                         added_at: None,
                     })
                     .profiles
@@ -333,9 +334,30 @@ impl ImsLink {
         self.run(email, steps).await
     }
 
-    /// Takes the product profiles from `email`; their Adobe account stays.
-    pub async fn remove_profiles(&self, email: &str, profiles: &[String]) -> Result<()> {
-        self.run(email, vec![Step::Remove(profiles.to_vec())]).await
+    /// Takes the product profiles from `email`; then, as `leave` says, removes them from the
+    /// organization (deleting the account only if the organization owns it). An
+    /// organization admin is never removed.
+    pub async fn remove_profiles(
+        &self,
+        email: &str,
+        profiles: &[String],
+        leave: roster_domain::desired::AdobeLeaver,
+    ) -> Result<()> {
+        use roster_domain::desired::AdobeLeaver;
+        let mut steps = vec![Step::Remove(profiles.to_vec())];
+        if !leave.is_keep() {
+            let user = self.client.user(email).await?;
+            if user.as_ref().is_some_and(AdobeUser::is_org_admin) {
+                bail!(
+                    "{email} holds _org_admin in the Adobe organization: Roster does not remove an organization admin from it"
+                );
+            }
+            let owned = user.as_ref().is_some_and(|u| u.kind.org_owned());
+            steps.push(Step::RemoveFromOrg {
+                delete_account: leave == AdobeLeaver::DeleteAccount && owned,
+            });
+        }
+        self.run(email, steps).await
     }
 
     async fn run(&self, email: &str, steps: Vec<Step>) -> Result<()> {

@@ -482,6 +482,7 @@ pub async fn offboard_ims(
     s: &MarketoSession,
     email: &str,
     profiles: &[String],
+    leave: roster_domain::desired::AdobeLeaver,
     confirm: &Confirm,
 ) -> Result<()> {
     let link = s
@@ -532,7 +533,7 @@ pub async fn offboard_ims(
                     roles,
                     account: serde_json::json!({
                         "marketo": raw,
-                        "adobe": {"org_id": link.client.org_id(), "profiles": profiles},
+                        "adobe": {"org_id": link.client.org_id(), "profiles": profiles, "leave": leave},
                     }),
                     deleted_at: now(),
                     deleted_by: by,
@@ -544,7 +545,7 @@ pub async fn offboard_ims(
             id
         }
     };
-    if let Err(e) = link.remove_profiles(email, profiles).await {
+    if let Err(e) = link.remove_profiles(email, profiles, leave).await {
         s.state
             .set_tombstone_status(id, TombstoneStatus::Failed)
             .await?;

@@ -1131,9 +1131,14 @@ impl Executor<'_> {
                         .into(),
                 ))
             }
-            Action::AdobeRemoveProfile { email, profiles } => {
+            Action::AdobeRemoveProfile {
+                email,
+                profiles,
+                leave,
+            } => {
                 let s = self.marketo()?;
-                crate::lifecycle::offboard_ims(s, email, profiles, &self.confirm(step)).await?;
+                crate::lifecycle::offboard_ims(s, email, profiles, *leave, &self.confirm(step))
+                    .await?;
                 Ok(Some(
                     "Marketo removes them at its next sync with the Admin Console".into(),
                 ))

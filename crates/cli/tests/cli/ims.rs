@@ -16,6 +16,7 @@ policies:
     protected: [ada.lovelace@acme.example]
     unlisted: report
     max_destructive: 5
+    adobe_leaver: delete_account
 people:
   - email: new.joiner@acme.example
     first_name: New
@@ -73,6 +74,7 @@ async fn one_roster_drives_the_adobe_and_the_marketo_half() {
         .find(|s| s["action"]["kind"] == "adobe_remove_profile")
         .unwrap();
     assert_eq!(remove["destructive"], true);
+    assert_eq!(remove["action"]["leave"], "delete_account", "{remove:#}");
 
     // Unapproved, the removal waits; approved, everything runs.
     let refused = env.run_env(&["apply", "--auto", path], &[]).await;
@@ -152,6 +154,14 @@ async fn one_roster_drives_the_adobe_and_the_marketo_half() {
         !restore.ok && restore.stderr.contains("Marketo Engage - Production"),
         "{}",
         restore.stderr
+    );
+    // Per adobe_leaver, the leaver's Federated ID (the organization's own) is gone too.
+    let adobe = env.ok(&["audit", "adobe", "-o", "json"]).await.json();
+    assert!(
+        !adobe["users"]
+            .to_string()
+            .contains("margaret.hamilton@acme.example"),
+        "{adobe:#}"
     );
     let log = env.ok(&["log", "-o", "json"]).await.json();
     let done: Vec<&Value> = log
