@@ -59,6 +59,9 @@ struct RawFile {
     marketo: BTreeMap<String, RawMarketo>,
     #[serde(default)]
     magento: BTreeMap<String, RawMagento>,
+    /// Adobe organizations that Marketo subscriptions on Adobe Identity name.
+    #[serde(default)]
+    adobe: BTreeMap<String, RawAdobe>,
     #[serde(default)]
     webhook: BTreeMap<String, RawWebhook>,
     #[serde(default)]
@@ -270,10 +273,29 @@ struct RawMarketo {
     daily_quota: Option<u64>,
     daily_budget: Option<u64>,
     max_retries: Option<usize>,
+    /// `adobe.NAME`: the subscription is on Adobe Identity, its standard users come from
+    /// the product profiles of the `[adobe.NAME]` organization.
+    identity: Option<String>,
+    product_profiles: Option<Vec<String>>,
+    sync_timeout: Option<String>,
     roster: Option<PathBuf>,
     interval: Option<String>,
     auto_apply: Option<AutoApply>,
     resend_invites: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdobe {
+    url: Option<String>,
+    ims_url: Option<String>,
+    org_id: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    identity_type: Option<String>,
+    country: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -455,6 +477,95 @@ pub const DEFAULT_LOG_HEAD_INTERVAL: Duration = Duration::from_secs(15 * 60);
 pub const MAX_PARALLEL_RUNS: usize = 64;
 
 /// A secret given by the name of an environment variable or a file, never inline.
+/// The Adobe link of a Marketo instance whose `identity = "adobe.NAME"`, from `[adobe.NAME]`.
+fn ims_settings(
+    name: &str,
+    m: &RawMarketo,
+    adobe: &BTreeMap<String, RawAdobe>,
+    base: &Path,
+) -> Result<Option<roster_engine::ImsSettings>, String> {
+    let Some(identity) = &m.identity else {
+        if m.product_profiles.is_some() || m.sync_timeout.is_some() {
+            return Err(format!(
+                "[{name}] names product_profiles or sync_timeout but no identity: add identity = \"adobe.NAME\" for a subscription on Adobe Identity"
+            ));
+        }
+        return Ok(None);
+    };
+    let known = || {
+        adobe
+            .keys()
+            .map(|k| format!("adobe.{k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(org) = identity.strip_prefix("adobe.") else {
+        return Err(format!(
+            "[{name}] identity = {identity:?}: give \"adobe.NAME\", naming an [adobe.NAME] section"
+        ));
+    };
+    let Some(a) = adobe.get(org) else {
+        return Err(format!(
+            "[{name}] identity = {identity:?}, but there is no [adobe.{org}] section (there are: {})",
+            if adobe.is_empty() {
+                "none".to_string()
+            } else {
+                known()
+            }
+        ));
+    };
+    let section = format!("adobe.{org}");
+    let profiles: Vec<String> = m
+        .product_profiles
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !p.trim().is_empty())
+        .collect();
+    if profiles.is_empty() {
+        return Err(format!(
+            "[{name}] is on Adobe Identity but names no product profile: give product_profiles = [\"Marketo Engage - Production\"], the profiles that give this subscription"
+        ));
+    }
+    if let Some(t) = &a.identity_type
+        && !["federatedID", "enterpriseID", "adobeID"].contains(&t.as_str())
+    {
+        return Err(format!(
+            "[{section}] identity_type = {t:?}: give federatedID, enterpriseID or adobeID"
+        ));
+    }
+    let client_secret = secret(
+        &section,
+        "client_secret",
+        a.client_secret.as_ref(),
+        a.client_secret_env.as_ref(),
+        a.client_secret_file.as_ref(),
+        base,
+    )?
+    .ok_or_else(|| format!("[{section}] has no client_secret_env or client_secret_file"))?;
+    Ok(Some(roster_engine::ImsSettings {
+        adobe: roster_engine::AdobeConn {
+            url: a.url.clone(),
+            ims_url: a.ims_url.clone(),
+            org_id: Some(
+                a.org_id
+                    .clone()
+                    .ok_or_else(|| format!("[{section}] has no org_id (...@AdobeOrg)"))?,
+            ),
+            client_id: Some(
+                a.client_id
+                    .clone()
+                    .ok_or_else(|| format!("[{section}] has no client_id"))?,
+            ),
+            client_secret: Some(client_secret),
+        },
+        profiles,
+        identity_type: a.identity_type.clone(),
+        country: a.country.clone(),
+        sync_timeout: duration(name, "sync_timeout", m.sync_timeout.as_ref())?,
+    }))
+}
+
 fn secret(
     name: &str,
     field: &str,
@@ -604,6 +715,7 @@ impl ServeConfig {
             )?
             .ok_or_else(|| format!("[{name}] has no client_secret_env or client_secret_file"))?;
             let rate_window = duration(&name, "rate_window", m.rate_window.as_ref())?;
+            let ims = ims_settings(&name, m, &raw.adobe, &base)?;
             instances.push(Instance {
                 name,
                 app: App::Marketo,
@@ -616,7 +728,7 @@ impl ServeConfig {
                     rate_window,
                     daily_quota: m.daily_quota,
                     max_retries: m.max_retries,
-                    ims: None,
+                    ims,
                 }),
                 roster,
                 interval,
@@ -624,6 +736,17 @@ impl ServeConfig {
                 resend_invites,
                 daily_budget: m.daily_budget,
             });
+        }
+        for name in raw.adobe.keys() {
+            let used = raw
+                .marketo
+                .values()
+                .any(|m| m.identity.as_deref() == Some(&format!("adobe.{name}")));
+            if !used {
+                return Err(format!(
+                    "[adobe.{name}] is named by no Marketo instance: give a [marketo.NAME] section identity = \"adobe.{name}\" (Adobe instances of their own are not built yet)"
+                ));
+            }
         }
         for (short, m) in &raw.magento {
             check_name("magento", short)?;

@@ -2790,3 +2790,98 @@ async fn a_service_stopping_mid_apply_hands_the_rest_to_another() {
 fn the_whole_suite_on_postgres() {
     roster_store::testing::rerun_on_postgres("", "the_whole_suite_on_postgres");
 }
+
+/// A Marketo subscription on Adobe Identity, reconciled by the service: the joiner's
+/// product profile is given in the Admin Console (unattended: it takes nothing away), and
+/// once Marketo's sync shows them, the next run grants the roster's roles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_on_adobe_identity_is_reconciled_through_the_admin_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut org = roster_sandbox::adobe::AdobeConfig::new(dir.path().join("adobe"));
+    org.client_id = Some("svc-adobe".into());
+    org.client_secret = Some(Secret::new("svc-adobe-secret"));
+    org.limits = roster_sandbox::adobe::AdobeLimits::unlimited();
+    let adobe = roster_sandbox::adobe::start(org).await.unwrap();
+    let adobe_data = dir.path().join("adobe");
+    let sandbox = sandbox_with(dir.path(), |c| {
+        c.ims = true;
+        c.adobe = Some(marketo::ims_sync::AdobeLink {
+            data_dir: adobe_data,
+            sync_delay: Duration::from_millis(300),
+        });
+    })
+    .await;
+    std::fs::write(dir.path().join("adobe-secret"), "svc-adobe-secret\n").unwrap();
+    std::fs::write(
+        dir.path().join("people.yaml"),
+        "policies:\n  marketo:\n    managed_domains: [acme.example]\n    unlisted: report\npeople:\n  - email: new.joiner@acme.example\n    first_name: New\n    last_name: Joiner\n    access:\n      marketo: [\"Standard User@Default\", \"Standard User@EMEA\"]\n",
+    )
+    .unwrap();
+    let extra = format!(
+        "identity = \"adobe.corp\"\nproduct_profiles = [\"Marketo Engage - Production\"]\n\n[adobe.corp]\nurl = \"{url}\"\nims_url = \"{url}\"\norg_id = \"{org}\"\nclient_id = \"svc-adobe\"\nclient_secret_file = \"adobe-secret\"\ncountry = \"US\"\n",
+        url = adobe.base_url(),
+        org = adobe.credentials().org_id
+    );
+    let svc = Service::start(
+        dir.path(),
+        &config(&sandbox, "ROSTER_TEST_SECRET_IMS", "1h", &extra),
+        "ROSTER_TEST_SECRET_IMS",
+    )
+    .await;
+    let viewer = svc.token("auditor", "viewer").await;
+    let operator = svc.token("ops", "operator").await;
+    let first = svc
+        .run_where(&viewer, "scheduled at start", |r| {
+            r["trigger"] == "schedule"
+        })
+        .await;
+    assert_eq!(first["outcome"], "done", "{first:#}");
+    // Marketo's sync adds them; the service's next run grants the rest.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !marketo_has(&sandbox, "new.joiner@acme.example").await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Marketo never showed the joiner"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = svc.reconcile_now(&operator, &viewer, "marketo.acme").await;
+    assert_eq!(second["outcome"], "done", "{second:#}");
+    let (_, log) = svc.get(&viewer, "/api/v1/log").await;
+    let text = log.to_string();
+    assert!(
+        text.contains("adobe user new.joiner@acme.example")
+            && text.contains("grant Standard User@EMEA to Marketo user new.joiner@acme.example"),
+        "{log:#}"
+    );
+    svc.stop().await;
+    sandbox.shutdown().await;
+    adobe.shutdown().await;
+}
+
+#[test]
+fn an_adobe_identity_must_name_its_organization_and_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    let base = "[service]\nlisten = \"127.0.0.1:0\"\n\n[marketo.acme]\nurl = \"http://127.0.0.1:9\"\nclient_id = \"c\"\nclient_secret_env = \"PATH\"\nroster = \"people.yaml\"\n";
+    let load = |text: &str| {
+        let path = dir.path().join("roster.toml");
+        std::fs::write(&path, text).unwrap();
+        ServeConfig::load(&path).unwrap_err().to_string()
+    };
+    let missing = load(&format!(
+        "{base}identity = \"adobe.corp\"\nproduct_profiles = [\"P\"]\n"
+    ));
+    assert!(missing.contains("no [adobe.corp] section"), "{missing}");
+    let no_profiles = load(&format!(
+        "{base}identity = \"adobe.corp\"\n\n[adobe.corp]\norg_id = \"o@AdobeOrg\"\nclient_id = \"c\"\nclient_secret_env = \"PATH\"\n"
+    ));
+    assert!(
+        no_profiles.contains("names no product profile"),
+        "{no_profiles}"
+    );
+    let unused = load(&format!(
+        "{base}\n[adobe.corp]\norg_id = \"o@AdobeOrg\"\nclient_id = \"c\"\nclient_secret_env = \"PATH\"\n"
+    ));
+    assert!(unused.contains("named by no Marketo instance"), "{unused}");
+}
