@@ -217,6 +217,23 @@ impl Client {
             attempt += 1;
             let token = self.token(false).await?;
             let admitted = window.admit().await;
+            // Then the same client's calls in other Roster processes.
+            let shared = match &self.config.shared {
+                Some(f) => {
+                    let pacing = match family {
+                        Family::Action => &f.action,
+                        Family::Users => &f.users,
+                        Family::Groups => &f.groups,
+                    };
+                    Some(
+                        roster_pacing::Slot::admit(pacing)
+                            .await
+                            .map_err(|e| AdobeError::Pacing(e.to_string()))?
+                            .0,
+                    )
+                }
+                None => None,
+            };
             let mut req = self
                 .http
                 .request(method.clone(), &url)
@@ -230,6 +247,7 @@ impl Client {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let sent = req.send().await;
             drop(admitted);
+            drop(shared);
             let last = match sent {
                 Err(e) if e.is_timeout() || e.is_connect() => format!("{e}"),
                 Err(source) => {

@@ -25,6 +25,51 @@ pub struct AdobeConfig {
     pub retry: RetryPolicy,
     /// Calls per client per minute, per family, as Adobe documents them.
     pub limits: Limits,
+    /// Where other Roster processes count their calls with the same client, per family:
+    /// Adobe's limits are per client, whichever process sends.
+    pub shared: Option<SharedFamilies>,
+}
+
+/// The shared pacers of the three call families (see [`Limits`]).
+#[derive(Clone)]
+pub struct SharedFamilies {
+    pub action: std::sync::Arc<dyn roster_pacing::SharedPacing>,
+    pub users: std::sync::Arc<dyn roster_pacing::SharedPacing>,
+    pub groups: std::sync::Arc<dyn roster_pacing::SharedPacing>,
+}
+
+impl std::fmt::Debug for SharedFamilies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedFamilies").finish_non_exhaustive()
+    }
+}
+
+impl SharedFamilies {
+    /// Ledger files `{prefix}-action.ledger`, `-users`, `-groups` in `dir`, for the
+    /// processes of one machine.
+    pub fn ledgers(
+        dir: &std::path::Path,
+        prefix: &str,
+        limits: &Limits,
+        request_timeout: Duration,
+    ) -> std::io::Result<Self> {
+        let ledger = |family: &str,
+                      limit: u32|
+         -> std::io::Result<std::sync::Arc<dyn roster_pacing::SharedPacing>> {
+            Ok(std::sync::Arc::new(roster_pacing::Ledger::new(
+                &dir.join(format!("{prefix}-{family}.ledger")),
+                limit,
+                limits.window,
+                limit as usize,
+                request_timeout,
+            )?))
+        };
+        Ok(Self {
+            action: ledger("action", limits.action)?,
+            users: ledger("users", limits.users)?,
+            groups: ledger("groups", limits.groups)?,
+        })
+    }
 }
 
 impl AdobeConfig {
@@ -42,6 +87,7 @@ impl AdobeConfig {
             timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             limits: Limits::default(),
+            shared: None,
         }
     }
 }

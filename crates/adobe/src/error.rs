@@ -4,6 +4,8 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdobeError {
+    #[error("cannot pace with the other Roster processes using this Adobe client: {0}")]
+    Pacing(String),
     #[error("cannot reach {what}: {source}; check the URL and the network")]
     Http {
         what: String,

@@ -26,7 +26,7 @@ mod retry;
 
 pub use client::{CallStats, Client};
 pub use commands::{CommandOutcome, Step, StepFailure, UserCommand};
-pub use config::{AdobeConfig, RetryPolicy};
+pub use config::{AdobeConfig, Limits, RetryPolicy, SharedFamilies};
 pub use error::AdobeError;
 pub use model::{AdobeGroup, AdobeUser, IdentityType};
 pub use retry::parse_retry_after;

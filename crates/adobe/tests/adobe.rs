@@ -242,6 +242,63 @@ async fn client_side_pacing_keeps_under_the_limit_without_a_429() {
     assert_eq!(o.server.stats().user_calls, 3);
 }
 
+/// Two clients with the same credential, as two Roster processes would hold them, keep
+/// Adobe's per-client limit together through the ledger files they share; without them,
+/// each keeps it alone and together they trip it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_with_one_client_keep_its_limit_together() {
+    let o = org(|c| {
+        c.limits = users_limited(2, Duration::from_secs(1));
+    })
+    .await;
+    let ledgers = tempfile::tempdir().unwrap();
+    let limited = |shared: bool| {
+        client(&o, |cfg| {
+            cfg.limits.users = 2;
+            cfg.limits.window = Duration::from_secs(1);
+            // A 429 is an error here, not a retry: the point is never to draw one.
+            cfg.retry.max_attempts = 1;
+            if shared {
+                cfg.shared = Some(
+                    roster_adobe::SharedFamilies::ledgers(
+                        ledgers.path(),
+                        "client",
+                        &cfg.limits,
+                        Duration::from_secs(10),
+                    )
+                    .unwrap(),
+                );
+            }
+        })
+    };
+    let both = |a: Client, b: Client| async move {
+        let read = |c: Client| async move {
+            let mut out = Vec::new();
+            for _ in 0..2 {
+                out.push(c.user("grace.hopper@acme.example").await.map(|_| ()));
+            }
+            out
+        };
+        let (x, y) = tokio::join!(read(a), read(b));
+        x.into_iter().chain(y).collect::<Vec<_>>()
+    };
+    let started = Instant::now();
+    let shared = both(limited(true), limited(true)).await;
+    assert!(shared.iter().all(Result::is_ok), "{shared:?}");
+    assert_eq!(o.server.stats().throttled, 0);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "four calls at two a second took {:?}",
+        started.elapsed()
+    );
+    // The same two clients without the ledger: together they go past the limit.
+    let apart = both(limited(false), limited(false)).await;
+    assert!(
+        apart.iter().any(Result::is_err) && o.server.stats().throttled > 0,
+        "{apart:?}"
+    );
+}
+
 #[tokio::test]
 async fn gateway_failures_are_retried_a_bounded_number_of_times() {
     let o = org(|c| c.faults.error_rate = 1.0).await;

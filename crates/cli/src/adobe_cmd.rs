@@ -31,7 +31,7 @@ fn split(a: &AdobeAudit, user: &AdobeUser) -> (Vec<String>, Vec<String>, Vec<Str
 }
 
 pub async fn audit(conn: &AdobeConn, output: Output, g: &Globals) -> Result<()> {
-    let client = adobe_ops::connect(conn, g)?;
+    let client = adobe_ops::connect(conn, g).await?;
     let a = adobe_ops::audit(&client).await?;
     let by_profile = a.by_profile();
     let users: Vec<Value> = a

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
-use roster_adobe::{AdobeConfig, AdobeGroup, AdobeUser, Client, IdentityType, Step, UserCommand};
+use roster_adobe::{
+    AdobeConfig, AdobeGroup, AdobeUser, Client, IdentityType, SharedFamilies, Step, UserCommand,
+};
 use roster_domain::Secret;
 use roster_domain::live::{ImsLive, ImsUser};
 
@@ -17,7 +19,7 @@ pub const ADOBE: &str = "adobe";
 
 /// Signs in nowhere yet: builds the client from flags, environment and config file, and
 /// checks the transport (https, or http to this machine) before any secret is sent.
-pub fn connect(conn: &AdobeConn, g: &Globals) -> Result<Client> {
+pub async fn connect(conn: &AdobeConn, g: &Globals) -> Result<Client> {
     let file = g.config_file()?.adobe;
     let Some(org_id) = conn.org_id.clone().or(file.org_id) else {
         bail!(
@@ -68,7 +70,52 @@ pub fn connect(conn: &AdobeConn, g: &Globals) -> Result<Client> {
     if let Some(t) = crate::connect::call_timeout() {
         config.timeout = t;
     }
+    config.shared = Some(shared_pacing(&config, g).await?);
     Ok(Client::new(config)?)
+}
+
+/// Adobe's limits are per client: every Roster process using this client counts its calls
+/// with the others', in the PostgreSQL state when there is one, else in ledger files in
+/// the state folder (the processes of this machine).
+async fn shared_pacing(config: &AdobeConfig, g: &Globals) -> Result<SharedFamilies> {
+    let key = format!("{ADOBE}:{}:{}", config.org_id, config.client_id);
+    let limits = &config.limits;
+    if g.database.is_some() {
+        let state = crate::connect::open_state(g.state.as_deref(), g.database.as_deref()).await?;
+        if state.backend() == roster_store::Backend::Postgres {
+            let family =
+                |name: &str, limit: u32| -> std::sync::Arc<dyn roster_pacing::SharedPacing> {
+                    std::sync::Arc::new(crate::shared_pacing::PostgresPacing::with_limits(
+                        state.clone(),
+                        &format!("{key}:{name}"),
+                        limit,
+                        limits.window,
+                        limit as usize,
+                        config.timeout,
+                    ))
+                };
+            return Ok(SharedFamilies {
+                action: family("action", limits.action),
+                users: family("users", limits.users),
+                groups: family("groups", limits.groups),
+            });
+        }
+    }
+    let dir = crate::connect::state_dir(g.state.as_deref());
+    let ledger = crate::lock::pacing_ledger_path(&dir, ADOBE, &key);
+    let folder = ledger.parent().expect("a ledger is in a folder");
+    crate::private::create_dir(folder)?;
+    let prefix = ledger
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(ADOBE)
+        .to_string();
+    SharedFamilies::ledgers(folder, &prefix, limits, config.timeout).with_context(|| {
+        format!(
+            "cannot open the Adobe pacing ledgers in {}",
+            folder.display()
+        )
+    })
 }
 
 /// The organization as an audit shows it: every user with the groups they hold, directly
@@ -176,7 +223,7 @@ impl ImsLink {
     /// The link the configuration asks for: `identity = "adobe"` in `[marketo]` (or
     /// `ROSTER_MARKETO_IDENTITY=adobe`) with its product profiles
     /// (`ROSTER_MARKETO_PRODUCT_PROFILES`, `;`-separated), else none.
-    pub fn configured(file: &MarketoSection, g: &Globals) -> Result<Option<Self>> {
+    pub async fn configured(file: &MarketoSection, g: &Globals) -> Result<Option<Self>> {
         // The service configures its instances itself, and does not link them to Adobe yet.
         if g.no_config_file {
             return Ok(None);
@@ -214,11 +261,11 @@ impl ImsLink {
             country: env("ROSTER_ADOBE_COUNTRY").or(adobe.country),
             sync_timeout,
         };
-        Self::from_settings(&settings, g).map(Some)
+        Self::from_settings(&settings, g).await.map(Some)
     }
 
     /// The link these settings describe (the Adobe connection completed from `[adobe]`).
-    pub fn from_settings(settings: &ImsSettings, g: &Globals) -> Result<Self> {
+    pub async fn from_settings(settings: &ImsSettings, g: &Globals) -> Result<Self> {
         let identity_type = settings
             .identity_type
             .clone()
@@ -226,6 +273,7 @@ impl ImsLink {
             .parse::<IdentityType>()
             .map_err(|e| anyhow::anyhow!("[adobe] identity_type: {e}"))?;
         let client = connect(&settings.adobe, g)
+            .await
             .context("the Marketo subscription is on Adobe Identity (identity = \"adobe\"), so Roster needs the Admin Console too")?;
         Ok(Self {
             client,

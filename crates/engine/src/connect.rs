@@ -342,8 +342,8 @@ impl MarketoSession {
         let state_dir = g.state.as_deref();
         let file = g.config_file()?.marketo;
         let ims = match &conn.ims {
-            Some(settings) => Some(crate::adobe_ops::ImsLink::from_settings(settings, g)?),
-            None => crate::adobe_ops::ImsLink::configured(&file, g)?,
+            Some(settings) => Some(crate::adobe_ops::ImsLink::from_settings(settings, g).await?),
+            None => crate::adobe_ops::ImsLink::configured(&file, g).await?,
         };
         let Some(url) = conn.url.clone().or(file.url) else {
             bail!(

@@ -1,6 +1,7 @@
-//! A Marketo subscription's limits kept together by Roster processes on several machines,
-//! through the PostgreSQL state they share (`roster_store`'s `pacing`). Processes on one
-//! machine with the SQLite state use the client's ledger file instead.
+//! A Marketo subscription's limits (and an Adobe client's) kept together by Roster
+//! processes on several machines, through the PostgreSQL state they share
+//! (`roster_store`'s `pacing`). Processes on one machine with the SQLite state use a ledger
+//! file instead (`roster_pacing::Ledger`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -28,17 +29,37 @@ fn now_ms() -> i64 {
 
 impl PostgresPacing {
     pub fn new(store: StateStore, instance: &str, config: &ClientConfig) -> Self {
-        let window = config.rate_window.as_millis() as i64;
+        Self::with_limits(
+            store,
+            instance,
+            config.rate_limit,
+            config.rate_window,
+            config.max_in_flight,
+            config.request_timeout,
+        )
+    }
+
+    /// Calls counted under `key` (an instance, or an Adobe client's call family): at most
+    /// `limit` per `window` and `max_in_flight` at once, across every process.
+    pub fn with_limits(
+        store: StateStore,
+        key: &str,
+        limit: u32,
+        window: Duration,
+        max_in_flight: usize,
+        request_timeout: Duration,
+    ) -> Self {
+        let window = window.as_millis() as i64;
         Self {
             store,
-            instance: instance.to_string(),
+            instance: key.to_string(),
             owner: crate::lock::this_process(),
             limits: PacingLimits {
-                limit: i64::from(config.rate_limit),
+                limit: i64::from(limit),
                 // A margin, as the server's clock and ours differ by the trip.
                 window_ms: window + 50,
-                max_in_flight: config.max_in_flight as i64,
-                stale_ms: config.request_timeout.as_millis() as i64 + window,
+                max_in_flight: max_in_flight as i64,
+                stale_ms: request_timeout.as_millis() as i64 + window,
             },
             edge: Mutex::new(None),
         }

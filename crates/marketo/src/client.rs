@@ -75,7 +75,7 @@ struct Inner {
     tokens: TokenCache,
     pacer: Arc<Pacer>,
     /// The limits shared with other processes, when configured.
-    ledger: Option<Arc<dyn crate::ledger::SharedPacing>>,
+    ledger: Option<Arc<dyn roster_pacing::SharedPacing>>,
     quota: QuotaBudget,
     counters: Counters,
     role_shape: AtomicU8,
@@ -202,10 +202,10 @@ impl Client {
             .build()
             .map_err(|e| MarketoError::Config(format!("cannot build the HTTP client: {e}")))?;
         let pacer = Pacer::new(config.max_in_flight, config.rate_limit, config.rate_window);
-        let ledger: Option<Arc<dyn crate::ledger::SharedPacing>> = match &config.shared_ledger {
+        let ledger: Option<Arc<dyn roster_pacing::SharedPacing>> = match &config.shared_ledger {
             _ if config.shared_pacing.is_some() => config.shared_pacing.clone(),
             Some(path) => Some(Arc::new(
-                crate::ledger::Ledger::new(
+                roster_pacing::Ledger::new(
                     path,
                     config.rate_limit,
                     config.rate_window,
@@ -401,7 +401,7 @@ impl Client {
                     let slot = match &self.inner.ledger {
                         Some(ledger) => {
                             let (slot, shared_wait) =
-                                crate::ledger::Slot::admit(ledger).await.map_err(|e| {
+                                roster_pacing::Slot::admit(ledger).await.map_err(|e| {
                                     MarketoError::Config(format!(
                                         "cannot pace with the other Roster processes: {e}"
                                     ))

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const POLL: Duration = Duration::from_millis(25);
 
 #[derive(Debug)]
-pub(crate) struct Ledger {
+pub struct Ledger {
     path: PathBuf,
     limit: usize,
     max_in_flight: usize,
@@ -60,15 +60,13 @@ pub trait SharedPacing: Send + Sync + std::fmt::Debug {
 /// aborted worker) leaves the in-flight count at once, like the pacer's ticket, and keeps
 /// counting in the window.
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub struct Slot {
     pacing: std::sync::Arc<dyn SharedPacing>,
     id: u64,
 }
 
 impl Slot {
-    pub(crate) async fn admit(
-        pacing: &std::sync::Arc<dyn SharedPacing>,
-    ) -> Result<(Slot, bool), String> {
+    pub async fn admit(pacing: &std::sync::Arc<dyn SharedPacing>) -> Result<(Slot, bool), String> {
         let (id, waited) = pacing.admit().await?;
         Ok((
             Slot {
