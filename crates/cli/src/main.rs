@@ -113,15 +113,8 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
     let mut exit = std::process::ExitCode::SUCCESS;
     let work = async {
         match cli.command {
-            args::Command::Demo {
-                dir,
-                serve,
-                print_env,
-                ims: true,
-            } => {
-                let _ = (serve, print_env);
-                demo::run_ims(dir).await
-            }
+            // --ims conflicts with --serve (and so --print-env), as the arguments say.
+            args::Command::Demo { dir, ims: true, .. } => demo::run_ims(dir).await,
             args::Command::Demo {
                 dir,
                 serve,
