@@ -47,6 +47,10 @@ pub struct ImsLive {
     /// the plan says they have not appeared.
     #[serde(default = "default_sync_timeout")]
     pub sync_timeout_seconds: u64,
+    /// People restored from a tombstone (given the profile again): the Marketo roles it
+    /// recorded, granted once Marketo shows them, by lower-cased email.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub restoring: BTreeMap<String, Vec<RoleRef>>,
 }
 
 fn default_sync_timeout() -> u64 {
@@ -81,6 +85,7 @@ impl Default for ImsLive {
             country: None,
             users: Vec::new(),
             sync_timeout_seconds: default_sync_timeout(),
+            restoring: BTreeMap::new(),
         }
     }
 }

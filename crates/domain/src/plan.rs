@@ -703,6 +703,8 @@ impl<'a> Planner<'a> {
                     && !self.kept(App::Marketo, &u.email, &u.userid)
                 {
                     self.offboard_marketo(live, u, &leaver_reason(person));
+                } else if let Some(u) = account {
+                    self.restore_grants(live, u);
                 } else if account.is_none()
                     && let Some(ims) = &live.ims
                     && let Some(held) = ims.user(&person.email)
@@ -939,6 +941,36 @@ impl<'a> Planner<'a> {
         );
     }
 
+    /// A person restored on Adobe Identity gets back, once Marketo shows them, the roles
+    /// their tombstone recorded (a restore through Marketo's API re-invites with them; here
+    /// Marketo adds them with its default role only).
+    fn restore_grants(&mut self, live: &MarketoLive, u: &MarketoUser) {
+        let Some(roles) = live
+            .ims
+            .as_ref()
+            .and_then(|i| i.restoring.get(&u.email.to_lowercase()))
+        else {
+            return;
+        };
+        let missing: Vec<RoleRef> = roles
+            .iter()
+            .filter(|r| !u.roles.contains(r))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            self.step(
+                Action::MarketoGrant {
+                    userid: u.userid.clone(),
+                    roles: missing,
+                },
+                format!(
+                    "{} was restored from a tombstone: the roles it recorded",
+                    u.email
+                ),
+            );
+        }
+    }
+
     /// What the policy does with a leaver's Adobe account; an organization admin's stays.
     fn adobe_leave(&mut self, held: &ImsUser) -> AdobeLeaver {
         let leave = self.roster.policies.marketo.adobe_leaver;
@@ -1004,6 +1036,7 @@ impl<'a> Planner<'a> {
 
     fn unlisted_marketo(&mut self, live: &MarketoLive, u: &MarketoUser, why: &str) {
         if self.kept(App::Marketo, &u.email, &u.userid) {
+            self.restore_grants(live, u);
             return;
         }
         match self.roster.policies.marketo.unlisted {
@@ -2128,6 +2161,7 @@ mod tests {
                         },
                     ],
                     sync_timeout_seconds: 3600,
+                    restoring: Default::default(),
                 }),
             }),
             magento: None,

@@ -214,6 +214,41 @@ pub struct ImsLink {
     pub sync_timeout: std::time::Duration,
 }
 
+/// The instance fact holding the roles restored people get once Marketo shows them.
+const RESTORING: &str = "ims-restoring";
+
+/// The roles restores on Adobe Identity wait to grant, by lower-cased email.
+pub async fn restoring(
+    state: &roster_store::StateStore,
+    instance: &str,
+) -> Result<BTreeMap<String, Vec<roster_domain::desired::RoleRef>>> {
+    Ok(state
+        .fact(crate::connect::MARKETO, instance, RESTORING)
+        .await?
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default())
+}
+
+/// Records the roles `email`'s restore waits to grant.
+pub async fn set_restoring(
+    state: &roster_store::StateStore,
+    instance: &str,
+    email: &str,
+    roles: Vec<roster_domain::desired::RoleRef>,
+) -> Result<()> {
+    let mut all = restoring(state, instance).await?;
+    all.insert(email.to_lowercase(), roles);
+    state
+        .set_fact(
+            crate::connect::MARKETO,
+            instance,
+            RESTORING,
+            &serde_json::to_string(&all)?,
+        )
+        .await?;
+    Ok(())
+}
+
 /// The instance fact under which Roster remembers when it gave `email` the profile.
 fn added_fact(email: &str) -> String {
     format!("ims-added:{}", email.to_lowercase())
@@ -342,6 +377,7 @@ impl ImsLink {
             country: self.country.clone(),
             users: users.into_values().collect(),
             sync_timeout_seconds: self.sync_timeout.as_secs(),
+            restoring: restoring(state, instance).await?,
         })
     }
 

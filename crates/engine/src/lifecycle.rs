@@ -474,6 +474,66 @@ fn dry_run(s: &MarketoSession, steps: Vec<String>) -> Result<()> {
     Ok(())
 }
 
+/// Restores someone who left through the Adobe Admin Console: the product profiles their
+/// tombstone recorded given back (their Adobe account made again if it was deleted), kept
+/// for the restore's 30 days whatever the roster says, and their Marketo roles granted by
+/// the plan once Marketo's sync shows them.
+async fn restore_ims(
+    s: &MarketoSession,
+    t: &roster_store::Tombstone,
+    adobe: &serde_json::Value,
+) -> Result<()> {
+    let email = t.email.as_str();
+    let link = s.ims.as_ref().with_context(|| {
+        format!(
+            "{email} left through the Adobe Admin Console (tombstone #{}), but this Marketo subscription is not configured as on Adobe Identity (identity = \"adobe\" in [marketo])",
+            t.id
+        )
+    })?;
+    let profiles: Vec<String> = adobe["profiles"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if profiles.is_empty() {
+        bail!(
+            "tombstone #{} of {email} records no product profile; nothing was restored",
+            t.id
+        );
+    }
+    if s.client.find_user(email).await?.is_some() {
+        bail!("{email} already has a Marketo account; nothing to restore");
+    }
+    link.add_profiles(email, &t.first_name, &t.last_name, &profiles)
+        .await?;
+    link.remember_added(&s.state, &s.instance, email).await?;
+    let roles: Vec<roster_domain::desired::RoleRef> = t
+        .roles
+        .iter()
+        .map(|r| roster_domain::desired::RoleRef::new(&r.role_name, &r.workspace_name))
+        .collect();
+    crate::adobe_ops::set_restoring(&s.state, &s.instance, email, roles).await?;
+    s.state.mark_restored(t.id, now()).await?;
+    keep_restored(
+        &s.state,
+        roster_domain::desired::App::Marketo,
+        &s.instance,
+        email,
+        t.id,
+    )
+    .await?;
+    s.events.emit(Event::Said(format!(
+        "gave {email} {} again in the Adobe Admin Console; Marketo adds them at its sync, and the next plan grants the roles tombstone #{} recorded ({}); kept 30 days whatever the roster says",
+        profiles.join(", "),
+        t.id,
+        specs(&t.roles)
+    )));
+    Ok(())
+}
+
 /// Offboards a standard user of a subscription on Adobe Identity: a tombstone of their
 /// Marketo roles and the product profiles, then the profiles taken away in the Admin
 /// Console (Marketo refuses to delete them; it removes them itself at its sync). A rerun
@@ -619,16 +679,7 @@ pub async fn restore_one(s: &MarketoSession, email: &str) -> Result<()> {
         format!("tombstone #{} of {email} was changed in the database after Roster wrote it; nothing was restored", t.id)
     })?;
     if let Some(adobe) = t.account.get("adobe") {
-        let profiles: Vec<&str> = adobe["profiles"]
-            .as_array()
-            .map(|p| p.iter().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default();
-        bail!(
-            "{email} left through the Adobe Admin Console (tombstone #{}): restoring there is not built yet. Give them {} in the Admin Console; once Marketo shows them, `roster marketo grant` or the roster gives back {}",
-            t.id,
-            profiles.join(", "),
-            specs(&t.roles)
-        );
+        return restore_ims(s, &t, adobe).await;
     }
     let c = &s.client;
     if c.find_user(&t.userid).await?.is_some() || c.invitation(&t.userid).await?.is_some() {

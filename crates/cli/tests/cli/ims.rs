@@ -125,8 +125,7 @@ async fn one_roster_drives_the_adobe_and_the_marketo_half() {
         "nothing left to do"
     );
 
-    // The leaver's tombstone keeps her roles and the profile; restoring there is not built
-    // yet, and says what to do instead.
+    // The leaver's tombstone keeps her roles and the profile.
     let tombstones = env.ok(&["tombstones", "-o", "json"]).await.json();
     let margaret = tombstones
         .as_array()
@@ -138,22 +137,6 @@ async fn one_roster_drives_the_adobe_and_the_marketo_half() {
     assert!(
         !margaret["roles"].as_array().unwrap().is_empty(),
         "{margaret}"
-    );
-    let restore = env
-        .run_env(
-            &[
-                "restore",
-                "marketo",
-                "--email",
-                "margaret.hamilton@acme.example",
-            ],
-            &[],
-        )
-        .await;
-    assert!(
-        !restore.ok && restore.stderr.contains("Marketo Engage - Production"),
-        "{}",
-        restore.stderr
     );
     // Per adobe_leaver, the leaver's Federated ID (the organization's own) is gone too.
     let adobe = env.ok(&["audit", "adobe", "-o", "json"]).await.json();
@@ -171,6 +154,50 @@ async fn one_roster_drives_the_adobe_and_the_marketo_half() {
         .filter(|l| l["outcome"] == "done" && l["app"] == "marketo")
         .collect();
     assert_eq!(done.len(), 4, "each step once: {log:#}");
+
+    // Restored: the profile given back (her account made again), Marketo's sync, then the
+    // roles her tombstone recorded; the roster still says leaver, and the restore's
+    // exception keeps her.
+    let restored = env
+        .ok(&[
+            "restore",
+            "marketo",
+            "--email",
+            "margaret.hamilton@acme.example",
+        ])
+        .await;
+    assert!(
+        format!("{}{}", restored.stdout, restored.stderr)
+            .contains("again in the Adobe Admin Console"),
+        "{}{}",
+        restored.stdout,
+        restored.stderr
+    );
+    until_marketo(&env, "Marketo's sync of the restored account", |users| {
+        has(users, "margaret.hamilton@acme.example")
+    })
+    .await;
+    let steps = env.plan_steps(&roster).await;
+    assert_eq!(
+        kinds(&steps),
+        super::pairs(&[("marketo_grant", "margaret.hamilton@acme.example")]),
+        "{steps:#?}"
+    );
+    let mut granted: Vec<&str> = steps[0]["action"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["workspace"].as_str().unwrap())
+        .collect();
+    granted.sort();
+    assert_eq!(granted, vec!["EMEA", "US"], "{steps:#?}");
+    env.ok(&["apply", "--auto", path]).await;
+    let after = env.ok_patient(&["plan", path, "-o", "json"]).await.json();
+    assert!(after["steps"].as_array().unwrap().is_empty(), "{after:#}");
+    assert!(
+        after["notes"].to_string().contains("kept until"),
+        "{after:#}"
+    );
     env.ok(&["log", "verify"]).await;
 }
 
