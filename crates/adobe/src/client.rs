@@ -228,7 +228,7 @@ impl Client {
                     Some(
                         roster_pacing::Slot::admit(pacing)
                             .await
-                            .map_err(|e| AdobeError::Pacing(e.to_string()))?
+                            .map_err(AdobeError::Pacing)?
                             .0,
                     )
                 }

@@ -166,15 +166,15 @@ pub async fn run(
     let pending = roster_engine::marketo_ops::tracked_invites(&s).await?;
     // On Adobe Identity, who holds the subscription's product profiles, beside the matrix.
     let ims = match &s.ims {
-        Some(link) => Some(
-            link.read(&s.state, &s.instance, |email| {
-                audit
-                    .users
-                    .iter()
-                    .any(|u| u.user.email_address.eq_ignore_ascii_case(email))
-            })
-            .await?,
-        ),
+        Some(link) => Some({
+            let shown: std::collections::HashSet<String> = audit
+                .users
+                .iter()
+                .map(|u| u.user.email_address.to_lowercase())
+                .collect();
+            link.read(&s.state, &s.instance, |email| shown.contains(email))
+                .await?
+        }),
         None => None,
     };
     let mut report = Report::new(&s, &audit, &pending);
@@ -292,17 +292,17 @@ impl<'a> Report<'a> {
     /// profile whom Marketo does not show (yet), and standard users in no product profile.
     fn ims_mismatches(&self) -> Option<(Vec<String>, Vec<String>)> {
         let ims = self.ims?;
-        let in_marketo = |email: &str| {
-            self.audit
-                .users
-                .iter()
-                .any(|u| u.user.email_address.eq_ignore_ascii_case(email))
-        };
-        let not_in_marketo = ims
+        let in_marketo: std::collections::HashSet<String> = self
+            .audit
             .users
             .iter()
-            .filter(|u| !in_marketo(&u.email))
-            .map(|u| u.email.clone())
+            .map(|u| u.user.email_address.to_lowercase())
+            .collect();
+        let not_in_marketo = ims
+            .users
+            .keys()
+            .filter(|email| !in_marketo.contains(*email))
+            .cloned()
             .collect();
         let without_profile = self
             .audit
@@ -407,7 +407,7 @@ impl<'a> Report<'a> {
         {
             out["adobe"] = json!({
                 "productProfiles": ims.profiles,
-                "holders": ims.users,
+                "holders": ims.users.values().collect::<Vec<_>>(),
                 "inProfileNotInMarketo": not_in_marketo,
                 "inMarketoWithoutProfile": without_profile,
             });

@@ -41,8 +41,9 @@ pub struct ImsLive {
     /// The country new people are created with, where the organization needs one.
     #[serde(default)]
     pub country: Option<String>,
-    /// Everyone who holds one of `profiles` directly.
-    pub users: Vec<ImsUser>,
+    /// Everyone who holds one of `profiles` directly, by lower-cased email (a plan looks
+    /// each person up: a map keeps that logarithmic for large organizations).
+    pub users: BTreeMap<String, ImsUser>,
     /// How long after Roster gave someone the profile Marketo may take to show them before
     /// the plan says they have not appeared.
     #[serde(default = "default_sync_timeout")]
@@ -83,7 +84,7 @@ impl Default for ImsLive {
             profiles: Vec::new(),
             identity_type: "federatedID".into(),
             country: None,
-            users: Vec::new(),
+            users: BTreeMap::new(),
             sync_timeout_seconds: default_sync_timeout(),
             restoring: BTreeMap::new(),
         }
@@ -92,9 +93,7 @@ impl Default for ImsLive {
 
 impl ImsLive {
     pub fn user(&self, email: &str) -> Option<&ImsUser> {
-        self.users
-            .iter()
-            .find(|u| u.email.eq_ignore_ascii_case(email))
+        self.users.get(&email.to_lowercase())
     }
 }
 
@@ -293,7 +292,7 @@ impl Live {
             }
         }
         if let Some(ims) = self.marketo.as_ref().and_then(|m| m.ims.as_ref()) {
-            for u in &ims.users {
+            for u in ims.users.values() {
                 let profiles: Vec<&str> = u.profiles.iter().map(String::as_str).collect();
                 out.insert(
                     ims_key(&u.email),

@@ -705,21 +705,12 @@ impl<'a> Planner<'a> {
                     self.offboard_marketo(live, u, &leaver_reason(person));
                 } else if let Some(u) = account {
                     self.restore_grants(live, u);
-                } else if account.is_none()
-                    && let Some(ims) = &live.ims
-                    && let Some(held) = ims.user(&person.email)
+                } else if let Some(ims) = &live.ims
+                    && ims.user(&person.email).is_some()
                     && !self.kept(App::Marketo, &person.email, &person.email)
                 {
                     // Given the profile, not yet synced into Marketo: take it back.
-                    let leave = self.adobe_leave(held);
-                    self.step(
-                        Action::AdobeRemoveProfile {
-                            email: person.email.clone(),
-                            profiles: held.profiles.iter().cloned().collect(),
-                            leave,
-                        },
-                        leaver_reason(person),
-                    );
+                    self.ims_offboard(ims, &person.email, &person.email, &leaver_reason(person));
                 }
                 continue;
             }
@@ -971,6 +962,32 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Offboards `email` on Adobe Identity: the subscription's product profiles they hold
+    /// directly are taken away (their Adobe account as the policy says); holding none, a
+    /// note under `account` says what remains to be done.
+    fn ims_offboard(&mut self, ims: &ImsLive, email: &str, account: &str, reason: &str) {
+        let Some(held) = ims.user(email).filter(|h| !h.profiles.is_empty()) else {
+            self.note(
+                App::Marketo,
+                account,
+                format!(
+                    "{reason}; they hold none of the subscription's product profiles ({}) directly, so Marketo removes them at its next sync with the Adobe Admin Console, unless a user group gives them one (then take them out of it there)",
+                    ims.profiles.join(", ")
+                ),
+            );
+            return;
+        };
+        let leave = self.adobe_leave(held);
+        self.step(
+            Action::AdobeRemoveProfile {
+                email: email.to_string(),
+                profiles: held.profiles.iter().cloned().collect(),
+                leave,
+            },
+            reason,
+        );
+    }
+
     /// What the policy does with a leaver's Adobe account; an organization admin's stays.
     fn adobe_leave(&mut self, held: &ImsUser) -> AdobeLeaver {
         let leave = self.roster.policies.marketo.adobe_leaver;
@@ -991,30 +1008,7 @@ impl<'a> Planner<'a> {
         {
             // Marketo refuses to delete a standard user here; without the product profile
             // it removes them itself at its sync.
-            let held = ims.user(&u.email);
-            let profiles: Vec<String> = held
-                .map(|h| h.profiles.iter().cloned().collect())
-                .unwrap_or_default();
-            let leave = held.map_or(AdobeLeaver::KeepAccount, |h| self.adobe_leave(h));
-            if profiles.is_empty() {
-                self.note(
-                    App::Marketo,
-                    &u.userid,
-                    format!(
-                        "{reason}; they hold none of the subscription's product profiles ({}) directly, so Marketo removes them at its next sync with the Adobe Admin Console, unless a user group gives them one (then take them out of it there)",
-                        ims.profiles.join(", ")
-                    ),
-                );
-            } else {
-                self.step(
-                    Action::AdobeRemoveProfile {
-                        email: u.email.clone(),
-                        profiles,
-                        leave,
-                    },
-                    reason,
-                );
-            }
+            self.ims_offboard(ims, &u.email, &u.userid, reason);
             return;
         }
         if u.pending.is_some() {
@@ -1553,35 +1547,29 @@ fn apply_one(live: &mut Live, action: &Action, now: OffsetDateTime) {
         } => {
             let m = live.marketo.get_or_insert_with(MarketoLive::default);
             let ims = m.ims.get_or_insert_with(ImsLive::default);
-            match ims
-                .users
-                .iter_mut()
-                .find(|u| u.email.eq_ignore_ascii_case(email))
-            {
-                Some(u) => u.profiles.extend(profiles.iter().cloned()),
-                None => ims.users.push(ImsUser {
-                    email: email.to_lowercase(),
+            let email = email.to_lowercase();
+            ims.users
+                .entry(email.clone())
+                .or_insert_with(|| ImsUser {
+                    email,
                     identity_type: identity_type.clone(),
-                    profiles: profiles.iter().cloned().collect(),
+                    profiles: Default::default(),
                     org_admin: false,
                     added_at: Some(now),
-                }),
-            }
+                })
+                .profiles
+                .extend(profiles.iter().cloned());
         }
         Action::AdobeRemoveProfile {
             email, profiles, ..
         } => {
             if let Some(ims) = live.marketo.as_mut().and_then(|m| m.ims.as_mut()) {
-                for u in ims
-                    .users
-                    .iter_mut()
-                    .filter(|u| u.email.eq_ignore_ascii_case(email))
-                {
+                if let Some(u) = ims.users.get_mut(&email.to_lowercase()) {
                     for p in profiles {
                         u.profiles.remove(p);
                     }
                 }
-                ims.users.retain(|u| !u.profiles.is_empty());
+                ims.users.retain(|_, u| !u.profiles.is_empty());
             }
         }
         Action::MagentoCreateCustomer {
@@ -2153,13 +2141,16 @@ mod tests {
                     profiles: vec!["Prod".into()],
                     identity_type: "federatedID".into(),
                     country: Some("US".into()),
-                    users: vec![
+                    users: [
                         held("synced@acme.example"),
                         ImsUser {
                             org_admin: true,
                             ..held("leaver@acme.example")
                         },
-                    ],
+                    ]
+                    .into_iter()
+                    .map(|u| (u.email.clone(), u))
+                    .collect(),
                     sync_timeout_seconds: 3600,
                     restoring: Default::default(),
                 }),

@@ -12,7 +12,7 @@ use roster_domain::live::{ImsLive, ImsUser};
 
 use crate::Globals;
 use crate::conn::{AdobeConn, ImsSettings};
-use crate::connect::MarketoSection;
+use crate::connect::{AdobeSection, MarketoSection};
 
 /// The name the audit log and messages give the app.
 pub const ADOBE: &str = "adobe";
@@ -20,7 +20,12 @@ pub const ADOBE: &str = "adobe";
 /// Signs in nowhere yet: builds the client from flags, environment and config file, and
 /// checks the transport (https, or http to this machine) before any secret is sent.
 pub async fn connect(conn: &AdobeConn, g: &Globals) -> Result<Client> {
-    let file = g.config_file()?.adobe;
+    connect_with(conn, g.config_file()?.adobe, g).await
+}
+
+/// [`connect`] with the `[adobe]` section already read (a Marketo session reads the
+/// configuration file once for both).
+async fn connect_with(conn: &AdobeConn, file: AdobeSection, g: &Globals) -> Result<Client> {
     let Some(org_id) = conn.org_id.clone().or(file.org_id) else {
         bail!(
             "no Adobe organization given: set ROSTER_ADOBE_ORG_ID (or --org-id, or org_id in the [adobe] section of the config file) to the ...@AdobeOrg id the Admin Console shows"
@@ -258,7 +263,11 @@ impl ImsLink {
     /// The link the configuration asks for: `identity = "adobe"` in `[marketo]` (or
     /// `ROSTER_MARKETO_IDENTITY=adobe`) with its product profiles
     /// (`ROSTER_MARKETO_PRODUCT_PROFILES`, `;`-separated), else none.
-    pub async fn configured(file: &MarketoSection, g: &Globals) -> Result<Option<Self>> {
+    pub async fn configured(
+        file: &MarketoSection,
+        adobe: AdobeSection,
+        g: &Globals,
+    ) -> Result<Option<Self>> {
         // The service configures its instances itself, and does not link them to Adobe yet.
         if g.no_config_file {
             return Ok(None);
@@ -281,7 +290,6 @@ impl ImsLink {
                 "the Marketo subscription is on Adobe Identity but names no product profile: set product_profiles = [\"Marketo Engage - Production\"] in [marketo] (or ROSTER_MARKETO_PRODUCT_PROFILES), the profiles in the Admin Console that give this subscription"
             );
         }
-        let adobe = g.config_file()?.adobe;
         let sync_timeout = match env("ROSTER_MARKETO_SYNC_TIMEOUT").or(file.sync_timeout.clone()) {
             Some(t) => Some(
                 crate::conn::parse_duration(&t)
@@ -292,22 +300,27 @@ impl ImsLink {
         let settings = ImsSettings {
             adobe: AdobeConn::from_env(),
             profiles,
-            identity_type: env("ROSTER_ADOBE_IDENTITY_TYPE").or(adobe.identity_type),
-            country: env("ROSTER_ADOBE_COUNTRY").or(adobe.country),
+            identity_type: env("ROSTER_ADOBE_IDENTITY_TYPE").or(adobe.identity_type.clone()),
+            country: env("ROSTER_ADOBE_COUNTRY").or(adobe.country.clone()),
             sync_timeout,
         };
-        Self::from_settings(&settings, g).await.map(Some)
+        Self::from_settings(&settings, adobe, g).await.map(Some)
     }
 
-    /// The link these settings describe (the Adobe connection completed from `[adobe]`).
-    pub async fn from_settings(settings: &ImsSettings, g: &Globals) -> Result<Self> {
+    /// The link these settings describe (the Adobe connection completed from `adobe`, the
+    /// configuration file's `[adobe]`).
+    pub async fn from_settings(
+        settings: &ImsSettings,
+        adobe: AdobeSection,
+        g: &Globals,
+    ) -> Result<Self> {
         let identity_type = settings
             .identity_type
             .clone()
             .unwrap_or_else(|| "federatedID".into())
             .parse::<IdentityType>()
             .map_err(|e| anyhow::anyhow!("[adobe] identity_type: {e}"))?;
-        let client = connect(&settings.adobe, g)
+        let client = connect_with(&settings.adobe, adobe, g)
             .await
             .context("the Marketo subscription is on Adobe Identity (identity = \"adobe\"), so Roster needs the Admin Console too")?;
         Ok(Self {
@@ -322,8 +335,8 @@ impl ImsLink {
     }
 
     /// Who holds the subscription's product profiles directly: one paged read per profile.
-    /// For those Marketo does not show yet (`in_marketo` says who it does), when Roster gave
-    /// them the profile, from the state.
+    /// For those Marketo does not show yet (`in_marketo` says who it does, given a
+    /// lower-cased email), when Roster gave them the profile, from the state.
     pub async fn read(
         &self,
         state: &roster_store::StateStore,
@@ -375,7 +388,7 @@ impl ImsLink {
             profiles: self.profiles.clone(),
             identity_type: self.identity_type.as_str().to_string(),
             country: self.country.clone(),
-            users: users.into_values().collect(),
+            users,
             sync_timeout_seconds: self.sync_timeout.as_secs(),
             restoring: restoring(state, instance).await?,
         })
@@ -383,7 +396,7 @@ impl ImsLink {
 
     /// Remembers that Roster gave `email` the profile now, so a plan can say when they have
     /// not appeared in Marketo after the sync timeout.
-    pub async fn remember_added(
+    async fn remember_added(
         &self,
         state: &roster_store::StateStore,
         instance: &str,
@@ -397,9 +410,12 @@ impl ImsLink {
     }
 
     /// Gives `email` the product profiles, creating their Adobe account first if there is
-    /// none (an existing one, of any type, is kept as it is).
+    /// none (an existing one, of any type, is kept as it is), and remembers when in the
+    /// state (see [`ImsLink::remember_added`]).
     pub async fn add_profiles(
         &self,
+        state: &roster_store::StateStore,
+        instance: &str,
         email: &str,
         first_name: &str,
         last_name: &str,
@@ -415,7 +431,8 @@ impl ImsLink {
             });
         }
         steps.push(Step::Add(profiles.to_vec()));
-        self.run(email, steps).await
+        self.run(email, steps).await?;
+        self.remember_added(state, instance, email).await
     }
 
     /// Takes the product profiles from `email`; then, as `leave` says, removes them from the

@@ -340,10 +340,16 @@ async fn with_signing_key(store: StateStore, key_dir: &Path) -> Result<StateStor
 impl MarketoSession {
     pub async fn open(conn: &MarketoConn, g: &Globals) -> Result<Self> {
         let state_dir = g.state.as_deref();
-        let file = g.config_file()?.marketo;
+        let ConfigFile {
+            marketo: file,
+            adobe,
+            ..
+        } = g.config_file()?;
         let ims = match &conn.ims {
-            Some(settings) => Some(crate::adobe_ops::ImsLink::from_settings(settings, g).await?),
-            None => crate::adobe_ops::ImsLink::configured(&file, g).await?,
+            Some(settings) => {
+                Some(crate::adobe_ops::ImsLink::from_settings(settings, adobe, g).await?)
+            }
+            None => crate::adobe_ops::ImsLink::configured(&file, adobe, g).await?,
         };
         let Some(url) = conn.url.clone().or(file.url) else {
             bail!(

@@ -507,9 +507,15 @@ async fn restore_ims(
     if s.client.find_user(email).await?.is_some() {
         bail!("{email} already has a Marketo account; nothing to restore");
     }
-    link.add_profiles(email, &t.first_name, &t.last_name, &profiles)
-        .await?;
-    link.remember_added(&s.state, &s.instance, email).await?;
+    link.add_profiles(
+        &s.state,
+        &s.instance,
+        email,
+        &t.first_name,
+        &t.last_name,
+        &profiles,
+    )
+    .await?;
     let roles: Vec<roster_domain::desired::RoleRef> = t
         .roles
         .iter()

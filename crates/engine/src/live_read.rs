@@ -232,12 +232,13 @@ async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {
         }
     }
     let ims = match &s.ims {
-        Some(link) => Some(
-            link.read(&s.state, &s.instance, |email| {
-                users.iter().any(|u| u.email.eq_ignore_ascii_case(email))
-            })
-            .await?,
-        ),
+        Some(link) => Some({
+            // Marketo's emails are lower-cased as read, as the Admin Console's are.
+            let shown: std::collections::HashSet<&str> =
+                users.iter().map(|u| u.email.as_str()).collect();
+            link.read(&s.state, &s.instance, |email| shown.contains(email))
+                .await?
+        }),
         None => None,
     };
     Ok(MarketoLive {

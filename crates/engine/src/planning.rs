@@ -1121,11 +1121,17 @@ impl Executor<'_> {
                 profiles,
                 ..
             } => {
-                let link = self.ims()?;
-                link.add_profiles(email, first_name, last_name, profiles)
-                    .await?;
                 let s = self.marketo()?;
-                link.remember_added(&s.state, &s.instance, email).await?;
+                self.ims()?
+                    .add_profiles(
+                        &s.state,
+                        &s.instance,
+                        email,
+                        first_name,
+                        last_name,
+                        profiles,
+                    )
+                    .await?;
                 Ok(Some(
                     "Marketo adds them at its next sync with the Admin Console; the next plan grants their roles"
                         .into(),
