@@ -57,6 +57,33 @@ fn names(roster: &Roster) -> String {
         .join(", ")
 }
 
+/// The listed approver whose key made `signature` over `plan`'s digest, or why none did.
+fn approver_of<'a>(
+    signature: &str,
+    approvers: &'a [(String, SshPublicKey)],
+    roster: &Roster,
+    plan: &Plan,
+) -> Result<&'a (String, SshPublicKey)> {
+    let found = ssh::signer(signature)?;
+    let Some(approver) = approvers.iter().find(|(_, k)| *k == found) else {
+        bail!(
+            "the signature was made with the key {}, which is not one of the approvers {} lists ({}); nothing was recorded",
+            found.fingerprint(),
+            roster.source,
+            names(roster)
+        );
+    };
+    let (name, key) = approver;
+    ssh::verify(signature, key, NAMESPACE, message(plan)).with_context(|| {
+        format!(
+            "the signature is not {name}'s approval of {} (content {})",
+            plan.id,
+            crate::planning::short(&plan.digest)
+        )
+    })?;
+    Ok(approver)
+}
+
 /// Signs (or takes the signature of) `plan`, checks it against the roster's approvers,
 /// and records it. Returns the approver's name.
 pub async fn sign_plan(
@@ -83,23 +110,8 @@ pub async fn sign_plan(
         Signer::Signature(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the signature {}", path.display()))?,
     };
-    let found = ssh::signer(&signature)?;
     let approvers = keys_of(roster)?;
-    let Some((name, key)) = approvers.iter().find(|(_, k)| *k == found) else {
-        bail!(
-            "the signature was made with the key {}, which is not one of the approvers {} lists ({}); nothing was recorded",
-            found.fingerprint(),
-            roster.source,
-            names(roster)
-        );
-    };
-    ssh::verify(&signature, key, NAMESPACE, message(plan)).with_context(|| {
-        format!(
-            "the signature is not {name}'s approval of {} (content {})",
-            plan.id,
-            crate::planning::short(&plan.digest)
-        )
-    })?;
+    let (name, key) = approver_of(&signature, &approvers, roster, plan)?;
     if !plan.created_by.is_empty() && plan.created_by == *name {
         bail!(
             "{name} made {}, and the roster's policy asks for someone else's approval; nothing was recorded",
@@ -145,16 +157,11 @@ pub async fn missing(
     }
     let approvers = keys_of(roster)?;
     for sig in state.plan_signatures(&plan.id, &plan.digest).await? {
-        let Ok(found) = ssh::signer(&sig.signature) else {
-            continue;
-        };
-        let Some((name, key)) = approvers.iter().find(|(_, k)| *k == found) else {
-            continue;
-        };
-        if *name == plan.created_by || *name == actor.name {
-            continue;
-        }
-        if ssh::verify(&sig.signature, key, NAMESPACE, message(plan)).is_ok() {
+        // The row's own approver name counts for nothing: the key that signed decides.
+        if let Ok((name, _)) = approver_of(&sig.signature, &approvers, roster, plan)
+            && *name != plan.created_by
+            && *name != actor.name
+        {
             return Ok(None);
         }
     }

@@ -314,7 +314,7 @@ impl StateStore {
                 key: r.get(2),
                 plan_body: r.get(3),
                 scope: r.get(4),
-                crashed: r.get::<String, _>(5) == "started",
+                crashed: StepStatus::parse(&r.get::<String, _>(5)) == Some(StepStatus::Started),
             })
             .collect())
     }
