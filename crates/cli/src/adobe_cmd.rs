@@ -1,5 +1,5 @@
 //! `roster audit adobe`: the Admin Console's users with their product profiles, user groups
-//! and admin roles, and who holds each product profile.
+//! and admin roles, and who holds each product profile; `roster restore adobe`.
 
 use anyhow::Result;
 use roster_adobe::AdobeUser;
@@ -138,4 +138,18 @@ pub async fn audit(conn: &AdobeConn, output: Output, g: &Globals) -> Result<()> 
         if stats.sign_ins == 1 { "" } else { "s" }
     );
     Ok(())
+}
+
+/// Gives `email` back what their newest Adobe tombstone recorded.
+pub async fn restore(conn: &AdobeConn, email: &str, g: &Globals) -> Result<()> {
+    let file = g.config_file()?.adobe;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let people = roster_engine::adobe_app::NewPeople {
+        identity_type: env("ROSTER_ADOBE_IDENTITY_TYPE").or(file.identity_type),
+        country: env("ROSTER_ADOBE_COUNTRY").or(file.country),
+    };
+    let s = roster_engine::adobe_app::AdobeSession::open(conn, &people, g).await?;
+    let result = s.restore(email).await;
+    eprintln!("{}", s.cost_line());
+    result
 }

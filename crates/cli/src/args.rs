@@ -687,6 +687,14 @@ pub enum RestoreCommand {
         #[arg(long)]
         email: String,
     },
+    /// Give a person back the Adobe product profiles and user groups of their newest
+    /// tombstone (their account made again if it was deleted).
+    Adobe {
+        #[command(flatten)]
+        conn: AdobeConn,
+        #[arg(long)]
+        email: String,
+    },
     /// Create a deleted customer again (with its addresses, group and attributes) or an admin
     /// user (with its role) from the newest tombstone that Roster has not restored yet.
     Magento {

@@ -187,6 +187,9 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
             args::Command::Restore(args::RestoreCommand::Marketo { conn, email }) => {
                 lifecycle_cmd::restore(&conn, &email, &g).await
             }
+            args::Command::Restore(args::RestoreCommand::Adobe { conn, email }) => {
+                adobe_cmd::restore(&conn, &email, &g).await
+            }
             args::Command::Restore(args::RestoreCommand::Magento {
                 conn,
                 email,

@@ -103,6 +103,7 @@ fn fixture() -> (Roster, Live) {
         rules: Vec::new(),
         exceptions: Vec::new(),
         policies: Policies {
+            adobe: Default::default(),
             marketo: policy.clone(),
             magento: policy,
             approvers: Vec::new(),
@@ -148,6 +149,7 @@ fn fixture() -> (Roster, Live) {
             .collect()
     };
     let live = Live {
+        adobe: None,
         marketo: Some(MarketoLive {
             roles: ROLES.iter().map(ToString::to_string).collect(),
             workspaces: WORKSPACES.iter().map(ToString::to_string).collect(),

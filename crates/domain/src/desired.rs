@@ -14,16 +14,27 @@ use time::Date;
 pub enum App {
     Marketo,
     Magento,
+    /// The Adobe Admin Console as an app of its own: product profiles and user groups of
+    /// other Adobe products (a Marketo subscription's own profile is Marketo's business).
+    Adobe,
 }
 
 impl App {
-    pub const ALL: [App; 2] = [App::Marketo, App::Magento];
+    pub const ALL: [App; 3] = [App::Marketo, App::Magento, App::Adobe];
 
     pub fn name(self) -> &'static str {
         match self {
             App::Marketo => "marketo",
             App::Magento => "magento",
+            App::Adobe => "adobe",
         }
+    }
+
+    /// The app a name gives (`marketo`, `magento`, `adobe`), any case.
+    pub fn parse(name: &str) -> Option<App> {
+        App::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
     }
 }
 
@@ -81,11 +92,33 @@ pub struct MagentoAccess {
     pub admin_role: Option<String>,
 }
 
+/// What one person (or one rule) holds in the Adobe Admin Console: product profiles and
+/// user groups by name. Only the names some person or rule lists are Roster's to manage;
+/// every other profile (Acrobat bought by another team, the Marketo subscription's own)
+/// is left as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdobeAccess {
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl AdobeAccess {
+    pub fn is_empty(&self) -> bool {
+        self.profiles.is_empty() && self.groups.is_empty()
+    }
+}
+
 /// Access requested for one person, before rules are applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Access {
     pub marketo: Vec<RoleRef>,
     pub magento: MagentoAccess,
+    /// `adobe: { profiles: [...], groups: [...] }`.
+    #[serde(default, skip_serializing_if = "AdobeAccess::is_empty")]
+    pub adobe: AdobeAccess,
     /// `marketo.NAME: [...]`: the Marketo access on the service instance `marketo.NAME`,
     /// in place of `marketo` there.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -225,9 +258,18 @@ pub struct Policy {
     pub disabled_group: Option<String>,
     /// Magento: the website code customers are created in and matched on.
     pub website: String,
-    /// Marketo on Adobe Identity: what becomes of a leaver's Adobe account.
+    /// Marketo on Adobe Identity, and the Adobe app: what becomes of a leaver's Adobe
+    /// account.
     #[serde(default)]
     pub adobe_leaver: AdobeLeaver,
+    /// The Adobe app: holders of `_org_admin` lose nothing to Roster (true unless the
+    /// roster says otherwise; even then Roster never removes one from the organization).
+    #[serde(default = "yes")]
+    pub protect_org_admins: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Policy {
@@ -241,6 +283,7 @@ impl Default for Policy {
             disabled_group: None,
             website: "base".into(),
             adobe_leaver: AdobeLeaver::KeepAccount,
+            protect_org_admins: true,
         }
     }
 }
@@ -267,6 +310,8 @@ impl Policy {
 pub struct Policies {
     pub marketo: Policy,
     pub magento: Policy,
+    #[serde(default)]
+    pub adobe: Policy,
     /// People whose SSH signature a destructive plan needs (`policies.approvers`): when
     /// any are listed, `roster apply` runs destructive steps only with a valid signature
     /// of the plan by one of them other than its author. A typed name proves nothing; a
@@ -287,6 +332,7 @@ impl Policies {
         match app {
             App::Marketo => &self.marketo,
             App::Magento => &self.magento,
+            App::Adobe => &self.adobe,
         }
     }
 }
@@ -327,6 +373,8 @@ pub struct Wanted {
     pub marketo: BTreeSet<RoleRef>,
     pub magento_group: Option<String>,
     pub magento_admin_role: Option<String>,
+    pub adobe_profiles: BTreeSet<String>,
+    pub adobe_groups: BTreeSet<String>,
 }
 
 impl Roster {
@@ -349,9 +397,17 @@ impl Roster {
             marketo: person.access.marketo.iter().cloned().collect(),
             magento_group: person.access.magento.group.clone(),
             magento_admin_role: person.access.magento.admin_role.clone(),
+            adobe_profiles: person.access.adobe.profiles.iter().cloned().collect(),
+            adobe_groups: person.access.adobe.groups.iter().cloned().collect(),
         };
         for rule in self.rules.iter().filter(|r| r.matches(person)) {
             wanted.marketo.extend(rule.access.marketo.iter().cloned());
+            wanted
+                .adobe_profiles
+                .extend(rule.access.adobe.profiles.iter().cloned());
+            wanted
+                .adobe_groups
+                .extend(rule.access.adobe.groups.iter().cloned());
             if wanted.magento_group.is_none() {
                 wanted.magento_group = rule.access.magento.group.clone();
             }
@@ -373,15 +429,21 @@ impl Roster {
             match app {
                 App::Marketo => {
                     access.magento = MagentoAccess::default();
+                    access.adobe = AdobeAccess::default();
                     if let Some(named) = name.and_then(|n| access.marketo_at.remove(n)) {
                         access.marketo = named;
                     }
                 }
                 App::Magento => {
                     access.marketo.clear();
+                    access.adobe = AdobeAccess::default();
                     if let Some(named) = name.and_then(|n| access.magento_at.remove(n)) {
                         access.magento = named;
                     }
+                }
+                App::Adobe => {
+                    access.marketo.clear();
+                    access.magento = MagentoAccess::default();
                 }
             }
             access.marketo_at.clear();
@@ -426,6 +488,7 @@ impl Roster {
         let uses = |a: &Access| match app {
             App::Marketo => !a.marketo.is_empty(),
             App::Magento => a.magento.group.is_some() || a.magento.admin_role.is_some(),
+            App::Adobe => !a.adobe.is_empty(),
         };
         self.people.iter().any(|p| uses(&p.access)) || self.rules.iter().any(|r| uses(&r.access))
     }
@@ -495,6 +558,16 @@ impl Roster {
                     )),
                 }
             }
+            if !access.adobe.is_empty() {
+                match &names.adobe {
+                    None => problems.push(Problem::new(&source, line, format!("{whose} asks for Adobe access, but no Adobe Admin Console connection is configured; configure [adobe] (org_id, client_id, client_secret) or remove the adobe access"))),
+                    Some(adobe) => {
+                        for message in adobe.resolve(&mut access.adobe) {
+                            problems.push(Problem::new(&source, line, format!("{whose}: {message}")));
+                        }
+                    }
+                }
+            }
         };
         for person in &mut self.people {
             let whose = person.email.clone();
@@ -551,6 +624,55 @@ fn lookup<'a>(known: &'a [String], name: &str) -> Option<&'a str> {
 pub struct LiveNames {
     pub marketo: Option<MarketoNames>,
     pub magento: Option<MagentoNames>,
+    pub adobe: Option<AdobeNames>,
+}
+
+/// The Adobe organization's product profiles and user groups, and the profiles a Marketo
+/// subscription on Adobe Identity gives (those are planned through Marketo's access).
+#[derive(Debug, Clone, Default)]
+pub struct AdobeNames {
+    pub profiles: Vec<String>,
+    pub groups: Vec<String>,
+    pub reserved: Vec<String>,
+}
+
+impl AdobeNames {
+    /// Spells each name as the organization does; says what is wrong with each that
+    /// cannot be given (unknown, an admin role, a Marketo subscription's profile).
+    pub fn resolve(&self, access: &mut AdobeAccess) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (names, known, kind) in [
+            (&mut access.profiles, &self.profiles, "product profile"),
+            (&mut access.groups, &self.groups, "user group"),
+        ] {
+            for name in names.iter_mut() {
+                if name.trim().starts_with('_') {
+                    problems.push(format!(
+                        "the Adobe {kind} {name:?} is an administrative role (names starting with '_', such as _org_admin), which the User Management API does not assign; give admin roles in the Admin Console"
+                    ));
+                    continue;
+                }
+                if lookup(&self.reserved, name).is_some() {
+                    problems.push(format!(
+                        "the Adobe product profile {name:?} gives the Marketo subscription on Adobe Identity: list Marketo roles under marketo: instead, and Roster gives the profile with them"
+                    ));
+                    continue;
+                }
+                match lookup(known, name) {
+                    Some(n) => *name = n.to_string(),
+                    None => problems.push(format!(
+                        "unknown Adobe {kind} {name:?}; known: {}",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    )),
+                }
+            }
+        }
+        problems
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -20,6 +20,8 @@ pub enum AccountKind {
     MarketoInvite,
     MagentoCustomer,
     MagentoAdmin,
+    /// An Adobe Admin Console user holding a product profile or user group Roster manages.
+    AdobeUser,
 }
 
 impl AccountKind {
@@ -29,6 +31,16 @@ impl AccountKind {
             AccountKind::MarketoInvite => "invitation",
             AccountKind::MagentoCustomer => "customer",
             AccountKind::MagentoAdmin => "admin",
+            AccountKind::AdobeUser => "adobe user",
+        }
+    }
+
+    /// The kinds of account `app` has.
+    pub fn of(app: App) -> &'static [AccountKind] {
+        match app {
+            App::Marketo => &[AccountKind::MarketoUser, AccountKind::MarketoInvite],
+            App::Magento => &[AccountKind::MagentoCustomer, AccountKind::MagentoAdmin],
+            App::Adobe => &[AccountKind::AdobeUser],
         }
     }
 
@@ -38,6 +50,7 @@ impl AccountKind {
             AccountKind::MarketoInvite,
             AccountKind::MagentoCustomer,
             AccountKind::MagentoAdmin,
+            AccountKind::AdobeUser,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -81,8 +94,18 @@ impl Status {
     }
 }
 
+/// What a grant's scope is in `app`, as a column heading.
+pub fn scope_label(app: App) -> &'static str {
+    match app {
+        App::Marketo => "Workspace",
+        App::Magento => "Website",
+        App::Adobe => "Kind",
+    }
+}
+
 /// One role in one scope: a Marketo role in a workspace, a Magento customer group on a
-/// website, a Magento admin role (scope `admin`).
+/// website, a Magento admin role (scope `admin`), an Adobe product profile (scope `product
+/// profile`) or user group (scope `user group`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Grant {
     pub role: String,
@@ -239,6 +262,44 @@ impl Inventory {
                     }
                 }
             }
+            App::Adobe => {
+                if let Some(a) = &live.adobe {
+                    scope = format!(
+                        "the holders of the {} product profiles and user groups the roster names in Adobe organization {}",
+                        a.managed.len(),
+                        a.org_id
+                    );
+                    for u in a.users.values() {
+                        accounts.push(Account {
+                            kind: AccountKind::AdobeUser,
+                            id: u.identity_type.clone(),
+                            email: u.email.clone(),
+                            name: full_name(&u.first_name, &u.last_name),
+                            status: Status::Active,
+                            api_only: false,
+                            grants: u
+                                .holds
+                                .iter()
+                                .map(|h| Grant {
+                                    role: h.clone(),
+                                    scope: if a.is_profile(h) {
+                                        "product profile"
+                                    } else {
+                                        "user group"
+                                    }
+                                    .into(),
+                                })
+                                .chain(u.org_admin.then(|| Grant {
+                                    role: "_org_admin".into(),
+                                    scope: "admin role".into(),
+                                }))
+                                .collect(),
+                            expires_at: None,
+                            facts: Facts::default(),
+                        });
+                    }
+                }
+            }
         }
         accounts.sort_by(|a, b| (&a.email, &a.id, a.kind).cmp(&(&b.email, &b.id, b.kind)));
         Inventory {
@@ -360,6 +421,7 @@ mod tests {
         let mut expired = user("old@x.io", &[("Admin", "Default")], Facts::default());
         expired.expires_at = Some(datetime!(2026-01-01 00:00 UTC));
         Live {
+            adobe: None,
             marketo: Some(MarketoLive {
                 roles: vec!["Admin".into(), "Analyst".into()],
                 workspaces: vec!["Default".into(), "EMEA".into()],
@@ -414,6 +476,7 @@ mod tests {
     #[test]
     fn magento_customers_and_admins_name_their_group_website_and_role() {
         let live = Live {
+            adobe: None,
             marketo: None,
             magento: Some(MagentoLive {
                 groups: vec![Named {

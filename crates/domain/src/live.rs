@@ -7,12 +7,64 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::desired::{LiveNames, MagentoNames, MarketoNames, RoleRef};
+use crate::desired::{AdobeNames, LiveNames, MagentoNames, MarketoNames, RoleRef};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Live {
     pub marketo: Option<MarketoLive>,
     pub magento: Option<MagentoLive>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adobe: Option<AdobeLive>,
+}
+
+/// The Adobe Admin Console as an app: who holds the product profiles and user groups the
+/// roster names (read group by group, so a plan costs what Roster manages, not the size
+/// of the organization), and every name the organization has, to check a roster against.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdobeLive {
+    pub org_id: String,
+    /// Every product profile of the organization.
+    pub profiles: Vec<String>,
+    /// Every user group of the organization.
+    pub groups: Vec<String>,
+    /// The product profiles a Marketo subscription on Adobe Identity gives: Marketo's
+    /// access, never the Adobe app's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reserved: Vec<String>,
+    /// The profiles and groups Roster manages (the roster names them), whose holders are
+    /// in `users`.
+    pub managed: BTreeSet<String>,
+    /// The identity type and country people new to the organization are created with.
+    pub identity_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Everyone holding a managed profile or group directly, by lower-cased email.
+    pub users: BTreeMap<String, AdobeAccount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdobeAccount {
+    /// Lower-cased.
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub identity_type: String,
+    /// The managed profiles and groups they hold directly.
+    pub holds: BTreeSet<String>,
+    /// Holds `_org_admin`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub org_admin: bool,
+}
+
+impl AdobeLive {
+    pub fn user(&self, email: &str) -> Option<&AdobeAccount> {
+        self.users.get(&email.to_lowercase())
+    }
+
+    /// Whether `name` is one of the organization's product profiles (else a user group).
+    pub fn is_profile(&self, name: &str) -> bool {
+        self.profiles.iter().any(|p| p.eq_ignore_ascii_case(name))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -236,6 +288,11 @@ pub fn ims_key(email: &str) -> String {
     format!("adobe user {}", email.to_lowercase())
 }
 
+/// An account in the Adobe app (the Admin Console's profiles and groups Roster manages).
+pub fn adobe_key(email: &str) -> String {
+    format!("adobe account {}", email.to_lowercase())
+}
+
 pub fn customer_key(email: &str) -> String {
     format!("magento customer {}", email.to_lowercase())
 }
@@ -259,6 +316,11 @@ impl Live {
                     .as_ref()
                     .map(|r| r.iter().map(|n| n.name.clone()).collect()),
                 websites: m.websites.iter().map(|w| w.name.clone()).collect(),
+            }),
+            adobe: self.adobe.as_ref().map(|a| AdobeNames {
+                profiles: a.profiles.clone(),
+                groups: a.groups.clone(),
+                reserved: a.reserved.clone(),
             }),
         }
     }
@@ -297,6 +359,15 @@ impl Live {
                 out.insert(
                     ims_key(&u.email),
                     format!("profiles=[{}]", profiles.join(", ")),
+                );
+            }
+        }
+        if let Some(a) = &self.adobe {
+            for u in a.users.values() {
+                let holds: Vec<&str> = u.holds.iter().map(String::as_str).collect();
+                out.insert(
+                    adobe_key(&u.email),
+                    format!("{} | holds=[{}]", u.identity_type, holds.join(", ")),
                 );
             }
         }

@@ -12,9 +12,11 @@ use time::{Date, Duration, OffsetDateTime, Time};
 use crate::desired::{AdobeLeaver, App, Person, RoleRef, Roster, Unlisted};
 use crate::live::{
     ImsLive, ImsUser, Live, MagentoAdmin, MagentoCustomer, MagentoLive, MarketoLive, MarketoUser,
-    PendingInvite, admin_key, customer_key, digest, ims_key, marketo_key,
+    PendingInvite, admin_key, adobe_key, customer_key, digest, ims_key, marketo_key,
 };
 use crate::safety::{self, protected_admin, protected_customer, protected_user};
+
+mod adobe;
 
 /// How long Marketo keeps an invitation open.
 pub const INVITE_LIFETIME: Duration = Duration::days(7);
@@ -124,6 +126,30 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "AdobeLeaver::is_keep")]
         leave: AdobeLeaver,
     },
+    /// The Adobe app: give a person product profiles and user groups, creating their
+    /// Adobe account first if the organization has none.
+    AdobeGrant {
+        email: String,
+        first_name: String,
+        last_name: String,
+        identity_type: String,
+        #[serde(default)]
+        country: Option<String>,
+        /// Product profiles and user groups (UMAPI adds both the same way).
+        names: Vec<String>,
+    },
+    /// The Adobe app: take product profiles and user groups away; the account stays.
+    AdobeRevoke {
+        email: String,
+        names: Vec<String>,
+    },
+    /// The Adobe app: a leaver loses every managed profile and group, then their account
+    /// as `leave` says.
+    AdobeOffboard {
+        email: String,
+        names: Vec<String>,
+        leave: AdobeLeaver,
+    },
     MagentoCreateCustomer {
         email: String,
         first_name: String,
@@ -180,6 +206,9 @@ impl Action {
             | Action::MarketoDelete { .. }
             | Action::AdobeAddProfile { .. }
             | Action::AdobeRemoveProfile { .. } => App::Marketo,
+            Action::AdobeGrant { .. }
+            | Action::AdobeRevoke { .. }
+            | Action::AdobeOffboard { .. } => App::Adobe,
             _ => App::Magento,
         }
     }
@@ -194,12 +223,13 @@ impl Action {
             Action::MarketoUpdate { .. }
             | Action::MagentoUpdateCustomer { .. }
             | Action::MagentoUpdateAdmin { .. } => Stage::Update,
-            Action::MarketoGrant { .. } => Stage::Grant,
-            Action::MarketoRevoke { .. } => Stage::Revoke,
+            Action::MarketoGrant { .. } | Action::AdobeGrant { .. } => Stage::Grant,
+            Action::MarketoRevoke { .. } | Action::AdobeRevoke { .. } => Stage::Revoke,
             Action::MarketoSetExpiry { .. } => Stage::Expiry,
             Action::MarketoDeleteInvite { .. } => Stage::DeleteInvite,
             Action::MarketoDelete { .. }
             | Action::AdobeRemoveProfile { .. }
+            | Action::AdobeOffboard { .. }
             | Action::MagentoDeleteCustomer { .. }
             | Action::MagentoDeleteAdmin { .. } => Stage::Delete,
         }
@@ -219,6 +249,9 @@ impl Action {
             Action::AdobeAddProfile { email, .. } | Action::AdobeRemoveProfile { email, .. } => {
                 ims_key(email)
             }
+            Action::AdobeGrant { email, .. }
+            | Action::AdobeRevoke { email, .. }
+            | Action::AdobeOffboard { email, .. } => adobe_key(email),
             Action::MagentoCreateCustomer { email, .. }
             | Action::MagentoUpdateCustomer { email, .. }
             | Action::MagentoDeleteCustomer { email, .. } => customer_key(email),
@@ -297,6 +330,30 @@ impl Action {
                     AdobeLeaver::DeleteAccount =>
                         " and remove them from the Adobe organization, deleting the account if the organization owns it",
                 }
+            ),
+            Action::AdobeGrant {
+                email,
+                identity_type,
+                names,
+                ..
+            } => format!(
+                "give {email} {} in the Adobe Admin Console (a {identity_type} is created if the organization has no account for them)",
+                names.join(", ")
+            ),
+            Action::AdobeRevoke { email, names } => {
+                format!(
+                    "take {} from {email} in the Adobe Admin Console",
+                    names.join(", ")
+                )
+            }
+            Action::AdobeOffboard {
+                email,
+                names,
+                leave,
+            } => format!(
+                "take {} from {email} in the Adobe Admin Console{}",
+                names.join(", "),
+                adobe::leave_words(*leave)
             ),
             Action::MagentoCreateCustomer { email, group, .. } => {
                 format!("create Magento customer {email} in group {group}")
@@ -1364,6 +1421,9 @@ pub fn plan(roster: &Roster, live: &Live, options: PlanOptions) -> Plan {
     if let Some(m) = &live.magento {
         planner.magento(m);
     }
+    if let Some(a) = &live.adobe {
+        planner.adobe(a);
+    }
     let Planner {
         mut steps, notes, ..
     } = planner;
@@ -1571,6 +1631,9 @@ fn apply_one(live: &mut Live, action: &Action, now: OffsetDateTime) {
                 }
                 ims.users.retain(|_, u| !u.profiles.is_empty());
             }
+        }
+        Action::AdobeGrant { .. } | Action::AdobeRevoke { .. } | Action::AdobeOffboard { .. } => {
+            adobe::simulate(live, action)
         }
         Action::MagentoCreateCustomer {
             email,
@@ -1788,6 +1851,7 @@ mod tests {
                 policies: Policies {
                     marketo,
                     magento,
+                    adobe: Default::default(),
                     approvers: Vec::new(),
                 },
                 exceptions: vec![],
@@ -1826,6 +1890,7 @@ mod tests {
         ) -> Live {
             let all = [users.0, users.1, users.2, users.3, users.4, users.5, users.6, users.7];
             Live {
+                adobe: None,
                 marketo: Some(MarketoLive {
                     roles: ROLES.iter().map(ToString::to_string).collect(),
                     workspaces: WORKSPACES.iter().map(ToString::to_string).collect(),
@@ -2008,6 +2073,7 @@ mod tests {
             },
         };
         let mut live = Live {
+            adobe: None,
             marketo: Some(MarketoLive {
                 roles: vec![],
                 workspaces: vec![],
@@ -2129,6 +2195,7 @@ mod tests {
         roster.policies.marketo.protect_api_only = false;
         roster.policies.marketo.adobe_leaver = AdobeLeaver::RemoveFromOrg;
         let live = Live {
+            adobe: None,
             marketo: Some(MarketoLive {
                 roles: vec![],
                 workspaces: vec![],
@@ -2251,6 +2318,7 @@ mod tests {
             ..Roster::default()
         };
         let invite = |days: i64| Live {
+            adobe: None,
             marketo: Some(MarketoLive {
                 roles: vec![],
                 workspaces: vec![],

@@ -435,6 +435,7 @@ struct RawFile<P, R, Q> {
 struct RawPolicies<Q> {
     marketo: Option<Q>,
     magento: Option<Q>,
+    adobe: Option<Q>,
     #[serde(default)]
     approvers: Vec<RawApprover>,
 }
@@ -457,6 +458,7 @@ struct RawPolicy {
     disabled_group: Option<String>,
     website: Option<String>,
     adobe_leaver: Option<crate::desired::AdobeLeaver>,
+    protect_org_admins: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -471,6 +473,7 @@ impl<Q> RawPolicies<Q> {
         RawPolicies {
             marketo: None,
             magento: None,
+            adobe: None,
             approvers: Vec::new(),
         }
     }
@@ -509,6 +512,7 @@ impl<Q: Located<Inner = RawPolicy>> RawPolicies<Q> {
         for (app, raw, policy) in [
             ("marketo", self.marketo, &mut policies.marketo),
             ("magento", self.magento, &mut policies.magento),
+            ("adobe", self.adobe, &mut policies.adobe),
         ] {
             let Some((raw, line)) = raw.map(|r| r.into_parts(lines)) else {
                 continue;
@@ -551,7 +555,16 @@ impl<Q: Located<Inner = RawPolicy>> RawPolicies<Q> {
                 disabled_group: raw.disabled_group,
                 website: raw.website.unwrap_or(defaults.website),
                 adobe_leaver: raw.adobe_leaver.unwrap_or_default(),
+                protect_org_admins: raw.protect_org_admins.unwrap_or(true),
             };
+            if app != "adobe" && raw.protect_org_admins.is_some() {
+                problems.push(Problem::new(
+                    name,
+                    line,
+                    format!("policies.{app}.protect_org_admins: organization admins are Adobe's; protect_org_admins belongs under policies.adobe"),
+                ));
+            }
+
             if app == "magento" && raw.adobe_leaver.is_some() {
                 problems.push(Problem::new(
                     name,
@@ -619,6 +632,7 @@ enum RawDate {
 struct RawAccess {
     marketo: Vec<String>,
     magento: Option<MagentoAccess>,
+    adobe: Option<crate::desired::AdobeAccess>,
     /// `marketo.NAME` entries: access on one named service instance.
     marketo_at: BTreeMap<String, Vec<String>>,
     magento_at: BTreeMap<String, MagentoAccess>,
@@ -634,7 +648,7 @@ impl<'de> Deserialize<'de> for RawAccess {
             type Value = RawAccess;
 
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a map with marketo, magento, marketo.NAME or magento.NAME")
+                f.write_str("a map with marketo, magento, adobe, marketo.NAME or magento.NAME")
             }
 
             fn visit_map<A: serde::de::MapAccess<'de>>(
@@ -651,6 +665,7 @@ impl<'de> Deserialize<'de> for RawAccess {
                     match key.split_once('.') {
                         None if key == "marketo" => out.marketo = map.next_value()?,
                         None if key == "magento" => out.magento = Some(map.next_value()?),
+                        None if key == "adobe" => out.adobe = Some(map.next_value()?),
                         Some((app @ ("marketo" | "magento"), name)) => {
                             if !instance_name_ok(name) {
                                 return Err(A::Error::custom(format!(
@@ -666,7 +681,13 @@ impl<'de> Deserialize<'de> for RawAccess {
                         _ => {
                             return Err(A::Error::unknown_field(
                                 &key,
-                                &["marketo", "magento", "marketo.NAME", "magento.NAME"],
+                                &[
+                                    "marketo",
+                                    "magento",
+                                    "adobe",
+                                    "marketo.NAME",
+                                    "magento.NAME",
+                                ],
                             ));
                         }
                     }
@@ -749,10 +770,33 @@ impl RawAccess {
             admin_role: clean(m.admin_role),
         };
         let magento = self.magento.unwrap_or_default();
+        let names = |list: Vec<String>, kind: &str, problems: &mut Vec<Problem>| {
+            let mut out: Vec<String> = Vec::new();
+            for n in list {
+                let n = n.trim().to_string();
+                if n.is_empty() {
+                    problems.push(source.problem(
+                        line,
+                        format!(
+                            "an Adobe {kind} name is empty; write the name the Admin Console shows"
+                        ),
+                    ));
+                } else if !out.iter().any(|o| o.eq_ignore_ascii_case(&n)) {
+                    out.push(n);
+                }
+            }
+            out
+        };
+        let adobe = self.adobe.unwrap_or_default();
+        let adobe = crate::desired::AdobeAccess {
+            profiles: names(adobe.profiles, "product profile", &mut problems),
+            groups: names(adobe.groups, "user group", &mut problems),
+        };
         if problems.is_empty() {
             Ok(Access {
                 marketo,
                 magento: tidy(magento),
+                adobe,
                 marketo_at,
                 magento_at: self
                     .magento_at
@@ -878,7 +922,7 @@ impl PersonFields {
     }
 }
 
-const CSV_COLUMNS: [&str; 10] = [
+const CSV_COLUMNS: [&str; 12] = [
     "email",
     "first_name",
     "last_name",
@@ -889,6 +933,8 @@ const CSV_COLUMNS: [&str; 10] = [
     "marketo",
     "magento_group",
     "magento_admin_role",
+    "adobe_profiles",
+    "adobe_groups",
 ];
 
 /// A column of an HR export that gives access on one named service instance:
@@ -1025,6 +1071,10 @@ fn read_csv(source: Source, text: &str) -> Result<Vec<Person>, Vec<Problem>> {
             magento: Some(MagentoAccess {
                 group: get("magento_group"),
                 admin_role: get("magento_admin_role"),
+            }),
+            adobe: Some(crate::desired::AdobeAccess {
+                profiles: get("adobe_profiles").map(role_list).unwrap_or_default(),
+                groups: get("adobe_groups").map(role_list).unwrap_or_default(),
             }),
             ..RawAccess::default()
         };

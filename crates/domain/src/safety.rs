@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 use crate::desired::{App, Policies, Policy};
-use crate::live::{Live, MagentoAdmin, MagentoCustomer, MarketoUser};
+use crate::live::{AdobeAccount, Live, MagentoAdmin, MagentoCustomer, MarketoUser};
 use crate::plan::{Action, Step};
 
 /// Accounts Roster itself signs in with. They can never lose access or be deleted, whatever
@@ -56,6 +56,12 @@ pub fn protected_admin(policy: &Policy, a: &MagentoAdmin) -> bool {
     policy.protects([a.username.as_str(), a.email.as_str()])
 }
 
+/// An Adobe account Roster takes nothing from: listed as protected, or an organization
+/// admin while `protect_org_admins` holds.
+pub fn protected_adobe(policy: &Policy, a: &AdobeAccount) -> bool {
+    policy.protects([a.email.as_str()]) || (a.org_admin && policy.protect_org_admins)
+}
+
 /// Managed, unprotected accounts per app: what a percentage cap is a percentage of.
 pub fn managed_accounts(policies: &Policies, live: &Live, app: App) -> usize {
     let policy = policies.of(app);
@@ -79,6 +85,12 @@ pub fn managed_accounts(policies: &Policies, live: &Live, app: App) -> usize {
                 .filter(|a| policy.manages(&a.email) && !protected_admin(policy, a))
                 .count();
             customers + admins
+        }),
+        App::Adobe => live.adobe.as_ref().map_or(0, |a| {
+            a.users
+                .values()
+                .filter(|u| policy.manages(&u.email) && !protected_adobe(policy, u))
+                .count()
         }),
     }
 }
@@ -115,6 +127,8 @@ pub fn destructive(action: &Action, live: &Live, policies: &Policies, now: Offse
         | Action::MarketoDelete { .. }
         | Action::MarketoDeleteInvite { .. }
         | Action::AdobeRemoveProfile { .. }
+        | Action::AdobeRevoke { .. }
+        | Action::AdobeOffboard { .. }
         | Action::MagentoDeleteCustomer { .. }
         | Action::MagentoDeleteAdmin { .. } => true,
         Action::MarketoSetExpiry { expires_at, .. } => expires_at.is_some_and(|t| t <= now),
@@ -137,6 +151,7 @@ pub fn destructive(action: &Action, live: &Live, policies: &Policies, now: Offse
         | Action::MarketoUpdate { .. }
         | Action::MarketoGrant { .. }
         | Action::AdobeAddProfile { .. }
+        | Action::AdobeGrant { .. }
         | Action::MagentoCreateCustomer { .. }
         | Action::MagentoCreateAdmin { .. } => false,
     }
@@ -221,6 +236,24 @@ pub fn refusal(
                 ));
             }
             protected_name(&names).or_else(|| unmanaged(email))
+        }
+        Action::AdobeGrant { email, .. } => protected_name(&[email]).or_else(|| unmanaged(email)),
+        Action::AdobeRevoke { email, .. } | Action::AdobeOffboard { email, .. } => {
+            let account = live.adobe.as_ref().and_then(|a| a.user(email));
+            if let Action::AdobeOffboard { leave, .. } = action
+                && !leave.is_keep()
+                && account.is_some_and(|a| a.org_admin)
+            {
+                return Some(format!(
+                    "{email} holds _org_admin in the Adobe organization: Roster never removes an organization admin from it"
+                ));
+            }
+            if account.is_some_and(|a| a.org_admin) && policy.protect_org_admins {
+                return Some(format!(
+                    "{email} holds _org_admin in the Adobe organization (policies.adobe.protect_org_admins)"
+                ));
+            }
+            protected_name(&[email]).or_else(|| unmanaged(email))
         }
         Action::MagentoCreateCustomer { email, .. } => {
             protected_name(&[email]).or_else(|| unmanaged(email))

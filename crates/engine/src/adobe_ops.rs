@@ -444,50 +444,68 @@ impl ImsLink {
         profiles: &[String],
         leave: roster_domain::desired::AdobeLeaver,
     ) -> Result<()> {
-        use roster_domain::desired::AdobeLeaver;
-        let mut steps = vec![Step::Remove(profiles.to_vec())];
-        if !leave.is_keep() {
-            let user = self.client.user(email).await?;
-            if user.as_ref().is_some_and(AdobeUser::is_org_admin) {
-                bail!(
-                    "{email} holds _org_admin in the Adobe organization: Roster does not remove an organization admin from it"
-                );
-            }
-            let owned = user.as_ref().is_some_and(|u| u.kind.org_owned());
-            steps.push(Step::RemoveFromOrg {
-                delete_account: leave == AdobeLeaver::DeleteAccount && owned,
-            });
-        }
+        let steps = offboard_steps(&self.client, email, profiles, leave).await?;
         self.run(email, steps).await
     }
 
     async fn run(&self, email: &str, steps: Vec<Step>) -> Result<()> {
-        let command = UserCommand {
-            user: email.to_string(),
-            steps,
-        };
-        let outcome = self
-            .client
-            .execute(std::slice::from_ref(&command), false)
-            .await?;
-        let failures: Vec<String> = outcome
-            .iter()
-            .flat_map(|o| &o.failures)
-            .map(|f| {
-                let what = command
-                    .steps
-                    .get(f.step)
-                    .map_or_else(|| "a step".to_string(), Step::describe);
-                format!("{what}: {} ({})", f.message, f.code)
-            })
-            .collect();
-        if !failures.is_empty() {
+        run_command(&self.client, email, steps).await
+    }
+}
+
+/// The steps that take `names` from `email` and then end their place in the organization
+/// as `leave` says (deleting the account only if the organization owns it). An
+/// organization admin is never removed from it.
+pub async fn offboard_steps(
+    client: &Client,
+    email: &str,
+    names: &[String],
+    leave: roster_domain::desired::AdobeLeaver,
+) -> Result<Vec<Step>> {
+    use roster_domain::desired::AdobeLeaver;
+    let mut steps = vec![Step::Remove(names.to_vec())];
+    if !leave.is_keep() {
+        let user = client.user(email).await?;
+        if user.as_ref().is_some_and(AdobeUser::is_org_admin) {
             bail!(
-                "the Adobe Admin Console refused {}: {}",
-                email,
-                failures.join("; ")
+                "{email} holds _org_admin in the Adobe organization: Roster does not remove an organization admin from it"
             );
         }
-        Ok(())
+        let owned = user.as_ref().is_some_and(|u| u.kind.org_owned());
+        steps.push(Step::RemoveFromOrg {
+            delete_account: leave == AdobeLeaver::DeleteAccount && owned,
+        });
     }
+    Ok(steps)
+}
+
+/// Sends one person's steps as one action command; any step Adobe refused is an error
+/// naming the step and Adobe's code.
+pub async fn run_command(client: &Client, email: &str, steps: Vec<Step>) -> Result<()> {
+    let command = UserCommand {
+        user: email.to_string(),
+        steps,
+    };
+    let outcome = client
+        .execute(std::slice::from_ref(&command), false)
+        .await?;
+    let failures: Vec<String> = outcome
+        .iter()
+        .flat_map(|o| &o.failures)
+        .map(|f| {
+            let what = command
+                .steps
+                .get(f.step)
+                .map_or_else(|| "a step".to_string(), Step::describe);
+            format!("{what}: {} ({})", f.message, f.code)
+        })
+        .collect();
+    if !failures.is_empty() {
+        bail!(
+            "the Adobe Admin Console refused {}: {}",
+            email,
+            failures.join("; ")
+        );
+    }
+    Ok(())
 }

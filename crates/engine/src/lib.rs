@@ -8,6 +8,7 @@
 //! callers show them, they do not branch on them.
 
 pub mod actor;
+pub mod adobe_app;
 pub mod adobe_ops;
 pub mod approvers;
 pub mod conn;

@@ -611,18 +611,37 @@ pub async fn offboard_ims(
             id
         }
     };
-    if let Err(e) = link.remove_profiles(email, profiles, leave).await {
-        s.state
-            .set_tombstone_status(id, TombstoneStatus::Failed)
-            .await?;
-        return Err(e.context(format!(
+    let result = link.remove_profiles(email, profiles, leave).await;
+    settle_tombstone(&s.state, id, result, || {
+        format!(
             "offboarding {email} stopped; tombstone #{id} keeps their roles and profiles, and running the apply again finishes it"
-        )));
+        )
+    })
+    .await
+}
+
+/// Records how the deletion tombstone `id` was written for ended: `deleted`, or `failed`
+/// with the error given `stopped`'s context (a rerun finds the open tombstone and finishes).
+pub async fn settle_tombstone(
+    state: &roster_store::StateStore,
+    id: i64,
+    result: Result<()>,
+    stopped: impl FnOnce() -> String,
+) -> Result<()> {
+    match result {
+        Ok(()) => {
+            state
+                .set_tombstone_status(id, TombstoneStatus::Deleted)
+                .await?;
+            Ok(())
+        }
+        Err(e) => {
+            state
+                .set_tombstone_status(id, TombstoneStatus::Failed)
+                .await?;
+            Err(e.context(stopped()))
+        }
     }
-    s.state
-        .set_tombstone_status(id, TombstoneStatus::Deleted)
-        .await?;
-    Ok(())
 }
 
 // ---- tombstones and restore ----
@@ -753,10 +772,57 @@ pub async fn keep_restored(
     Ok(())
 }
 
+/// Refuses to restore from `t` when a newer tombstone of the same account is open: an older
+/// one would bring back stale access.
+async fn only_newest(
+    state: &roster_store::StateStore,
+    app: &str,
+    instance: &str,
+    t: &roster_store::Tombstone,
+) -> Result<()> {
+    let newest = state.restorable_tombstone(app, instance, &t.email).await?;
+    if let Some(n) = newest
+        && n.id != t.id
+    {
+        bail!(
+            "tombstone #{} of {} is newer than #{}; restore that one",
+            n.id,
+            t.email,
+            t.id
+        );
+    }
+    Ok(())
+}
+
 /// Restores the account kept by tombstone `id`, through the session of its app (which must
 /// be the instance it was deleted from). Only the newest tombstone of an account can be
 /// restored: an older one would bring back stale access.
 pub async fn restore_tombstone(sessions: &crate::live_read::Sessions, id: i64) -> Result<()> {
+    if let Some(s) = &sessions.adobe {
+        let t = s
+            .state
+            .tombstone(id)
+            .await?
+            .filter(|t| t.app == crate::adobe_ops::ADOBE)
+            .with_context(|| format!("no adobe tombstone #{id}"))?;
+        if t.instance != s.instance {
+            bail!(
+                "tombstone #{id} is of {} in the Adobe organization {}, not of this one ({})",
+                t.email,
+                t.instance,
+                s.instance
+            );
+        }
+        only_newest(&s.state, crate::adobe_ops::ADOBE, &s.instance, &t).await?;
+        let t = restorable(
+            Some(t),
+            &format!("tombstone #{id}"),
+            &s.instance,
+            "roster tombstones",
+            "look at the account with `roster audit adobe`",
+        )?;
+        return s.restore_from(&t).await;
+    }
     let (state, instance, app) = match (&sessions.marketo, &sessions.magento) {
         (Some(s), _) => (&s.state, &s.instance, MARKETO),
         (None, Some(s)) => (&s.state, &s.instance, crate::magento_ops::MAGENTO),
@@ -775,19 +841,7 @@ pub async fn restore_tombstone(sessions: &crate::live_read::Sessions, id: i64) -
         );
     }
     if let Some(s) = &sessions.marketo {
-        let newest = s
-            .state
-            .restorable_tombstone(MARKETO, &s.instance, &t.email)
-            .await?;
-        if let Some(n) = newest
-            && n.id != t.id
-        {
-            bail!(
-                "tombstone #{} of {} is newer than #{id}; restore that one",
-                n.id,
-                t.email
-            );
-        }
+        only_newest(&s.state, MARKETO, &s.instance, &t).await?;
         return restore_one(s, &t.email).await;
     }
     let s = sessions.magento.as_ref().expect("checked above");

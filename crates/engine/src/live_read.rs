@@ -26,6 +26,8 @@ const MARKETO: &str = "marketo";
 pub struct Sessions {
     pub marketo: Option<MarketoSession>,
     pub magento: Option<MagentoSession>,
+    /// The Adobe Admin Console as an app of its own (`access: { adobe: ... }`).
+    pub adobe: Option<crate::adobe_app::AdobeSession>,
 }
 
 impl Sessions {
@@ -65,7 +67,22 @@ impl Sessions {
                 access_token: env("ROSTER_MAGENTO_ACCESS_TOKEN"),
                 access_token_secret: env("ROSTER_MAGENTO_ACCESS_TOKEN_SECRET"),
             });
-        Self::connect(marketo, magento, g).await
+        let mut sessions = Self::connect(marketo, magento, g).await?;
+        sessions.adobe = crate::adobe_app::AdobeSession::configured(g).await?;
+        sessions.reserve_ims_profiles();
+        Ok(sessions)
+    }
+
+    /// The Marketo subscription's product profiles are Marketo's access: the Adobe app
+    /// leaves them alone.
+    pub fn reserve_ims_profiles(&mut self) {
+        if let (Some(a), Some(link)) = (
+            &mut self.adobe,
+            self.marketo.as_ref().and_then(|m| m.ims.as_ref()),
+        ) && link.client.org_id() == a.instance
+        {
+            a.reserved = link.profiles.clone();
+        }
     }
 
     pub async fn connect(
@@ -81,7 +98,11 @@ impl Sessions {
             Some(conn) => Some(MagentoSession::open(&conn, g).await?),
             None => None,
         };
-        Ok(Sessions { marketo, magento })
+        Ok(Sessions {
+            marketo,
+            magento,
+            adobe: None,
+        })
     }
 
     /// Where the sessions' events go (the first session's: they share one sink).
@@ -90,12 +111,14 @@ impl Sessions {
             .as_ref()
             .map(|s| &s.events)
             .or(self.magento.as_ref().map(|s| &s.events))
+            .or(self.adobe.as_ref().map(|s| &s.events))
     }
 
     pub fn configured(&self, app: App) -> bool {
         match app {
             App::Marketo => self.marketo.is_some(),
             App::Magento => self.magento.is_some(),
+            App::Adobe => self.adobe.is_some(),
         }
     }
 
@@ -122,13 +145,22 @@ impl Sessions {
                 line: s.cost_line(),
             });
         }
+        if let Some(s) = &self.adobe {
+            s.events.emit(Event::Cost {
+                app: "adobe",
+                line: s.cost_line(),
+            });
+        }
         Ok(())
     }
 }
 
-/// Reads the live state of every configured app; Magento customers of `website` only.
-pub async fn read(sessions: &Sessions, website: &str) -> Result<Live> {
-    let (marketo, magento) = tokio::try_join!(
+/// Reads the live state of every configured app; Magento customers of the roster's
+/// website only, Adobe holders of the names the roster gives only (and the Adobe app only
+/// when the roster mentions it).
+pub async fn read(sessions: &Sessions, roster: &Roster) -> Result<Live> {
+    let website = roster.policies.magento.website.as_str();
+    let (marketo, magento, adobe) = tokio::try_join!(
         async {
             match &sessions.marketo {
                 Some(s) => read_marketo(s).await.map(Some),
@@ -140,9 +172,19 @@ pub async fn read(sessions: &Sessions, website: &str) -> Result<Live> {
                 Some(s) => read_magento(s, website).await.map(Some),
                 None => Ok(None),
             }
+        },
+        async {
+            match &sessions.adobe {
+                Some(s) if roster.mentions(App::Adobe) => s.read(roster).await.map(Some),
+                _ => Ok(None),
+            }
         }
     )?;
-    Ok(Live { marketo, magento })
+    Ok(Live {
+        marketo,
+        magento,
+        adobe,
+    })
 }
 
 async fn read_marketo(s: &MarketoSession) -> Result<MarketoLive> {

@@ -58,7 +58,7 @@ pub async fn compute_from(
     only: Option<(App, &str)>,
 ) -> Result<Computed> {
     scope_roster(&mut roster, sessions, only).await?;
-    let live = live_read::read(sessions, &roster.policies.magento.website).await?;
+    let live = live_read::read(sessions, &roster).await?;
     resolve(&mut roster, &live)?;
     let plan = plan::plan(
         &roster,
@@ -85,6 +85,11 @@ async fn with_exceptions(roster: &mut Roster, sessions: &Sessions) -> Result<()>
         roster
             .exceptions
             .extend(s.state.exceptions(App::Magento, &s.instance, now).await?);
+    }
+    if let Some(s) = &sessions.adobe {
+        roster
+            .exceptions
+            .extend(s.state.exceptions(App::Adobe, &s.instance, now).await?);
     }
     Ok(())
 }
@@ -439,8 +444,7 @@ async fn reread(
         return Err(refuse(state, actor, Some(&plan.id), &plan.id, why).await);
     }
     scope_roster(&mut roster, sessions, None).await?;
-    let website = roster.policies.magento.website.clone();
-    let live = live_read::read(sessions, &website).await?;
+    let live = live_read::read(sessions, &roster).await?;
     if let Err(e) = resolve(&mut roster, &live) {
         return Err(refuse(state, actor, Some(&plan.id), &plan.id, e).await);
     }
@@ -771,6 +775,7 @@ fn instance_of(sessions: &Sessions, app: App) -> Option<&str> {
     match app {
         App::Marketo => sessions.marketo.as_ref().map(|s| s.instance.as_str()),
         App::Magento => sessions.magento.as_ref().map(|s| s.instance.as_str()),
+        App::Adobe => sessions.adobe.as_ref().map(|s| s.instance.as_str()),
     }
 }
 
@@ -782,6 +787,9 @@ fn scope(sessions: &Sessions) -> String {
     }
     if let Some(s) = &sessions.magento {
         pairs.push(format!("{}={}", crate::magento_ops::MAGENTO, s.instance));
+    }
+    if let Some(s) = &sessions.adobe {
+        pairs.push(format!("{}={}", crate::adobe_ops::ADOBE, s.instance));
     }
     pairs.join(";")
 }
@@ -811,6 +819,7 @@ async fn reconcile_unfinished(
         let read = match step.app {
             App::Marketo => live.marketo.is_some(),
             App::Magento => live.magento.is_some(),
+            App::Adobe => live.adobe.is_some(),
         };
         // Another instance's step is settled by that instance's runs: these accounts say
         // nothing about it (and that instance may be running it right now).
@@ -823,6 +832,7 @@ async fn reconcile_unfinished(
                 crate::magento_ops::MAGENTO,
                 sessions.magento.as_ref().map(|s| s.instance.as_str()),
             ),
+            App::Adobe => (crate::adobe_ops::ADOBE, instance_of(sessions, App::Adobe)),
         };
         if !read
             || u.instance_of(app)
@@ -892,6 +902,14 @@ fn deleted_account(action: &Action, sessions: &Sessions) -> Option<(&'static str
             let s = sessions.marketo.as_ref()?;
             Some((crate::connect::MARKETO, s.instance.clone(), email.clone()))
         }
+        Action::AdobeOffboard { email, .. } => {
+            let s = sessions.adobe.as_ref()?;
+            Some((
+                crate::adobe_ops::ADOBE,
+                s.instance.clone(),
+                email.to_lowercase(),
+            ))
+        }
         Action::MagentoDeleteCustomer { id, .. } | Action::MagentoDeleteAdmin { id, .. } => {
             let s = sessions.magento.as_ref()?;
             Some((
@@ -943,6 +961,9 @@ fn check_drift(
     if plan.live.magento.is_none() {
         diffs.retain(|d| !d.starts_with("magento"));
     }
+    if plan.live.adobe.is_none() {
+        diffs.retain(|d| !d.starts_with("adobe account"));
+    }
     if !diffs.is_empty() {
         let shown: Vec<&String> = diffs.iter().take(10).collect();
         bail!(
@@ -982,6 +1003,12 @@ impl Executor<'_> {
     fn ims(&self) -> Result<&crate::adobe_ops::ImsLink> {
         self.marketo()?.ims.as_ref().context(
             "the plan has Adobe Admin Console steps but the Marketo subscription is not configured as on Adobe Identity (identity = \"adobe\" in [marketo], with [adobe])",
+        )
+    }
+
+    fn adobe(&self) -> Result<&crate::adobe_app::AdobeSession> {
+        self.sessions.adobe.as_ref().context(
+            "the plan has Adobe Admin Console steps but no Adobe organization is configured (ROSTER_ADOBE_ORG_ID or [adobe])",
         )
     }
 
@@ -1148,6 +1175,31 @@ impl Executor<'_> {
                 Ok(Some(
                     "Marketo removes them at its next sync with the Admin Console".into(),
                 ))
+            }
+            Action::AdobeGrant {
+                email,
+                first_name,
+                last_name,
+                names,
+                ..
+            } => {
+                self.adobe()?
+                    .grant(email, first_name, last_name, names)
+                    .await
+            }
+            Action::AdobeRevoke { email, names } => {
+                self.adobe()?.revoke(email, names).await?;
+                Ok(None)
+            }
+            Action::AdobeOffboard {
+                email,
+                names,
+                leave,
+            } => {
+                self.adobe()?
+                    .offboard(email, names, *leave, &self.confirm(step))
+                    .await?;
+                Ok(None)
             }
             Action::MagentoCreateCustomer {
                 email,

@@ -370,3 +370,164 @@ people:
         "{plan:#}"
     );
 }
+
+/// The Admin Console as an app of its own: the roster's product profiles and user groups
+/// given and taken, nothing else in the organization touched, an organization admin kept,
+/// a leaver offboarded with a tombstone and restored from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_console_is_an_app_of_its_own() {
+    const ADOBE_ROSTER: &str = "\
+policies:
+  marketo:
+    managed_domains: [nobody.example]
+  adobe:
+    managed_domains: [acme.example]
+    unlisted: delete
+    adobe_leaver: remove_from_org
+    max_destructive: 5
+people:
+  - email: new.designer@acme.example
+    first_name: New
+    last_name: Designer
+    access:
+      adobe: { profiles: [\"creative cloud all apps\"] }
+  - email: alan.turing@acme.example
+    first_name: Alan
+    last_name: Turing
+    access:
+      adobe: { groups: [\"Marketing Ops\"] }
+  - email: katherine.johnson@acme.example
+    first_name: Katherine
+    last_name: Johnson
+    status: leaver
+";
+    let env = Env::start_ims(DELAY).await;
+    let roster = env.write("adobe.yaml", ADOBE_ROSTER);
+    let path = roster.to_str().unwrap();
+
+    let plan = env.ok_patient(&["plan", path, "-o", "json"]).await.json();
+    let steps = plan["steps"].as_array().cloned().unwrap();
+    assert_eq!(
+        kinds(&steps),
+        super::pairs(&[
+            ("adobe_grant", "new.designer@acme.example"),
+            ("adobe_grant", "alan.turing@acme.example"),
+            ("adobe_revoke", "alan.turing@acme.example"),
+            ("adobe_offboard", "katherine.johnson@acme.example"),
+        ]),
+        "{plan:#}"
+    );
+    // Names as the organization spells them; what nobody manages is left alone (Alan's
+    // Marketo profile, Linus's Acrobat); the organization admin keeps what they hold.
+    assert_eq!(steps[0]["action"]["names"][0], "Creative Cloud All Apps");
+    assert_eq!(steps[2]["action"]["names"].as_array().unwrap().len(), 1);
+    assert_eq!(steps[3]["action"]["leave"], "remove_from_org");
+    assert!(steps[2]["destructive"] == true && steps[3]["destructive"] == true);
+    assert!(steps[0]["app"] == "adobe" && steps[0]["destructive"] == false);
+    assert!(
+        plan["notes"].to_string().contains("it.admin@acme.example")
+            && plan["notes"].to_string().contains("_org_admin"),
+        "{plan:#}"
+    );
+
+    env.ok(&["apply", "--auto", path, "--approve"]).await;
+    let audit = env.ok(&["audit", "adobe", "-o", "json"]).await.json();
+    let user = |email: &str| {
+        audit["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"].as_str().map(str::to_lowercase).as_deref() == Some(email))
+            .cloned()
+    };
+    let designer = user("new.designer@acme.example").expect("created");
+    assert_eq!(designer["type"], "federatedID", "{designer}");
+    assert!(
+        designer["product_profiles"]
+            .to_string()
+            .contains("Creative Cloud All Apps")
+    );
+    let alan = user("alan.turing@acme.example").unwrap();
+    assert!(
+        alan["user_groups"].to_string().contains("Marketing Ops"),
+        "{alan}"
+    );
+    assert!(
+        !alan["product_profiles"]
+            .to_string()
+            .contains("Creative Cloud"),
+        "{alan}"
+    );
+    assert!(
+        alan["product_profiles"]
+            .to_string()
+            .contains("Marketo Engage - Production"),
+        "{alan}"
+    );
+    assert!(
+        user("katherine.johnson@acme.example").is_none(),
+        "removed from the organization"
+    );
+    assert!(
+        user("it.admin@acme.example").unwrap()["product_profiles"]
+            .to_string()
+            .contains("Creative Cloud")
+    );
+    assert!(
+        env.plan_steps(&roster).await.is_empty(),
+        "a second plan has nothing to do"
+    );
+
+    // Restored from the tombstone: back in the organization with the group.
+    let tombstones = env.ok(&["tombstones", "-o", "json"]).await.json();
+    let katherine = tombstones
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["email"] == "katherine.johnson@acme.example")
+        .cloned()
+        .expect("a tombstone");
+    assert_eq!(katherine["app"], "adobe", "{katherine}");
+    assert_eq!(katherine["status"], "deleted", "{katherine}");
+    env.ok(&[
+        "restore",
+        "adobe",
+        "--email",
+        "katherine.johnson@acme.example",
+    ])
+    .await;
+    let audit = env.ok(&["audit", "adobe", "-o", "json"]).await.json();
+    assert!(
+        audit["users"].as_array().unwrap().iter().any(|u| u["email"]
+            .as_str()
+            .is_some_and(|e| e.eq_ignore_ascii_case("katherine.johnson@acme.example"))
+            && u["user_groups"].to_string().contains("Marketing Ops")),
+        "{audit:#}"
+    );
+    // The roster still says leaver: the restore's exception keeps her, and says so.
+    let after = env.ok_patient(&["plan", path, "-o", "json"]).await.json();
+    assert!(after["steps"].as_array().unwrap().is_empty(), "{after:#}");
+    assert!(
+        after["notes"].to_string().contains("kept until"),
+        "{after:#}"
+    );
+
+    // The Marketo subscription's own profile is Marketo's access, and admin roles are not
+    // the API's to give: both refused with what to do instead.
+    let wrong = env.write(
+        "wrong.yaml",
+        "people:\n  - email: x@acme.example\n    first_name: X\n    last_name: Y\n    access:\n      adobe: { profiles: [\"Marketo Engage - Production\", \"_org_admin\", \"Photoshop\"] }\n",
+    );
+    let refused = env.fails(&["plan", wrong.to_str().unwrap()]).await;
+    for expected in [
+        "list Marketo roles under marketo:",
+        "administrative role",
+        "unknown Adobe product profile \"Photoshop\"",
+    ] {
+        assert!(
+            refused.stderr.contains(expected),
+            "{expected}: {}",
+            refused.stderr
+        );
+    }
+}

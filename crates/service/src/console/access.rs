@@ -287,22 +287,11 @@ fn access_page(
         roles: indexed.roles.clone(),
         scopes: indexed.scopes.clone(),
         statuses: Status::ALL.iter().map(|s| s.as_str()).collect(),
-        kinds: match inv.app {
-            roster_domain::desired::App::Marketo => {
-                vec![
-                    AccountKind::MarketoUser.as_str(),
-                    AccountKind::MarketoInvite.as_str(),
-                ]
-            }
-            roster_domain::desired::App::Magento => vec![
-                AccountKind::MagentoCustomer.as_str(),
-                AccountKind::MagentoAdmin.as_str(),
-            ],
-        },
-        scope_label: match inv.app {
-            roster_domain::desired::App::Marketo => "Workspace",
-            roster_domain::desired::App::Magento => "Website",
-        },
+        kinds: AccountKind::of(inv.app)
+            .iter()
+            .map(|k| k.as_str())
+            .collect(),
+        scope_label: roster_domain::inventory::scope_label(inv.app),
         rows: report
             .accounts
             .iter()
