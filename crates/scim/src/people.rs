@@ -46,8 +46,8 @@ pub fn email_of(user: &Value) -> Option<String> {
         .map(|e| e.to_lowercase())
 }
 
-/// Access from groups: Marketo roles together; for Magento, the first group's choice (a
-/// second group choosing differently is reported).
+/// Access from groups: Marketo roles and Adobe product profiles and user groups together;
+/// for Magento, the first group's choice (a second group choosing differently is reported).
 fn access_of(
     groups: &[&str],
     mapping: &BTreeMap<String, Access>,
@@ -87,6 +87,16 @@ fn access_of(
             }
         }
         merge_magento(&mut out.magento, &a.magento, g);
+        for (have, more) in [
+            (&mut out.adobe.profiles, &a.adobe.profiles),
+            (&mut out.adobe.groups, &a.adobe.groups),
+        ] {
+            for n in more {
+                if !have.iter().any(|h| h.eq_ignore_ascii_case(n)) {
+                    have.push(n.clone());
+                }
+            }
+        }
         for (name, m) in &a.magento_at {
             let slot = out.magento_at.entry(name.clone()).or_default();
             merge_magento(slot, m, g);
@@ -209,6 +219,10 @@ mod tests {
                     group: Some("Retail".into()),
                     admin_role: None,
                 },
+                adobe: roster_domain::desired::AdobeAccess {
+                    profiles: vec!["Creative Cloud All Apps".into()],
+                    groups: vec!["Marketing Ops".into()],
+                },
                 ..Access::default()
             },
         );
@@ -244,6 +258,9 @@ mod tests {
         assert_eq!(p.department.as_deref(), Some("Marketing"));
         assert_eq!(p.title.as_deref(), Some("Analyst"));
         assert_eq!(p.access.marketo.len(), 2);
+        // A SCIM group gives Adobe product profiles and user groups.
+        assert_eq!(p.access.adobe.profiles, ["Creative Cloud All Apps"]);
+        assert_eq!(p.access.adobe.groups, ["Marketing Ops"]);
         // Two groups choose different Magento groups: the first (by name) and a report.
         assert_eq!(p.access.magento.group.as_deref(), Some("Retail"));
         assert_eq!(problems.len(), 1, "{problems:?}");

@@ -296,6 +296,10 @@ struct RawAdobe {
     client_secret_file: Option<PathBuf>,
     identity_type: Option<String>,
     country: Option<String>,
+    /// Given: the organization is an instance of its own (`access: { adobe: ... }`).
+    roster: Option<PathBuf>,
+    interval: Option<String>,
+    auto_apply: Option<AutoApply>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -392,6 +396,12 @@ impl std::fmt::Debug for Webhook {
 pub enum Connection {
     Marketo(MarketoConn),
     Magento(MagentoConn),
+    Adobe {
+        conn: roster_engine::AdobeConn,
+        people: roster_engine::adobe_app::NewPeople,
+        /// The product profiles Marketo instances on this organization give: theirs.
+        reserved: Vec<String>,
+    },
 }
 
 /// One app instance the service keeps in line.
@@ -437,6 +447,7 @@ impl Instance {
                 .unwrap_or_default()
                 .trim_end_matches('/')
                 .to_string(),
+            Connection::Adobe { conn, .. } => conn.org_id.clone().unwrap_or_default(),
         }
     }
 }
@@ -527,6 +538,21 @@ fn ims_settings(
             "[{name}] is on Adobe Identity but names no product profile: give product_profiles = [\"Marketo Engage - Production\"], the profiles that give this subscription"
         ));
     }
+    Ok(Some(roster_engine::ImsSettings {
+        adobe: adobe_conn(&section, a, base)?,
+        profiles,
+        identity_type: a.identity_type.clone(),
+        country: a.country.clone(),
+        sync_timeout: duration(name, "sync_timeout", m.sync_timeout.as_ref())?,
+    }))
+}
+
+/// The connection of the organization `[section]` describes.
+fn adobe_conn(
+    section: &str,
+    a: &RawAdobe,
+    base: &Path,
+) -> Result<roster_engine::AdobeConn, String> {
     if let Some(t) = &a.identity_type
         && !["federatedID", "enterpriseID", "adobeID"].contains(&t.as_str())
     {
@@ -535,7 +561,7 @@ fn ims_settings(
         ));
     }
     let client_secret = secret(
-        &section,
+        section,
         "client_secret",
         a.client_secret.as_ref(),
         a.client_secret_env.as_ref(),
@@ -543,27 +569,21 @@ fn ims_settings(
         base,
     )?
     .ok_or_else(|| format!("[{section}] has no client_secret_env or client_secret_file"))?;
-    Ok(Some(roster_engine::ImsSettings {
-        adobe: roster_engine::AdobeConn {
-            url: a.url.clone(),
-            ims_url: a.ims_url.clone(),
-            org_id: Some(
-                a.org_id
-                    .clone()
-                    .ok_or_else(|| format!("[{section}] has no org_id (...@AdobeOrg)"))?,
-            ),
-            client_id: Some(
-                a.client_id
-                    .clone()
-                    .ok_or_else(|| format!("[{section}] has no client_id"))?,
-            ),
-            client_secret: Some(client_secret),
-        },
-        profiles,
-        identity_type: a.identity_type.clone(),
-        country: a.country.clone(),
-        sync_timeout: duration(name, "sync_timeout", m.sync_timeout.as_ref())?,
-    }))
+    Ok(roster_engine::AdobeConn {
+        url: a.url.clone(),
+        ims_url: a.ims_url.clone(),
+        org_id: Some(
+            a.org_id
+                .clone()
+                .ok_or_else(|| format!("[{section}] has no org_id (...@AdobeOrg)"))?,
+        ),
+        client_id: Some(
+            a.client_id
+                .clone()
+                .ok_or_else(|| format!("[{section}] has no client_id"))?,
+        ),
+        client_secret: Some(client_secret),
+    })
 }
 
 fn secret(
@@ -737,16 +757,57 @@ impl ServeConfig {
                 daily_budget: m.daily_budget,
             });
         }
-        for name in raw.adobe.keys() {
+        for (short, a) in &raw.adobe {
+            let name = format!("adobe.{short}");
             let used = raw
                 .marketo
                 .values()
-                .any(|m| m.identity.as_deref() == Some(&format!("adobe.{name}")));
-            if !used {
-                return Err(format!(
-                    "[adobe.{name}] is named by no Marketo instance: give a [marketo.NAME] section identity = \"adobe.{name}\" (Adobe instances of their own are not built yet)"
-                ));
+                .any(|m| m.identity.as_deref() == Some(&name));
+            if a.roster.is_none() {
+                if !used {
+                    return Err(format!(
+                        "[{name}] is named by no Marketo instance and has no roster: give it roster = \"PATH\" to manage the organization's product profiles and user groups, or name it from a [marketo.NAME] section with identity = \"{name}\""
+                    ));
+                }
+                if a.interval.is_some() || a.auto_apply.is_some() {
+                    return Err(format!(
+                        "[{name}] gives interval or auto_apply but no roster: give roster = \"PATH\" to make it an instance of its own"
+                    ));
+                }
+                continue;
             }
+            check_name("adobe", short)?;
+            let (roster, interval, auto_apply, _) = common(
+                &name,
+                RawCommon {
+                    roster: a.roster.as_ref(),
+                    interval: a.interval.as_ref(),
+                    auto_apply: a.auto_apply,
+                    resend_invites: None,
+                },
+            )?;
+            instances.push(Instance {
+                name: name.clone(),
+                app: App::Adobe,
+                connection: Connection::Adobe {
+                    conn: adobe_conn(&name, a, &base)?,
+                    people: roster_engine::adobe_app::NewPeople {
+                        identity_type: a.identity_type.clone(),
+                        country: a.country.clone(),
+                    },
+                    reserved: raw
+                        .marketo
+                        .values()
+                        .filter(|m| m.identity.as_deref() == Some(&name))
+                        .flat_map(|m| m.product_profiles.clone().unwrap_or_default())
+                        .collect(),
+                },
+                roster,
+                interval,
+                auto_apply,
+                resend_invites: false,
+                daily_budget: None,
+            });
         }
         for (short, m) in &raw.magento {
             check_name("magento", short)?;

@@ -574,7 +574,9 @@ async fn overview_rows(shared: &Shared) -> Vec<InstanceRow> {
                     let used = quota_used.get(&key).copied().unwrap_or(0);
                     format!("{} of {budget}", budget.saturating_sub(used))
                 }
-                crate::config::Connection::Magento(_) => "no daily quota".into(),
+                crate::config::Connection::Magento(_) | crate::config::Connection::Adobe { .. } => {
+                    "no daily quota".into()
+                }
             };
             InstanceRow {
                 name: inst.name.clone(),

@@ -385,6 +385,17 @@ async fn open_sessions(inst: &Instance, g: &Globals) -> Result<Sessions> {
     match &inst.connection {
         Connection::Marketo(c) => Sessions::connect(Some(c.clone()), None, g).await,
         Connection::Magento(c) => Sessions::connect(None, Some(c.clone()), g).await,
+        Connection::Adobe {
+            conn,
+            people,
+            reserved,
+        } => {
+            let mut sessions = Sessions::connect(None, None, g).await?;
+            let mut adobe = roster_engine::adobe_app::AdobeSession::open(conn, people, g).await?;
+            adobe.reserved = reserved.clone();
+            sessions.adobe = Some(adobe);
+            Ok(sessions)
+        }
     }
 }
 
@@ -419,6 +430,10 @@ async fn close_sessions(shared: &Shared, inst: &Instance, sessions: &mut Session
         let st = s.client.stats();
         m.add("roster_api_calls_total", &labels, st.calls as f64);
         m.add("roster_api_retries_total", &labels, st.retries as f64);
+    }
+    if let Some(s) = &sessions.adobe {
+        let st = s.client.stats();
+        m.add("roster_api_calls_total", &labels, st.calls as f64);
     }
     if let Err(e) = sessions.finish().await {
         tracing::error!(instance = %inst.name, "cannot record the quota used: {e:#}");

@@ -2814,11 +2814,11 @@ async fn a_subscription_on_adobe_identity_is_reconciled_through_the_admin_consol
     std::fs::write(dir.path().join("adobe-secret"), "svc-adobe-secret\n").unwrap();
     std::fs::write(
         dir.path().join("people.yaml"),
-        "policies:\n  marketo:\n    managed_domains: [acme.example]\n    unlisted: report\npeople:\n  - email: new.joiner@acme.example\n    first_name: New\n    last_name: Joiner\n    access:\n      marketo: [\"Standard User@Default\", \"Standard User@EMEA\"]\n",
+        "policies:\n  marketo:\n    managed_domains: [acme.example]\n    unlisted: report\npeople:\n  - email: new.joiner@acme.example\n    first_name: New\n    last_name: Joiner\n    access:\n      marketo: [\"Standard User@Default\", \"Standard User@EMEA\"]\n  - email: new.designer@acme.example\n    first_name: New\n    last_name: Designer\n    access:\n      adobe: { profiles: [\"Creative Cloud All Apps\"] }\n",
     )
     .unwrap();
     let extra = format!(
-        "identity = \"adobe.corp\"\nproduct_profiles = [\"Marketo Engage - Production\"]\n\n[adobe.corp]\nurl = \"{url}\"\nims_url = \"{url}\"\norg_id = \"{org}\"\nclient_id = \"svc-adobe\"\nclient_secret_file = \"adobe-secret\"\ncountry = \"US\"\n",
+        "identity = \"adobe.corp\"\nproduct_profiles = [\"Marketo Engage - Production\"]\n\n[adobe.corp]\nurl = \"{url}\"\nims_url = \"{url}\"\norg_id = \"{org}\"\nclient_id = \"svc-adobe\"\nclient_secret_file = \"adobe-secret\"\ncountry = \"US\"\nroster = \"people.yaml\"\ninterval = \"1h\"\n",
         url = adobe.base_url(),
         org = adobe.credentials().org_id
     );
@@ -2854,6 +2854,55 @@ async fn a_subscription_on_adobe_identity_is_reconciled_through_the_admin_consol
             && text.contains("grant Standard User@EMEA to Marketo user new.joiner@acme.example"),
         "{log:#}"
     );
+    // The organization is an instance of its own too: its run gives the designer the
+    // Creative Cloud profile (a grant, applied unattended), and its access page shows who
+    // holds the profiles the roster names, the Marketo subscription's own left out.
+    let run = svc
+        .run_where(&viewer, "the Adobe instance's first run", |r| {
+            r["instance"] == "adobe.corp" && r["outcome"] == "done"
+        })
+        .await;
+    assert_eq!(run["trigger"], "schedule", "{run:#}");
+    let (_, log) = svc.get(&viewer, "/api/v1/log").await;
+    assert!(
+        log.to_string()
+            .contains("give new.designer@acme.example Creative Cloud All Apps"),
+        "{log:#}"
+    );
+    let (status, access) = svc
+        .get(&viewer, "/api/v1/instances/adobe.corp/access")
+        .await;
+    assert_eq!(status, 200, "{access:#}");
+    let text = access.to_string();
+    assert!(
+        text.contains("new.designer@acme.example")
+            && text.contains("it.admin@acme.example")
+            && text.contains("_org_admin")
+            && !text.contains("Marketo Engage - Production"),
+        "{access:#}"
+    );
+    // The console shows the organization like the other apps: its accounts with their
+    // profiles, and the person's page joins their Adobe account to the rest.
+    let cookie = console_cookie(&svc, "auditor2", "viewer").await;
+    let html = reqwest::Client::new()
+        .get(format!("{}/console/access/adobe.corp", svc.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("new.designer@acme.example")
+            && html.contains("Creative Cloud All Apps")
+            && html.contains("product profile"),
+        "{html}"
+    );
+    let (_, person) = svc
+        .get(&viewer, "/api/v1/people/new.designer@acme.example")
+        .await;
+    assert!(person.to_string().contains("adobe.corp"), "{person:#}");
     svc.stop().await;
     sandbox.shutdown().await;
     adobe.shutdown().await;
