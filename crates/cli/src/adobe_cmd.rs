@@ -144,11 +144,11 @@ pub async fn audit(conn: &AdobeConn, output: Output, g: &Globals) -> Result<()> 
 pub async fn restore(conn: &AdobeConn, email: &str, g: &Globals) -> Result<()> {
     let file = g.config_file()?.adobe;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let people = roster_engine::adobe_app::NewPeople {
+    let people = roster_engine::apps::adobe::NewPeople {
         identity_type: env("ROSTER_ADOBE_IDENTITY_TYPE").or(file.identity_type),
         country: env("ROSTER_ADOBE_COUNTRY").or(file.country),
     };
-    let s = roster_engine::adobe_app::AdobeSession::open(conn, &people, g).await?;
+    let s = roster_engine::apps::adobe::AdobeSession::open(conn, &people, g).await?;
     let result = s.restore(email).await;
     eprintln!("{}", s.cost_line());
     result

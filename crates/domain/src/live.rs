@@ -293,6 +293,21 @@ pub fn adobe_key(email: &str) -> String {
     format!("adobe account {}", email.to_lowercase())
 }
 
+/// The app an account key (or a difference line starting with one) is of.
+pub fn key_app(key: &str) -> Option<crate::desired::App> {
+    use crate::desired::App;
+    // A person's hold on an IMS subscription's profiles is the Marketo app's business.
+    [
+        ("marketo user ", App::Marketo),
+        ("adobe user ", App::Marketo),
+        ("magento ", App::Magento),
+        ("adobe account ", App::Adobe),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| key.starts_with(prefix))
+    .map(|(_, app)| app)
+}
+
 pub fn customer_key(email: &str) -> String {
     format!("magento customer {}", email.to_lowercase())
 }
@@ -302,6 +317,26 @@ pub fn admin_key(username: &str) -> String {
 }
 
 impl Live {
+    /// `self` with every app `part` read added: how the connectors' reads (each setting
+    /// its own app) make one snapshot.
+    pub fn merge(self, part: Live) -> Live {
+        Live {
+            marketo: part.marketo.or(self.marketo),
+            magento: part.magento.or(self.magento),
+            adobe: part.adobe.or(self.adobe),
+        }
+    }
+
+    /// Whether `app` was read.
+    pub fn has(&self, app: crate::desired::App) -> bool {
+        use crate::desired::App;
+        match app {
+            App::Marketo => self.marketo.is_some(),
+            App::Magento => self.magento.is_some(),
+            App::Adobe => self.adobe.is_some(),
+        }
+    }
+
     /// The names a roster is validated against.
     pub fn names(&self) -> LiveNames {
         LiveNames {

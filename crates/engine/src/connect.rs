@@ -236,6 +236,9 @@ pub struct MarketoSession {
     /// Set for a subscription on Adobe Identity (`identity = "adobe"`): where its standard
     /// users are added and removed.
     pub ims: Option<crate::adobe_ops::ImsLink>,
+    /// The subscription's roles and workspaces, read once per session on first need (an
+    /// apply resolves every step's roles against one read).
+    pub(crate) directory: tokio::sync::OnceCell<roster_marketo::Directory>,
     /// The instance's lock, while this process changes it.
     _lock: Option<crate::lock::Held>,
 }
@@ -422,6 +425,7 @@ impl MarketoSession {
             quota_day: day,
             recorded: 0,
             ims,
+            directory: tokio::sync::OnceCell::new(),
             _lock: lock,
         })
     }

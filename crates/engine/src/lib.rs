@@ -8,9 +8,9 @@
 //! callers show them, they do not branch on them.
 
 pub mod actor;
-pub mod adobe_app;
 pub mod adobe_ops;
 pub mod approvers;
+pub mod apps;
 pub mod conn;
 pub mod connect;
 pub mod events;

@@ -798,58 +798,36 @@ async fn only_newest(
 /// be the instance it was deleted from). Only the newest tombstone of an account can be
 /// restored: an older one would bring back stale access.
 pub async fn restore_tombstone(sessions: &crate::live_read::Sessions, id: i64) -> Result<()> {
-    if let Some(s) = &sessions.adobe {
-        let t = s
-            .state
-            .tombstone(id)
-            .await?
-            .filter(|t| t.app == crate::adobe_ops::ADOBE)
-            .with_context(|| format!("no adobe tombstone #{id}"))?;
-        if t.instance != s.instance {
-            bail!(
-                "tombstone #{id} is of {} in the Adobe organization {}, not of this one ({})",
-                t.email,
-                t.instance,
-                s.instance
-            );
-        }
-        only_newest(&s.state, crate::adobe_ops::ADOBE, &s.instance, &t).await?;
-        let t = restorable(
-            Some(t),
-            &format!("tombstone #{id}"),
-            &s.instance,
-            "roster tombstones",
-            "look at the account with `roster audit adobe`",
-        )?;
-        return s.restore_from(&t).await;
-    }
-    let (state, instance, app) = match (&sessions.marketo, &sessions.magento) {
-        (Some(s), _) => (&s.state, &s.instance, MARKETO),
-        (None, Some(s)) => (&s.state, &s.instance, crate::magento_ops::MAGENTO),
-        (None, None) => bail!("no connection to restore tombstone #{id} through"),
+    let Some(any) = sessions.apps().next() else {
+        bail!("no connection to restore tombstone #{id} through");
     };
-    let t = state
+    let t = any
+        .state()
         .tombstone(id)
         .await?
-        .filter(|t| t.app == app)
-        .with_context(|| format!("no {app} tombstone #{id}"))?;
-    if &t.instance != instance {
+        .with_context(|| format!("no tombstone #{id}"))?;
+    let c = roster_domain::desired::App::parse(&t.app)
+        .and_then(|app| sessions.app(app))
+        .with_context(|| {
+            format!(
+                "tombstone #{id} is of {} in {}, which this connection does not reach",
+                t.email, t.app
+            )
+        })?;
+    if t.instance != c.instance() {
         bail!(
-            "tombstone #{id} is of {} on {}, not of this instance ({instance})",
+            "tombstone #{id} is of {} on {}, not of this instance ({})",
             t.email,
-            t.instance
+            t.instance,
+            c.instance()
         );
     }
-    if let Some(s) = &sessions.marketo {
-        only_newest(&s.state, MARKETO, &s.instance, &t).await?;
-        return restore_one(s, &t.email).await;
-    }
-    let s = sessions.magento.as_ref().expect("checked above");
-    match t.account["username"].as_str() {
-        Some(username) => crate::magento_ops::restore_admin(s, username).await,
-        None => {
-            crate::magento_ops::restore_customer(s, &t.email, t.account["website_id"].as_i64())
-                .await
-        }
-    }
+    only_newest(c.state(), c.app().name(), c.instance(), &t).await?;
+    c.state().verify_tombstone(t.id).await.with_context(|| {
+        format!(
+            "tombstone #{id} of {} was changed in the database after Roster wrote it; nothing was restored",
+            t.email
+        )
+    })?;
+    c.restore(&t).await
 }

@@ -9,21 +9,16 @@ use roster_domain::live::{Live, differences};
 use roster_domain::plan::{self, Action, Plan, PlanOptions, Step};
 use roster_domain::safety::{self, OwnAccounts};
 use roster_keys::{Keyring, Purpose};
-use roster_magento::AdminUsers;
-use roster_marketo::{Invitation, UserUpdate};
 use roster_store::{NewLogEntry, StateStore, StepStatus};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::Globals;
 use crate::actor::Actor;
-use crate::conn::Confirm;
-use crate::connect::MarketoSession;
+use crate::apps::StepContext;
 use crate::events::{Event, Events, StepOutcome};
 use crate::lifecycle::close_finished_deletions;
 use crate::live_read::{self, Sessions};
-use crate::magento_ops::MagentoSession;
-use crate::marketo_ops::record_invitation;
 
 /// A plan with the roster and the live state it was computed from.
 pub struct Computed {
@@ -76,20 +71,10 @@ pub async fn compute_from(
 /// and again where it is applied, never from a plan file.
 async fn with_exceptions(roster: &mut Roster, sessions: &Sessions) -> Result<()> {
     let now = OffsetDateTime::now_utc();
-    if let Some(s) = &sessions.marketo {
+    for c in sessions.apps() {
         roster
             .exceptions
-            .extend(s.state.exceptions(App::Marketo, &s.instance, now).await?);
-    }
-    if let Some(s) = &sessions.magento {
-        roster
-            .exceptions
-            .extend(s.state.exceptions(App::Magento, &s.instance, now).await?);
-    }
-    if let Some(s) = &sessions.adobe {
-        roster
-            .exceptions
-            .extend(s.state.exceptions(App::Adobe, &s.instance, now).await?);
+            .extend(c.state().exceptions(c.app(), c.instance(), now).await?);
     }
     Ok(())
 }
@@ -642,7 +627,6 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
         sessions,
         who: &who,
         plan_id: &plan.id,
-        directory: tokio::sync::OnceCell::new(),
     };
     let report = |step: &Step, outcome: StepOutcome| {
         g.emit(Event::Step {
@@ -772,26 +756,16 @@ fn step_log(
 
 /// The instance of `app` that `sessions` reach (its base URL), as log lines record it.
 fn instance_of(sessions: &Sessions, app: App) -> Option<&str> {
-    match app {
-        App::Marketo => sessions.marketo.as_ref().map(|s| s.instance.as_str()),
-        App::Magento => sessions.magento.as_ref().map(|s| s.instance.as_str()),
-        App::Adobe => sessions.adobe.as_ref().map(|s| s.instance.as_str()),
-    }
+    sessions.app(app).map(|c| c.instance())
 }
 
 /// The app instances `sessions` reach, as a plan's scope records them.
 fn scope(sessions: &Sessions) -> String {
-    let mut pairs = Vec::new();
-    if let Some(s) = &sessions.marketo {
-        pairs.push(format!("{}={}", crate::connect::MARKETO, s.instance));
-    }
-    if let Some(s) = &sessions.magento {
-        pairs.push(format!("{}={}", crate::magento_ops::MAGENTO, s.instance));
-    }
-    if let Some(s) = &sessions.adobe {
-        pairs.push(format!("{}={}", crate::adobe_ops::ADOBE, s.instance));
-    }
-    pairs.join(";")
+    sessions
+        .apps()
+        .map(|c| format!("{}={}", c.app().name(), c.instance()))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// Settles journal rows left `started` by a crash or `unsettled` by failed attempts, on
@@ -816,25 +790,10 @@ async fn reconcile_unfinished(
         let Some(step) = plan.steps.iter().find(|s| s.index == u.step) else {
             continue;
         };
-        let read = match step.app {
-            App::Marketo => live.marketo.is_some(),
-            App::Magento => live.magento.is_some(),
-            App::Adobe => live.adobe.is_some(),
-        };
         // Another instance's step is settled by that instance's runs: these accounts say
         // nothing about it (and that instance may be running it right now).
-        let (app, ours) = match step.app {
-            App::Marketo => (
-                crate::connect::MARKETO,
-                sessions.marketo.as_ref().map(|s| s.instance.as_str()),
-            ),
-            App::Magento => (
-                crate::magento_ops::MAGENTO,
-                sessions.magento.as_ref().map(|s| s.instance.as_str()),
-            ),
-            App::Adobe => (crate::adobe_ops::ADOBE, instance_of(sessions, App::Adobe)),
-        };
-        if !read
+        let (app, ours) = (step.app.name(), instance_of(sessions, step.app));
+        if !live.has(step.app)
             || u.instance_of(app)
                 .is_some_and(|theirs| Some(theirs) != ours)
         {
@@ -883,43 +842,11 @@ async fn reconcile_unfinished(
     Ok(())
 }
 
-/// A Magento account already gone: a deletion interrupted after it happened left its
-/// tombstone open; close it.
-async fn finish_interrupted_deletion(s: &MagentoSession, id: i64) -> Result<()> {
-    let app = crate::magento_ops::MAGENTO;
-    close_finished_deletions(&s.events, &s.state, app, &s.instance, &id.to_string()).await
-}
-
 /// The account a deleting action removes, as its tombstone names it: (app, instance, userid).
 fn deleted_account(action: &Action, sessions: &Sessions) -> Option<(&'static str, String, String)> {
-    match action {
-        Action::MarketoDelete { userid } | Action::MarketoDeleteInvite { userid } => {
-            let s = sessions.marketo.as_ref()?;
-            Some((crate::connect::MARKETO, s.instance.clone(), userid.clone()))
-        }
-        // An IMS offboarding's tombstone is filed under the person's email.
-        Action::AdobeRemoveProfile { email, .. } => {
-            let s = sessions.marketo.as_ref()?;
-            Some((crate::connect::MARKETO, s.instance.clone(), email.clone()))
-        }
-        Action::AdobeOffboard { email, .. } => {
-            let s = sessions.adobe.as_ref()?;
-            Some((
-                crate::adobe_ops::ADOBE,
-                s.instance.clone(),
-                email.to_lowercase(),
-            ))
-        }
-        Action::MagentoDeleteCustomer { id, .. } | Action::MagentoDeleteAdmin { id, .. } => {
-            let s = sessions.magento.as_ref()?;
-            Some((
-                crate::magento_ops::MAGENTO,
-                s.instance.clone(),
-                id.to_string(),
-            ))
-        }
-        _ => None,
-    }
+    let c = sessions.app(action.app())?;
+    let userid = c.tombstoned(action)?;
+    Some((c.app().name(), c.instance().to_string(), userid))
 }
 
 /// `ROSTER_TEST_CRASH=N` aborts the process right after step N is recorded;
@@ -955,15 +882,7 @@ fn check_drift(
         .collect();
     let mut diffs = differences(&expected, live, &unsettled);
     // Apps the plan did not read are not compared.
-    if plan.live.marketo.is_none() {
-        diffs.retain(|d| !d.starts_with("marketo"));
-    }
-    if plan.live.magento.is_none() {
-        diffs.retain(|d| !d.starts_with("magento"));
-    }
-    if plan.live.adobe.is_none() {
-        diffs.retain(|d| !d.starts_with("adobe account"));
-    }
+    diffs.retain(|d| roster_domain::live::key_app(d).is_none_or(|app| plan.live.has(app)));
     if !diffs.is_empty() {
         let shown: Vec<&String> = diffs.iter().take(10).collect();
         bail!(
@@ -982,365 +901,27 @@ fn check_drift(
     Ok(())
 }
 
-/// Runs steps. Every action counts "already so" as success, which is what makes a rerun
-/// after a crash safe.
+/// Runs steps, each through its app's connector. Every action counts "already so" as
+/// success, which is what makes a rerun after a crash safe.
 struct Executor<'a> {
     sessions: &'a Sessions,
     who: &'a str,
     plan_id: &'a str,
-    /// Marketo's roles and workspaces, read once for the whole apply, on first need.
-    directory: tokio::sync::OnceCell<roster_marketo::Directory>,
 }
 
 impl Executor<'_> {
-    fn marketo(&self) -> Result<&MarketoSession> {
-        self.sessions
-            .marketo
-            .as_ref()
-            .context("the plan has Marketo steps but no Marketo connection is configured")
-    }
-
-    fn ims(&self) -> Result<&crate::adobe_ops::ImsLink> {
-        self.marketo()?.ims.as_ref().context(
-            "the plan has Adobe Admin Console steps but the Marketo subscription is not configured as on Adobe Identity (identity = \"adobe\" in [marketo], with [adobe])",
-        )
-    }
-
-    fn adobe(&self) -> Result<&crate::adobe_app::AdobeSession> {
-        self.sessions.adobe.as_ref().context(
-            "the plan has Adobe Admin Console steps but no Adobe organization is configured (ROSTER_ADOBE_ORG_ID or [adobe])",
-        )
-    }
-
-    fn magento(&self) -> Result<&MagentoSession> {
-        self.sessions
-            .magento
-            .as_ref()
-            .context("the plan has Magento steps but no Magento connection is configured")
-    }
-
-    fn confirm(&self, step: &Step) -> Confirm {
-        Confirm {
-            yes: true,
-            reason: Some(format!("{}: {}", self.plan_id, step.reason)),
-            by: Some(self.who.to_string()),
-        }
-    }
-
-    async fn roles(
-        &self,
-        s: &MarketoSession,
-        roles: &[roster_domain::desired::RoleRef],
-    ) -> Result<Vec<roster_domain::access::RoleAssignment>> {
-        let dir = self
-            .directory
-            .get_or_try_init(|| s.client.directory())
-            .await?;
-        let specs: Vec<String> = roles.iter().map(ToString::to_string).collect();
-        crate::marketo_ops::resolve(dir, &specs)
-    }
-
     /// Runs one step; `Ok(Some(note))` when it turned out to be done already.
     async fn run(&self, step: &Step) -> Result<Option<String>> {
-        match &step.action {
-            Action::MarketoInvite {
-                email,
-                first_name,
-                last_name,
-                roles,
-                expires_at,
-            }
-            | Action::MarketoResendInvite {
-                email,
-                first_name,
-                last_name,
-                roles,
-                expires_at,
-                ..
-            } => {
-                let s = self.marketo()?;
-                if let Action::MarketoResendInvite { userid, .. } = &step.action {
-                    match s.client.delete_invitation(userid).await {
-                        Ok(_) => {}
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                let invitation = Invitation {
-                    email: email.clone(),
-                    first_name: first_name.clone(),
-                    last_name: last_name.clone(),
-                    userid: None,
-                    roles: self.roles(s, roles).await?,
-                    api_only: false,
-                    expires_at: *expires_at,
-                    reason: Some(step.reason.clone()),
-                };
-                match s.client.invite(&invitation).await {
-                    Ok(_) => {}
-                    Err(e) if e.api().is_some_and(|f| f.code_is("709")) => {
-                        // Already invited or already a user (a rerun after a crash, or
-                        // someone else): the next plan settles any difference.
-                        if s.client.find_user(email).await?.is_some()
-                            || s.client.invitation(email).await?.is_some()
-                        {
-                            record_invitation(s, &invitation, self.who).await?;
-                            return Ok(Some("already invited".into()));
-                        }
-                        return Err(e.into());
-                    }
-                    Err(e) if e.may_have_run() => {
-                        return Err(crate::marketo_ops::unconfirmed_invitation(
-                            s,
-                            &invitation,
-                            self.who,
-                            e,
-                        )
-                        .await);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                record_invitation(s, &invitation, self.who).await?;
-                Ok(None)
-            }
-            Action::MarketoUpdate {
-                userid,
-                first_name,
-                last_name,
-            } => {
-                let update = UserUpdate {
-                    first_name: Some(first_name.clone()),
-                    last_name: Some(last_name.clone()),
-                    ..UserUpdate::default()
-                };
-                self.marketo()?.client.update(userid, &update).await?;
-                Ok(None)
-            }
-            Action::MarketoSetExpiry { userid, expires_at } => {
-                let update = UserUpdate {
-                    expires_at: Some(*expires_at),
-                    ..UserUpdate::default()
-                };
-                self.marketo()?.client.update(userid, &update).await?;
-                Ok(None)
-            }
-            Action::MarketoGrant { userid, roles } => {
-                let s = self.marketo()?;
-                let roles = self.roles(s, roles).await?;
-                s.client.add_roles(userid, &roles).await?;
-                Ok(None)
-            }
-            Action::MarketoRevoke { userid, roles } => {
-                let s = self.marketo()?;
-                let roles = self.roles(s, roles).await?;
-                s.client.remove_roles(userid, &roles).await?;
-                Ok(None)
-            }
-            Action::MarketoDeleteInvite { userid } | Action::MarketoDelete { userid } => {
-                let s = self.marketo()?;
-                crate::lifecycle::offboard(s, userid, false, true, &self.confirm(step)).await?;
-                Ok(None)
-            }
-            Action::AdobeAddProfile {
-                email,
-                first_name,
-                last_name,
-                profiles,
-                ..
-            } => {
-                let s = self.marketo()?;
-                self.ims()?
-                    .add_profiles(
-                        &s.state,
-                        &s.instance,
-                        email,
-                        first_name,
-                        last_name,
-                        profiles,
-                    )
-                    .await?;
-                Ok(Some(
-                    "Marketo adds them at its next sync with the Admin Console; the next plan grants their roles"
-                        .into(),
-                ))
-            }
-            Action::AdobeRemoveProfile {
-                email,
-                profiles,
-                leave,
-            } => {
-                let s = self.marketo()?;
-                crate::lifecycle::offboard_ims(s, email, profiles, *leave, &self.confirm(step))
-                    .await?;
-                Ok(Some(
-                    "Marketo removes them at its next sync with the Admin Console".into(),
-                ))
-            }
-            Action::AdobeGrant {
-                email,
-                first_name,
-                last_name,
-                names,
-                ..
-            } => {
-                self.adobe()?
-                    .grant(email, first_name, last_name, names)
-                    .await
-            }
-            Action::AdobeRevoke { email, names } => {
-                self.adobe()?.revoke(email, names).await?;
-                Ok(None)
-            }
-            Action::AdobeOffboard {
-                email,
-                names,
-                leave,
-            } => {
-                self.adobe()?
-                    .offboard(email, names, *leave, &self.confirm(step))
-                    .await?;
-                Ok(None)
-            }
-            Action::MagentoCreateCustomer {
-                email,
-                first_name,
-                last_name,
-                group_id,
-                website_id,
-                ..
-            } => {
-                let s = self.magento()?;
-                let body = json!({"email": email, "firstname": first_name, "lastname": last_name, "website_id": website_id, "group_id": group_id});
-                match s.client.create_customer(body, None).await {
-                    Ok(_) => Ok(None),
-                    Err(e) => {
-                        let exists = s
-                            .client
-                            .customers_by_email(email)
-                            .await?
-                            .iter()
-                            .any(|c| c["website_id"].as_i64() == Some(*website_id));
-                        if exists {
-                            Ok(Some("the customer already exists".into()))
-                        } else {
-                            Err(e.into())
-                        }
-                    }
-                }
-            }
-            Action::MagentoUpdateCustomer {
-                id,
-                first_name,
-                last_name,
-                group_id,
-                ..
-            } => {
-                let mut changes = serde_json::Map::new();
-                changes.insert("firstname".into(), json!(first_name));
-                changes.insert("lastname".into(), json!(last_name));
-                changes.insert("group_id".into(), json!(group_id));
-                self.magento()?
-                    .client
-                    .update_customer(*id, &changes)
-                    .await?;
-                Ok(None)
-            }
-            Action::MagentoDeleteCustomer { id, email } => {
-                let s = self.magento()?;
-                let customer = match s.client.customer(*id).await {
-                    Ok(c) => c,
-                    Err(e) if e.is_not_found() => {
-                        finish_interrupted_deletion(s, *id).await?;
-                        return Ok(Some("already deleted".into()));
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                let t = crate::magento_ops::tombstone(
-                    s,
-                    id.to_string(),
-                    email,
-                    &customer,
-                    Vec::new(),
-                    self.who,
-                    &self.confirm(step),
-                )
-                .await?;
-                let result = s.client.delete_customer(*id).await.map_err(Into::into);
-                crate::magento_ops::finish(s, t, result, &format!("customer {email}")).await?;
-                Ok(None)
-            }
-            Action::MagentoCreateAdmin {
-                username,
-                email,
-                first_name,
-                last_name,
-                role_id,
-                ..
-            } => {
-                let s = self.magento()?;
-                if let AdminUsers::Available(users) = s.client.admin_users().await?
-                    && users.iter().any(|u| {
-                        u["username"]
-                            .as_str()
-                            .is_some_and(|n| n.eq_ignore_ascii_case(username))
-                    })
-                {
-                    return Ok(Some("the admin user already exists".into()));
-                }
-                // A first password nobody knows: the person sets their own through
-                // "Forgot your password?" on the admin sign-in page. It is never shown.
-                let password = format!("Rr7{}", uuid::Uuid::new_v4().simple());
-                s.client
-                    .create_admin_user(json!({"username": username, "firstname": first_name, "lastname": last_name, "email": email, "password": password, "role_id": role_id, "is_active": true}))
-                    .await?;
-                Ok(Some(
-                    "they set a password with \"Forgot your password?\" on the admin sign-in page"
-                        .into(),
-                ))
-            }
-            Action::MagentoUpdateAdmin {
-                id,
-                first_name,
-                last_name,
-                role_id,
-                is_active,
-                ..
-            } => {
-                let mut fields =
-                    json!({"firstname": first_name, "lastname": last_name, "is_active": is_active});
-                if let Some(role) = role_id {
-                    fields["role_id"] = json!(role);
-                }
-                self.magento()?
-                    .client
-                    .update_admin_user(*id, fields)
-                    .await?;
-                Ok(None)
-            }
-            Action::MagentoDeleteAdmin { id, username } => {
-                let s = self.magento()?;
-                let AdminUsers::Available(users) = s.client.admin_users().await? else {
-                    bail!("{}", roster_magento::MagentoError::NoAdminApi);
-                };
-                let Some(user) = users.iter().find(|u| u["id"].as_i64() == Some(*id)) else {
-                    finish_interrupted_deletion(s, *id).await?;
-                    return Ok(Some("already deleted".into()));
-                };
-                let email = user["email"].as_str().unwrap_or_default().to_string();
-                let t = crate::magento_ops::tombstone(
-                    s,
-                    id.to_string(),
-                    &email,
-                    user,
-                    Vec::new(),
-                    self.who,
-                    &self.confirm(step),
-                )
-                .await?;
-                let result = s.client.delete_admin_user(*id).await.map_err(Into::into);
-                crate::magento_ops::finish(s, t, result, &format!("admin user {username}")).await?;
-                Ok(None)
-            }
-        }
+        let app = self.sessions.app(step.app).with_context(|| {
+            format!(
+                "the plan has {} steps but no {} connection is configured",
+                step.app, step.app
+            )
+        })?;
+        let ctx = StepContext {
+            plan_id: self.plan_id,
+            who: self.who,
+        };
+        app.execute(step, &ctx).await
     }
 }

@@ -398,7 +398,7 @@ pub enum Connection {
     Magento(MagentoConn),
     Adobe {
         conn: roster_engine::AdobeConn,
-        people: roster_engine::adobe_app::NewPeople,
+        people: roster_engine::apps::adobe::NewPeople,
         /// The product profiles Marketo instances on this organization give: theirs.
         reserved: Vec<String>,
     },
@@ -791,7 +791,7 @@ impl ServeConfig {
                 app: App::Adobe,
                 connection: Connection::Adobe {
                     conn: adobe_conn(&name, a, &base)?,
-                    people: roster_engine::adobe_app::NewPeople {
+                    people: roster_engine::apps::adobe::NewPeople {
                         identity_type: a.identity_type.clone(),
                         country: a.country.clone(),
                     },

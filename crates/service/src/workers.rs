@@ -391,7 +391,7 @@ async fn open_sessions(inst: &Instance, g: &Globals) -> Result<Sessions> {
             reserved,
         } => {
             let mut sessions = Sessions::connect(None, None, g).await?;
-            let mut adobe = roster_engine::adobe_app::AdobeSession::open(conn, people, g).await?;
+            let mut adobe = roster_engine::apps::adobe::AdobeSession::open(conn, people, g).await?;
             adobe.reserved = reserved.clone();
             sessions.adobe = Some(adobe);
             Ok(sessions)

@@ -15,11 +15,14 @@ use roster_domain::desired::{AdobeLeaver, App, Roster};
 use roster_domain::live::{AdobeAccount, AdobeLive};
 use roster_store::{NewTombstone, StateStore, TombstoneStatus};
 
+use super::{Connector, Fut, StepContext};
 use crate::Globals;
 use crate::adobe_ops::{ADOBE, run_command};
 use crate::conn::AdobeConn;
 use crate::conn::Confirm;
 use crate::events::{Event, Events};
+use roster_domain::live::Live;
+use roster_domain::plan::{self, Action};
 
 /// How people new to the organization are created: the `[adobe]` section's (or the
 /// service instance's) identity type and country.
@@ -101,7 +104,7 @@ impl AdobeSession {
 
     /// Who holds the profiles and groups `roster` names, directly: one group listing and
     /// one paged read per managed name, whatever the size of the organization.
-    pub async fn read(&self, roster: &Roster) -> Result<AdobeLive> {
+    pub async fn read_holders(&self, roster: &Roster) -> Result<AdobeLive> {
         let groups = self
             .client
             .groups()
@@ -292,6 +295,13 @@ impl AdobeSession {
     /// [`AdobeSession::restore`] from tombstone `t` (of this organization).
     pub async fn restore_from(&self, t: &roster_store::Tombstone) -> Result<()> {
         let email = t.email.as_str();
+        if t.status != TombstoneStatus::Deleted {
+            bail!(
+                "tombstone #{} of {email} says the offboarding did not finish ({}); run the apply again to finish it, or look at the account with `roster audit adobe`",
+                t.id,
+                t.status
+            );
+        }
         self.state.verify_tombstone(t.id).await.with_context(|| {
             format!("tombstone #{} of {email} was changed in the database after Roster wrote it; nothing was restored", t.id)
         })?;
@@ -374,4 +384,87 @@ fn account_of<'a>(
         holds: BTreeSet::new(),
         org_admin: m.is_org_admin(),
     })
+}
+
+impl Connector for AdobeSession {
+    fn app(&self) -> App {
+        App::Adobe
+    }
+
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    fn events(&self) -> &Events {
+        &self.events
+    }
+
+    fn cost(&self) -> String {
+        self.cost_line()
+    }
+
+    /// Nothing is read when the roster asks nothing of the organization.
+    fn read<'a>(&'a self, roster: &'a Roster) -> Fut<'a, Live> {
+        Box::pin(async move {
+            if !roster.mentions(App::Adobe) {
+                return Ok(Live::default());
+            }
+            Ok(Live {
+                adobe: Some(self.read_holders(roster).await?),
+                ..Live::default()
+            })
+        })
+    }
+
+    fn execute<'a>(
+        &'a self,
+        step: &'a plan::Step,
+        ctx: &'a StepContext<'a>,
+    ) -> Fut<'a, Option<String>> {
+        Box::pin(execute(self, step, ctx))
+    }
+
+    fn tombstoned(&self, action: &Action) -> Option<String> {
+        match action {
+            Action::AdobeOffboard { email, .. } => Some(email.to_lowercase()),
+            _ => None,
+        }
+    }
+
+    fn restore<'a>(&'a self, t: &'a roster_store::Tombstone) -> Fut<'a, ()> {
+        Box::pin(self.restore_from(t))
+    }
+}
+
+async fn execute(
+    s: &AdobeSession,
+    step: &plan::Step,
+    ctx: &StepContext<'_>,
+) -> Result<Option<String>> {
+    match &step.action {
+        Action::AdobeGrant {
+            email,
+            first_name,
+            last_name,
+            names,
+            ..
+        } => s.grant(email, first_name, last_name, names).await,
+        Action::AdobeRevoke { email, names } => {
+            s.revoke(email, names).await?;
+            Ok(None)
+        }
+        Action::AdobeOffboard {
+            email,
+            names,
+            leave,
+        } => {
+            s.offboard(email, names, *leave, &ctx.confirm(step)).await?;
+            Ok(None)
+        }
+        other => bail!("{} is not an Adobe Admin Console step", other.describe()),
+    }
 }

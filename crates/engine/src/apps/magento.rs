@@ -1,0 +1,311 @@
+//! Magento as a connector: the managed website's customers and the admin users (where an
+//! extension gives the API), steps through the REST API, deletions tombstoned first.
+
+use anyhow::{Context, Result, bail};
+use roster_domain::desired::{App, Roster};
+use roster_domain::live::{Facts, Live, MagentoAdmin, MagentoCustomer, MagentoLive, Named};
+use roster_domain::plan::{Action, Step};
+use roster_magento::{AdminUsers, Condition, Criteria};
+use roster_store::{StateStore, Tombstone};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::{Connector, Fut, StepContext};
+use crate::events::Events;
+use crate::lifecycle::close_finished_deletions;
+use crate::magento_ops::{MAGENTO, MagentoSession};
+
+impl Connector for MagentoSession {
+    fn app(&self) -> App {
+        App::Magento
+    }
+
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    fn events(&self) -> &Events {
+        &self.events
+    }
+
+    fn cost(&self) -> String {
+        self.cost_line()
+    }
+
+    fn read<'a>(&'a self, roster: &'a Roster) -> Fut<'a, Live> {
+        Box::pin(async move {
+            Ok(Live {
+                magento: Some(read(self, &roster.policies.magento.website).await?),
+                ..Live::default()
+            })
+        })
+    }
+
+    fn execute<'a>(&'a self, step: &'a Step, ctx: &'a StepContext<'a>) -> Fut<'a, Option<String>> {
+        Box::pin(execute(self, step, ctx))
+    }
+
+    fn tombstoned(&self, action: &Action) -> Option<String> {
+        match action {
+            Action::MagentoDeleteCustomer { id, .. } | Action::MagentoDeleteAdmin { id, .. } => {
+                Some(id.to_string())
+            }
+            _ => None,
+        }
+    }
+
+    fn restore<'a>(&'a self, t: &'a Tombstone) -> Fut<'a, ()> {
+        Box::pin(async move {
+            match t.account["username"].as_str() {
+                Some(username) => crate::magento_ops::restore_admin(self, username).await,
+                None => {
+                    crate::magento_ops::restore_customer(
+                        self,
+                        &t.email,
+                        t.account["website_id"].as_i64(),
+                    )
+                    .await
+                }
+            }
+        })
+    }
+}
+
+/// A Magento account already gone: a deletion interrupted after it happened left its
+/// tombstone open; close it.
+async fn finish_interrupted_deletion(s: &MagentoSession, id: i64) -> Result<()> {
+    close_finished_deletions(&s.events, &s.state, MAGENTO, &s.instance, &id.to_string()).await
+}
+
+async fn execute(s: &MagentoSession, step: &Step, ctx: &StepContext<'_>) -> Result<Option<String>> {
+    match &step.action {
+        Action::MagentoCreateCustomer {
+            email,
+            first_name,
+            last_name,
+            group_id,
+            website_id,
+            ..
+        } => {
+            let body = json!({"email": email, "firstname": first_name, "lastname": last_name, "website_id": website_id, "group_id": group_id});
+            match s.client.create_customer(body, None).await {
+                Ok(_) => Ok(None),
+                Err(e) => {
+                    let exists = s
+                        .client
+                        .customers_by_email(email)
+                        .await?
+                        .iter()
+                        .any(|c| c["website_id"].as_i64() == Some(*website_id));
+                    if exists {
+                        Ok(Some("the customer already exists".into()))
+                    } else {
+                        Err(e.into())
+                    }
+                }
+            }
+        }
+        Action::MagentoUpdateCustomer {
+            id,
+            first_name,
+            last_name,
+            group_id,
+            ..
+        } => {
+            let mut changes = serde_json::Map::new();
+            changes.insert("firstname".into(), json!(first_name));
+            changes.insert("lastname".into(), json!(last_name));
+            changes.insert("group_id".into(), json!(group_id));
+            s.client.update_customer(*id, &changes).await?;
+            Ok(None)
+        }
+        Action::MagentoDeleteCustomer { id, email } => {
+            let customer = match s.client.customer(*id).await {
+                Ok(c) => c,
+                Err(e) if e.is_not_found() => {
+                    finish_interrupted_deletion(s, *id).await?;
+                    return Ok(Some("already deleted".into()));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let t = crate::magento_ops::tombstone(
+                s,
+                id.to_string(),
+                email,
+                &customer,
+                Vec::new(),
+                ctx.who,
+                &ctx.confirm(step),
+            )
+            .await?;
+            let result = s.client.delete_customer(*id).await.map_err(Into::into);
+            crate::magento_ops::finish(s, t, result, &format!("customer {email}")).await?;
+            Ok(None)
+        }
+        Action::MagentoCreateAdmin {
+            username,
+            email,
+            first_name,
+            last_name,
+            role_id,
+            ..
+        } => {
+            if let AdminUsers::Available(users) = s.client.admin_users().await?
+                && users.iter().any(|u| {
+                    u["username"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(username))
+                })
+            {
+                return Ok(Some("the admin user already exists".into()));
+            }
+            // A first password nobody knows: the person sets their own through
+            // "Forgot your password?" on the admin sign-in page. It is never shown.
+            let password = format!("Rr7{}", uuid::Uuid::new_v4().simple());
+            s.client
+                    .create_admin_user(json!({"username": username, "firstname": first_name, "lastname": last_name, "email": email, "password": password, "role_id": role_id, "is_active": true}))
+                    .await?;
+            Ok(Some(
+                "they set a password with \"Forgot your password?\" on the admin sign-in page"
+                    .into(),
+            ))
+        }
+        Action::MagentoUpdateAdmin {
+            id,
+            first_name,
+            last_name,
+            role_id,
+            is_active,
+            ..
+        } => {
+            let mut fields =
+                json!({"firstname": first_name, "lastname": last_name, "is_active": is_active});
+            if let Some(role) = role_id {
+                fields["role_id"] = json!(role);
+            }
+            s.client.update_admin_user(*id, fields).await?;
+            Ok(None)
+        }
+        Action::MagentoDeleteAdmin { id, username } => {
+            let AdminUsers::Available(users) = s.client.admin_users().await? else {
+                bail!("{}", roster_magento::MagentoError::NoAdminApi);
+            };
+            let Some(user) = users.iter().find(|u| u["id"].as_i64() == Some(*id)) else {
+                finish_interrupted_deletion(s, *id).await?;
+                return Ok(Some("already deleted".into()));
+            };
+            let email = user["email"].as_str().unwrap_or_default().to_string();
+            let t = crate::magento_ops::tombstone(
+                s,
+                id.to_string(),
+                &email,
+                user,
+                Vec::new(),
+                ctx.who,
+                &ctx.confirm(step),
+            )
+            .await?;
+            let result = s.client.delete_admin_user(*id).await.map_err(Into::into);
+            crate::magento_ops::finish(s, t, result, &format!("admin user {username}")).await?;
+            Ok(None)
+        }
+        other => bail!("{} is not a Magento step", other.describe()),
+    }
+}
+
+fn named(items: &[Value], name: &str) -> Vec<Named> {
+    items
+        .iter()
+        .filter_map(|v| {
+            Some(Named {
+                id: v["id"].as_i64()?,
+                name: v[name].as_str()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Magento writes times as `YYYY-MM-DD HH:MM:SS` in UTC; anything else is left out rather
+/// than guessed at.
+fn magento_time(v: &Value, key: &str) -> Option<OffsetDateTime> {
+    let raw = v[key].as_str()?.trim();
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(raw, &format)
+        .map(time::PrimitiveDateTime::assume_utc)
+        .or_else(|_| OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339))
+        .ok()
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_string()
+}
+
+async fn read(s: &MagentoSession, website: &str) -> Result<MagentoLive> {
+    let c = &s.client;
+    let (groups, websites, admins) = tokio::try_join!(c.groups(), c.websites(), c.admin_users())?;
+    let websites = named(&websites, "code");
+    let website_id = websites
+        .iter()
+        .find(|w| w.name.eq_ignore_ascii_case(website))
+        .map(|w| w.id);
+    let mut criteria = Criteria::new();
+    if let Some(id) = website_id {
+        criteria = criteria.and("website_id", Condition::Eq, id);
+    }
+    let customers = c
+        .customers(&criteria, |_, _| {})
+        .await
+        .context("reading Magento customers")?;
+    let (admins, admin_roles) = match admins {
+        AdminUsers::Available(list) => (Some(list), Some(named(&c.admin_roles().await?, "name"))),
+        AdminUsers::Unavailable => (None, None),
+    };
+    Ok(MagentoLive {
+        groups: named(&groups, "code"),
+        websites,
+        admin_roles,
+        website: website.to_string(),
+        customers: customers
+            .iter()
+            .filter(|v| website_id.is_none_or(|w| v["website_id"].as_i64() == Some(w)))
+            .map(|v| MagentoCustomer {
+                id: v["id"].as_i64().unwrap_or_default(),
+                email: text(v, "email").trim().to_lowercase(),
+                first_name: text(v, "firstname"),
+                last_name: text(v, "lastname"),
+                group_id: v["group_id"].as_i64().unwrap_or_default(),
+                website_id: v["website_id"].as_i64().unwrap_or_default(),
+                facts: Facts {
+                    created_at: magento_time(v, "created_at"),
+                    updated_at: magento_time(v, "updated_at"),
+                    ..Facts::default()
+                },
+            })
+            .collect(),
+        admins: admins.map(|list| {
+            list.iter()
+                .map(|v| MagentoAdmin {
+                    id: v["id"].as_i64().unwrap_or_default(),
+                    username: text(v, "username"),
+                    email: text(v, "email").trim().to_lowercase(),
+                    first_name: text(v, "firstname"),
+                    last_name: text(v, "lastname"),
+                    role_id: v["role_id"].as_i64(),
+                    is_active: v["is_active"].as_bool().unwrap_or(true),
+                    facts: Facts {
+                        // Given by some admin-user extensions, not by all.
+                        locked: magento_time(v, "lock_expires")
+                            .is_some_and(|until| until > OffsetDateTime::now_utc()),
+                        last_login_at: magento_time(v, "logdate"),
+                        created_at: magento_time(v, "created_at"),
+                        updated_at: magento_time(v, "modified").or(magento_time(v, "updated_at")),
+                    },
+                })
+                .collect()
+        }),
+    })
+}
