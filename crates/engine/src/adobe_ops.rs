@@ -453,6 +453,17 @@ impl ImsLink {
     }
 }
 
+/// The names a tombstone's JSON list records (profiles, groups); anything else is left out.
+pub fn names_in(list: &serde_json::Value) -> Vec<String> {
+    list.as_array()
+        .map(|n| {
+            n.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The steps that take `names` from `email` and then end their place in the organization
 /// as `leave` says (deleting the account only if the organization owns it). An
 /// organization admin is never removed from it.

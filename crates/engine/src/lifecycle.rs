@@ -490,14 +490,7 @@ async fn restore_ims(
             t.id
         )
     })?;
-    let profiles: Vec<String> = adobe["profiles"]
-        .as_array()
-        .map(|p| {
-            p.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let profiles = crate::adobe_ops::names_in(&adobe["profiles"]);
     if profiles.is_empty() {
         bail!(
             "tombstone #{} of {email} records no product profile; nothing was restored",

@@ -12,17 +12,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result, bail};
 use roster_adobe::{AdobeUser, Client, IdentityType, Step};
 use roster_domain::desired::{AdobeLeaver, App, Roster};
-use roster_domain::live::{AdobeAccount, AdobeLive};
+use roster_domain::live::{AdobeAccount, AdobeLive, Live};
+use roster_domain::plan::{self, Action};
 use roster_store::{NewTombstone, StateStore, TombstoneStatus};
 
 use super::{Connector, Fut, StepContext};
 use crate::Globals;
 use crate::adobe_ops::{ADOBE, run_command};
-use crate::conn::AdobeConn;
-use crate::conn::Confirm;
+use crate::conn::{AdobeConn, Confirm};
 use crate::events::{Event, Events};
-use roster_domain::live::Live;
-use roster_domain::plan::{self, Action};
 
 /// How people new to the organization are created: the `[adobe]` section's (or the
 /// service instance's) identity type and country.
@@ -306,14 +304,7 @@ impl AdobeSession {
             format!("tombstone #{} of {email} was changed in the database after Roster wrote it; nothing was restored", t.id)
         })?;
         let record = &t.account["adobe_app"];
-        let names: Vec<String> = record["names"]
-            .as_array()
-            .map(|n| {
-                n.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let names = crate::adobe_ops::names_in(&record["names"]);
         if names.is_empty() {
             bail!(
                 "tombstone #{} of {email} records no product profile or user group; nothing was restored",
@@ -387,25 +378,7 @@ fn account_of<'a>(
 }
 
 impl Connector for AdobeSession {
-    fn app(&self) -> App {
-        App::Adobe
-    }
-
-    fn instance(&self) -> &str {
-        &self.instance
-    }
-
-    fn state(&self) -> &StateStore {
-        &self.state
-    }
-
-    fn events(&self) -> &Events {
-        &self.events
-    }
-
-    fn cost(&self) -> String {
-        self.cost_line()
-    }
+    session_basics!(App::Adobe);
 
     /// Nothing is read when the roster asks nothing of the organization.
     fn read<'a>(&'a self, roster: &'a Roster) -> Fut<'a, Live> {

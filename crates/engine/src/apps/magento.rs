@@ -6,35 +6,16 @@ use roster_domain::desired::{App, Roster};
 use roster_domain::live::{Facts, Live, MagentoAdmin, MagentoCustomer, MagentoLive, Named};
 use roster_domain::plan::{Action, Step};
 use roster_magento::{AdminUsers, Condition, Criteria};
-use roster_store::{StateStore, Tombstone};
+use roster_store::Tombstone;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::{Connector, Fut, StepContext};
-use crate::events::Events;
 use crate::lifecycle::close_finished_deletions;
 use crate::magento_ops::{MAGENTO, MagentoSession};
 
 impl Connector for MagentoSession {
-    fn app(&self) -> App {
-        App::Magento
-    }
-
-    fn instance(&self) -> &str {
-        &self.instance
-    }
-
-    fn state(&self) -> &StateStore {
-        &self.state
-    }
-
-    fn events(&self) -> &Events {
-        &self.events
-    }
-
-    fn cost(&self) -> String {
-        self.cost_line()
-    }
+    session_basics!(App::Magento);
 
     fn read<'a>(&'a self, roster: &'a Roster) -> Fut<'a, Live> {
         Box::pin(async move {

@@ -7,34 +7,15 @@ use roster_domain::desired::{App, Roster};
 use roster_domain::live::{Facts, Live, MarketoLive, MarketoUser, PendingInvite};
 use roster_domain::plan::{Action, Step};
 use roster_marketo::{Invitation, UserUpdate, audit};
-use roster_store::{InviteStatus, StateStore, Tombstone};
+use roster_store::{InviteStatus, Tombstone};
 use time::OffsetDateTime;
 
 use super::{Connector, Fut, StepContext};
 use crate::connect::{MARKETO, MarketoSession};
-use crate::events::Events;
 use crate::marketo_ops::record_invitation;
 
 impl Connector for MarketoSession {
-    fn app(&self) -> App {
-        App::Marketo
-    }
-
-    fn instance(&self) -> &str {
-        &self.instance
-    }
-
-    fn state(&self) -> &StateStore {
-        &self.state
-    }
-
-    fn events(&self) -> &Events {
-        &self.events
-    }
-
-    fn cost(&self) -> String {
-        self.cost_line()
-    }
+    session_basics!(App::Marketo);
 
     fn read<'a>(&'a self, _roster: &'a Roster) -> Fut<'a, Live> {
         Box::pin(async move {

@@ -20,6 +20,32 @@ use roster_store::{StateStore, Tombstone};
 use crate::conn::Confirm;
 use crate::events::Events;
 
+/// The accessors every session has the same way (fields `instance`, `state`, `events`
+/// and an inherent `cost_line`), for a `Connector` implementation.
+macro_rules! session_basics {
+    ($app:expr) => {
+        fn app(&self) -> roster_domain::desired::App {
+            $app
+        }
+
+        fn instance(&self) -> &str {
+            &self.instance
+        }
+
+        fn state(&self) -> &roster_store::StateStore {
+            &self.state
+        }
+
+        fn events(&self) -> &crate::events::Events {
+            &self.events
+        }
+
+        fn cost(&self) -> String {
+            self.cost_line()
+        }
+    };
+}
+
 pub mod adobe;
 pub mod magento;
 pub mod marketo;
