@@ -1047,10 +1047,17 @@ mod tests {
         unsafe { std::env::set_var("ROSTER_TEST_SCIM_CFG", "scim-secret-value") };
         let instance = "[marketo.prod]\nurl = \"https://1.mktorest.com\"\nclient_id = \"id\"\nclient_secret_env = \"ROSTER_TEST_SCIM_CFG\"\nroster = \"r.yaml\"\n";
         let c = parse(&format!(
-            "{instance}[scim]\ndebounce = \"2s\"\n[scim.groups.\"Marketing Ops\"]\nmarketo = [\"Marketing User@Default\"]\n\"marketo.prod\" = [\"Admin@Default\"]\nmagento = {{ group = \"Wholesale\" }}\n"
+            "{instance}[scim]\ndebounce = \"2s\"\n[scim.groups.\"Marketing Ops\"]\nmarketo = [\"Marketing User@Default\"]\n\"marketo.prod\" = [\"Admin@Default\"]\nmagento = {{ group = \"Wholesale\" }}\nadobe = {{ profiles = [\"Creative Cloud All Apps\"], groups = [\"Designers\"] }}\n"
         ))
         .unwrap();
         let ops = &c.scim.groups["Marketing Ops"];
+        assert_eq!(ops.adobe.profiles, ["Creative Cloud All Apps"]);
+        assert_eq!(ops.adobe.groups, ["Designers"]);
+        let typo = parse(&format!(
+            "{instance}[scim.groups.Ops]\nadobe = {{ profile = [\"X\"] }}\n"
+        ))
+        .unwrap_err();
+        assert!(typo.contains("profile"), "{typo}");
         assert_eq!(ops.marketo[0].role, "Marketing User");
         assert_eq!(ops.marketo_at["prod"][0].role, "Admin");
         assert_eq!(ops.magento.group.as_deref(), Some("Wholesale"));
