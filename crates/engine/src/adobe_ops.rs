@@ -254,6 +254,25 @@ pub async fn set_restoring(
     Ok(())
 }
 
+/// Forgets the restores of `emails` (lower-cased): Marketo shows them with their roles.
+pub async fn forget_restoring(
+    state: &roster_store::StateStore,
+    instance: &str,
+    emails: &[String],
+) -> Result<()> {
+    let mut all = restoring(state, instance).await?;
+    all.retain(|email, _| !emails.contains(email));
+    state
+        .set_fact(
+            crate::connect::MARKETO,
+            instance,
+            RESTORING,
+            &serde_json::to_string(&all)?,
+        )
+        .await?;
+    Ok(())
+}
+
 /// The instance fact under which Roster remembers when it gave `email` the profile.
 fn added_fact(email: &str) -> String {
     format!("ims-added:{}", email.to_lowercase())

@@ -198,6 +198,25 @@ async fn one_roster_drives_the_adobe_and_the_marketo_half() {
         after["notes"].to_string().contains("kept until"),
         "{after:#}"
     );
+    // The restore is finished once its roles are there: a role taken away by hand
+    // afterwards is not granted again behind the person who took it.
+    let us = steps[0]["action"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["workspace"] == "US")
+        .unwrap();
+    let spec = format!("{}@US", us["role"].as_str().unwrap());
+    env.ok(&[
+        "marketo",
+        "revoke",
+        "margaret.hamilton@acme.example",
+        "--role",
+        &spec,
+    ])
+    .await;
+    let later = env.ok_patient(&["plan", path, "-o", "json"]).await.json();
+    assert!(later["steps"].as_array().unwrap().is_empty(), "{later:#}");
     env.ok(&["log", "verify"]).await;
 }
 

@@ -287,8 +287,26 @@ async fn read(s: &MarketoSession) -> Result<MarketoLive> {
             // Marketo's emails are lower-cased as read, as the Admin Console's are.
             let shown: std::collections::HashSet<&str> =
                 users.iter().map(|u| u.email.as_str()).collect();
-            link.read(&s.state, &s.instance, |email| shown.contains(email))
-                .await?
+            let mut ims = link
+                .read(&s.state, &s.instance, |email| shown.contains(email))
+                .await?;
+            // A restore is finished once Marketo shows them with every role it recorded:
+            // forgotten then, so the roles are not granted again after a later revoke.
+            let finished: Vec<String> = ims
+                .restoring
+                .iter()
+                .filter(|(email, roles)| {
+                    users
+                        .iter()
+                        .any(|u| &u.email == *email && roles.iter().all(|r| u.roles.contains(r)))
+                })
+                .map(|(email, _)| email.clone())
+                .collect();
+            if !finished.is_empty() {
+                crate::adobe_ops::forget_restoring(&s.state, &s.instance, &finished).await?;
+                ims.restoring.retain(|email, _| !finished.contains(email));
+            }
+            ims
         }),
         None => None,
     };
