@@ -97,7 +97,8 @@ async fn apply(
 ) -> Result<(usize, usize), sqlx::Error> {
     let delay = link.sync_delay.as_millis() as i64;
     let in_profile: BTreeSet<String> = members.iter().map(|m| m.email.to_lowercase()).collect();
-    let _write = app.store.write_guard().await;
+    // Read and compare without the write lock: most polls change nothing, and the API
+    // answers meanwhile. Only a pass with changes takes the lock, and checks again under it.
     let mut existing = BTreeMap::new();
     let mut offset = 0;
     loop {
@@ -111,15 +112,31 @@ async fn apply(
             break;
         }
     }
+    let joining: Vec<&MarketoMember> = members
+        .iter()
+        .filter(|m| now - m.since_ms >= delay && !existing.contains_key(&m.email.to_lowercase()))
+        .collect();
+    let mut leaving = Vec::new();
+    for (email, user) in &existing {
+        if user.api_only || in_profile.contains(email) {
+            state.missing_since.remove(email);
+            continue;
+        }
+        let since = *state.missing_since.entry(email.clone()).or_insert(now);
+        if now - since >= delay {
+            leaving.push((email.clone(), user.id));
+        }
+    }
+    if joining.is_empty() && leaving.is_empty() {
+        return Ok((0, 0));
+    }
+    let _write = app.store.write_guard().await;
     let mut added = 0;
     let standard = app.store.role_by_name("Standard User").await?;
     let default = app.store.workspace_id_by_name("Default").await?;
-    for m in members {
-        let email = m.email.to_lowercase();
-        if now - m.since_ms < delay || existing.contains_key(&email) {
-            continue;
-        }
-        // A pending invitation (an API-only user's) or anyone under that userid: leave it.
+    for m in joining {
+        // A pending invitation (an API-only user's) or anyone under that userid, perhaps
+        // made since the read: leave it.
         if app.store.user(&m.email).await?.is_some() {
             continue;
         }
@@ -149,17 +166,10 @@ async fn apply(
         added += 1;
     }
     let mut removed = 0;
-    for (email, user) in &existing {
-        if user.api_only || in_profile.contains(email) {
-            state.missing_since.remove(email);
-            continue;
-        }
-        let since = *state.missing_since.entry(email.clone()).or_insert(now);
-        if now - since >= delay {
-            app.store.delete_user(user.id).await?;
-            state.missing_since.remove(email);
-            removed += 1;
-        }
+    for (email, id) in leaving {
+        app.store.delete_user(id).await?;
+        state.missing_since.remove(&email);
+        removed += 1;
     }
     if added + removed > 0 {
         tracing::info!(added, removed, "synced users from the Adobe Admin Console");
