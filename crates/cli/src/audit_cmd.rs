@@ -251,6 +251,14 @@ struct Html<'a> {
     retries: u64,
     quota_left: u64,
     quota_limit: u64,
+    /// On Adobe Identity: the subscription's product profiles and the two call-outs.
+    adobe: Option<HtmlAdobe>,
+}
+
+struct HtmlAdobe {
+    profiles: String,
+    not_in_marketo: Vec<String>,
+    without_profile: Vec<String>,
 }
 
 struct HtmlUser {
@@ -258,6 +266,9 @@ struct HtmlUser {
     name: String,
     api_only: bool,
     roles: Vec<String>,
+    /// On Adobe Identity: identity type and the subscription's profiles held directly.
+    adobe_identity: String,
+    adobe_profiles: Vec<String>,
 }
 
 struct HtmlPending {
@@ -464,11 +475,18 @@ impl<'a> Report<'a> {
                 .audit
                 .users
                 .iter()
-                .map(|u| HtmlUser {
-                    email: u.user.email_address.clone(),
-                    name: format!("{} {}", u.user.first_name, u.user.last_name),
-                    api_only: u.user.api_only,
-                    roles: u.roles.iter().map(RoleAssignment::spec).collect(),
+                .map(|u| {
+                    let held = self.ims.and_then(|i| i.user(&u.user.email_address));
+                    HtmlUser {
+                        email: u.user.email_address.clone(),
+                        name: format!("{} {}", u.user.first_name, u.user.last_name),
+                        api_only: u.user.api_only,
+                        roles: u.roles.iter().map(RoleAssignment::spec).collect(),
+                        adobe_identity: held.map(|h| h.identity_type.clone()).unwrap_or_default(),
+                        adobe_profiles: held
+                            .map(|h| h.profiles.iter().cloned().collect())
+                            .unwrap_or_default(),
+                    }
                 })
                 .collect(),
             api_only: self.audit.users.iter().filter(|u| u.user.api_only).count(),
@@ -503,6 +521,13 @@ impl<'a> Report<'a> {
             retries: self.audit.stats.retries,
             quota_left: self.quota_left,
             quota_limit: self.quota_limit,
+            adobe: self
+                .ims_mismatches()
+                .map(|(not_in_marketo, without_profile)| HtmlAdobe {
+                    profiles: self.ims.map(|i| i.profiles.join(", ")).unwrap_or_default(),
+                    not_in_marketo,
+                    without_profile,
+                }),
         };
         Ok(roster_domain::text::sanitize_document(&page.render()?))
     }

@@ -308,6 +308,22 @@ people:
             && table.contains("standard users in none of those profiles"),
         "{table}"
     );
+    // The HTML report too: the columns, and the call-outs with their people.
+    let report = env.home.path().join("audit.html");
+    env.ok(&["audit", "marketo", "--html", report.to_str().unwrap()])
+        .await;
+    let html = std::fs::read_to_string(&report).unwrap();
+    let without = html
+        .split("id=\"adobe-without-profile\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or_default();
+    assert!(
+        html.contains("<th>Adobe product profiles</th>")
+            && html.contains("federatedID")
+            && without.contains("katherine.johnson@acme.example"),
+        "{html}"
+    );
     env.ok(&["log", "verify"]).await;
 }
 
