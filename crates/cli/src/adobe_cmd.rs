@@ -64,6 +64,25 @@ pub async fn audit(conn: &AdobeConn, output: Output, g: &Globals) -> Result<()> 
             })
         })
         .collect();
+    // Who belongs to each user group: its direct members.
+    let user_groups: Vec<Value> = a
+        .groups
+        .iter()
+        .filter(|g| g.kind == "USER_GROUP")
+        .map(|g| {
+            let members: Vec<&str> = a
+                .users
+                .iter()
+                .filter(|u| {
+                    a.direct
+                        .get(&u.email.to_lowercase())
+                        .is_some_and(|d| d.iter().any(|n| n.eq_ignore_ascii_case(&g.group_name)))
+                })
+                .map(|u| u.email.as_str())
+                .collect();
+            json!({"user_group": g.group_name, "users": members})
+        })
+        .collect();
     let stats = client.stats();
     match output {
         Output::Json => {
@@ -74,6 +93,7 @@ pub async fn audit(conn: &AdobeConn, output: Output, g: &Globals) -> Result<()> 
                     "org_id": a.org_id,
                     "users": users,
                     "product_profiles": profiles,
+                    "user_groups": user_groups,
                     "calls": stats.calls,
                 }))?
             );
@@ -122,6 +142,15 @@ pub async fn audit(conn: &AdobeConn, output: Output, g: &Globals) -> Result<()> 
                         p["product_profile"].clone(),
                         p["product"].clone(),
                         json!(p["users"].as_array().map_or(0, Vec::len)),
+                    ]);
+                }
+                t.print(output)?;
+                println!();
+                let mut t = Table::new(&["user group", "users"]);
+                for g in &user_groups {
+                    t.push(vec![
+                        g["user_group"].clone(),
+                        json!(g["users"].as_array().map_or(0, Vec::len)),
                     ]);
                 }
                 t.print(output)?;

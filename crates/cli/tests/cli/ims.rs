@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Env, kinds};
 
@@ -481,6 +481,18 @@ people:
         designer["product_profiles"]
             .to_string()
             .contains("Creative Cloud All Apps")
+    );
+    let group = audit["user_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["user_group"] == "Marketing Ops")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        group["users"],
+        json!(["alan.turing@acme.example"]),
+        "{group}"
     );
     let alan = user("alan.turing@acme.example").unwrap();
     assert!(
