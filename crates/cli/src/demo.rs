@@ -277,8 +277,15 @@ async fn ims_scenario(
     std::fs::write(&roster, EXAMPLE_IMS)
         .with_context(|| format!("cannot write {}", roster.display()))?;
     let mut sessions = Sessions::connect(Some(marketo_conn.clone()), None, g).await?;
+    let people = roster_engine::apps::adobe::NewPeople {
+        identity_type: None,
+        country: Some("US".into()),
+    };
+    sessions.adobe =
+        Some(roster_engine::apps::adobe::AdobeSession::open(adobe_conn, &people, g).await?);
+    sessions.reserve_ims_profiles();
     step(&format!(
-        "Plan: {} (a copy of examples/roster-ims.yaml): Adobe Admin Console steps for the joiner and the leaver, Marketo's for the mover",
+        "Plan: {} (a copy of examples/roster-ims.yaml): Adobe Admin Console steps for the joiner and the leaver, Marketo's for the mover, and the Adobe app's for the joiner's Creative Cloud",
         roster.display()
     ));
     let computed = plan_cmd::compute(&roster, &sessions, false, None).await?;

@@ -346,7 +346,8 @@ fn the_demo_runs_on_adobe_identity_offline() {
     for expected in [
         "give nia.okafor@acme.example the Adobe product profile Marketo Engage - Production",
         "take the Adobe product profile Marketo Engage - Production from margaret.hamilton@acme.example",
-        "3 steps done now, 0 done before, 0 failed",
+        "give nia.okafor@acme.example Creative Cloud All Apps in the Adobe Admin Console",
+        "4 steps done now, 0 done before, 0 failed",
         "grant Marketing User@Default to Marketo user nia.okafor@acme.example: done",
         "Nothing to do: the apps match",
     ] {

@@ -41,6 +41,9 @@ pub struct AdobeSession {
     country: Option<String>,
     /// The product profiles a Marketo subscription on Adobe Identity gives: left to Marketo.
     pub reserved: Vec<String>,
+    /// The organization's groups, read once per session: Adobe allows a client five group
+    /// listings a minute, and a plan, its apply and a restore in one process need one.
+    groups: tokio::sync::OnceCell<Vec<roster_adobe::AdobeGroup>>,
     _lock: Option<crate::lock::Held>,
 }
 
@@ -90,8 +93,20 @@ impl AdobeSession {
             identity_type,
             country: people.country.clone(),
             reserved: Vec::new(),
+            groups: tokio::sync::OnceCell::new(),
             _lock: lock,
         })
+    }
+
+    /// The organization's product profiles, user groups and admin groups (read on first
+    /// need).
+    async fn org_groups(&self) -> Result<&[roster_adobe::AdobeGroup]> {
+        let groups = self
+            .groups
+            .get_or_try_init(|| self.client.groups())
+            .await
+            .context("reading the Adobe organization's groups")?;
+        Ok(groups)
     }
 
     /// The cost line a run prints.
@@ -103,15 +118,11 @@ impl AdobeSession {
     /// Who holds the profiles and groups `roster` names, directly: one group listing and
     /// one paged read per managed name, whatever the size of the organization.
     pub async fn read_holders(&self, roster: &Roster) -> Result<AdobeLive> {
-        let groups = self
-            .client
-            .groups()
-            .await
-            .context("reading the Adobe organization's groups")?;
+        let groups = self.org_groups().await?;
         let reserved = |name: &str| self.reserved.iter().any(|r| r.eq_ignore_ascii_case(name));
         let mut profiles = Vec::new();
         let mut user_groups = Vec::new();
-        for g in &groups {
+        for g in groups {
             if g.is_product_profile() {
                 profiles.push(g.group_name.clone());
             } else if g.kind == "USER_GROUP" {
@@ -312,10 +323,9 @@ impl AdobeSession {
             );
         }
         let known: Vec<String> = self
-            .client
-            .groups()
+            .org_groups()
             .await?
-            .into_iter()
+            .iter()
             .map(|g| g.group_name.to_lowercase())
             .collect();
         let gone: Vec<&String> = names
