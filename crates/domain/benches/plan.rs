@@ -157,6 +157,7 @@ fn fixture() -> (Roster, Live) {
             ims: None,
         }),
         magento: Some(MagentoLive {
+            domains: Vec::new(),
             groups: named(&GROUPS),
             websites: named(&["base"]),
             admin_roles: None,

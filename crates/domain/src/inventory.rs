@@ -200,11 +200,19 @@ impl Inventory {
             App::Magento => {
                 if let Some(m) = &live.magento {
                     scope = format!(
-                        "the customers of website {}{}",
+                        "the customers of website {}{}{}",
                         if m.website.is_empty() {
                             "(every website)"
                         } else {
                             &m.website
+                        },
+                        if m.domains.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                " with emails in {} (and the roster's people outside them)",
+                                m.domains.join(", ")
+                            )
                         },
                         if m.admins.is_some() {
                             ", and every admin user"
@@ -479,6 +487,7 @@ mod tests {
             adobe: None,
             marketo: None,
             magento: Some(MagentoLive {
+                domains: Vec::new(),
                 groups: vec![Named {
                     id: 2,
                     name: "Wholesale".into(),

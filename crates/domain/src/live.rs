@@ -209,6 +209,10 @@ pub struct MagentoLive {
     /// The code of the managed website: the one whose customers were read.
     #[serde(default)]
     pub website: String,
+    /// The managed domains the read was limited to (`policies.magento.managed_domains`;
+    /// with the roster's people outside them by exact email); empty: every customer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
     /// Customers of the managed website.
     pub customers: Vec<MagentoCustomer>,
     pub admins: Option<Vec<MagentoAdmin>>,

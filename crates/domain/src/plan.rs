@@ -1019,6 +1019,7 @@ mod tests {
                     ims: None,
                 }),
                 magento: Some(MagentoLive {
+                    domains: Vec::new(),
                     groups: named(&GROUPS),
                     websites: named(&["base"]),
                     admin_roles: Some(named(&ADMIN_ROLES)),

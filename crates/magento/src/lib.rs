@@ -15,4 +15,4 @@ mod search;
 pub use client::{AdminUsers, BulkOutcome, Client, ClientConfig, Page, Stats, TokenAuth};
 pub use error::MagentoError;
 pub use oauth1::OAuth1Credentials;
-pub use search::{Condition, Criteria};
+pub use search::{Condition, Criteria, like_literal};

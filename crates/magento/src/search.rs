@@ -48,10 +48,25 @@ impl Condition {
     }
 }
 
-/// Filters ANDed together (each its own filter group); sorted by id so pages are stable.
+/// Filters ANDed together (each its own filter group), and groups of alternatives (one
+/// filter group whose filters Magento ORs); sorted by id so pages are stable.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Criteria {
     pub filters: Vec<(String, Condition, String)>,
+    pub any_of: Vec<Vec<(String, Condition, String)>>,
+}
+
+/// `text` as a `like` value that matches it exactly: Magento passes the value to MySQL's
+/// LIKE, where `%` and `_` are wildcards and `\` escapes them.
+pub fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl Criteria {
@@ -62,6 +77,14 @@ impl Criteria {
     pub fn and(mut self, field: &str, condition: Condition, value: impl ToString) -> Self {
         self.filters
             .push((field.to_string(), condition, value.to_string()));
+        self
+    }
+
+    /// Adds a filter group matching any of `alternatives` (ANDed with the rest).
+    pub fn any(mut self, alternatives: Vec<(String, Condition, String)>) -> Self {
+        if !alternatives.is_empty() {
+            self.any_of.push(alternatives);
+        }
         self
     }
 
@@ -93,11 +116,18 @@ impl Criteria {
     /// The query pairs for one page.
     pub fn query(&self, page_size: usize, page: usize) -> Vec<(String, String)> {
         let mut q = Vec::new();
-        for (i, (field, cond, value)) in self.filters.iter().enumerate() {
-            let p = format!("searchCriteria[filter_groups][{i}][filters][0]");
-            q.push((format!("{p}[field]"), field.clone()));
-            q.push((format!("{p}[value]"), value.clone()));
-            q.push((format!("{p}[condition_type]"), cond.as_str().to_string()));
+        let groups = self
+            .filters
+            .iter()
+            .map(std::slice::from_ref)
+            .chain(self.any_of.iter().map(Vec::as_slice));
+        for (i, group) in groups.enumerate() {
+            for (j, (field, cond, value)) in group.iter().enumerate() {
+                let p = format!("searchCriteria[filter_groups][{i}][filters][{j}]");
+                q.push((format!("{p}[field]"), field.clone()));
+                q.push((format!("{p}[value]"), value.clone()));
+                q.push((format!("{p}[condition_type]"), cond.as_str().to_string()));
+            }
         }
         q.push((
             "searchCriteria[sortOrders][0][field]".into(),
@@ -133,5 +163,44 @@ mod tests {
         );
         assert!(Criteria::parse_filter("email:regexp:x").is_err());
         assert!(Criteria::parse_filter("nonsense").is_err());
+    }
+
+    #[test]
+    fn alternatives_are_one_filter_group_anded_with_the_others() {
+        let c = Criteria::new()
+            .and("website_id", Condition::Eq, 1)
+            .any(vec![
+                ("email".into(), Condition::Like, "%@a.example".into()),
+                (
+                    "email".into(),
+                    Condition::In,
+                    "x@b.example,y@b.example".into(),
+                ),
+            ]);
+        let q = c.query(300, 1);
+        let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(
+            get("searchCriteria[filter_groups][0][filters][0][field]"),
+            Some("website_id")
+        );
+        assert_eq!(
+            get("searchCriteria[filter_groups][1][filters][0][value]"),
+            Some("%@a.example")
+        );
+        assert_eq!(
+            get("searchCriteria[filter_groups][1][filters][1][condition_type]"),
+            Some("in")
+        );
+        assert_eq!(
+            get("searchCriteria[filter_groups][2][filters][0][field]"),
+            None
+        );
+    }
+
+    #[test]
+    fn like_literals_escape_the_wildcards() {
+        assert_eq!(like_literal("my_shop%.example"), "my\\_shop\\%.example");
+        assert_eq!(like_literal("a\\b"), "a\\\\b");
+        assert_eq!(like_literal("acme.example"), "acme.example");
     }
 }

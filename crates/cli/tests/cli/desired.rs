@@ -945,5 +945,7 @@ async fn the_state_moves_to_another_database_with_its_history() {
 mod ims;
 #[path = "resilience.rs"]
 mod resilience;
+#[path = "scale.rs"]
+mod scale;
 #[path = "trust.rs"]
 mod trust;

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use roster_domain::desired::{App, Roster};
 use roster_domain::live::{Facts, Live, MagentoAdmin, MagentoCustomer, MagentoLive, Named};
 use roster_domain::plan::{Action, Step};
-use roster_magento::{AdminUsers, Condition, Criteria};
+use roster_magento::{AdminUsers, Condition, Criteria, like_literal};
 use roster_store::Tombstone;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -20,7 +20,7 @@ impl Connector for MagentoSession {
     fn read<'a>(&'a self, roster: &'a Roster) -> Fut<'a, Live> {
         Box::pin(async move {
             Ok(Live {
-                magento: Some(read(self, &roster.policies.magento.website).await?),
+                magento: Some(read(self, roster).await?),
                 ..Live::default()
             })
         })
@@ -225,7 +225,41 @@ fn text(v: &Value, key: &str) -> String {
     v[key].as_str().unwrap_or_default().to_string()
 }
 
-async fn read(s: &MagentoSession, website: &str) -> Result<MagentoLive> {
+/// The alternatives that select the customers Roster manages: an email in one of the
+/// managed domains (matched exactly: `_` and `%` in a domain are not wildcards), or one of
+/// the roster's people outside them by exact email (in lists of 50, to keep URLs short).
+/// `None` when every customer is managed.
+fn managed_filter(roster: &Roster) -> Option<Vec<(String, Condition, String)>> {
+    let policy = &roster.policies.magento;
+    if policy.managed_domains.is_empty() {
+        return None;
+    }
+    let mut alternatives: Vec<(String, Condition, String)> = policy
+        .managed_domains
+        .iter()
+        .map(|d| {
+            let domain = d.trim().trim_start_matches('@');
+            (
+                "email".to_string(),
+                Condition::Like,
+                format!("%@{}", like_literal(domain)),
+            )
+        })
+        .collect();
+    let outside: Vec<&str> = roster
+        .people
+        .iter()
+        .filter(|p| !policy.manages(&p.email))
+        .map(|p| p.email.as_str())
+        .collect();
+    for chunk in outside.chunks(50) {
+        alternatives.push(("email".to_string(), Condition::In, chunk.join(",")));
+    }
+    Some(alternatives)
+}
+
+async fn read(s: &MagentoSession, roster: &Roster) -> Result<MagentoLive> {
+    let website = roster.policies.magento.website.as_str();
     let c = &s.client;
     let (groups, websites, admins) = tokio::try_join!(c.groups(), c.websites(), c.admin_users())?;
     let websites = named(&websites, "code");
@@ -236,6 +270,10 @@ async fn read(s: &MagentoSession, website: &str) -> Result<MagentoLive> {
     let mut criteria = Criteria::new();
     if let Some(id) = website_id {
         criteria = criteria.and("website_id", Condition::Eq, id);
+    }
+    let managed = managed_filter(roster);
+    if let Some(alternatives) = managed.clone() {
+        criteria = criteria.any(alternatives);
     }
     let customers = c
         .customers(&criteria, |_, _| {})
@@ -250,6 +288,11 @@ async fn read(s: &MagentoSession, website: &str) -> Result<MagentoLive> {
         websites,
         admin_roles,
         website: website.to_string(),
+        domains: if managed.is_some() {
+            roster.policies.magento.managed_domains.clone()
+        } else {
+            Vec::new()
+        },
         customers: customers
             .iter()
             .filter(|v| website_id.is_none_or(|w| v["website_id"].as_i64() == Some(w)))

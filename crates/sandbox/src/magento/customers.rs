@@ -497,6 +497,8 @@ pub async fn search(
         scope.website_id.map(|w| ("website_id", w)),
     )
     .await?;
+    app.customers_served
+        .fetch_add(rows.len() as u64, std::sync::atomic::Ordering::SeqCst);
     Ok(json!({
         "items": rows.iter().map(customer_from).collect::<Vec<_>>(),
         "search_criteria": criteria.echo(),

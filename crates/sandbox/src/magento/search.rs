@@ -215,8 +215,9 @@ impl Criteria {
                 let sql = match f.condition.as_str() {
                     "eq" => op(&col, "=", &f.value, &mut binds),
                     "neq" => op(&col, "!=", &f.value, &mut binds),
-                    "like" => op(&col, "LIKE", &f.value, &mut binds),
-                    "nlike" => op(&col, "NOT LIKE", &f.value, &mut binds),
+                    // MySQL's LIKE, whose escape character is a backslash.
+                    "like" => op(&col, "LIKE", &f.value, &mut binds) + " ESCAPE '\\'",
+                    "nlike" => op(&col, "NOT LIKE", &f.value, &mut binds) + " ESCAPE '\\'",
                     "gt" => op(&col, ">", &f.value, &mut binds),
                     "gteq" | "from" | "moreq" => op(&col, ">=", &f.value, &mut binds),
                     "lt" => op(&col, "<", &f.value, &mut binds),

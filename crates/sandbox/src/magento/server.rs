@@ -31,6 +31,9 @@ pub struct App {
     pub bulk_queue: tokio::sync::mpsc::UnboundedSender<String>,
     /// REST calls answered so far (for `html_errors_first`).
     pub rest_calls: std::sync::atomic::AtomicU64,
+    /// Customers returned by searches and reads so far (`GET /sandbox/stats`): what a test
+    /// checks a filtered read against.
+    pub customers_served: std::sync::atomic::AtomicU64,
 }
 
 /// Which customers a request sees: `all` (admin scope) sees every website.
@@ -181,6 +184,7 @@ pub async fn start(config: MagentoConfig) -> std::result::Result<RunningMagento,
         base_url: base_url.clone(),
         bulk_queue,
         rest_calls: std::sync::atomic::AtomicU64::new(0),
+        customers_served: std::sync::atomic::AtomicU64::new(0),
     });
     if app.config.bulk_consumer {
         tokio::spawn(bulk::consume(app.clone(), bulk_rx));
@@ -457,7 +461,12 @@ async fn sandbox_route(app: &App, method: &Method, tail: &str, body: &Bytes) -> 
             .await
             .map(Value::Array)
             .map_err(Into::into),
-        ("GET", "stats") => customers::count(app).await.map(|n| json!({"customers": n})),
+        ("GET", "stats") => customers::count(app).await.map(|n| {
+            json!({
+                "customers": n,
+                "customers_served": app.customers_served.load(std::sync::atomic::Ordering::SeqCst),
+            })
+        }),
         ("POST", "clock") => {
             let seconds = serde_json::from_slice::<Value>(body)
                 .ok()

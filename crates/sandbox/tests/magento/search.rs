@@ -91,6 +91,34 @@ async fn search_criteria_in_full() {
         assert_eq!(status, StatusCode::OK, "{cond}: {r}");
         assert_eq!(r["total_count"], check, "{cond} {value}");
     }
+    // `like` is MySQL's: `%` and `_` are wildcards, a backslash makes them literal.
+    let (_, underscores) = m
+        .get(
+            &t,
+            &format!(
+                "/rest/all/V1/customers/search?{}",
+                filter(0, 0, "email", "%\\_%", "like")
+            ),
+        )
+        .await;
+    let items = underscores["items"].as_array().unwrap();
+    assert!(!items.is_empty() && items.len() < 40, "{underscores}");
+    assert!(
+        items
+            .iter()
+            .all(|c| c["email"].as_str().unwrap().contains('_')),
+        "{underscores}"
+    );
+    let (_, percent) = m
+        .get(
+            &t,
+            &format!(
+                "/rest/all/V1/customers/search?{}",
+                filter(0, 0, "email", "%\\%%", "like")
+            ),
+        )
+        .await;
+    assert_eq!(percent["total_count"], 0, "{percent}");
     let (_, nulls) = m
         .get(
             &t,

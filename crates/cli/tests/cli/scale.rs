@@ -1,0 +1,86 @@
+//! Reads that follow what Roster manages, not the size of the store: a plan with
+//! `managed_domains` asks Magento only for the managed customers (and the roster's people
+//! outside those domains, by exact email), which the sandbox counts as it serves them.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::Env;
+
+/// Customers the Magento sandbox has returned so far.
+async fn served(env: &Env) -> u64 {
+    let stats: Value = env
+        .http
+        .get(format!("{}/sandbox/stats", env.magento.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["customers_served"]
+        .as_u64()
+        .expect("the sandbox counts")
+}
+
+fn roster(managed: &str) -> String {
+    format!(
+        "\
+policies:
+  magento:
+{managed}    unlisted: report
+people:
+  - email: grace.hopper@acme.example
+    first_name: Grace
+    last_name: Hopper
+    access:
+      magento: {{ group: General }}
+  - email: pat.partner@partner.example
+    first_name: Pat
+    last_name: Partner
+    access:
+      magento: {{ group: General }}
+"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_with_managed_domains_reads_only_the_managed_customers() {
+    let env = Env::start(Duration::ZERO).await;
+    // Both people become customers of the main website, next to the store's 24 others
+    // there (example.com).
+    let everyone = env.write("everyone.yaml", &roster(""));
+    env.ok(&["apply", "--auto", everyone.to_str().unwrap()])
+        .await;
+
+    // Without managed_domains every customer of the website is read.
+    let before = served(&env).await;
+    let all = env
+        .ok(&["plan", everyone.to_str().unwrap(), "-o", "json"])
+        .await
+        .json();
+    assert!(all["steps"].as_array().unwrap().is_empty(), "{all:#}");
+    let read_all = served(&env).await - before;
+    assert!(read_all >= 26, "every customer of the website: {read_all}");
+
+    // With them: Grace (acme.example) and Pat, whom the roster lists outside them, and no
+    // one else.
+    let managed = env.write(
+        "managed.yaml",
+        &roster("    managed_domains: [acme.example]\n"),
+    );
+    let before = served(&env).await;
+    let plan = env
+        .ok(&["plan", managed.to_str().unwrap(), "-o", "json"])
+        .await
+        .json();
+    assert_eq!(served(&env).await - before, 2, "{plan:#}");
+    assert!(plan["steps"].as_array().unwrap().is_empty(), "{plan:#}");
+    // The unmanaged customers the full read reported are out of view, as they should be.
+    assert!(all["notes"].to_string().contains("@example.com"), "{all:#}");
+    assert!(
+        !plan["notes"].to_string().contains("@example.com"),
+        "{plan:#}"
+    );
+}
