@@ -258,6 +258,21 @@ fn managed_filter(roster: &Roster) -> Option<Vec<(String, Condition, String)>> {
     Some(alternatives)
 }
 
+/// The fields of a customer planning uses: Magento sends only these (partial responses).
+const CUSTOMER_FIELDS: [&str; 8] = [
+    "id",
+    "email",
+    "firstname",
+    "lastname",
+    "group_id",
+    "website_id",
+    "created_at",
+    "updated_at",
+];
+
+/// Search pages read at once after the first (which says how many there are).
+const CONCURRENT_PAGES: usize = 4;
+
 async fn read(s: &MagentoSession, roster: &Roster) -> Result<MagentoLive> {
     let website = roster.policies.magento.website.as_str();
     let c = &s.client;
@@ -276,7 +291,25 @@ async fn read(s: &MagentoSession, roster: &Roster) -> Result<MagentoLive> {
         criteria = criteria.any(alternatives);
     }
     let customers = c
-        .customers(&criteria, |_, _| {})
+        .customers_mapped(
+            &criteria,
+            Some(&CUSTOMER_FIELDS),
+            CONCURRENT_PAGES,
+            |v| MagentoCustomer {
+                id: v["id"].as_i64().unwrap_or_default(),
+                email: text(v, "email").trim().to_lowercase(),
+                first_name: text(v, "firstname"),
+                last_name: text(v, "lastname"),
+                group_id: v["group_id"].as_i64().unwrap_or_default(),
+                website_id: v["website_id"].as_i64().unwrap_or_default(),
+                facts: Facts {
+                    created_at: magento_time(v, "created_at"),
+                    updated_at: magento_time(v, "updated_at"),
+                    ..Facts::default()
+                },
+            },
+            |_, _| {},
+        )
         .await
         .context("reading Magento customers")?;
     let (admins, admin_roles) = match admins {
@@ -294,21 +327,8 @@ async fn read(s: &MagentoSession, roster: &Roster) -> Result<MagentoLive> {
             Vec::new()
         },
         customers: customers
-            .iter()
-            .filter(|v| website_id.is_none_or(|w| v["website_id"].as_i64() == Some(w)))
-            .map(|v| MagentoCustomer {
-                id: v["id"].as_i64().unwrap_or_default(),
-                email: text(v, "email").trim().to_lowercase(),
-                first_name: text(v, "firstname"),
-                last_name: text(v, "lastname"),
-                group_id: v["group_id"].as_i64().unwrap_or_default(),
-                website_id: v["website_id"].as_i64().unwrap_or_default(),
-                facts: Facts {
-                    created_at: magento_time(v, "created_at"),
-                    updated_at: magento_time(v, "updated_at"),
-                    ..Facts::default()
-                },
-            })
+            .into_iter()
+            .filter(|c| website_id.is_none_or(|w| c.website_id == w))
             .collect(),
         admins: admins.map(|list| {
             list.iter()

@@ -12,6 +12,7 @@ mod bulk;
 mod config;
 mod customers;
 mod error;
+mod fields;
 pub mod integrations;
 mod search;
 mod seed;

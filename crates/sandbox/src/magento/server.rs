@@ -366,9 +366,22 @@ async fn rest(
             .map(|v| (StatusCode::OK, v)),
     };
     match result {
-        Ok((status, value)) => (status, axum::Json(value)).into_response(),
+        Ok((status, value)) => {
+            let value = match requested_fields(query) {
+                Some(fields) => super::fields::apply(value, &fields),
+                None => value,
+            };
+            (status, axum::Json(value)).into_response()
+        }
         Err(e) => e.into_response(),
     }
+}
+
+/// The `fields` query parameter, parsed (see `fields`).
+fn requested_fields(query: &str) -> Option<Vec<super::fields::Field>> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "fields")
+        .and_then(|(_, v)| super::fields::parse(&v))
 }
 
 /// `/rest[/{code}]/async/bulk/V1/...`: accepted at once, processed in the background.

@@ -91,6 +91,22 @@ async fn search_criteria_in_full() {
         assert_eq!(status, StatusCode::OK, "{cond}: {r}");
         assert_eq!(r["total_count"], check, "{cond} {value}");
     }
+    // Partial responses: only the fields asked for, in each item; total_count only if asked.
+    let (_, partial) = m
+        .get(
+            &t,
+            "/rest/all/V1/customers/search?searchCriteria[pageSize]=3&fields=items[id,email],total_count",
+        )
+        .await;
+    assert_eq!(partial["total_count"], 40, "{partial}");
+    assert!(partial.get("search_criteria").is_none(), "{partial}");
+    for item in partial["items"].as_array().unwrap() {
+        let keys: Vec<&String> = item.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["id", "email"], "{item}");
+    }
+    let (_, one) = m.get(&t, "/rest/all/V1/customers/1?fields=email").await;
+    assert_eq!(one.as_object().unwrap().len(), 1, "{one}");
+
     // `like` is MySQL's: `%` and `_` are wildcards, a backslash makes them literal.
     let (_, underscores) = m
         .get(
