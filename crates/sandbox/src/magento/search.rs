@@ -298,7 +298,7 @@ mod tests {
         let (w, binds, order) = c.sql(&["id", "email", "group_id", "website_id"]).unwrap();
         assert_eq!(
             w,
-            "(email LIKE ? OR group_id = ?) AND (website_id IN (?, ?))"
+            "(email LIKE ? ESCAPE '\\' OR group_id = ?) AND (website_id IN (?, ?))"
         );
         assert_eq!(binds, vec!["%@example.com", "2", "1", "2"]);
         assert_eq!(order, "email DESC, id ASC");

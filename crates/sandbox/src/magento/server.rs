@@ -264,7 +264,11 @@ async fn scope(app: &App, code: Option<&str>) -> Result<Scope> {
     }
 }
 
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value> {
+/// The request's data as Magento's `Rest\Request::getRequestData` makes it: the JSON body
+/// (an empty one is no data, not an error), with the query string's parameters merged over
+/// its top level. A body that is not JSON answers 400 `Decoding error.`, as production mode
+/// does (developer mode adds the parser's message and a trace).
+fn json_body(headers: &HeaderMap, body: &Bytes, query: &str) -> Result<Value> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -275,13 +279,20 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value> {
         )
         .with(json!([content_type])));
     }
-    if body.is_empty() {
-        return Err(MagentoError::bad_request(
-            "Decoding error: the request body is empty",
-        ));
+    let mut data = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(body).map_err(|_| MagentoError::bad_request("Decoding error."))?
+    };
+    if let Value::Object(map) = &mut data {
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            // searchCriteria and fields shape the answer; they are not request data here.
+            if k != "fields" {
+                map.insert(k.into_owned(), Value::String(v.into_owned()));
+            }
+        }
     }
-    serde_json::from_slice(body)
-        .map_err(|e| MagentoError::bad_request(format!("Decoding error: {e}")))
+    Ok(data)
 }
 
 async fn dispatch(
@@ -396,10 +407,10 @@ async fn async_route(
     let scope = scope(app, code).await?;
     match (method.as_str(), tail.trim_end_matches('/')) {
         ("POST", "customers") => {
-            bulk::submit(app, &scope, headers, &json_body(headers, body)?, false).await
+            bulk::submit(app, &scope, headers, &json_body(headers, body, "")?, false).await
         }
         ("PUT", "customers/byCustomerId") => {
-            bulk::submit(app, &scope, headers, &json_body(headers, body)?, true).await
+            bulk::submit(app, &scope, headers, &json_body(headers, body, "")?, true).await
         }
         _ => Err(MagentoError::no_route()),
     }
@@ -418,18 +429,18 @@ async fn route(
     let parts: Vec<&str> = tail.trim_end_matches('/').split('/').collect();
     match (method.as_str(), parts.as_slice()) {
         ("POST", ["integration", "admin", "token"]) => {
-            auth::admin_token(app, &json_body(headers, body)?)
+            auth::admin_token(app, &json_body(headers, body, query)?)
                 .await
                 .map(Value::String)
         }
         ("POST", ["tfa", "provider", "google", "authenticate"]) if app.config.tfa => {
-            integrations::google_authenticate(app, &json_body(headers, body)?)
+            integrations::google_authenticate(app, &json_body(headers, body, query)?)
                 .await
                 .map(Value::String)
         }
         ("POST", ["integration", "customer", "token"]) => auth::customer_token(
             app,
-            &json_body(headers, body)?,
+            &json_body(headers, body, query)?,
             scope.website_id.unwrap_or(1),
         )
         .await
@@ -437,14 +448,14 @@ async fn route(
         ("GET", ["customers", "search"]) => customers::search(app, &scope, headers, query).await,
         ("GET", ["customers", "me"]) => customers::me(app, headers, None).await,
         ("PUT", ["customers", "me"]) => {
-            customers::me(app, headers, Some(&json_body(headers, body)?)).await
+            customers::me(app, headers, Some(&json_body(headers, body, query)?)).await
         }
         ("POST", ["customers"]) => {
-            customers::create(app, &scope, headers, &json_body(headers, body)?).await
+            customers::create(app, &scope, headers, &json_body(headers, body, query)?).await
         }
         ("GET", ["customers", id]) => customers::get(app, &scope, headers, id).await,
         ("PUT", ["customers", id]) => {
-            customers::update(app, &scope, headers, id, &json_body(headers, body)?).await
+            customers::update(app, &scope, headers, id, &json_body(headers, body, query)?).await
         }
         ("DELETE", ["customers", id]) => customers::delete(app, &scope, headers, id).await,
         ("GET", ["customerGroups", "search"]) => customers::group_search(app, headers, query).await,
@@ -455,7 +466,7 @@ async fn route(
         ("GET", ["bulk", uuid, "detailed-status"]) => bulk::status(app, headers, uuid, true).await,
         (m, ["users", ..] | ["roles"]) if app.config.admin_users_api => {
             let body = if m == "POST" || m == "PUT" {
-                Some(json_body(headers, body)?)
+                Some(json_body(headers, body, query)?)
             } else {
                 None
             };

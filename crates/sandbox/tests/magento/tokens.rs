@@ -97,3 +97,41 @@ async fn tokens_expire_and_are_checked_for_their_kind() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Request data is the body merged with the query string, and an empty body is no data: a
+/// client that signs in with `?username=..&password=..` and nothing in the body gets its
+/// token (Framework `Webapi/Rest/Request.php`). A body that is not JSON is `Decoding error.`
+/// (production mode; `Webapi/Rest/Request/Deserializer/Json.php`).
+#[tokio::test]
+async fn sign_in_by_query_string_and_bodies_that_are_not_json() {
+    let m = Magento::start().await;
+    let http = reqwest::Client::new();
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("username", ADMIN)
+        .append_pair("password", PASSWORD)
+        .finish();
+    let resp = http
+        .post(format!("{}/rest/V1/integration/admin/token?{query}", m.url))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let token: String = resp.json().await.unwrap();
+    assert_eq!(token.len(), 32);
+
+    let resp = http
+        .post(format!("{}/rest/V1/integration/admin/token", m.url))
+        .header("content-type", "application/json")
+        .body("username=admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"message": "Decoding error."}));
+    let (status, _) = m
+        .call(Method::GET, "/rest/V1/store/websites", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
