@@ -81,6 +81,8 @@ type Submitted = (usize, String, Vec<i64>);
 struct Submits {
     client: Client,
     url: String,
+    /// PUT (whole customers written) or DELETE (customers deleted).
+    method: Method,
     gate: Arc<tokio::sync::Semaphore>,
     tasks: tokio::task::JoinSet<Result<Submitted, MagentoError>>,
     next: usize,
@@ -88,6 +90,10 @@ struct Submits {
 
 impl Submits {
     fn new(client: &Client) -> Self {
+        Self::with_method(client, Method::PUT)
+    }
+
+    fn with_method(client: &Client, method: Method) -> Self {
         let c = &client.inner.config;
         Self {
             client: client.clone(),
@@ -95,6 +101,7 @@ impl Submits {
                 "{}/rest/{}/async/bulk/V1/customers/byCustomerId",
                 c.base_url, c.scope
             ),
+            method,
             gate: Arc::new(tokio::sync::Semaphore::new(SUBMITS_IN_FLIGHT)),
             tasks: tokio::task::JoinSet::new(),
             next: 0,
@@ -103,8 +110,6 @@ impl Submits {
 
     /// Submits whole customer objects as one bulk, in the background.
     fn add(&mut self, chunk: Vec<Value>) {
-        let index = self.next;
-        self.next += 1;
         let ids: Vec<i64> = chunk
             .iter()
             .map(|c| c["id"].as_i64().unwrap_or(0))
@@ -113,18 +118,33 @@ impl Submits {
             .into_iter()
             .map(|c| json!({"customerId": c["id"].clone(), "customer": c}))
             .collect();
+        self.submit(ids, items);
+    }
+
+    /// Submits the deletion of these customers as one bulk, in the background.
+    fn add_deletions(&mut self, ids: &[i64]) {
+        let items = ids.iter().map(|id| json!({"customerId": id})).collect();
+        self.submit(ids.to_vec(), items);
+    }
+
+    fn submit(&mut self, ids: Vec<i64>, items: Vec<Value>) {
+        let index = self.next;
+        self.next += 1;
+        let method = self.method.clone();
         let (client, url, gate) = (self.client.clone(), self.url.clone(), self.gate.clone());
         self.tasks.spawn(async move {
             let _turn = gate.acquire_owned().await.expect("never closed");
             // Retried like any call: each operation writes a whole customer object, so a
             // bulk that did arrive and is submitted again writes the same values twice.
+            // A deletion submitted twice deletes nothing twice: the second finds the
+            // customer gone and its operation fails, which the caller reads as done.
             let answer = client
                 .send_url(
-                    Method::PUT,
+                    method,
                     &url,
                     &[],
                     Some(&Value::Array(items)),
-                    "submitting a bulk update",
+                    "submitting a bulk",
                 )
                 .await?;
             let uuid = answer["bulk_uuid"]
@@ -825,6 +845,43 @@ impl Client {
         self.wait_for_bulks(pending, total, progress).await
     }
 
+    /// Deletes customers through the async bulk API (`DELETE
+    /// /async/bulk/V1/customers/byCustomerId`) in chunks, then waits for every operation.
+    /// A customer already gone fails its operation ("No such entity"); the outcome says so.
+    pub async fn bulk_delete(
+        &self,
+        ids: &[i64],
+        progress: impl FnMut(usize, usize),
+    ) -> Result<BulkOutcome, MagentoError> {
+        let mut submits = Submits::with_method(self, Method::DELETE);
+        for chunk in ids.chunks(self.inner.config.bulk_chunk.max(1)) {
+            submits.add_deletions(chunk);
+        }
+        let pending = submits.finish().await?;
+        self.wait_for_bulks(pending, ids.len(), progress).await
+    }
+
+    /// How many operations of bulk `uuid` are still open: one small answer per poll
+    /// (`GET /V1/bulk/{uuid}/operation-status/4`), instead of every operation's status.
+    async fn open_operations(&self, uuid: &str) -> Result<usize, MagentoError> {
+        let n = self
+            .send(
+                Method::GET,
+                &format!("V1/bulk/{uuid}/operation-status/4"),
+                &[],
+                None,
+                &format!("counting the open operations of bulk {uuid}"),
+            )
+            .await?;
+        n.as_u64()
+            .or_else(|| n.as_str().and_then(|s| s.parse().ok()))
+            .map(|n| n as usize)
+            .ok_or_else(|| MagentoError::Decode {
+                operation: format!("counting the open operations of bulk {uuid}"),
+                detail: format!("expected a number, got {n}"),
+            })
+    }
+
     /// Polls each bulk until every operation is final.
     async fn wait_for_bulks(
         &self,
@@ -844,6 +901,29 @@ impl Client {
             let mut moved_at = Instant::now();
             loop {
                 self.inner.polls.fetch_add(1, Ordering::Relaxed);
+                // While it runs, the count of open operations; once none is, every
+                // operation's outcome, read once.
+                let open = self.open_operations(&uuid).await?;
+                if open > 0 {
+                    if open < fewest_open {
+                        fewest_open = open;
+                        moved_at = Instant::now();
+                        wait = self.inner.config.poll_interval;
+                    } else {
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                    let still = moved_at.elapsed();
+                    if still >= self.inner.config.bulk_stall_timeout {
+                        return Err(MagentoError::BulkStalled {
+                            uuid,
+                            open,
+                            total: ids.len(),
+                            waited_seconds: still.as_secs(),
+                        });
+                    }
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
                 let status = self
                     .send(
                         Method::GET,
@@ -859,27 +939,6 @@ impl Client {
                         .cloned()
                         .unwrap_or(Value::Null),
                 )?;
-                let open = ops.iter().filter(|o| o["status"] == 4).count();
-                if open > 0 {
-                    if open < fewest_open {
-                        fewest_open = open;
-                        moved_at = Instant::now();
-                        wait = self.inner.config.poll_interval;
-                    } else {
-                        wait = (wait * 2).min(Duration::from_secs(5));
-                    }
-                    let still = moved_at.elapsed();
-                    if still >= self.inner.config.bulk_stall_timeout {
-                        return Err(MagentoError::BulkStalled {
-                            uuid,
-                            open,
-                            total: ops.len(),
-                            waited_seconds: still.as_secs(),
-                        });
-                    }
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
                 for op in &ops {
                     let index = op["id"].as_u64().unwrap_or(0) as usize;
                     let customer = ids.get(index).copied().unwrap_or(0);

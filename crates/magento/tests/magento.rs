@@ -197,6 +197,36 @@ async fn bulk_updates_are_chunked_polled_and_report_each_failure() {
 }
 
 #[tokio::test]
+async fn bulk_deletions_are_chunked_polled_by_count_and_report_who_was_gone() {
+    let sb = Sandbox::start(false).await;
+    let c = sb.client();
+    let all = c.customers(&Criteria::new(), |_, _| {}).await.unwrap();
+    let mut ids: Vec<i64> = all[..12]
+        .iter()
+        .map(|x| x["id"].as_i64().unwrap())
+        .collect();
+    ids.push(99_999);
+    let polls = c.stats().polls;
+    let outcome = c.bulk_delete(&ids, |_, _| {}).await.unwrap();
+    assert_eq!(outcome.operations, 13);
+    assert_eq!(outcome.complete, 12);
+    assert_eq!(outcome.failed.len(), 1);
+    assert_eq!(outcome.failed[0].0, 99_999);
+    assert!(
+        outcome.failed[0].1.contains("No such entity"),
+        "{:?}",
+        outcome.failed
+    );
+    assert_eq!(outcome.bulk_uuids.len(), 13usize.div_ceil(9));
+    assert!(c.stats().polls > polls);
+    for id in &ids[..12] {
+        assert!(c.customer(*id).await.unwrap_err().is_not_found());
+    }
+    let left = c.customers(&Criteria::new(), |_, _| {}).await.unwrap();
+    assert_eq!(left.len(), all.len() - 12);
+}
+
+#[tokio::test]
 async fn admin_users_are_detected_where_the_api_exists() {
     let core = Sandbox::start(false).await;
     let c = core.client();

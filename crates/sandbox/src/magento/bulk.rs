@@ -1,8 +1,11 @@
-//! The asynchronous bulk API: `POST /async/bulk/V1/customers` (create) and
-//! `PUT /async/bulk/V1/customers/byCustomerId` (update) take an array of ordinary request
-//! bodies, answer 202 with a bulk uuid at once, and process the operations in the
-//! background. `GET /V1/bulk/{uuid}/status` and `/detailed-status` report each operation:
-//! 1 complete, 2 retriably failed, 3 failed, 4 open, 5 rejected.
+//! The asynchronous bulk API: `POST /async/bulk/V1/customers` (create),
+//! `PUT /async/bulk/V1/customers/byCustomerId` (update) and `DELETE
+//! /async/bulk/V1/customers/byCustomerId` (delete, Adobe's bulk-endpoints page's example)
+//! take an array of ordinary request bodies, answer 202 with a bulk uuid at once, and
+//! process the operations in the background. `GET /V1/bulk/{uuid}/status` and
+//! `/detailed-status` report each operation: 1 complete, 2 retriably failed, 3 failed,
+//! 4 open, 5 rejected; `GET /V1/bulk/{uuid}/operation-status/{status}` answers how many
+//! are in that status (AsynchronousOperations `etc/webapi.xml`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +29,16 @@ pub const REJECTED: i64 = 5;
 const TOPIC_CREATE: &str =
     "async.magento.customer.api.accountmanagementinterface.createaccount.post";
 const TOPIC_UPDATE: &str = "async.magento.customer.api.customerrepositoryinterface.save.put";
+const TOPIC_DELETE: &str =
+    "async.magento.customer.api.customerrepositoryinterface.deletebyid.delete";
+
+/// What a bulk does to each customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkKind {
+    Create,
+    Update,
+    Delete,
+}
 
 fn data_hash(item: &Value) -> String {
     // A stable digest of the item, as Magento reports one per request item.
@@ -44,8 +57,9 @@ pub async fn submit(
     scope: &Scope,
     headers: &HeaderMap,
     body: &Value,
-    update: bool,
+    kind: BulkKind,
 ) -> Result<Value> {
+    let update = kind == BulkKind::Update;
     auth::require_admin(app, headers, MANAGE).await?;
     let Some(items) = body.as_array() else {
         return Err(MagentoError::bad_request(
@@ -59,18 +73,27 @@ pub async fn submit(
         ));
     }
     let uuid = uuid::Uuid::new_v4().to_string();
-    let topic = if update { TOPIC_UPDATE } else { TOPIC_CREATE };
+    let topic = match kind {
+        BulkKind::Create => TOPIC_CREATE,
+        BulkKind::Update => TOPIC_UPDATE,
+        BulkKind::Delete => TOPIC_DELETE,
+    };
     let now = app.clock.now_ms();
     let mut request_items = Vec::with_capacity(items.len());
     let mut any_rejected = false;
     let mut rows = Vec::with_capacity(items.len());
     for (id, item) in items.iter().enumerate() {
-        let valid = item.get("customer").is_some_and(Value::is_object)
-            && (!update || item.get("customerId").is_some_and(|v| v.as_i64().is_some()));
+        let has_id = item.get("customerId").is_some_and(|v| v.as_i64().is_some());
+        let valid = match kind {
+            BulkKind::Delete => has_id,
+            _ => item.get("customer").is_some_and(Value::is_object) && (!update || has_id),
+        };
         let status = if valid { OPEN } else { REJECTED };
         any_rejected |= !valid;
         let message = (!valid).then(|| {
-            if update {
+            if kind == BulkKind::Delete {
+                "Each item needs \"customerId\" (an integer).".to_string()
+            } else if update {
                 "Each item needs \"customerId\" (an integer) and a \"customer\" object.".to_string()
             } else {
                 "Each item needs a \"customer\" object.".to_string()
@@ -186,6 +209,12 @@ async fn process(app: &App, uuid: &str, pace: &mut Pace) -> Result<()> {
         let (slice, after) = rest.split_at(take);
         if slice[0].topic == TOPIC_UPDATE {
             update_slice(app, uuid, slice).await?;
+        } else if slice[0].topic == TOPIC_DELETE {
+            for op in slice {
+                let outcome = delete_one(app, op).await;
+                let mut conn = app.store.pool.acquire().await?;
+                record_all(&mut conn, uuid, std::slice::from_ref(op), vec![outcome]).await?;
+            }
         } else {
             for op in slice {
                 let scope = Scope {
@@ -201,6 +230,20 @@ async fn process(app: &App, uuid: &str, pace: &mut Pace) -> Result<()> {
         rest = after;
     }
     Ok(())
+}
+
+/// Deletes one customer, in the scope the bulk was sent to; a customer that is not there
+/// (deleted since, or another website's) fails the operation as the REST call would.
+async fn delete_one(app: &App, op: &Op) -> Result<Value> {
+    let id = op.customer_id();
+    let _w = app.store.write_guard().await;
+    let scope = Scope {
+        store_id: 0,
+        website_id: op.website,
+    };
+    customers::in_scope(app, &scope, id).await?;
+    app.store.delete_customer(id).await?;
+    Ok(json!(true))
 }
 
 /// One queued operation.
@@ -437,6 +480,28 @@ pub async fn status(app: &App, headers: &HeaderMap, uuid: &str, detailed: bool) 
         "user_id": 1,
         "operation_count": rows.len(),
     }))
+}
+
+/// How many of a bulk's operations are in `status` (a number from 1 to 5).
+pub async fn count(app: &App, headers: &HeaderMap, uuid: &str, status: &str) -> Result<Value> {
+    auth::require_admin(
+        app,
+        headers,
+        "Magento_Logging::system_magento_logging_bulk_operations",
+    )
+    .await?;
+    let status: i64 = status.parse().map_err(|_| {
+        MagentoError::bad_request("The \"%1\" value's type is invalid. The \"%2\" type was expected. Verify and try again.")
+            .with(json!([status, "int"]))
+    })?;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM bulk_operations WHERE bulk_uuid = ? AND status = ?",
+    )
+    .bind(uuid)
+    .bind(status)
+    .fetch_one(&app.store.pool)
+    .await?;
+    Ok(json!(n))
 }
 
 /// Bulks with open operations when the sandbox stopped: processing resumes at start.

@@ -83,7 +83,7 @@ fn check_password(password: &str) -> Result<()> {
     Ok(())
 }
 
-async fn in_scope(app: &App, scope: &Scope, id: i64) -> Result<Value> {
+pub async fn in_scope(app: &App, scope: &Scope, id: i64) -> Result<Value> {
     match app.store.customer(id).await? {
         Some(c) if scope.website_id.is_none_or(|w| c["website_id"] == w) => Ok(c),
         _ => Err(MagentoError::no_such("customerId", id)),

@@ -407,10 +407,16 @@ async fn async_route(
     let scope = scope(app, code).await?;
     match (method.as_str(), tail.trim_end_matches('/')) {
         ("POST", "customers") => {
-            bulk::submit(app, &scope, headers, &json_body(headers, body, "")?, false).await
+            let body = json_body(headers, body, "")?;
+            bulk::submit(app, &scope, headers, &body, bulk::BulkKind::Create).await
         }
         ("PUT", "customers/byCustomerId") => {
-            bulk::submit(app, &scope, headers, &json_body(headers, body, "")?, true).await
+            let body = json_body(headers, body, "")?;
+            bulk::submit(app, &scope, headers, &body, bulk::BulkKind::Update).await
+        }
+        ("DELETE", "customers/byCustomerId") => {
+            let body = json_body(headers, body, "")?;
+            bulk::submit(app, &scope, headers, &body, bulk::BulkKind::Delete).await
         }
         _ => Err(MagentoError::no_route()),
     }
@@ -464,6 +470,9 @@ async fn route(
         ("GET", ["store", "storeViews"]) => customers::store_views(app, headers).await,
         ("GET", ["bulk", uuid, "status"]) => bulk::status(app, headers, uuid, false).await,
         ("GET", ["bulk", uuid, "detailed-status"]) => bulk::status(app, headers, uuid, true).await,
+        ("GET", ["bulk", uuid, "operation-status", status]) => {
+            bulk::count(app, headers, uuid, status).await
+        }
         (m, ["users", ..] | ["roles"]) if app.config.admin_users_api => {
             let body = if m == "POST" || m == "PUT" {
                 Some(json_body(headers, body, query)?)

@@ -174,3 +174,43 @@ async fn bulk_update_by_customer_id_regroups_and_keeps_addresses() {
         );
     }
 }
+
+/// `DELETE /async/bulk/V1/customers/byCustomerId` (Adobe's bulk-endpoints example) deletes
+/// in the background; `operation-status/{status}` counts the operations in a status.
+#[tokio::test]
+async fn bulk_delete_is_routed_and_operations_are_counted_by_status() {
+    let m = Magento::start().await;
+    let t = m.admin().await;
+    let (status, accepted) = m
+        .call(
+            Method::DELETE,
+            "/rest/all/async/bulk/V1/customers/byCustomerId",
+            Some(&t),
+            Some(json!([{"customerId": 1}, {"customerId": 2}, {"customerId": 99999}, {"id": 3}])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    assert_eq!(accepted["request_items"][3]["status"], "rejected");
+    let uuid = accepted["bulk_uuid"].as_str().unwrap().to_string();
+    let done = settled(&m, &t, &uuid).await;
+    assert_eq!(done["operations_list"][0]["status"], 1, "{done}");
+    assert_eq!(done["operations_list"][2]["status"], 3, "{done}");
+    let count = |s: u8| {
+        let (m, t, uuid) = (&m, &t, &uuid);
+        async move {
+            let (status, n) = m
+                .get(t, &format!("/rest/V1/bulk/{uuid}/operation-status/{s}"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{n}");
+            n
+        }
+    };
+    assert_eq!(count(1).await, json!(2));
+    assert_eq!(count(3).await, json!(1));
+    assert_eq!(count(5).await, json!(1));
+    assert_eq!(count(4).await, json!(0));
+    let (status, _) = m.get(&t, "/rest/all/V1/customers/1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = m.get(&t, "/rest/all/V1/customers/3").await;
+    assert_eq!(status, StatusCode::OK, "the rejected item deleted nothing");
+}
