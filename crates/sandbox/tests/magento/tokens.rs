@@ -71,6 +71,21 @@ async fn tokens_expire_and_are_checked_for_their_kind() {
         body["message"],
         "The consumer isn't authorized to access %resources."
     );
+    // Reading a customer is the parent resource (Customer etc/webapi.xml); writing one is
+    // Magento_Customer::manage.
+    assert_eq!(
+        body["parameters"]["resources"],
+        "Magento_Customer::customer"
+    );
+    let (status, body) = m
+        .call(
+            Method::PUT,
+            "/rest/V1/customers/1",
+            Some(customer),
+            Some(json!({"customer": {"id": 1}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["parameters"]["resources"], "Magento_Customer::manage");
     let (status, _) = m.get(&admin, "/rest/V1/customers/me").await;
     assert_eq!(
