@@ -28,7 +28,7 @@ pub fn progress_bar(what: &str) -> ProgressBar {
         bar.set_draw_target(ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(&format!(
-                "{{spinner}} {what} {{pos}}/{{len}} [{{elapsed}}] {{wide_bar}}"
+                "{{spinner}} {what} {{pos}}/{{len}} [{{elapsed}}, ETA {{eta}}] {{wide_bar}}"
             ))
             .expect("a valid template"),
         );

@@ -299,10 +299,72 @@ async fn regroup(
     Ok(())
 }
 
+/// The fields of a customer the audit uses: Magento sends only these.
+const AUDIT_FIELDS: [&str; 8] = [
+    "id",
+    "email",
+    "firstname",
+    "lastname",
+    "website_id",
+    "group_id",
+    "created_at",
+    "updated_at",
+];
+
+/// Every customer of the store, read four pages at a time with only the fields the audit
+/// uses, counted by (website, group) as the pages arrive; with `-o jsonl` each customer is
+/// also written out as its page arrives, so a store of millions is never held in memory.
+/// A progress bar with an ETA shows on a terminal (its total comes from the first page).
+async fn customer_counts(
+    s: &MagentoSession,
+    output: Output,
+    gname: &BTreeMap<i64, &str>,
+    wname: &BTreeMap<i64, &str>,
+) -> Result<(BTreeMap<(i64, i64), usize>, usize)> {
+    use std::io::Write;
+    let bar = crate::audit_cmd::progress_bar("customers");
+    let counts = std::sync::Mutex::new(BTreeMap::<(i64, i64), usize>::new());
+    let stdout = std::sync::Mutex::new(std::io::BufWriter::new(std::io::stdout().lock()));
+    let read = s
+        .client
+        .customers_mapped(
+            &Criteria::new(),
+            Some(&AUDIT_FIELDS),
+            4,
+            |c| {
+                let (w, gid) = (
+                    c["website_id"].as_i64().unwrap_or(0),
+                    c["group_id"].as_i64().unwrap_or(0),
+                );
+                *counts.lock().expect("counts").entry((w, gid)).or_default() += 1;
+                if output == Output::Jsonl {
+                    let line = json!({
+                        "id": c["id"],
+                        "email": c["email"],
+                        "firstname": c["firstname"],
+                        "lastname": c["lastname"],
+                        "website": wname.get(&w),
+                        "group": gname.get(&gid),
+                        "created_at": c["created_at"],
+                        "updated_at": c["updated_at"],
+                    });
+                    let _ = writeln!(stdout.lock().expect("stdout"), "{line}");
+                }
+            },
+            |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            },
+        )
+        .await?;
+    bar.finish_and_clear();
+    stdout.lock().expect("stdout").flush()?;
+    Ok((counts.into_inner().expect("counts"), read.len()))
+}
+
 pub async fn audit(conn: &MagentoConn, output: Output, g: &Globals) -> Result<()> {
     let s = MagentoSession::open(conn, g).await?;
     let (groups, websites) = tokio::try_join!(s.client.groups(), s.client.websites())?;
-    let customers = s.client.customers(&Criteria::new(), |_, _| {}).await?;
     let admins = s.client.admin_users().await?;
     let roles = match &admins {
         AdminUsers::Available(_) => s.client.admin_roles().await?,
@@ -310,16 +372,16 @@ pub async fn audit(conn: &MagentoConn, output: Output, g: &Globals) -> Result<()
     };
     let gname = names(&groups, "code");
     let wname = names(&websites, "name");
-    let mut counts: BTreeMap<(i64, i64), usize> = BTreeMap::new();
-    for c in &customers {
-        *counts
-            .entry((
-                c["website_id"].as_i64().unwrap_or(0),
-                c["group_id"].as_i64().unwrap_or(0),
-            ))
-            .or_default() += 1;
-    }
+    let (counts, customers) = customer_counts(&s, output, &gname, &wname).await?;
     let rname = names(&roles, "name");
+    if output == Output::Jsonl {
+        eprintln!(
+            "audited {customers} customers in {} websites; {}",
+            websites.len().saturating_sub(1),
+            s.cost_line()
+        );
+        return Ok(());
+    }
     if output == Output::Json {
         let admins_json = match &admins {
             AdminUsers::Available(users) => json!(
@@ -340,7 +402,7 @@ pub async fn audit(conn: &MagentoConn, output: Output, g: &Globals) -> Result<()
             serde_json::to_string_pretty(&crate::output::snake_keys(json!({
                 "app": MAGENTO,
                 "instance": s.instance,
-                "customers": customers.len(),
+                "customers": customers,
                 "byWebsiteAndGroup": counts.iter().map(|((w, gid), n)| json!({"websiteId": w, "website": wname.get(w), "groupId": gid, "group": gname.get(gid), "customers": n})).collect::<Vec<_>>(),
                 "adminUsers": admins_json,
                 "adminUsersNote": matches!(admins, AdminUsers::Unavailable).then(|| roster_magento::MagentoError::NoAdminApi.to_string()),
@@ -379,8 +441,7 @@ pub async fn audit(conn: &MagentoConn, output: Output, g: &Globals) -> Result<()
         }
     }
     eprintln!(
-        "audited {} customers in {} websites; {}",
-        customers.len(),
+        "audited {customers} customers in {} websites; {}",
         websites.len().saturating_sub(1),
         s.cost_line()
     );

@@ -146,7 +146,21 @@ async fn read_commands_and_the_audit() {
         .map(|x| x["customers"].as_u64().unwrap())
         .sum();
     assert_eq!(total, 30);
+    assert_eq!(audit["customers"], 30);
     assert_eq!(audit["admin_users"][0]["role_name"], "Administrators");
+    // JSON lines: every customer as its page arrives, with its website and group by name.
+    let lines = env.ok(&["audit", "magento", "-o", "jsonl"]).await.stdout;
+    let rows: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 30, "{lines}");
+    assert!(
+        rows.iter()
+            .any(|r| r["email"] == "roni_cost@example.com" && r["group"] == "General"),
+        "{lines}"
+    );
+    assert!(rows.iter().all(|r| r["website"].is_string()), "{lines}");
 
     let bad = env
         .run_with(
