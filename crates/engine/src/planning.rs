@@ -642,7 +642,11 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
         });
     };
     let total_pending = pending.len();
-    for (n, step) in pending.into_iter().enumerate() {
+    // Steps an app runs in bulk, once the first of them comes up: their outcomes by index.
+    let mut bulk_outcomes: std::collections::HashMap<usize, Result<Option<String>>> =
+        std::collections::HashMap::new();
+    let mut bulk_ran: BTreeSet<App> = BTreeSet::new();
+    for (n, step) in pending.iter().copied().enumerate() {
         if a.stop
             .is_some_and(|stop| stop.load(std::sync::atomic::Ordering::SeqCst))
         {
@@ -660,11 +664,44 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
             skipped += 1;
             continue;
         }
-        let now = OffsetDateTime::now_utc();
-        state
-            .step_started(&plan.id, step.index, &step.key, now)
-            .await?;
-        let outcome = exec.run(step).await;
+        if !bulk_ran.contains(&step.app) && exec.bulk(step) {
+            bulk_ran.insert(step.app);
+            let group: Vec<&Step> = pending[n..]
+                .iter()
+                .copied()
+                .filter(|s| {
+                    s.app == step.app
+                        && exec.bulk(s)
+                        && !failed_accounts.contains(&s.action.account_key())
+                })
+                .collect();
+            if group.len() >= crate::apps::BULK_MIN {
+                let now = OffsetDateTime::now_utc();
+                for s in &group {
+                    state.step_started(&plan.id, s.index, &s.key, now).await?;
+                }
+                match exec.run_bulk(step.app, &group).await {
+                    Ok(outcomes) => bulk_outcomes.extend(outcomes),
+                    // The batch stopped as a whole: each of its steps failed with it (the
+                    // next run reads the store and settles what did happen).
+                    Err(e) => bulk_outcomes.extend(
+                        group
+                            .iter()
+                            .map(|s| (s.index, Err(anyhow::anyhow!("{e:#}")))),
+                    ),
+                }
+            }
+        }
+        let outcome = match bulk_outcomes.remove(&step.index) {
+            Some(outcome) => outcome,
+            None => {
+                let now = OffsetDateTime::now_utc();
+                state
+                    .step_started(&plan.id, step.index, &step.key, now)
+                    .await?;
+                exec.run(step).await
+            }
+        };
         if crash == Some((step.index, false)) {
             eprintln!(
                 "ROSTER_TEST_CRASH: stopping after step {} ran, before it is recorded",
@@ -923,5 +960,29 @@ impl Executor<'_> {
             who: self.who,
         };
         app.execute(step, &ctx).await
+    }
+
+    /// Whether `step`'s app runs it in bulk with others like it.
+    fn bulk(&self, step: &Step) -> bool {
+        self.sessions
+            .app(step.app)
+            .is_some_and(|c| c.bulk(&step.action))
+    }
+
+    /// Runs `steps` of `app` together through its bulk route.
+    async fn run_bulk(
+        &self,
+        app: App,
+        steps: &[&Step],
+    ) -> Result<Vec<(usize, Result<Option<String>>)>> {
+        let connector = self
+            .sessions
+            .app(app)
+            .with_context(|| format!("no {app} connection is configured"))?;
+        let ctx = StepContext {
+            plan_id: self.plan_id,
+            who: self.who,
+        };
+        connector.execute_bulk(steps, &ctx).await
     }
 }

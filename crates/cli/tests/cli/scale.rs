@@ -84,3 +84,84 @@ async fn a_plan_with_managed_domains_reads_only_the_managed_customers() {
         "{plan:#}"
     );
 }
+
+/// Offboarding many customers goes through Magento's bulk deletion: each keeps its
+/// tombstone and its own log line, in far fewer calls than one deletion each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_leavers_are_deleted_through_the_bulk_api_each_with_its_tombstone() {
+    let env = Env::start(Duration::ZERO).await;
+    let roster = env.write(
+        "cleanup.yaml",
+        "\
+policies:
+  magento:
+    managed_domains: [example.com]
+    unlisted: delete
+    max_destructive: 100%
+people:
+  - email: someone@acme.example
+    first_name: Some
+    last_name: One
+",
+    );
+    let path = roster.to_str().unwrap();
+    let stats = |env: &Env| {
+        let url = format!("{}/sandbox/stats", env.magento.base_url());
+        let http = env.http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let before = stats(&env).await["customers"].as_u64().unwrap();
+    let steps = env.plan_steps(&roster).await;
+    let deletions = steps
+        .iter()
+        .filter(|s| s["action"]["kind"] == "magento_delete_customer")
+        .count();
+    assert!(deletions >= 20, "{steps:#?}");
+    let applied = env.ok(&["apply", "--auto", path, "--approve"]).await;
+    assert!(
+        applied.stdout.contains("through Magento's bulk API")
+            || applied.stderr.contains("through Magento's bulk API"),
+        "{}\n{}",
+        applied.stdout,
+        applied.stderr
+    );
+    let calls: u64 = applied
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("magento: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no cost line: {}", applied.stderr));
+    assert!(
+        calls < deletions as u64,
+        "{calls} calls for {deletions} deletions"
+    );
+    let after = stats(&env).await["customers"].as_u64().unwrap();
+    assert_eq!(before - after, deletions as u64);
+    let tombstones = env.ok(&["tombstones", "-o", "json"]).await.json();
+    let deleted = tombstones
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["app"] == "magento" && t["status"] == "deleted")
+        .count();
+    assert_eq!(deleted, deletions);
+    let log = env.ok(&["log", "-o", "json"]).await.json();
+    let done = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["app"] == "magento" && l["outcome"] == "done")
+        .count();
+    assert_eq!(done, deletions, "one line per step");
+    assert!(env.plan_steps(&roster).await.is_empty(), "nothing left");
+    env.ok(&["log", "verify"]).await;
+}

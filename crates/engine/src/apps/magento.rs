@@ -30,6 +30,18 @@ impl Connector for MagentoSession {
         Box::pin(execute(self, step, ctx))
     }
 
+    fn bulk(&self, action: &Action) -> bool {
+        matches!(action, Action::MagentoDeleteCustomer { .. })
+    }
+
+    fn execute_bulk<'a>(
+        &'a self,
+        steps: &'a [&'a Step],
+        ctx: &'a StepContext<'a>,
+    ) -> Fut<'a, Vec<(usize, Result<Option<String>>)>> {
+        Box::pin(delete_in_bulk(self, steps, ctx))
+    }
+
     fn tombstoned(&self, action: &Action) -> Option<String> {
         match action {
             Action::MagentoDeleteCustomer { id, .. } | Action::MagentoDeleteAdmin { id, .. } => {
@@ -54,6 +66,76 @@ impl Connector for MagentoSession {
             }
         })
     }
+}
+
+/// Deletes many customers at once, each with its tombstone as a single deletion has: their
+/// records read by id (100 per search), a tombstone written for each, then one bulk
+/// deletion (`DELETE /async/bulk/V1/customers/byCustomerId`) polled until every operation
+/// is final. A customer already gone is done ("already deleted", its open tombstone
+/// closed); one whose operation failed keeps its tombstone `failed`, and the step fails.
+async fn delete_in_bulk(
+    s: &MagentoSession,
+    steps: &[&Step],
+    ctx: &StepContext<'_>,
+) -> Result<Vec<(usize, Result<Option<String>>)>> {
+    let wanted: Vec<(&Step, i64, &str)> = steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::MagentoDeleteCustomer { id, email } => Some((*step, *id, email.as_str())),
+            _ => None,
+        })
+        .collect();
+    s.events.emit(crate::events::Event::Said(format!(
+        "deleting {} customers through Magento's bulk API, each with a tombstone first",
+        wanted.len()
+    )));
+    let mut records: std::collections::HashMap<i64, Value> = std::collections::HashMap::new();
+    for chunk in wanted.chunks(100) {
+        let ids: Vec<String> = chunk.iter().map(|(_, id, _)| id.to_string()).collect();
+        let criteria = Criteria::new().and("entity_id", Condition::In, ids.join(","));
+        for c in s.client.customers(&criteria, |_, _| {}).await? {
+            if let Some(id) = c["id"].as_i64() {
+                records.insert(id, c);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut tombstones: Vec<(usize, i64, i64, String)> = Vec::new();
+    for (step, id, email) in &wanted {
+        let Some(record) = records.get(id) else {
+            finish_interrupted_deletion(s, *id).await?;
+            out.push((step.index, Ok(Some("already deleted".to_string()))));
+            continue;
+        };
+        let t = crate::magento_ops::tombstone(
+            s,
+            id.to_string(),
+            email,
+            record,
+            Vec::new(),
+            ctx.who,
+            &ctx.confirm(step),
+        )
+        .await?;
+        tombstones.push((step.index, *id, t, email.to_string()));
+    }
+    let ids: Vec<i64> = tombstones.iter().map(|(_, id, _, _)| *id).collect();
+    let outcome = s.client.bulk_delete(&ids, |_, _| {}).await;
+    for (index, id, t, email) in tombstones {
+        let what = format!("customer {email}");
+        let result = match &outcome {
+            Err(e) => Err(anyhow::anyhow!("the bulk deletion failed: {e}")),
+            Ok(o) => match o.failed.iter().find(|(c, _)| *c == id) {
+                // Gone before its operation ran: what was asked for is so.
+                Some((_, why)) if why.contains("No such entity") => Ok(()),
+                Some((_, why)) => Err(anyhow::anyhow!("Magento's bulk operation {why}")),
+                None => Ok(()),
+            },
+        };
+        let done = crate::magento_ops::finish(s, t, result, &what).await;
+        out.push((index, done.map(|()| None)));
+    }
+    Ok(out)
 }
 
 /// A Magento account already gone: a deletion interrupted after it happened left its

@@ -50,6 +50,10 @@ pub mod adobe;
 pub mod magento;
 pub mod marketo;
 
+/// How many steps an app's bulk route must have before an apply uses it: below this, one
+/// call per step costs little and reports each step as it happens.
+pub const BULK_MIN: usize = 20;
+
 /// What a connector's operations return: boxed, so connectors are values (`&dyn
 /// Connector`) the executor and the service hold in lists.
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -94,6 +98,28 @@ pub trait Connector: Send + Sync {
     /// Runs one of this app's steps; `Ok(Some(note))` when it turned out to be done
     /// already or needs saying.
     fn execute<'a>(&'a self, step: &'a Step, ctx: &'a StepContext<'a>) -> Fut<'a, Option<String>>;
+
+    /// Whether this app runs `action` together with others like it when a plan has many
+    /// (see [`BULK_MIN`]): Magento deletes customers through its bulk API.
+    fn bulk(&self, _action: &Action) -> bool {
+        false
+    }
+
+    /// Runs `steps` (each one [`Connector::bulk`] accepts) together: each step's outcome, by
+    /// its index. An error here is the whole batch's.
+    fn execute_bulk<'a>(
+        &'a self,
+        steps: &'a [&'a Step],
+        _ctx: &'a StepContext<'a>,
+    ) -> Fut<'a, Vec<(usize, Result<Option<String>>)>> {
+        Box::pin(async move {
+            anyhow::bail!(
+                "{} runs its {} steps one at a time",
+                self.app(),
+                steps.len()
+            )
+        })
+    }
 
     /// The account a deleting action removes, as its tombstone names it (its `userid`).
     fn tombstoned(&self, action: &Action) -> Option<String>;
