@@ -83,6 +83,16 @@ fn describe(a: &Access) -> String {
     for (name, m) in &a.magento_at {
         parts.extend(magento(format!("magento.{name}"), m));
     }
+    if !a.adobe.is_empty() {
+        let names: Vec<String> = a
+            .adobe
+            .profiles
+            .iter()
+            .map(|p| format!("profile {p}"))
+            .chain(a.adobe.groups.iter().map(|g| format!("group {g}")))
+            .collect();
+        parts.push(format!("adobe: {}", names.join(", ")));
+    }
     parts.join("; ")
 }
 
@@ -152,4 +162,27 @@ async fn page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response
             notes,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use roster_domain::desired::{Access, AdobeAccess, RoleRef};
+
+    use super::describe;
+
+    #[test]
+    fn a_group_mapping_is_described_app_by_app() {
+        let a = Access {
+            marketo: vec![RoleRef::new("Analyst", "Default")],
+            adobe: AdobeAccess {
+                profiles: vec!["Creative Cloud All Apps".into()],
+                groups: vec!["Designers".into()],
+            },
+            ..Access::default()
+        };
+        assert_eq!(
+            describe(&a),
+            "marketo: Analyst@Default; adobe: profile Creative Cloud All Apps, group Designers"
+        );
+    }
 }
