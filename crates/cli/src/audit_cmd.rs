@@ -36,14 +36,46 @@ pub fn progress_bar(what: &str) -> ProgressBar {
     bar
 }
 
-struct Bar(ProgressBar);
+/// The audit's bar: users listed and read, and how long the rest takes at least, at the
+/// subscription's rate limit (one call per user left): a bound the pacing sets, not a guess
+/// from the pace so far.
+struct Bar {
+    bar: ProgressBar,
+    calls_per_second: f64,
+}
+
+impl Bar {
+    fn show_eta(&self) {
+        let left = self
+            .bar
+            .length()
+            .unwrap_or(0)
+            .saturating_sub(self.bar.position());
+        let seconds = (left as f64 / self.calls_per_second.max(0.001)).ceil() as u64;
+        self.bar.set_message(format!(
+            "at least {} left at the rate limit",
+            humantime_seconds(seconds)
+        ));
+    }
+}
+
+/// `90` as `1m 30s`.
+fn humantime_seconds(s: u64) -> String {
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
+}
 
 impl Progress for Bar {
     fn found(&self, n: usize) {
-        self.0.inc_length(n as u64);
+        self.bar.inc_length(n as u64);
+        self.show_eta();
     }
     fn done(&self) {
-        self.0.inc(1);
+        self.bar.inc(1);
+        self.show_eta();
     }
 }
 
@@ -92,7 +124,7 @@ pub async fn run(
         bar.set_draw_target(ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} reading roles {pos}/{len} users [{elapsed}] {wide_bar}",
+                "{spinner} reading roles {pos}/{len} users [{elapsed}, {msg}] {wide_bar}",
             )
             .expect("a valid template"),
         );
@@ -123,7 +155,13 @@ pub async fn run(
         ),
         (_, false) => Vec::new(),
     };
-    let result = audit::run_from(&s.client, Arc::new(Bar(bar.clone())), done).await;
+    let config = s.client.config();
+    let progress = Bar {
+        bar: bar.clone(),
+        calls_per_second: f64::from(config.rate_limit)
+            / config.rate_window.as_secs_f64().max(0.001),
+    };
+    let result = audit::run_from(&s.client, Arc::new(progress), done).await;
     bar.finish_and_clear();
     s.record_usage().await?;
     let (audit, quota) = result?;
@@ -530,5 +568,17 @@ impl<'a> Report<'a> {
                 }),
         };
         Ok(roster_domain::text::sanitize_document(&page.render()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::humantime_seconds;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(humantime_seconds(42), "42s");
+        assert_eq!(humantime_seconds(90), "1m 30s");
+        assert_eq!(humantime_seconds(7322), "2h 2m");
     }
 }

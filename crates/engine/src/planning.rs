@@ -647,8 +647,10 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
         std::collections::HashMap::new();
     let mut bulk_ran: BTreeSet<App> = BTreeSet::new();
     for (n, step) in pending.iter().copied().enumerate() {
+        // A step a bulk already ran is recorded even while shutting down.
         if a.stop
             .is_some_and(|stop| stop.load(std::sync::atomic::Ordering::SeqCst))
+            && !bulk_outcomes.contains_key(&step.index)
         {
             bail!(
                 "{} stopped before step {} ({} of {} steps left) because Roster is shutting down; the journal is consistent, and the next apply of this plan resumes where it stopped",
