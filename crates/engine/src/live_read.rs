@@ -19,6 +19,10 @@ pub struct Sessions {
     pub magento: Option<MagentoSession>,
     /// The Adobe Admin Console as an app of its own (`access: { adobe: ... }`).
     pub adobe: Option<crate::apps::adobe::AdobeSession>,
+    /// Why the Adobe organization configured for the CLI could not be reached as an app: it
+    /// matters only to a roster that gives Adobe access, which then fails saying so (the
+    /// `[adobe]` section may be there for a Marketo subscription's link alone).
+    pub adobe_error: Option<String>,
 }
 
 impl Sessions {
@@ -59,7 +63,10 @@ impl Sessions {
                 access_token_secret: env("ROSTER_MAGENTO_ACCESS_TOKEN_SECRET"),
             });
         let mut sessions = Self::connect(marketo, magento, g).await?;
-        sessions.adobe = crate::apps::adobe::AdobeSession::configured(g).await?;
+        match crate::apps::adobe::AdobeSession::configured(g).await {
+            Ok(adobe) => sessions.adobe = adobe,
+            Err(e) => sessions.adobe_error = Some(format!("{e:#}")),
+        }
         sessions.reserve_ims_profiles();
         Ok(sessions)
     }
@@ -93,6 +100,7 @@ impl Sessions {
             marketo,
             magento,
             adobe: None,
+            adobe_error: None,
         })
     }
 

@@ -105,6 +105,12 @@ async fn scope_roster(
     }
     for app in App::ALL {
         if roster.mentions(app) && !sessions.configured(app) {
+            if let (App::Adobe, Some(why)) = (app, &sessions.adobe_error) {
+                bail!(
+                    "{} gives people adobe access, but the Adobe organization configured cannot be used: {why}",
+                    roster.source
+                );
+            }
             bail!(
                 "{} gives people {app} access, but no {app} connection is configured: set ROSTER_{}_URL and its credentials (or a [{app}] section in the config file)",
                 roster.source,

@@ -579,3 +579,31 @@ people:
         );
     }
 }
+
+/// An Adobe organization configured only halfway (an org id, no credential) stops only the
+/// rosters that give Adobe access, and says what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_configured_adobe_organization_stops_only_rosters_that_use_it() {
+    let env = Env::start(Duration::ZERO).await;
+    let half = [("ROSTER_ADOBE_ORG_ID", "0A1B2C3D4E5F60718293A4B5@AdobeOrg")];
+    let plain = env.write(
+        "plain.yaml",
+        "people:\n  - email: a@acme.example\n    first_name: A\n    last_name: B\n    access:\n      magento: { group: General }\n",
+    );
+    let run = env
+        .run_env(&["plan", plain.to_str().unwrap(), "-o", "json"], &half)
+        .await;
+    assert!(run.ok, "{}", run.stderr);
+    let adobe = env.write(
+        "adobe.yaml",
+        "people:\n  - email: a@acme.example\n    first_name: A\n    last_name: B\n    access:\n      adobe: { profiles: [\"Acrobat Pro\"] }\n",
+    );
+    let run = env.run_env(&["plan", adobe.to_str().unwrap()], &half).await;
+    assert!(
+        !run.ok
+            && run.stderr.contains("cannot be used")
+            && run.stderr.contains("ROSTER_ADOBE_CLIENT_ID"),
+        "{}",
+        run.stderr
+    );
+}
