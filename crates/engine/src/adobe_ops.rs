@@ -243,12 +243,20 @@ pub async fn set_restoring(
 ) -> Result<()> {
     let mut all = restoring(state, instance).await?;
     all.insert(email.to_lowercase(), roles);
+    save_restoring(state, instance, &all).await
+}
+
+async fn save_restoring(
+    state: &roster_store::StateStore,
+    instance: &str,
+    all: &BTreeMap<String, Vec<roster_domain::desired::RoleRef>>,
+) -> Result<()> {
     state
         .set_fact(
             crate::connect::MARKETO,
             instance,
             RESTORING,
-            &serde_json::to_string(&all)?,
+            &serde_json::to_string(all)?,
         )
         .await?;
     Ok(())
@@ -262,15 +270,7 @@ pub async fn forget_restoring(
 ) -> Result<()> {
     let mut all = restoring(state, instance).await?;
     all.retain(|email, _| !emails.contains(email));
-    state
-        .set_fact(
-            crate::connect::MARKETO,
-            instance,
-            RESTORING,
-            &serde_json::to_string(&all)?,
-        )
-        .await?;
-    Ok(())
+    save_restoring(state, instance, &all).await
 }
 
 /// The instance fact under which Roster remembers when it gave `email` the profile.
@@ -463,7 +463,11 @@ impl ImsLink {
         profiles: &[String],
         leave: roster_domain::desired::AdobeLeaver,
     ) -> Result<()> {
-        let steps = offboard_steps(&self.client, email, profiles, leave).await?;
+        let user = match leave.is_keep() {
+            true => None,
+            false => self.client.user(email).await?,
+        };
+        let steps = offboard_steps(user.as_ref(), email, profiles, leave)?;
         self.run(email, steps).await
     }
 
@@ -484,10 +488,11 @@ pub fn names_in(list: &serde_json::Value) -> Vec<String> {
 }
 
 /// The steps that take `names` from `email` and then end their place in the organization
-/// as `leave` says (deleting the account only if the organization owns it). An
+/// as `leave` says (deleting the account only if the organization owns it), given the
+/// account as the Admin Console shows it (read by the caller: only `leave` needs it). An
 /// organization admin is never removed from it.
-pub async fn offboard_steps(
-    client: &Client,
+pub fn offboard_steps(
+    user: Option<&AdobeUser>,
     email: &str,
     names: &[String],
     leave: roster_domain::desired::AdobeLeaver,
@@ -495,13 +500,12 @@ pub async fn offboard_steps(
     use roster_domain::desired::AdobeLeaver;
     let mut steps = vec![Step::Remove(names.to_vec())];
     if !leave.is_keep() {
-        let user = client.user(email).await?;
-        if user.as_ref().is_some_and(AdobeUser::is_org_admin) {
+        if user.is_some_and(AdobeUser::is_org_admin) {
             bail!(
                 "{email} holds _org_admin in the Adobe organization: Roster does not remove an organization admin from it"
             );
         }
-        let owned = user.as_ref().is_some_and(|u| u.kind.org_owned());
+        let owned = user.is_some_and(|u| u.kind.org_owned());
         steps.push(Step::RemoveFromOrg {
             delete_account: leave == AdobeLeaver::DeleteAccount && owned,
         });

@@ -549,18 +549,9 @@ pub async fn offboard_ims(
         .as_ref()
         .context("the Marketo subscription is not configured as on Adobe Identity")?;
     let by = actor(confirm.by.as_deref());
-    let open = s
-        .state
-        .latest_tombstone(MARKETO, &s.instance, email)
+    let open = unfinished_deletion(&s.state, MARKETO, &s.instance, email)
         .await?
-        .filter(|t| {
-            t.restored_at.is_none()
-                && matches!(
-                    t.status,
-                    TombstoneStatus::Deleting | TombstoneStatus::Failed
-                )
-                && t.account.get("adobe").is_some()
-        });
+        .filter(|t| t.account.get("adobe").is_some());
     let id = match open {
         Some(t) => t.id,
         None => {
@@ -611,6 +602,26 @@ pub async fn offboard_ims(
         )
     })
     .await
+}
+
+/// The newest tombstone of `email` whose deletion did not finish (`deleting`, or `failed`)
+/// and that is not restored: a rerun finishes that deletion instead of writing another.
+pub async fn unfinished_deletion(
+    state: &roster_store::StateStore,
+    app: &str,
+    instance: &str,
+    email: &str,
+) -> Result<Option<roster_store::Tombstone>> {
+    Ok(state
+        .latest_tombstone(app, instance, email)
+        .await?
+        .filter(|t| {
+            t.restored_at.is_none()
+                && matches!(
+                    t.status,
+                    TombstoneStatus::Deleting | TombstoneStatus::Failed
+                )
+        }))
 }
 
 /// Records how the deletion tombstone `id` was written for ended: `deleted`, or `failed`
@@ -816,11 +827,5 @@ pub async fn restore_tombstone(sessions: &crate::live_read::Sessions, id: i64) -
         );
     }
     only_newest(c.state(), c.app().name(), c.instance(), &t).await?;
-    c.state().verify_tombstone(t.id).await.with_context(|| {
-        format!(
-            "tombstone #{id} of {} was changed in the database after Roster wrote it; nothing was restored",
-            t.email
-        )
-    })?;
     c.restore(&t).await
 }

@@ -537,6 +537,31 @@ people:
         .expect("a tombstone");
     assert_eq!(katherine["app"], "adobe", "{katherine}");
     assert_eq!(katherine["status"], "deleted", "{katherine}");
+    // A tombstone rewritten in the database restores nothing (every path to a restore goes
+    // through the connector's check); put back, it restores.
+    let id = katherine["id"].as_i64().unwrap();
+    let by = katherine["deleted_by"].as_str().unwrap().to_string();
+    env.raw_sql(&format!(
+        "UPDATE tombstones SET deleted_by = 'mallory' WHERE id = {id}"
+    ))
+    .await;
+    let refused = env
+        .fails(&[
+            "restore",
+            "adobe",
+            "--email",
+            "katherine.johnson@acme.example",
+        ])
+        .await;
+    assert!(
+        refused.stderr.contains("was changed in the database"),
+        "{}",
+        refused.stderr
+    );
+    env.raw_sql(&format!(
+        "UPDATE tombstones SET deleted_by = '{by}' WHERE id = {id}"
+    ))
+    .await;
     env.ok(&[
         "restore",
         "adobe",

@@ -212,20 +212,11 @@ impl AdobeSession {
         leave: AdobeLeaver,
         confirm: &Confirm,
     ) -> Result<()> {
-        // First, so an organization admin is refused before any tombstone is written.
-        let steps = crate::adobe_ops::offboard_steps(&self.client, email, names, leave).await?;
         let user = self.client.user(email).await?;
-        let open = self
-            .state
-            .latest_tombstone(ADOBE, &self.instance, email)
-            .await?
-            .filter(|t| {
-                t.restored_at.is_none()
-                    && matches!(
-                        t.status,
-                        TombstoneStatus::Deleting | TombstoneStatus::Failed
-                    )
-            });
+        // First, so an organization admin is refused before any tombstone is written.
+        let steps = crate::adobe_ops::offboard_steps(user.as_ref(), email, names, leave)?;
+        let open = crate::lifecycle::unfinished_deletion(&self.state, ADOBE, &self.instance, email)
+            .await?;
         let id = match open {
             Some(t) => t.id,
             None => {

@@ -124,7 +124,8 @@ pub trait Connector: Send + Sync {
     /// The account a deleting action removes, as its tombstone names it (its `userid`).
     fn tombstoned(&self, action: &Action) -> Option<String>;
 
-    /// Restores the account tombstone `t` (of this instance, checked unchanged and the
-    /// newest of its account by the caller) kept.
+    /// Restores the account tombstone `t` (of this instance, and the newest of its account:
+    /// the caller checks both) kept. The connector verifies the tombstone's signature
+    /// before anything changes, as each of its own restore commands does.
     fn restore<'a>(&'a self, t: &'a Tombstone) -> Fut<'a, ()>;
 }
