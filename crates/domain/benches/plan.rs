@@ -102,6 +102,7 @@ fn fixture() -> (Roster, Live) {
         people,
         rules: Vec::new(),
         exceptions: Vec::new(),
+        target: None,
         policies: Policies {
             adobe: Default::default(),
             marketo: policy.clone(),
@@ -154,10 +155,12 @@ fn fixture() -> (Roster, Live) {
             roles: ROLES.iter().map(ToString::to_string).collect(),
             workspaces: WORKSPACES.iter().map(ToString::to_string).collect(),
             users,
+            unread: Vec::new(),
             ims: None,
         }),
         magento: Some(MagentoLive {
             domains: Vec::new(),
+            unread: 0,
             groups: named(&GROUPS),
             websites: named(&["base"]),
             admin_roles: None,

@@ -354,6 +354,11 @@ pub struct Roster {
     /// state holds them, and the planner honours them until they lapse.
     #[serde(skip)]
     pub exceptions: Vec<Exception>,
+    /// Set for a targeted plan: the lower-cased emails of the only people it is about (a
+    /// SCIM change, a roster edit, an API request named them). Not from the file: whoever
+    /// asks for the plan sets it with [`Roster::target`].
+    #[serde(skip)]
+    pub target: Option<BTreeSet<String>>,
 }
 
 /// An account kept until `until`: its removal is not planned before then.
@@ -378,6 +383,25 @@ pub struct Wanted {
 }
 
 impl Roster {
+    /// Narrows the roster to the people `emails` name (a targeted plan): the others are
+    /// dropped, and the planner leaves every account outside `emails` alone.
+    pub fn target(&mut self, emails: impl IntoIterator<Item = String>) {
+        let set: BTreeSet<String> = emails
+            .into_iter()
+            .map(|e| e.trim().to_lowercase())
+            .collect();
+        self.people
+            .retain(|p| set.contains(&p.email.to_lowercase()));
+        self.target = Some(set);
+    }
+
+    /// Whether a plan of this roster is about `email`: every account, unless targeted.
+    pub fn targets(&self, email: &str) -> bool {
+        self.target
+            .as_ref()
+            .is_none_or(|t| t.contains(&email.to_lowercase()))
+    }
+
     /// The exception that keeps `email`'s account in `app` at `now`, if one does.
     pub fn exception(
         &self,

@@ -150,6 +150,20 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// The accounts of `people` (lower-cased emails) replaced by `fresh` (a targeted read's,
+    /// which knows only theirs); everyone else's kept as they were.
+    pub fn replace_people(
+        &mut self,
+        people: &std::collections::BTreeSet<String>,
+        fresh: Vec<Account>,
+    ) {
+        self.accounts.retain(|a| !people.contains(&a.email));
+        self.accounts
+            .extend(fresh.into_iter().filter(|a| people.contains(&a.email)));
+        self.accounts
+            .sort_by(|a, b| (&a.email, &a.id).cmp(&(&b.email, &b.id)));
+    }
+
     /// The accounts in `live` (the part of it for `app`).
     pub fn from_live(app: App, instance: &str, live: &Live, read_at: OffsetDateTime) -> Inventory {
         let mut accounts = Vec::new();
@@ -446,6 +460,7 @@ mod tests {
                     ),
                     expired,
                 ],
+                unread: Vec::new(),
                 ims: None,
             }),
             magento: None,
@@ -488,6 +503,7 @@ mod tests {
             marketo: None,
             magento: Some(MagentoLive {
                 domains: Vec::new(),
+                unread: 0,
                 groups: vec![Named {
                     id: 2,
                     name: "Wholesale".into(),

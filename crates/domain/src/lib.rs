@@ -4,6 +4,7 @@
 //! in isolation.
 
 pub mod access;
+pub mod budget;
 pub mod desired;
 pub mod email;
 pub mod endpoint;

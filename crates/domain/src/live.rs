@@ -77,6 +77,10 @@ pub struct MarketoLive {
     /// Adobe Admin Console, which is where its standard users come from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ims: Option<ImsLive>,
+    /// A targeted read's other users: listed (by lower-cased email), their roles not read.
+    /// They count as managed accounts for the caps, and nothing is planned for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<String>,
 }
 
 /// A Marketo subscription on Adobe Identity, as the Admin Console shows it: Marketo adds
@@ -104,6 +108,10 @@ pub struct ImsLive {
     /// recorded, granted once Marketo shows them, by lower-cased email.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub restoring: BTreeMap<String, Vec<RoleRef>>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn default_sync_timeout() -> u64 {
@@ -215,6 +223,10 @@ pub struct MagentoLive {
     pub domains: Vec<String>,
     /// Customers of the managed website.
     pub customers: Vec<MagentoCustomer>,
+    /// A targeted read's other managed customers: counted (`total_count`), not read. They
+    /// count as managed accounts for the caps, and nothing is planned for them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unread: usize,
     pub admins: Option<Vec<MagentoAdmin>>,
 }
 
@@ -329,6 +341,29 @@ impl Live {
             magento: part.magento.or(self.magento),
             adobe: part.adobe.or(self.adobe),
         }
+    }
+
+    /// The accounts of the people `keep` accepts only: what a targeted plan looks at (the
+    /// names of roles, groups and profiles stay whole).
+    pub fn scoped(&self, keep: impl Fn(&str) -> bool) -> Live {
+        let mut live = self.clone();
+        if let Some(m) = &mut live.marketo {
+            m.users.retain(|u| keep(&u.email));
+            if let Some(ims) = &mut m.ims {
+                ims.users.retain(|email, _| keep(email));
+                ims.restoring.retain(|email, _| keep(email));
+            }
+        }
+        if let Some(m) = &mut live.magento {
+            m.customers.retain(|c| keep(&c.email));
+            if let Some(admins) = &mut m.admins {
+                admins.retain(|a| keep(&a.email));
+            }
+        }
+        if let Some(a) = &mut live.adobe {
+            a.users.retain(|email, _| keep(email));
+        }
+        live
     }
 
     /// Whether `app` was read.

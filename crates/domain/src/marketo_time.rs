@@ -200,6 +200,18 @@ pub fn quota_day(at: OffsetDateTime) -> Date {
     (utc + Duration::hours(offset_hours)).date()
 }
 
+/// When the quota day `at` belongs to ends: the next midnight US Central, as UTC.
+pub fn next_quota_reset(at: OffsetDateTime) -> OffsetDateTime {
+    let today = quota_day(at);
+    let next = today.next_day().expect("a next day");
+    // Midnight Central is 05:00 or 06:00 UTC, whichever falls on the next quota day's start.
+    [5, 6]
+        .into_iter()
+        .map(|h| next.midnight().assume_utc() + Duration::hours(h))
+        .find(|t| quota_day(*t) == next && quota_day(*t - Duration::seconds(1)) == today)
+        .unwrap_or_else(|| next.midnight().assume_utc() + Duration::hours(6))
+}
+
 fn nth_sunday(year: i32, month: Month, n: u8) -> Date {
     let first = Date::from_calendar_date(year, month, 1).expect("day 1 exists");
     let to_sunday = (7 - first.weekday().number_days_from_sunday()) % 7;
@@ -209,6 +221,23 @@ fn nth_sunday(year: i32, month: Month, n: u8) -> Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quota_resets_at_midnight_central_summer_and_winter() {
+        use time::macros::datetime;
+        assert_eq!(
+            next_quota_reset(datetime!(2026-12-06 10:00 UTC)),
+            datetime!(2026-12-07 06:00 UTC)
+        );
+        assert_eq!(
+            next_quota_reset(datetime!(2026-07-01 04:59 UTC)),
+            datetime!(2026-07-01 05:00 UTC)
+        );
+        assert_eq!(
+            next_quota_reset(datetime!(2026-07-01 05:00 UTC)),
+            datetime!(2026-07-02 05:00 UTC)
+        );
+    }
     use proptest::prelude::*;
     use time::Weekday;
     use time::macros::datetime;

@@ -443,6 +443,55 @@ pub struct Plan {
     /// can be recomputed by whoever edits the file, the signature cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Set when the plan is about some people only (see [`Targeted`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targeted: Option<Targeted>,
+}
+
+/// What a targeted plan is about and what it left alone: a SCIM change, a roster edit or
+/// an API request about some people plans for them only, and reads only what they need
+/// (on Marketo: the user list, and the roles of these people's users alone). The service's
+/// full reconciles keep verifying everyone on their own schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Targeted {
+    /// The people it is about, lower-cased emails.
+    pub people: Vec<String>,
+    /// The other accounts: listed, nothing planned for them.
+    pub left_alone: usize,
+    /// Of those, how many were listed without their access being read (Marketo roles).
+    pub unread: usize,
+}
+
+impl Targeted {
+    /// One line for a plan's reader.
+    pub fn describe(&self) -> String {
+        let shown: Vec<&str> = self.people.iter().take(5).map(String::as_str).collect();
+        format!(
+            "targeted at {} {} ({}{}): {} other account{} left alone{}; a full reconcile verifies everyone",
+            self.people.len(),
+            if self.people.len() == 1 {
+                "person"
+            } else {
+                "people"
+            },
+            shown.join(", "),
+            if self.people.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            },
+            self.left_alone,
+            if self.left_alone == 1 { "" } else { "s" },
+            if self.unread > 0 {
+                format!(
+                    " ({} of them listed without reading their roles)",
+                    self.unread
+                )
+            } else {
+                String::new()
+            }
+        )
+    }
 }
 
 /// The parts of a plan its digest covers: all of it but the digest.
@@ -460,6 +509,8 @@ struct Content<'a> {
     steps: &'a [Step],
     notes: &'a [Note],
     blocked: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    targeted: &'a Option<Targeted>,
 }
 
 impl Plan {
@@ -477,6 +528,7 @@ impl Plan {
             steps: &self.steps,
             notes: &self.notes,
             blocked: &self.blocked,
+            targeted: &self.targeted,
         };
         let mut hasher = crate::sha256::Writer::default();
         serde_json::to_writer(&mut hasher, &content).expect("a plan serialises");
@@ -573,6 +625,13 @@ impl fmt::Display for Plan {
         }
         for b in &self.blocked {
             writeln!(f, "BLOCKED: {}", sanitize(b))?;
+        }
+        if let Some(t) = &self.targeted {
+            writeln!(
+                f,
+                "{}",
+                sanitize(&format!("This plan is {}.", t.describe()))
+            )?;
         }
         Ok(())
     }
@@ -737,15 +796,31 @@ pub fn plan(roster: &Roster, live: &Live, options: PlanOptions) -> Plan {
         steps: Vec::new(),
         notes: Vec::new(),
     };
-    if let Some(m) = &live.marketo {
+    // A targeted plan looks at its people's accounts only; caps and what is destructive
+    // are still judged against everything read.
+    let scoped = roster
+        .target
+        .as_ref()
+        .map(|_| live.scoped(|e| roster.targets(e)));
+    let view = scoped.as_ref().unwrap_or(live);
+    if let Some(m) = &view.marketo {
         planner.marketo(m);
     }
-    if let Some(m) = &live.magento {
+    if let Some(m) = &view.magento {
         planner.magento(m);
     }
-    if let Some(a) = &live.adobe {
+    if let Some(a) = &view.adobe {
         planner.adobe(a);
     }
+    let targeted = roster.target.as_ref().map(|people| {
+        let all = live.accounts().len();
+        let unread = live.marketo.as_ref().map_or(0, |m| m.unread.len());
+        Targeted {
+            people: people.iter().cloned().collect(),
+            left_alone: all.saturating_sub(view.accounts().len()) + unread,
+            unread,
+        }
+    });
     let Planner {
         mut steps, notes, ..
     } = planner;
@@ -805,6 +880,7 @@ pub fn plan(roster: &Roster, live: &Live, options: PlanOptions) -> Plan {
         blocked,
         digest: String::new(),
         signature: None,
+        targeted,
     };
     plan.digest = plan.content_digest();
     plan
@@ -976,6 +1052,7 @@ mod tests {
                     approvers: Vec::new(),
                 },
                 exceptions: vec![],
+                target: None,
             }
         }
     }
@@ -1016,10 +1093,12 @@ mod tests {
                     roles: ROLES.iter().map(ToString::to_string).collect(),
                     workspaces: WORKSPACES.iter().map(ToString::to_string).collect(),
                     users: all.into_iter().enumerate().filter(|(i, _)| with_user.contains(i)).map(|(_, u)| u).collect(),
+                    unread: Vec::new(),
                     ims: None,
                 }),
                 magento: Some(MagentoLive {
                     domains: Vec::new(),
+                    unread: 0,
                     groups: named(&GROUPS),
                     websites: named(&["base"]),
                     admin_roles: Some(named(&ADMIN_ROLES)),
@@ -1080,6 +1159,24 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn a_targeted_plan_is_the_full_plan_of_its_people(roster in roster(), live in live(), target in proptest::collection::btree_set(0..8usize, 0..4)) {
+            let full = plan(&roster, &live, options());
+            let emails: Vec<String> = target.iter().map(|i| EMAILS[*i].to_string()).collect();
+            let mut narrowed = roster.clone();
+            narrowed.target(emails.clone());
+            let targeted = plan(&narrowed, &live, options());
+            let about = |step: &Step| emails.iter().any(|e| step.action.account_key().ends_with(&format!(" {e}")));
+            let expected: Vec<&Action> = full.steps.iter().filter(|s| about(s)).map(|s| &s.action).collect();
+            let got: Vec<&Action> = targeted.steps.iter().map(|s| &s.action).collect();
+            prop_assert_eq!(got, expected, "targeted plan:\n{}", targeted);
+            let t = targeted.targeted.as_ref().expect("the plan says it is targeted");
+            prop_assert_eq!(&t.people, &emails);
+            // The caps judge the same whole: a plan blocked in full is blocked targeted only
+            // if its people's steps alone exceed the cap, never because fewer were counted.
+            prop_assert_eq!(targeted.fingerprint, full.fingerprint);
+        }
 
         #[test]
         fn applying_the_plan_yields_the_roster_and_spares_protected_accounts(roster in roster(), live in live()) {
@@ -1185,6 +1282,7 @@ mod tests {
             }],
             rules: vec![],
             exceptions: vec![],
+            target: None,
             policies: Policies {
                 marketo: Policy {
                     unlisted: Unlisted::Delete,
@@ -1210,6 +1308,7 @@ mod tests {
                     pending: None,
                     facts: Default::default(),
                 }],
+                unread: Vec::new(),
                 ims: None,
             }),
             magento: None,
@@ -1326,6 +1425,7 @@ mod tests {
                     user("gone@acme.example", false),
                     user("bot@acme.example", true),
                 ],
+                unread: Vec::new(),
                 ims: Some(ImsLive {
                     profiles: vec!["Prod".into()],
                     identity_type: "federatedID".into(),
@@ -1457,6 +1557,7 @@ mod tests {
                     }),
                     facts: Default::default(),
                 }],
+                unread: Vec::new(),
                 ims: None,
             }),
             magento: None,

@@ -331,6 +331,7 @@ where
             rules,
             policies,
             exceptions: Vec::new(),
+            target: None,
         },
         people_file: raw.people_file,
     })

@@ -67,10 +67,13 @@ pub fn managed_accounts(policies: &Policies, live: &Live, app: App) -> usize {
     let policy = policies.of(app);
     match app {
         App::Marketo => live.marketo.as_ref().map_or(0, |m| {
-            m.users
+            let read = m
+                .users
                 .iter()
                 .filter(|u| policy.manages(&u.email) && !protected_user(policy, u))
-                .count()
+                .count();
+            // A targeted read's other users count too: a cap is a share of everyone.
+            read + m.unread.iter().filter(|e| policy.manages(e)).count()
         }),
         App::Magento => live.magento.as_ref().map_or(0, |m| {
             let customers = m
@@ -84,7 +87,7 @@ pub fn managed_accounts(policies: &Policies, live: &Live, app: App) -> usize {
                 .flatten()
                 .filter(|a| policy.manages(&a.email) && !protected_admin(policy, a))
                 .count();
-            customers + admins
+            customers + m.unread + admins
         }),
         App::Adobe => live.adobe.as_ref().map_or(0, |a| {
             a.users

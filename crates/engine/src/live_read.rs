@@ -195,6 +195,17 @@ pub fn load_roster(path: &Path) -> Result<Roster> {
     Ok(roster)
 }
 
+/// The people_file a roster file names, resolved against its folder (`None`: it names none,
+/// or cannot be read: `load_roster` says why).
+pub fn people_file_of(path: &Path) -> Option<std::path::PathBuf> {
+    use roster_domain::roster_file::{self, Format};
+    let name = path.display().to_string();
+    let format = Format::of(&name)?;
+    let text = read_bounded(path, "the roster file").ok()?;
+    let csv = roster_file::parse(&name, &text, format).ok()?.people_file?;
+    Some(path.parent().unwrap_or(Path::new(".")).join(csv))
+}
+
 /// A roster or people file's text: a regular file (not a device, a pipe or a folder) of at
 /// most [`roster_file::MAX_FILE_BYTES`]. Errors never quote the content.
 fn read_bounded(path: &Path, what: &str) -> Result<String> {

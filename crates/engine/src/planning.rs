@@ -153,6 +153,7 @@ pub fn summary(plan: &Plan) -> Value {
         "steps": plan.steps,
         "notes": plan.notes,
         "blocked": plan.blocked,
+        "targeted": plan.targeted,
     })
 }
 
@@ -182,8 +183,15 @@ pub fn counts(plan: &Plan) -> Value {
 pub fn summary_line(plan: &Plan) -> String {
     let c = counts(plan);
     format!(
-        "{} to create, {} to change, {} to remove ({} destructive)",
-        c["create"], c["change"], c["remove"], c["destructive"]
+        "{} to create, {} to change, {} to remove ({} destructive){}",
+        c["create"],
+        c["change"],
+        c["remove"],
+        c["destructive"],
+        match &plan.targeted {
+            Some(t) => format!("; {}", t.describe()),
+            None => String::new(),
+        }
     )
 }
 

@@ -703,6 +703,22 @@ impl Client {
         Ok(out)
     }
 
+    /// How many customers match `criteria`: one call answering `total_count` alone.
+    pub async fn count_customers(&self, criteria: &Criteria) -> Result<usize, MagentoError> {
+        let mut q = criteria.query(1, 1);
+        q.push(("fields".into(), "total_count".into()));
+        let v = self
+            .send(
+                Method::GET,
+                "V1/customers/search",
+                &q,
+                None,
+                "counting customers",
+            )
+            .await?;
+        Ok(v.get("total_count").and_then(Value::as_u64).unwrap_or(0) as usize)
+    }
+
     pub async fn customer(&self, id: i64) -> Result<Value, MagentoError> {
         self.send(
             Method::GET,

@@ -58,6 +58,8 @@ pub struct Audit {
     pub users: Vec<AuditedUser>,
     /// Users listed but deleted before their roles could be read.
     pub vanished: Vec<UserSummary>,
+    /// Users listed whose roles a targeted read ([`run_only`]) did not ask for.
+    pub unread: Vec<UserSummary>,
     /// What this audit cost.
     pub stats: CallStats,
 }
@@ -88,6 +90,23 @@ pub async fn run(client: &Client, progress: Arc<dyn Progress>) -> Result<Audit, 
     }
 }
 
+/// Which listed users a read looks up (roles, expiry): all, or a targeted read's.
+type Only = Arc<dyn Fn(&UserSummary) -> bool + Send + Sync>;
+
+/// A targeted read: the whole user list (pages of 200), but roles and expiry only of the
+/// users `only` accepts; the others come back in [`Audit::unread`]. What a plan about a few
+/// people costs: the list's pages, the reference data and one call per person, not per user.
+pub async fn run_only(
+    client: &Client,
+    progress: Arc<dyn Progress>,
+    only: impl Fn(&UserSummary) -> bool + Send + Sync + 'static,
+) -> Result<Audit, MarketoError> {
+    match run_inner(client, progress, Vec::new(), Some(Arc::new(only))).await? {
+        (audit, None) => Ok(audit),
+        (_, Some(quota)) => Err(quota),
+    }
+}
+
 /// An audit that reuses `done` (users read by an interrupted audit) and reads only the rest.
 /// When the daily quota runs out part-way, it returns what it read with the quota error, so
 /// the caller can keep it and resume later. Before any per-user call it checks, from the
@@ -97,6 +116,16 @@ pub async fn run_from(
     progress: Arc<dyn Progress>,
     done: Vec<AuditedUser>,
 ) -> Result<(Audit, Option<MarketoError>), MarketoError> {
+    run_inner(client, progress, done, None).await
+}
+
+async fn run_inner(
+    client: &Client,
+    progress: Arc<dyn Progress>,
+    done: Vec<AuditedUser>,
+    only: Option<Only>,
+) -> Result<(Audit, Option<MarketoError>), MarketoError> {
+    let unread = std::sync::Mutex::new(Vec::new());
     let done: std::collections::HashMap<String, AuditedUser> = done
         .into_iter()
         .map(|u| (u.user.userid.to_lowercase(), u))
@@ -174,11 +203,24 @@ pub async fn run_from(
                 Err(e) => return Err(e),
             };
             let last = page.len() < MAX_PAGE_SIZE;
+            let first = listed == 0;
+            // Users a targeted read skips still take their place in the list's paging.
+            listed += page.len();
+            let mut index = listed - page.len();
+            let (page, skipped): (Vec<UserSummary>, Vec<UserSummary>) = match &only {
+                Some(only) => page.into_iter().partition(|u| only(u)),
+                None => (page, Vec::new()),
+            };
+            progress.found(skipped.len());
+            for _ in &skipped {
+                progress.done();
+            }
+            unread.lock().expect("unread list").extend(skipped);
             let to_read = page
                 .iter()
                 .filter(|u| !done.contains_key(&u.userid.to_lowercase()))
                 .count() as u64;
-            if listed == 0 && last {
+            if first && last {
                 // The first page is the whole list: check the budget covers every per-user
                 // call before making any.
                 client
@@ -192,15 +234,15 @@ pub async fn run_from(
                         reused
                             .lock()
                             .expect("reused list")
-                            .push((listed, known.clone()));
+                            .push((index, known.clone()));
                         progress.done();
                     }
                     // The workers only stop when the channel closes, so this cannot fail.
                     None => {
-                        let _ = tx.send((listed, user));
+                        let _ = tx.send((index, user));
                     }
                 }
-                listed += 1;
+                index += 1;
             }
             if last {
                 break;
@@ -241,6 +283,7 @@ pub async fn run_from(
         directory,
         users: found.into_iter().map(|(_, u)| u).collect(),
         vanished,
+        unread: unread.into_inner().expect("unread list"),
         stats: CallStats {
             calls: after.calls - before.calls,
             retries: after.retries - before.retries,

@@ -312,6 +312,7 @@ mod tests {
             rules: vec![],
             exceptions: vec![],
             policies: Default::default(),
+            target: None,
         };
         let mut other = roster.people[0].clone();
         other.access.marketo.push(RoleRef::new("Admin", "Default"));

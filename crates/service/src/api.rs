@@ -301,34 +301,73 @@ async fn instances(
 ) -> ApiResult<Json<Instances>> {
     let pending = shared.store.held_plans(Some("pending")).await?;
     let mut statuses = shared.statuses().await;
-    let instances = shared
-        .workers
-        .values()
-        .map(|w| {
-            let i = &w.instance;
-            InstanceView {
-                name: i.name.clone(),
-                app: i.app.name(),
-                roster: i.roster.display().to_string(),
-                interval_seconds: i.interval.as_secs(),
-                auto_apply: format!("{:?}", i.auto_apply).to_lowercase(),
-                daily_budget: i.daily_budget,
-                pending_approvals: pending.iter().filter(|p| p.instance == i.name).count(),
-                status: statuses.remove(&i.name).unwrap_or_default().into(),
-            }
-        })
-        .collect();
+    let mut instances = Vec::new();
+    for w in shared.workers.values() {
+        let i = &w.instance;
+        instances.push(InstanceView {
+            name: i.name.clone(),
+            app: i.app.name(),
+            roster: i.roster.display().to_string(),
+            interval_seconds: i.interval.as_secs(),
+            auto_apply: format!("{:?}", i.auto_apply).to_lowercase(),
+            daily_budget: i.daily_budget,
+            budget: crate::budget::view(&shared, i).await,
+            pending_approvals: pending.iter().filter(|p| p.instance == i.name).count(),
+            status: statuses.remove(&i.name).unwrap_or_default().into(),
+        });
+    }
     Ok(Json(Instances { instances }))
 }
 
+/// What a reconcile request may say: the people it is about (a targeted run, which reads
+/// only what they need), or nothing (everyone).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReconcileRequest {
+    /// Emails of the people to plan for; absent: everyone.
+    #[serde(default)]
+    people: Option<Vec<String>>,
+}
+
+fn reconcile_request(body: &Bytes) -> ApiResult<ReconcileRequest> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ReconcileRequest::default());
+    }
+    let r: ReconcileRequest = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be empty (everyone) or JSON such as {{\"people\": [\"ada@example.com\"]}}: {e}"
+        ))
+    })?;
+    if let Some(people) = &r.people {
+        if people.is_empty() {
+            return Err(ApiError::bad_request(
+                "people is empty: name at least one email, or send no body to plan for everyone",
+            ));
+        }
+        if let Some((bad, why)) = people.iter().find_map(|e| {
+            roster_domain::email::problem(&e.trim().to_lowercase()).map(|why| (e, why))
+        }) {
+            return Err(ApiError::bad_request(format!(
+                "{:?} in people: {why}; nothing was queued",
+                roster_engine::text::sanitize(bad)
+            )));
+        }
+    }
+    Ok(r)
+}
+
 /// Queue a reconcile of one instance now (operator). It runs after the job in progress.
+/// With `{"people": [...]}` it is targeted: it plans for those people only and reads only
+/// what they need (on Marketo: the user list and their roles).
 #[utoipa::path(post, path = "/api/v1/instances/{name}/reconcile", tag = "instances",
     params(("name" = String, Path, description = "e.g. marketo.prod")),
-    responses((status = 202, body = Queued), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    request_body(content = Option<ReconcileRequest>, content_type = "application/json"),
+    responses((status = 202, body = Queued), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn reconcile(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     ApiPath(name): ApiPath<String>,
+    body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Queued>)> {
     caller.must_be(Role::Operator, "asking for a reconcile")?;
     let worker = shared.workers.get(&name).ok_or_else(|| {
@@ -336,8 +375,21 @@ async fn reconcile(
             "no instance {name:?}; GET /api/v1/instances lists them"
         ))
     })?;
+    let request = reconcile_request(&body)?;
+    let targeted = match &request.people {
+        Some(people) => {
+            shared
+                .store
+                .add_targets(&worker.instance.name, people)
+                .await
+                .map_err(ApiError::internal)?;
+            true
+        }
+        None => false,
+    };
     let job = Job::Reconcile {
         trigger: caller.key(),
+        targeted,
     };
     shared
         .submit(&worker.instance.name, job)
@@ -499,6 +551,7 @@ async fn plan(
         notes: summary["notes"].clone(),
         summary: summary["summary"].clone(),
         blocked: plan.blocked,
+        targeted: plan.targeted.as_ref().map(|t| serde_json::json!(t)),
         held: held.into(),
     }))
 }

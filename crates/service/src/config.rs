@@ -248,6 +248,7 @@ struct RawService {
     json_logs: Option<bool>,
     parallel_runs: Option<usize>,
     log_head_interval: Option<String>,
+    roster_watch: Option<String>,
 }
 
 /// Settings every instance has (serde cannot flatten them into a struct that denies
@@ -472,6 +473,10 @@ pub struct ServeConfig {
     /// webhook when it moved on), besides after each run: lines written outside runs
     /// (approvals, tokens, restores) reach a copy outside this host too.
     pub log_head_interval: Duration,
+    /// How often workers look at their roster files for edits, each planned for at once
+    /// for the people it touched; `None` (`roster_watch = "off"`): only scheduled runs
+    /// read the file.
+    pub roster_watch: Option<Duration>,
     pub instances: Vec<Instance>,
     pub webhooks: Vec<Webhook>,
     pub console: ConsoleConfig,
@@ -677,6 +682,20 @@ impl ServeConfig {
                 raw.service.log_head_interval.as_deref().unwrap_or_default()
             ));
         }
+        let roster_watch = match raw.service.roster_watch.as_deref() {
+            Some("off") => None,
+            _ => {
+                let every = duration("service", "roster_watch", raw.service.roster_watch.as_ref())?
+                    .unwrap_or(crate::roster_watch::POLL);
+                if every < Duration::from_millis(100) {
+                    return Err(format!(
+                        "[service] roster_watch: {} is too short; give at least 100ms (default 5s), or \"off\"",
+                        raw.service.roster_watch.as_deref().unwrap_or_default()
+                    ));
+                }
+                Some(every)
+            }
+        };
         let parallel_runs = match raw.service.parallel_runs {
             None => DEFAULT_PARALLEL_RUNS,
             Some(n) if (1..=MAX_PARALLEL_RUNS).contains(&n) => n,
@@ -969,6 +988,7 @@ impl ServeConfig {
             json_logs: raw.service.json_logs.unwrap_or(false),
             parallel_runs,
             log_head_interval,
+            roster_watch,
             instances,
             webhooks,
         })

@@ -528,6 +528,9 @@ struct InstanceRow {
     /// From the last inventory: `None` before the first read.
     accounts: Option<i64>,
     quota_left: String,
+    /// A Marketo instance's full runs as the budget allows them: "2013 calls a full run;
+    /// 7 fit today, every 3h".
+    full_runs: Option<String>,
     failures: i64,
     expiring_invitations: usize,
 }
@@ -560,6 +563,12 @@ async fn overview_rows(shared: &Shared) -> Vec<InstanceRow> {
         .unwrap_or_default();
     let invites = store.open_invites().await.unwrap_or_default();
     let mut statuses = shared.statuses().await;
+    let mut budgets = std::collections::BTreeMap::new();
+    for w in shared.workers.values() {
+        if let Some(b) = crate::budget::view(shared, &w.instance).await {
+            budgets.insert(w.instance.name.clone(), b);
+        }
+    }
     shared
         .workers
         .values()
@@ -593,6 +602,16 @@ async fn overview_rows(shared: &Shared) -> Vec<InstanceRow> {
                     .find(|i| i.instance == inst.name)
                     .map(|i| i.accounts),
                 quota_left,
+                full_runs: budgets.get(&inst.name).map(|b| {
+                    let every = b.full_interval_seconds;
+                    format!(
+                        "{} calls a full run; {} more fit today, one every {}h{:02}m",
+                        b.full_run_calls,
+                        b.full_runs_fit_today,
+                        every / 3600,
+                        every % 3600 / 60
+                    )
+                }),
                 failures: failures.get(&inst.name).copied().unwrap_or(0),
                 // Marketo's invitation links last 7 days; one with a day left is about to go.
                 expiring_invitations: invites
@@ -1241,6 +1260,7 @@ async fn reconcile(
     };
     let job = crate::workers::Job::Reconcile {
         trigger: s.caller.key(),
+        targeted: false,
     };
     if let Err(e) = shared.submit(&worker.instance.name, job).await {
         tracing::error!("{e:#}");

@@ -146,6 +146,7 @@ async fn run_queued(shared: Arc<Shared>, queued: InstanceRun) -> Result<(), Stri
         };
         let job = Job::Reconcile {
             trigger: "resume after a stop".into(),
+            targeted: false,
         };
         if let Err(e) = queue.add(&queued.instance, job, how).await {
             tracing::warn!(instance = %queued.instance, "{e:#}");
@@ -421,7 +422,13 @@ async fn queue_due(shared: &Arc<Shared>, due: &mut BTreeMap<String, OffsetDateTi
     };
     let now = OffsetDateTime::now_utc();
     for (name, at) in due.iter_mut() {
-        let interval = shared.workers[name].instance.interval;
+        let worker = &shared.workers[name];
+        if let Some(job) = crate::roster_watch::check(shared, worker).await
+            && let Err(e) = shared.submit(name, job).await
+        {
+            tracing::warn!(instance = %name, "cannot queue the run a roster edit asks for: {e:#}");
+        }
+        let interval = crate::budget::full_interval(shared, &worker.instance).await;
         let prefix = schedule_prefix(name);
         if let Some((_, run_at)) = waiting.iter().find(|(k, _)| k.starts_with(&prefix)) {
             *at = *run_at + interval;
@@ -480,6 +487,7 @@ async fn queue_scheduled(shared: &Shared, instance: &str, at: OffsetDateTime) ->
     };
     let job = Job::Reconcile {
         trigger: "schedule".into(),
+        targeted: false,
     };
     match queue.add(instance, job, how).await {
         Ok(()) => true,

@@ -5,10 +5,12 @@
 
 pub mod access;
 pub mod api;
+pub mod budget;
 pub mod config;
 pub mod console;
 pub mod jobs;
 pub mod metrics;
+pub mod roster_watch;
 pub mod scim;
 pub mod tokens;
 pub mod views;

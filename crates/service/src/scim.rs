@@ -823,16 +823,91 @@ fn search_request(body: &Value) -> Result<ListQuery> {
     })
 }
 
-/// After a change, the instances the connection reaches reconcile soon.
+/// After a change, the instances the connection reaches reconcile soon, for the people the
+/// change touched: `before` is the resource as it was (none for a create), `sent` the body
+/// of a create; the resource as it is now is read back.
 async fn changed(
     shared: &Arc<Shared>,
     c: &ScimConnection,
+    kind: Kind,
+    before: Option<Value>,
+    written: Written<'_>,
     result: Result<Response>,
 ) -> Result<Response> {
     if result.is_ok() {
-        crate::workers::scim_changed(shared, c).await;
+        let after = match written {
+            Written::Sent(bytes) => serde_json::from_slice(bytes).ok(),
+            Written::Id(id) => resource_body(shared, c, kind, id).await,
+        };
+        let people = touched(shared, c, kind, before.iter().chain(after.iter())).await;
+        crate::workers::scim_changed(shared, c, people).await;
     }
     result
+}
+
+/// Where the resource a write left is: the body a create sent, or the id it has.
+enum Written<'a> {
+    Sent(&'a Bytes),
+    Id(&'a str),
+}
+
+/// A stored resource's body, if there is one.
+async fn resource_body(shared: &Shared, c: &ScimConnection, kind: Kind, id: &str) -> Option<Value> {
+    shared
+        .store
+        .scim_resource(&c.name, kind.name(), id)
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.body)
+}
+
+/// The people (lower-cased emails) whose roster entry a change to these versions of a
+/// resource can change: a user's own email; a mapped group's members. `Some(empty)`: none
+/// (a group the configuration does not map); `None`: cannot tell, everyone is planned.
+async fn touched<'a>(
+    shared: &Shared,
+    c: &ScimConnection,
+    kind: Kind,
+    versions: impl Iterator<Item = &'a Value>,
+) -> Option<Vec<String>> {
+    let versions: Vec<&Value> = versions.collect();
+    let mut people = std::collections::BTreeSet::new();
+    match kind {
+        Kind::User => {
+            for v in &versions {
+                people.insert(roster_scim::people::email_of(v)?);
+            }
+        }
+        Kind::Group => {
+            let mapped = versions.iter().any(|v| {
+                v["displayName"].as_str().is_some_and(|name| {
+                    shared
+                        .config
+                        .scim
+                        .groups
+                        .keys()
+                        .any(|g| g.eq_ignore_ascii_case(name))
+                })
+            });
+            if !mapped {
+                return Some(Vec::new());
+            }
+            let users = shared.store.scim_resources(&c.name, "User").await.ok()?;
+            let email_of: std::collections::HashMap<&str, Option<String>> = users
+                .iter()
+                .map(|u| (u.id.as_str(), roster_scim::people::email_of(&u.body)))
+                .collect();
+            for v in &versions {
+                for m in v["members"].as_array().into_iter().flatten() {
+                    if let Some(Some(email)) = m["value"].as_str().and_then(|id| email_of.get(id)) {
+                        people.insert(email.clone());
+                    }
+                }
+            }
+        }
+    }
+    Some(people.into_iter().collect())
 }
 
 /// A body within the limit, or a SCIM error saying how large one may be.
@@ -875,12 +950,9 @@ macro_rules! handlers {
             headers: HeaderMap,
             body: std::result::Result<Bytes, BytesRejection>,
         ) -> Result<Response> {
-            changed(
-                &shared,
-                &c,
-                create(&shared, &c, $kind, &headers, &sized(body)?).await,
-            )
-            .await
+            let body = sized(body)?;
+            let result = create(&shared, &c, $kind, &headers, &body).await;
+            changed(&shared, &c, $kind, None, Written::Sent(&body), result).await
         }
 
         async fn $get(
@@ -901,12 +973,9 @@ macro_rules! handlers {
             Path(id): Path<String>,
             body: std::result::Result<Bytes, BytesRejection>,
         ) -> Result<Response> {
-            changed(
-                &shared,
-                &c,
-                replace(&shared, &c, $kind, &id, &headers, &sized(body)?).await,
-            )
-            .await
+            let before = resource_body(&shared, &c, $kind, &id).await;
+            let result = replace(&shared, &c, $kind, &id, &headers, &sized(body)?).await;
+            changed(&shared, &c, $kind, before, Written::Id(&id), result).await
         }
 
         async fn $patch(
@@ -916,12 +985,9 @@ macro_rules! handlers {
             Path(id): Path<String>,
             body: std::result::Result<Bytes, BytesRejection>,
         ) -> Result<Response> {
-            changed(
-                &shared,
-                &c,
-                modify(&shared, &c, $kind, &id, &headers, &sized(body)?).await,
-            )
-            .await
+            let before = resource_body(&shared, &c, $kind, &id).await;
+            let result = modify(&shared, &c, $kind, &id, &headers, &sized(body)?).await;
+            changed(&shared, &c, $kind, before, Written::Id(&id), result).await
         }
 
         async fn $delete(
@@ -930,7 +996,9 @@ macro_rules! handlers {
             headers: HeaderMap,
             Path(id): Path<String>,
         ) -> Result<Response> {
-            changed(&shared, &c, remove(&shared, &c, $kind, &id, &headers).await).await
+            let before = resource_body(&shared, &c, $kind, &id).await;
+            let result = remove(&shared, &c, $kind, &id, &headers).await;
+            changed(&shared, &c, $kind, before, Written::Id(&id), result).await
         }
     };
 }

@@ -37,6 +37,9 @@ pub struct InstanceView {
     /// `none`, `safe` or `all`.
     pub auto_apply: String,
     pub daily_budget: Option<u64>,
+    /// A Marketo instance's day: what full and targeted runs cost, how many full runs fit
+    /// today and so how far apart they run (absent for other apps and before a first run).
+    pub budget: Option<crate::budget::BudgetView>,
     pub pending_approvals: usize,
     pub status: WorkerStatusView,
 }
@@ -178,6 +181,10 @@ pub struct PlanDetail {
     pub notes: Value,
     /// Why the plan cannot run (a cap exceeded), if it cannot.
     pub blocked: Vec<String>,
+    /// Set for a targeted plan: `{people, left_alone, unread}`, the people it is about and
+    /// the accounts it left alone (and of those, how many it did not read).
+    #[schema(value_type = Option<Object>)]
+    pub targeted: Option<Value>,
     pub held: HeldPlanView,
 }
 

@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use roster_domain::inventory::Inventory;
 use roster_domain::plan::{Action, Plan, Stage};
+use roster_engine::Globals;
 use roster_engine::actor::Actor;
 use roster_engine::events::{Event, Progress, StepOutcome};
 use roster_engine::live_read::Sessions;
 use roster_engine::planning::{self, ApplyArgs, Computed, ToApply};
-use roster_engine::{Globals, connect::MARKETO};
 use roster_store::{RunEnd, ServicePlan};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -27,7 +28,13 @@ use crate::config::{AutoApply, Connection, Instance};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
     /// Re-read the roster and the apps, plan, apply what policy allows, hold the rest.
-    Reconcile { trigger: String },
+    /// `targeted`: for the people waiting in the state (`add_targets`) only, reading only
+    /// what they need; a full reconcile verifies everyone.
+    Reconcile {
+        trigger: String,
+        #[serde(default)]
+        targeted: bool,
+    },
     /// Apply a plan an approver approved (re-planned first: the approval covers its
     /// destructive steps, and the apps may have moved on since).
     ApplyApproved { plan_id: String, by: String },
@@ -38,7 +45,7 @@ pub enum Job {
 impl Job {
     fn trigger(&self) -> String {
         match self {
-            Job::Reconcile { trigger } => trigger.clone(),
+            Job::Reconcile { trigger, .. } => trigger.clone(),
             Job::ApplyApproved { plan_id, by } => format!("approval:{plan_id} by {by}"),
             Job::Restore { request, by } => format!("restore:{request} by {by}"),
         }
@@ -65,6 +72,11 @@ pub struct Worker {
     pub status: Mutex<WorkerStatus>,
     /// A reconcile asked for by SCIM changes is waiting out the debounce.
     scim_pending: std::sync::atomic::AtomicBool,
+    /// The same, for a targeted one.
+    scim_targeted_pending: std::sync::atomic::AtomicBool,
+    /// The roster file as the worker last saw it: a change to it plans for the people it
+    /// touched.
+    pub(crate) roster_seen: Mutex<Option<crate::roster_watch::Seen>>,
     /// The SCIM conflicts the last run reported: a `scim.conflict` webhook goes out for a
     /// new one only, not again at every run while it stands.
     scim_conflicts: Mutex<std::collections::BTreeSet<String>>,
@@ -79,6 +91,8 @@ impl Worker {
                 tx,
                 status: Mutex::new(WorkerStatus::default()),
                 scim_pending: std::sync::atomic::AtomicBool::new(false),
+                scim_targeted_pending: std::sync::atomic::AtomicBool::new(false),
+                roster_seen: Mutex::default(),
                 scim_conflicts: Mutex::default(),
             },
             rx,
@@ -98,44 +112,76 @@ impl Worker {
 
 /// SCIM changed what a connection pushes: each instance it reaches reconciles once the
 /// changes have stopped for the debounce time (an identity provider's full push is many
-/// requests; it should start one run, not one per request).
-pub async fn scim_changed(shared: &Arc<Shared>, connection: &roster_store::ScimConnection) {
-    use std::sync::atomic::Ordering;
+/// requests; it should start one run, not one per request). `people`: the emails the
+/// changes touched, planned for alone (a targeted run); `None` when that cannot be told
+/// (then everyone is).
+pub async fn scim_changed(
+    shared: &Arc<Shared>,
+    connection: &roster_store::ScimConnection,
+    people: Option<Vec<String>>,
+) {
+    if people.as_ref().is_some_and(Vec::is_empty) {
+        return;
+    }
     let trigger = format!("scim:{}", connection.name);
     for w in shared.workers.values() {
         if !connection.reaches(&w.instance.name) {
             continue;
         }
+        let targeted = match &people {
+            Some(emails) => match shared.store.add_targets(&w.instance.name, emails).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(instance = %w.instance.name, "cannot note who changed ({e}); everyone is planned for");
+                    false
+                }
+            },
+            None => false,
+        };
+        let job = Job::Reconcile {
+            trigger: trigger.clone(),
+            targeted,
+        };
         if let Some(queue) = shared.queue.shared() {
-            // One job per instance under the key: later changes find it waiting and join
-            // it, its time kept.
+            // One job per instance and kind under the key: later changes find it waiting
+            // and join it, its time kept.
             let how = crate::jobs::Submit {
                 key: Some((
-                    format!("scim:{}", w.instance.name),
+                    format!(
+                        "scim{}:{}",
+                        if targeted { "-targeted" } else { "" },
+                        w.instance.name
+                    ),
                     graphile_worker::JobKeyMode::PreserveRunAt,
                 )),
                 run_at: Some(OffsetDateTime::now_utc() + shared.config.scim.debounce),
-            };
-            let job = Job::Reconcile {
-                trigger: trigger.clone(),
             };
             if let Err(e) = queue.add(&w.instance.name, job, how).await {
                 tracing::error!(instance = %w.instance.name, "{e:#}");
             }
             continue;
         }
-        if w.scim_pending.swap(true, Ordering::SeqCst) {
+        let pending = if targeted {
+            &w.scim_targeted_pending
+        } else {
+            &w.scim_pending
+        };
+        if pending.swap(true, Ordering::SeqCst) {
             continue;
         }
         let shared = Arc::clone(shared);
         let name = w.instance.name.clone();
-        let trigger = trigger.clone();
         tokio::spawn(async move {
             // The debounce is a wait by design: later changes join this run.
             tokio::time::sleep(shared.config.scim.debounce).await;
             if let Some(w) = shared.workers.get(&name) {
-                w.scim_pending.store(false, Ordering::SeqCst);
-                w.submit_here(Job::Reconcile { trigger });
+                let pending = if targeted {
+                    &w.scim_targeted_pending
+                } else {
+                    &w.scim_pending
+                };
+                pending.store(false, Ordering::SeqCst);
+                w.submit_here(job);
             }
         });
     }
@@ -220,8 +266,14 @@ pub async fn run_worker(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let worker = &shared.workers[&name];
-    let interval = worker.instance.interval;
     let mut next = Instant::now();
+    let mut roster_poll = tokio::time::interval(
+        shared
+            .config
+            .roster_watch
+            .unwrap_or(std::time::Duration::from_secs(24 * 3600)),
+    );
+    roster_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let wall = OffsetDateTime::now_utc() + (next - Instant::now());
         worker.status.lock().expect("status lock").next_run_at = Some(wall);
@@ -236,9 +288,13 @@ pub async fn run_worker(
                 }
                 None => break,
             },
+            _ = roster_poll.tick() => match crate::roster_watch::check(&shared, worker).await {
+                Some(job) => job,
+                None => continue,
+            },
             _ = tokio::time::sleep_until(next) => {
-                next = Instant::now() + interval;
-                Job::Reconcile { trigger: "schedule".into() }
+                next = Instant::now() + crate::budget::full_interval(&shared, &worker.instance).await;
+                Job::Reconcile { trigger: "schedule".into(), targeted: false }
             }
         };
         if *shutdown.borrow() {
@@ -306,7 +362,9 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) -> 
     tracing::info!(instance = %inst.name, run = id, %trigger, "run started");
     let recorder = Arc::new(Recorder::new(Arc::clone(shared), inst.name.clone()));
     let ended = match &job {
-        Job::Reconcile { trigger } => reconcile(shared, inst, trigger, &recorder).await,
+        Job::Reconcile { trigger, targeted } => {
+            reconcile(shared, inst, trigger, *targeted, &recorder).await
+        }
         Job::ApplyApproved { plan_id, by } => {
             apply_approved(shared, inst, plan_id, by, &recorder).await
         }
@@ -399,8 +457,15 @@ async fn open_sessions(inst: &Instance, g: &Globals) -> Result<Sessions> {
     }
 }
 
-/// Records what the connections cost: quota, metrics and the estimate for the next run.
-async fn close_sessions(shared: &Shared, inst: &Instance, sessions: &mut Sessions, before: u64) {
+/// Records what the connections cost: quota, metrics and the estimate for the next run of
+/// the same kind (full or targeted).
+async fn close_sessions(
+    shared: &Shared,
+    inst: &Instance,
+    sessions: &mut Sessions,
+    before: u64,
+    targeted: bool,
+) {
     let m = &shared.metrics;
     let labels = [("instance", inst.name.as_str())];
     if let Some(s) = &sessions.marketo {
@@ -411,10 +476,9 @@ async fn close_sessions(shared: &Shared, inst: &Instance, sessions: &mut Session
         let q = s.client.quota();
         m.set("roster_quota_remaining", &labels, q.remaining() as f64);
         let spent = st.calls.saturating_sub(before);
-        let _ = s
-            .state
-            .set_fact(MARKETO, &s.instance, RUN_CALLS, &spent.to_string())
-            .await;
+        if spent > 0 {
+            crate::budget::record(shared, inst, &s.instance, q.limit(), targeted, spent).await;
+        }
         let budget = inst.daily_budget.unwrap_or(q.limit()).min(q.limit());
         let left = budget.saturating_sub(q.used());
         if left < budget / 10 {
@@ -440,30 +504,49 @@ async fn close_sessions(shared: &Shared, inst: &Instance, sessions: &mut Session
     }
 }
 
-/// The calls the last run of an instance made: the estimate of the next one's cost.
-const RUN_CALLS: &str = "service_run_calls";
-/// The estimate before any run is known: a directory read, a user list, a few writes.
-const FIRST_RUN_CALLS: u64 = 20;
-
-/// Whether this run fits in today's budget; the reason it is deferred if not.
-async fn over_budget(inst: &Instance, sessions: &Sessions) -> Result<Option<String>> {
+/// Whether this run fits in today's budget; the reason it is deferred if not. A full run
+/// leaves the targeted reserve alone; a targeted run is deferred only when the whole
+/// budget cannot take its own cost, never for a full run's.
+async fn over_budget(
+    shared: &Shared,
+    inst: &Instance,
+    sessions: &Sessions,
+    targeted: bool,
+) -> Result<Option<String>> {
     let Some(s) = &sessions.marketo else {
         return Ok(None);
     };
     let q = s.client.quota();
-    let budget = inst.daily_budget.unwrap_or(q.limit()).min(q.limit());
-    let estimate = s
-        .state
-        .fact(MARKETO, &s.instance, RUN_CALLS)
-        .await?
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(FIRST_RUN_CALLS)
-        .max(1);
-    if q.used() + estimate > budget {
+    let measured = crate::budget::measured(shared, inst)
+        .await
+        .unwrap_or_else(|| crate::budget::Measured {
+            quota_key: s.instance.clone(),
+            limit: q.limit(),
+            ..Default::default()
+        });
+    let m = crate::budget::Measured {
+        limit: q.limit(),
+        ..measured
+    };
+    let b = crate::budget::budget_of(inst, &m, q.used(), OffsetDateTime::now_utc());
+    if targeted {
+        let cost = m.targeted_cost();
+        if b.defers_targeted_run(cost) {
+            return Ok(Some(format!(
+                "deferred: a targeted run costs about {cost} API calls and {} of today's budget of {} are left ({} used); the people it was for are planned again after Marketo's quota day resets (midnight US Central)",
+                b.budget.saturating_sub(b.used),
+                b.budget,
+                b.used
+            )));
+        }
+    } else if b.defers_full_run() {
         return Ok(Some(format!(
-            "deferred: a run costs about {estimate} API calls and {} of today's budget of {budget} are left ({} used); the next run after Marketo's quota day resets (midnight US Central) goes ahead",
-            budget.saturating_sub(q.used()),
-            q.used()
+            "deferred: a full run costs about {} API calls and {} of today's budget of {} are left for full runs ({} kept for targeted runs, {} used); the next full run after Marketo's quota day resets (midnight US Central) goes ahead, and changes to people are still planned for meanwhile",
+            b.full_cost,
+            b.for_full_runs(),
+            b.budget,
+            b.reserve(),
+            b.used
         )));
     }
     Ok(None)
@@ -552,11 +635,12 @@ async fn reconcile(
     shared: &Arc<Shared>,
     inst: &Instance,
     trigger: &str,
+    targeted: bool,
     recorder: &Arc<Recorder>,
 ) -> Ended {
     // An invalid roster refuses the run before anything is read: never plan from a
     // partial roster.
-    let (roster, scim_problems) = match roster_for(shared, inst).await {
+    let (mut roster, scim_problems) = match roster_for(shared, inst).await {
         Ok(r) => r,
         Err(e) => {
             return Ended::err(
@@ -610,16 +694,40 @@ async fn reconcile(
     for problem in scim_problems {
         recorder.emit(Event::Note(problem));
     }
-    let mut sessions = match open_sessions(inst, &g).await {
-        Ok(s) => s,
-        Err(e) => return Ended::err("failed", None, "cannot connect", &e),
+    // The people waiting for a targeted run: its own, or covered by this full run.
+    let waiting = match shared.store.take_targets(&inst.name).await {
+        Ok(w) => w,
+        Err(e) => return Ended::err("failed", None, "cannot read who changed", &e.into()),
     };
-    let before = sessions
-        .marketo
-        .as_ref()
-        .map_or(0, |s| s.client.stats().calls);
-    let ended = reconcile_with(shared, inst, trigger, roster, &sessions, &g).await;
-    close_sessions(shared, inst, &mut sessions, before).await;
+    if targeted {
+        if waiting.is_empty() {
+            return Ended::ok(
+                "done",
+                None,
+                "nobody waits for a targeted run: an earlier run planned for them; nothing was read",
+            );
+        }
+        roster.target(waiting.iter().cloned());
+    }
+    let ended = match open_sessions(inst, &g).await {
+        Ok(mut sessions) => {
+            let before = sessions
+                .marketo
+                .as_ref()
+                .map_or(0, |s| s.client.stats().calls);
+            let ended = reconcile_with(shared, inst, trigger, roster, &sessions, &g).await;
+            close_sessions(shared, inst, &mut sessions, before, targeted).await;
+            ended
+        }
+        Err(e) => Ended::err("failed", None, "cannot connect", &e),
+    };
+    if !matches!(ended.outcome, "done" | "awaiting_approval" | "blocked") && !waiting.is_empty() {
+        // Not planned for after all: they wait for the next run.
+        let back: Vec<String> = waiting.into_iter().collect();
+        if let Err(e) = shared.store.add_targets(&inst.name, &back).await {
+            tracing::warn!(instance = %inst.name, "cannot keep who changed for the next run: {e}");
+        }
+    }
     ended
 }
 
@@ -631,7 +739,8 @@ async fn reconcile_with(
     sessions: &Sessions,
     g: &Globals,
 ) -> Ended {
-    match over_budget(inst, sessions).await {
+    let targeted = roster.target.is_some();
+    match over_budget(shared, inst, sessions, targeted).await {
         Ok(Some(why)) => return Ended::ok("deferred", None, why),
         Ok(None) => {}
         Err(e) => return Ended::err("failed", None, "cannot read the quota used", &e),
@@ -649,7 +758,8 @@ async fn reconcile_with(
         Err(e) => return Ended::err("failed", None, "cannot plan", &e),
     };
     let read_at = OffsetDateTime::now_utc();
-    keep_inventory(shared, inst, &computed.live, &[], read_at).await;
+    let target = computed.roster.target.clone();
+    keep_inventory(shared, inst, &computed.live, &[], read_at, target.as_ref()).await;
     for note in &computed.plan.notes {
         if note.message.contains("expire") {
             shared.notifier.notify(
@@ -666,6 +776,7 @@ async fn reconcile_with(
     };
     let plan_id = computed.plan.id.clone();
     let summary = planning::summary_line(&computed.plan);
+    let targeted_note = computed.plan.targeted.as_ref().map(|t| t.describe());
     let steps_total = computed.plan.steps.len();
     let destructive = computed.plan.destructive().count();
     let blocked = computed.plan.blocked.clone();
@@ -713,7 +824,7 @@ async fn reconcile_with(
         let (live, actions) = (c.live.clone(), actions_of(&c.plan));
         let result = apply(c, approve).await;
         if result.is_ok() && !actions.is_empty() {
-            keep_inventory(shared, inst, &live, &actions, read_at).await;
+            keep_inventory(shared, inst, &live, &actions, read_at, target.as_ref()).await;
             // What approvers see as each held step's "before" is the state it will meet:
             // after the safe steps that just ran, not the read before them.
             to_hold.live =
@@ -768,7 +879,10 @@ async fn reconcile_with(
         Ended::ok(
             "done",
             Some(plan_id),
-            "nothing to do: the apps match the roster",
+            format!(
+                "nothing to do: the apps match the roster{}",
+                targeted_note.map(|t| format!("; {t}")).unwrap_or_default()
+            ),
         )
     } else {
         Ended::ok("done", Some(plan_id), summary)
@@ -788,11 +902,22 @@ async fn keep_inventory(
     live: &roster_domain::live::Live,
     applied: &[Action],
     read_at: OffsetDateTime,
+    target: Option<&std::collections::BTreeSet<String>>,
 ) {
     let now = OffsetDateTime::now_utc();
     let after = roster_domain::plan::simulate(live, applied, now);
     let mut inventory = Inventory::from_live(inst.app, &inst.name, &after, read_at);
     inventory.changes_since_read = applied.len();
+    if let Some(target) = target {
+        // A targeted read knows its people's accounts only: they replace theirs in the
+        // inventory the last full read kept (none kept: the next full read makes one).
+        let Ok(Some((_, mut kept))) = shared.store.inventory(&inst.name).await else {
+            return;
+        };
+        kept.replace_people(target, inventory.accounts);
+        kept.changes_since_read += applied.len();
+        inventory = kept;
+    }
     if let Err(e) = shared.store.save_inventory(&inventory).await {
         tracing::warn!(instance = %inst.name, "cannot keep the access inventory: {e}");
     }
@@ -869,7 +994,14 @@ async fn apply_approved(
         .as_ref()
         .map_or(0, |s| s.client.stats().calls);
     let ended = apply_approved_with(shared, inst, &approved, by, &sessions, &g).await;
-    close_sessions(shared, inst, &mut sessions, before).await;
+    close_sessions(
+        shared,
+        inst,
+        &mut sessions,
+        before,
+        approved.targeted.is_some(),
+    )
+    .await;
     let (status, outcome) = match ended.outcome {
         "done" => ("applied", ended.summary.clone()),
         "awaiting_approval" => ("superseded", ended.summary.clone()),
@@ -897,11 +1029,16 @@ async fn apply_approved_with(
     g: &Globals,
 ) -> Ended {
     let id = Some(approved.id.clone());
-    // The same roster a scheduled run follows: the file and the SCIM people.
-    let roster = match roster_for(shared, inst).await {
+    // The same roster a scheduled run follows: the file and the SCIM people (for the
+    // approved plan's people only, if it was targeted).
+    let mut roster = match roster_for(shared, inst).await {
         Ok((r, _)) => r,
         Err(e) => return Ended::err("failed", id, "cannot read the roster before applying", &e),
     };
+    if let Some(t) = &approved.targeted {
+        roster.target(t.people.iter().cloned());
+    }
+    let target = roster.target.clone();
     let fresh = match planning::compute_from(
         roster,
         sessions,
@@ -988,7 +1125,7 @@ async fn apply_approved_with(
     )
     .await;
     if result.is_ok() {
-        keep_inventory(shared, inst, &live, &actions, read_at).await;
+        keep_inventory(shared, inst, &live, &actions, read_at, target.as_ref()).await;
     }
     match result {
         Ok(()) => Ended::ok("done", id, format!("{summary} (approved by {by})")),
@@ -1025,7 +1162,7 @@ async fn restore(
         .as_ref()
         .map_or(0, |s| s.client.stats().calls);
     let result = roster_engine::lifecycle::restore_tombstone(&sessions, req.tombstone_id).await;
-    close_sessions(shared, inst, &mut sessions, before).await;
+    close_sessions(shared, inst, &mut sessions, before, false).await;
     let what = format!("tombstone #{}", req.tombstone_id);
     let now = OffsetDateTime::now_utc();
     let (status, text) = match &result {

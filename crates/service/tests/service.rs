@@ -308,7 +308,7 @@ async fn marketo_has(sandbox: &RunningSandbox, email: &str) -> bool {
 
 fn config(sandbox: &RunningSandbox, var: &str, interval: &str, extra: &str) -> String {
     format!(
-        "[service]\nlisten = \"127.0.0.1:0\"\n\n[marketo.acme]\nurl = \"{}\"\nclient_id = \"svc-test\"\nclient_secret_env = \"{var}\"\nroster = \"people.yaml\"\ninterval = \"{interval}\"\nauto_apply = \"safe\"\n{extra}",
+        "[service]\nlisten = \"127.0.0.1:0\"\nroster_watch = \"off\"\n\n[marketo.acme]\nurl = \"{}\"\nclient_id = \"svc-test\"\nclient_secret_env = \"{var}\"\nroster = \"people.yaml\"\ninterval = \"{interval}\"\nauto_apply = \"safe\"\n{extra}",
         sandbox.base_url()
     )
 }
@@ -1082,44 +1082,210 @@ async fn a_token_for_a_console_account_carries_its_identity_and_role() {
     svc.stop().await;
 }
 
+/// What a Marketo sandbox has served so far (`GET /sandbox/stats`).
+async fn sandbox_stats(sandbox: &RunningSandbox) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}/sandbox/stats", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// An edit of the roster file is planned for at once, for the person it touched only: the
+/// joiner is invited by a targeted run that reads no other user's roles, once; later full
+/// runs do not invite again. An edit of the policies plans for everyone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_joiner_is_invited_by_the_next_scheduled_run_once() {
+async fn a_roster_edit_plans_for_the_people_it_touched_at_once() {
     let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    let config = config(&sandbox, "ROSTER_TEST_SECRET_2", "1h", "")
+        .replace("roster_watch = \"off\"", "roster_watch = \"200ms\"");
+    let svc = Service::start(dir.path(), &config, "ROSTER_TEST_SECRET_2").await;
+    let viewer = svc.token("viewer", "viewer").await;
+    let operator = svc.token("op", "operator").await;
+    let first = svc.run_where(&viewer, "at start", |_| true).await;
+    let first_id = first["id"].as_i64().unwrap();
+    let read_before = sandbox_stats(&sandbox).await["usersRead"].as_u64().unwrap();
+    std::fs::write(dir.path().join("people.yaml"), format!("{EXAMPLE}{JOINER}")).unwrap();
+    let invited = svc
+        .run_where(&viewer, "planned for the edit", |r| {
+            r["id"].as_i64().unwrap() > first_id && r["trigger"] == "roster file: 1 person"
+        })
+        .await;
+    assert_eq!(invited["outcome"], "done", "{invited:#}");
+    assert!(
+        invited["summary"]
+            .as_str()
+            .unwrap()
+            .contains("targeted at 1 person (grace.new@acme.example)"),
+        "{invited:#}"
+    );
+    assert!(
+        invited["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "step"
+                && e["stage"] == "invite"
+                && e["account"]
+                    .as_str()
+                    .is_some_and(|a| a.ends_with("grace.new@acme.example"))),
+        "{invited:#}"
+    );
+    // Grace has no user yet: not one user's roles was read.
+    let read_after = sandbox_stats(&sandbox).await["usersRead"].as_u64().unwrap();
+    assert_eq!(
+        read_after, read_before,
+        "a targeted run read other users' roles"
+    );
+    assert_eq!(mailbox(&sandbox, "grace.new@acme.example").await, 1);
+    // A full run afterwards finds her invited: no second invitation.
+    let full = svc.reconcile_now(&operator, &viewer, "marketo.acme").await;
+    assert!(
+        !full["summary"].as_str().unwrap().contains("targeted"),
+        "{full:#}"
+    );
+    assert!(
+        sandbox_stats(&sandbox).await["usersRead"].as_u64().unwrap() > read_after,
+        "a full run reads every user's roles"
+    );
+    assert_eq!(mailbox(&sandbox, "grace.new@acme.example").await, 1);
+    // An edit of the policies (not of one person): everyone is planned for.
+    let edited =
+        format!("{EXAMPLE}{JOINER}").replacen("max_destructive: 3", "max_destructive: 4", 1);
+    assert_ne!(
+        edited,
+        format!("{EXAMPLE}{JOINER}"),
+        "the example caps at 3"
+    );
+    std::fs::write(dir.path().join("people.yaml"), &edited).unwrap();
+    let everyone = svc
+        .run_where(&viewer, "planned for a policy edit", |r| {
+            r["trigger"] == "roster file (rules or policies)"
+        })
+        .await;
+    assert!(
+        !everyone["summary"].as_str().unwrap().contains("targeted"),
+        "{everyone:#}"
+    );
+    svc.stop().await;
+    sandbox.shutdown().await;
+}
+
+/// The day's budget: once full runs would eat into the share kept for targeted runs they
+/// are deferred, and a targeted run (an API request about one person) still goes ahead,
+/// reading that person's roles alone; `/api/v1/instances` shows what each kind costs and
+/// how many full runs fit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_run_over_budget_is_deferred_but_a_targeted_run_goes_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    // Forty more users than the seed: a full run reads each one's roles.
+    let admin = roster_sandbox::marketo::admin::Admin::open(&dir.path().join("marketo"))
+        .await
+        .unwrap();
+    let roles: Vec<roster_sandbox::marketo::admin::RoleAt> =
+        vec!["Standard User@Default".parse().unwrap()];
+    admin
+        .add_people("staff", "partner.example", 40, &roles)
+        .await
+        .unwrap();
+    admin.close().await;
     let sandbox = sandbox(dir.path()).await;
     std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
     let svc = Service::start(
         dir.path(),
-        &config(&sandbox, "ROSTER_TEST_SECRET_2", "1s", ""),
-        "ROSTER_TEST_SECRET_2",
+        &config(&sandbox, "ROSTER_TEST_SECRET_21", "1h", ""),
+        "ROSTER_TEST_SECRET_21",
     )
     .await;
     let viewer = svc.token("viewer", "viewer").await;
-    let first = svc.run_where(&viewer, "at start", |_| true).await;
-    let first_id = first["id"].as_i64().unwrap();
-    std::fs::write(dir.path().join("people.yaml"), format!("{EXAMPLE}{JOINER}")).unwrap();
-    // A scheduled run after the edit invites them.
-    let invited = svc
-        .run_where(&viewer, "inviting the joiner", |r| {
-            r["trigger"] == "schedule"
-                && r["id"].as_i64().unwrap() > first_id
-                && r["events"].as_array().unwrap().iter().any(|e| {
-                    e["account"]
-                        .as_str()
-                        .is_some_and(|a| a.ends_with("grace.new@acme.example"))
-                })
+    svc.run_where(&viewer, "at start", |_| true).await;
+    let (_, instances) = svc.get(&viewer, "/api/v1/instances").await;
+    let budget = &instances["instances"][0]["budget"];
+    let full = budget["full_run_calls"].as_u64().expect("measured");
+    let used = budget["used_today"].as_u64().unwrap();
+    assert!(full > 40 && used >= full, "{budget:#}");
+    assert!(
+        budget["full_runs_fit_today"].as_u64().unwrap() > 100,
+        "{budget:#}"
+    );
+    // Started again with a day's budget that leaves room for a targeted run (estimated at
+    // 20 calls before one ran) but not for another full run beside the 10% reserve.
+    let daily = used + 20;
+    let svc = svc
+        .restart(
+            dir.path(),
+            &config(
+                &sandbox,
+                "ROSTER_TEST_SECRET_21",
+                "1h",
+                &format!("daily_budget = {daily}\n"),
+            ),
+            "ROSTER_TEST_SECRET_21",
+        )
+        .await;
+    let viewer = svc.token("viewer2", "viewer").await;
+    let operator = svc.token("op", "operator").await;
+    let deferred = svc.reconcile_now(&operator, &viewer, "marketo.acme").await;
+    assert_eq!(deferred["outcome"], "deferred", "{deferred:#}");
+    assert!(
+        deferred["summary"]
+            .as_str()
+            .unwrap()
+            .contains("kept for targeted runs"),
+        "{deferred:#}"
+    );
+    let (_, instances) = svc.get(&viewer, "/api/v1/instances").await;
+    let budget = &instances["instances"][0]["budget"];
+    assert_eq!(budget["full_runs_fit_today"], 0, "{budget:#}");
+    assert_eq!(budget["daily_budget"], daily, "{budget:#}");
+    // A request about one person: not deferred, and only her roles are read.
+    let read_before = sandbox_stats(&sandbox).await["usersRead"].as_u64().unwrap();
+    let (status, body) = svc
+        .post(
+            &operator,
+            "/api/v1/instances/marketo.acme/reconcile",
+            json!({"people": ["Ada.Lovelace@acme.example"]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body:#}");
+    let targeted = svc
+        .run_where(&viewer, "targeted", |r| {
+            r["trigger"] == "api:op" && r["outcome"] != "deferred"
         })
         .await;
-    let invited_id = invited["id"].as_i64().unwrap();
-    // Two more scheduled runs: no second invitation.
-    svc.run_where(&viewer, "two runs later", |r| {
-        r["id"].as_i64().unwrap() >= invited_id + 2
-    })
-    .await;
-    assert_eq!(mailbox(&sandbox, "grace.new@acme.example").await, 1);
+    assert_eq!(targeted["outcome"], "done", "{targeted:#}");
+    assert!(
+        targeted["summary"]
+            .as_str()
+            .unwrap()
+            .contains("targeted at 1 person (ada.lovelace@acme.example)"),
+        "{targeted:#}"
+    );
+    let read = sandbox_stats(&sandbox).await["usersRead"].as_u64().unwrap() - read_before;
+    assert_eq!(
+        read, 1,
+        "a targeted run reads the roles of its person alone"
+    );
     let (_, instances) = svc.get(&viewer, "/api/v1/instances").await;
-    let inst = &instances["instances"][0];
-    assert_eq!(inst["name"], "marketo.acme");
-    assert_eq!(inst["pending_approvals"], 1, "{inst:#}");
+    let budget = &instances["instances"][0]["budget"];
+    let targeted_calls = budget["targeted_run_calls"].as_u64().unwrap();
+    assert!(targeted_calls < full, "{budget:#}");
+    // A request that names no one, or not an email, is refused with what to send.
+    for bad in [
+        json!({"people": []}),
+        json!({"people": ["not an email"]}),
+        json!({"who": 1}),
+    ] {
+        let (status, body) = svc
+            .post(&operator, "/api/v1/instances/marketo.acme/reconcile", bad)
+            .await;
+        assert_eq!(status, 400, "{body:#}");
+    }
     svc.stop().await;
     sandbox.shutdown().await;
 }
@@ -2239,6 +2405,11 @@ async fn scim_pushes_become_invitations_and_leavers_through_the_plan() {
         .run_where(&viewer, "started by SCIM", |r| r["trigger"] == "scim:entra")
         .await;
     assert_eq!(mailbox(&sandbox, email).await, 1, "{run:#}");
+    // Planned for the people the pushes touched only.
+    assert!(
+        run["summary"].as_str().unwrap().contains("targeted at"),
+        "{run:#}"
+    );
     let notes: Vec<&str> = run["events"]
         .as_array()
         .unwrap()

@@ -557,6 +557,32 @@ impl StateStore {
         .await?)
     }
 
+    /// Remembers that the people `emails` name changed for `instance` (a SCIM push, a roster
+    /// edit, an API request): the next targeted run of that instance plans for them.
+    pub async fn add_targets(&self, instance: &str, emails: &[String]) -> Result<()> {
+        for email in emails {
+            let key = format!("{TARGET_PREFIX}{}", email.trim().to_lowercase());
+            self.set_fact(TARGETS_APP, instance, &key, "").await?;
+        }
+        Ok(())
+    }
+
+    /// Takes every person waiting for a targeted run of `instance`, in one statement: people
+    /// added meanwhile wait for the next run instead of being lost.
+    pub async fn take_targets(&self, instance: &str) -> Result<std::collections::BTreeSet<String>> {
+        let keys: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM instance_facts WHERE app = $1 AND instance = $2 RETURNING key",
+        )
+        .bind(TARGETS_APP)
+        .bind(instance)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(TARGET_PREFIX).map(String::from))
+            .collect())
+    }
+
     pub async fn set_fact(&self, app: &str, instance: &str, key: &str, value: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO instance_facts (app, instance, key, value) VALUES ($1, $2, $3, $4)
@@ -970,10 +996,60 @@ fn tombstone_from(row: &AnyRow) -> Result<Tombstone> {
     })
 }
 
+/// The `instance_facts` rows that hold the people waiting for a targeted run.
+const TARGETS_APP: &str = "service-targets";
+const TARGET_PREFIX: &str = "person:";
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::{date, datetime};
+
+    #[tokio::test]
+    async fn people_waiting_for_a_targeted_run_are_taken_once_on_both_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = vec![StateStore::open(dir.path()).await.unwrap()];
+        let db = testing::TestDatabase::create("targets").await;
+        if let Some(db) = &db {
+            stores.push(db.store().await.unwrap());
+        }
+        for store in stores {
+            store
+                .add_targets(
+                    "marketo.a",
+                    &["Ada@X.example".into(), "bo@x.example".into()],
+                )
+                .await
+                .unwrap();
+            store
+                .add_targets("marketo.a", &["ada@x.example".into()])
+                .await
+                .unwrap();
+            store
+                .add_targets("marketo.b", &["cy@x.example".into()])
+                .await
+                .unwrap();
+            let taken = store.take_targets("marketo.a").await.unwrap();
+            assert_eq!(
+                taken.into_iter().collect::<Vec<_>>(),
+                ["ada@x.example", "bo@x.example"]
+            );
+            assert!(store.take_targets("marketo.a").await.unwrap().is_empty());
+            // Another instance's stay, and other facts are not taken.
+            store
+                .set_fact("service", "marketo.a", "budget", "{}")
+                .await
+                .unwrap();
+            assert_eq!(store.take_targets("marketo.b").await.unwrap().len(), 1);
+            assert!(
+                store
+                    .fact("service", "marketo.a", "budget")
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+    }
 
     #[tokio::test]
     async fn exceptions_hold_until_they_lapse_on_both_backends() {

@@ -369,7 +369,30 @@ async fn read(s: &MagentoSession, roster: &Roster) -> Result<MagentoLive> {
         criteria = criteria.and("website_id", Condition::Eq, id);
     }
     let managed = managed_filter(roster);
-    if let Some(alternatives) = managed.clone() {
+    let mut unread = 0;
+    if let Some(target) = &roster.target {
+        // A targeted read: the customers of these people alone, and how many managed
+        // customers there are in all (the caps are a share of everyone).
+        let mut all = criteria.clone();
+        if let Some(alternatives) = managed.clone() {
+            all = all.any(alternatives);
+        }
+        unread = c
+            .count_customers(&all)
+            .await
+            .context("counting Magento customers")?;
+        // Nobody targeted reads no customer (an empty `in` would match none anyway).
+        let emails: Vec<&str> = match target.is_empty() {
+            true => vec![""],
+            false => target.iter().map(String::as_str).collect(),
+        };
+        criteria = criteria.any(
+            emails
+                .chunks(50)
+                .map(|chunk| ("email".to_string(), Condition::In, chunk.join(",")))
+                .collect(),
+        );
+    } else if let Some(alternatives) = managed.clone() {
         criteria = criteria.any(alternatives);
     }
     let customers = c
@@ -408,6 +431,7 @@ async fn read(s: &MagentoSession, roster: &Roster) -> Result<MagentoLive> {
         } else {
             Vec::new()
         },
+        unread: unread.saturating_sub(customers.len()),
         customers: customers
             .into_iter()
             .filter(|c| website_id.is_none_or(|w| c.website_id == w))

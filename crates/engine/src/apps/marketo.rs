@@ -17,10 +17,10 @@ use crate::marketo_ops::record_invitation;
 impl Connector for MarketoSession {
     session_basics!(App::Marketo);
 
-    fn read<'a>(&'a self, _roster: &'a Roster) -> Fut<'a, Live> {
+    fn read<'a>(&'a self, roster: &'a Roster) -> Fut<'a, Live> {
         Box::pin(async move {
             Ok(Live {
-                marketo: Some(read(self).await?),
+                marketo: Some(read(self, roster.target.as_ref()).await?),
                 ..Live::default()
             })
         })
@@ -196,10 +196,30 @@ async fn execute(s: &MarketoSession, step: &Step, ctx: &StepContext<'_>) -> Resu
 }
 
 /// Every user with their roles, and the invitations Roster follows.
-async fn read(s: &MarketoSession) -> Result<MarketoLive> {
-    let audit = audit::run(&s.client, std::sync::Arc::new(audit::Quiet))
-        .await
-        .context("reading Marketo users")?;
+/// Every user with their roles; for a targeted plan (`target`: lower-cased emails), the
+/// user list and the roles of the users those emails name only.
+async fn read(
+    s: &MarketoSession,
+    target: Option<&std::collections::BTreeSet<String>>,
+) -> Result<MarketoLive> {
+    let quiet = std::sync::Arc::new(audit::Quiet);
+    let audit = match target {
+        None => audit::run(&s.client, quiet).await,
+        Some(t) => {
+            let t = t.clone();
+            audit::run_only(&s.client, quiet, move |u| {
+                t.contains(&u.email_address.trim().to_lowercase())
+                    || t.contains(&u.userid.to_lowercase())
+            })
+            .await
+        }
+    }
+    .context("reading Marketo users")?;
+    let mut unread: Vec<String> = audit
+        .unread
+        .iter()
+        .map(|u| u.email_address.trim().to_lowercase())
+        .collect();
     let mut users: Vec<MarketoUser> = audit
         .users
         .iter()
@@ -222,6 +242,13 @@ async fn read(s: &MarketoSession) -> Result<MarketoLive> {
     // The API cannot list pending invitations: check the ones Roster sent.
     let now = OffsetDateTime::now_utc();
     for invite in crate::marketo_ops::tracked_invites(s).await? {
+        if let Some(t) = target
+            && !t.contains(&invite.email.trim().to_lowercase())
+        {
+            // Not checked by a targeted read: still counted for the caps.
+            unread.push(invite.email.trim().to_lowercase());
+            continue;
+        }
         let unconfirmed = invite.status == InviteStatus::Unconfirmed;
         if users
             .iter()
@@ -285,8 +312,12 @@ async fn read(s: &MarketoSession) -> Result<MarketoLive> {
     let ims = match &s.ims {
         Some(link) => Some({
             // Marketo's emails are lower-cased as read, as the Admin Console's are.
-            let shown: std::collections::HashSet<&str> =
-                users.iter().map(|u| u.email.as_str()).collect();
+            // A targeted read's other users are shown too, only not read.
+            let shown: std::collections::HashSet<&str> = users
+                .iter()
+                .map(|u| u.email.as_str())
+                .chain(unread.iter().map(String::as_str))
+                .collect();
             let mut ims = link
                 .read(&s.state, &s.instance, |email| shown.contains(email))
                 .await?;
@@ -325,5 +356,6 @@ async fn read(s: &MarketoSession) -> Result<MarketoLive> {
             .collect(),
         users,
         ims,
+        unread,
     })
 }

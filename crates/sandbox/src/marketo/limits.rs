@@ -22,6 +22,8 @@ pub struct Stats {
     pub faults_injected: AtomicU64,
     pub tokens_expired_early: AtomicU64,
     pub tokens_issued: AtomicU64,
+    /// One user's roles read (`user.json`, `roles.json`): what a targeted read saves.
+    pub users_read: AtomicU64,
 }
 
 #[derive(Debug, Serialize)]
@@ -34,6 +36,7 @@ pub struct StatsSnapshot {
     pub faults_injected: u64,
     pub tokens_expired_early: u64,
     pub tokens_issued: u64,
+    pub users_read: u64,
     pub quota_used_today: u64,
     pub quota_day: String,
     pub in_flight: usize,
@@ -139,6 +142,7 @@ impl Limiter {
             faults_injected: s.faults_injected.load(Ordering::Relaxed),
             tokens_expired_early: s.tokens_expired_early.load(Ordering::Relaxed),
             tokens_issued: s.tokens_issued.load(Ordering::Relaxed),
+            users_read: s.users_read.load(Ordering::Relaxed),
             quota_used_today: used,
             quota_day: day.to_string(),
             in_flight: self.in_flight.load(Ordering::Relaxed),

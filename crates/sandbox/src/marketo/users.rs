@@ -182,6 +182,10 @@ pub async fn get_user(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let id = userid(path)?;
+    app.limiter
+        .stats
+        .users_read
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // A pure read: everything as of the request's arrival.
     let user = accepted(app.store.user_as_of(stamp, &id).await?, &id)?;
     let grants = app.store.grants_as_of(stamp, user.id).await?;
@@ -233,6 +237,10 @@ pub async fn get_user_roles(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let id = userid(path)?;
+    app.limiter
+        .stats
+        .users_read
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let user = app.store.user(&id).await?.ok_or_else(|| not_found(&id))?;
     json_ok(grants_json(&app.store.grants(user.id).await?))
 }
