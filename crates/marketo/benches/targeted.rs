@@ -57,7 +57,7 @@ async fn main() {
         Client::new(c, 0).unwrap()
     };
     // The person who changed: somewhere in the middle of the list.
-    let person = "bench1000@bench.example".to_string();
+    let person = "bench01000@bench.example".to_string();
 
     let (mut full_walls, mut targeted_walls) = (Vec::new(), Vec::new());
     let (mut full_calls, mut targeted_calls) = (0, 0);

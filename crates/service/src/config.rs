@@ -323,6 +323,8 @@ struct RawMagento {
     access_token_file: Option<PathBuf>,
     access_token_secret_env: Option<String>,
     access_token_secret_file: Option<PathBuf>,
+    /// Between full reads, how often to look for customers changed since (`off`: never).
+    changes_every: Option<String>,
     roster: Option<PathBuf>,
     interval: Option<String>,
     auto_apply: Option<AutoApply>,
@@ -420,6 +422,9 @@ pub struct Instance {
     /// Marketo calls per day this instance's runs may use: a run that would go past it is
     /// deferred. The subscription's daily quota when not given.
     pub daily_budget: Option<u64>,
+    /// A Magento instance: between full reads, how often customers changed since the last
+    /// look (`updated_at`) are searched for and planned for (a targeted run).
+    pub changes_every: Option<Duration>,
 }
 
 impl Instance {
@@ -632,6 +637,9 @@ fn secret(
     }
 }
 
+/// How often a Magento instance looks for changed customers between full reads.
+pub const DEFAULT_CHANGES_EVERY: Duration = Duration::from_secs(60);
+
 fn duration(name: &str, field: &str, text: Option<&String>) -> Result<Option<Duration>, String> {
     text.map(|t| parse_duration(t).map_err(|e| format!("[{name}] {field}: {e}")))
         .transpose()
@@ -774,6 +782,7 @@ impl ServeConfig {
                 auto_apply,
                 resend_invites,
                 daily_budget: m.daily_budget,
+                changes_every: None,
             });
         }
         for (short, a) in &raw.adobe {
@@ -826,6 +835,7 @@ impl ServeConfig {
                 auto_apply,
                 resend_invites: false,
                 daily_budget: None,
+                changes_every: None,
             });
         }
         for (short, m) in &raw.magento {
@@ -844,6 +854,20 @@ impl ServeConfig {
                 .url
                 .clone()
                 .ok_or_else(|| format!("[{name}] has no url"))?;
+            let changes_every = match m.changes_every.as_deref() {
+                Some("off") => None,
+                _ => {
+                    let every = duration(&name, "changes_every", m.changes_every.as_ref())?
+                        .unwrap_or(DEFAULT_CHANGES_EVERY);
+                    if every < Duration::from_secs(1) {
+                        return Err(format!(
+                            "[{name}] changes_every: {} is too short; give at least 1s (default 1m), or \"off\"",
+                            m.changes_every.as_deref().unwrap_or_default()
+                        ));
+                    }
+                    Some(every)
+                }
+            };
             let s = |field: &str,
                      inline: Option<&String>,
                      env: Option<&String>,
@@ -905,6 +929,7 @@ impl ServeConfig {
                 auto_apply,
                 resend_invites,
                 daily_budget: None,
+                changes_every,
             });
         }
         if instances.is_empty() {

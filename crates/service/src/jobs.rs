@@ -423,7 +423,11 @@ async fn queue_due(shared: &Arc<Shared>, due: &mut BTreeMap<String, OffsetDateTi
     let now = OffsetDateTime::now_utc();
     for (name, at) in due.iter_mut() {
         let worker = &shared.workers[name];
-        if let Some(job) = crate::roster_watch::check(shared, worker).await
+        let job = match crate::roster_watch::check(shared, worker).await {
+            Some(job) => Some(job),
+            None => crate::magento_changes::check(shared, worker).await,
+        };
+        if let Some(job) = job
             && let Err(e) = shared.submit(name, job).await
         {
             tracing::warn!(instance = %name, "cannot queue the run a roster edit asks for: {e:#}");

@@ -9,6 +9,7 @@ pub mod budget;
 pub mod config;
 pub mod console;
 pub mod jobs;
+pub mod magento_changes;
 pub mod metrics;
 pub mod roster_watch;
 pub mod scim;

@@ -77,6 +77,8 @@ pub struct Worker {
     /// The roster file as the worker last saw it: a change to it plans for the people it
     /// touched.
     pub(crate) roster_seen: Mutex<Option<crate::roster_watch::Seen>>,
+    /// When a Magento instance last looked for changed customers.
+    pub(crate) changes_looked: Mutex<Option<std::time::Instant>>,
     /// The SCIM conflicts the last run reported: a `scim.conflict` webhook goes out for a
     /// new one only, not again at every run while it stands.
     scim_conflicts: Mutex<std::collections::BTreeSet<String>>,
@@ -93,6 +95,7 @@ impl Worker {
                 scim_pending: std::sync::atomic::AtomicBool::new(false),
                 scim_targeted_pending: std::sync::atomic::AtomicBool::new(false),
                 roster_seen: Mutex::default(),
+                changes_looked: Mutex::default(),
                 scim_conflicts: Mutex::default(),
             },
             rx,
@@ -248,7 +251,7 @@ pub(crate) async fn restore_note(shared: &Shared, inst: &Instance, email: &str) 
     ))
 }
 
-async fn roster_for(
+pub(crate) async fn roster_for(
     shared: &Shared,
     inst: &Instance,
 ) -> Result<(roster_domain::desired::Roster, Vec<String>)> {
@@ -267,10 +270,13 @@ pub async fn run_worker(
 ) {
     let worker = &shared.workers[&name];
     let mut next = Instant::now();
+    // Roster edits and (Magento) changed customers are looked for on one tick, each check
+    // keeping its own pace.
     let mut roster_poll = tokio::time::interval(
-        shared
-            .config
-            .roster_watch
+        [shared.config.roster_watch, worker.instance.changes_every]
+            .into_iter()
+            .flatten()
+            .min()
             .unwrap_or(std::time::Duration::from_secs(24 * 3600)),
     );
     roster_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -290,7 +296,10 @@ pub async fn run_worker(
             },
             _ = roster_poll.tick() => match crate::roster_watch::check(&shared, worker).await {
                 Some(job) => job,
-                None => continue,
+                None => match crate::magento_changes::check(&shared, worker).await {
+                    Some(job) => job,
+                    None => continue,
+                },
             },
             _ = tokio::time::sleep_until(next) => {
                 next = Instant::now() + crate::budget::full_interval(&shared, &worker.instance).await;
@@ -428,7 +437,7 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) -> 
 }
 
 /// The engine's view of where this run works and who it acts as.
-fn globals(shared: &Shared, actor: &str, recorder: &Arc<Recorder>) -> Globals {
+pub(crate) fn globals(shared: &Shared, actor: &str, recorder: &Arc<Recorder>) -> Globals {
     Globals {
         state: Some(shared.state_dir.clone()),
         database: shared.config.database.as_deref().map(String::from),
@@ -439,7 +448,7 @@ fn globals(shared: &Shared, actor: &str, recorder: &Arc<Recorder>) -> Globals {
     }
 }
 
-async fn open_sessions(inst: &Instance, g: &Globals) -> Result<Sessions> {
+pub(crate) async fn open_sessions(inst: &Instance, g: &Globals) -> Result<Sessions> {
     match &inst.connection {
         Connection::Marketo(c) => Sessions::connect(Some(c.clone()), None, g).await,
         Connection::Magento(c) => Sessions::connect(None, Some(c.clone()), g).await,
@@ -577,6 +586,17 @@ async fn hold(shared: &Shared, inst: &Instance, plan: &Plan, requested_by: &str)
         if same_actions(&destructive_actions(&old), &wanted) {
             return Ok(held.plan_id);
         }
+        // A targeted plan speaks for its people only: it replaces a pending plan about the
+        // same people (or some of them), never one about others or everyone.
+        if let Some(new) = &plan.targeted {
+            let about_them = old
+                .targeted
+                .as_ref()
+                .is_some_and(|t| t.people.iter().all(|p| new.people.contains(p)));
+            if !about_them {
+                continue;
+            }
+        }
         store
             .set_held_plan_status(&held.plan_id, &["pending"], "superseded", None, None, now)
             .await?;
@@ -709,6 +729,7 @@ async fn reconcile(
         }
         roster.target(waiting.iter().cloned());
     }
+    let started = OffsetDateTime::now_utc();
     let ended = match open_sessions(inst, &g).await {
         Ok(mut sessions) => {
             let before = sessions
@@ -721,7 +742,12 @@ async fn reconcile(
         }
         Err(e) => Ended::err("failed", None, "cannot connect", &e),
     };
-    if !matches!(ended.outcome, "done" | "awaiting_approval" | "blocked") && !waiting.is_empty() {
+    let read = matches!(ended.outcome, "done" | "awaiting_approval" | "blocked");
+    if read && !targeted && inst.changes_every.is_some() {
+        // Every customer was read as of the run's start: changes are looked for from then.
+        crate::magento_changes::read_all_at(shared, &inst.name, started).await;
+    }
+    if !read && !waiting.is_empty() {
         // Not planned for after all: they wait for the next run.
         let back: Vec<String> = waiting.into_iter().collect();
         if let Err(e) = shared.store.add_targets(&inst.name, &back).await {
@@ -1211,7 +1237,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    fn new(shared: Arc<Shared>, instance: String) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, instance: String) -> Self {
         Self {
             shared,
             instance,

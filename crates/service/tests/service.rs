@@ -54,9 +54,15 @@ async fn shop(dir: &Path, settings: &str) -> (roster_sandbox::magento::RunningMa
     let shop = magento_sandbox::start(config).await.unwrap();
     std::fs::write(dir.join("shop-password"), "Shop-Admin-2024\n").unwrap();
     let section = format!(
-        "\n[magento.shop]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"shop-password\"\nroster = \"people.yaml\"\ninterval = \"1h\"\n{settings}",
+        "\n[magento.shop]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"shop-password\"\nroster = \"people.yaml\"\ninterval = \"1h\"\n{}",
         shop.base_url(),
-        shop.admin_user()
+        shop.admin_user(),
+        // Looking for changed customers is off unless a test asks for it.
+        if settings.contains("changes_every") {
+            settings.to_string()
+        } else {
+            format!("changes_every = \"off\"\n{settings}")
+        }
     );
     (shop, section)
 }
@@ -1154,14 +1160,55 @@ async fn a_roster_edit_plans_for_the_people_it_touched_at_once() {
         "a full run reads every user's roles"
     );
     assert_eq!(mailbox(&sandbox, "grace.new@acme.example").await, 1);
-    // An edit of the policies (not of one person): everyone is planned for.
-    let edited =
-        format!("{EXAMPLE}{JOINER}").replacen("max_destructive: 3", "max_destructive: 4", 1);
-    assert_ne!(
-        edited,
-        format!("{EXAMPLE}{JOINER}"),
-        "the example caps at 3"
+    // Grace Hopper leaves: her removal waits for approval in a plan of its own, beside the
+    // full run's pending plan (about others), which it does not replace.
+    let (_, pending) = svc.get(&viewer, "/api/v1/plans?status=pending").await;
+    let before: Vec<Value> = pending["plans"].as_array().unwrap().clone();
+    assert_eq!(before.len(), 1, "{pending:#}");
+    let leaving = format!("{EXAMPLE}{JOINER}").replacen(
+        "    last_name: Hopper\n",
+        "    last_name: Hopper\n    status: leaver\n",
+        1,
     );
+    std::fs::write(dir.path().join("people.yaml"), &leaving).unwrap();
+    let held = svc
+        .run_where(&viewer, "planned for the leaver", |r| {
+            r["trigger"] == "roster file: 1 person" && r["outcome"] == "awaiting_approval"
+        })
+        .await;
+    assert!(
+        held["summary"]
+            .as_str()
+            .unwrap()
+            .contains("grace.hopper@acme.example"),
+        "{held:#}"
+    );
+    let (_, pending) = svc.get(&viewer, "/api/v1/plans?status=pending").await;
+    let now: Vec<&str> = pending["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["plan_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(now.len(), 2, "{pending:#}");
+    assert!(
+        now.contains(&before[0]["plan_id"].as_str().unwrap()),
+        "{pending:#}"
+    );
+    let (_, detail) = svc
+        .get(
+            &viewer,
+            &format!("/api/v1/plans/{}", held["plan_id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(
+        detail["targeted"]["people"],
+        json!(["grace.hopper@acme.example"]),
+        "{detail:#}"
+    );
+    // An edit of the policies (not of one person): everyone is planned for.
+    let edited = leaving.replacen("max_destructive: 3", "max_destructive: 4", 1);
+    assert_ne!(edited, leaving, "the example caps at 3");
     std::fs::write(dir.path().join("people.yaml"), &edited).unwrap();
     let everyone = svc
         .run_where(&viewer, "planned for a policy edit", |r| {
@@ -1174,6 +1221,117 @@ async fn a_roster_edit_plans_for_the_people_it_touched_at_once() {
     );
     svc.stop().await;
     sandbox.shutdown().await;
+}
+
+/// An admin's REST call to a Magento sandbox, as someone editing the store by hand.
+async fn shop_call(
+    shop: &roster_sandbox::magento::RunningMagento,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let http = reqwest::Client::new();
+    let token: String = http
+        .post(format!(
+            "{}/rest/V1/integration/admin/token",
+            shop.base_url()
+        ))
+        .json(&json!({"username": shop.admin_user(), "password": "Shop-Admin-2024"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut req = http
+        .request(method, format!("{}/rest/all/V1/{path}", shop.base_url()))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let r = req.send().await.unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap_or(Value::Null)
+}
+
+/// Between full reads, a Magento instance looks for customers changed since (`updated_at`):
+/// one moved to another group by hand is planned for alone and moved back; one deleted by
+/// hand (which `updated_at` cannot show) lowers the managed count and starts a full run,
+/// which makes the account again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn magento_changes_between_full_reads_are_planned_for_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shop, section) = shop(dir.path(), "changes_every = \"1s\"\n").await;
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    let config = format!("[service]\nlisten = \"127.0.0.1:0\"\nroster_watch = \"off\"\n{section}");
+    let svc = Service::start(dir.path(), &config, "ROSTER_TEST_SECRET_22").await;
+    let viewer = svc.token("viewer", "viewer").await;
+    let first = svc.run_where(&viewer, "at start", |_| true).await;
+    assert_eq!(first["outcome"], "done", "{first:#}");
+    let nia = "nia.okafor@acme.example";
+    let find = || async {
+        let found = shop_call(
+            &shop,
+            reqwest::Method::GET,
+            &format!(
+                "customers/search?searchCriteria[filterGroups][0][filters][0][field]=email&searchCriteria[filterGroups][0][filters][0][value]={nia}"
+            ),
+            None,
+        )
+        .await;
+        found["items"].as_array().unwrap().first().cloned()
+    };
+    let customer = find().await.expect("the first run made Nia's account");
+    let wholesale = customer["group_id"].as_i64().unwrap();
+    let id = customer["id"].as_i64().unwrap();
+    let mut moved = customer.clone();
+    moved["group_id"] = json!(1);
+    assert_ne!(wholesale, 1);
+    shop_call(
+        &shop,
+        reqwest::Method::PUT,
+        &format!("customers/{id}"),
+        Some(json!({"customer": moved})),
+    )
+    .await;
+    let back = svc
+        .run_where(&viewer, "planned for the change", |r| {
+            r["trigger"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("magento changes:"))
+                && r["events"].as_array().unwrap().iter().any(|e| {
+                    e["kind"] == "step"
+                        && e["outcome"] == "done"
+                        && e["account"].as_str().is_some_and(|a| a.ends_with(nia))
+                })
+        })
+        .await;
+    assert!(
+        back["summary"].as_str().unwrap().contains("targeted at"),
+        "{back:#}"
+    );
+    assert_eq!(find().await.unwrap()["group_id"], wholesale);
+    // Deleted by hand: the count tells, and a full run makes the account again.
+    shop_call(
+        &shop,
+        reqwest::Method::DELETE,
+        &format!("customers/{id}"),
+        None,
+    )
+    .await;
+    let full = svc
+        .run_where(&viewer, "started by the deletion", |r| {
+            r["trigger"].as_str().is_some_and(|t| {
+                t.starts_with("magento changes:") && t.ends_with("(some were deleted)")
+            })
+        })
+        .await;
+    assert!(
+        !full["summary"].as_str().unwrap().contains("targeted"),
+        "{full:#}"
+    );
+    assert!(find().await.is_some(), "{full:#}");
+    svc.stop().await;
 }
 
 /// The day's budget: once full runs would eat into the share kept for targeted runs they
