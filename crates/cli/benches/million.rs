@@ -97,7 +97,7 @@ async fn served(s: &RunningMagento) -> u64 {
         .json()
         .await
         .unwrap();
-    v["calls"].as_u64().unwrap_or(0)
+    v["rest_calls"].as_u64().expect("the sandbox counts its REST calls")
 }
 
 async fn plan(s: &RunningMagento, roster: &Path, state: &Path) -> Figures {

@@ -119,6 +119,11 @@ pub enum Command {
         /// Plan to re-send Marketo invitations that expired or expire within 7 days.
         #[arg(long)]
         resend_invites: bool,
+        /// Plan for this person only (repeatable): a targeted plan, which reads only what
+        /// they need (on Marketo, the user list and their roles) and leaves every other
+        /// account alone. `roster apply` of it checks the same people again.
+        #[arg(long = "person", value_name = "EMAIL")]
+        people: Vec<String>,
         /// Exit 0 when there is nothing to do, 2 when changes are pending, 3 when the plan is
         /// blocked by a cap (1 stays an error), for CI jobs.
         #[arg(long)]

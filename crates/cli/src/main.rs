@@ -201,8 +201,9 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
                 out,
                 output,
                 resend_invites,
+                people,
                 detailed_exitcode,
-            } => plan_cmd::plan_cmd(&roster, out.as_deref(), output, resend_invites, &g)
+            } => plan_cmd::plan_cmd(&roster, out.as_deref(), output, resend_invites, &people, &g)
                 .await
                 .map(|outcome| {
                     if detailed_exitcode {

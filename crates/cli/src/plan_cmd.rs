@@ -29,10 +29,23 @@ pub async fn plan_cmd(
     out: Option<&Path>,
     output: Output,
     resend_invites: bool,
+    people: &[String],
     g: &Globals,
 ) -> Result<PlanOutcome> {
+    for email in people {
+        if let Some(why) = roster_domain::email::problem(&email.trim().to_lowercase()) {
+            bail!(
+                "--person {:?}: {why}; nothing was read",
+                roster_engine::text::sanitize(email)
+            );
+        }
+    }
     let mut sessions = Sessions::open(g).await?;
-    let computed = compute(roster, &sessions, resend_invites, None).await;
+    let computed = if people.is_empty() {
+        compute(roster, &sessions, resend_invites, None).await
+    } else {
+        roster_engine::planning::compute_for(roster, &sessions, resend_invites, people).await
+    };
     sessions.finish().await?;
     let mut plan = computed?.plan;
     // Its author, inside the digest: an approver named in the roster's policy must be

@@ -45,6 +45,20 @@ pub async fn compute(
     compute_from(roster, sessions, resend_invites, only).await
 }
 
+/// [`compute`] for `people` only: a targeted plan (see `roster_domain::plan::Targeted`).
+pub async fn compute_for(
+    roster_path: &Path,
+    sessions: &Sessions,
+    resend_invites: bool,
+    people: &[String],
+) -> Result<Computed> {
+    let roster_path = std::path::absolute(roster_path)
+        .with_context(|| format!("cannot resolve {}", roster_path.display()))?;
+    let mut roster = live_read::load_roster(&roster_path)?;
+    roster.target(people.iter().cloned());
+    compute_from(roster, sessions, resend_invites, None).await
+}
+
 /// [`compute`] from a roster already read (by absolute path, as `compute` reads it).
 pub async fn compute_from(
     mut roster: Roster,
@@ -443,6 +457,10 @@ async fn reread(
         return Err(refuse(state, actor, Some(&plan.id), &plan.id, why).await);
     }
     scope_roster(&mut roster, sessions, None).await?;
+    // A targeted plan is checked for its people again (its signed content names them).
+    if let Some(t) = &plan.targeted {
+        roster.target(t.people.iter().cloned());
+    }
     let live = live_read::read(sessions, &roster).await?;
     if let Err(e) = resolve(&mut roster, &live) {
         return Err(refuse(state, actor, Some(&plan.id), &plan.id, e).await);

@@ -12,7 +12,8 @@
 //! - a read of every customer of the large store, page by page (the sequential baseline),
 //!   and with pages after the first read four at a time.
 //!
-//! Each read runs three times, alternating, and the median is reported with its calls.
+//! Each read runs three times (ROSTER_BENCH_RUNS), alternating, and the median is reported
+//! with its calls.
 //! Memory is not reported: the sandbox runs in the same process.
 
 use std::time::{Duration, Instant};
@@ -22,7 +23,14 @@ use roster_magento::{Client, ClientConfig, Condition, Criteria};
 use roster_sandbox::magento::{self, MagentoConfig, MagentoFaults, RunningMagento};
 use serde_json::json;
 
-const RUNS: usize = 3;
+/// Runs of each read (ROSTER_BENCH_RUNS, default 3; a million-customer store takes one).
+fn runs() -> usize {
+    std::env::var("ROSTER_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
 const LATENCY: Duration = Duration::from_millis(100);
 const FIELDS: [&str; 6] = [
     "id",
@@ -78,7 +86,8 @@ struct Figures {
 
 fn median(mut runs: Vec<Figures>) -> Figures {
     runs.sort_by_key(|f| f.wall);
-    runs.swap_remove(RUNS / 2)
+    let middle = runs.len() / 2;
+    runs.swap_remove(middle)
 }
 
 async fn read(s: &RunningMagento, criteria: &Criteria, concurrency: usize) -> Figures {
@@ -130,7 +139,7 @@ async fn main() {
     let everyone = Criteria::new();
     let (mut filtered, mut baseline, mut sequential, mut concurrent) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         filtered.push(read(&big, &managed_only, 4).await);
         baseline.push(read(&small, &everyone, 4).await);
         sequential.push(read(&big, &everyone, 1).await);
@@ -147,10 +156,11 @@ async fn main() {
     assert_eq!(sequential.customers, store_size + managed);
     assert_eq!(concurrent.customers, store_size + managed);
     println!(
-        "customer reads, {} ms per REST call, pages of 300; a store of {} customers, {managed} managed (seeded in {:.1} s); median of {RUNS} runs",
+        "customer reads, {} ms per REST call, pages of 300; a store of {} customers, {managed} managed (seeded in {:.1} s); median of {} runs",
         LATENCY.as_millis(),
         store_size + managed,
-        seeded.as_secs_f64()
+        seeded.as_secs_f64(),
+        runs()
     );
     println!("| read | customers | calls | wall time | vs its baseline |");
     println!("|---|---:|---:|---:|---:|");

@@ -165,3 +165,75 @@ people:
     assert!(env.plan_steps(&roster).await.is_empty(), "nothing left");
     env.ok(&["log", "verify"]).await;
 }
+
+/// `roster plan --person`: a plan for one person reads their accounts alone (their
+/// customer and a count from Magento, one user's roles from Marketo), plans nothing for anyone else, says so,
+/// and `roster apply` of it checks the same person again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_for_one_person_reads_and_changes_only_their_accounts() {
+    let env = Env::start(Duration::ZERO).await;
+    let first = env.write("first.yaml", &roster(""));
+    env.ok(&["apply", "--auto", first.to_str().unwrap()]).await;
+    // Both move to another group in the roster; Grace alone is planned for.
+    let moved = env.write("moved.yaml", &roster("").replace("General", "Wholesale"));
+    let path = moved.to_str().unwrap();
+    let marketo_reads = |env: &Env| {
+        let url = format!("{}/sandbox/stats", env.marketo.base_url());
+        let http = env.http.clone();
+        async move {
+            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            v["usersRead"].as_u64().unwrap()
+        }
+    };
+    let (customers, users) = (served(&env).await, marketo_reads(&env).await);
+    let plan = env
+        .ok(&[
+            "plan",
+            path,
+            "--person",
+            "Grace.Hopper@acme.example",
+            "-o",
+            "json",
+        ])
+        .await
+        .json();
+    // Grace's customer, and the one row Magento loads for the managed count (a page of one
+    // asking for `total_count`): not the store's other customers.
+    assert_eq!(served(&env).await - customers, 2, "{plan:#}");
+    // Grace has a Marketo user in the sandbox: hers alone is read.
+    assert_eq!(marketo_reads(&env).await - users, 1, "{plan:#}");
+    let steps = plan["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{plan:#}");
+    assert!(
+        steps[0]["action"].to_string().contains("grace.hopper@acme.example"),
+        "{plan:#}"
+    );
+    assert_eq!(
+        plan["targeted"]["people"],
+        serde_json::json!(["grace.hopper@acme.example"])
+    );
+    let table = env
+        .ok(&["plan", path, "--person", "grace.hopper@acme.example"])
+        .await
+        .stdout;
+    assert!(table.contains("targeted at 1 person"), "{table}");
+    // Saved and applied: the apply reads Grace again, and Pat is still to do afterwards.
+    env.ok(&[
+        "plan",
+        path,
+        "--person",
+        "grace.hopper@acme.example",
+        "--out",
+        "grace.json",
+    ])
+    .await;
+    env.ok(&["apply", "grace.json"]).await;
+    let rest = env.plan_steps(&moved).await;
+    assert_eq!(rest.len(), 1, "{rest:#?}");
+    assert!(
+        rest[0]["action"].to_string().contains("pat.partner@partner.example"),
+        "{rest:#?}"
+    );
+    let bad = env.fails(&["plan", path, "--person", "not an email"]).await;
+    assert!(bad.stderr.contains("--person"), "{}", bad.stderr);
+}

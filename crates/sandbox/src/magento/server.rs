@@ -498,6 +498,7 @@ async fn sandbox_route(app: &App, method: &Method, tail: &str, body: &Bytes) -> 
             json!({
                 "customers": n,
                 "customers_served": app.customers_served.load(std::sync::atomic::Ordering::SeqCst),
+                "rest_calls": app.rest_calls.load(std::sync::atomic::Ordering::SeqCst),
             })
         }),
         ("POST", "clock") => {
