@@ -97,7 +97,9 @@ async fn served(s: &RunningMagento) -> u64 {
         .json()
         .await
         .unwrap();
-    v["rest_calls"].as_u64().expect("the sandbox counts its REST calls")
+    v["rest_calls"]
+        .as_u64()
+        .expect("the sandbox counts its REST calls")
 }
 
 async fn plan(s: &RunningMagento, roster: &Path, state: &Path) -> Figures {

@@ -61,6 +61,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print a shell completion script: `roster completions bash > /etc/bash_completion.d/roster`,
+    /// zsh into a directory of $fpath as `_roster`, fish into ~/.config/fish/completions/roster.fish,
+    /// PowerShell into your profile.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff): `roster man > /usr/local/share/man/man1/roster.1`.
+    Man,
     /// Try Roster offline: provision a joiner, offboard a leaver and audit, against an
     /// in-process Marketo sandbox.
     Demo {
@@ -1176,4 +1185,14 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// The shells `roster completions` writes for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
 }

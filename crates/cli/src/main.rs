@@ -23,6 +23,12 @@ use roster_engine::{actor, connect, lock};
 fn main() -> std::process::ExitCode {
     restore_sigpipe();
     let cli = args::Cli::parse();
+    // Offline, instant, no state: written before anything else starts.
+    match &cli.command {
+        args::Command::Completions { shell } => return completions(*shell),
+        args::Command::Man => return man_page(),
+        _ => {}
+    }
     if let Some(url) = cli.database.as_deref() {
         pass_on_root_cert(url);
     }
@@ -33,6 +39,35 @@ fn main() -> std::process::ExitCode {
         Ok(runtime) => runtime.block_on(run(cli)),
         Err(e) => {
             eprintln!("error: cannot start Roster's runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `roster completions SHELL`: the script on stdout.
+fn completions(shell: args::Shell) -> std::process::ExitCode {
+    use clap::CommandFactory;
+    use clap_complete::Shell as S;
+    let shell = match shell {
+        args::Shell::Bash => S::Bash,
+        args::Shell::Zsh => S::Zsh,
+        args::Shell::Fish => S::Fish,
+        args::Shell::Powershell => S::PowerShell,
+        args::Shell::Elvish => S::Elvish,
+    };
+    let mut cmd = args::Cli::command();
+    clap_complete::generate(shell, &mut cmd, "roster", &mut std::io::stdout());
+    std::process::ExitCode::SUCCESS
+}
+
+/// `roster man`: the manual page on stdout.
+fn man_page() -> std::process::ExitCode {
+    use clap::CommandFactory;
+    let page = clap_mangen::Man::new(args::Cli::command());
+    match page.render(&mut std::io::stdout()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the manual page: {e}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -113,6 +148,8 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
     let mut exit = std::process::ExitCode::SUCCESS;
     let work = async {
         match cli.command {
+            // Answered in `main`, before the runtime starts.
+            args::Command::Completions { .. } | args::Command::Man => Ok(()),
             // --ims conflicts with --serve (and so --print-env), as the arguments say.
             args::Command::Demo { dir, ims: true, .. } => demo::run_ims(dir).await,
             args::Command::Demo {
@@ -625,6 +662,20 @@ fn restore_sigpipe() {
     }
 }
 
+/// Whether to colour a stream that is (or is not) a terminal: `NO_COLOR` (any value) turns
+/// colour off, `CLICOLOR_FORCE` (not `0`) turns it on even into a pipe (no-color.org,
+/// bixense.com/clicolors).
+fn colour(terminal: bool) -> bool {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if set("NO_COLOR") {
+        return false;
+    }
+    if std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") {
+        return true;
+    }
+    terminal
+}
+
 fn init_tracing(verbose: u8, quiet: bool, json: bool) {
     let default = match verbose {
         0 if quiet => "warn",
@@ -643,7 +694,7 @@ fn init_tracing(verbose: u8, quiet: bool, json: bool) {
             .init();
         return;
     }
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let ansi = colour(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -280,16 +280,47 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/restores/{id}/approve", post(approve_restore))
         .route("/restores/{id}/reject", post(reject_restore))
         .route("/webhooks/deliveries", get(deliveries))
-        .fallback(|| async { ApiError::not_found("no such API route; see /api/v1/openapi.json") });
+        .fallback(|| async { ApiError::not_found("no such API route; see /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method; see /api/v1/openapi.json",
+            )
+        });
     Router::new()
         .nest("/api/v1", api)
         .nest("/scim/v2", crate::scim::router())
         .merge(crate::console::router())
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/console") }),
+        )
+        .fallback(not_found_page)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(shared)
+}
+
+/// Anything else: a page saying so, with the way back (JSON for API clients that ask).
+async fn not_found_page(headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let wants_json = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("json") && !a.contains("html"));
+    if wants_json {
+        return ApiError::not_found("nothing here; the API is under /api/v1").into_response();
+    }
+    (
+        StatusCode::NOT_FOUND,
+        axum::response::Html(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not found · Roster</title></head><body><main><h1>Not found</h1><p>There is no page at this address.</p><p><a href=\"/console\">Go to the console</a> · the API is under <code>/api/v1</code> (<a href=\"/api/v1/openapi.json\">OpenAPI</a>).</p></main></body></html>\n",
+        ),
+    )
+        .into_response()
 }
 
 /// The instances this service runs, with their state.

@@ -80,6 +80,12 @@ impl Shared {
         if let Ok(pending) = self.store.held_plans(Some("pending")).await {
             self.metrics
                 .set("roster_pending_approvals", &[], pending.len() as f64);
+            // Per instance too, zeros included, so an alert can name the instance.
+            for name in self.workers.keys() {
+                let n = pending.iter().filter(|p| &p.instance == name).count();
+                self.metrics
+                    .set("roster_pending_approvals", &[("instance", name)], n as f64);
+            }
         }
     }
 
@@ -172,6 +178,15 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
         }
     };
     let metrics = Arc::new(Metrics::default());
+    metrics.set(
+        "roster_build_info",
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            // Packagers set ROSTER_COMMIT when they build.
+            ("commit", option_env!("ROSTER_COMMIT").unwrap_or("unknown")),
+        ],
+        1.0,
+    );
     let notifier = Arc::new(Notifier::new(
         config.webhooks.clone(),
         store.clone(),

@@ -59,7 +59,17 @@ const HELP: &[(&str, &str, &str)] = &[
     (
         "roster_pending_approvals",
         "gauge",
-        "Plans waiting for approval",
+        "Plans waiting for approval (in all, and by instance)",
+    ),
+    (
+        "roster_last_success_timestamp_seconds",
+        "gauge",
+        "When the instance's last run that read the app and planned ended (Unix seconds)",
+    ),
+    (
+        "roster_build_info",
+        "gauge",
+        "Always 1; the labels say which Roster runs",
     ),
     (
         "roster_webhook_deliveries_total",

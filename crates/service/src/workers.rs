@@ -394,6 +394,13 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) -> 
         &[("instance", &inst.name), ("outcome", ended.outcome)],
         1.0,
     );
+    if matches!(ended.outcome, "done" | "awaiting_approval" | "blocked") {
+        m.set(
+            "roster_last_success_timestamp_seconds",
+            &[("instance", &inst.name)],
+            OffsetDateTime::now_utc().unix_timestamp() as f64,
+        );
+    }
     m.set(
         "roster_run_duration_seconds",
         &[("instance", &inst.name)],

@@ -678,6 +678,54 @@ async fn leavers_wait_for_a_second_approver_and_joiners_are_invited() {
         metrics.contains("roster_runs_total{instance=\"marketo.acme\",outcome=\"refused\"} 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains(&format!(
+            "roster_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            option_env!("ROSTER_COMMIT").unwrap_or("unknown")
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("roster_last_success_timestamp_seconds{instance=\"marketo.acme\"} "),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("roster_pending_approvals{instance=\"marketo.acme\"} ")),
+        "{metrics}"
+    );
+    // The root leads to the console; an unknown page is a real 404 page; the API answers a
+    // wrong method and an unknown route in JSON.
+    let root = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/", svc.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(root.status(), 303, "{root:?}");
+    assert_eq!(root.headers()["location"], "/console");
+    let missing = svc
+        .http
+        .get(format!("{}/no/such/page", svc.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("Go to the console"));
+    let wrong = svc
+        .http
+        .delete(format!("{}/api/v1/instances", svc.base))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 405);
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
     let ready: Value = svc
         .http
         .get(format!("{}/readyz", svc.base))

@@ -949,3 +949,39 @@ mod resilience;
 mod scale;
 #[path = "trust.rs"]
 mod trust;
+
+/// The conventions of a CLI people script: completions for each shell and a manual page
+/// from the real command tree, and log colour that follows NO_COLOR and CLICOLOR_FORCE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_man_page_and_colour_follow_the_conventions() {
+    let env = Env::start(Duration::ZERO).await;
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let run = env.ok(&["completions", shell]).await;
+        assert!(
+            run.stdout.contains("roster") && run.stdout.contains("person"),
+            "{shell}: {}",
+            run.stdout
+        );
+    }
+    let bad = env.fails(&["completions", "tcsh"]).await;
+    assert!(bad.stderr.contains("possible values"), "{}", bad.stderr);
+    let man = env.ok(&["man"]).await.stdout;
+    assert!(
+        man.contains(".TH roster 1") && man.contains("completions"),
+        "{man}"
+    );
+    let example = example();
+    let example = example.to_str().unwrap();
+    let forced = env
+        .run_env(&["-vv", "plan", example], &[("CLICOLOR_FORCE", "1")])
+        .await;
+    assert!(forced.stderr.contains('\u{1b}'), "{}", forced.stderr);
+    let plain = env
+        .run_env(
+            &["-vv", "plan", example],
+            &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")],
+        )
+        .await;
+    assert!(!plain.stderr.is_empty());
+    assert!(!plain.stderr.contains('\u{1b}'), "{}", plain.stderr);
+}

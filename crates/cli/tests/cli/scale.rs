@@ -205,7 +205,9 @@ async fn a_plan_for_one_person_reads_and_changes_only_their_accounts() {
     let steps = plan["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 1, "{plan:#}");
     assert!(
-        steps[0]["action"].to_string().contains("grace.hopper@acme.example"),
+        steps[0]["action"]
+            .to_string()
+            .contains("grace.hopper@acme.example"),
         "{plan:#}"
     );
     assert_eq!(
@@ -231,7 +233,9 @@ async fn a_plan_for_one_person_reads_and_changes_only_their_accounts() {
     let rest = env.plan_steps(&moved).await;
     assert_eq!(rest.len(), 1, "{rest:#?}");
     assert!(
-        rest[0]["action"].to_string().contains("pat.partner@partner.example"),
+        rest[0]["action"]
+            .to_string()
+            .contains("pat.partner@partner.example"),
         "{rest:#?}"
     );
     let bad = env.fails(&["plan", path, "--person", "not an email"]).await;
