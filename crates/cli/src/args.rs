@@ -70,6 +70,16 @@ pub enum Command {
     },
     /// Print the manual page (roff): `roster man > /usr/local/share/man/man1/roster.1`.
     Man,
+    /// Check roster files and service configurations offline: no credentials, no network.
+    ///
+    /// Rosters as `roster plan` reads them; a configuration (TOML with [service] or
+    /// [marketo.NAME] sections) as `roster serve` does, its secrets named but not read, with
+    /// the rosters it names. Exit 0 when every file is valid, 2 when one is not (each problem
+    /// printed with FILE:LINE), 1 when a file cannot be read.
+    Validate {
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Try Roster offline: provision a joiner, offboard a leaver and audit, against an
     /// in-process Marketo sandbox.
     Demo {

@@ -13,6 +13,7 @@ mod render;
 mod sandbox_cmd;
 mod serve_cmd;
 mod state_cmd;
+mod validate_cmd;
 
 use std::sync::Arc;
 
@@ -27,6 +28,19 @@ fn main() -> std::process::ExitCode {
     match &cli.command {
         args::Command::Completions { shell } => return completions(*shell),
         args::Command::Man => return man_page(),
+        args::Command::Validate { files } => {
+            return match validate_cmd::run(files) {
+                Ok(validate_cmd::Validated::AllValid) => std::process::ExitCode::SUCCESS,
+                Ok(validate_cmd::Validated::Invalid(n)) => {
+                    eprintln!("{n} problem{} found", if n == 1 { "" } else { "s" });
+                    std::process::ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
         _ => {}
     }
     if let Some(url) = cli.database.as_deref() {
@@ -149,7 +163,9 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
     let work = async {
         match cli.command {
             // Answered in `main`, before the runtime starts.
-            args::Command::Completions { .. } | args::Command::Man => Ok(()),
+            args::Command::Completions { .. }
+            | args::Command::Man
+            | args::Command::Validate { .. } => Ok(()),
             // --ims conflicts with --serve (and so --print-env), as the arguments say.
             args::Command::Demo { dir, ims: true, .. } => demo::run_ims(dir).await,
             args::Command::Demo {

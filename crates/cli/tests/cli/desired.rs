@@ -985,3 +985,44 @@ async fn completions_man_page_and_colour_follow_the_conventions() {
     assert!(!plain.stderr.is_empty());
     assert!(!plain.stderr.contains('\u{1b}'), "{}", plain.stderr);
 }
+
+/// `roster validate`: rosters and a service configuration checked offline (its secret named
+/// but not in the environment), each problem with its line, exit codes a CI job can use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_checks_rosters_and_configuration_offline() {
+    let env = Env::start(Duration::ZERO).await;
+    let people = env.write("people.yaml", &std::fs::read_to_string(example()).unwrap());
+    let config = env.write(
+        "roster.toml",
+        "[service]\nlisten = \"127.0.0.1:0\"\n\n[marketo.prod]\nurl = \"https://123-ABC-456.mktorest.com\"\nclient_id = \"x\"\nclient_secret_env = \"ROSTER_TEST_NEVER_SET\"\nroster = \"people.yaml\"\n",
+    );
+    let (people, config) = (people.to_str().unwrap(), config.to_str().unwrap());
+    let ok = env.ok(&["validate", config, people]).await;
+    assert!(
+        ok.stdout
+            .contains("valid service configuration (1 instance)")
+            && ok.stdout.contains("valid roster (9 people, 1 rule)"),
+        "{}",
+        ok.stdout
+    );
+    // A typo'd instance name, a bad email: both named with their line; exit 2.
+    let text = std::fs::read_to_string(people).unwrap()
+        + "  - email: bad@@acme.example\n    first_name: B\n    last_name: Ad\n";
+    env.write("people.yaml", &text);
+    let named = env.write(
+        "named.yaml",
+        "people:\n  - email: lena@acme.example\n    first_name: Lena\n    last_name: Berg\n    access:\n      marketo.prd: [\"Standard User@Default\"]\n",
+    );
+    let bad = env
+        .run_env(&["validate", config, named.to_str().unwrap()], &[])
+        .await;
+    assert_eq!(bad.code, Some(2), "{}\n{}", bad.stdout, bad.stderr);
+    assert!(bad.stdout.contains("people.yaml:88"), "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains("named.yaml:2: access for marketo.prd"),
+        "{}",
+        bad.stdout
+    );
+    let missing = env.run_env(&["validate", "nowhere.yaml"], &[]).await;
+    assert_eq!(missing.code, Some(1), "{}", missing.stderr);
+}
