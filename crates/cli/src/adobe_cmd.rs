@@ -85,17 +85,20 @@ pub async fn audit(conn: &AdobeConn, output: Output, g: &Globals) -> Result<()> 
         .collect();
     let stats = client.stats();
     match output {
-        Output::Json => {
-            println!(
+        Output::Json | Output::Yaml => {
+            print!(
                 "{}",
-                serde_json::to_string_pretty(&json!({
-                    "app": adobe_ops::ADOBE,
-                    "org_id": a.org_id,
-                    "users": users,
-                    "product_profiles": profiles,
-                    "user_groups": user_groups,
-                    "calls": stats.calls,
-                }))?
+                crate::output::document(
+                    output,
+                    &json!({
+                        "app": adobe_ops::ADOBE,
+                        "org_id": a.org_id,
+                        "users": users,
+                        "product_profiles": profiles,
+                        "user_groups": user_groups,
+                        "calls": stats.calls,
+                    })
+                )?
             );
         }
         Output::Jsonl => {

@@ -378,6 +378,15 @@ pub enum Output {
     Csv,
     /// One JSON object per line (for SIEM ingestion).
     Jsonl,
+    /// The document `json` prints, as YAML.
+    Yaml,
+}
+
+impl Output {
+    /// A whole document (`json`, `yaml`) rather than rows.
+    pub fn is_document(self) -> bool {
+        matches!(self, Output::Json | Output::Yaml)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

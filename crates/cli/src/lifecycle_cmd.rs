@@ -121,7 +121,7 @@ pub async fn tombstones(args: TombstonesArgs, g: &Globals) -> Result<()> {
             } else {
                 ts.status.as_str()
             }),
-            if args.output == Output::Json {
+            if args.output.is_document() {
                 json!(ts.roles)
             } else {
                 json!(roles.join("; "))

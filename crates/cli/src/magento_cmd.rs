@@ -91,8 +91,8 @@ pub async fn run(cmd: MagentoCommand, g: &Globals) -> Result<()> {
         } => {
             let s = MagentoSession::open(&conn, g).await?;
             let found = s.client.customers(&criteria(&filters)?, |_, _| {}).await?;
-            if output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&found)?);
+            if output.is_document() {
+                print!("{}", crate::output::document(output, &found)?);
             } else {
                 let (groups, websites) = tokio::try_join!(s.client.groups(), s.client.websites())?;
                 customer_table(&found, &groups, &websites).print(output)?;
@@ -116,14 +116,14 @@ pub async fn run(cmd: MagentoCommand, g: &Globals) -> Result<()> {
                     customer.split('@').next().unwrap_or("")
                 );
             }
-            if output == Output::Json {
+            if output.is_document() {
                 // One customer as an object; an email used in several websites as an array.
                 let shown = if found.len() == 1 {
                     found[0].clone()
                 } else {
                     Value::Array(found)
                 };
-                println!("{}", serde_json::to_string_pretty(&shown)?);
+                print!("{}", crate::output::document(output, &shown)?);
                 return Ok(());
             }
             let (groups, websites) = tokio::try_join!(s.client.groups(), s.client.websites())?;
@@ -382,7 +382,7 @@ pub async fn audit(conn: &MagentoConn, output: Output, g: &Globals) -> Result<()
         );
         return Ok(());
     }
-    if output == Output::Json {
+    if output.is_document() {
         let admins_json = match &admins {
             AdminUsers::Available(users) => json!(
                 users
@@ -397,17 +397,20 @@ pub async fn audit(conn: &MagentoConn, output: Output, g: &Globals) -> Result<()
             ),
             AdminUsers::Unavailable => Value::Null,
         };
-        println!(
+        print!(
             "{}",
-            serde_json::to_string_pretty(&crate::output::snake_keys(json!({
-                "app": MAGENTO,
-                "instance": s.instance,
-                "customers": customers,
-                "byWebsiteAndGroup": counts.iter().map(|((w, gid), n)| json!({"websiteId": w, "website": wname.get(w), "groupId": gid, "group": gname.get(gid), "customers": n})).collect::<Vec<_>>(),
-                "adminUsers": admins_json,
-                "adminUsersNote": matches!(admins, AdminUsers::Unavailable).then(|| roster_magento::MagentoError::NoAdminApi.to_string()),
-                "calls": s.client.stats().calls,
-            })))?
+            crate::output::document(
+                output,
+                &crate::output::snake_keys(json!({
+                    "app": MAGENTO,
+                    "instance": s.instance,
+                    "customers": customers,
+                    "byWebsiteAndGroup": counts.iter().map(|((w, gid), n)| json!({"websiteId": w, "website": wname.get(w), "groupId": gid, "group": gname.get(gid), "customers": n})).collect::<Vec<_>>(),
+                    "adminUsers": admins_json,
+                    "adminUsersNote": matches!(admins, AdminUsers::Unavailable).then(|| roster_magento::MagentoError::NoAdminApi.to_string()),
+                    "calls": s.client.stats().calls,
+                }))
+            )?
         );
         return Ok(());
     }

@@ -232,10 +232,10 @@ async fn show_user(s: &MarketoSession, userid: &str, output: Output) -> Result<(
     ];
     let mut t = Table::new(&columns);
     if let Some(user) = c.find_user(userid).await? {
-        if output == Output::Json {
-            println!(
+        if output.is_document() {
+            print!(
                 "{}",
-                serde_json::to_string_pretty(&crate::output::snake_keys(user_json(&user)))?
+                crate::output::document(output, &crate::output::snake_keys(user_json(&user)))?
             );
             return Ok(());
         }
@@ -267,12 +267,12 @@ async fn show_user(s: &MarketoSession, userid: &str, output: Output) -> Result<(
     // The API does not say which roles a pending user was invited with; Roster's record does.
     let recorded = s.state.invite(MARKETO, &s.instance, userid).await?;
     let roles = recorded.map(|r| r.roles).unwrap_or_default();
-    if output == Output::Json {
+    if output.is_document() {
         let mut v = serde_json::to_value(&invite)?;
         v["roles"] = serde_json::to_value(&roles)?;
-        println!(
+        print!(
             "{}",
-            serde_json::to_string_pretty(&crate::output::snake_keys(v.clone()))?
+            crate::output::document(output, &crate::output::snake_keys(v.clone()))?
         );
         return Ok(());
     }

@@ -10,6 +10,21 @@ use crate::args::Output;
 
 pub use roster_engine::text::{csv_cell, rfc3339, sanitize};
 
+/// A whole document as `json` (pretty) or `yaml` prints it, ending with a newline.
+pub fn document(output: Output, value: &impl serde::Serialize) -> Result<String> {
+    Ok(match output {
+        Output::Yaml => {
+            let text = serde_saphyr::to_string(value)?;
+            if text.ends_with('\n') {
+                text
+            } else {
+                text + "\n"
+            }
+        }
+        _ => serde_json::to_string_pretty(value)? + "\n",
+    })
+}
+
 /// A table whose cells are JSON values: JSON keeps their types, the table and CSV print them.
 pub struct Table {
     pub columns: Vec<&'static str>,
@@ -34,9 +49,8 @@ impl Table {
         match output {
             Output::Table => self.write_table(&mut out)?,
             Output::Csv => self.write_csv(&mut out)?,
-            Output::Json => {
-                serde_json::to_writer_pretty(&mut out, &self.to_json())?;
-                writeln!(out)?;
+            Output::Json | Output::Yaml => {
+                write!(out, "{}", document(output, &self.to_json())?)?;
             }
             Output::Jsonl => {
                 for row in self.to_json().as_array().into_iter().flatten() {

@@ -53,7 +53,9 @@ pub async fn plan_cmd(
     plan.created_by = roster_engine::actor::Actor::resolve(g.actor.as_deref()).name;
     plan.digest = plan.content_digest();
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&summary(&plan))?),
+        Output::Json | Output::Yaml => {
+            print!("{}", crate::output::document(output, &summary(&plan))?)
+        }
         Output::Jsonl => println!("{}", serde_json::to_string(&summary(&plan))?),
         Output::Csv => plan_csv(&plan)?,
         Output::Table => {
@@ -199,6 +201,7 @@ pub async fn log_head(output: Output, g: &Globals) -> Result<()> {
     let head = state.log_head(time::OffsetDateTime::now_utc()).await?;
     match output {
         Output::Json | Output::Jsonl => println!("{}", serde_json::to_string(&head)?),
+        Output::Yaml => print!("{}", crate::output::document(output, &head)?),
         Output::Table | Output::Csv => {
             println!("id         {}", head.id);
             println!("hash       {}", head.hash);

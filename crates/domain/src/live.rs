@@ -416,8 +416,15 @@ impl Live {
                         u.last_name,
                         u.api_only,
                         roles.join(", "),
-                        u.expires_at
-                            .map_or("never".into(), |t| t.unix_timestamp().to_string()),
+                        // RFC 3339 UTC to the second (Marketo's own precision): what a
+                        // reviewer reads in a drift message or a before -> after.
+                        u.expires_at.map_or("never".into(), |t| {
+                            t.to_offset(time::UtcOffset::UTC)
+                                .replace_nanosecond(0)
+                                .unwrap_or(t)
+                                .format(&time::format_description::well_known::Rfc3339)
+                                .unwrap_or_else(|_| t.unix_timestamp().to_string())
+                        }),
                         if u.pending.is_some() {
                             "pending"
                         } else {

@@ -984,6 +984,24 @@ async fn completions_man_page_and_colour_follow_the_conventions() {
         .await;
     assert!(!plain.stderr.is_empty());
     assert!(!plain.stderr.contains('\u{1b}'), "{}", plain.stderr);
+    // -o yaml: the document -o json prints, as YAML.
+    let json = env.ok(&["plan", example, "-o", "json"]).await.json();
+    let yaml = env.ok(&["plan", example, "-o", "yaml"]).await.stdout;
+    assert!(
+        yaml.contains("\nsteps:\n") && yaml.contains("summary:"),
+        "{yaml}"
+    );
+    let steps = json["steps"].as_array().unwrap().len();
+    assert_eq!(
+        yaml.matches("\n- index: ").count() + yaml.matches("\n  - index: ").count(),
+        steps,
+        "{yaml}"
+    );
+    let log = env.ok(&["log", "-o", "yaml"]).await.stdout;
+    assert!(
+        log.is_empty() || log.starts_with("- ") || log.starts_with("[]"),
+        "{log}"
+    );
 }
 
 /// `roster validate`: rosters and a service configuration checked offline (its secret named
