@@ -490,10 +490,33 @@ fn not_called_for<'a>(pending: &[&'a Step], roster: &Roster, live: &Live) -> Vec
         .collect()
 }
 
+/// `apply --auto` refused for want of an approval: the plan it made is saved (signed,
+/// 0600) in the state's `plans` folder, so the approval it asks for has a file to name.
+fn kept_for_review(
+    automatic: bool,
+    plan: &Plan,
+    g: &Globals,
+    state: &StateStore,
+) -> Result<String> {
+    if !automatic {
+        return Ok(String::new());
+    }
+    let dir = crate::connect::state_dir(g.state.as_deref()).join("plans");
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot make {} to keep the plan", dir.display()))?;
+    let path = dir.join(format!("{}.json", plan.id));
+    save(plan, &path, state.keys()?)?;
+    let shown = path.display();
+    Ok(format!(
+        "\nThe plan is saved as {shown}: review it (`roster plan` shows the same), then `roster approve {shown}` (another approver, where the roster asks for one) and `roster apply {shown}`, or `roster apply {shown} --approve`"
+    ))
+}
+
 pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> Result<()> {
     let state = open_state(g).await?;
     let actor = Actor::resolve(a.by.or(g.actor.as_deref()));
     let from_caller = matches!(a.plan, ToApply::Fresh(_));
+    let automatic = matches!(a.plan, ToApply::Auto(_));
     let (plan, roster, live, fresh) = match a.plan {
         ToApply::File(path) => {
             let plan = match load(path, state.keys()?) {
@@ -611,7 +634,7 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
         && !from_caller
         && let Some(why) = crate::approvers::missing(&state, &plan, &roster, &actor).await?
     {
-        let why = anyhow::anyhow!(why);
+        let why = anyhow::anyhow!("{why}{}", kept_for_review(automatic, &plan, g, &state)?);
         return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
     }
     if !verdict.destructive.is_empty() && state.approval(&plan.id, &plan.digest).await?.is_none() {
@@ -635,11 +658,12 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
                 })
                 .collect();
             let why = anyhow::anyhow!(
-                "{} has {} destructive step{} and no approval of this content; nothing was changed. Review them, then pass --approve or run `roster approve PLAN`:\n  {}",
+                "{} has {} destructive step{} and no approval of this content; nothing was changed. Review them, then pass --approve or run `roster approve PLAN`:\n  {}{}",
                 plan.id,
                 list.len(),
                 if list.len() == 1 { "" } else { "s" },
-                list.join("\n  ")
+                list.join("\n  "),
+                kept_for_review(automatic, &plan, g, &state)?
             );
             return Err(refuse(&state, &actor, Some(&plan.id), &plan.id, why).await);
         }

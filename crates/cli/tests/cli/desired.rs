@@ -1044,3 +1044,28 @@ async fn validate_checks_rosters_and_configuration_offline() {
     let missing = env.run_env(&["validate", "nowhere.yaml"], &[]).await;
     assert_eq!(missing.code, Some(1), "{}", missing.stderr);
 }
+
+/// `apply --auto` refused for want of an approval keeps the plan it made and names it, so
+/// `roster approve` and `roster apply` have a file to work on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automatic_apply_that_needs_an_approval_saves_its_plan() {
+    let env = Env::start(Duration::ZERO).await;
+    let example = example();
+    let refused = env
+        .fails(&["apply", "--auto", example.to_str().unwrap()])
+        .await;
+    let saved = refused
+        .stderr
+        .lines()
+        .find_map(|l| l.split("The plan is saved as ").nth(1))
+        .and_then(|rest| rest.split(": review it").next())
+        .unwrap_or_else(|| panic!("{}", refused.stderr))
+        .to_string();
+    assert!(std::path::Path::new(&saved).is_file(), "{saved}");
+    env.ok(&["approve", &saved, "--by", "ana"]).await;
+    env.ok(&["apply", &saved]).await;
+    assert!(
+        !env.has_marketo_user("katherine.johnson@acme.example").await,
+        "the approved leaver is gone"
+    );
+}
