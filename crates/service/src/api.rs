@@ -444,6 +444,8 @@ struct RunsQuery {
     instance: Option<String>,
     /// At most this many, newest first (1 to 1000, default 50).
     limit: Option<i64>,
+    /// Only runs older than this one (the previous page's `next_before`).
+    before: Option<i64>,
 }
 
 /// Runs, newest first.
@@ -455,9 +457,17 @@ async fn runs(
     ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> ApiResult<Json<Runs>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let runs = shared.store.runs(q.instance.as_deref(), limit).await?;
+    let runs = shared
+        .store
+        .runs_before(q.instance.as_deref(), q.before.unwrap_or(i64::MAX), limit)
+        .await?;
+    // A full page may have more behind it.
+    let next_before = (runs.len() as i64 == limit)
+        .then(|| runs.last().map(|r| r.id))
+        .flatten();
     Ok(Json(Runs {
         runs: runs.into_iter().map(Into::into).collect(),
+        next_before,
     }))
 }
 
@@ -803,6 +813,10 @@ pub(crate) async fn reject_plan(
 struct LogQuery {
     /// Only this plan's lines.
     plan: Option<String>,
+    /// Only lines after this one, oldest first (the previous page's `next_after`).
+    after: Option<i64>,
+    /// At most this many lines (1 to 5000). Without `after` or `limit`: the whole log.
+    limit: Option<i64>,
 }
 
 /// The audit log: every change, approval and refusal, hash-chained.
@@ -813,9 +827,22 @@ async fn log(
     _caller: Caller,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<Json<Log>> {
-    let entries = shared.store.log(q.plan.as_deref()).await?;
+    let paged = q.after.is_some() || q.limit.is_some();
+    let limit = q.limit.unwrap_or(500).clamp(1, 5000);
+    let entries = if paged {
+        shared
+            .store
+            .log_page(q.plan.as_deref(), q.after.unwrap_or(0), limit)
+            .await?
+    } else {
+        shared.store.log(q.plan.as_deref()).await?
+    };
+    let next_after = (paged && entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
     Ok(Json(Log {
         log: entries.into_iter().map(Into::into).collect(),
+        next_after,
     }))
 }
 

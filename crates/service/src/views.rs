@@ -121,6 +121,8 @@ impl From<roster_store::Run> for RunView {
 #[derive(Serialize, ToSchema)]
 pub struct Runs {
     pub runs: Vec<RunView>,
+    /// Set when the page is full: pass it as `before` for the next, older page.
+    pub next_before: Option<i64>,
 }
 
 /// A plan the service holds, and what became of it.
@@ -252,6 +254,8 @@ impl From<roster_store::LogEntry> for LogLine {
 #[derive(Serialize, ToSchema)]
 pub struct Log {
     pub log: Vec<LogLine>,
+    /// Set when a page (`after`/`limit`) is full: pass it as `after` for the next page.
+    pub next_after: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]

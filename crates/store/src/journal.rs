@@ -420,6 +420,17 @@ impl StateStore {
         read_log(&self.pool, plan_id).await
     }
 
+    /// A page of the log: at most `limit` lines after the line `after`, oldest first (a
+    /// cursor that holds while lines are appended).
+    pub async fn log_page(
+        &self,
+        plan_id: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LogEntry>> {
+        read_log_page(&self.pool, plan_id, after, limit).await
+    }
+
     /// Checks the whole log with this state's keys: see [`StateStore::verify_log_with`].
     pub async fn verify_log(&self) -> Result<std::result::Result<usize, ChainBreak>> {
         let keys = self.keys()?.clone();
@@ -841,12 +852,27 @@ pub(crate) async fn read_log<'e, E>(db: E, plan_id: Option<&str>) -> Result<Vec<
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
+    read_log_page(db, plan_id, 0, i64::MAX).await
+}
+
+/// At most `limit` lines with an id above `after`, oldest first.
+pub(crate) async fn read_log_page<'e, E>(
+    db: E,
+    plan_id: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<LogEntry>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let rows = sqlx::query(
         "SELECT id, at, actor, os_user, plan_id, step_key, app, action, target, \
                 outcome, detail, prev_hash, hash, instance, sig \
-         FROM audit_log WHERE ($1 IS NULL OR plan_id = $1) ORDER BY id",
+         FROM audit_log WHERE ($1 IS NULL OR plan_id = $1) AND id > $2 ORDER BY id LIMIT $3",
     )
     .bind(plan_id)
+    .bind(after)
+    .bind(limit)
     .fetch_all(db)
     .await?;
     Ok(rows

@@ -328,10 +328,22 @@ impl StateStore {
 
     /// The newest runs first, of one instance or all, at most `limit`.
     pub async fn runs(&self, instance: Option<&str>, limit: i64) -> Result<Vec<Run>> {
+        self.runs_before(instance, i64::MAX, limit).await
+    }
+
+    /// Runs with an id below `before`, newest first: the next page after a page ending at
+    /// `before` (a cursor that holds while runs start).
+    pub async fn runs_before(
+        &self,
+        instance: Option<&str>,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<Run>> {
         let rows = sqlx::query(
-            "SELECT * FROM service_runs WHERE ($1 IS NULL OR instance = $1) ORDER BY id DESC LIMIT $2",
+            "SELECT * FROM service_runs WHERE ($1 IS NULL OR instance = $1) AND id < $2 ORDER BY id DESC LIMIT $3",
         )
         .bind(instance)
+        .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
