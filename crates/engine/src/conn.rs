@@ -196,15 +196,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (number, unit) = s.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration; use e.g. 500ms, 20s, 2m or 1h"))?;
+        .map_err(|_| format!("{s:?} is not a duration; use e.g. 500ms, 20s, 2m, 1h or 90d"))?;
     let seconds = match unit.trim() {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86_400.0,
         other => {
             return Err(format!(
-                "unknown unit {other:?} in {s:?}; use ms, s, m or h"
+                "unknown unit {other:?} in {s:?}; use ms, s, m, h or d"
             ));
         }
     };

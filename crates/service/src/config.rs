@@ -249,6 +249,20 @@ struct RawService {
     parallel_runs: Option<usize>,
     log_head_interval: Option<String>,
     roster_watch: Option<String>,
+    #[serde(default)]
+    retention: RawRetention,
+}
+
+/// `[service.retention]`: how long what the service keeps for operators is kept; "off"
+/// keeps it for good. The audit log, tombstones, plans and approvals are evidence and are
+/// never pruned.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    runs: Option<String>,
+    run_events: Option<String>,
+    sessions: Option<String>,
+    deliveries: Option<String>,
 }
 
 /// Settings every instance has (serde cannot flatten them into a struct that denies
@@ -478,6 +492,8 @@ pub struct ServeConfig {
     /// webhook when it moved on), besides after each run: lines written outside runs
     /// (approvals, tokens, restores) reach a copy outside this host too.
     pub log_head_interval: Duration,
+    /// How long runs, their events, console sessions and webhook deliveries are kept.
+    pub retention: RetentionConfig,
     /// How often workers look at their roster files for edits, each planned for at once
     /// for the people it touched; `None` (`roster_watch = "off"`): only scheduled runs
     /// read the file.
@@ -644,6 +660,61 @@ fn secret(
         }
         (None, None) => Ok(None),
     }
+}
+
+/// How long each kind of record is kept (`None`: for good).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    pub runs: Option<Duration>,
+    pub run_events: Option<Duration>,
+    pub sessions: Option<Duration>,
+    pub deliveries: Option<Duration>,
+}
+
+impl RetentionConfig {
+    /// The cut-off times at `now`.
+    pub fn at(&self, now: time::OffsetDateTime) -> roster_store::Retention {
+        let before = |d: Option<Duration>| {
+            d.and_then(|d| time::Duration::try_from(d).ok())
+                .and_then(|d| now.checked_sub(d))
+        };
+        roster_store::Retention {
+            runs: before(self.runs),
+            run_events: before(self.run_events),
+            sessions: before(self.sessions),
+            deliveries: before(self.deliveries),
+        }
+    }
+}
+
+const DAY: u64 = 86_400;
+
+fn retention(raw: &RawRetention) -> Result<RetentionConfig, String> {
+    let one = |field: &str,
+               text: &Option<String>,
+               default: u64|
+     -> Result<Option<Duration>, String> {
+        match text.as_deref() {
+            Some("off") => Ok(None),
+            Some(_) => {
+                let d = duration("service.retention", field, text.as_ref())?.expect("given");
+                if d < Duration::from_secs(3600) {
+                    return Err(format!(
+                        "[service.retention] {field}: {} is too short; keep at least 1h, or \"off\" for good",
+                        text.as_deref().unwrap_or_default()
+                    ));
+                }
+                Ok(Some(d))
+            }
+            None => Ok(Some(Duration::from_secs(default * DAY))),
+        }
+    };
+    Ok(RetentionConfig {
+        runs: one("runs", &raw.runs, 365)?,
+        run_events: one("run_events", &raw.run_events, 90)?,
+        sessions: one("sessions", &raw.sessions, 30)?,
+        deliveries: one("deliveries", &raw.deliveries, 90)?,
+    })
 }
 
 /// How often a Magento instance looks for changed customers between full reads.
@@ -1031,6 +1102,7 @@ impl ServeConfig {
             json_logs: raw.service.json_logs.unwrap_or(false),
             parallel_runs,
             log_head_interval,
+            retention: retention(&raw.service.retention)?,
             roster_watch,
             instances,
             webhooks,
@@ -1074,6 +1146,30 @@ mod tests {
         assert!(inline.contains("client_secret_env"), "{inline}");
         let unset = parse("[marketo.prod]\nurl = \"https://1\"\nclient_id = \"id\"\nclient_secret_env = \"ROSTER_TEST_CFG_NOT_SET\"\nroster = \"r.yaml\"\n").unwrap_err();
         assert!(unset.contains("ROSTER_TEST_CFG_NOT_SET"), "{unset}");
+    }
+
+    #[test]
+    fn retention_has_defaults_off_and_a_floor() {
+        let section = |retention: &str| {
+            ServeConfig::parse_offline(
+                Path::new("/etc/roster/roster.toml"),
+                &format!(
+                    "[service.retention]\n{retention}\n[marketo.prod]\nurl = \"https://1.mktorest.com\"\nclient_id = \"id\"\nclient_secret_env = \"X\"\nroster = \"r.yaml\"\n"
+                ),
+            )
+        };
+        let d = section("").unwrap().retention;
+        assert_eq!(d.runs, Some(Duration::from_secs(365 * DAY)));
+        assert_eq!(d.sessions, Some(Duration::from_secs(30 * DAY)));
+        let c = section("runs = \"off\"\nrun_events = \"7d\"")
+            .unwrap()
+            .retention;
+        assert_eq!(c.runs, None);
+        assert_eq!(c.run_events, Some(Duration::from_secs(7 * DAY)));
+        let short = section("sessions = \"5m\"").unwrap_err();
+        assert!(short.contains("[service.retention] sessions"), "{short}");
+        let unknown = section("audit_log = \"1d\"").unwrap_err();
+        assert!(unknown.contains("audit_log"), "{unknown}");
     }
 
     #[test]

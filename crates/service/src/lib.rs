@@ -89,6 +89,22 @@ impl Shared {
         }
     }
 
+    /// Applies `[service.retention]` once, logging what it removed.
+    pub async fn prune(&self) {
+        let cutoffs = self.config.retention.at(OffsetDateTime::now_utc());
+        match self.store.prune(&cutoffs).await {
+            Ok(p) if p == roster_store::Pruned::default() => {}
+            Ok(p) => tracing::info!(
+                runs = p.runs,
+                run_events = p.run_events,
+                sessions = p.sessions,
+                deliveries = p.deliveries,
+                "pruned what [service.retention] no longer keeps"
+            ),
+            Err(e) => tracing::warn!("cannot prune old records: {e}"),
+        }
+    }
+
     /// After a run and every `log_head_interval`: the log's newest row, signed, as a gauge
     /// and (when it moved on) a `log.head` webhook, so that a receiver outside this host
     /// keeps heads that `roster log verify --head` checks a cut tail against.
@@ -254,6 +270,19 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
             }
         }
     }
+    // Retention: what the service keeps for operators is pruned hourly (never the evidence).
+    let pruning = Arc::clone(&shared);
+    let mut stop_pruning = watch_rx.clone();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop_pruning.changed() => break,
+                _ = tick.tick() => pruning.prune().await,
+            }
+        }
+    });
     // The log's signed head, published on a clock as well as after runs.
     let every = shared.config.log_head_interval;
     let heads = Arc::clone(&shared);

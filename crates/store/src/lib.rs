@@ -44,7 +44,8 @@ pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, Tombston
 pub use roster_keys::{KeyError, Keyring};
 pub use scim::{ScimConnection, ScimKey, ScimResource, ScimWriteError};
 pub use service::{
-    ApiToken, Delivery, JOB_SCHEMA, QueuedJobs, RestoreRequest, Run, RunEnd, ServicePlan,
+    ApiToken, Delivery, JOB_SCHEMA, Pruned, QueuedJobs, RestoreRequest, Retention, Run, RunEnd,
+    ServicePlan,
 };
 pub use tls::PgTls;
 pub use transfer::{FORMAT as EXPORT_FORMAT, Moved};
@@ -1004,6 +1005,57 @@ const TARGET_PREFIX: &str = "person:";
 mod tests {
     use super::*;
     use time::macros::{date, datetime};
+
+    #[tokio::test]
+    async fn retention_prunes_old_runs_and_events_on_both_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = vec![StateStore::open(dir.path()).await.unwrap()];
+        let db = testing::TestDatabase::create("retention").await;
+        if let Some(db) = &db {
+            stores.push(db.store().await.unwrap());
+        }
+        let now = datetime!(2026-12-01 00:00 UTC);
+        let end = |events: serde_json::Value| RunEnd {
+            outcome: "done".into(),
+            plan_id: None,
+            summary: Some("ok".into()),
+            error: None,
+            events,
+        };
+        for store in stores {
+            let mut ids = Vec::new();
+            for days in [400, 100, 1] {
+                let at = now - time::Duration::days(days);
+                let id = store.start_run("marketo.a", "schedule", at).await.unwrap();
+                store
+                    .finish_run(id, &end(serde_json::json!([{"kind": "note"}])), at)
+                    .await
+                    .unwrap();
+                ids.push(id);
+            }
+            // Running: never pruned, however old.
+            let running = store
+                .start_run("marketo.a", "schedule", now - time::Duration::days(500))
+                .await
+                .unwrap();
+            let cutoffs = Retention {
+                runs: Some(now - time::Duration::days(365)),
+                run_events: Some(now - time::Duration::days(90)),
+                ..Retention::default()
+            };
+            let pruned = store.prune(&cutoffs).await.unwrap();
+            assert_eq!((pruned.runs, pruned.run_events), (1, 1));
+            assert!(store.run(ids[0]).await.unwrap().is_none());
+            let kept = store.run(ids[1]).await.unwrap().unwrap();
+            assert_eq!(kept.events, serde_json::json!([]));
+            assert_eq!(kept.summary.as_deref(), Some("ok"));
+            let recent = store.run(ids[2]).await.unwrap().unwrap();
+            assert_eq!(recent.events.as_array().unwrap().len(), 1);
+            assert!(store.run(running).await.unwrap().is_some());
+            // Again: nothing more to do.
+            assert_eq!(store.prune(&cutoffs).await.unwrap(), Pruned::default());
+        }
+    }
 
     #[tokio::test]
     async fn people_waiting_for_a_targeted_run_are_taken_once_on_both_backends() {

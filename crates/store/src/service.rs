@@ -741,3 +741,68 @@ impl StateStore {
         Ok(rows.iter().map(delivery_from).collect())
     }
 }
+
+/// What the service's retention removes: each `Some` is a cut-off time, older is pruned.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    /// Finished runs (with their events).
+    pub runs: Option<OffsetDateTime>,
+    /// The events of finished runs (the run's row and summary stay).
+    pub run_events: Option<OffsetDateTime>,
+    /// Console sessions not used since.
+    pub sessions: Option<OffsetDateTime>,
+    /// Webhook deliveries that are final (delivered or failed).
+    pub deliveries: Option<OffsetDateTime>,
+}
+
+/// How many rows a prune removed or emptied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub runs: u64,
+    pub run_events: u64,
+    pub sessions: u64,
+    pub deliveries: u64,
+}
+
+impl StateStore {
+    /// Applies the retention: never the audit log, tombstones, plans or approvals, which
+    /// are the evidence; only what the service keeps for operators.
+    pub async fn prune(&self, r: &Retention) -> Result<Pruned> {
+        let mut out = Pruned::default();
+        if let Some(at) = r.runs {
+            out.runs = sqlx::query(
+                "DELETE FROM service_runs WHERE finished_at IS NOT NULL AND finished_at < $1",
+            )
+            .bind(crate::ms(at))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        if let Some(at) = r.run_events {
+            out.run_events = sqlx::query(
+                "UPDATE service_runs SET events = '[]' WHERE finished_at IS NOT NULL AND finished_at < $1 AND events <> '[]'",
+            )
+            .bind(crate::ms(at))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        if let Some(at) = r.sessions {
+            out.sessions = sqlx::query("DELETE FROM console_sessions WHERE last_seen_at < $1")
+                .bind(crate::ms(at))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        if let Some(at) = r.deliveries {
+            out.deliveries = sqlx::query(
+                "DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'failed') AND created_at < $1",
+            )
+            .bind(crate::ms(at))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        Ok(out)
+    }
+}
