@@ -60,7 +60,7 @@ pub async fn serve(
             writer = Some(loop {
                 if let Some(held) = store.try_shared_writer_lock(&me).await? {
                     if said {
-                        eprintln!("roster serve: starting: the state is free again");
+                        tracing::info!(target: "roster_service", "roster serve: starting: the state is free again");
                     }
                     break held;
                 }
@@ -69,7 +69,8 @@ pub async fn serve(
                         Some((who, since)) => format!("{who}, since {since},"),
                         None => "another roster process".into(),
                     };
-                    eprintln!(
+                    tracing::info!(
+                        target: "roster_service",
                         "roster serve: waiting: {who} holds the state in {} alone; this one starts when it finishes",
                         store.path().display()
                     );
@@ -78,7 +79,7 @@ pub async fn serve(
                 tokio::select! {
                     stopped = &mut stop => {
                         stopped?;
-                        eprintln!("roster serve: stopped while waiting");
+                        tracing::info!(target: "roster_service", "roster serve: stopped while waiting");
                         return Ok(());
                     }
                     () = tokio::time::sleep(WRITER_POLL) => {}
@@ -117,7 +118,8 @@ pub async fn serve(
                 if let Some(lock) = writer.as_mut()
                     && !lock.held().await
                 {
-                    eprintln!(
+                    tracing::error!(
+                        target: "roster_service",
                         "roster serve: lost the state's writer lock (its database session ended); stopping"
                     );
                     running.shutdown().await;
@@ -126,9 +128,10 @@ pub async fn serve(
             }
         }
     }
-    eprintln!("roster serve: stopping (the step in progress finishes first)");
+    // Log lines (JSON with --json-logs), as every other line the service writes.
+    tracing::info!(target: "roster_service", "roster serve: stopping (the step in progress finishes first)");
     running.shutdown().await;
-    eprintln!("roster serve: stopped");
+    tracing::info!(target: "roster_service", "roster serve: stopped");
     Ok(())
 }
 

@@ -183,11 +183,13 @@ impl FromRequestParts<Arc<Shared>> for Caller {
         // name (so four-eyes sees one person, whichever way they come in) and never more
         // than the account's role now (a demoted or removed account takes its tokens along).
         let Some(account) = record.account else {
-            return Ok(Caller {
+            let caller = Caller {
                 name: record.name,
                 role,
                 via: "api",
-            });
+            };
+            crate::request_log::Actor::tell(parts, caller.key());
+            return Ok(caller);
         };
         let user = shared.store.console_user(&account).await?.ok_or_else(|| {
             ApiError::new(
@@ -205,6 +207,7 @@ impl FromRequestParts<Arc<Shared>> for Caller {
             role: role.min(account_role),
             via: "api",
         })
+        .inspect(|c: &Caller| crate::request_log::Actor::tell(parts, c.key()))
     }
 }
 
@@ -287,7 +290,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 "method_not_allowed",
                 "this route does not take that method; see /api/v1/openapi.json",
             )
-        });
+        })
+        .layer(axum::middleware::from_fn(json_errors));
     Router::new()
         .nest("/api/v1", api)
         .nest("/scim/v2", crate::scim::router())
@@ -300,8 +304,49 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn(crate::request_log::log))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(shared)
+}
+
+/// Every API error is JSON: an answer axum's extractors made in plain text (a body over the
+/// limit, a wrong content type) is turned into the API's error shape, its message kept.
+async fn json_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = match (status, text.is_empty()) {
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => {
+            "the request body is over 64 KiB; send less".to_string()
+        }
+        (_, true) => status.canonical_reason().unwrap_or("error").to_string(),
+        (_, false) => text,
+    };
+    ApiError::new(status, code, message).into_response()
 }
 
 /// Anything else: a page saying so, with the way back (JSON for API clients that ask).

@@ -11,6 +11,7 @@ pub mod console;
 pub mod jobs;
 pub mod magento_changes;
 pub mod metrics;
+pub mod request_log;
 pub mod roster_watch;
 pub mod scim;
 pub mod tokens;

@@ -153,6 +153,7 @@ impl FromRequestParts<Arc<Shared>> for Caller {
             .use_scim_connection(&crate::tokens::hash(token), OffsetDateTime::now_utc())
             .await?
             .map(Caller)
+            .inspect(|c| crate::request_log::Actor::tell(parts, format!("scim:{}", c.0.name)))
             .ok_or_else(|| {
                 ScimError::new(401, None, "this SCIM token is unknown or revoked").into()
             })

@@ -706,3 +706,92 @@ fn the_scim_endpoint_passes_scim2_tester() {
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+/// `roster serve --json-logs`: every line on stderr is JSON, the ones it writes as it stops
+/// included, and each HTTP request has its line (method, path, status, who).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_json_to_the_last_line_and_each_request_is_logged() {
+    let env = Env::start(Duration::ZERO).await;
+    env.configure(&roster_text(), "");
+    let mut create = env.command();
+    create.args([
+        "serve",
+        "token",
+        "create",
+        "--name",
+        "approver",
+        "--role",
+        "approver",
+        "--service",
+    ]);
+    let made = run_checked(create, &[SECRET]).await;
+    assert!(made.ok, "{}", made.stderr);
+    let token = made.stdout.trim().to_string();
+    let log_path = env.dir.path().join("serve.log");
+    let mut child = env
+        .command()
+        .args(["serve", "--json-logs"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_prefix("roster serve: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let unauthorised = env
+        .http
+        .get(format!("{addr}/api/v1/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorised.status(), 401);
+    // A body over the limit: a JSON error too.
+    let big = env
+        .http
+        .post(format!("{addr}/api/v1/plans/p/approve"))
+        .bearer_auth(&token)
+        .body(vec![b'x'; 100 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    let body: Value = big.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_large", "{body}");
+    let status = stop(child);
+    assert!(status.success(), "{status:?}");
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["path"] == "/api/v1/instances"
+                && l["fields"]["status"] == 401
+                && l["fields"]["method"] == "GET"
+                && l["fields"]["actor"] == "-"),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["path"] == "/api/v1/plans/p/approve"
+                && l["fields"]["status"] == 413
+                && l["fields"]["actor"] == "api:approver"),
+        "{text}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l["fields"]["message"] == "roster serve: stopped"),
+        "{text}"
+    );
+}
