@@ -678,20 +678,6 @@ fn restore_sigpipe() {
     }
 }
 
-/// Whether to colour a stream that is (or is not) a terminal: `NO_COLOR` (any value) turns
-/// colour off, `CLICOLOR_FORCE` (not `0`) turns it on even into a pipe (no-color.org,
-/// bixense.com/clicolors).
-fn colour(terminal: bool) -> bool {
-    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    if set("NO_COLOR") {
-        return false;
-    }
-    if std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") {
-        return true;
-    }
-    terminal
-}
-
 fn init_tracing(verbose: u8, quiet: bool, json: bool) {
     let default = match verbose {
         0 if quiet => "warn",
@@ -710,7 +696,7 @@ fn init_tracing(verbose: u8, quiet: bool, json: bool) {
             .init();
         return;
     }
-    let ansi = colour(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let ansi = output::colour(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

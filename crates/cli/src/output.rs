@@ -239,3 +239,52 @@ mod snake_tests {
         );
     }
 }
+
+/// Whether to colour a stream that is (or is not) a terminal: `NO_COLOR` (any value) turns
+/// colour off, `CLICOLOR_FORCE` (not `0`) turns it on even into a pipe (no-color.org,
+/// bixense.com/clicolors).
+pub fn colour(terminal: bool) -> bool {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if set("NO_COLOR") {
+        return false;
+    }
+    if std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") {
+        return true;
+    }
+    terminal
+}
+
+/// A plan's text with its steps coloured, for a terminal: destructive steps (and what
+/// blocks the plan) red, creations green.
+pub fn coloured_plan(text: &str) -> String {
+    const RED: &str = "\x1b[31m";
+    const GREEN: &str = "\x1b[32m";
+    const RESET: &str = "\x1b[0m";
+    let mut out = String::with_capacity(text.len() + 256);
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let is_step = trimmed
+            .split_once(". [")
+            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        let paint = if line.starts_with("BLOCKED:") || (is_step && line.ends_with("(destructive)"))
+        {
+            Some(RED)
+        } else if is_step
+            && trimmed
+                .split_once("] ")
+                .is_some_and(|(_, rest)| rest.starts_with("invite "))
+        {
+            Some(GREEN)
+        } else {
+            None
+        };
+        match paint {
+            Some(c) => out.push_str(&format!("{c}{line}{RESET}\n")),
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}

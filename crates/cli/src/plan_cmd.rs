@@ -59,7 +59,12 @@ pub async fn plan_cmd(
         Output::Jsonl => println!("{}", serde_json::to_string(&summary(&plan))?),
         Output::Csv => plan_csv(&plan)?,
         Output::Table => {
-            print!("{}", plan);
+            let text = plan.to_string();
+            if crate::output::colour(std::io::IsTerminal::is_terminal(&std::io::stdout())) {
+                print!("{}", crate::output::coloured_plan(&text));
+            } else {
+                print!("{text}");
+            }
             println!("{}", summary_line(&plan));
         }
     }

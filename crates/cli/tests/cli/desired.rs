@@ -984,6 +984,24 @@ async fn completions_man_page_and_colour_follow_the_conventions() {
         .await;
     assert!(!plain.stderr.is_empty());
     assert!(!plain.stderr.contains('\u{1b}'), "{}", plain.stderr);
+    // A plan on a terminal (forced here): destructive steps red, invitations green.
+    let coloured = env
+        .run_env(&["plan", example], &[("CLICOLOR_FORCE", "1")])
+        .await
+        .stdout;
+    let red = coloured
+        .lines()
+        .find(|l| l.contains("(destructive)"))
+        .unwrap_or_else(|| panic!("{coloured}"));
+    assert!(red.starts_with("\u{1b}[31m"), "{coloured}");
+    assert!(
+        coloured
+            .lines()
+            .any(|l| l.starts_with("\u{1b}[32m") && l.contains("invite")),
+        "{coloured}"
+    );
+    let piped = env.ok(&["plan", example]).await.stdout;
+    assert!(!piped.contains('\u{1b}'), "{piped}");
     // -o yaml: the document -o json prints, as YAML.
     let json = env.ok(&["plan", example, "-o", "json"]).await.json();
     let yaml = env.ok(&["plan", example, "-o", "yaml"]).await.stdout;
