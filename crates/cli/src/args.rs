@@ -304,6 +304,30 @@ pub enum UserAction {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// Remove a console account: its sessions end and the API tokens acting for it stop
+    /// working.
+    Remove {
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
+    /// Give an account a new password (ROSTER_NEW_PASSWORD, else a prompt): it is unlocked
+    /// and signed out everywhere.
+    Passwd {
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
+    /// Lift the lock repeated failed sign-ins put on an account.
+    Unlock {
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
+    /// Change an account's role (its API tokens never act above it).
+    SetRole {
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        #[arg(long, value_parser = ["viewer", "operator", "approver", "admin"])]
+        role: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

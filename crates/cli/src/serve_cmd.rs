@@ -403,7 +403,89 @@ pub async fn user(
             }
             t.print(output)?;
         }
+        UserAction::Remove { name } => {
+            if !store.remove_console_user(&name).await? {
+                bail!("no console account {name:?}; `roster serve user list` shows them");
+            }
+            log_admin(
+                &store,
+                "remove console user",
+                &name,
+                format!("console account {name} removed"),
+            )
+            .await?;
+            eprintln!(
+                "console user {name:?} removed: signed out, and its API tokens no longer work"
+            );
+        }
+        UserAction::Passwd { name } => {
+            let user = store.console_user(&name).await?.ok_or_else(|| {
+                anyhow::anyhow!("no console account {name:?}; `roster serve user list` shows them")
+            })?;
+            if user.password_hash == roster_store::OIDC_ACCOUNT {
+                bail!(
+                    "{name:?} signs in through single sign-on; its password is the identity provider's"
+                );
+            }
+            let password = new_password(&name)?;
+            let hash = tokio::task::spawn_blocking(move || {
+                roster_service::console::hash_password(&password)
+            })
+            .await?;
+            store.set_console_password(&name, &hash).await?;
+            log_admin(
+                &store,
+                "set console password",
+                &name,
+                format!("a new password for console account {name}"),
+            )
+            .await?;
+            eprintln!(
+                "console user {name:?} has a new password, is unlocked and signed out everywhere"
+            );
+        }
+        UserAction::Unlock { name } => {
+            if !store.unlock_console_user(&name).await? {
+                bail!("no console account {name:?}; `roster serve user list` shows them");
+            }
+            log_admin(
+                &store,
+                "unlock console user",
+                &name,
+                format!("console account {name} unlocked"),
+            )
+            .await?;
+            eprintln!("console user {name:?} unlocked");
+        }
+        UserAction::SetRole { name, role } => {
+            let before = store.console_user(&name).await?.ok_or_else(|| {
+                anyhow::anyhow!("no console account {name:?}; `roster serve user list` shows them")
+            })?;
+            store.set_console_role(&name, &role).await?;
+            log_admin(
+                &store,
+                "set console role",
+                &name,
+                format!("console account {name}: {} -> {role}", before.role),
+            )
+            .await?;
+            eprintln!("console user {name:?} is now {role} (was {})", before.role);
+        }
     }
+    Ok(())
+}
+
+/// A change to who may use the service, in the audit log as every change is.
+async fn log_admin(
+    store: &roster_store::StateStore,
+    action: &str,
+    target: &str,
+    detail: String,
+) -> Result<()> {
+    let actor = roster_engine::actor::Actor::resolve(None);
+    let mut line = actor.log("roster", action, target, "done");
+    line.detail = Some(detail);
+    store.append_log(&line, OffsetDateTime::now_utc()).await?;
     Ok(())
 }
 

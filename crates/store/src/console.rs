@@ -78,6 +78,72 @@ impl StateStore {
         .await?)
     }
 
+    /// Removes an account and its sessions (its API tokens stop working: they act for an
+    /// account that no longer exists). False if there is none of that name.
+    pub async fn remove_console_user(&self, name: &str) -> Result<bool> {
+        let Some(user) = self.console_user(name).await? else {
+            return Ok(false);
+        };
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM console_sessions WHERE user_id = $1")
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM console_users WHERE id = $1")
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A new password (its hash) for an account, which also unlocks it and ends its
+    /// sessions (whoever knew the old one is signed out).
+    pub async fn set_console_password(&self, name: &str, password_hash: &str) -> Result<bool> {
+        let Some(user) = self.console_user(name).await? else {
+            return Ok(false);
+        };
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE console_users SET password_hash = $1, failed_attempts = 0, locked_until = NULL WHERE id = $2",
+        )
+        .bind(password_hash)
+        .bind(user.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM console_sessions WHERE user_id = $1")
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Lifts a lock that failed sign-ins put on an account.
+    pub async fn unlock_console_user(&self, name: &str) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE console_users SET failed_attempts = 0, locked_until = NULL WHERE name = $1",
+        )
+        .bind(name)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    /// A new role for an account (its tokens never act above it).
+    pub async fn set_console_role(&self, name: &str, role: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("UPDATE console_users SET role = $1 WHERE name = $2")
+                .bind(role)
+                .bind(name)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+
     pub async fn console_user(&self, name: &str) -> Result<Option<ConsoleUser>> {
         let row = sqlx::query("SELECT * FROM console_users WHERE name = $1")
             .bind(name)

@@ -795,3 +795,80 @@ async fn json_logs_are_json_to_the_last_line_and_each_request_is_logged() {
         "{text}"
     );
 }
+
+/// Console accounts are administered from the command line: a role changed, a lock lifted,
+/// a password replaced, an account removed, each in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_accounts_are_administered_and_each_change_is_logged() {
+    let env = Env::start(Duration::ZERO).await;
+    env.configure(&roster_text(), "");
+    let run = |args: &[&str], password: Option<&str>| {
+        let mut cmd = env.command();
+        cmd.args(args);
+        if let Some(p) = password {
+            cmd.env("ROSTER_NEW_PASSWORD", p);
+        }
+        run_checked(cmd, &[])
+    };
+    let added = run(
+        &["serve", "user", "add", "--name", "ana", "--role", "viewer"],
+        Some("ana-first-password"),
+    )
+    .await;
+    assert!(added.ok, "{}", added.stderr);
+    let made = run(
+        &[
+            "serve", "token", "create", "--name", "ana-cli", "--role", "viewer", "--for", "ana",
+        ],
+        None,
+    )
+    .await;
+    assert!(made.ok, "{}", made.stderr);
+    let role = run(
+        &[
+            "serve", "user", "set-role", "--name", "ana", "--role", "approver",
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        role.ok && role.stderr.contains("was viewer"),
+        "{}",
+        role.stderr
+    );
+    let listed = run(&["serve", "user", "list", "-o", "json"], None).await;
+    assert!(listed.stdout.contains("\"approver\""), "{}", listed.stdout);
+    assert!(
+        run(&["serve", "user", "unlock", "--name", "ana"], None)
+            .await
+            .ok
+    );
+    let passwd = run(
+        &["serve", "user", "passwd", "--name", "ana"],
+        Some("ana-second-password"),
+    )
+    .await;
+    assert!(passwd.ok, "{}", passwd.stderr);
+    let short = run(&["serve", "user", "passwd", "--name", "ana"], Some("short")).await;
+    assert!(!short.ok, "{}", short.stderr);
+    let missing = run(&["serve", "user", "unlock", "--name", "nobody"], None).await;
+    assert!(
+        !missing.ok && missing.stderr.contains("no console account \"nobody\""),
+        "{}",
+        missing.stderr
+    );
+    let removed = run(&["serve", "user", "remove", "--name", "ana"], None).await;
+    assert!(removed.ok, "{}", removed.stderr);
+    let listed = run(&["serve", "user", "list", "-o", "json"], None).await;
+    assert!(!listed.stdout.contains("\"ana\""), "{}", listed.stdout);
+    let log = run(&["log", "-o", "json"], None).await;
+    for action in [
+        "set console role",
+        "unlock console user",
+        "set console password",
+        "remove console user",
+    ] {
+        assert!(log.stdout.contains(action), "{action}: {}", log.stdout);
+    }
+    assert!(!log.stdout.contains("ana-second-password"));
+}
