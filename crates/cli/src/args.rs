@@ -348,6 +348,10 @@ pub enum TokenAction {
         /// The token is a service account (CI, a script), known by its --name.
         #[arg(long)]
         service: bool,
+        /// It stops working after this long (e.g. 90d, 12h). To rotate without downtime,
+        /// make the next token (another --name) before this one expires or is revoked.
+        #[arg(long, value_name = "DURATION", value_parser = roster_engine::conn::parse_duration)]
+        expires: Option<std::time::Duration>,
     },
     /// The tokens: names, roles, when made and last used (never the tokens themselves).
     List {

@@ -173,6 +173,7 @@ pub async fn token(
             role,
             account,
             service,
+            expires,
         } => {
             tokens::check_name(&name).map_err(anyhow::Error::msg)?;
             if account.is_none() && !service {
@@ -199,16 +200,38 @@ pub async fn token(
                 );
             }
             let token = tokens::generate();
+            let expires_at = match expires {
+                Some(d) => Some(
+                    time::Duration::try_from(d)
+                        .ok()
+                        .and_then(|d| now.checked_add(d))
+                        .ok_or_else(|| anyhow::anyhow!("--expires is too far away"))?,
+                ),
+                None => None,
+            };
             store
-                .add_token_for(&name, &role, account.as_deref(), &tokens::hash(&token), now)
+                .add_token_until(
+                    &name,
+                    &role,
+                    account.as_deref(),
+                    &tokens::hash(&token),
+                    now,
+                    expires_at,
+                )
                 .await?;
             // Who made which credential is on record, as every change is.
             let actor = roster_engine::actor::Actor::resolve(None);
             let mut line = actor.log("roster", "create token", &name, "done");
-            line.detail = Some(match &account {
-                Some(a) => format!("API token {name} ({role}) acting for console account {a}"),
-                None => format!("API token {name} ({role}), a service account"),
-            });
+            line.detail = Some(format!(
+                "{}{}",
+                match &account {
+                    Some(a) => format!("API token {name} ({role}) acting for console account {a}"),
+                    None => format!("API token {name} ({role}), a service account"),
+                },
+                expires_at
+                    .map(|at| format!(", expires {}", rfc3339(at)))
+                    .unwrap_or_default()
+            ));
             store.append_log(&line, now).await?;
             eprintln!(
                 "API token {name:?} ({role}{}) created in {}; it is shown once, here:",
@@ -227,6 +250,7 @@ pub async fn token(
                 "acts for",
                 "created at",
                 "last used",
+                "expires at",
                 "revoked at",
             ]);
             for k in store.tokens().await? {
@@ -236,6 +260,7 @@ pub async fn token(
                     json!(k.account.as_deref().unwrap_or("(service account)")),
                     json!(rfc3339(k.created_at)),
                     json!(k.last_used_at.map(rfc3339)),
+                    json!(k.expires_at.map(rfc3339)),
                     json!(k.revoked_at.map(rfc3339)),
                 ]);
             }

@@ -165,17 +165,22 @@ impl FromRequestParts<Arc<Shared>> for Caller {
             )
         };
         let token = tokens::bearer(&parts.headers).ok_or_else(missing)?;
-        let record = shared
-            .store
-            .use_token(&tokens::hash(token), OffsetDateTime::now_utc())
-            .await?
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "this API token is unknown or revoked",
-                )
-            })?;
+        let now = OffsetDateTime::now_utc();
+        let hash = tokens::hash(token);
+        let Some(record) = shared.store.use_token(&hash, now).await? else {
+            let message = match shared.store.expired_token(&hash, now).await? {
+                Some((name, at)) => format!(
+                    "the API token {name:?} expired at {}; make a new one (`roster serve token create`)",
+                    roster_engine::text::rfc3339(at)
+                ),
+                None => "this API token is unknown or revoked".into(),
+            };
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                message,
+            ));
+        };
         let role = Role::parse(&record.role).ok_or_else(|| {
             ApiError::internal(format!("token {} has an unknown role", record.name))
         })?;

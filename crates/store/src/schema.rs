@@ -250,6 +250,8 @@ pub const STEPS: &[&str] = &[
         signed_at INTEGER NOT NULL,
         PRIMARY KEY (plan_id, digest, fingerprint)
     );",
+    // 16: an API token may expire (`serve token create --expires 90d`).
+    "ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;",
 ];
 
 /// The same schema on PostgreSQL, as its own ordered list (a `roster_schema` row records how
@@ -504,4 +506,6 @@ pub const PG_STEPS: &[&str] = &[
         signed_at BIGINT NOT NULL,
         PRIMARY KEY (plan_id, digest, fingerprint)
     );",
+    // 10: SQLite's step 16.
+    "ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT;",
 ];

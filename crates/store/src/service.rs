@@ -123,6 +123,9 @@ pub struct ApiToken {
     pub last_used_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// When it stops working, if it was made to expire.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// One webhook delivery and how it went.
@@ -187,6 +190,7 @@ fn token_from(r: &AnyRow) -> ApiToken {
         created_at: from_ms(r.get("created_at")),
         last_used_at: r.get::<Option<i64>, _>("last_used_at").map(from_ms),
         revoked_at: r.get::<Option<i64>, _>("revoked_at").map(from_ms),
+        expires_at: r.get::<Option<i64>, _>("expires_at").map(from_ms),
     }
 }
 
@@ -561,6 +565,20 @@ impl StateStore {
         hash: &str,
         at: OffsetDateTime,
     ) -> Result<i64> {
+        self.add_token_until(name, role, account, hash, at, None)
+            .await
+    }
+
+    /// [`StateStore::add_token_for`] with an expiry.
+    pub async fn add_token_until(
+        &self,
+        name: &str,
+        role: &str,
+        account: Option<&str>,
+        hash: &str,
+        at: OffsetDateTime,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<i64> {
         let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
@@ -573,19 +591,37 @@ impl StateStore {
         }
         Ok(
             sqlx::query_scalar::<_, i64>(
-                "INSERT INTO api_tokens (name, role, hash, created_at, account) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO api_tokens (name, role, hash, created_at, account, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
             .bind(name)
             .bind(role)
             .bind(hash)
             .bind(ms(at))
             .bind(account)
+            .bind(expires_at.map(ms))
             .fetch_one(&self.pool)
             .await?,
         )
     }
 
     /// The live (not revoked) token with this hash, marking it used.
+    /// The name of the live token `hash` is and when it expired, if it has: what a refusal
+    /// tells its user instead of "unknown".
+    pub async fn expired_token(
+        &self,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<(String, OffsetDateTime)>> {
+        let row = sqlx::query("SELECT * FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| token_from(&r))
+            .and_then(|t| t.expires_at.filter(|u| *u <= at).map(|u| (t.name, u))))
+    }
+
+    /// The live token `hash` is (not revoked, not expired), marked used.
     pub async fn use_token(&self, hash: &str, at: OffsetDateTime) -> Result<Option<ApiToken>> {
         let row = sqlx::query("SELECT * FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL")
             .bind(hash)
@@ -593,6 +629,9 @@ impl StateStore {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let token = token_from(&row);
+        if token.expires_at.is_some_and(|until| until <= at) {
+            return Ok(None);
+        }
         self.mark_used(TokenTable::Api, token.id, token.last_used_at, at)
             .await?;
         Ok(Some(token))

@@ -727,6 +727,34 @@ async fn json_logs_are_json_to_the_last_line_and_each_request_is_logged() {
     let made = run_checked(create, &[SECRET]).await;
     assert!(made.ok, "{}", made.stderr);
     let token = made.stdout.trim().to_string();
+    // A token made to expire (here at once): refused, saying so.
+    let mut create = env.command();
+    create.args([
+        "serve",
+        "token",
+        "create",
+        "--name",
+        "brief",
+        "--role",
+        "viewer",
+        "--service",
+        "--expires",
+        "1ms",
+    ]);
+    let brief = run_checked(create, &[SECRET]).await;
+    assert!(brief.ok, "{}", brief.stderr);
+    let brief = brief.stdout.trim().to_string();
+    let mut list = env.command();
+    list.args(["serve", "token", "list", "-o", "json"]);
+    let listed = run_checked(list, &[]).await;
+    let listed: Value = serde_json::from_str(&listed.stdout).unwrap();
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "brief")
+        .unwrap();
+    assert!(row["expires_at"].is_string(), "{listed:#}");
     let log_path = env.dir.path().join("serve.log");
     let mut child = env
         .command()
@@ -751,6 +779,30 @@ async fn json_logs_are_json_to_the_last_line_and_each_request_is_logged() {
         .await
         .unwrap();
     assert_eq!(unauthorised.status(), 401);
+    let expired = env
+        .http
+        .get(format!("{addr}/api/v1/instances"))
+        .bearer_auth(&brief)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status(), 401);
+    let why: Value = expired.json().await.unwrap();
+    assert!(
+        why["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the API token \"brief\" expired at"),
+        "{why}"
+    );
+    let fine = env
+        .http
+        .get(format!("{addr}/api/v1/instances"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status(), 200);
     // A body over the limit: a JSON error too.
     let big = env
         .http
