@@ -106,7 +106,7 @@ pub async fn audit(conn: &AdobeConn, output: Output, g: &Globals) -> Result<()> 
                 println!("{}", serde_json::to_string(u)?);
             }
         }
-        Output::Table | Output::Csv => {
+        Output::Table | Output::Wide | Output::Csv => {
             let join = |v: &Value| {
                 json!(
                     v.as_array()
@@ -137,7 +137,7 @@ pub async fn audit(conn: &AdobeConn, output: Output, g: &Globals) -> Result<()> 
                 ]);
             }
             t.print(output)?;
-            if output == Output::Table {
+            if output.is_table() {
                 println!();
                 let mut t = Table::new(&["product profile", "product", "users"]);
                 for p in &profiles {

@@ -408,12 +408,19 @@ pub enum Output {
     Jsonl,
     /// The document `json` prints, as YAML.
     Yaml,
+    /// The table with every cell whole (`table` on a terminal shortens long cells to fit).
+    Wide,
 }
 
 impl Output {
     /// A whole document (`json`, `yaml`) rather than rows.
     pub fn is_document(self) -> bool {
         matches!(self, Output::Json | Output::Yaml)
+    }
+
+    /// Aligned columns for people (`table`, `wide`).
+    pub fn is_table(self) -> bool {
+        matches!(self, Output::Table | Output::Wide)
     }
 }
 

@@ -131,7 +131,7 @@ pub async fn tombstones(args: TombstonesArgs, g: &Globals) -> Result<()> {
             json!(ts.instance),
         ]);
     }
-    if t.rows.is_empty() && args.output == Output::Table {
+    if t.rows.is_empty() && args.output.is_table() {
         eprintln!("no tombstones in {}", state.path().display());
     }
     t.print(args.output)

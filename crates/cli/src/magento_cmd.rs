@@ -425,7 +425,7 @@ pub async fn audit(conn: &MagentoConn, output: Output, g: &Globals) -> Result<()
     t.print(output)?;
     match admins {
         AdminUsers::Available(users) => {
-            if output == Output::Table {
+            if output.is_table() {
                 println!();
             }
             let mut t = Table::new(&["admin user", "email", "role", "active"]);

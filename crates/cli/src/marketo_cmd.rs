@@ -203,7 +203,7 @@ async fn user_roles_or_explain(s: &MarketoSession, userid: &str) -> Result<Vec<R
 }
 
 async fn show_after_write(s: &MarketoSession, userid: &str, output: Output) -> Result<()> {
-    if output == Output::Table {
+    if output.is_table() {
         return Ok(());
     }
     show_user(s, userid, output).await

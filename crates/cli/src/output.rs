@@ -47,7 +47,8 @@ impl Table {
     pub fn print(&self, output: Output) -> Result<()> {
         let mut out = std::io::stdout().lock();
         match output {
-            Output::Table => self.write_table(&mut out)?,
+            Output::Table => self.write_table(&mut out, terminal_width())?,
+            Output::Wide => self.write_table(&mut out, None)?,
             Output::Csv => self.write_csv(&mut out)?,
             Output::Json | Output::Yaml => {
                 write!(out, "{}", document(output, &self.to_json())?)?;
@@ -86,24 +87,24 @@ impl Table {
     }
 
     /// Aligned columns measured by display width (wide and combining characters count as
-    /// they show), every cell sanitised so app data cannot forge rows or drive the terminal,
-    /// wrapped to the terminal's width when printing to one.
-    pub fn write_table(&self, out: &mut impl Write) -> std::io::Result<()> {
+    /// they show), every cell sanitised so app data cannot forge rows or drive the terminal.
+    /// Given a terminal's `width`, long cells are shortened with `…` so every row fits on one
+    /// line (`-o wide`, or a pipe, prints them whole).
+    pub fn write_table(&self, out: &mut impl Write, width: Option<u16>) -> std::io::Result<()> {
         use comfy_table::{CellAlignment, ContentArrangement, presets};
         let mut table = comfy_table::Table::new();
         table.load_preset(presets::NOTHING);
-        match terminal_width() {
-            Some(width) => {
-                table.set_content_arrangement(ContentArrangement::Dynamic);
-                table.set_width(width);
-            }
-            None => {
-                table.set_content_arrangement(ContentArrangement::Disabled);
-            }
-        }
-        table.set_header(self.columns.iter().map(|c| c.to_uppercase()));
-        for row in &self.rows {
-            table.add_row(row.iter().map(|v| sanitize(&plain(v))));
+        table.set_content_arrangement(ContentArrangement::Disabled);
+        let header: Vec<String> = self.columns.iter().map(|c| c.to_uppercase()).collect();
+        let rows: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|row| row.iter().map(|v| sanitize(&plain(v))).collect())
+            .collect();
+        let widths = fit_columns(&header, &rows, width.map(usize::from));
+        table.set_header(header.iter().zip(&widths).map(|(h, w)| shorten(h, *w)));
+        for row in &rows {
+            table.add_row(row.iter().zip(&widths).map(|(c, w)| shorten(c, *w)));
         }
         for column in table.column_iter_mut() {
             column.set_padding((0, 2));
@@ -124,6 +125,54 @@ impl Table {
         }
         Ok(())
     }
+}
+
+/// How wide each column may be: as wide as its widest cell, and on a terminal of `width`,
+/// the widest columns narrowed in turn (to no less than 6) until a row fits.
+pub fn fit_columns(header: &[String], rows: &[Vec<String>], width: Option<usize>) -> Vec<usize> {
+    use unicode_width::UnicodeWidthStr;
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.width());
+        }
+    }
+    let Some(available) = width else {
+        return widths;
+    };
+    const PADDING: usize = 2;
+    const NARROWEST: usize = 6;
+    let total = |w: &[usize]| w.iter().sum::<usize>() + PADDING * w.len().saturating_sub(1);
+    while total(&widths) > available {
+        let Some((i, widest)) = widths.iter().copied().enumerate().max_by_key(|(_, w)| *w) else {
+            break;
+        };
+        if widest <= NARROWEST {
+            break;
+        }
+        widths[i] = widest - 1;
+    }
+    widths
+}
+
+/// `text` within `width` display columns: whole if it fits, else cut with `…`.
+pub fn shorten(text: &str, width: usize) -> String {
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+    if text.width() <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
 }
 
 /// A cell as text: strings bare, null empty, everything else as JSON.
@@ -182,64 +231,6 @@ fn snake(key: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn csv_quotes_and_defuses_formulas() {
-        assert_eq!(csv_cell("plain"), "plain");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        // Control characters are shown, not obeyed, in CSV too.
-        assert_eq!(csv_cell("Eve\x1b[2J\x07"), "Eve\\u{1b}[2J\\u{7}");
-        assert_eq!(csv_cell("a\nb"), "a\\nb");
-    }
-
-    #[test]
-    fn table_aligns_and_json_keeps_types() {
-        let mut t = Table::new(&["id", "user id"]);
-        t.push(vec![json!(7), json!("a@x")]);
-        t.push(vec![json!(12345), Value::Null]);
-        let mut out = Vec::new();
-        t.write_table(&mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(text, "ID     USER ID\n7      a@x\n12345\n");
-        assert_eq!(t.to_json()[0], json!({"id": 7, "user_id": "a@x"}));
-    }
-
-    #[test]
-    fn table_cells_cannot_forge_rows_or_send_escapes() {
-        let mut t = Table::new(&["name", "email"]);
-        t.push(vec![
-            json!("Eve\nMallory  mallory@x"),
-            json!("\u{1b}[2Jeve@x"),
-        ]);
-        let mut out = Vec::new();
-        t.write_table(&mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(text.lines().count(), 2, "{text}");
-        assert!(!text.contains('\u{1b}'), "{text}");
-        assert!(text.contains("Eve\\nMallory"), "{text}");
-    }
-}
-
-#[cfg(test)]
-mod snake_tests {
-    #[test]
-    fn keys_become_snake_case_values_stay() {
-        let v = super::snake_keys(
-            serde_json::json!({"emailAddress": "a@B", "userRoleWorkspaces": [{"accessRoleId": 1}], "id": 2}),
-        );
-        assert_eq!(
-            v,
-            serde_json::json!({"email_address": "a@B", "user_role_workspaces": [{"access_role_id": 1}], "id": 2})
-        );
-    }
-}
-
 /// Whether to colour a stream that is (or is not) a terminal: `NO_COLOR` (any value) turns
 /// colour off, `CLICOLOR_FORCE` (not `0`) turns it on even into a pipe (no-color.org,
 /// bixense.com/clicolors).
@@ -287,4 +278,80 @@ pub fn coloured_plan(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_cells_are_shortened_to_fit_a_terminal_and_whole_otherwise() {
+        let header = vec!["EMAIL".to_string(), "ROLES".to_string()];
+        let rows = vec![vec![
+            "margaret.hamilton@acme.example".to_string(),
+            "Standard User@US, Standard User@EMEA, Marketing User@Default".to_string(),
+        ]];
+        let whole = fit_columns(&header, &rows, None);
+        assert_eq!(whole, [30, 60]);
+        let fitted = fit_columns(&header, &rows, Some(60));
+        assert!(fitted.iter().sum::<usize>() + 2 <= 60, "{fitted:?}");
+        assert_eq!(shorten("Standard User@US", 10), "Standard …");
+        assert_eq!(shorten("short", 10), "short");
+        // Wide characters count as two.
+        assert_eq!(shorten("日本語のユーザー", 7), "日本語…");
+    }
+
+    use serde_json::json;
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        // Control characters are shown, not obeyed, in CSV too.
+        assert_eq!(csv_cell("Eve\x1b[2J\x07"), "Eve\\u{1b}[2J\\u{7}");
+        assert_eq!(csv_cell("a\nb"), "a\\nb");
+    }
+
+    #[test]
+    fn table_aligns_and_json_keeps_types() {
+        let mut t = Table::new(&["id", "user id"]);
+        t.push(vec![json!(7), json!("a@x")]);
+        t.push(vec![json!(12345), Value::Null]);
+        let mut out = Vec::new();
+        t.write_table(&mut out, None).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "ID     USER ID\n7      a@x\n12345\n");
+        assert_eq!(t.to_json()[0], json!({"id": 7, "user_id": "a@x"}));
+    }
+
+    #[test]
+    fn table_cells_cannot_forge_rows_or_send_escapes() {
+        let mut t = Table::new(&["name", "email"]);
+        t.push(vec![
+            json!("Eve\nMallory  mallory@x"),
+            json!("\u{1b}[2Jeve@x"),
+        ]);
+        let mut out = Vec::new();
+        t.write_table(&mut out, None).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("Eve\\nMallory"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod snake_tests {
+    #[test]
+    fn keys_become_snake_case_values_stay() {
+        let v = super::snake_keys(
+            serde_json::json!({"emailAddress": "a@B", "userRoleWorkspaces": [{"accessRoleId": 1}], "id": 2}),
+        );
+        assert_eq!(
+            v,
+            serde_json::json!({"email_address": "a@B", "user_role_workspaces": [{"access_role_id": 1}], "id": 2})
+        );
+    }
 }

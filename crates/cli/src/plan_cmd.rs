@@ -58,7 +58,7 @@ pub async fn plan_cmd(
         }
         Output::Jsonl => println!("{}", serde_json::to_string(&summary(&plan))?),
         Output::Csv => plan_csv(&plan)?,
-        Output::Table => {
+        Output::Table | Output::Wide => {
             let text = plan.to_string();
             if crate::output::colour(std::io::IsTerminal::is_terminal(&std::io::stdout())) {
                 print!("{}", crate::output::coloured_plan(&text));
@@ -134,7 +134,7 @@ pub async fn log_cmd(plan: Option<&str>, output: Output, g: &Globals) -> Result<
             json!(e.target),
             json!(e.outcome),
             json!(e.detail),
-            json!(if output == Output::Table {
+            json!(if output.is_table() {
                 short(&e.hash).to_string()
             } else {
                 e.hash
@@ -207,7 +207,7 @@ pub async fn log_head(output: Output, g: &Globals) -> Result<()> {
     match output {
         Output::Json | Output::Jsonl => println!("{}", serde_json::to_string(&head)?),
         Output::Yaml => print!("{}", crate::output::document(output, &head)?),
-        Output::Table | Output::Csv => {
+        Output::Table | Output::Wide | Output::Csv => {
             println!("id         {}", head.id);
             println!("hash       {}", head.hash);
             println!("signed at  {}", rfc3339(head.signed_at));

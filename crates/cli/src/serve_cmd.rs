@@ -11,7 +11,7 @@ use roster_service::tokens;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::args::{Output, ScimTokenAction, TokenAction, UserAction};
+use crate::args::{ScimTokenAction, TokenAction, UserAction};
 use crate::output::{Table, rfc3339};
 
 fn config_path(config: Option<&Path>) -> Result<&Path> {
@@ -264,7 +264,7 @@ pub async fn token(
                     json!(k.revoked_at.map(rfc3339)),
                 ]);
             }
-            if t.rows.is_empty() && output == Output::Table {
+            if t.rows.is_empty() && output.is_table() {
                 eprintln!(
                     "no API tokens in {}; `roster serve token create --name NAME --role ROLE --for CONSOLE_USER` (or `--service`) makes one",
                     dir.display()
@@ -329,7 +329,7 @@ pub async fn scim_token(
                     json!(c.revoked_at.map(rfc3339)),
                 ]);
             }
-            if t.rows.is_empty() && output == Output::Table {
+            if t.rows.is_empty() && output.is_table() {
                 eprintln!(
                     "no SCIM connections in {}; `roster serve scim-token create --name NAME` makes one",
                     dir.display()
