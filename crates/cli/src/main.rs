@@ -4,6 +4,7 @@ mod adobe_cmd;
 mod args;
 mod audit_cmd;
 mod demo;
+mod exit;
 mod lifecycle_cmd;
 mod magento_cmd;
 mod marketo_cmd;
@@ -435,7 +436,7 @@ async fn run(cli: args::Cli) -> std::process::ExitCode {
         }
         Err(err) => {
             eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit::code(&err))
         }
     }
 }

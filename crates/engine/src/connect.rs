@@ -354,20 +354,21 @@ impl MarketoSession {
             }
             None => crate::adobe_ops::ImsLink::configured(&file, adobe, g).await?,
         };
+        use crate::problem::Problem;
         let Some(url) = conn.url.clone().or(file.url) else {
-            bail!(
-                "no Marketo instance given: set ROSTER_MARKETO_URL (or --url, or url in the [marketo] section of the config file)"
-            );
+            return Err(Problem::not_configured(
+                "no Marketo instance given: set ROSTER_MARKETO_URL (or --url, or url in the [marketo] section of the config file)",
+            ));
         };
         let Some(client_id) = conn.client_id.clone().or(file.client_id) else {
-            bail!(
-                "no client id given: set ROSTER_MARKETO_CLIENT_ID (or --client-id, or client_id in the config file)"
-            );
+            return Err(Problem::not_configured(
+                "no client id given: set ROSTER_MARKETO_CLIENT_ID (or --client-id, or client_id in the config file)",
+            ));
         };
         let Some(secret) = conn.client_secret.clone().or(file.client_secret) else {
-            bail!(
-                "no client secret given: set ROSTER_MARKETO_CLIENT_SECRET (or client_secret in the config file)"
-            );
+            return Err(Problem::not_configured(
+                "no client secret given: set ROSTER_MARKETO_CLIENT_SECRET (or client_secret in the config file)",
+            ));
         };
         let mut config = ClientConfig::new(url, client_id, Secret::new(secret));
         config.allow_insecure_http = allow_insecure_http();

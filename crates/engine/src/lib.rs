@@ -21,6 +21,7 @@ pub mod magento_ops;
 pub mod marketo_ops;
 pub mod planning;
 pub mod private;
+pub mod problem;
 pub mod shared_pacing;
 pub mod text;
 

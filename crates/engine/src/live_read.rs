@@ -170,12 +170,12 @@ pub fn load_roster(path: &Path) -> Result<Roster> {
     let text = read_bounded(path, "the roster file")?;
     let problems = |list: Vec<roster_domain::desired::Problem>| {
         let lines: Vec<String> = list.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!(
+        crate::problem::Problem::invalid(format!(
             "the roster has {} problem{}; nothing was read from the apps:\n  {}",
             lines.len(),
             if lines.len() == 1 { "" } else { "s" },
             lines.join("\n  ")
-        )
+        ))
     };
     let parsed = roster_file::parse(&name, &text, format).map_err(problems)?;
     let mut roster = parsed.roster;

@@ -125,11 +125,11 @@ async fn scope_roster(
                     roster.source
                 );
             }
-            bail!(
+            return Err(crate::problem::Problem::not_configured(format!(
                 "{} gives people {app} access, but no {app} connection is configured: set ROSTER_{}_URL and its credentials (or a [{app}] section in the config file)",
                 roster.source,
                 app.name().to_uppercase()
-            );
+            )));
         }
     }
     protect_own_admin(roster, sessions);
@@ -146,12 +146,12 @@ fn protect_own_admin(roster: &mut Roster, sessions: &Sessions) {
 fn resolve(roster: &mut Roster, live: &Live) -> Result<()> {
     roster.resolve(&live.names()).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!(
+        crate::problem::Problem::invalid(format!(
             "the roster does not match the apps ({} problem{}); nothing was changed:\n  {}",
             lines.len(),
             if lines.len() == 1 { "" } else { "s" },
             lines.join("\n  ")
-        )
+        ))
     })
 }
 

@@ -1087,3 +1087,39 @@ async fn an_automatic_apply_that_needs_an_approval_saves_its_plan() {
         "the approved leaver is gone"
     );
 }
+
+/// Exit codes tell problems apart: usage, an invalid roster, an app nobody answers at, an
+/// app that refuses the credentials, a connection not configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_tell_problems_apart() {
+    let env = Env::start(Duration::ZERO).await;
+    let example = example();
+    let example = example.to_str().unwrap();
+    let usage = env.run_env(&["plan"], &[]).await;
+    assert_eq!(usage.code, Some(2), "{}", usage.stderr);
+    let bad = env.write(
+        "bad.yaml",
+        "people:\n  - email: bad@@acme.example\n    first_name: B\n    last_name: Ad\n",
+    );
+    let invalid = env.run_env(&["plan", bad.to_str().unwrap()], &[]).await;
+    assert_eq!(invalid.code, Some(65), "{}", invalid.stderr);
+    // A closed port on this machine: nothing answers.
+    let unreachable = env
+        .run_env(
+            &["plan", example],
+            &[("ROSTER_MARKETO_URL", "http://127.0.0.1:1")],
+        )
+        .await;
+    assert_eq!(unreachable.code, Some(69), "{}", unreachable.stderr);
+    let refused = env
+        .run_env(
+            &["plan", example],
+            &[("ROSTER_MARKETO_CLIENT_SECRET", "not-the-secret-at-all")],
+        )
+        .await;
+    assert_eq!(refused.code, Some(77), "{}", refused.stderr);
+    let unconfigured = env
+        .run_env(&["plan", example], &[("ROSTER_MAGENTO_URL", "")])
+        .await;
+    assert_eq!(unconfigured.code, Some(78), "{}", unconfigured.stderr);
+}
