@@ -399,7 +399,7 @@ async fn serve_demo(
         .with_context(|| format!("cannot write {}", dir.join("roster.yaml").display()))?;
     let config = format!(
         "# Written by `roster demo --serve`: both sandboxes, reconciled every minute.\n\
-         [service]\nlisten = \"127.0.0.1:0\"\n\n\
+         [service]\nlisten = \"127.0.0.1:0\"\nstate = \"state\"\n\n\
          [marketo.demo]\nurl = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secrets/marketo\"\nroster = \"roster.yaml\"\ninterval = \"1m\"\n\n\
          [magento.demo]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"secrets/magento\"\nroster = \"roster.yaml\"\ninterval = \"1m\"\n",
         sandbox.base_url(),

@@ -101,7 +101,23 @@ fn pass_on_root_cert(url: &str) {
     }
 }
 
-async fn run(cli: args::Cli) -> std::process::ExitCode {
+/// The state a service configuration names (`[service] state`), for every command given it
+/// with `--config` and no `--state` / ROSTER_STATE: one configuration, one state.
+fn state_of_config(config: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    let path = config?;
+    let text = std::fs::read_to_string(path).ok()?;
+    if !validate_cmd::is_service_config(&text) {
+        return None;
+    }
+    roster_service::config::ServeConfig::parse_offline(path, &text)
+        .ok()?
+        .state
+}
+
+async fn run(mut cli: args::Cli) -> std::process::ExitCode {
+    if cli.state.is_none() {
+        cli.state = state_of_config(cli.config.as_deref());
+    }
     // The demo narrates on stdout; the in-process sandbox's own log lines would only get in the way.
     let quiet = matches!(cli.command, args::Command::Demo { .. });
     let json_logs = match &cli.command {

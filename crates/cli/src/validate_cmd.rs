@@ -19,7 +19,7 @@ pub enum Validated {
 
 /// Which of the two a TOML file is: a service configuration has `[service]` or named
 /// instances (`[marketo.prod]`); anything else is a roster.
-fn is_service_config(text: &str) -> bool {
+pub fn is_service_config(text: &str) -> bool {
     let Ok(value) = text.parse::<toml::Table>() else {
         return false;
     };

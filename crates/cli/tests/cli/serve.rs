@@ -924,3 +924,59 @@ async fn console_accounts_are_administered_and_each_change_is_logged() {
     }
     assert!(!log.stdout.contains("ana-second-password"));
 }
+
+/// One configuration, one state: every command given the service's configuration reads
+/// the state its `[service] state` names (the log, the tokens), not the default one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_reads_the_state_the_configuration_names() {
+    let env = Env::start(Duration::ZERO).await;
+    env.configure(&roster_text(), "");
+    let config = env.dir.path().join("roster.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[service]\n", "[service]\nstate = \"named-state\"\n");
+    std::fs::write(&config, text).unwrap();
+    let command = |args: &[&str]| {
+        let mut cmd = env.command();
+        cmd.env_remove("ROSTER_STATE").args(args);
+        cmd
+    };
+    let made = run_checked(
+        command(&[
+            "serve",
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "viewer",
+            "--service",
+        ]),
+        &[SECRET],
+    )
+    .await;
+    assert!(made.ok, "{}", made.stderr);
+    assert!(env.dir.path().join("named-state").is_dir());
+    let log = run_checked(command(&["log", "-o", "json"]), &[]).await;
+    assert!(log.ok, "{}", log.stderr);
+    assert!(log.stdout.contains("create token"), "{}", log.stdout);
+    let verify = run_checked(command(&["log", "verify"]), &[]).await;
+    assert!(
+        verify.ok && verify.stdout.contains("1 "),
+        "{}\n{}",
+        verify.stdout,
+        verify.stderr
+    );
+    // --state still wins.
+    let other = env.dir.path().join("other-state");
+    let elsewhere = run_checked(
+        command(&["--state", other.to_str().unwrap(), "log", "-o", "json"]),
+        &[],
+    )
+    .await;
+    assert!(
+        !elsewhere.stdout.contains("create token"),
+        "{}",
+        elsewhere.stdout
+    );
+}
