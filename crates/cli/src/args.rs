@@ -37,6 +37,10 @@ pub struct Cli {
     /// Configuration file (TOML). Default: $XDG_CONFIG_HOME/roster/config.toml, if present.
     #[arg(long, global = true, env = "ROSTER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// With the service's configuration as --config: the instance `plan` and `apply` work
+    /// on (`marketo.prod`); the only one when it runs one.
+    #[arg(long, global = true, env = "ROSTER_INSTANCE", value_name = "INSTANCE")]
+    pub instance: Option<String>,
     /// Who is acting, for the audit log (e.g. a service account's name). The OS account is
     /// always recorded beside it [default: the OS account].
     #[arg(long, global = true, env = "ROSTER_ACTOR", value_name = "NAME")]

@@ -85,6 +85,7 @@ pub async fn run(dir: Option<PathBuf>, serve: bool, print_env: bool) -> Result<(
         actor: None,
         events: std::sync::Arc::new(crate::render::Terminal),
         no_config_file: false,
+        instance: None,
     };
     let result = scenario(&sandbox, &marketo_conn, &magento_conn, &g, &dir).await;
     sandbox.shutdown().await;
@@ -260,6 +261,7 @@ pub async fn run_ims(dir: Option<PathBuf>) -> Result<()> {
         actor: None,
         events: std::sync::Arc::new(crate::render::Terminal),
         no_config_file: false,
+        instance: None,
     };
     let result = ims_scenario(&marketo_conn, &adobe_conn, &g, &dir).await;
     sandbox.shutdown().await;

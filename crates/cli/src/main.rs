@@ -114,10 +114,89 @@ fn state_of_config(config: Option<&std::path::Path>) -> Option<std::path::PathBu
         .state
 }
 
+/// Whether the configuration file given is the service's (`[service]`, `[marketo.NAME]`).
+fn is_service_config(config: Option<&std::path::Path>) -> bool {
+    config
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .is_some_and(|t| validate_cmd::is_service_config(&t))
+}
+
+/// The instance of the service's configuration `plan` and `apply` work on: `--instance`, or
+/// the only one. Read as the service reads it, its secrets included.
+fn chosen_instance(
+    config: Option<&std::path::Path>,
+    name: Option<&str>,
+) -> anyhow::Result<Option<roster_engine::Chosen>> {
+    use roster_engine::problem::Problem;
+    use roster_service::config::{Connection, ServeConfig};
+    let Some(path) = config.filter(|p| is_service_config(Some(p))) else {
+        if let Some(name) = name {
+            return Err(Problem::not_configured(format!(
+                "--instance {name}: instances are named in the service's configuration; give it with --config"
+            )));
+        }
+        return Ok(None);
+    };
+    let config = ServeConfig::load(path)?;
+    let names: Vec<&str> = config.instances.iter().map(|i| i.name.as_str()).collect();
+    let inst = match name {
+        Some(n) => config.instance(n).ok_or_else(|| {
+            Problem::not_configured(format!(
+                "--instance {n}: {} runs {}; name one of them",
+                path.display(),
+                names.join(", ")
+            ))
+        })?,
+        None if config.instances.len() == 1 => &config.instances[0],
+        None => {
+            return Err(Problem::not_configured(format!(
+                "{} runs {} instances ({}): pass --instance NAME (or ROSTER_INSTANCE)",
+                path.display(),
+                names.len(),
+                names.join(", ")
+            )));
+        }
+    };
+    let (marketo, magento) = match &inst.connection {
+        Connection::Marketo(c) => (Some(c.clone()), None),
+        Connection::Magento(c) => (None, Some(c.clone())),
+        Connection::Adobe { .. } => {
+            return Err(Problem::not_configured(format!(
+                "{} is an Adobe organization: `roster serve` plans it; the CLI plans Marketo and Magento instances",
+                inst.name
+            )));
+        }
+    };
+    Ok(Some(roster_engine::Chosen {
+        app: inst.app,
+        name: inst.short_name().to_string(),
+        marketo,
+        magento,
+    }))
+}
+
 async fn run(mut cli: args::Cli) -> std::process::ExitCode {
     if cli.state.is_none() {
         cli.state = state_of_config(cli.config.as_deref());
     }
+    // The service's configuration serves every command: plan and apply work on one of its
+    // instances; the others read no connection settings from it.
+    let service_config = is_service_config(cli.config.as_deref());
+    let instance = if matches!(
+        cli.command,
+        args::Command::Plan { .. } | args::Command::Apply { .. }
+    ) || cli.instance.is_some()
+    {
+        match chosen_instance(cli.config.as_deref(), cli.instance.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return std::process::ExitCode::from(exit::code(&e));
+            }
+        }
+    } else {
+        None
+    };
     // The demo narrates on stdout; the in-process sandbox's own log lines would only get in the way.
     let quiet = matches!(cli.command, args::Command::Demo { .. });
     let json_logs = match &cli.command {
@@ -145,7 +224,8 @@ async fn run(mut cli: args::Cli) -> std::process::ExitCode {
         config: cli.config.clone(),
         actor: cli.actor.clone(),
         events: Arc::new(render::Terminal),
-        no_config_file: false,
+        no_config_file: service_config,
+        instance,
     };
     // One writer at a time: a command that changes the apps or the state holds the
     // state's lock (and, as it connects, each instance's) until it ends.

@@ -41,10 +41,11 @@ pub async fn plan_cmd(
         }
     }
     let mut sessions = Sessions::open(g).await?;
+    let only = roster_engine::planning::only_of(g);
     let computed = if people.is_empty() {
-        compute(roster, &sessions, resend_invites, None).await
+        compute(roster, &sessions, resend_invites, only).await
     } else {
-        roster_engine::planning::compute_for(roster, &sessions, resend_invites, people).await
+        roster_engine::planning::compute_for(roster, &sessions, resend_invites, people, only).await
     };
     sessions.finish().await?;
     let mut plan = computed?.plan;

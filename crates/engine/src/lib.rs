@@ -47,6 +47,20 @@ pub struct Globals {
     /// Read no configuration file at all, not even the default one: the caller gives every
     /// connection setting itself (the service, from its own configuration).
     pub no_config_file: bool,
+    /// The service instance a command works on (`--instance`, or the only one), when the
+    /// configuration file is the service's: its connection, and its name for the roster's
+    /// named access.
+    pub instance: Option<Chosen>,
+}
+
+/// One instance of a service configuration, as a CLI command uses it.
+#[derive(Clone)]
+pub struct Chosen {
+    pub app: roster_domain::desired::App,
+    /// The name after the app (`emea` of `marketo.emea`).
+    pub name: String,
+    pub marketo: Option<MarketoConn>,
+    pub magento: Option<MagentoConn>,
 }
 
 impl Globals {

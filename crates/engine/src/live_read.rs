@@ -28,6 +28,10 @@ pub struct Sessions {
 impl Sessions {
     /// Each app whose URL is in the environment or the config file.
     pub async fn open(g: &Globals) -> Result<Self> {
+        // An instance of the service's configuration: its connection alone.
+        if let Some(chosen) = &g.instance {
+            return Self::connect(chosen.marketo.clone(), chosen.magento.clone(), g).await;
+        }
         let file = g.config_file()?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let max_retries = match env("ROSTER_MARKETO_MAX_RETRIES") {

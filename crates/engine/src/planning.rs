@@ -45,18 +45,24 @@ pub async fn compute(
     compute_from(roster, sessions, resend_invites, only).await
 }
 
+/// The instance a command was pointed at (`--instance`), as `compute`'s `only`.
+pub fn only_of(g: &Globals) -> Option<(App, &str)> {
+    g.instance.as_ref().map(|c| (c.app, c.name.as_str()))
+}
+
 /// [`compute`] for `people` only: a targeted plan (see `roster_domain::plan::Targeted`).
 pub async fn compute_for(
     roster_path: &Path,
     sessions: &Sessions,
     resend_invites: bool,
     people: &[String],
+    only: Option<(App, &str)>,
 ) -> Result<Computed> {
     let roster_path = std::path::absolute(roster_path)
         .with_context(|| format!("cannot resolve {}", roster_path.display()))?;
     let mut roster = live_read::load_roster(&roster_path)?;
     roster.target(people.iter().cloned());
-    compute_from(roster, sessions, resend_invites, None).await
+    compute_from(roster, sessions, resend_invites, only).await
 }
 
 /// [`compute`] from a roster already read (by absolute path, as `compute` reads it).
@@ -441,6 +447,7 @@ async fn reread(
     sessions: &Sessions,
     state: &StateStore,
     actor: &Actor,
+    only: Option<(App, &str)>,
 ) -> Result<(Plan, Roster, Live)> {
     let mut roster = live_read::load_roster(Path::new(&plan.roster)).with_context(|| {
         format!(
@@ -456,7 +463,7 @@ async fn reread(
         );
         return Err(refuse(state, actor, Some(&plan.id), &plan.id, why).await);
     }
-    scope_roster(&mut roster, sessions, None).await?;
+    scope_roster(&mut roster, sessions, only).await?;
     // A targeted plan is checked for its people again (its signed content names them).
     if let Some(t) = &plan.targeted {
         roster.target(t.people.iter().cloned());
@@ -526,11 +533,11 @@ pub async fn apply_with(a: ApplyArgs<'_>, sessions: &Sessions, g: &Globals) -> R
                     return Err(refuse(&state, &actor, None, &target, e).await);
                 }
             };
-            let (plan, roster, live) = reread(plan, sessions, &state, &actor).await?;
+            let (plan, roster, live) = reread(plan, sessions, &state, &actor, only_of(g)).await?;
             (plan, roster, live, false)
         }
         ToApply::Auto(roster) => {
-            let c = compute(roster, sessions, a.resend_invites, None).await?;
+            let c = compute(roster, sessions, a.resend_invites, only_of(g)).await?;
             g.emit(Event::Planned(Box::new(c.plan.clone())));
             (c.plan, c.roster, c.live, true)
         }

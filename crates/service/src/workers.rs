@@ -452,6 +452,7 @@ pub(crate) fn globals(shared: &Shared, actor: &str, recorder: &Arc<Recorder>) ->
         actor: Some(actor.to_string()),
         events: Arc::clone(recorder) as Arc<dyn Progress>,
         no_config_file: true,
+        instance: None,
     }
 }
 

@@ -980,3 +980,46 @@ async fn every_command_reads_the_state_the_configuration_names() {
         elsewhere.stdout
     );
 }
+
+/// The service's configuration serves the CLI too: `plan` works on its instance (the only
+/// one, or `--instance`), connecting as the service does, with no other settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_works_on_an_instance_of_the_service_configuration() {
+    let env = Env::start(Duration::ZERO).await;
+    env.configure(&roster_text(), "");
+    let run = |args: &[&str]| {
+        let mut cmd = env.command();
+        cmd.args(args);
+        run_checked(cmd, &[SECRET])
+    };
+    let plan = run(&["plan", "people.yaml", "-o", "json"]).await;
+    assert!(plan.ok, "{}", plan.stderr);
+    let steps: Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert!(
+        !steps["steps"].as_array().unwrap().is_empty(),
+        "{}",
+        plan.stdout
+    );
+    // A second instance: which one must be said.
+    let config = env.dir.path().join("roster.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[marketo.two]\nurl = \"{}\"\nclient_id = \"serve-test\"\nclient_secret_env = \"ROSTER_TEST_SERVE_SECRET\"\nroster = \"people.yaml\"\n",
+        env.sandbox.base_url()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let which = run(&["plan", "people.yaml"]).await;
+    assert_eq!(which.code, Some(78), "{}", which.stderr);
+    assert!(
+        which.stderr.contains("marketo.acme, marketo.two") && which.stderr.contains("--instance"),
+        "{}",
+        which.stderr
+    );
+    let chosen = run(&["--instance", "marketo.two", "plan", "people.yaml"]).await;
+    assert!(chosen.ok, "{}", chosen.stderr);
+    let unknown = run(&["--instance", "marketo.nope", "plan", "people.yaml"]).await;
+    assert_eq!(unknown.code, Some(78), "{}", unknown.stderr);
+    // Commands that read no app take the file as it is.
+    let log = run(&["log", "-o", "json"]).await;
+    assert!(log.ok, "{}", log.stderr);
+}
