@@ -407,11 +407,33 @@ async fn instances(
 struct ReconcileRequest {
     /// Emails of the people to plan for; absent: everyone.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<PersonEmail>>, min_items = 1)]
     people: Option<Vec<String>>,
 }
 
+/// An email address as the roster names people: ASCII, one `@`, a domain of at least two
+/// labels (what `roster_domain::email::problem` accepts, narrowed to a pattern).
+struct PersonEmail;
+
+const PERSON_EMAIL: &str = r"^[!-?A-~]+@([A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?\.)+[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?$";
+
+impl utoipa::PartialSchema for PersonEmail {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(PERSON_EMAIL))
+            .examples(["ada.lovelace@acme.example"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PersonEmail {}
+
 fn reconcile_request(body: &Bytes) -> ApiResult<ReconcileRequest> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    // No body, or JSON null (the OpenAPI document makes the body optional): everyone.
+    if body.iter().all(u8::is_ascii_whitespace)
+        || serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.is_null())
+    {
         return Ok(ReconcileRequest::default());
     }
     let r: ReconcileRequest = serde_json::from_slice(body).map_err(|e| {
@@ -1248,4 +1270,32 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         shared.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_reconcile_body_is_documented_as_the_handler_checks_it() {
+        let doc = serde_json::to_string(&ApiDoc::openapi()).unwrap();
+        assert!(doc.contains("\"minItems\":1"), "{doc}");
+        assert!(
+            doc.contains(&serde_json::to_string(PERSON_EMAIL).unwrap()),
+            "{doc}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Whatever the documented pattern allows, the handler takes: a client following
+        /// the OpenAPI document is never refused (schemathesis checks the same from outside).
+        #[test]
+        fn every_email_the_pattern_allows_is_accepted(email in proptest::string::string_regex(PERSON_EMAIL.trim_start_matches('^').trim_end_matches('$')).unwrap()) {
+            let body = Bytes::from(serde_json::to_vec(&serde_json::json!({"people": [email]})).unwrap());
+            prop_assert!(reconcile_request(&body).is_ok(), "{email:?}");
+        }
+    }
 }
