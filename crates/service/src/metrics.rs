@@ -1,5 +1,5 @@
-//! Counters and gauges for `/metrics`, in Prometheus' text format (written by hand: a few
-//! labelled families do not need a metrics library).
+//! Counters, gauges and a histogram for `/metrics`, in Prometheus' text format (written by
+//! hand: a few labelled families do not need a metrics library).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -21,6 +21,21 @@ type Series = BTreeMap<Vec<(&'static str, String)>, f64>;
 struct Families {
     counters: BTreeMap<&'static str, Series>,
     gauges: BTreeMap<&'static str, Series>,
+    histograms: BTreeMap<&'static str, BTreeMap<Vec<(&'static str, String)>, Histogram>>,
+}
+
+/// The upper bounds (seconds) of the run-duration buckets: a quick targeted run to a
+/// full read of a large subscription at Marketo's rate limit.
+const BUCKETS: [f64; 11] = [
+    0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    /// Observations at or below each bound of [`BUCKETS`] (cumulative when rendered).
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
 }
 
 #[derive(Default)]
@@ -72,6 +87,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "Always 1; the labels say which Roster runs",
     ),
     (
+        "roster_run_seconds",
+        "histogram",
+        "How long runs took, by instance",
+    ),
+    (
         "roster_webhook_deliveries_total",
         "counter",
         "Webhook deliveries by final status",
@@ -96,6 +116,25 @@ impl Metrics {
         f.gauges.entry(name).or_default().insert(key, value);
     }
 
+    /// Records one observation of a histogram.
+    pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        let key = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let mut f = self.inner.lock().expect("metrics lock");
+        let h = f
+            .histograms
+            .entry(name)
+            .or_default()
+            .entry(key)
+            .or_default();
+        for (bound, count) in BUCKETS.iter().zip(h.counts.iter_mut()) {
+            if value <= *bound {
+                *count += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += value;
+    }
+
     /// A counter's current value (tests and the readiness report use it).
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let f = self.inner.lock().expect("metrics lock");
@@ -116,12 +155,42 @@ impl Metrics {
         let f = self.inner.lock().expect("metrics lock");
         let mut out = String::new();
         for (name, kind, help) in HELP {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            if *kind == "histogram" {
+                for (labels, h) in f.histograms.get(name).into_iter().flatten() {
+                    let labels: Vec<String> = labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
+                        .collect();
+                    let with = |extra: &str| {
+                        let mut all = labels.clone();
+                        if !extra.is_empty() {
+                            all.push(extra.to_string());
+                        }
+                        if all.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{{{}}}", all.join(","))
+                        }
+                    };
+                    for (bound, count) in BUCKETS.iter().zip(h.counts) {
+                        let _ = writeln!(
+                            out,
+                            "{name}_bucket{} {count}",
+                            with(&format!("le=\"{bound}\""))
+                        );
+                    }
+                    let _ = writeln!(out, "{name}_bucket{} {}", with("le=\"+Inf\""), h.count);
+                    let _ = writeln!(out, "{name}_sum{} {}", with(""), h.sum);
+                    let _ = writeln!(out, "{name}_count{} {}", with(""), h.count);
+                }
+                continue;
+            }
             let series = match *kind {
                 "counter" => f.counters.get(name),
                 _ => f.gauges.get(name),
             };
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
             for (labels, value) in series.into_iter().flatten() {
                 let labels: Vec<String> = labels
                     .iter()
@@ -167,5 +236,33 @@ mod tests {
             m.counter("roster_api_calls_total", &[("instance", "marketo.prod")]),
             5.0
         );
+    }
+
+    #[test]
+    fn run_durations_fall_into_cumulative_buckets() {
+        let m = Metrics::default();
+        for seconds in [0.2, 3.0, 3.0, 4000.0] {
+            m.observe(
+                "roster_run_seconds",
+                &[("instance", "marketo.prod")],
+                seconds,
+            );
+        }
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE roster_run_seconds histogram"),
+            "{text}"
+        );
+        for line in [
+            "roster_run_seconds_bucket{instance=\"marketo.prod\",le=\"0.5\"} 1",
+            "roster_run_seconds_bucket{instance=\"marketo.prod\",le=\"2.5\"} 1",
+            "roster_run_seconds_bucket{instance=\"marketo.prod\",le=\"5\"} 3",
+            "roster_run_seconds_bucket{instance=\"marketo.prod\",le=\"3600\"} 3",
+            "roster_run_seconds_bucket{instance=\"marketo.prod\",le=\"+Inf\"} 4",
+            "roster_run_seconds_sum{instance=\"marketo.prod\"} 4006.2",
+            "roster_run_seconds_count{instance=\"marketo.prod\"} 4",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
     }
 }

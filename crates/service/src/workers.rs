@@ -406,6 +406,11 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) -> 
         &[("instance", &inst.name)],
         clock.elapsed().as_secs_f64(),
     );
+    m.observe(
+        "roster_run_seconds",
+        &[("instance", &inst.name)],
+        clock.elapsed().as_secs_f64(),
+    );
     // Notified (queued) before the end is recorded, as the metrics are: whoever sees the
     // run finished finds its webhooks on their way too.
     if matches!(ended.outcome, "failed" | "refused") {
