@@ -14,14 +14,17 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A series' labels, in the order given.
+type Labels = Vec<(&'static str, String)>;
+
 /// One family's series: label pairs -> value.
-type Series = BTreeMap<Vec<(&'static str, String)>, f64>;
+type Series = BTreeMap<Labels, f64>;
 
 #[derive(Default)]
 struct Families {
     counters: BTreeMap<&'static str, Series>,
     gauges: BTreeMap<&'static str, Series>,
-    histograms: BTreeMap<&'static str, BTreeMap<Vec<(&'static str, String)>, Histogram>>,
+    histograms: BTreeMap<&'static str, BTreeMap<Labels, Histogram>>,
 }
 
 /// The upper bounds (seconds) of the run-duration buckets: a quick targeted run to a
