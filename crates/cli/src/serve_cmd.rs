@@ -95,7 +95,8 @@ pub async fn serve(
     };
     let running = roster_service::start(config, dir.clone()).await?;
     println!(
-        "roster serve: http://{} ({} instance(s), state in {}{})",
+        "roster serve: {}://{} ({} instance(s), state in {}{})",
+        running.scheme,
         running.addr,
         running.shared.workers.len(),
         running.shared.store.path().display(),

@@ -26,15 +26,82 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// Serves `app` on `listener` until `shutdown` resolves, then lets the connections in
 /// flight finish their requests (for a few seconds at most).
 pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
-    serve_with(listener, app, shutdown, HEADER_READ_TIMEOUT).await
+    serve_with(listener, app, shutdown, HEADER_READ_TIMEOUT, None).await
 }
 
-/// [`serve`] with another header-read timeout (tests use a short one).
+/// A certificate and key to serve HTTPS with, read from PEM files and read again on
+/// [`Tls::reload`] (a renewed certificate replaces the old one for new connections).
+#[derive(Clone)]
+pub struct Tls {
+    cert_file: std::path::PathBuf,
+    key_file: std::path::PathBuf,
+    acceptor: std::sync::Arc<std::sync::RwLock<tokio_rustls::TlsAcceptor>>,
+}
+
+impl Tls {
+    pub fn load(cert_file: &std::path::Path, key_file: &std::path::Path) -> Result<Tls, String> {
+        let acceptor = acceptor(cert_file, key_file)?;
+        Ok(Tls {
+            cert_file: cert_file.to_path_buf(),
+            key_file: key_file.to_path_buf(),
+            acceptor: std::sync::Arc::new(std::sync::RwLock::new(acceptor)),
+        })
+    }
+
+    /// Reads the files again; on a problem the old certificate stays and the error says why.
+    pub fn reload(&self) -> Result<(), String> {
+        let fresh = acceptor(&self.cert_file, &self.key_file)?;
+        *self.acceptor.write().expect("tls lock") = fresh;
+        Ok(())
+    }
+
+    fn current(&self) -> tokio_rustls::TlsAcceptor {
+        self.acceptor.read().expect("tls lock").clone()
+    }
+}
+
+fn acceptor(
+    cert_file: &std::path::Path,
+    key_file: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("tls_cert_file {}: {e}", cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls_cert_file {}: no certificate in it (PEM, BEGIN CERTIFICATE)",
+            cert_file.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| format!("tls_key_file {}: {e}", key_file.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS: {e}"))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| {
+        format!(
+            "tls_cert_file {} and tls_key_file {} do not make a server certificate: {e}",
+            cert_file.display(),
+            key_file.display()
+        )
+    })?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
+/// [`serve`] with another header-read timeout (tests use a short one), over TLS when `tls`
+/// is given (the handshake gets the same time the headers do).
 pub async fn serve_with(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()>,
     header_read_timeout: Duration,
+    tls: Option<Tls>,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -55,20 +122,43 @@ pub async fn serve_with(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = Peer {
+        let service = hyper_util::service::TowerToHyperService::new(Peer {
             app: app.clone(),
             peer,
-        };
-        let conn = http.serve_connection(
-            TokioIo::new(stream),
-            hyper_util::service::TowerToHyperService::new(service),
-        );
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
         });
+        match &tls {
+            None => {
+                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                });
+            }
+            Some(tls) => {
+                let (acceptor, watcher, http) = (tls.current(), graceful.watcher(), http.clone());
+                tokio::spawn(async move {
+                    let stream =
+                        match tokio::time::timeout(header_read_timeout, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, "TLS handshake failed: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake took too long");
+                                return;
+                            }
+                        };
+                    let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown())
@@ -131,6 +221,7 @@ mod tests {
                 let _ = stopped.await;
             },
             timeout,
+            None,
         ));
         (addr, stop)
     }
@@ -162,6 +253,101 @@ mod tests {
             .await
             .expect("the half-sent request was never cut off");
         assert!(closed.is_ok());
+    }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    /// A TLS client trusting only `ca`: the body of GET /who, or why it failed.
+    async fn get_over_tls(addr: SocketAddr, ca: &str) -> Result<String, String> {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(fixture(ca)).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+        let mut tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        tls.write_all(b"GET /who HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        tls.read_to_string(&mut answer)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(answer)
+    }
+
+    /// HTTPS with a certificate from PEM files; plain HTTP on the same port gets no answer;
+    /// a reload puts a renewed certificate in place for new connections, and a broken file
+    /// keeps the one in use.
+    #[tokio::test]
+    async fn tls_serves_and_a_reload_takes_the_renewed_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::copy(fixture("leaf1.pem"), &cert).unwrap();
+        std::fs::copy(fixture("leaf1.key"), &key).unwrap();
+        let tls = Tls::load(&cert, &key).unwrap();
+        let app = Router::new().route(
+            "/who",
+            axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                peer.ip().to_string()
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve_with(
+            listener,
+            app,
+            std::future::pending(),
+            HEADER_READ_TIMEOUT,
+            Some(tls.clone()),
+        ));
+        let answer = get_over_tls(addr, "ca1.pem").await.unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("127.0.0.1"),
+            "{answer}"
+        );
+        assert!(get_over_tls(addr, "ca2.pem").await.is_err());
+        // Plain HTTP to the TLS port: no HTTP answer.
+        let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+        plain
+            .write_all(b"GET /who HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = plain.read_to_end(&mut got).await;
+        assert!(!String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+        // Renewed: the second CA's certificate from now on.
+        std::fs::copy(fixture("leaf2.pem"), &cert).unwrap();
+        std::fs::copy(fixture("leaf2.key"), &key).unwrap();
+        tls.reload().unwrap();
+        assert!(
+            get_over_tls(addr, "ca2.pem")
+                .await
+                .unwrap()
+                .starts_with("HTTP/1.1 200")
+        );
+        assert!(get_over_tls(addr, "ca1.pem").await.is_err());
+        // A half-written renewal: refused with the file named, the certificate in use kept.
+        std::fs::write(&key, "not a key").unwrap();
+        let err = tls.reload().unwrap_err();
+        assert!(err.contains("tls_key_file"), "{err}");
+        assert!(get_over_tls(addr, "ca2.pem").await.is_ok());
     }
 
     #[tokio::test]

@@ -251,6 +251,8 @@ struct RawService {
     roster_watch: Option<String>,
     #[serde(default)]
     retention: RawRetention,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
 }
 
 /// `[service.retention]`: how long what the service keeps for operators is kept; "off"
@@ -494,6 +496,9 @@ pub struct ServeConfig {
     pub log_head_interval: Duration,
     /// How long runs, their events, console sessions and webhook deliveries are kept.
     pub retention: RetentionConfig,
+    /// HTTPS on the service itself: the certificate chain and key (PEM), read again on
+    /// SIGHUP. `None`: plain HTTP (behind a proxy that terminates TLS).
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// How often workers look at their roster files for edits, each planned for at once
     /// for the people it touched; `None` (`roster_watch = "off"`): only scheduled runs
     /// read the file.
@@ -1103,6 +1108,16 @@ impl ServeConfig {
             parallel_runs,
             log_head_interval,
             retention: retention(&raw.service.retention)?,
+            tls: match (&raw.service.tls_cert_file, &raw.service.tls_key_file) {
+                (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+                (None, None) => None,
+                _ => {
+                    return Err(
+                        "[service] gives one of tls_cert_file and tls_key_file: give both (PEM files) for HTTPS, or neither for HTTP behind a proxy"
+                            .into(),
+                    );
+                }
+            },
             roster_watch,
             instances,
             webhooks,

@@ -140,6 +140,8 @@ impl Shared {
 /// A running service: its address, and how to stop it.
 pub struct Running {
     pub addr: std::net::SocketAddr,
+    /// `https` when the service serves TLS itself, else `http`.
+    pub scheme: &'static str,
     pub shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     tasks: tokio::task::JoinSet<()>,
@@ -230,6 +232,11 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
             )
         })?;
     let addr = listener.local_addr()?;
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(roster_http::Tls::load(cert, key).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let parallel_runs = config.parallel_runs;
     let shared = Arc::new(Shared {
         config,
@@ -300,18 +307,45 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
     });
     let app = api::router(Arc::clone(&shared));
     let mut stop_http = watch_rx.clone();
+    if let Some(tls) = tls.clone() {
+        // SIGHUP: the certificate and key are read again (a renewal needs no restart).
+        let mut stop_reload = watch_rx.clone();
+        tasks.spawn(async move {
+            let Ok(mut hangups) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = stop_reload.changed() => break,
+                    _ = hangups.recv() => match tls.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: the TLS certificate and key were read again"),
+                        Err(e) => tracing::error!("SIGHUP: kept the TLS certificate in use: {e}"),
+                    },
+                }
+            }
+        });
+    }
     tasks.spawn(async move {
-        roster_http::serve(listener, app, async move {
-            let _ = stop_http.changed().await;
-        })
+        roster_http::serve_with(
+            listener,
+            app,
+            async move {
+                let _ = stop_http.changed().await;
+            },
+            roster_http::HEADER_READ_TIMEOUT,
+            tls,
+        )
         .await;
     });
     tracing::info!(
-        "roster serve listening on http://{addr} with {} instance(s)",
+        "roster serve listening on {scheme}://{addr} with {} instance(s)",
         shared.workers.len()
     );
     Ok(Running {
         addr,
+        scheme,
         shared,
         shutdown,
         tasks,

@@ -1023,3 +1023,67 @@ async fn plan_works_on_an_instance_of_the_service_configuration() {
     let log = run(&["log", "-o", "json"]).await;
     assert!(log.ok, "{}", log.stderr);
 }
+
+/// `roster serve` with `tls_cert_file` and `tls_key_file` serves HTTPS (its banner says
+/// so) and reads them again on SIGHUP; one of the two alone is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_speaks_tls_and_rereads_its_certificate_on_sighup() {
+    let env = Env::start(Duration::ZERO).await;
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../http/tests/fixtures");
+    std::fs::copy(fixtures.join("leaf1.pem"), env.dir.path().join("cert.pem")).unwrap();
+    std::fs::copy(fixtures.join("leaf1.key"), env.dir.path().join("key.pem")).unwrap();
+    env.configure(&roster_text(), "");
+    let config = env.dir.path().join("roster.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("[service]\n", "[service]\ntls_cert_file = \"cert.pem\"\n"),
+    )
+    .unwrap();
+    let mut half = env.command();
+    half.arg("serve");
+    let refused = run_checked(half, &[SECRET]).await;
+    assert!(
+        !refused.ok && refused.stderr.contains("tls_key_file"),
+        "{}",
+        refused.stderr
+    );
+    std::fs::write(
+        &config,
+        text.replace(
+            "[service]\n",
+            "[service]\ntls_cert_file = \"cert.pem\"\ntls_key_file = \"key.pem\"\n",
+        ),
+    )
+    .unwrap();
+    let log_path = env.dir.path().join("serve.log");
+    let mut child = env
+        .command()
+        .args(["serve", "--json-logs"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("roster serve: https://127.0.0.1:"),
+        "{line}"
+    );
+    // A renewed certificate, then SIGHUP: read again, and said.
+    std::fs::copy(fixtures.join("leaf2.pem"), env.dir.path().join("cert.pem")).unwrap();
+    std::fs::copy(fixtures.join("leaf2.key"), env.dir.path().join("key.pem")).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    until("the reload is logged", || {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        async move { text.contains("the TLS certificate and key were read again") }
+    })
+    .await;
+    let status = stop(child);
+    assert!(status.success(), "{status:?}");
+}
