@@ -37,10 +37,6 @@ pub struct Cli {
     /// Configuration file (TOML). Default: $XDG_CONFIG_HOME/roster/config.toml, if present.
     #[arg(long, global = true, env = "ROSTER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// With the service's configuration as --config: the instance `plan` and `apply` work
-    /// on (`marketo.prod`); the only one when it runs one.
-    #[arg(long, global = true, env = "ROSTER_INSTANCE", value_name = "INSTANCE")]
-    pub instance: Option<String>,
     /// Who is acting, for the audit log (e.g. a service account's name). The OS account is
     /// always recorded beside it [default: the OS account].
     #[arg(long, global = true, env = "ROSTER_ACTOR", value_name = "NAME")]
@@ -142,6 +138,10 @@ pub enum Command {
         /// Plan to re-send Marketo invitations that expired or expire within 7 days.
         #[arg(long)]
         resend_invites: bool,
+        /// With the service's configuration as --config: the instance to plan for
+        /// (`marketo.prod`); the only one when it runs one.
+        #[arg(long, env = "ROSTER_INSTANCE", value_name = "INSTANCE")]
+        instance: Option<String>,
         /// Plan for this person only (repeatable): a targeted plan, which reads only what
         /// they need (on Marketo, the user list and their roles) and leaves every other
         /// account alone. `roster apply` of it checks the same people again.
@@ -160,6 +160,10 @@ pub enum Command {
         /// A plan saved by `roster plan --out`.
         #[arg(value_name = "PLAN", required_unless_present = "auto")]
         plan: Option<PathBuf>,
+        /// With the service's configuration as --config: the instance the plan is for
+        /// (`marketo.prod`); the only one when it runs one.
+        #[arg(long, env = "ROSTER_INSTANCE", value_name = "INSTANCE")]
+        instance: Option<String>,
         /// Plan from this roster and apply at once.
         #[arg(long, value_name = "ROSTER", conflicts_with = "plan")]
         auto: Option<PathBuf>,

@@ -182,12 +182,10 @@ async fn run(mut cli: args::Cli) -> std::process::ExitCode {
     // The service's configuration serves every command: plan and apply work on one of its
     // instances; the others read no connection settings from it.
     let service_config = is_service_config(cli.config.as_deref());
-    let instance = if matches!(
-        cli.command,
-        args::Command::Plan { .. } | args::Command::Apply { .. }
-    ) || cli.instance.is_some()
+    let instance = if let args::Command::Plan { instance, .. }
+    | args::Command::Apply { instance, .. } = &cli.command
     {
-        match chosen_instance(cli.config.as_deref(), cli.instance.as_deref()) {
+        match chosen_instance(cli.config.as_deref(), instance.as_deref()) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -353,6 +351,7 @@ async fn run(mut cli: args::Cli) -> std::process::ExitCode {
                 resend_invites,
                 people,
                 detailed_exitcode,
+                ..
             } => plan_cmd::plan_cmd(&roster, out.as_deref(), output, resend_invites, &people, &g)
                 .await
                 .map(|outcome| {
@@ -370,6 +369,7 @@ async fn run(mut cli: args::Cli) -> std::process::ExitCode {
                 approve,
                 by,
                 resend_invites,
+                ..
             } => {
                 let plan = match (plan.as_deref(), auto.as_deref()) {
                     (Some(path), None) => Ok(ToApply::File(path)),

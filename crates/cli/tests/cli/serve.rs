@@ -1015,9 +1015,9 @@ async fn plan_works_on_an_instance_of_the_service_configuration() {
         "{}",
         which.stderr
     );
-    let chosen = run(&["--instance", "marketo.two", "plan", "people.yaml"]).await;
+    let chosen = run(&["plan", "people.yaml", "--instance", "marketo.two"]).await;
     assert!(chosen.ok, "{}", chosen.stderr);
-    let unknown = run(&["--instance", "marketo.nope", "plan", "people.yaml"]).await;
+    let unknown = run(&["plan", "people.yaml", "--instance", "marketo.nope"]).await;
     assert_eq!(unknown.code, Some(78), "{}", unknown.stderr);
     // Commands that read no app take the file as it is.
     let log = run(&["log", "-o", "json"]).await;
