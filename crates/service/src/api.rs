@@ -436,6 +436,12 @@ fn reconcile_request(body: &Bytes) -> ApiResult<ReconcileRequest> {
     {
         return Ok(ReconcileRequest::default());
     }
+    // An object, as documented (serde alone would take `[]` for a struct of defaults).
+    if !serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.is_object()) {
+        return Err(ApiError::bad_request(
+            "the body must be empty (everyone) or a JSON object such as {\"people\": [\"ada@example.com\"]}",
+        ));
+    }
     let r: ReconcileRequest = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
             "the body must be empty (everyone) or JSON such as {{\"people\": [\"ada@example.com\"]}}: {e}"
@@ -672,6 +678,12 @@ async fn plan(
 fn decision(body: &Bytes) -> ApiResult<Decision> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Decision::default());
+    }
+    // An object, as documented (serde alone would take `[]` for a struct of defaults).
+    if !serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.is_object()) {
+        return Err(ApiError::bad_request(
+            "the body must be empty or a JSON object such as {\"comment\": \"why\"}",
+        ));
     }
     let d: Decision = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
@@ -1292,6 +1304,18 @@ mod tests {
 
         /// Whatever the documented pattern allows, the handler takes: a client following
         /// the OpenAPI document is never refused (schemathesis checks the same from outside).
+        #[test]
+        fn only_an_object_or_nothing_is_a_reconcile_body(text in prop_oneof![
+            Just("[]".to_string()),
+            Just("[1]".to_string()),
+            Just("\"x\"".to_string()),
+            Just("7".to_string()),
+            Just("true".to_string()),
+        ]) {
+            prop_assert!(reconcile_request(&Bytes::from(text.clone())).is_err(), "{text}");
+            prop_assert!(decision(&Bytes::from(text.clone())).is_err(), "{text}");
+        }
+
         #[test]
         fn every_email_the_pattern_allows_is_accepted(email in proptest::string::string_regex(PERSON_EMAIL.trim_start_matches('^').trim_end_matches('$')).unwrap()) {
             let body = Bytes::from(serde_json::to_vec(&serde_json::json!({"people": [email]})).unwrap());
