@@ -341,6 +341,20 @@ pub async fn invite(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    // Run to its end even if the client goes away mid-request, as Marketo does: hyper drops
+    // a handler when its connection closes, which could leave a pending user stored without
+    // the invitation email that goes with it.
+    tokio::spawn(invite_whole(app, caller, headers, body))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("the invitation stopped: {e}"))))
+}
+
+async fn invite_whole(
+    app: Arc<App>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     let value = required_json(&headers, body)?;
     let obj = object(&value)?;
     let email = required_str(obj, "emailAddress")?;
