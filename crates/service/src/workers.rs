@@ -108,6 +108,15 @@ impl Worker {
         let _ = self.tx.send(job);
     }
 
+    /// Whether a (targeted or full) reconcile asked for by SCIM waits out the debounce.
+    fn scim_waiting(&self, targeted: bool) -> &std::sync::atomic::AtomicBool {
+        if targeted {
+            &self.scim_targeted_pending
+        } else {
+            &self.scim_pending
+        }
+    }
+
     pub fn status(&self) -> WorkerStatus {
         self.status.lock().expect("status lock").clone()
     }
@@ -164,12 +173,7 @@ pub async fn scim_changed(
             }
             continue;
         }
-        let pending = if targeted {
-            &w.scim_targeted_pending
-        } else {
-            &w.scim_pending
-        };
-        if pending.swap(true, Ordering::SeqCst) {
+        if w.scim_waiting(targeted).swap(true, Ordering::SeqCst) {
             continue;
         }
         let shared = Arc::clone(shared);
@@ -178,12 +182,7 @@ pub async fn scim_changed(
             // The debounce is a wait by design: later changes join this run.
             tokio::time::sleep(shared.config.scim.debounce).await;
             if let Some(w) = shared.workers.get(&name) {
-                let pending = if targeted {
-                    &w.scim_targeted_pending
-                } else {
-                    &w.scim_pending
-                };
-                pending.store(false, Ordering::SeqCst);
+                w.scim_waiting(targeted).store(false, Ordering::SeqCst);
                 w.submit_here(job);
             }
         });

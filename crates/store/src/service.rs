@@ -807,41 +807,39 @@ impl StateStore {
     /// Applies the retention: never the audit log, tombstones, plans or approvals, which
     /// are the evidence; only what the service keeps for operators.
     pub async fn prune(&self, r: &Retention) -> Result<Pruned> {
-        let mut out = Pruned::default();
-        if let Some(at) = r.runs {
-            out.runs = sqlx::query(
+        // Each statement with its cut-off, run only when the retention gives one.
+        let run = |sql: &'static str, at: Option<OffsetDateTime>| async move {
+            let Some(at) = at else { return Ok(0) };
+            Ok::<_, crate::StoreError>(
+                sqlx::query(sql)
+                    .bind(crate::ms(at))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected(),
+            )
+        };
+        let out = Pruned {
+            runs: run(
                 "DELETE FROM service_runs WHERE finished_at IS NOT NULL AND finished_at < $1",
+                r.runs,
             )
-            .bind(crate::ms(at))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        }
-        if let Some(at) = r.run_events {
-            out.run_events = sqlx::query(
+            .await?,
+            run_events: run(
                 "UPDATE service_runs SET events = '[]' WHERE finished_at IS NOT NULL AND finished_at < $1 AND events <> '[]'",
+                r.run_events,
             )
-            .bind(crate::ms(at))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        }
-        if let Some(at) = r.sessions {
-            out.sessions = sqlx::query("DELETE FROM console_sessions WHERE last_seen_at < $1")
-                .bind(crate::ms(at))
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        }
-        if let Some(at) = r.deliveries {
-            out.deliveries = sqlx::query(
+            .await?,
+            sessions: run(
+                "DELETE FROM console_sessions WHERE last_seen_at < $1",
+                r.sessions,
+            )
+            .await?,
+            deliveries: run(
                 "DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'failed') AND created_at < $1",
+                r.deliveries,
             )
-            .bind(crate::ms(at))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        }
+            .await?,
+        };
         Ok(out)
     }
 }
