@@ -88,6 +88,7 @@ fn fixture() -> (Roster, Live) {
                 },
                 ..Access::default()
             },
+            manager: None,
             line: i + 1,
         })
         .collect();
@@ -103,6 +104,7 @@ fn fixture() -> (Roster, Live) {
         rules: Vec::new(),
         exceptions: Vec::new(),
         target: None,
+        revocations: Vec::new(),
         policies: Policies {
             adobe: Default::default(),
             marketo: policy.clone(),

@@ -8,6 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::Date;
 
+use crate::inventory::AccountKind;
+
 /// The apps Roster manages. Kept closed so an unknown app in a file is an error, not a no-op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -140,6 +142,10 @@ pub struct Person {
     pub end_date: Option<Date>,
     pub department: Option<String>,
     pub title: Option<String>,
+    /// Their manager's email, lower-cased (`manager:` in the roster, SCIM's enterprise
+    /// `manager`): who reviews their access in an access review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
     pub access: Access,
     /// Where the person is in the roster file (1-based), for error messages.
     pub line: usize,
@@ -359,6 +365,10 @@ pub struct Roster {
     /// asks for the plan sets it with [`Roster::target`].
     #[serde(skip)]
     pub target: Option<BTreeSet<String>>,
+    /// Entitlements closed access reviews took away: never granted again, removed where
+    /// found, whatever the file says. Not from the file: Roster's state holds them.
+    #[serde(skip)]
+    pub revocations: Vec<crate::review::Revocation>,
 }
 
 /// An account kept until `until`: its removal is not planned before then.
@@ -439,7 +449,40 @@ impl Roster {
                 wanted.magento_admin_role = rule.access.magento.admin_role.clone();
             }
         }
+        for r in self.revoked(&person.email) {
+            let is = |name: &str| r.role.eq_ignore_ascii_case(name);
+            match r.account_kind {
+                AccountKind::MarketoUser | AccountKind::MarketoInvite => wanted
+                    .marketo
+                    .retain(|w| !(is(&w.role) && r.scope.eq_ignore_ascii_case(&w.workspace))),
+                AccountKind::MagentoCustomer => {
+                    if wanted.magento_group.as_deref().is_some_and(is) {
+                        wanted.magento_group = None;
+                    }
+                }
+                AccountKind::MagentoAdmin => {
+                    if wanted.magento_admin_role.as_deref().is_some_and(is) {
+                        wanted.magento_admin_role = None;
+                    }
+                }
+                AccountKind::AdobeUser => {
+                    wanted.adobe_profiles.retain(|n| !is(n));
+                    wanted.adobe_groups.retain(|n| !is(n));
+                }
+            }
+        }
         wanted
+    }
+
+    /// The revocations in force for `email`'s accounts.
+    pub fn revoked<'a>(
+        &'a self,
+        email: &str,
+    ) -> impl Iterator<Item = &'a crate::review::Revocation> + use<'a> {
+        let email = email.to_lowercase();
+        self.revocations
+            .iter()
+            .filter(move |r| r.email.eq_ignore_ascii_case(&email))
     }
 
     /// Whether any person or rule asks for access in `app`: an app nobody mentions need not

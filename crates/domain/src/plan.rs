@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Duration, OffsetDateTime, Time};
 
 use crate::desired::{AdobeLeaver, App, Person, RoleRef, Roster, Unlisted};
+use crate::inventory::AccountKind;
 use crate::live::{
     ImsLive, ImsUser, Live, MagentoAdmin, MagentoCustomer, MagentoLive, MarketoLive, MarketoUser,
     PendingInvite, admin_key, adobe_key, customer_key, digest, ims_key, marketo_key,
@@ -755,6 +756,15 @@ impl<'a> Planner<'a> {
         });
     }
 
+    /// The reason of a review's revocation of `role` on `email`'s account of `kind`.
+    fn revoked(&self, email: &str, kind: AccountKind, role: &str) -> Option<&'a str> {
+        let roster: &'a Roster = self.roster;
+        roster
+            .revoked(email)
+            .find(|r| r.account_kind == kind && r.role.eq_ignore_ascii_case(role))
+            .map(|r| r.reason.as_str())
+    }
+
     fn today(&self) -> Date {
         self.options.now.date()
     }
@@ -1002,6 +1012,7 @@ mod tests {
                     },
                     ..Access::default()
                 },
+                manager: None,
                 line: 1,
             }
         }
@@ -1053,6 +1064,7 @@ mod tests {
                 },
                 exceptions: vec![],
                 target: None,
+                revocations: Vec::new(),
             }
         }
     }
@@ -1278,11 +1290,13 @@ mod tests {
                     },
                     ..Access::default()
                 },
+                manager: None,
                 line: 7,
             }],
             rules: vec![],
             exceptions: vec![],
             target: None,
+            revocations: Vec::new(),
             policies: Policies {
                 marketo: Policy {
                     unlisted: Unlisted::Delete,
@@ -1382,6 +1396,7 @@ mod tests {
                 marketo: vec![RoleRef::new("Standard User", "EMEA")],
                 ..Access::default()
             },
+            manager: None,
             line: 3,
         };
         let user = |email: &str, api_only: bool| MarketoUser {
@@ -1532,6 +1547,7 @@ mod tests {
                 magento: MagentoAccess::default(),
                 ..Access::default()
             },
+            manager: None,
             line: 3,
         };
         let roster = Roster {

@@ -332,6 +332,7 @@ where
             policies,
             exceptions: Vec::new(),
             target: None,
+            revocations: Vec::new(),
         },
         people_file: raw.people_file,
     })
@@ -617,6 +618,7 @@ struct RawPerson {
     end_date: Option<RawDate>,
     department: Option<String>,
     title: Option<String>,
+    manager: Option<String>,
     #[serde(default)]
     access: RawAccess,
 }
@@ -825,6 +827,7 @@ impl RawPerson {
             end_date,
             department: self.department,
             title: self.title,
+            manager: self.manager,
         }
         .into_person(self.access, line, source)
     }
@@ -839,6 +842,7 @@ struct PersonFields {
     end_date: Option<String>,
     department: Option<String>,
     title: Option<String>,
+    manager: Option<String>,
 }
 
 impl PersonFields {
@@ -890,6 +894,23 @@ impl PersonFields {
             },
         };
         let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let manager = clean(self.manager).map(|m| m.to_lowercase());
+        if let Some(m) = &manager {
+            if let Some(why) = crate::email::problem(m) {
+                problems.push(source.problem(
+                    line,
+                    format!(
+                        "{who}manager{} {why}; write the manager's email",
+                        source.quote(m)
+                    ),
+                ));
+            } else if *m == email {
+                problems.push(source.problem(
+                    line,
+                    format!("{who}is their own manager; nobody reviews their own access, so name someone else or leave manager out"),
+                ));
+            }
+        }
         let (first_name, last_name) = (clean(self.first_name), clean(self.last_name));
         if status == Status::Active && (first_name.is_none() || last_name.is_none()) {
             problems.push(source.problem(
@@ -917,14 +938,16 @@ impl PersonFields {
             end_date,
             department: clean(self.department),
             title: clean(self.title),
+            manager,
             access,
             line,
         })
     }
 }
 
-const CSV_COLUMNS: [&str; 12] = [
+const CSV_COLUMNS: [&str; 13] = [
     "email",
+    "manager",
     "first_name",
     "last_name",
     "status",
@@ -1107,6 +1130,7 @@ fn read_csv(source: Source, text: &str) -> Result<Vec<Person>, Vec<Problem>> {
             end_date: get("end_date"),
             department: get("department"),
             title: get("title"),
+            manager: get("manager"),
         };
         match fields.into_person(access, line, source) {
             Ok(p) => people.push(p),

@@ -17,6 +17,17 @@ pub struct Pushed<'a> {
     pub connection: &'a str,
     pub user: &'a Value,
     pub groups: Vec<&'a str>,
+    /// Their manager's email, where the enterprise extension's `manager.value` names a
+    /// user the same connection pushed (the caller looks it up: a SCIM id means nothing
+    /// outside its connection).
+    pub manager: Option<String>,
+}
+
+/// The SCIM id of a user's manager (enterprise extension `manager.value`), if given.
+pub fn manager_id(user: &Value) -> Option<&str> {
+    get(user, crate::ENTERPRISE_USER)
+        .and_then(|e| get(e, "manager"))
+        .and_then(|m| text(m, "value"))
 }
 
 fn text<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
@@ -144,6 +155,7 @@ pub fn person_of(
         });
     let enterprise = get(user, crate::ENTERPRISE_USER);
     let active = get(user, "active").and_then(as_bool).unwrap_or(true);
+    let manager = p.manager.clone().filter(|m| *m != email);
     Some(Person {
         access: access_of(&p.groups, mapping, problems, &email),
         email,
@@ -159,6 +171,7 @@ pub fn person_of(
             .and_then(|e| text(e, "department"))
             .map(String::from),
         title: text(user, "title").map(String::from),
+        manager,
         line: 0,
     })
 }
@@ -245,6 +258,7 @@ mod tests {
                 connection: "entra",
                 user: &user,
                 groups: vec!["Marketing Ops", "Analysts", "Unmapped"],
+                manager: None,
             },
             &mapping(),
             &mut problems,
@@ -270,6 +284,7 @@ mod tests {
                 connection: "okta",
                 user: &gone,
                 groups: vec![],
+                manager: None,
             },
             &mapping(),
             &mut problems,
@@ -284,7 +299,8 @@ mod tests {
                 &Pushed {
                     connection: "okta",
                     user: &json!({"userName": "nomail"}),
-                    groups: vec![]
+                    groups: vec![],
+                    manager: None
                 },
                 &mapping(),
                 &mut problems
@@ -307,12 +323,14 @@ mod tests {
                 department: None,
                 title: None,
                 access: Access::default(),
+                manager: None,
                 line: 7,
             }],
             rules: vec![],
             exceptions: vec![],
             policies: Default::default(),
             target: None,
+            revocations: Vec::new(),
         };
         let mut other = roster.people[0].clone();
         other.access.marketo.push(RoleRef::new("Admin", "Default"));

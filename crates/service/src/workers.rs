@@ -212,10 +212,17 @@ async fn scim_people(
                 })
                 .map(|g| g.name.as_str())
                 .collect();
+            let manager = roster_scim::people::manager_id(&u.body).and_then(|id| {
+                users
+                    .iter()
+                    .find(|m| m.id == id)
+                    .and_then(|m| roster_scim::people::email_of(&m.body))
+            });
             let pushed = roster_scim::people::Pushed {
                 connection: &c.name,
                 user: &u.body,
                 groups: in_groups,
+                manager,
             };
             if let Some(p) =
                 roster_scim::people::person_of(&pushed, &shared.config.scim.groups, &mut problems)

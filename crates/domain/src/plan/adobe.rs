@@ -10,6 +10,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use crate::desired::{AdobeLeaver, App, Unlisted};
+use crate::inventory::AccountKind;
 use crate::live::{AdobeAccount, AdobeLive, Live};
 
 use super::{Action, Planner, leaver_reason};
@@ -164,6 +165,24 @@ impl Planner<'_> {
             return;
         }
         let names: Vec<String> = a.holds.iter().cloned().collect();
+        let revoked: Vec<(String, &str)> = names
+            .iter()
+            .filter_map(|n| {
+                self.revoked(&a.email, AccountKind::AdobeUser, n)
+                    .map(|why| (n.clone(), why))
+            })
+            .collect();
+        if !revoked.is_empty() {
+            let why = revoked[0].1;
+            self.step(
+                Action::AdobeRevoke {
+                    email: a.email.clone(),
+                    names: revoked.into_iter().map(|(n, _)| n).collect(),
+                },
+                format!("{why} ({})", a.email),
+            );
+            return;
+        }
         match self.roster.policies.adobe.unlisted {
             Unlisted::Report => self.note(
                 App::Adobe,
@@ -292,6 +311,7 @@ mod tests {
                 },
                 ..Default::default()
             },
+            manager: None,
             line,
         }
     }

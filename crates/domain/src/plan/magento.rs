@@ -191,6 +191,22 @@ impl<'a> Planner<'a> {
         }
         let roster: &'a Roster = self.roster;
         let policy = &roster.policies.magento;
+        if let Some(reason) = self.revoked(
+            &c.email,
+            AccountKind::MagentoCustomer,
+            &live.group_name(c.group_id),
+        ) {
+            // Moving to another group would not end the access (see unlisted=disable):
+            // a revoked customer account is offboarded, with its tombstone.
+            self.step(
+                Action::MagentoDeleteCustomer {
+                    id: c.id,
+                    email: c.email.clone(),
+                },
+                format!("{reason}: {} loses the customer account", c.email),
+            );
+            return;
+        }
         match policy.unlisted {
             Unlisted::Report => self.note(
                 App::Magento,
@@ -244,6 +260,29 @@ impl<'a> Planner<'a> {
 
     fn unlisted_admin(&mut self, live: &MagentoLive, a: &MagentoAdmin, why: &str) {
         if self.kept(App::Magento, &a.email, &a.username) {
+            return;
+        }
+        if let Some(reason) = self.revoked(
+            &a.email,
+            AccountKind::MagentoAdmin,
+            &live.role_name(a.role_id),
+        ) {
+            // Deactivated, not deleted: the admin user cannot sign in, and its history
+            // (orders it touched, its ACL) stays for whoever looks into it.
+            if a.is_active {
+                self.step(
+                    Action::MagentoUpdateAdmin {
+                        id: a.id,
+                        username: a.username.clone(),
+                        first_name: a.first_name.clone(),
+                        last_name: a.last_name.clone(),
+                        role_id: a.role_id,
+                        role: live.role_name(a.role_id),
+                        is_active: false,
+                    },
+                    format!("{reason}: admin user {} is deactivated", a.username),
+                );
+            }
             return;
         }
         match self.roster.policies.magento.unlisted {

@@ -124,15 +124,32 @@ impl<'a> Planner<'a> {
             }
             let revoke: Vec<RoleRef> = u.roles.difference(&wanted).cloned().collect();
             if !revoke.is_empty() {
+                let by_review: BTreeSet<&str> = roster
+                    .revoked(&person.email)
+                    .filter(|r| {
+                        revoke.iter().any(|w| {
+                            r.role.eq_ignore_ascii_case(&w.role)
+                                && r.scope.eq_ignore_ascii_case(&w.workspace)
+                        })
+                    })
+                    .map(|r| r.reason.as_str())
+                    .collect();
                 self.step(
                     Action::MarketoRevoke {
                         userid: u.userid.clone(),
                         roles: revoke,
                     },
-                    format!(
-                        "the roster (line {line}) no longer gives {} these roles",
-                        person.email
-                    ),
+                    if by_review.is_empty() {
+                        format!(
+                            "the roster (line {line}) no longer gives {} these roles",
+                            person.email
+                        )
+                    } else {
+                        format!(
+                            "{} (the roster, line {line}, may still give them: a revocation stands until it is lifted)",
+                            by_review.into_iter().collect::<Vec<_>>().join("; ")
+                        )
+                    },
                 );
             }
             let expires_at = expiry_for(person.end_date);
@@ -375,6 +392,48 @@ impl<'a> Planner<'a> {
     fn unlisted_marketo(&mut self, live: &MarketoLive, u: &MarketoUser, why: &str) {
         if self.kept(App::Marketo, &u.email, &u.userid) {
             self.restore_grants(live, u);
+            return;
+        }
+        // A review's revocation takes the roles away whatever the unlisted policy says; all
+        // of them gone leaves no user (Marketo keeps none without a role).
+        let roster: &'a Roster = self.roster;
+        let revoked: Vec<(RoleRef, &str)> = u
+            .roles
+            .iter()
+            .filter_map(|role| {
+                roster
+                    .revoked(&u.email)
+                    .find(|r| {
+                        matches!(
+                            r.account_kind,
+                            AccountKind::MarketoUser | AccountKind::MarketoInvite
+                        ) && r.role.eq_ignore_ascii_case(&role.role)
+                            && r.scope.eq_ignore_ascii_case(&role.workspace)
+                    })
+                    .map(|r| (role.clone(), r.reason.as_str()))
+            })
+            .collect();
+        if !revoked.is_empty() {
+            let reasons: BTreeSet<&str> = revoked.iter().map(|(_, why)| *why).collect();
+            let reason = reasons.into_iter().collect::<Vec<_>>().join("; ");
+            if revoked.len() == u.roles.len() {
+                self.offboard_marketo(
+                    live,
+                    u,
+                    &format!(
+                        "{reason}: every role of {} (no role, no Marketo user)",
+                        u.email
+                    ),
+                );
+            } else {
+                self.step(
+                    Action::MarketoRevoke {
+                        userid: u.userid.clone(),
+                        roles: revoked.into_iter().map(|(r, _)| r).collect(),
+                    },
+                    format!("{reason} ({})", u.email),
+                );
+            }
             return;
         }
         match self.roster.policies.marketo.unlisted {
