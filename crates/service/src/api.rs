@@ -58,7 +58,7 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!("API request failed: {e}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -260,7 +260,9 @@ impl Modify for BearerAuth {
     ),
     paths(instances, reconcile, runs, run, plans, plan, approve, reject, log, log_head, tombstones,
         restore_tombstone, restores, approve_restore, reject_restore, deliveries,
-        crate::access::access_api, crate::access::person_api),
+        crate::access::access_api, crate::access::person_api,
+        crate::reviews::start, crate::reviews::list, crate::reviews::get_one, crate::reviews::items,
+        crate::reviews::decide, crate::reviews::decide_many, crate::reviews::close),
     components(schemas(PlanStatus, ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -288,6 +290,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/restores/{id}/approve", post(approve_restore))
         .route("/restores/{id}/reject", post(reject_restore))
         .route("/webhooks/deliveries", get(deliveries))
+        .route(
+            "/reviews",
+            get(crate::reviews::list).post(crate::reviews::start),
+        )
+        .route("/reviews/{id}", get(crate::reviews::get_one))
+        .route("/reviews/{id}/items", get(crate::reviews::items))
+        .route(
+            "/reviews/{id}/items/{item}/decision",
+            post(crate::reviews::decide),
+        )
+        .route("/reviews/{id}/decisions", post(crate::reviews::decide_many))
+        .route("/reviews/{id}/close", post(crate::reviews::close))
         .fallback(|| async { ApiError::not_found("no such API route; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -707,6 +721,16 @@ fn not_pending(id: &str, status: &str) -> ApiError {
 }
 
 /// With `four_eyes = true`, whoever asked for something cannot approve it.
+/// Who asked for a plan, for four-eyes: a review's plan was asked for by whoever closed
+/// the review.
+async fn requester(shared: &Shared, requested_by: &str) -> ApiResult<String> {
+    if let Some(id) = crate::reviews::review_of_trigger(requested_by) {
+        let closer = shared.store.review(id).await?.and_then(|r| r.closed_by);
+        return Ok(closer.unwrap_or_else(|| requested_by.to_string()));
+    }
+    Ok(requested_by.to_string())
+}
+
 fn four_eyes(shared: &Shared, requested_by: &str, caller: &Caller, what: &str) -> ApiResult<()> {
     // By name, whichever way each came in (an API token and a console account of the same
     // name are taken to be the same person).
@@ -764,7 +788,12 @@ pub(crate) async fn approve_plan(
     if held.status != "pending" {
         return Err(not_pending(id, &held.status));
     }
-    four_eyes(shared, &held.requested_by, caller, id)?;
+    four_eyes(
+        shared,
+        &requester(shared, &held.requested_by).await?,
+        caller,
+        id,
+    )?;
     let worker = shared.workers.get(&held.instance).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,

@@ -298,6 +298,8 @@ struct RawMarketo {
     roster: Option<PathBuf>,
     interval: Option<String>,
     auto_apply: Option<AutoApply>,
+    /// Who owns the instance: reviews its access when nobody else does (`owner = "it@acme.example"`).
+    owner: Option<String>,
     resend_invites: Option<bool>,
 }
 
@@ -317,6 +319,8 @@ struct RawAdobe {
     roster: Option<PathBuf>,
     interval: Option<String>,
     auto_apply: Option<AutoApply>,
+    /// Who owns the instance: reviews its access when nobody else does (`owner = "it@acme.example"`).
+    owner: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -344,6 +348,8 @@ struct RawMagento {
     roster: Option<PathBuf>,
     interval: Option<String>,
     auto_apply: Option<AutoApply>,
+    /// Who owns the instance: reviews its access when nobody else does (`owner = "it@acme.example"`).
+    owner: Option<String>,
     resend_invites: Option<bool>,
 }
 
@@ -441,6 +447,9 @@ pub struct Instance {
     /// A Magento instance: between full reads, how often customers changed since the last
     /// look (`updated_at`) are searched for and planned for (a targeted run).
     pub changes_every: Option<Duration>,
+    /// Who owns it (`owner`): reviews what no manager reviews in an access review, and
+    /// the fallback reviewer.
+    pub owner: Option<String>,
 }
 
 impl Instance {
@@ -877,6 +886,7 @@ impl ServeConfig {
                 resend_invites,
                 daily_budget: m.daily_budget,
                 changes_every: None,
+                owner: m.owner.clone(),
             });
         }
         for (short, a) in &raw.adobe {
@@ -930,6 +940,7 @@ impl ServeConfig {
                 resend_invites: false,
                 daily_budget: None,
                 changes_every: None,
+                owner: a.owner.clone(),
             });
         }
         for (short, m) in &raw.magento {
@@ -1024,6 +1035,7 @@ impl ServeConfig {
                 resend_invites,
                 daily_budget: None,
                 changes_every,
+                owner: m.owner.clone(),
             });
         }
         if instances.is_empty() {

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod magento_changes;
 pub mod metrics;
 pub mod request_log;
+pub mod reviews;
 pub mod roster_watch;
 pub mod scim;
 pub mod tokens;

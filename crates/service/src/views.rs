@@ -140,11 +140,15 @@ pub struct HeldPlanView {
     pub decided_at: Option<String>,
     pub comment: Option<String>,
     pub outcome: Option<String>,
+    /// The access review whose revocations this plan carries out (`requested_by` is
+    /// `review:ID`), if any.
+    pub review: Option<i64>,
 }
 
 impl From<roster_store::ServicePlan> for HeldPlanView {
     fn from(p: roster_store::ServicePlan) -> Self {
         Self {
+            review: crate::reviews::review_of_trigger(&p.requested_by),
             plan_id: p.plan_id,
             instance: p.instance,
             status: p.status,

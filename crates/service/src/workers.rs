@@ -40,6 +40,8 @@ pub enum Job {
     ApplyApproved { plan_id: String, by: String },
     /// Restore an account from its tombstone, as an approver approved.
     Restore { request: i64, by: String },
+    /// Read the snapshot of an access review that was just started.
+    ReviewSnapshot { review: i64 },
 }
 
 impl Job {
@@ -48,6 +50,7 @@ impl Job {
             Job::Reconcile { trigger, .. } => trigger.clone(),
             Job::ApplyApproved { plan_id, by } => format!("approval:{plan_id} by {by}"),
             Job::Restore { request, by } => format!("restore:{request} by {by}"),
+            Job::ReviewSnapshot { review } => format!("review:{review} snapshot"),
         }
     }
 }
@@ -264,6 +267,9 @@ pub(crate) async fn roster_for(
     let mut roster = roster_engine::live_read::load_roster(&inst.roster)?;
     let (people, mut problems) = scim_people(shared, inst).await?;
     problems.extend(roster_scim::people::merge(&mut roster, people));
+    // Read where the plan is made (and again where an approved plan is re-planned),
+    // never from a plan: what closed reviews took away stays away.
+    roster.revocations = shared.store.revocations(&inst.name).await?;
     Ok((roster, problems))
 }
 
@@ -327,7 +333,7 @@ pub async fn run_worker(
 }
 
 /// How a run ended, before it is recorded.
-struct Ended {
+pub(crate) struct Ended {
     outcome: &'static str,
     plan_id: Option<String>,
     summary: String,
@@ -335,7 +341,11 @@ struct Ended {
 }
 
 impl Ended {
-    fn ok(outcome: &'static str, plan_id: Option<String>, summary: impl Into<String>) -> Self {
+    pub(crate) fn ok(
+        outcome: &'static str,
+        plan_id: Option<String>,
+        summary: impl Into<String>,
+    ) -> Self {
         Self {
             outcome,
             plan_id,
@@ -344,7 +354,7 @@ impl Ended {
         }
     }
 
-    fn err(
+    pub(crate) fn err(
         outcome: &'static str,
         plan_id: Option<String>,
         summary: &str,
@@ -384,7 +394,41 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &Worker, job: Job) -> 
             apply_approved(shared, inst, plan_id, by, &recorder).await
         }
         Job::Restore { request, by } => restore(shared, inst, *request, by, &recorder).await,
+        Job::ReviewSnapshot { review } => {
+            crate::reviews::snapshot(shared, inst, *review, &recorder).await
+        }
     };
+    // A review's plan is named on the review; steps that ran may have carried out
+    // revocations, which a fresh read then verifies.
+    if let (Some(review), Some(plan)) = (
+        crate::reviews::review_of_trigger(&trigger),
+        ended.plan_id.as_deref(),
+    ) && matches!(&job, Job::Reconcile { .. })
+        && !trigger.contains("verification")
+        && matches!(ended.outcome, "awaiting_approval" | "done")
+    {
+        let held = shared.store.held_plans(Some("pending")).await.ok();
+        let plan = held
+            .iter()
+            .flatten()
+            .find(|h| h.instance == inst.name && h.requested_by == trigger)
+            .map_or(plan, |h| h.plan_id.as_str());
+        if let Err(e) = shared.store.set_review_plan(review, plan).await {
+            tracing::warn!(review, "cannot name the review's plan: {e}");
+        }
+    }
+    let ran_steps = match &job {
+        Job::ApplyApproved { .. } => ended.outcome == "done",
+        Job::Reconcile { trigger, .. } => {
+            ended.outcome == "done"
+                && crate::reviews::review_of_trigger(trigger).is_some()
+                && !trigger.contains("verification")
+        }
+        _ => false,
+    };
+    if ran_steps {
+        crate::reviews::after_apply(shared, inst).await;
+    }
     let end = RunEnd {
         outcome: ended.outcome.into(),
         plan_id: ended.plan_id.clone(),
@@ -805,6 +849,13 @@ async fn reconcile_with(
     let read_at = OffsetDateTime::now_utc();
     let target = computed.roster.target.clone();
     keep_inventory(shared, inst, &computed.live, &[], read_at, target.as_ref()).await;
+    crate::reviews::verify(
+        shared,
+        inst,
+        &Inventory::from_live(inst.app, &inst.name, &computed.live, read_at),
+        target.as_ref(),
+    )
+    .await;
     for note in &computed.plan.notes {
         if note.message.contains("expire") {
             shared.notifier.notify(
@@ -1394,6 +1445,7 @@ impl Shared {
             Job::Reconcile { .. } => None,
             Job::ApplyApproved { plan_id, .. } => Some(format!("apply:{plan_id}")),
             Job::Restore { request, .. } => Some(format!("restore:{request}")),
+            Job::ReviewSnapshot { review } => Some(format!("review:{review}")),
         };
         let how = crate::jobs::Submit {
             // Not added where a job for it is queued or running: taking over the key of a

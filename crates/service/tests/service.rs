@@ -3351,3 +3351,363 @@ fn an_adobe_identity_must_name_its_organization_and_profiles() {
     ));
     assert!(unused.contains("named by no Marketo instance"), "{unused}");
 }
+
+/// The roles `email` holds in the Marketo sandbox, as `ROLE@WORKSPACE`.
+async fn marketo_roles(sandbox: &RunningSandbox, email: &str) -> Vec<String> {
+    let creds = sandbox.credentials();
+    let mut config = roster_marketo::ClientConfig::new(
+        sandbox.base_url().to_string(),
+        creds.client_id.clone(),
+        creds.client_secret.clone(),
+    );
+    config.allow_insecure_http = true;
+    let client = roster_marketo::Client::new(config, 0).unwrap();
+    let mut roles: Vec<String> = client
+        .user_roles(email)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}@{}", r.role_name, r.workspace_name))
+        .collect();
+    roles.sort();
+    roles
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_review_revokes_through_an_approved_plan_and_verifies_it_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    let roster = EXAMPLE
+        .replace(
+            "    department: Analytics\n",
+            "    department: Analytics\n    manager: mia@acme.example\n",
+        )
+        .replace(
+            "    department: Field Marketing\n",
+            "    department: Field Marketing\n    manager: mia@acme.example\n",
+        )
+        .replace(
+            "    end_date: 2027-03-31\n",
+            "    end_date: 2027-03-31\n    manager: mia@acme.example\n",
+        );
+    std::fs::write(dir.path().join("people.yaml"), &roster).unwrap();
+    let config = config(
+        &sandbox,
+        "ROSTER_TEST_SECRET_REVIEW",
+        "1h",
+        "owner = \"owner@acme.example\"\n",
+    );
+    let svc = Service::start(dir.path(), &config, "ROSTER_TEST_SECRET_REVIEW").await;
+    let viewer = svc.token("viewer", "viewer").await;
+    let operator = svc.token("op", "operator").await;
+    let mia = svc.token("mia@acme.example", "viewer").await;
+    let owner = svc.token("owner@acme.example", "approver").await;
+    let second = svc.token("bo", "approver").await;
+    svc.run_where(&viewer, "at start", |_| true).await;
+    assert_eq!(
+        marketo_roles(&sandbox, "margaret.hamilton@acme.example").await,
+        vec!["Standard User@EMEA", "Standard User@US"]
+    );
+
+    // Bad requests say what is wrong; a viewer cannot start one.
+    let (status, body) = svc
+        .post(
+            &operator,
+            "/api/v1/reviews",
+            json!({"instance": "marketo.nope", "due": "14d"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("unknown_instance"))
+    );
+    let (status, body) = svc
+        .post(
+            &operator,
+            "/api/v1/reviews",
+            json!({"instance": "marketo.acme", "due": "soon"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body:#}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("14d"),
+        "{body:#}"
+    );
+    let (status, _) = svc
+        .post(
+            &viewer,
+            "/api/v1/reviews",
+            json!({"instance": "marketo.acme", "due": "14d"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let (status, started) = svc
+        .post(
+            &operator,
+            "/api/v1/reviews",
+            json!({"instance": "marketo.acme", "due": "14d"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started:#}");
+    let id = started["id"].as_i64().unwrap();
+    let review = loop {
+        let (_, r) = svc.get(&viewer, &format!("/api/v1/reviews/{id}")).await;
+        if r["status"] != "snapshotting" {
+            break r;
+        }
+        svc.run_where(&viewer, "the snapshot", |r| {
+            r["trigger"] == format!("review:{id} snapshot")
+        })
+        .await;
+    };
+    assert_eq!(review["status"], "open", "{review:#}");
+    let completeness = &review["completeness"];
+    assert!(
+        completeness["accounts"].as_u64().unwrap() >= 8,
+        "{review:#}"
+    );
+    assert!(
+        completeness["api_only"].as_u64().unwrap() >= 1,
+        "{review:#}"
+    );
+    assert_eq!(completeness["unread"], 0);
+    assert!(completeness["calls"].as_u64().unwrap() > 0, "{review:#}");
+    assert_eq!(review["snapshot_digest"].as_str().unwrap().len(), 64);
+
+    // Mia reviews her three reports: five items, nobody else's.
+    let (_, mine) = svc
+        .get(&mia, &format!("/api/v1/reviews/{id}/items?reviewer=me"))
+        .await;
+    let mine = mine["items"].as_array().unwrap().clone();
+    let mut people: Vec<&str> = mine.iter().map(|i| i["email"].as_str().unwrap()).collect();
+    people.dedup();
+    assert_eq!(
+        people,
+        vec![
+            "alan.turing@acme.example",
+            "linus.torvalds@acme.example",
+            "margaret.hamilton@acme.example"
+        ],
+        "{mine:#?}"
+    );
+    assert!(mine.iter().all(|i| i["reviewer_because"] == "manager"));
+    let item = |email: &str, role: &str| -> i64 {
+        mine.iter()
+            .find(|i| i["email"] == email && i["role"] == role)
+            .unwrap_or_else(|| panic!("no item {email} {role}: {mine:#?}"))["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let alan = item("alan.turing@acme.example", "Analytics User");
+    let linus = item("linus.torvalds@acme.example", "RTP Launcher");
+    let margaret_emea = mine
+        .iter()
+        .find(|i| i["email"] == "margaret.hamilton@acme.example" && i["scope"] == "EMEA")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    // Ada (no manager) is the owner's; her admin role is privileged: keeping it needs a why.
+    let (_, all) = svc
+        .get(&viewer, &format!("/api/v1/reviews/{id}/items"))
+        .await;
+    let ada = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["email"] == "ada.lovelace@acme.example")
+        .unwrap()
+        .clone();
+    assert_eq!(ada["reviewer"], "owner@acme.example");
+    assert_eq!(ada["privileged"], true);
+    let decide = |item: i64| format!("/api/v1/reviews/{id}/items/{item}/decision");
+    let (status, body) = svc
+        .post(
+            &owner,
+            &decide(ada["id"].as_i64().unwrap()),
+            json!({"decision": "keep"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs a comment"),
+        "{body:#}"
+    );
+    let (status, _) = svc
+        .post(
+            &owner,
+            &decide(ada["id"].as_i64().unwrap()),
+            json!({"decision": "keep", "comment": "break-glass admin"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Only the reviewer decides an item.
+    let (status, body) = svc
+        .post(&second, &decide(alan), json!({"decision": "revoke"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("not_reviewer"))
+    );
+
+    let (status, kept) = svc
+        .post(
+            &mia,
+            &decide(alan),
+            json!({"decision": "keep", "comment": "runs the reports"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{kept:#}");
+    assert_eq!(kept["decision"], "keep");
+    assert!(kept["log_id"].as_i64().is_some());
+    let (status, body) = svc
+        .post(
+            &mia,
+            &decide(linus),
+            json!({"decision": "reduce", "keep_roles": ["Owner@EMEA"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body:#}");
+    let (status, reduced) = svc
+        .post(
+            &mia,
+            &decide(linus),
+            json!({"decision": "reduce", "keep_roles": ["Marketing User@EMEA"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reduced:#}");
+    let (status, revoked) = svc
+        .post(
+            &mia,
+            &decide(margaret_emea),
+            json!({"decision": "revoke", "comment": "moved to the US team"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{revoked:#}");
+    assert!(
+        revoked["seconds"].as_i64().is_some(),
+        "a second decision measures the time since the first"
+    );
+
+    // The owner closes it; the plan of its revocations waits for a second approver.
+    let (status, closed) = svc
+        .post(&owner, &format!("/api/v1/reviews/{id}/close"), json!({}))
+        .await;
+    assert_eq!(status, 202, "{closed:#}");
+    assert_eq!(closed["status"], "remediating");
+    assert_eq!(closed["pending_remediation"], 2, "{closed:#}");
+    let run = svc
+        .run_where(&viewer, "of the review's plan", |r| {
+            r["trigger"] == format!("review:{id}")
+        })
+        .await;
+    assert_eq!(run["outcome"], "awaiting_approval", "{run:#}");
+    let (_, plans) = svc.get(&viewer, "/api/v1/plans?status=pending").await;
+    let plan = plans["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["review"] == id)
+        .unwrap_or_else(|| panic!("no pending plan of the review: {plans:#}"))
+        .clone();
+    let plan_id = plan["plan_id"].as_str().unwrap();
+    assert_eq!(plan["requested_by"], format!("review:{id}"));
+    assert_eq!(plan["destructive"], 2, "{plan:#}");
+    let (_, r) = svc.get(&viewer, &format!("/api/v1/reviews/{id}")).await;
+    assert_eq!(r["plan_id"], plan_id);
+    // Nothing is gone before the approval.
+    assert_eq!(
+        marketo_roles(&sandbox, "margaret.hamilton@acme.example").await,
+        vec!["Standard User@EMEA", "Standard User@US"]
+    );
+    let approve = format!("/api/v1/plans/{plan_id}/approve");
+    let (status, body) = svc.post(&owner, &approve, json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("four_eyes"))
+    );
+    let (status, _) = svc
+        .post(&second, &approve, json!({"comment": "per review"}))
+        .await;
+    assert_eq!(status, 202);
+
+    // The apply runs, a fresh read sees the access gone, and the items are remediated.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let (_, r) = svc.get(&viewer, &format!("/api/v1/reviews/{id}")).await;
+        if r["status"] == "done" {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never remediated: {r:#}"
+        );
+        svc.run_where(&viewer, "verifying the review", |r| {
+            r["trigger"] == format!("review:{id} verification")
+        })
+        .await;
+    };
+    assert_eq!(
+        (
+            done["remediated"].as_u64(),
+            done["pending_remediation"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
+    assert_eq!(
+        marketo_roles(&sandbox, "margaret.hamilton@acme.example").await,
+        vec!["Standard User@US"]
+    );
+    assert_eq!(
+        marketo_roles(&sandbox, "linus.torvalds@acme.example").await,
+        vec!["Marketing User@EMEA"]
+    );
+    assert_eq!(
+        marketo_roles(&sandbox, "alan.turing@acme.example").await,
+        vec!["Analytics User@US"]
+    );
+    let (_, items) = svc
+        .get(&viewer, &format!("/api/v1/reviews/{id}/items"))
+        .await;
+    for i in items["items"].as_array().unwrap() {
+        let want = if [linus, margaret_emea].contains(&i["id"].as_i64().unwrap()) {
+            json!("remediated")
+        } else {
+            Value::Null
+        };
+        assert_eq!(i["remediation"], want, "{i:#}");
+    }
+    // The roster still grants both roles: the revocations hold over it at the next full run.
+    let full = svc.reconcile_now(&operator, &viewer, "marketo.acme").await;
+    assert_ne!(full["outcome"], "failed", "{full:#}");
+    assert_eq!(
+        marketo_roles(&sandbox, "margaret.hamilton@acme.example").await,
+        vec!["Standard User@US"]
+    );
+    // Every decision and the close are rows of the signed log, which verifies.
+    let store = &svc.running.shared.store;
+    let log = store.log(None).await.unwrap();
+    assert_eq!(
+        log.iter().filter(|l| l.action == "review.decide").count(),
+        4,
+        "the four decisions recorded, not the refused ones"
+    );
+    assert!(log.iter().any(|l| l.action == "review.close"));
+    assert!(log.iter().any(|l| {
+        l.action == "review.start"
+            && l.detail
+                .as_deref()
+                .is_some_and(|d| d.contains(review["snapshot_digest"].as_str().unwrap()))
+    }));
+    assert!(
+        store
+            .verify_log_with(store.keys().unwrap(), None)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    svc.stop().await;
+}

@@ -783,7 +783,7 @@ pub(crate) async fn insert_log(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     entry: &NewLogEntry,
     at: OffsetDateTime,
-) -> Result<()> {
+) -> Result<i64> {
     let backend = store.backend;
     let keys = store.keys()?;
     let last = sqlx::query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
@@ -842,7 +842,7 @@ pub(crate) async fn insert_log(
     .bind(&sig)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(id)
 }
 
 /// The audit log's rows, oldest first, through any connection: the pool, or a

@@ -15,6 +15,7 @@ mod journal;
 mod leadership;
 mod pacing;
 mod records;
+mod reviews;
 mod schema;
 mod scim;
 mod service;
@@ -41,6 +42,7 @@ pub use journal::{
 pub use leadership::SessionLock;
 pub use pacing::{Admission, PacingLimits};
 pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
+pub use reviews::{NewDecision, NewReview, Review, ReviewItem};
 pub use roster_keys::{KeyError, Keyring};
 pub use scim::{ScimConnection, ScimKey, ScimResource, ScimWriteError};
 pub use service::{

@@ -252,6 +252,58 @@ pub const STEPS: &[&str] = &[
     );",
     // 16: an API token may expire (`serve token create --expires 90d`).
     "ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;",
+    // 17: access reviews: campaigns with their snapshot, one row per item and its
+    // decision, and the revocations closed campaigns made (see `roster_domain::review`).
+    "CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance TEXT NOT NULL,
+        app TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        reviewers TEXT NOT NULL,
+        on_due TEXT NOT NULL,
+        due_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        closed_by TEXT,
+        closed_at INTEGER,
+        snapshot TEXT,
+        snapshot_digest TEXT,
+        plan_id TEXT,
+        note TEXT
+    );
+    CREATE TABLE review_items (
+        review_id INTEGER NOT NULL,
+        id INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        email TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        decision TEXT,
+        keep_roles TEXT,
+        comment TEXT,
+        decided_by TEXT,
+        decided_at INTEGER,
+        bulk INTEGER NOT NULL DEFAULT 0,
+        seconds INTEGER,
+        log_id INTEGER,
+        remediation TEXT,
+        remediated_at INTEGER,
+        PRIMARY KEY (review_id, id)
+    );
+    CREATE INDEX review_items_by_reviewer ON review_items (review_id, reviewer);
+    CREATE TABLE revocations (
+        app TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        email TEXT NOT NULL,
+        account_kind TEXT NOT NULL,
+        role TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        review_id INTEGER NOT NULL,
+        item_id INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (instance, email, account_kind, role, scope)
+    );",
 ];
 
 /// The same schema on PostgreSQL, as its own ordered list (a `roster_schema` row records how
@@ -508,4 +560,55 @@ pub const PG_STEPS: &[&str] = &[
     );",
     // 10: SQLite's step 16.
     "ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT;",
+    // 11: SQLite's step 17.
+    "CREATE TABLE reviews (
+        id BIGSERIAL PRIMARY KEY,
+        instance TEXT NOT NULL,
+        app TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        reviewers TEXT NOT NULL,
+        on_due TEXT NOT NULL,
+        due_at BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        closed_by TEXT,
+        closed_at BIGINT,
+        snapshot TEXT,
+        snapshot_digest TEXT,
+        plan_id TEXT,
+        note TEXT
+    );
+    CREATE TABLE review_items (
+        review_id BIGINT NOT NULL,
+        id BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        email TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        decision TEXT,
+        keep_roles TEXT,
+        comment TEXT,
+        decided_by TEXT,
+        decided_at BIGINT,
+        bulk BIGINT NOT NULL DEFAULT 0,
+        seconds BIGINT,
+        log_id BIGINT,
+        remediation TEXT,
+        remediated_at BIGINT,
+        PRIMARY KEY (review_id, id)
+    );
+    CREATE INDEX review_items_by_reviewer ON review_items (review_id, reviewer);
+    CREATE TABLE revocations (
+        app TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        email TEXT NOT NULL,
+        account_kind TEXT NOT NULL,
+        role TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        review_id BIGINT NOT NULL,
+        item_id BIGINT NOT NULL,
+        reason TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (instance, email, account_kind, role, scope)
+    );",
 ];

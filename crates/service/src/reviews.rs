@@ -1,0 +1,962 @@
+//! Access reviews in the service: `/api/v1/reviews`. Starting a campaign queues a full read
+//! of the instance on its worker (the snapshot, with what proves it complete); reviewers
+//! decide their items, each decision written with a signed audit-log row; closing brings
+//! the revocations into force and queues a targeted reconcile of the people concerned,
+//! requested by `review:ID`, which goes through the normal hold / four-eyes / apply path.
+//! A fresh read after it marks each item `remediated` only when the access is gone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use roster_domain::inventory::Inventory;
+use roster_domain::review::{self, Assign, Completeness, Decided, Decision, Reviewers, Scope};
+use roster_engine::actor::Actor;
+use roster_engine::planning;
+use roster_engine::text::rfc3339;
+use roster_store::{NewDecision, NewReview, Review, ReviewItem};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::Shared;
+use crate::api::{ApiError, ApiPath, ApiResult, Caller};
+use crate::config::Instance;
+use crate::tokens::Role;
+use crate::views::ErrorBody;
+use crate::workers::{Ended, Job, Recorder};
+
+/// The campaign a run or plan was requested for: `review:ID` (and `review:ID ...`).
+pub fn review_of_trigger(trigger: &str) -> Option<i64> {
+    let rest = trigger.strip_prefix("review:")?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// What starting a campaign takes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartReview {
+    /// The instance, as `/api/v1/instances` names it (`marketo.prod`).
+    pub instance: String,
+    /// `all` (default), `privileged`, `role=ROLE@WORKSPACE`, `group=NAME`.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// When reviewers must be done: a duration from now (`14d`, `36h`) or an RFC 3339 time.
+    pub due: String,
+    /// `manager` (default: the person's manager, else the owner), `owner`, or a name.
+    #[serde(default)]
+    pub reviewer: Option<String>,
+    /// What closing does with items nobody decided: `keep` (default) or `revoke`.
+    #[serde(default)]
+    pub on_due: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReviewerProgress {
+    pub reviewer: String,
+    pub items: usize,
+    pub decided: usize,
+}
+
+/// A campaign with its progress.
+#[derive(Serialize, ToSchema)]
+pub struct ReviewView {
+    pub id: i64,
+    pub instance: String,
+    pub app: String,
+    pub scope: String,
+    pub reviewers: String,
+    pub on_due: String,
+    pub due_at: String,
+    /// `snapshotting`, `open`, `remediating`, `done` or `failed`.
+    pub status: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub closed_by: Option<String>,
+    pub closed_at: Option<String>,
+    /// SHA-256 of the snapshot as kept; the signed `review.start` log row names it.
+    pub snapshot_digest: Option<String>,
+    /// The plan that carries out the campaign's revocations.
+    pub plan_id: Option<String>,
+    pub note: Option<String>,
+    pub overdue: bool,
+    pub items: usize,
+    pub decided: usize,
+    pub revoked: usize,
+    pub remediated: usize,
+    /// Revoked items whose access a fresh read has not yet found gone.
+    pub pending_remediation: usize,
+    /// What the snapshot's read covered (accounts by kind, pending invitations, API-only
+    /// users, calls): the evidence that it is the whole population.
+    #[schema(value_type = Object)]
+    pub completeness: Option<Value>,
+    pub by_reviewer: Vec<ReviewerProgress>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Reviews {
+    pub reviews: Vec<ReviewView>,
+}
+
+/// One item: a person's entitlement on one account, and what became of it.
+#[derive(Serialize, ToSchema)]
+pub struct ItemView {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub account_kind: String,
+    pub account_id: String,
+    pub role: String,
+    pub scope: String,
+    pub status: String,
+    pub privileged: bool,
+    pub api_only: bool,
+    /// Whether the roster lists the person.
+    pub listed: bool,
+    pub reviewer: String,
+    pub reviewer_because: String,
+    /// `keep`, `revoke`, `reduce`, `not_decided`, or null while open.
+    pub decision: Option<String>,
+    pub keep_roles: Vec<String>,
+    pub comment: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub bulk: bool,
+    /// Seconds since the reviewer's previous decision in this campaign.
+    pub seconds: Option<i64>,
+    /// The signed audit-log row recording the decision.
+    pub log_id: Option<i64>,
+    /// `pending` or `remediated` for revoked access.
+    pub remediation: Option<String>,
+    pub remediated_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Items {
+    pub items: Vec<ItemView>,
+}
+
+/// A decision on one item.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    /// `keep`, `revoke`, `reduce` or `not_decided`.
+    pub decision: String,
+    /// For `reduce`: the account's roles that stay, as `ROLE@WORKSPACE`.
+    #[serde(default)]
+    pub keep_roles: Vec<String>,
+    /// Required to keep privileged access; at most 2,000 characters.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// One decision on many items (recorded as a bulk decision).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkBody {
+    #[schema(min_items = 1)]
+    pub items: Vec<i64>,
+    /// `keep`, `revoke` or `not_decided` (a reduce is per account).
+    pub decision: String,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+fn item_view(i: ReviewItem) -> ItemView {
+    ItemView {
+        id: i.item.id,
+        email: i.item.email,
+        name: i.item.name,
+        account_kind: i.item.account_kind.as_str().into(),
+        account_id: i.item.account_id,
+        role: i.item.role,
+        scope: i.item.scope,
+        status: i.item.status.as_str().into(),
+        privileged: i.item.privileged,
+        api_only: i.item.api_only,
+        listed: i.item.listed,
+        reviewer: i.item.reviewer,
+        reviewer_because: i.item.reviewer_because,
+        decision: i.decision,
+        keep_roles: i.keep_roles,
+        comment: i.comment,
+        decided_by: i.decided_by,
+        decided_at: i.decided_at.map(rfc3339),
+        bulk: i.bulk,
+        seconds: i.seconds,
+        log_id: i.log_id,
+        remediation: i.remediation,
+        remediated_at: i.remediated_at.map(rfc3339),
+    }
+}
+
+async fn view(shared: &Shared, r: Review) -> ApiResult<ReviewView> {
+    let items = shared.store.review_items(r.id, None).await?;
+    let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for i in &items {
+        let e = by.entry(i.item.reviewer.clone()).or_default();
+        e.0 += 1;
+        if i.decision.is_some() {
+            e.1 += 1;
+        }
+    }
+    let completeness = match shared.store.review_snapshot(r.id).await? {
+        Some(s) => serde_json::from_str::<Value>(&s)
+            .ok()
+            .map(|v| v["completeness"].clone()),
+        None => None,
+    };
+    let now = OffsetDateTime::now_utc();
+    Ok(ReviewView {
+        overdue: r.status == "open" && r.due_at < now,
+        items: items.len(),
+        decided: items.iter().filter(|i| i.decision.is_some()).count(),
+        revoked: items.iter().filter(|i| i.remediation.is_some()).count(),
+        remediated: items
+            .iter()
+            .filter(|i| i.remediation.as_deref() == Some("remediated"))
+            .count(),
+        pending_remediation: items
+            .iter()
+            .filter(|i| i.remediation.as_deref() == Some("pending"))
+            .count(),
+        by_reviewer: by
+            .into_iter()
+            .map(|(reviewer, (items, decided))| ReviewerProgress {
+                reviewer,
+                items,
+                decided,
+            })
+            .collect(),
+        completeness,
+        id: r.id,
+        instance: r.instance,
+        app: r.app,
+        scope: r.scope,
+        reviewers: r.reviewers,
+        on_due: r.on_due,
+        due_at: rfc3339(r.due_at),
+        status: r.status,
+        created_by: r.created_by,
+        created_at: rfc3339(r.created_at),
+        closed_by: r.closed_by,
+        closed_at: r.closed_at.map(rfc3339),
+        snapshot_digest: r.snapshot_digest,
+        plan_id: r.plan_id,
+        note: r.note,
+    })
+}
+
+fn object<T: serde::de::DeserializeOwned>(body: &Bytes, example: &str) -> ApiResult<T> {
+    if !serde_json::from_slice::<Value>(body).is_ok_and(|v| v.is_object()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the body must be a JSON object such as {example}"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the body must be JSON such as {example}: {e}"),
+        )
+    })
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+fn due_at(text: &str, now: OffsetDateTime) -> ApiResult<OffsetDateTime> {
+    let t = text.trim();
+    if let Ok(at) = OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
+        if at <= now {
+            return Err(bad(format!("due {t} has passed; give a later time")));
+        }
+        return Ok(at);
+    }
+    let d = roster_engine::conn::parse_duration(t).map_err(|e| {
+        bad(format!(
+            "due {t:?} is neither a duration (14d, 36h) nor an RFC 3339 time: {e}"
+        ))
+    })?;
+    if d.is_zero() {
+        return Err(bad("due must be in the future: give for example 14d"));
+    }
+    Ok(now + d)
+}
+
+async fn found(shared: &Shared, id: i64) -> ApiResult<Review> {
+    shared.store.review(id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("there is no review {id}; GET /api/v1/reviews lists them"),
+        )
+    })
+}
+
+fn not_open(r: &Review) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "not_open",
+        format!(
+            "review {} is {}, not open{}",
+            r.id,
+            r.status,
+            match r.status.as_str() {
+                "snapshotting" => ": its snapshot is being read; try again shortly",
+                _ => "",
+            }
+        ),
+    )
+}
+
+/// Start an access review of one instance (operator). Its snapshot is read by the
+/// instance's worker; the campaign is `snapshotting` until then, `open` after.
+#[utoipa::path(post, path = "/api/v1/reviews", tag = "reviews", request_body = StartReview,
+    responses((status = 202, body = ReviewView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn start(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<ReviewView>)> {
+    caller.must_be(Role::Operator, "starting an access review")?;
+    let req: StartReview = object(
+        &body,
+        r#"{"instance": "marketo.prod", "scope": "privileged", "due": "14d"}"#,
+    )?;
+    let worker = shared.workers.get(&req.instance).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_instance",
+            format!(
+                "this service runs no instance {:?}; it runs {}",
+                req.instance,
+                shared
+                    .workers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })?;
+    let scope = Scope::parse(req.scope.as_deref().unwrap_or("all")).map_err(bad)?;
+    let reviewers = Reviewers::parse(req.reviewer.as_deref().unwrap_or("manager"));
+    let on_due = match req.on_due.as_deref().map(str::trim).unwrap_or("keep") {
+        o @ ("keep" | "revoke") => o,
+        other => {
+            return Err(bad(format!(
+                "on_due {other:?} is not keep or revoke (what closing does with items nobody decided)"
+            )));
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let due = due_at(&req.due, now)?;
+    let inst = &worker.instance;
+    let id = shared
+        .store
+        .create_review(
+            &NewReview {
+                instance: &inst.name,
+                app: inst.app,
+                scope: &scope.to_string(),
+                reviewers: &reviewers.to_string(),
+                on_due,
+                due_at: due,
+                created_by: &caller.name,
+            },
+            now,
+        )
+        .await?;
+    shared
+        .submit(&inst.name, Job::ReviewSnapshot { review: id })
+        .await
+        .map_err(ApiError::internal)?;
+    let r = found(&shared, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&shared, r).await?)))
+}
+
+/// Every access review, newest first.
+#[utoipa::path(get, path = "/api/v1/reviews", tag = "reviews",
+    responses((status = 200, body = Reviews)))]
+pub async fn list(State(shared): State<Arc<Shared>>, _caller: Caller) -> ApiResult<Json<Reviews>> {
+    let mut reviews = Vec::new();
+    for r in shared.store.reviews().await? {
+        reviews.push(view(&shared, r).await?);
+    }
+    Ok(Json(Reviews { reviews }))
+}
+
+/// One access review with its progress per reviewer and the snapshot's completeness.
+#[utoipa::path(get, path = "/api/v1/reviews/{id}", tag = "reviews", params(("id" = i64, Path)),
+    responses((status = 200, body = ReviewView), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(shared): State<Arc<Shared>>,
+    _caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<ReviewView>> {
+    let r = found(&shared, id).await?;
+    Ok(Json(view(&shared, r).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ItemsQuery {
+    /// Only this reviewer's items; `me` for the caller's own.
+    reviewer: Option<String>,
+}
+
+/// A review's items with their reviewers and decisions.
+#[utoipa::path(get, path = "/api/v1/reviews/{id}/items", tag = "reviews",
+    params(("id" = i64, Path), ItemsQuery),
+    responses((status = 200, body = Items), (status = 404, body = ErrorBody)))]
+pub async fn items(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    crate::api::ApiQuery(q): crate::api::ApiQuery<ItemsQuery>,
+) -> ApiResult<Json<Items>> {
+    found(&shared, id).await?;
+    let reviewer = q
+        .reviewer
+        .map(|r| if r == "me" { caller.name.clone() } else { r });
+    let items = shared.store.review_items(id, reviewer.as_deref()).await?;
+    Ok(Json(Items {
+        items: items.into_iter().map(item_view).collect(),
+    }))
+}
+
+/// Whether `caller` may decide `item`: its reviewer, never the person it is about.
+fn may_decide(caller: &Caller, item: &ReviewItem) -> ApiResult<()> {
+    if caller.name.eq_ignore_ascii_case(&item.item.email) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "own_access",
+            format!(
+                "item {} is {}'s own access; nobody reviews their own access",
+                item.item.id, item.item.email
+            ),
+        ));
+    }
+    if !caller.name.eq_ignore_ascii_case(&item.item.reviewer) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_reviewer",
+            format!(
+                "item {} is for {} to review ({}), not {:?}",
+                item.item.id,
+                if item.item.reviewer.is_empty() {
+                    "nobody yet"
+                } else {
+                    &item.item.reviewer
+                },
+                item.item.reviewer_because,
+                caller.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn decision_log(
+    caller: &Caller,
+    r: &Review,
+    item: &ReviewItem,
+    d: Decision,
+    keep_roles: &[String],
+    comment: Option<&str>,
+    bulk: bool,
+) -> roster_store::NewLogEntry {
+    let mut entry = Actor::resolve(Some(&caller.name)).log(
+        &r.app,
+        "review.decide",
+        &format!("review {} item {}", r.id, item.item.id),
+        d.as_str(),
+    );
+    entry.instance = Some(r.instance.clone());
+    entry.detail = Some(
+        json!({
+            "review": r.id,
+            "item": item.item.id,
+            "email": item.item.email,
+            "account": item.item.account_id,
+            "role": item.item.role,
+            "scope": item.item.scope,
+            "decision": d.as_str(),
+            "keep_roles": keep_roles,
+            "comment": comment,
+            "bulk": bulk,
+        })
+        .to_string(),
+    );
+    entry
+}
+
+fn comment_of(c: Option<&String>) -> ApiResult<Option<&str>> {
+    let c = c.map(|c| c.trim()).filter(|c| !c.is_empty());
+    if c.is_some_and(|c| c.chars().count() > 2000) {
+        return Err(bad("the comment is longer than 2000 characters"));
+    }
+    Ok(c)
+}
+
+/// Decide one item (its reviewer only). Keeping privileged access needs a comment.
+#[utoipa::path(post, path = "/api/v1/reviews/{id}/items/{item}/decision", tag = "reviews",
+    params(("id" = i64, Path), ("item" = i64, Path)), request_body = DecisionBody,
+    responses((status = 200, body = ItemView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn decide(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath((id, item_id)): ApiPath<(i64, i64)>,
+    body: Bytes,
+) -> ApiResult<Json<ItemView>> {
+    let body: DecisionBody = object(&body, r#"{"decision": "keep", "comment": "why"}"#)?;
+    let r = found(&shared, id).await?;
+    if r.status != "open" {
+        return Err(not_open(&r));
+    }
+    let all = shared.store.review_items(id, None).await?;
+    let item = all.iter().find(|i| i.item.id == item_id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("review {id} has no item {item_id}"),
+        )
+    })?;
+    may_decide(&caller, item)?;
+    let d = Decision::parse(&body.decision).ok_or_else(|| {
+        bad(format!(
+            "decision {:?} is not keep, revoke, reduce or not_decided",
+            body.decision
+        ))
+    })?;
+    let comment = comment_of(body.comment.as_ref())?;
+    let siblings: Vec<&review::Item> = all
+        .iter()
+        .filter(|i| i.item.email == item.item.email && i.item.account_id == item.item.account_id)
+        .map(|i| &i.item)
+        .collect();
+    review::check_decision(
+        &item.item,
+        &siblings,
+        d,
+        &body.keep_roles,
+        comment.unwrap_or(""),
+    )
+    .map_err(bad)?;
+    let keep_roles = if d == Decision::Reduce {
+        body.keep_roles.clone()
+    } else {
+        Vec::new()
+    };
+    let log = decision_log(&caller, &r, item, d, &keep_roles, comment, false);
+    let recorded = shared
+        .store
+        .decide(
+            id,
+            &[(
+                item_id,
+                NewDecision {
+                    decision: d.as_str(),
+                    keep_roles: &keep_roles,
+                    comment,
+                    by: &caller.name,
+                    bulk: false,
+                },
+                log,
+            )],
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    if !recorded {
+        return Err(not_open(&found(&shared, id).await?));
+    }
+    let now = shared.store.review_items(id, None).await?;
+    let item = now
+        .into_iter()
+        .find(|i| i.item.id == item_id)
+        .ok_or_else(|| ApiError::internal("a decided item vanished"))?;
+    Ok(Json(item_view(item)))
+}
+
+/// One decision on many items of the caller's (recorded as bulk, each with its log row).
+#[utoipa::path(post, path = "/api/v1/reviews/{id}/decisions", tag = "reviews",
+    params(("id" = i64, Path)), request_body = BulkBody,
+    responses((status = 200, body = Items), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn decide_many(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    body: Bytes,
+) -> ApiResult<Json<Items>> {
+    let body: BulkBody = object(
+        &body,
+        r#"{"items": [1, 2], "decision": "keep", "comment": "why"}"#,
+    )?;
+    if body.items.is_empty() {
+        return Err(bad("items is empty: name the items to decide"));
+    }
+    let r = found(&shared, id).await?;
+    if r.status != "open" {
+        return Err(not_open(&r));
+    }
+    let d = match Decision::parse(&body.decision) {
+        Some(Decision::Reduce) => return Err(bad("reduce is decided per account, not in bulk")),
+        Some(d) => d,
+        None => {
+            return Err(bad(format!(
+                "decision {:?} is not keep, revoke or not_decided",
+                body.decision
+            )));
+        }
+    };
+    let comment = comment_of(body.comment.as_ref())?;
+    let all = shared.store.review_items(id, None).await?;
+    let mut decisions = Vec::new();
+    let wanted: BTreeSet<i64> = body.items.iter().copied().collect();
+    for item_id in &wanted {
+        let item = all.iter().find(|i| i.item.id == *item_id).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("review {id} has no item {item_id}; nothing was recorded"),
+            )
+        })?;
+        may_decide(&caller, item)?;
+        review::check_decision(&item.item, &[], d, &[], comment.unwrap_or(""))
+            .map_err(|e| bad(format!("item {item_id}: {e}; nothing was recorded")))?;
+        let log = decision_log(&caller, &r, item, d, &[], comment, true);
+        decisions.push((
+            *item_id,
+            NewDecision {
+                decision: d.as_str(),
+                keep_roles: &[],
+                comment,
+                by: &caller.name,
+                bulk: true,
+            },
+            log,
+        ));
+    }
+    if !shared
+        .store
+        .decide(id, &decisions, OffsetDateTime::now_utc())
+        .await?
+    {
+        return Err(not_open(&found(&shared, id).await?));
+    }
+    let items = shared
+        .store
+        .review_items(id, None)
+        .await?
+        .into_iter()
+        .filter(|i| wanted.contains(&i.item.id))
+        .map(item_view)
+        .collect();
+    Ok(Json(Items { items }))
+}
+
+/// Close a review (approver): its revokes and reduces come into force and a plan of them,
+/// requested by `review:ID`, is made for the people concerned; it waits for approval like
+/// any destructive plan. Items nobody decided follow the campaign's `on_due`.
+#[utoipa::path(post, path = "/api/v1/reviews/{id}/close", tag = "reviews",
+    params(("id" = i64, Path)),
+    responses((status = 202, body = ReviewView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn close(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<(StatusCode, Json<ReviewView>)> {
+    caller.must_be(Role::Approver, "closing an access review")?;
+    let r = found(&shared, id).await?;
+    if r.status != "open" {
+        return Err(not_open(&r));
+    }
+    let app = roster_domain::desired::App::parse(&r.app)
+        .ok_or_else(|| ApiError::internal(format!("review {id} of unknown app {}", r.app)))?;
+    let items = shared.store.review_items(id, None).await?;
+    let undecided = items
+        .iter()
+        .filter(|i| matches!(i.decision.as_deref(), None | Some("not_decided")))
+        .count();
+    let decided: Vec<Decided> = items
+        .iter()
+        .map(|i| Decided {
+            item: i.item.clone(),
+            decision: match i.decision.as_deref().and_then(Decision::parse) {
+                Some(d) if d != Decision::NotDecided => d,
+                _ if r.on_due == "revoke" => Decision::Revoke,
+                _ => Decision::NotDecided,
+            },
+            keep_roles: i.keep_roles.clone(),
+        })
+        .collect();
+    let revocations = review::revocations(app, id, &decided)
+        .into_iter()
+        .map(|mut rv| {
+            let by = items
+                .iter()
+                .find(|i| i.item.id == rv.item)
+                .and_then(|i| i.decided_by.clone())
+                .unwrap_or_else(|| format!("on_due = {}", r.on_due));
+            rv.reason = format!("{} (decided by {by})", rv.reason);
+            rv
+        })
+        .collect::<Vec<_>>();
+    let mut log = Actor::resolve(Some(&caller.name)).log(
+        &r.app,
+        "review.close",
+        &format!("review {id}"),
+        "done",
+    );
+    log.instance = Some(r.instance.clone());
+    log.detail = Some(
+        json!({
+            "review": id,
+            "items": items.len(),
+            "undecided": undecided,
+            "on_due": r.on_due,
+            "revocations": revocations.iter().map(|rv| json!({"item": rv.item, "email": rv.email, "role": rv.role, "scope": rv.scope})).collect::<Vec<_>>(),
+        })
+        .to_string(),
+    );
+    let now = OffsetDateTime::now_utc();
+    if !shared
+        .store
+        .close_review(id, &caller.name, &revocations, &r.instance, &log, now)
+        .await?
+    {
+        return Err(not_open(&found(&shared, id).await?));
+    }
+    shared.announce_log_head().await;
+    if !revocations.is_empty() {
+        let people: Vec<String> = revocations
+            .iter()
+            .map(|rv| rv.email.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        shared.store.add_targets(&r.instance, &people).await?;
+        shared
+            .submit(
+                &r.instance,
+                Job::Reconcile {
+                    trigger: format!("review:{id}"),
+                    targeted: true,
+                },
+            )
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    shared.notifier.notify(
+        "review.closed",
+        Some(&r.instance),
+        format!(
+            "review {id} closed by {}: {} item(s), {} revocation(s), {undecided} undecided ({})",
+            caller.name,
+            items.len(),
+            revocations.len(),
+            r.on_due
+        ),
+        json!({"review": id, "items": items.len(), "revocations": revocations.len(), "undecided": undecided}),
+    );
+    let r = found(&shared, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&shared, r).await?)))
+}
+
+/// The worker's half of starting a campaign: a full read of the instance, kept as the
+/// snapshot with what it covered, turned into items; the signed `review.start` log row
+/// names the snapshot's digest.
+pub(crate) async fn snapshot(
+    shared: &Arc<Shared>,
+    inst: &Instance,
+    id: i64,
+    recorder: &Arc<Recorder>,
+) -> Ended {
+    match take_snapshot(shared, inst, id, recorder).await {
+        Ok(summary) => Ended::ok("done", None, summary),
+        Err(e) => {
+            let note = format!("the snapshot could not be read: {e:#}");
+            if let Err(e) = shared.store.fail_review(id, &note).await {
+                tracing::warn!(review = id, "cannot record the failed snapshot: {e}");
+            }
+            Ended::err(
+                "failed",
+                None,
+                "the review's snapshot could not be read",
+                &e,
+            )
+        }
+    }
+}
+
+async fn take_snapshot(
+    shared: &Arc<Shared>,
+    inst: &Instance,
+    id: i64,
+    recorder: &Arc<Recorder>,
+) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let r = shared
+        .store
+        .review(id)
+        .await?
+        .context("the review is gone")?;
+    let (roster, _) = crate::workers::roster_for(shared, inst).await?;
+    let g = crate::workers::globals(shared, &format!("review {id}"), recorder);
+    let sessions = crate::workers::open_sessions(inst, &g).await?;
+    let calls = || {
+        sessions
+            .marketo
+            .as_ref()
+            .map_or(0, |s| s.client.stats().calls)
+    };
+    let before = calls();
+    let computed = planning::compute_from(
+        roster,
+        &sessions,
+        inst.resend_invites,
+        Some((inst.app, inst.short_name())),
+    )
+    .await?;
+    let read_at = OffsetDateTime::now_utc();
+    let inventory = Inventory::from_live(inst.app, &inst.name, &computed.live, read_at);
+    let mut completeness = Completeness::of(&inventory, calls() - before);
+    completeness.unread = computed.live.marketo.as_ref().map_or(0, |m| m.unread.len())
+        + computed.live.magento.as_ref().map_or(0, |m| m.unread);
+    let scope = Scope::parse(&r.scope).map_err(anyhow::Error::msg)?;
+    let reviewers = Reviewers::parse(&r.reviewers);
+    let items = review::items(
+        &inventory,
+        &scope,
+        &Assign {
+            roster: &computed.roster,
+            reviewers: &reviewers,
+            owner: inst.owner.as_deref(),
+            fallback: &r.created_by,
+        },
+    );
+    let snapshot = serde_json::to_string(&json!({
+        "inventory": inventory,
+        "completeness": completeness,
+    }))?;
+    let digest = roster_domain::sha256::hex(snapshot.as_bytes());
+    let mut log = Actor::resolve(Some(&r.created_by)).log(
+        inst.app.name(),
+        "review.start",
+        &format!("review {id}"),
+        "done",
+    );
+    log.instance = Some(inst.name.clone());
+    log.detail = Some(
+        json!({
+            "review": id,
+            "snapshot_sha256": digest,
+            "scope": r.scope,
+            "reviewers": r.reviewers,
+            "due": rfc3339(r.due_at),
+            "accounts": completeness.accounts,
+            "items": items.len(),
+        })
+        .to_string(),
+    );
+    shared
+        .store
+        .open_review(id, &snapshot, &digest, &items, &log, read_at)
+        .await?;
+    shared.announce_log_head().await;
+    Ok(format!(
+        "review {id}: snapshot of {} account(s) in {} call(s), {} item(s) to review",
+        completeness.accounts,
+        completeness.calls,
+        items.len()
+    ))
+}
+
+/// After a fresh read (`target`: the people it covered; `None`: everyone): revoked items
+/// whose access is gone are marked remediated. Logged, not fatal.
+pub(crate) async fn verify(
+    shared: &Shared,
+    inst: &Instance,
+    inventory: &Inventory,
+    target: Option<&BTreeSet<String>>,
+) {
+    let pending = match shared.store.pending_remediations(&inst.name).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(instance = %inst.name, "cannot read the reviews' pending remediations: {e}");
+            return;
+        }
+    };
+    let mut gone: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for rv in &pending {
+        if target.is_some_and(|t| !t.contains(&rv.email)) {
+            continue;
+        }
+        if review::gone(rv, &inventory.accounts) {
+            gone.entry(rv.review).or_default().push(rv.item);
+        }
+    }
+    for (review, items) in gone {
+        match shared
+            .store
+            .mark_remediated(review, &items, OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(n) => {
+                tracing::info!(instance = %inst.name, review, "{n} item(s) remediated: a fresh read found the revoked access gone")
+            }
+            Err(e) => {
+                tracing::warn!(instance = %inst.name, review, "cannot mark items remediated: {e}")
+            }
+        }
+    }
+}
+
+/// After steps ran on `inst`: if revoked access waits to be seen gone, a targeted read of
+/// those people is queued (the verification read).
+pub(crate) async fn after_apply(shared: &Shared, inst: &Instance) {
+    let Ok(pending) = shared.store.pending_remediations(&inst.name).await else {
+        return;
+    };
+    if pending.is_empty() {
+        return;
+    }
+    let people: Vec<String> = pending
+        .iter()
+        .map(|rv| rv.email.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let review = pending[0].review;
+    if let Err(e) = shared.store.add_targets(&inst.name, &people).await {
+        tracing::warn!(instance = %inst.name, "cannot queue the verification read: {e}");
+        return;
+    }
+    if let Err(e) = shared
+        .submit(
+            &inst.name,
+            Job::Reconcile {
+                trigger: format!("review:{review} verification"),
+                targeted: true,
+            },
+        )
+        .await
+    {
+        tracing::warn!(instance = %inst.name, "cannot queue the verification read: {e}");
+    }
+}
