@@ -291,7 +291,11 @@ fn due_at(text: &str, now: OffsetDateTime) -> ApiResult<OffsetDateTime> {
     if d.is_zero() {
         return Err(bad("due must be in the future: give for example 14d"));
     }
-    Ok(now + d)
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| now.checked_add(d))
+        .filter(|at| at.year() <= 9999)
+        .ok_or_else(|| bad(format!("due {t:?} is too far away; give for example 14d")))
 }
 
 async fn found(shared: &Shared, id: i64) -> ApiResult<Review> {
