@@ -47,14 +47,18 @@ pub struct StartReview {
     pub instance: String,
     /// `all` (default), `privileged`, `role=ROLE@WORKSPACE`, `group=NAME`.
     #[serde(default)]
+    #[schema(pattern = r"^(all|privileged|(role|group)=.*\S.*)$")]
     pub scope: Option<String>,
-    /// When reviewers must be done: a duration from now (`14d`, `36h`) or an RFC 3339 time.
+    /// When reviewers must be done: a duration from now (`14d`, `36h`; an RFC 3339 time in
+    /// the future is taken too).
+    #[schema(pattern = r"^[1-9][0-9]{0,5}(ms|s|m|h|d)$")]
     pub due: String,
     /// `manager` (default: the person's manager, else the owner), `owner`, or a name.
     #[serde(default)]
     pub reviewer: Option<String>,
     /// What closing does with items nobody decided: `keep` (default) or `revoke`.
     #[serde(default)]
+    #[schema(pattern = r"^(keep|revoke)$")]
     pub on_due: Option<String>,
 }
 
@@ -95,7 +99,7 @@ pub struct ReviewView {
     pub pending_remediation: usize,
     /// What the snapshot's read covered (accounts by kind, pending invitations, API-only
     /// users, calls): the evidence that it is the whole population.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub completeness: Option<Value>,
     pub by_reviewer: Vec<ReviewerProgress>,
 }
@@ -148,12 +152,14 @@ pub struct Items {
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     /// `keep`, `revoke`, `reduce` or `not_decided`.
+    #[schema(pattern = r"^(keep|revoke|reduce|not_decided)$")]
     pub decision: String,
     /// For `reduce`: the account's roles that stay, as `ROLE@WORKSPACE`.
     #[serde(default)]
     pub keep_roles: Vec<String>,
     /// Required to keep privileged access; at most 2,000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
 }
 
@@ -161,11 +167,13 @@ pub struct DecisionBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkBody {
-    #[schema(min_items = 1)]
-    pub items: Vec<i64>,
+    #[schema(min_items = 1, value_type = Vec<i64>)]
+    pub items: Vec<serde_json::Number>,
     /// `keep`, `revoke` or `not_decided` (a reduce is per account).
+    #[schema(pattern = r"^(keep|revoke|not_decided)$")]
     pub decision: String,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
 }
 
@@ -630,7 +638,26 @@ pub async fn decide_many(
     let comment = comment_of(body.comment.as_ref())?;
     let all = shared.store.review_items(id, None).await?;
     let mut decisions = Vec::new();
-    let wanted: BTreeSet<i64> = body.items.iter().copied().collect();
+    // JSON's integers as any client writes them (`7` or `7.0`).
+    let wanted: BTreeSet<i64> = body
+        .items
+        .iter()
+        .map(|n| {
+            n.as_i64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+                        .map(|f| f as i64)
+                })
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        format!("review {id} has no item {n}; nothing was recorded"),
+                    )
+                })
+        })
+        .collect::<ApiResult<_>>()?;
     for item_id in &wanted {
         let item = all.iter().find(|i| i.item.id == *item_id).ok_or_else(|| {
             ApiError::new(
