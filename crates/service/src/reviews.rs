@@ -923,7 +923,8 @@ async fn take_snapshot(
 pub(crate) async fn verify(
     shared: &Shared,
     inst: &Instance,
-    inventory: &Inventory,
+    live: &roster_domain::live::Live,
+    read_at: OffsetDateTime,
     target: Option<&BTreeSet<String>>,
 ) {
     let pending = match shared.store.pending_remediations(&inst.name).await {
@@ -933,6 +934,11 @@ pub(crate) async fn verify(
             return;
         }
     };
+    if pending.is_empty() {
+        // Every run comes here: the accounts are listed only when something waits.
+        return;
+    }
+    let inventory = Inventory::from_live(inst.app, &inst.name, live, read_at);
     let mut gone: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for rv in &pending {
         if target.is_some_and(|t| !t.contains(&rv.email)) {

@@ -849,13 +849,7 @@ async fn reconcile_with(
     let read_at = OffsetDateTime::now_utc();
     let target = computed.roster.target.clone();
     keep_inventory(shared, inst, &computed.live, &[], read_at, target.as_ref()).await;
-    crate::reviews::verify(
-        shared,
-        inst,
-        &Inventory::from_live(inst.app, &inst.name, &computed.live, read_at),
-        target.as_ref(),
-    )
-    .await;
+    crate::reviews::verify(shared, inst, &computed.live, read_at, target.as_ref()).await;
     for note in &computed.plan.notes {
         if note.message.contains("expire") {
             shared.notifier.notify(

@@ -258,6 +258,24 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// An admin user made inactive (its role kept), unless it already is.
+    fn deactivate_admin(&mut self, live: &MagentoLive, a: &MagentoAdmin, reason: String) {
+        if a.is_active {
+            self.step(
+                Action::MagentoUpdateAdmin {
+                    id: a.id,
+                    username: a.username.clone(),
+                    first_name: a.first_name.clone(),
+                    last_name: a.last_name.clone(),
+                    role_id: a.role_id,
+                    role: live.role_name(a.role_id),
+                    is_active: false,
+                },
+                reason,
+            );
+        }
+    }
+
     fn unlisted_admin(&mut self, live: &MagentoLive, a: &MagentoAdmin, why: &str) {
         if self.kept(App::Magento, &a.email, &a.username) {
             return;
@@ -269,20 +287,8 @@ impl<'a> Planner<'a> {
         ) {
             // Deactivated, not deleted: the admin user cannot sign in, and its history
             // (orders it touched, its ACL) stays for whoever looks into it.
-            if a.is_active {
-                self.step(
-                    Action::MagentoUpdateAdmin {
-                        id: a.id,
-                        username: a.username.clone(),
-                        first_name: a.first_name.clone(),
-                        last_name: a.last_name.clone(),
-                        role_id: a.role_id,
-                        role: live.role_name(a.role_id),
-                        is_active: false,
-                    },
-                    format!("{reason}: admin user {} is deactivated", a.username),
-                );
-            }
+            let reason = format!("{reason}: admin user {} is deactivated", a.username);
+            self.deactivate_admin(live, a, reason);
             return;
         }
         match self.roster.policies.magento.unlisted {
@@ -292,20 +298,7 @@ impl<'a> Planner<'a> {
                 format!("admin user: {why}; policy unlisted=report leaves it alone"),
             ),
             Unlisted::Disable => {
-                if a.is_active {
-                    self.step(
-                        Action::MagentoUpdateAdmin {
-                            id: a.id,
-                            username: a.username.clone(),
-                            first_name: a.first_name.clone(),
-                            last_name: a.last_name.clone(),
-                            role_id: a.role_id,
-                            role: live.role_name(a.role_id),
-                            is_active: false,
-                        },
-                        format!("{why} (policy unlisted=disable)"),
-                    );
-                }
+                self.deactivate_admin(live, a, format!("{why} (policy unlisted=disable)"))
             }
             Unlisted::Delete => self.step(
                 Action::MagentoDeleteAdmin {
