@@ -14,6 +14,7 @@ pub mod apps;
 pub mod conn;
 pub mod connect;
 pub mod events;
+pub mod evidence;
 pub mod lifecycle;
 pub mod live_read;
 pub mod lock;

@@ -43,6 +43,8 @@ pub enum Purpose {
     Export,
     /// The console's sign-in form token: only a form this service served can sign in.
     SignIn,
+    /// An access review's evidence bundle (its manifest of file digests).
+    Evidence,
 }
 
 impl Purpose {
@@ -55,6 +57,7 @@ impl Purpose {
             Purpose::Tombstone => "roster/tombstone/v1",
             Purpose::Export => "roster/export/v1",
             Purpose::SignIn => "roster/sign-in-form/v1",
+            Purpose::Evidence => "roster/review-evidence/v1",
         }
     }
 

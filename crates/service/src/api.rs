@@ -262,7 +262,8 @@ impl Modify for BearerAuth {
         restore_tombstone, restores, approve_restore, reject_restore, deliveries,
         crate::access::access_api, crate::access::person_api,
         crate::reviews::start, crate::reviews::list, crate::reviews::get_one, crate::reviews::items,
-        crate::reviews::decide, crate::reviews::decide_many, crate::reviews::close),
+        crate::reviews::decide, crate::reviews::decide_many, crate::reviews::close,
+        crate::reviews::evidence),
     components(schemas(PlanStatus, ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -302,6 +303,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/reviews/{id}/decisions", post(crate::reviews::decide_many))
         .route("/reviews/{id}/close", post(crate::reviews::close))
+        .route("/reviews/{id}/evidence", get(crate::reviews::evidence))
         .fallback(|| async { ApiError::not_found("no such API route; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

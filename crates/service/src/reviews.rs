@@ -809,6 +809,62 @@ pub async fn close(
     Ok((StatusCode::ACCEPTED, Json(view(&shared, r).await?)))
 }
 
+/// A review's evidence bundle: its files by name, `manifest.json` signed in
+/// `manifest.sig`. `roster review evidence ID --out DIR` writes them to a directory.
+#[derive(Serialize, ToSchema)]
+pub struct EvidenceView {
+    pub review: i64,
+    /// Each file's text by name.
+    pub files: BTreeMap<String, String>,
+}
+
+/// The evidence bundle of a review (an auditor's copy): the campaign, its snapshot with
+/// its completeness, every item and decision, the remediation plan, its journal and runs,
+/// the audit-log rows of all of it and a printable summary, under a signed manifest. The
+/// service checks the bundle as an auditor would before giving it; a state edited behind
+/// the log's back is refused with what does not match.
+#[utoipa::path(get, path = "/api/v1/reviews/{id}/evidence", tag = "reviews",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = EvidenceView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn evidence(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<EvidenceView>> {
+    use roster_engine::evidence::{self, EvidenceError};
+    let bundle = evidence::build(&shared.store, id, &caller.name, OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| match e {
+            EvidenceError::NoReview(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            EvidenceError::NotReady { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "not_open", e.to_string())
+            }
+            other => ApiError::internal(other),
+        })?;
+    let keys = shared.store.keys()?;
+    if let Err(problems) = evidence::verify(&bundle.files, keys) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "evidence_mismatch",
+            format!(
+                "review {id}'s records in the state do not match the signed audit log, so no evidence is given: {}; check the state with `roster log verify`",
+                problems.join("; ")
+            ),
+        ));
+    }
+    Ok(Json(EvidenceView {
+        review: id,
+        files: bundle
+            .files
+            .into_iter()
+            .map(|(name, bytes)| (name, String::from_utf8_lossy(&bytes).into_owned()))
+            .collect(),
+    }))
+}
+
 /// The worker's half of starting a campaign: a full read of the instance, kept as the
 /// snapshot with what it covered, turned into items; the signed `review.start` log row
 /// names the snapshot's digest.
@@ -949,9 +1005,25 @@ pub(crate) async fn verify(
         }
     }
     for (review, items) in gone {
+        let mut log = Actor::resolve(Some("roster")).log(
+            inst.app.name(),
+            "review.verify",
+            &format!("review {review}"),
+            "remediated",
+        );
+        log.instance = Some(inst.name.clone());
+        log.detail = Some(
+            json!({
+                "review": review,
+                "items": items,
+                "read_at": rfc3339(read_at),
+                "read": if target.is_some() { "targeted" } else { "full" },
+            })
+            .to_string(),
+        );
         match shared
             .store
-            .mark_remediated(review, &items, OffsetDateTime::now_utc())
+            .mark_remediated(review, &items, &log, OffsetDateTime::now_utc())
             .await
         {
             Ok(n) => {

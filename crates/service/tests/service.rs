@@ -3702,6 +3702,7 @@ async fn an_access_review_revokes_through_an_approved_plan_and_verifies_it_is_go
                 .as_deref()
                 .is_some_and(|d| d.contains(review["snapshot_digest"].as_str().unwrap()))
     }));
+    assert!(log.iter().any(|l| l.action == "review.verify"));
     assert!(
         store
             .verify_log_with(store.keys().unwrap(), None)
@@ -3709,5 +3710,124 @@ async fn an_access_review_revokes_through_an_approved_plan_and_verifies_it_is_go
             .unwrap()
             .is_ok()
     );
+
+    // The evidence bundle: written to a directory, it verifies with the public key alone;
+    // one byte changed anywhere, or a file added, and it does not.
+    use roster_engine::evidence;
+    let (status, bundle) = svc
+        .get(&viewer, &format!("/api/v1/reviews/{id}/evidence"))
+        .await;
+    assert_eq!(status, 200, "{bundle:#}");
+    let files: std::collections::BTreeMap<String, Vec<u8>> = bundle["files"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().as_bytes().to_vec()))
+        .collect();
+    for name in [
+        "manifest.json",
+        "manifest.sig",
+        "review.json",
+        "snapshot.json",
+        "items.json",
+        "log.json",
+        "plan.json",
+        "verification.json",
+        "summary.html",
+    ] {
+        assert!(files.contains_key(name), "no {name} in the bundle");
+    }
+    let out = dir.path().join("evidence");
+    evidence::write_dir(
+        &evidence::Bundle {
+            files: files.clone(),
+        },
+        &out,
+    )
+    .unwrap();
+    assert!(
+        evidence::write_dir(
+            &evidence::Bundle {
+                files: files.clone()
+            },
+            &out
+        )
+        .is_err(),
+        "a bundle is never written over another"
+    );
+    let public =
+        roster_keys::Keyring::from_public_file(&write_public_keys(dir.path(), store)).unwrap();
+    let read = evidence::read_dir(&out).unwrap();
+    let verified = evidence::verify(&read, &public).unwrap_or_else(|p| panic!("{p:#?}"));
+    assert_eq!(
+        (
+            verified.review,
+            verified.items,
+            verified.revoked,
+            verified.remediated
+        ),
+        (id, items["items"].as_array().unwrap().len(), 2, 2)
+    );
+    assert_eq!(verified.decided, 4);
+    let summary = String::from_utf8(read["summary.html"].clone()).unwrap();
+    for text in [
+        "Sign-off",
+        "break-glass admin",
+        "moved to the US team",
+        plan_id,
+    ] {
+        assert!(summary.contains(text), "the summary lacks {text:?}");
+    }
+    // Another key's bundle does not verify with this one.
+    assert!(evidence::verify(&read, &roster_keys::Keyring::ephemeral()).is_err());
+    for name in ["items.json", "manifest.json", "log.json", "snapshot.json"] {
+        let mut edited = read.clone();
+        let bytes = edited.get_mut(name).unwrap();
+        let at = bytes.iter().position(|b| b.is_ascii_digit()).unwrap();
+        bytes[at] = if bytes[at] == b'9' {
+            b'8'
+        } else {
+            bytes[at] + 1
+        };
+        let problems = evidence::verify(&edited, &public).unwrap_err();
+        assert!(!problems.is_empty(), "an edit of {name} went unseen");
+    }
+    let mut added = read.clone();
+    added.insert("notes.txt".into(), b"approved".to_vec());
+    let problems = evidence::verify(&added, &public).unwrap_err();
+    assert!(problems[0].contains("notes.txt"), "{problems:?}");
+    // A decision edited in the database, behind the signed log's back: no evidence is
+    // given, and the answer says which item.
+    let pool = svc.raw_pool().await;
+    sqlx::query(
+        "UPDATE review_items SET comment = 'approved by the CFO' WHERE review_id = $1 AND id = $2",
+    )
+    .bind(id)
+    .bind(margaret_emea)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (status, body) = svc
+        .get(&viewer, &format!("/api/v1/reviews/{id}/evidence"))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("evidence_mismatch")),
+        "{body:#}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("item {margaret_emea}")),
+        "{body:#}"
+    );
     svc.stop().await;
+}
+
+/// The state's public keys in a file, as `roster keys public` writes them.
+fn write_public_keys(dir: &Path, store: &StateStore) -> PathBuf {
+    let path = dir.join("roster.pub");
+    std::fs::write(&path, store.keys().unwrap().public_file()).unwrap();
+    path
 }

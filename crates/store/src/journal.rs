@@ -11,6 +11,14 @@ use time::OffsetDateTime;
 
 use crate::{Backend, Result, StateStore, StoreError, from_ms, ms};
 
+/// The columns [`entry_of`] reads, in its order.
+macro_rules! log_columns {
+    () => {
+        "id, at, actor, os_user, plan_id, step_key, app, action, target, outcome, detail, prev_hash, hash, instance, sig"
+    };
+}
+pub(crate) use log_columns;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepStatus {
     /// Begun; whether its call reached the app is unknown.
@@ -643,6 +651,32 @@ pub fn verify_entries(
     Ok(entries.len())
 }
 
+/// Checks one row on its own, without its neighbours: its hash matches its content and
+/// the `prev_hash` it names, and the key signed that hash. What an excerpt of the log (an
+/// evidence bundle's rows) can prove: no row in it was edited or made up, though rows left
+/// out of the excerpt are not seen.
+pub fn verify_row(e: &LogEntry, keys: &Keyring) -> std::result::Result<String, String> {
+    if row_hash(&e.prev_hash, e.id, e.at, &as_new(e)) != e.hash {
+        return Err(format!(
+            "log row {}'s content does not match its hash (the row was edited)",
+            e.id
+        ));
+    }
+    keys.verify(
+        Purpose::LogRow,
+        e.hash.as_bytes(),
+        e.signature.as_deref(),
+        &format!("log row {}", e.id),
+    )
+    .map_err(|err| match err {
+        KeyError::Mismatch { .. } => format!(
+            "log row {}'s signature does not match its hash (edited and re-hashed without the signing key)",
+            e.id
+        ),
+        other => other.to_string(),
+    })
+}
+
 /// Where a log's hash chain breaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainBreak {
@@ -865,36 +899,37 @@ pub(crate) async fn read_log_page<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let rows = sqlx::query(
-        "SELECT id, at, actor, os_user, plan_id, step_key, app, action, target, \
-                outcome, detail, prev_hash, hash, instance, sig \
-         FROM audit_log WHERE ($1 IS NULL OR plan_id = $1) AND id > $2 ORDER BY id LIMIT $3",
-    )
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        log_columns!(),
+        " FROM audit_log WHERE ($1 IS NULL OR plan_id = $1) AND id > $2 ORDER BY id LIMIT $3"
+    ))
     .bind(plan_id)
     .bind(after)
     .bind(limit)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| LogEntry {
-            id: r.get(0),
-            at: from_ms(r.get(1)),
-            actor: r.get(2),
-            os_user: r.get(3),
-            plan_id: r.get(4),
-            step_key: r.get(5),
-            app: r.get(6),
-            action: r.get(7),
-            target: r.get(8),
-            outcome: r.get(9),
-            detail: r.get(10),
-            instance: r.get(13),
-            prev_hash: r.get::<Option<String>, _>(11).unwrap_or_default(),
-            hash: r.get::<Option<String>, _>(12).unwrap_or_default(),
-            signature: r.get(14),
-        })
-        .collect())
+    Ok(rows.iter().map(entry_of).collect())
+}
+
+pub(crate) fn entry_of(r: &sqlx::any::AnyRow) -> LogEntry {
+    LogEntry {
+        id: r.get(0),
+        at: from_ms(r.get(1)),
+        actor: r.get(2),
+        os_user: r.get(3),
+        plan_id: r.get(4),
+        step_key: r.get(5),
+        app: r.get(6),
+        action: r.get(7),
+        target: r.get(8),
+        outcome: r.get(9),
+        detail: r.get(10),
+        instance: r.get(13),
+        prev_hash: r.get::<Option<String>, _>(11).unwrap_or_default(),
+        hash: r.get::<Option<String>, _>(12).unwrap_or_default(),
+        signature: r.get(14),
+    }
 }
 
 /// Checks every approval's signature through any connection (an import checks the rows

@@ -37,7 +37,7 @@ pub use console::{ConsoleSession, ConsoleUser, OIDC_ACCOUNT};
 pub use inventories::InventorySummary;
 pub use journal::{
     Approval, ChainBreak, GENESIS, JournalEntry, LogEntry, LogHead, NewLogEntry, PlanSignature,
-    StepStatus, Unfinished, row_hash, verify_entries,
+    StepStatus, Unfinished, row_hash, verify_entries, verify_row,
 };
 pub use leadership::SessionLock;
 pub use pacing::{Admission, PacingLimits};

@@ -9,7 +9,7 @@ use roster_domain::review::{Item, Revocation};
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::journal::{NewLogEntry, insert_log};
+use crate::journal::{LogEntry, NewLogEntry, entry_of, insert_log, log_columns};
 use crate::{Result, StateStore, StoreError, from_ms, ms};
 
 /// A campaign as stored (its snapshot apart: see [`StateStore::review_snapshot`]).
@@ -416,10 +416,13 @@ impl StateStore {
 
     /// Marks items whose revoked access a fresh read found gone; a campaign with none left
     /// pending is `done`. Gives back how many were marked.
+    /// `log` (built with the count of `items`) is written in the same transaction when any
+    /// item was marked: the verification read is signed evidence like the decisions.
     pub async fn mark_remediated(
         &self,
         review: i64,
         items: &[i64],
+        log: &NewLogEntry,
         at: OffsetDateTime,
     ) -> Result<usize> {
         let mut tx = self.write_tx().await?;
@@ -449,8 +452,26 @@ impl StateStore {
             .execute(&mut *tx)
             .await?;
         }
+        if n > 0 {
+            insert_log(self, &mut tx, log, at).await?;
+        }
         tx.commit().await?;
         Ok(n)
+    }
+
+    /// The audit-log rows of one campaign (its start, decisions, close and verification
+    /// reads), oldest first.
+    pub async fn review_log(&self, review: i64) -> Result<Vec<LogEntry>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            log_columns!(),
+            " FROM audit_log WHERE action LIKE 'review.%' AND (target = $1 OR target LIKE $2) ORDER BY id"
+        ))
+        .bind(format!("review {review}"))
+        .bind(format!("review {review} item %"))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(entry_of).collect())
     }
 }
 

@@ -354,6 +354,20 @@ impl StateStore {
         rows.iter().map(run_from).collect()
     }
 
+    /// The runs an access review asked for (`review:ID`, `review:ID verification`), oldest
+    /// first; also the runs that applied its plan, when `plan_id` names it.
+    pub async fn review_runs(&self, review: i64, plan_id: Option<&str>) -> Result<Vec<Run>> {
+        let rows = sqlx::query(
+            "SELECT * FROM service_runs WHERE trigger = $1 OR trigger LIKE $2 OR ($3 IS NOT NULL AND plan_id = $3) ORDER BY id",
+        )
+        .bind(format!("review:{review}"))
+        .bind(format!("review:{review} %"))
+        .bind(plan_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from).collect()
+    }
+
     pub async fn run(&self, id: i64) -> Result<Option<Run>> {
         let row = sqlx::query("SELECT * FROM service_runs WHERE id = $1")
             .bind(id)
