@@ -216,6 +216,13 @@ pub enum Command {
         #[arg(long)]
         json_logs: bool,
     },
+    /// Access reviews on a running `roster serve`: start a campaign, decide items, close
+    /// it, fetch its signed evidence; `review verify` checks a bundle offline.
+    ///
+    /// The service is reached at --server (ROSTER_SERVE_URL) with the API token in
+    /// ROSTER_SERVE_TOKEN or --token-file (never on the command line).
+    #[command(subcommand)]
+    Review(ReviewCommand),
     /// Roster's state as a whole: move it from the SQLite file to PostgreSQL (or back)
     /// without losing history.
     #[command(subcommand)]
@@ -1257,4 +1264,113 @@ pub enum Shell {
     Fish,
     Powershell,
     Elvish,
+}
+
+/// Where the service is and how to sign in to it.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The service's base URL, as `roster demo --serve --print-env` prints it.
+    #[arg(long, env = "ROSTER_SERVE_URL", value_name = "URL")]
+    pub server: Option<String>,
+    /// A file holding the API token (`roster serve token create`) [default: ROSTER_SERVE_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Start a campaign (operator): the service reads the instance's access as its
+    /// snapshot and gives each entitlement a reviewer.
+    Start {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The service's instance (`marketo.prod`), as `/api/v1/instances` names it.
+        #[arg(long, value_name = "INSTANCE")]
+        instance: String,
+        /// all, privileged, role=ROLE@WORKSPACE or group=NAME.
+        #[arg(long, default_value = "all")]
+        scope: String,
+        /// When reviewers must be done: a duration from now (14d, 36h).
+        #[arg(long)]
+        due: String,
+        /// manager (the person's manager, else the instance's owner), owner, or a name.
+        #[arg(long, default_value = "manager")]
+        reviewer: String,
+        /// What happens to items nobody decided by the due date: keep, revoke, or escalate
+        /// (to the campaign's starter).
+        #[arg(long, default_value = "keep")]
+        on_due: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Every campaign with its progress.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// One campaign: progress per reviewer, completeness of its snapshot.
+    Show {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: i64,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// A campaign's items with their reviewers and decisions.
+    Items {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: i64,
+        /// Only the items the token's holder reviews.
+        #[arg(long)]
+        mine: bool,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Decide items (their reviewer only): several items at once are recorded as a bulk
+    /// decision. Keeping privileged access needs --comment.
+    Decide {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: i64,
+        #[arg(value_name = "ITEM", required = true)]
+        items: Vec<i64>,
+        /// keep, revoke, reduce (one item, with --keep-role) or not_decided.
+        #[arg(long)]
+        decision: String,
+        /// With reduce: a role that stays (ROLE@WORKSPACE); repeat for several.
+        #[arg(long = "keep-role", value_name = "ROLE")]
+        keep_roles: Vec<String>,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Close a campaign (approver): its revocations come into force and their plan waits
+    /// for a second approver.
+    Close {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: i64,
+    },
+    /// Write a campaign's signed evidence bundle into a new directory, for an auditor.
+    Evidence {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: i64,
+        /// A directory that does not exist yet (or is empty).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Check an evidence bundle offline: its signed manifest, every file's digest, each
+    /// log row's own signature, and each decision against the row that recorded it. Exit
+    /// 0 when it verifies, 1 when it does not (every problem printed).
+    Verify {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// The public keys to trust (`roster keys public` on the service's host) [default:
+        /// this state's keys].
+        #[arg(long, value_name = "FILE")]
+        public_keys: Option<PathBuf>,
+    },
 }

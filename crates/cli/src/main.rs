@@ -11,6 +11,7 @@ mod marketo_cmd;
 mod output;
 mod plan_cmd;
 mod render;
+mod review_cmd;
 mod sandbox_cmd;
 mod serve_cmd;
 mod state_cmd;
@@ -473,6 +474,7 @@ async fn run(mut cli: args::Cli) -> std::process::ExitCode {
                 .await
             }
             args::Command::State(action) => state_cmd::state(action, &g).await,
+            args::Command::Review(cmd) => review_cmd::run(cmd, &g).await,
             args::Command::Log {
                 action: Some(args::LogAction::Verify { head, public_keys }),
                 ..

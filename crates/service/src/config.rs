@@ -253,6 +253,7 @@ struct RawService {
     retention: RawRetention,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
+    public_url: Option<String>,
 }
 
 /// `[service.retention]`: how long what the service keeps for operators is kept; "off"
@@ -382,6 +383,10 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "invitation.expiring",
     "quota.low",
     "scim.conflict",
+    "review.due",
+    "review.overdue",
+    "review.escalated",
+    "review.closed",
     "log.head",
 ];
 
@@ -512,6 +517,9 @@ pub struct ServeConfig {
     /// for the people it touched; `None` (`roster_watch = "off"`): only scheduled runs
     /// read the file.
     pub roster_watch: Option<Duration>,
+    /// Where people reach the service (`https://roster.example.com`): messages link into
+    /// the console with it. `None`: messages carry no links.
+    pub public_url: Option<String>,
     pub instances: Vec<Instance>,
     pub webhooks: Vec<Webhook>,
     pub console: ConsoleConfig,
@@ -1131,6 +1139,17 @@ impl ServeConfig {
                 }
             },
             roster_watch,
+            public_url: match raw.service.public_url.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+                    Some(u.trim_end_matches('/').to_string())
+                }
+                Some(u) => {
+                    return Err(format!(
+                        "[service] public_url {u:?} is not an http:// or https:// URL; give the address people open the console at"
+                    ));
+                }
+            },
             instances,
             webhooks,
         })

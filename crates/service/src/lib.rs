@@ -292,6 +292,23 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
             }
         }
     });
+    // Access reviews' reminders and due dates.
+    let due = Arc::clone(&shared);
+    let mut stop_reviews = watch_rx.clone();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop_reviews.changed() => break,
+                _ = tick.tick() => {
+                    if let Err(e) = reviews::check_due(&due, time::OffsetDateTime::now_utc()).await {
+                        tracing::warn!("cannot check the access reviews' due dates: {e:#}");
+                    }
+                }
+            }
+        }
+    });
     // The log's signed head, published on a clock as well as after runs.
     let every = shared.config.log_head_interval;
     let heads = Arc::clone(&shared);

@@ -56,9 +56,11 @@ pub struct StartReview {
     /// `manager` (default: the person's manager, else the owner), `owner`, or a name.
     #[serde(default)]
     pub reviewer: Option<String>,
-    /// What closing does with items nobody decided: `keep` (default) or `revoke`.
+    /// What happens at the due date to items nobody decided: `keep` (default) or `revoke`
+    /// (the campaign is closed), or `escalate` (they go to the instance's owner, else the
+    /// starter, and the campaign stays open).
     #[serde(default)]
-    #[schema(pattern = r"^(keep|revoke)$")]
+    #[schema(pattern = r"^(keep|revoke|escalate)$")]
     pub on_due: Option<String>,
 }
 
@@ -90,6 +92,10 @@ pub struct ReviewView {
     /// The plan that carries out the campaign's revocations.
     pub plan_id: Option<String>,
     pub note: Option<String>,
+    /// When the `review.due` reminder went out.
+    pub reminded_at: Option<String>,
+    /// When the due date was acted on (`review.overdue` and the `on_due` rule).
+    pub due_handled_at: Option<String>,
     pub overdue: bool,
     pub items: usize,
     pub decided: usize,
@@ -223,7 +229,7 @@ async fn view(shared: &Shared, r: Review) -> ApiResult<ReviewView> {
     };
     let now = OffsetDateTime::now_utc();
     Ok(ReviewView {
-        overdue: r.status == "open" && r.due_at < now,
+        overdue: r.status == "open" && (r.due_at < now || r.due_handled_at.is_some()),
         items: items.len(),
         decided: items.iter().filter(|i| i.decision.is_some()).count(),
         revoked: items.iter().filter(|i| i.remediation.is_some()).count(),
@@ -259,6 +265,8 @@ async fn view(shared: &Shared, r: Review) -> ApiResult<ReviewView> {
         snapshot_digest: r.snapshot_digest,
         plan_id: r.plan_id,
         note: r.note,
+        reminded_at: r.reminded_at.map(rfc3339),
+        due_handled_at: r.due_handled_at.map(rfc3339),
     })
 }
 
@@ -366,10 +374,10 @@ pub async fn start(
     let scope = Scope::parse(req.scope.as_deref().unwrap_or("all")).map_err(bad)?;
     let reviewers = Reviewers::parse(req.reviewer.as_deref().unwrap_or("manager"));
     let on_due = match req.on_due.as_deref().map(str::trim).unwrap_or("keep") {
-        o @ ("keep" | "revoke") => o,
+        o @ ("keep" | "revoke" | "escalate") => o,
         other => {
             return Err(bad(format!(
-                "on_due {other:?} is not keep or revoke (what closing does with items nobody decided)"
+                "on_due {other:?} is not keep, revoke or escalate (what the due date does with items nobody decided)"
             )));
         }
     };
@@ -717,6 +725,16 @@ pub async fn close(
     if r.status != "open" {
         return Err(not_open(&r));
     }
+    close_now(&shared, &r, &caller.name).await?;
+    let r = found(&shared, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&shared, r).await?)))
+}
+
+/// Closes open campaign `r` as `closer`: its revokes and reduces (and, with `on_due =
+/// revoke`, what nobody decided) come into force and a targeted run of the people
+/// concerned makes their plan, which waits for approval like any destructive plan.
+async fn close_now(shared: &Arc<Shared>, r: &Review, closer: &str) -> ApiResult<()> {
+    let id = r.id;
     let app = roster_domain::desired::App::parse(&r.app)
         .ok_or_else(|| ApiError::internal(format!("review {id} of unknown app {}", r.app)))?;
     let items = shared.store.review_items(id, None).await?;
@@ -748,12 +766,8 @@ pub async fn close(
             rv
         })
         .collect::<Vec<_>>();
-    let mut log = Actor::resolve(Some(&caller.name)).log(
-        &r.app,
-        "review.close",
-        &format!("review {id}"),
-        "done",
-    );
+    let mut log =
+        Actor::resolve(Some(closer)).log(&r.app, "review.close", &format!("review {id}"), "done");
     log.instance = Some(r.instance.clone());
     log.detail = Some(
         json!({
@@ -768,10 +782,10 @@ pub async fn close(
     let now = OffsetDateTime::now_utc();
     if !shared
         .store
-        .close_review(id, &caller.name, &revocations, &r.instance, &log, now)
+        .close_review(id, closer, &revocations, &r.instance, &log, now)
         .await?
     {
-        return Err(not_open(&found(&shared, id).await?));
+        return Err(not_open(&found(shared, id).await?));
     }
     shared.announce_log_head().await;
     if !revocations.is_empty() {
@@ -797,16 +811,298 @@ pub async fn close(
         "review.closed",
         Some(&r.instance),
         format!(
-            "review {id} closed by {}: {} item(s), {} revocation(s), {undecided} undecided ({})",
-            caller.name,
+            "review {id} closed by {closer}: {} item(s), {} revocation(s), {undecided} undecided ({}){}",
             items.len(),
             revocations.len(),
-            r.on_due
+            r.on_due,
+            link(shared, &format!("/console/reviews/{id}"))
+                .map(|l| format!(" {l}"))
+                .unwrap_or_default()
         ),
         json!({"review": id, "items": items.len(), "revocations": revocations.len(), "undecided": undecided}),
     );
+    Ok(())
+}
+
+/// `path` under the service's public URL, when `[service] public_url` names it.
+fn link(shared: &Shared, path: &str) -> Option<String> {
+    shared
+        .config
+        .public_url
+        .as_deref()
+        .map(|base| format!("{}{path}", base.trim_end_matches('/')))
+}
+
+/// Who takes over an item at the due date: the instance's owner, else the campaign's
+/// starter; never the person whose access it is.
+fn fallback_for(inst_owner: Option<&str>, r: &Review, item: &ReviewItem) -> Option<String> {
+    [inst_owner, Some(r.created_by.as_str())]
+        .into_iter()
+        .flatten()
+        .map(str::to_lowercase)
+        .find(|who| !who.eq_ignore_ascii_case(&item.item.email) && *who != item.item.reviewer)
+}
+
+/// Reminders and due dates of open campaigns, as of `now` (the service calls it every
+/// minute; each campaign's reminder and due date are claimed in the state, so of many
+/// processes one acts). A reminder (`review.due`) goes out once when less than a quarter
+/// of the campaign's time, at most two days, is left; at the due date `review.overdue`
+/// goes out and the campaign's rule runs: `keep` and `revoke` close it (undecided items
+/// kept, or revoked through the approved plan), `escalate` hands its open items to the
+/// instance's owner (else the starter) and leaves it open.
+pub async fn check_due(shared: &Arc<Shared>, now: OffsetDateTime) -> anyhow::Result<()> {
+    for r in shared.store.reviews().await? {
+        if r.status != "open" {
+            continue;
+        }
+        let items = shared.store.review_items(r.id, None).await?;
+        let open: Vec<&ReviewItem> = items.iter().filter(|i| i.decision.is_none()).collect();
+        let span: time::Duration = r.due_at - r.created_at;
+        let window = std::cmp::min(span / 4_i32, time::Duration::days(2));
+        if now < r.due_at {
+            if now >= r.due_at - window
+                && !open.is_empty()
+                && shared.store.claim_review_reminder(r.id, now).await?
+            {
+                let by = per_reviewer(shared, r.id, &open);
+                shared.notifier.notify(
+                    "review.due",
+                    Some(&r.instance),
+                    format!(
+                        "review {} is due {}: {} item(s) still open ({})",
+                        r.id,
+                        rfc3339(r.due_at),
+                        open.len(),
+                        by.iter()
+                            .map(|b| format!("{}: {} {}", b["reviewer"].as_str().unwrap_or(""), b["open"], b["link"].as_str().unwrap_or("")))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                    json!({"review": r.id, "due_at": rfc3339(r.due_at), "open": open.len(), "reviewers": by}),
+                );
+            }
+            continue;
+        }
+        if !shared.store.claim_review_due(r.id, now).await? {
+            continue;
+        }
+        let by = per_reviewer(shared, r.id, &open);
+        shared.notifier.notify(
+            "review.overdue",
+            Some(&r.instance),
+            format!(
+                "review {} passed its due date {} with {} item(s) open; on_due = {}",
+                r.id,
+                rfc3339(r.due_at),
+                open.len(),
+                r.on_due
+            ),
+            json!({"review": r.id, "due_at": rfc3339(r.due_at), "open": open.len(), "on_due": r.on_due, "reviewers": by}),
+        );
+        match r.on_due.as_str() {
+            "escalate" => {
+                let owner = shared
+                    .workers
+                    .get(&r.instance)
+                    .and_then(|w| w.instance.owner.clone());
+                let moves: Vec<(i64, String, String)> = open
+                    .iter()
+                    .filter_map(|i| {
+                        fallback_for(owner.as_deref(), &r, i).map(|to| {
+                            (
+                                i.item.id,
+                                to,
+                                format!("escalated at the due date (was {})", i.item.reviewer),
+                            )
+                        })
+                    })
+                    .collect();
+                if moves.is_empty() {
+                    continue;
+                }
+                let mut log = Actor::resolve(Some("roster")).log(
+                    &r.app,
+                    "review.escalate",
+                    &format!("review {}", r.id),
+                    "done",
+                );
+                log.instance = Some(r.instance.clone());
+                log.detail = Some(
+                    json!({
+                        "review": r.id,
+                        "items": moves.iter().map(|(i, to, _)| json!({"item": i, "to": to})).collect::<Vec<_>>(),
+                    })
+                    .to_string(),
+                );
+                let n = shared.store.reassign_items(r.id, &moves, &log, now).await?;
+                shared.announce_log_head().await;
+                let to: BTreeSet<&str> = moves.iter().map(|(_, to, _)| to.as_str()).collect();
+                shared.notifier.notify(
+                    "review.escalated",
+                    Some(&r.instance),
+                    format!(
+                        "review {}: {n} open item(s) escalated to {}{}",
+                        r.id,
+                        to.into_iter().collect::<Vec<_>>().join(", "),
+                        link(shared, &format!("/console/reviews/{}", r.id))
+                            .map(|l| format!(" {l}"))
+                            .unwrap_or_default()
+                    ),
+                    json!({"review": r.id, "items": n}),
+                );
+            }
+            _ => {
+                if let Err(e) = close_now(shared, &r, "roster (due date)").await {
+                    tracing::warn!(
+                        review = r.id,
+                        "cannot close the overdue review: {}",
+                        e.message()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Open items per reviewer, with a link to each one's page in the console.
+fn per_reviewer(shared: &Shared, review: i64, open: &[&ReviewItem]) -> Vec<Value> {
+    let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in open {
+        *by.entry(i.item.reviewer.as_str()).or_default() += 1;
+    }
+    by.into_iter()
+        .map(|(reviewer, n)| {
+            json!({
+                "reviewer": reviewer,
+                "open": n,
+                "link": link(shared, &format!("/console/reviews/{review}")),
+            })
+        })
+        .collect()
+}
+
+/// Handing one's items to someone else.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateBody {
+    /// Who reviews them instead (a name or email as they sign in).
+    #[schema(min_length = 1, max_length = 320)]
+    pub to: String,
+    /// Which of the caller's open items; all of them when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<i64>>)]
+    pub items: Option<Vec<serde_json::Number>>,
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub comment: Option<String>,
+}
+
+/// Delegate the caller's open items of a review to someone else (recorded with a signed
+/// log row; an item never goes to the person it is about).
+#[utoipa::path(post, path = "/api/v1/reviews/{id}/delegate", tag = "reviews",
+    params(("id" = i64, Path)), request_body = DelegateBody,
+    responses((status = 200, body = Items), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delegate(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    body: Bytes,
+) -> ApiResult<Json<Items>> {
+    let body: DelegateBody = object(
+        &body,
+        r#"{"to": "kim@acme.example", "comment": "on leave"}"#,
+    )?;
+    let to = body.to.trim().to_lowercase();
+    if to.is_empty() {
+        return Err(bad("to is empty: name who reviews the items instead"));
+    }
+    if to.eq_ignore_ascii_case(&caller.name) {
+        return Err(bad("the items are yours already: delegate to someone else"));
+    }
+    let comment = comment_of(body.comment.as_ref())?;
     let r = found(&shared, id).await?;
-    Ok((StatusCode::ACCEPTED, Json(view(&shared, r).await?)))
+    if r.status != "open" {
+        return Err(not_open(&r));
+    }
+    let all = shared.store.review_items(id, None).await?;
+    let chosen: Vec<&ReviewItem> = match &body.items {
+        None => all
+            .iter()
+            .filter(|i| i.decision.is_none() && i.item.reviewer.eq_ignore_ascii_case(&caller.name))
+            .collect(),
+        Some(ids) => {
+            let mut out = Vec::new();
+            for n in ids {
+                let item = n
+                    .as_i64()
+                    .and_then(|n| all.iter().find(|i| i.item.id == n))
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            "not_found",
+                            format!("review {id} has no item {n}; nothing was delegated"),
+                        )
+                    })?;
+                may_decide(&caller, item)?;
+                if item.decision.is_some() {
+                    return Err(bad(format!(
+                        "item {} is decided already; nothing was delegated",
+                        item.item.id
+                    )));
+                }
+                out.push(item);
+            }
+            out
+        }
+    };
+    if chosen.is_empty() {
+        return Err(bad(format!(
+            "{} has no open items in review {id} to delegate",
+            caller.name
+        )));
+    }
+    if let Some(own) = chosen
+        .iter()
+        .find(|i| i.item.email.eq_ignore_ascii_case(&to))
+    {
+        return Err(bad(format!(
+            "item {} is {}'s own access: nobody reviews their own access; nothing was delegated",
+            own.item.id, own.item.email
+        )));
+    }
+    let because = format!("delegated by {}", caller.name);
+    let moves: Vec<(i64, String, String)> = chosen
+        .iter()
+        .map(|i| (i.item.id, to.clone(), because.clone()))
+        .collect();
+    let mut log = Actor::resolve(Some(&caller.name)).log(
+        &r.app,
+        "review.delegate",
+        &format!("review {id}"),
+        "done",
+    );
+    log.instance = Some(r.instance.clone());
+    log.detail = Some(
+        json!({"review": id, "to": to, "items": moves.iter().map(|m| m.0).collect::<Vec<_>>(), "comment": comment})
+            .to_string(),
+    );
+    shared
+        .store
+        .reassign_items(id, &moves, &log, OffsetDateTime::now_utc())
+        .await?;
+    shared.announce_log_head().await;
+    let moved: BTreeSet<i64> = moves.iter().map(|m| m.0).collect();
+    let items = shared
+        .store
+        .review_items(id, None)
+        .await?
+        .into_iter()
+        .filter(|i| moved.contains(&i.item.id))
+        .map(item_view)
+        .collect();
+    Ok(Json(Items { items }))
 }
 
 /// A review's evidence bundle: its files by name, `manifest.json` signed in

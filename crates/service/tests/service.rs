@@ -3831,3 +3831,272 @@ fn write_public_keys(dir: &Path, store: &StateStore) -> PathBuf {
     std::fs::write(&path, store.keys().unwrap().public_file()).unwrap();
     path
 }
+
+/// A campaign's reminder and due date, each acted on once: `review.due` with a link to the
+/// console, then `review.overdue` and (`on_due = escalate`) the open items handed to the
+/// owner; `on_due = revoke` closes a campaign at its due date, its plan still held for
+/// approval. A reviewer delegates items, never to the person they are about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_reminds_escalates_and_closes_at_its_due_date_and_delegation_is_recorded() {
+    use roster_service::reviews::check_due;
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    let (hook_addr, received) = receiver().await;
+    // SAFETY: this test's own variable.
+    unsafe { std::env::set_var("ROSTER_TEST_HOOK_SECRET_DUE", "hook-secret") };
+    let roster = EXAMPLE
+        .replace(
+            "    department: Analytics\n",
+            "    department: Analytics\n    manager: mia@acme.example\n",
+        )
+        .replace(
+            "    department: Field Marketing\n",
+            "    department: Field Marketing\n    manager: mia@acme.example\n",
+        );
+    std::fs::write(dir.path().join("people.yaml"), &roster).unwrap();
+    let extra = format!(
+        "owner = \"owner@acme.example\"\n\n[webhook.reviews]\nurl = \"http://{hook_addr}/hook\"\nsecret_env = \"ROSTER_TEST_HOOK_SECRET_DUE\"\nevents = [\"review.due\", \"review.overdue\", \"review.escalated\", \"review.closed\"]\n"
+    );
+    let config = config(&sandbox, "ROSTER_TEST_SECRET_DUE", "1h", &extra).replace(
+        "roster_watch = \"off\"\n",
+        "roster_watch = \"off\"\npublic_url = \"http://127.0.0.1:9/roster/\"\n",
+    );
+    let svc = Service::start(dir.path(), &config, "ROSTER_TEST_SECRET_DUE").await;
+    let viewer = svc.token("viewer", "viewer").await;
+    let operator = svc.token("op", "operator").await;
+    let mia = svc.token("mia@acme.example", "viewer").await;
+    svc.run_where(&viewer, "at start", |_| true).await;
+
+    let start = |due: &str, on_due: &str, scope: &str| json!({"instance": "marketo.acme", "due": due, "on_due": on_due, "scope": scope});
+    let (status, body) = svc
+        .post(&operator, "/api/v1/reviews", start("14d", "later", "all"))
+        .await;
+    assert_eq!(status, 400, "{body:#}");
+    let open = |id: i64| {
+        let svc = &svc;
+        let viewer = &viewer;
+        async move {
+            loop {
+                let (_, r) = svc.get(viewer, &format!("/api/v1/reviews/{id}")).await;
+                if r["status"] != "snapshotting" {
+                    assert_eq!(r["status"], "open", "{r:#}");
+                    return r;
+                }
+                svc.run_where(viewer, "the snapshot", |r| {
+                    r["trigger"] == format!("review:{id} snapshot")
+                })
+                .await;
+            }
+        }
+    };
+    let (status, a) = svc
+        .post(
+            &operator,
+            "/api/v1/reviews",
+            start("14d", "escalate", "all"),
+        )
+        .await;
+    assert_eq!(status, 202, "{a:#}");
+    let a = a["id"].as_i64().unwrap();
+    let review_a = open(a).await;
+    let created = OffsetDateTime::parse(
+        review_a["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+
+    // Mia hands Alan's items to Kim; not to Alan himself.
+    let (_, mine) = svc
+        .get(&mia, &format!("/api/v1/reviews/{a}/items?reviewer=me"))
+        .await;
+    let mine = mine["items"].as_array().unwrap().clone();
+    let alans: Vec<i64> = mine
+        .iter()
+        .filter(|i| i["email"] == "alan.turing@acme.example")
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert!(!alans.is_empty(), "{mine:#?}");
+    let delegate = format!("/api/v1/reviews/{a}/delegate");
+    let (status, body) = svc
+        .post(
+            &mia,
+            &delegate,
+            json!({"to": "alan.turing@acme.example", "items": alans}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body:#}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("own access")
+    );
+    let (status, moved) = svc
+        .post(
+            &mia,
+            &delegate,
+            json!({"to": "Kim@acme.example", "items": alans, "comment": "Kim runs analytics now"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved:#}");
+    for i in moved["items"].as_array().unwrap() {
+        assert_eq!(i["reviewer"], "kim@acme.example");
+        assert_eq!(i["reviewer_because"], "delegated by mia@acme.example");
+    }
+    // Mia decides one of hers; the rest stay open.
+    let other = mine
+        .iter()
+        .find(|i| i["email"] != "alan.turing@acme.example")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, _) = svc
+        .post(
+            &mia,
+            &format!("/api/v1/reviews/{a}/items/{other}/decision"),
+            json!({"decision": "keep", "comment": "still on the team"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let events = |name: &str| -> Vec<Value> {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, b)| serde_json::from_str::<Value>(b).ok())
+            .filter(|v| v["event"] == name)
+            .collect()
+    };
+    let until = |name: &'static str, n: usize| {
+        let events = &events;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let got = events(name);
+                if got.len() >= n {
+                    return got;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no {name} webhook came"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Too early for a reminder; then one, however often it is checked.
+    check_due(&svc.running.shared, created + time::Duration::days(5))
+        .await
+        .unwrap();
+    check_due(&svc.running.shared, created + time::Duration::days(13))
+        .await
+        .unwrap();
+    check_due(&svc.running.shared, created + time::Duration::days(13))
+        .await
+        .unwrap();
+    let due = until("review.due", 1).await;
+    assert_eq!(due[0]["data"]["review"], a);
+    let reviewers = due[0]["data"]["reviewers"].as_array().unwrap();
+    let kim = reviewers
+        .iter()
+        .find(|r| r["reviewer"] == "kim@acme.example")
+        .unwrap_or_else(|| panic!("{due:#?}"));
+    assert_eq!(kim["open"], alans.len());
+    assert_eq!(
+        kim["link"],
+        format!("http://127.0.0.1:9/roster/console/reviews/{a}")
+    );
+
+    // At the due date: overdue, and every open item goes to the owner.
+    check_due(&svc.running.shared, created + time::Duration::days(15))
+        .await
+        .unwrap();
+    check_due(&svc.running.shared, created + time::Duration::days(16))
+        .await
+        .unwrap();
+    let overdue = until("review.overdue", 1).await;
+    assert_eq!(overdue[0]["data"]["on_due"], "escalate");
+    until("review.escalated", 1).await;
+    let (_, items) = svc
+        .get(&viewer, &format!("/api/v1/reviews/{a}/items"))
+        .await;
+    for i in items["items"].as_array().unwrap() {
+        let was = i["reviewer_because"].as_str().unwrap();
+        if i["id"] == other {
+            assert_eq!(i["reviewer"], "mia@acme.example");
+        } else if was.ends_with("(was owner@acme.example)") {
+            // The owner's own open items go one further: to the campaign's starter.
+            assert_eq!(i["reviewer"], "op", "{i:#}");
+        } else {
+            assert_eq!(i["reviewer"], "owner@acme.example", "{i:#}");
+            assert!(
+                i["reviewer_because"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("escalated at the due date"),
+                "{i:#}"
+            );
+        }
+    }
+    let (_, r) = svc.get(&viewer, &format!("/api/v1/reviews/{a}")).await;
+    assert_eq!(r["status"], "open", "escalation leaves the campaign open");
+    assert_eq!(r["overdue"], true);
+
+    // A campaign whose undecided items are revoked at the due date closes itself there;
+    // its plan waits for an approver like any other.
+    let (status, b) = svc
+        .post(
+            &operator,
+            "/api/v1/reviews",
+            start("1d", "revoke", "role=Analytics User@US"),
+        )
+        .await;
+    assert_eq!(status, 202, "{b:#}");
+    let b = b["id"].as_i64().unwrap();
+    let review_b = open(b).await;
+    assert!(review_b["items"].as_u64().unwrap() >= 1, "{review_b:#}");
+    check_due(&svc.running.shared, created + time::Duration::days(2))
+        .await
+        .unwrap();
+    let (_, r) = svc.get(&viewer, &format!("/api/v1/reviews/{b}")).await;
+    assert_eq!(r["status"], "remediating", "{r:#}");
+    assert_eq!(r["closed_by"], "roster (due date)");
+    assert_eq!(r["revoked"], review_b["items"]);
+    let run = svc
+        .run_where(&viewer, "of the overdue review's plan", |r| {
+            r["trigger"] == format!("review:{b}")
+        })
+        .await;
+    assert_eq!(run["outcome"], "awaiting_approval", "{run:#}");
+    assert_eq!(
+        marketo_roles(&sandbox, "alan.turing@acme.example").await,
+        vec!["Analytics User@US"],
+        "nothing is taken before an approval"
+    );
+    let closed = until("review.closed", 1).await;
+    assert_eq!(closed[0]["data"]["review"], b);
+    assert!(
+        closed[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("http://127.0.0.1:9/roster/console/reviews/{b}"))
+    );
+
+    let store = &svc.running.shared.store;
+    let log = store.log(None).await.unwrap();
+    for action in ["review.delegate", "review.escalate", "review.close"] {
+        assert!(
+            log.iter().any(|l| l.action == action),
+            "no {action} row in the log"
+        );
+    }
+    assert!(
+        store
+            .verify_log_with(store.keys().unwrap(), None)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    svc.stop().await;
+}

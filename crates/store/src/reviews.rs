@@ -32,6 +32,10 @@ pub struct Review {
     pub snapshot_digest: Option<String>,
     pub plan_id: Option<String>,
     pub note: Option<String>,
+    /// When its reminder went out.
+    pub reminded_at: Option<OffsetDateTime>,
+    /// When its due date was acted on (`review.overdue`, then its `on_due` rule).
+    pub due_handled_at: Option<OffsetDateTime>,
 }
 
 /// What starting a campaign records.
@@ -78,7 +82,7 @@ pub struct NewDecision<'a> {
 
 macro_rules! review_columns {
     () => {
-        "id, instance, app, scope, reviewers, on_due, due_at, status, created_by, created_at, closed_by, closed_at, snapshot_digest, plan_id, note"
+        "id, instance, app, scope, reviewers, on_due, due_at, status, created_by, created_at, closed_by, closed_at, snapshot_digest, plan_id, note, reminded_at, due_handled_at"
     };
 }
 macro_rules! item_columns {
@@ -104,6 +108,8 @@ fn review_of(r: &sqlx::any::AnyRow) -> Review {
         snapshot_digest: r.get(12),
         plan_id: r.get(13),
         note: r.get(14),
+        reminded_at: r.get::<Option<i64>, _>(15).map(from_ms),
+        due_handled_at: r.get::<Option<i64>, _>(16).map(from_ms),
     }
 }
 
@@ -370,6 +376,87 @@ impl StateStore {
         insert_log(self, &mut tx, log, at).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Claims an open campaign's reminder: true for the one caller that should send it.
+    pub async fn claim_review_reminder(&self, id: i64, at: OffsetDateTime) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE reviews SET reminded_at = $1 WHERE id = $2 AND status = 'open' AND reminded_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Claims an open campaign's due date: true for the one caller that should act on it.
+    pub async fn claim_review_due(&self, id: i64, at: OffsetDateTime) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE reviews SET due_handled_at = $1 WHERE id = $2 AND status = 'open' AND due_handled_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Gives undecided items of an open campaign another reviewer (delegation, escalation),
+    /// with `log` recording it in the same transaction. Items already decided, or of a
+    /// campaign no longer open, are left alone; gives back how many moved.
+    pub async fn reassign_items(
+        &self,
+        review: i64,
+        moves: &[(i64, String, String)],
+        log: &NewLogEntry,
+        at: OffsetDateTime,
+    ) -> Result<usize> {
+        let mut tx = self.write_tx().await?;
+        let open: Option<String> = sqlx::query_scalar("SELECT status FROM reviews WHERE id = $1")
+            .bind(review)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if open.as_deref() != Some("open") {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for (item, reviewer, because) in moves {
+            let Some(row) = sqlx::query(
+                "SELECT body FROM review_items WHERE review_id = $1 AND id = $2 AND decision IS NULL",
+            )
+            .bind(review)
+            .bind(item)
+            .fetch_optional(&mut *tx)
+            .await?
+            else {
+                continue;
+            };
+            let body: String = row.get(0);
+            let mut it: Item = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                what: "review item",
+                detail: e.to_string(),
+            })?;
+            it.reviewer = reviewer.to_lowercase();
+            it.reviewer_because = because.clone();
+            n += sqlx::query(
+                "UPDATE review_items SET body = $1, reviewer = $2 WHERE review_id = $3 AND id = $4",
+            )
+            .bind(serde_json::to_string(&it).expect("items serialise"))
+            .bind(&it.reviewer)
+            .bind(review)
+            .bind(item)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as usize;
+        }
+        if n > 0 {
+            insert_log(self, &mut tx, log, at).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Names the plan that remediates a closed campaign.

@@ -304,6 +304,10 @@ pub const STEPS: &[&str] = &[
         created_at INTEGER NOT NULL,
         PRIMARY KEY (instance, email, account_kind, role, scope)
     );",
+    // 18: a campaign's reminder and due date are handled once, whichever process sees
+    // them first.
+    "ALTER TABLE reviews ADD COLUMN reminded_at INTEGER;
+    ALTER TABLE reviews ADD COLUMN due_handled_at INTEGER;",
 ];
 
 /// The same schema on PostgreSQL, as its own ordered list (a `roster_schema` row records how
@@ -611,4 +615,7 @@ pub const PG_STEPS: &[&str] = &[
         created_at BIGINT NOT NULL,
         PRIMARY KEY (instance, email, account_kind, role, scope)
     );",
+    // 12: SQLite's step 18.
+    "ALTER TABLE reviews ADD COLUMN reminded_at BIGINT;
+    ALTER TABLE reviews ADD COLUMN due_handled_at BIGINT;",
 ];

@@ -1087,3 +1087,138 @@ async fn serve_speaks_tls_and_rereads_its_certificate_on_sighup() {
     let status = stop(child);
     assert!(status.success(), "{status:?}");
 }
+
+/// `roster review` against `roster demo --serve`, as an operator and reviewer would run it:
+/// start, items, decide one and several, close, the evidence written to a directory, and
+/// `review verify` with the public keys alone; one byte changed and it fails.
+#[test]
+fn review_commands_run_a_campaign_and_its_evidence_verifies_offline() {
+    let home = tempfile::tempdir().unwrap();
+    let (demo, env) = demo(&home);
+    let review = |args: &[&str]| {
+        let out = super::roster()
+            .arg("review")
+            .args(args)
+            .env("ROSTER_SERVE_URL", &env["ROSTER_SERVE_URL"])
+            .env("ROSTER_SERVE_TOKEN", &env["ROSTER_SERVE_TOKEN"])
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let json = |args: &[&str]| -> Value {
+        let (code, out, err) = review(args);
+        assert_eq!(code, Some(0), "roster review {args:?}: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    // No token: says how to get one.
+    let out = super::roster()
+        .args(["review", "list"])
+        .env("ROSTER_SERVE_URL", &env["ROSTER_SERVE_URL"])
+        .env_remove("ROSTER_SERVE_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ROSTER_SERVE_TOKEN"));
+    let (code, _, err) = review(&["start", "--instance", "marketo.nope", "--due", "14d"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("marketo.demo"), "{err}");
+
+    let started = json(&[
+        "start",
+        "--instance",
+        "marketo.demo",
+        "--due",
+        "14d",
+        "-o",
+        "json",
+    ]);
+    let id = started["id"].as_i64().unwrap().to_string();
+    let mut shown = json(&["show", &id, "-o", "json"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while shown["status"] == "snapshotting" {
+        assert!(std::time::Instant::now() < deadline, "{shown:#}");
+        std::thread::sleep(Duration::from_millis(100));
+        shown = json(&["show", &id, "-o", "json"]);
+    }
+    assert_eq!(shown["status"], "open", "{shown:#}");
+    let items = json(&["items", &id, "--mine", "-o", "json"]);
+    let items = items.as_array().unwrap();
+    assert!(
+        items.len() >= 3,
+        "the demo's admin reviews everyone: {items:#?}"
+    );
+    let ids: Vec<String> = items.iter().map(|i| i["id"].to_string()).collect();
+    let (code, out, err) = review(&[
+        "decide",
+        &id,
+        &ids[0],
+        "--decision",
+        "revoke",
+        "--comment",
+        "left the team",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("revoke"), "{out}");
+    let mut bulk = vec!["decide", id.as_str()];
+    bulk.extend(ids[1..3].iter().map(String::as_str));
+    bulk.extend(["--decision", "keep", "--comment", "quarterly check"]);
+    let (code, out, err) = review(&bulk);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (code, out, err) = review(&["close", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("closed"), "{out}");
+    let (code, table, _) = review(&["list"]);
+    assert_eq!(code, Some(0));
+    assert!(table.contains("marketo.demo"), "{table}");
+
+    let bundle = home.path().join("evidence");
+    let (code, out, err) = review(&["evidence", &id, "--out", bundle.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("roster review verify"), "{out}");
+    let keys = super::roster()
+        .args(["--config"])
+        .arg(home.path().join("demo/roster.toml"))
+        .args(["keys", "public"])
+        .output()
+        .unwrap();
+    assert!(
+        keys.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keys.stderr)
+    );
+    let public = home.path().join("roster.pub");
+    std::fs::write(&public, &keys.stdout).unwrap();
+    let verify = || {
+        super::roster()
+            .args(["review", "verify"])
+            .arg(&bundle)
+            .arg("--public-keys")
+            .arg(&public)
+            .output()
+            .unwrap()
+    };
+    let ok = verify();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("verifies"));
+    let items_file = bundle.join("items.json");
+    let mut bytes = std::fs::read(&items_file).unwrap();
+    let at = bytes.iter().position(|b| *b == b'k').unwrap();
+    bytes[at] = b'K';
+    std::fs::write(&items_file, bytes).unwrap();
+    let bad = verify();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("items.json"), "{err}");
+    assert!(err.contains("does not verify"), "{err}");
+    assert!(stop(demo).success());
+}
