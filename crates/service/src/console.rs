@@ -32,6 +32,7 @@ use crate::views::Decision;
 
 mod access;
 mod oidc;
+mod reviews;
 mod scim;
 
 const SESSION: &str = "roster_session";
@@ -90,6 +91,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .merge(access::routes())
         .merge(oidc::routes())
         .merge(scim::routes())
+        .merge(reviews::routes())
 }
 
 pub fn hash_password(password: &str) -> String {

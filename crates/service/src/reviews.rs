@@ -350,11 +350,22 @@ pub async fn start(
     caller: Caller,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<ReviewView>)> {
-    caller.must_be(Role::Operator, "starting an access review")?;
     let req: StartReview = object(
         &body,
         r#"{"instance": "marketo.prod", "scope": "privileged", "due": "14d"}"#,
     )?;
+    let id = start_review(&shared, &caller, &req).await?;
+    let r = found(&shared, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&shared, r).await?)))
+}
+
+/// Starts a campaign for `caller` (operator): gives back its id.
+pub(crate) async fn start_review(
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    req: &StartReview,
+) -> ApiResult<i64> {
+    caller.must_be(Role::Operator, "starting an access review")?;
     let worker = shared.workers.get(&req.instance).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -403,8 +414,7 @@ pub async fn start(
         .submit(&inst.name, Job::ReviewSnapshot { review: id })
         .await
         .map_err(ApiError::internal)?;
-    let r = found(&shared, id).await?;
-    Ok((StatusCode::ACCEPTED, Json(view(&shared, r).await?)))
+    Ok(id)
 }
 
 /// Every access review, newest first.
@@ -543,19 +553,35 @@ pub async fn decide(
     body: Bytes,
 ) -> ApiResult<Json<ItemView>> {
     let body: DecisionBody = object(&body, r#"{"decision": "keep", "comment": "why"}"#)?;
-    let r = found(&shared, id).await?;
+    let item = decide_item(&shared, &caller, id, item_id, &body).await?;
+    Ok(Json(item_view(item)))
+}
+
+/// Records `caller`'s decision on one item (its reviewer only).
+pub(crate) async fn decide_item(
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    id: i64,
+    item_id: i64,
+    body: &DecisionBody,
+) -> ApiResult<ReviewItem> {
+    let r = found(shared, id).await?;
     if r.status != "open" {
         return Err(not_open(&r));
     }
-    let all = shared.store.review_items(id, None).await?;
-    let item = all.iter().find(|i| i.item.id == item_id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("review {id} has no item {item_id}"),
-        )
-    })?;
-    may_decide(&caller, item)?;
+    let item = shared
+        .store
+        .review_item(id, item_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("review {id} has no item {item_id}"),
+            )
+        })?;
+    let item = &item;
+    may_decide(caller, item)?;
     let d = Decision::parse(&body.decision).ok_or_else(|| {
         bad(format!(
             "decision {:?} is not keep, revoke, reduce or not_decided",
@@ -563,7 +589,8 @@ pub async fn decide(
         ))
     })?;
     let comment = comment_of(body.comment.as_ref())?;
-    let siblings: Vec<&review::Item> = all
+    let person = shared.store.review_items_of(id, &item.item.email).await?;
+    let siblings: Vec<&review::Item> = person
         .iter()
         .filter(|i| i.item.email == item.item.email && i.item.account_id == item.item.account_id)
         .map(|i| &i.item)
@@ -581,7 +608,7 @@ pub async fn decide(
     } else {
         Vec::new()
     };
-    let log = decision_log(&caller, &r, item, d, &keep_roles, comment, false);
+    let log = decision_log(caller, &r, item, d, &keep_roles, comment, false);
     let recorded = shared
         .store
         .decide(
@@ -601,14 +628,13 @@ pub async fn decide(
         )
         .await?;
     if !recorded {
-        return Err(not_open(&found(&shared, id).await?));
+        return Err(not_open(&found(shared, id).await?));
     }
-    let now = shared.store.review_items(id, None).await?;
-    let item = now
-        .into_iter()
-        .find(|i| i.item.id == item_id)
-        .ok_or_else(|| ApiError::internal("a decided item vanished"))?;
-    Ok(Json(item_view(item)))
+    shared
+        .store
+        .review_item(id, item_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("a decided item vanished"))
 }
 
 /// One decision on many items of the caller's (recorded as bulk, each with its log row).
@@ -629,23 +655,6 @@ pub async fn decide_many(
     if body.items.is_empty() {
         return Err(bad("items is empty: name the items to decide"));
     }
-    let r = found(&shared, id).await?;
-    if r.status != "open" {
-        return Err(not_open(&r));
-    }
-    let d = match Decision::parse(&body.decision) {
-        Some(Decision::Reduce) => return Err(bad("reduce is decided per account, not in bulk")),
-        Some(d) => d,
-        None => {
-            return Err(bad(format!(
-                "decision {:?} is not keep, revoke or not_decided",
-                body.decision
-            )));
-        }
-    };
-    let comment = comment_of(body.comment.as_ref())?;
-    let all = shared.store.review_items(id, None).await?;
-    let mut decisions = Vec::new();
     // JSON's integers as any client writes them (`7` or `7.0`).
     let wanted: BTreeSet<i64> = body
         .items
@@ -666,7 +675,51 @@ pub async fn decide_many(
                 })
         })
         .collect::<ApiResult<_>>()?;
-    for item_id in &wanted {
+    let items = decide_bulk(
+        &shared,
+        &caller,
+        id,
+        &wanted,
+        &body.decision,
+        body.comment.as_ref(),
+    )
+    .await?
+    .into_iter()
+    .map(item_view)
+    .collect();
+    Ok(Json(Items { items }))
+}
+
+/// Records one decision of `caller`'s on many items (a bulk decision): all or none.
+pub(crate) async fn decide_bulk(
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    id: i64,
+    wanted: &BTreeSet<i64>,
+    decision: &str,
+    comment: Option<&String>,
+) -> ApiResult<Vec<ReviewItem>> {
+    if wanted.is_empty() {
+        return Err(bad("no items chosen: choose the items to decide"));
+    }
+    let r = found(shared, id).await?;
+    if r.status != "open" {
+        return Err(not_open(&r));
+    }
+    let d = match Decision::parse(decision) {
+        Some(Decision::Reduce) => return Err(bad("reduce is decided per account, not in bulk")),
+        Some(d) => d,
+        None => {
+            return Err(bad(format!(
+                "decision {:?} is not keep, revoke or not_decided",
+                decision
+            )));
+        }
+    };
+    let comment = comment_of(comment)?;
+    let all = shared.store.review_items(id, None).await?;
+    let mut decisions = Vec::new();
+    for item_id in wanted {
         let item = all.iter().find(|i| i.item.id == *item_id).ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -674,10 +727,10 @@ pub async fn decide_many(
                 format!("review {id} has no item {item_id}; nothing was recorded"),
             )
         })?;
-        may_decide(&caller, item)?;
+        may_decide(caller, item)?;
         review::check_decision(&item.item, &[], d, &[], comment.unwrap_or(""))
             .map_err(|e| bad(format!("item {item_id}: {e}; nothing was recorded")))?;
-        let log = decision_log(&caller, &r, item, d, &[], comment, true);
+        let log = decision_log(caller, &r, item, d, &[], comment, true);
         decisions.push((
             *item_id,
             NewDecision {
@@ -695,7 +748,7 @@ pub async fn decide_many(
         .decide(id, &decisions, OffsetDateTime::now_utc())
         .await?
     {
-        return Err(not_open(&found(&shared, id).await?));
+        return Err(not_open(&found(shared, id).await?));
     }
     let items = shared
         .store
@@ -703,9 +756,8 @@ pub async fn decide_many(
         .await?
         .into_iter()
         .filter(|i| wanted.contains(&i.item.id))
-        .map(item_view)
         .collect();
-    Ok(Json(Items { items }))
+    Ok(items)
 }
 
 /// Close a review (approver): its revokes and reduces come into force and a plan of them,
@@ -720,14 +772,19 @@ pub async fn close(
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<ReviewView>)> {
-    caller.must_be(Role::Approver, "closing an access review")?;
+    close_as(&shared, &caller, id).await?;
     let r = found(&shared, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&shared, r).await?)))
+}
+
+/// Closes campaign `id` for `caller` (an approver).
+pub(crate) async fn close_as(shared: &Arc<Shared>, caller: &Caller, id: i64) -> ApiResult<()> {
+    caller.must_be(Role::Approver, "closing an access review")?;
+    let r = found(shared, id).await?;
     if r.status != "open" {
         return Err(not_open(&r));
     }
-    close_now(&shared, &r, &caller.name).await?;
-    let r = found(&shared, id).await?;
-    Ok((StatusCode::ACCEPTED, Json(view(&shared, r).await?)))
+    close_now(shared, &r, &caller.name).await
 }
 
 /// Closes open campaign `r` as `closer`: its revokes and reduces (and, with `on_due =

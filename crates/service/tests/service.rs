@@ -3689,6 +3689,12 @@ async fn an_access_review_revokes_through_an_approved_plan_and_verifies_it_is_go
     );
     // Every decision and the close are rows of the signed log, which verifies.
     let store = &svc.running.shared.store;
+    let counts = store.review_counts(id, "MIA@acme.example").await.unwrap();
+    assert_eq!(
+        (counts.items, counts.decided, counts.mine_open),
+        (items["items"].as_array().unwrap().len(), 4, 2),
+        "Mia decided three of her five"
+    );
     let log = store.log(None).await.unwrap();
     assert_eq!(
         log.iter().filter(|l| l.action == "review.decide").count(),

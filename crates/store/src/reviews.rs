@@ -71,6 +71,15 @@ pub struct ReviewItem {
     pub remediated_at: Option<OffsetDateTime>,
 }
 
+/// How far a campaign is, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReviewCounts {
+    pub items: usize,
+    pub decided: usize,
+    /// Open items of the reviewer asked about.
+    pub mine_open: usize,
+}
+
 /// A decision to record.
 pub struct NewDecision<'a> {
     pub decision: &'a str,
@@ -268,6 +277,53 @@ impl StateStore {
                 .await?
             }
         };
+        rows.iter().map(item_of).collect()
+    }
+
+    /// A campaign's items, those decided, and `reviewer`'s still open: counted in the
+    /// database (a list of campaigns need not read every item).
+    pub async fn review_counts(&self, id: i64, reviewer: &str) -> Result<ReviewCounts> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COUNT(decision), COALESCE(SUM(CASE WHEN decision IS NULL AND lower(reviewer) = lower($2) THEN 1 ELSE 0 END), 0) FROM review_items WHERE review_id = $1",
+        )
+        .bind(id)
+        .bind(reviewer)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ReviewCounts {
+            items: row.get::<i64, _>(0) as usize,
+            decided: row.get::<i64, _>(1) as usize,
+            mine_open: row.get::<i64, _>(2) as usize,
+        })
+    }
+
+    /// One item of a campaign.
+    pub async fn review_item(&self, id: i64, item: i64) -> Result<Option<ReviewItem>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            item_columns!(),
+            " FROM review_items WHERE review_id = $1 AND id = $2"
+        ))
+        .bind(id)
+        .bind(item)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(item_of)
+        .transpose()
+    }
+
+    /// The items of one person in a campaign (all their accounts' entitlements).
+    pub async fn review_items_of(&self, id: i64, email: &str) -> Result<Vec<ReviewItem>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            item_columns!(),
+            " FROM review_items WHERE review_id = $1 AND email = $2 ORDER BY id"
+        ))
+        .bind(id)
+        .bind(email)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(item_of).collect()
     }
 

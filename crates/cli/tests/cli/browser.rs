@@ -820,6 +820,7 @@ async fn the_console_signs_in_with_single_sign_on_and_shows_access_in_a_real_bro
         "/console/log",
         "/console/webhooks",
         "/console/scim",
+        "/console/reviews",
     ];
     for (width, label) in [(1280, "1280px"), (420, "420px")] {
         browser.resize(width, 900).await;
@@ -860,4 +861,293 @@ async fn the_console_signs_in_with_single_sign_on_and_shows_access_in_a_real_bro
         .status();
     let _ = serve.wait();
     provider.shutdown().await;
+}
+
+/// An access review in the console: the owner starts it, a manager keeps two of her
+/// reports' items in bulk and revokes one, at 1280 and 420 px with every action in view;
+/// the owner closes it (a confirmation first), and its printable summary opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_review_is_decided_and_closed_in_a_real_browser() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let env = super::serve::Env::start(Duration::ZERO).await;
+    let roster = include_str!("../../../../examples/roster.yaml")
+        .replace(
+            "    department: Analytics\n",
+            "    department: Analytics\n    manager: mia@acme.example\n",
+        )
+        .replace(
+            "    department: Field Marketing\n",
+            "    department: Field Marketing\n    manager: mia@acme.example\n",
+        )
+        .replace(
+            "    end_date: 2027-03-31\n",
+            "    end_date: 2027-03-31\n    manager: mia@acme.example\n",
+        );
+    env.configure(&roster, "owner = \"owner@acme.example\"\n");
+    for (name, role) in [
+        ("mia@acme.example", "viewer"),
+        ("owner@acme.example", "approver"),
+    ] {
+        let mut add = env.command();
+        add.args(["serve", "user", "add", "--name", name, "--role", role])
+            .env("ROSTER_NEW_PASSWORD", "review-console-pass");
+        let added = super::run_checked(add, &[]).await;
+        assert!(added.ok, "{}", added.stderr);
+    }
+    let mut make = env.command();
+    make.args([
+        "serve",
+        "token",
+        "create",
+        "--name",
+        "watch",
+        "--role",
+        "viewer",
+        "--service",
+    ]);
+    let token = super::run_checked(make, &[])
+        .await
+        .stdout
+        .trim()
+        .to_string();
+    let (mut serve, base) = env.serve();
+    let http = reqwest::Client::new();
+    let api = |path: String| {
+        let http = &http;
+        let token = &token;
+        let base = &base;
+        async move {
+            http.get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let sign_in = |name: &'static str| {
+        let browser = &browser;
+        let base = &base;
+        async move {
+            browser.open(&format!("{base}/console/sign-in")).await;
+            browser
+                .wait_for("return document.querySelector('#sign-in') !== null")
+                .await;
+            browser.type_into("#name", name).await;
+            browser.type_into("#password", "review-console-pass").await;
+            browser.click("#sign-in").await;
+            browser
+                .wait_for("return document.querySelector('#instances') !== null")
+                .await;
+        }
+    };
+    let sign_out = || async {
+        browser.click("header form button").await;
+        browser
+            .wait_for("return document.querySelector('#sign-in') !== null")
+            .await;
+    };
+
+    // The owner starts a campaign from the console.
+    sign_in("owner@acme.example").await;
+    browser.open(&format!("{base}/console/reviews")).await;
+    browser
+        .wait_for("return document.querySelector('#start-form') !== null")
+        .await;
+    browser.click("#start").await;
+    browser
+        .wait_for("return document.querySelector('#status') !== null")
+        .await;
+    let url = browser.client.current_url().await.unwrap();
+    let id: i64 = url
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a review page: {url}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api(format!("/api/v1/reviews/{id}")).await["status"] != "open" {
+        assert!(Instant::now() < deadline, "the snapshot was never read");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sign_out().await;
+
+    // Mia sees her open items counted, and only hers on the campaign's page.
+    sign_in("mia@acme.example").await;
+    browser.open(&format!("{base}/console/reviews")).await;
+    browser
+        .wait_for("return document.querySelector('#reviews') !== null")
+        .await;
+    assert!(
+        browser.text().await.contains("5 open"),
+        "{}",
+        browser.text().await
+    );
+    browser
+        .click(&format!(
+            "a[href='/console/reviews/{id}?show=mine&state=open']"
+        ))
+        .await;
+    browser
+        .wait_for("return document.querySelector('#items') !== null")
+        .await;
+    let rows = browser
+        .script("return Array.from(document.querySelectorAll('#items tbody tr')).map(r => r.querySelector('td[data-label=Person] .muted').textContent)")
+        .await;
+    let rows: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert!(
+        rows.iter().all(|e| [
+            "alan.turing@acme.example",
+            "linus.torvalds@acme.example",
+            "margaret.hamilton@acme.example"
+        ]
+        .contains(e)),
+        "{rows:?}"
+    );
+    let items = api(format!(
+        "/api/v1/reviews/{id}/items?reviewer=mia@acme.example"
+    ))
+    .await;
+    let items = items["items"].as_array().unwrap().clone();
+    let find = |email: &str, scope: &str| {
+        items
+            .iter()
+            .find(|i| i["email"] == email && i["scope"] == scope)
+            .unwrap_or_else(|| panic!("no item {email} {scope}"))["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let alan = find("alan.turing@acme.example", "US");
+    let margaret_us = find("margaret.hamilton@acme.example", "US");
+    let margaret_emea = find("margaret.hamilton@acme.example", "EMEA");
+    for width in [1280, 420] {
+        browser.resize(width, 900).await;
+        assert_eq!(
+            browser
+                .script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+                .await,
+            true,
+            "the review page scrolls sideways at {width} px"
+        );
+        // Every item's buttons are inside the window, not cut off to the right.
+        assert_eq!(
+            browser
+                .script("return Array.from(document.querySelectorAll('#items button, #items input[type=checkbox], #bulk button')).every(b => { const r = b.getBoundingClientRect(); return r.width > 0 && r.right <= window.innerWidth; })")
+                .await,
+            true,
+            "an action is out of view at {width} px"
+        );
+        browser.screenshot(&format!("review-mine-{width}px")).await;
+        browser
+            .script("document.querySelector('#items').scrollIntoView(); return true")
+            .await;
+        browser.screenshot(&format!("review-items-{width}px")).await;
+    }
+    browser.resize(1280, 900).await;
+
+    // A bulk keep of two, then one revoke with its reason.
+    browser.click(&format!("#tick-{alan}")).await;
+    browser.click(&format!("#tick-{margaret_us}")).await;
+    browser
+        .type_into("#bulk-comment", "still in the team")
+        .await;
+    browser.click("#bulk-keep").await;
+    browser
+        .wait_for("return document.querySelector('#message') !== null && document.querySelector('#message').textContent.includes('Recorded 2')")
+        .await;
+    browser
+        .type_into(&format!("#comment-{margaret_emea}"), "moved to the US team")
+        .await;
+    browser.click(&format!("#revoke-{margaret_emea}")).await;
+    browser
+        .wait_for("return document.querySelector('#message') !== null && document.querySelector('#message').textContent.includes('Recorded 1')")
+        .await;
+    // A reload after the post shows the page again; it does not post again.
+    browser.client.refresh().await.unwrap();
+    browser
+        .wait_for("return document.querySelector('#items') !== null")
+        .await;
+    let decided = api(format!(
+        "/api/v1/reviews/{id}/items?reviewer=mia@acme.example"
+    ))
+    .await;
+    let decided: Vec<(i64, String, bool)> = decided["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| !i["decision"].is_null())
+        .map(|i| {
+            (
+                i["id"].as_i64().unwrap(),
+                i["decision"].as_str().unwrap().to_string(),
+                i["bulk"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(decided, {
+        let mut want = vec![
+            (alan, "keep".to_string(), true),
+            (margaret_us, "keep".to_string(), true),
+            (margaret_emea, "revoke".to_string(), false),
+        ];
+        want.sort();
+        want
+    },);
+    // The open items left: two, the decided ones under "decided".
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('#items tbody tr').length")
+            .await,
+        2
+    );
+    sign_out().await;
+
+    // The owner closes it: not without confirming, then with.
+    sign_in("owner@acme.example").await;
+    browser
+        .open(&format!("{base}/console/reviews/{id}?show=all&state=all"))
+        .await;
+    browser
+        .wait_for("return document.querySelector('#close-form') !== null")
+        .await;
+    browser.screenshot("review-owner-1280px").await;
+    browser.click("#close").await;
+    browser
+        .wait_for("return document.querySelector('#message') !== null && document.querySelector('#message').textContent.includes('tick the box')")
+        .await;
+    assert_eq!(api(format!("/api/v1/reviews/{id}")).await["status"], "open");
+    browser.click("#close-confirm").await;
+    browser.click("#close").await;
+    browser
+        .wait_for("return document.querySelector('#message') !== null && document.querySelector('#message').textContent.includes('Closed')")
+        .await;
+    let r = api(format!("/api/v1/reviews/{id}")).await;
+    assert_eq!(r["status"], "remediating", "{r:#}");
+    assert_eq!(r["closed_by"], "owner@acme.example");
+    browser.resize(420, 900).await;
+    browser.screenshot("review-closed-420px").await;
+    browser.resize(1280, 900).await;
+    browser.click("#summary-link").await;
+    browser
+        .wait_for("return document.body.innerText.includes('Sign-off')")
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("moved to the US team"), "{text}");
+    browser.screenshot("review-summary").await;
+    browser.close().await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let _ = serve.wait();
 }
