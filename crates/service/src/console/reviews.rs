@@ -372,7 +372,7 @@ async fn campaign_page(
             e.1 += 1;
         }
     }
-    let pct = |d: usize, n: usize| if n == 0 { 100 } else { d * 100 / n };
+    let pct = |d: usize, n: usize| (d * 100).checked_div(n).unwrap_or(100);
     let progress = by
         .into_iter()
         .map(|(reviewer, (items, decided))| ProgressRow {
