@@ -263,7 +263,8 @@ impl Modify for BearerAuth {
         crate::access::access_api, crate::access::person_api,
         crate::reviews::start, crate::reviews::list, crate::reviews::get_one, crate::reviews::items,
         crate::reviews::decide, crate::reviews::decide_many, crate::reviews::close,
-        crate::reviews::evidence, crate::reviews::delegate),
+        crate::reviews::evidence, crate::reviews::delegate, crate::reviews::revocations,
+        crate::reviews::lift),
     components(schemas(PlanStatus, ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -305,6 +306,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/reviews/{id}/close", post(crate::reviews::close))
         .route("/reviews/{id}/evidence", get(crate::reviews::evidence))
         .route("/reviews/{id}/delegate", post(crate::reviews::delegate))
+        .route("/revocations", get(crate::reviews::revocations))
+        .route("/revocations/lift", post(crate::reviews::lift))
         .fallback(|| async { ApiError::not_found("no such API route; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

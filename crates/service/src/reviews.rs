@@ -1039,6 +1039,154 @@ fn per_reviewer(shared: &Shared, review: i64, open: &[&ReviewItem]) -> Vec<Value
         .collect()
 }
 
+/// A revocation in force: the planner removes this role wherever it finds it and never
+/// grants it again, whatever the roster says, until it is lifted.
+#[derive(Serialize, ToSchema)]
+pub struct RevocationView {
+    pub instance: String,
+    pub email: String,
+    pub account_kind: String,
+    pub role: String,
+    pub scope: String,
+    pub review: i64,
+    pub item: i64,
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Revocations {
+    pub revocations: Vec<RevocationView>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RevocationsQuery {
+    /// The instance (`marketo.prod`); every instance when absent.
+    instance: Option<String>,
+}
+
+/// The revocations in force, made by closed access reviews.
+#[utoipa::path(get, path = "/api/v1/revocations", tag = "reviews", params(RevocationsQuery),
+    responses((status = 200, body = Revocations), (status = 404, body = ErrorBody)))]
+pub async fn revocations(
+    State(shared): State<Arc<Shared>>,
+    _caller: Caller,
+    crate::api::ApiQuery(q): crate::api::ApiQuery<RevocationsQuery>,
+) -> ApiResult<Json<Revocations>> {
+    let names: Vec<String> = match q.instance {
+        Some(i) if shared.workers.contains_key(&i) => vec![i],
+        Some(i) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_instance",
+                format!("this service runs no instance {i:?}"),
+            ));
+        }
+        None => shared.workers.keys().cloned().collect(),
+    };
+    let mut out = Vec::new();
+    for instance in names {
+        for r in shared.store.revocations(&instance).await? {
+            out.push(RevocationView {
+                instance: instance.clone(),
+                email: r.email,
+                account_kind: r.account_kind.as_str().into(),
+                role: r.role,
+                scope: r.scope,
+                review: r.review,
+                item: r.item,
+                reason: r.reason,
+            });
+        }
+    }
+    Ok(Json(Revocations { revocations: out }))
+}
+
+/// Lifting a revocation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LiftBody {
+    pub instance: String,
+    pub email: String,
+    /// The role as the revocation names it (`Standard User`, a Magento group ...).
+    pub role: String,
+    /// Its workspace or website (empty where the app has none).
+    #[serde(default)]
+    pub scope: String,
+    /// Why it may be granted again (required).
+    #[schema(min_length = 1, max_length = 2000)]
+    pub comment: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Lifted {
+    pub lifted: usize,
+}
+
+/// Lift a revocation (approver, with a comment): the planner may grant the role again
+/// where the roster gives it. Recorded with a signed log row.
+#[utoipa::path(post, path = "/api/v1/revocations/lift", tag = "reviews", request_body = LiftBody,
+    responses((status = 200, body = Lifted), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn lift(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<Json<Lifted>> {
+    caller.must_be(Role::Approver, "lifting a revocation")?;
+    let b: LiftBody = object(
+        &body,
+        r#"{"instance": "marketo.prod", "email": "a@example.com", "role": "Standard User", "scope": "Default", "comment": "why"}"#,
+    )?;
+    let comment = comment_of(Some(&b.comment))?
+        .ok_or_else(|| bad("a comment is required: say why the role may be granted again"))?;
+    let worker = shared.workers.get(&b.instance).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_instance",
+            format!("this service runs no instance {:?}", b.instance),
+        )
+    })?;
+    let mut log = Actor::resolve(Some(&caller.name)).log(
+        worker.instance.app.name(),
+        "review.lift",
+        &b.email.to_lowercase(),
+        "done",
+    );
+    log.instance = Some(b.instance.clone());
+    log.detail = Some(json!({"role": b.role, "scope": b.scope, "comment": comment}).to_string());
+    let n = shared
+        .store
+        .lift_revocation(
+            &b.instance,
+            b.email.trim(),
+            &b.role,
+            &b.scope,
+            &log,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    if n == 0 {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "{} has no revocation of {}{} on {}; GET /api/v1/revocations lists them",
+                b.email,
+                b.role,
+                if b.scope.is_empty() {
+                    String::new()
+                } else {
+                    format!("@{}", b.scope)
+                },
+                b.instance
+            ),
+        ));
+    }
+    shared.announce_log_head().await;
+    Ok(Json(Lifted { lifted: n }))
+}
+
 /// Handing one's items to someone else.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -3802,6 +3802,99 @@ async fn an_access_review_revokes_through_an_approved_plan_and_verifies_it_is_go
     added.insert("notes.txt".into(), b"approved".to_vec());
     let problems = evidence::verify(&added, &public).unwrap_err();
     assert!(problems[0].contains("notes.txt"), "{problems:?}");
+    // A revocation holds until an approver lifts it, with a reason; then the roster's grant
+    // comes back at the next run.
+    let (_, rv) = svc
+        .get(&viewer, "/api/v1/revocations?instance=marketo.acme")
+        .await;
+    let mut held: Vec<(String, String, String)> = rv["revocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["email"].as_str().unwrap().to_string(),
+                r["role"].as_str().unwrap().to_string(),
+                r["scope"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        vec![
+            (
+                "linus.torvalds@acme.example".into(),
+                "RTP Launcher".into(),
+                "EMEA".into()
+            ),
+            (
+                "margaret.hamilton@acme.example".into(),
+                "Standard User".into(),
+                "EMEA".into()
+            ),
+        ]
+    );
+    let lift = json!({"instance": "marketo.acme", "email": "margaret.hamilton@acme.example", "role": "Standard User", "scope": "EMEA", "comment": "back on the EMEA team"});
+    let (status, _) = svc
+        .post(&viewer, "/api/v1/revocations/lift", lift.clone())
+        .await;
+    assert_eq!(status, 403);
+    let mut no_reason = lift.clone();
+    no_reason["comment"] = json!(" ");
+    let (status, _) = svc
+        .post(&owner, "/api/v1/revocations/lift", no_reason)
+        .await;
+    assert_eq!(status, 400);
+    let (status, body) = svc
+        .post(&owner, "/api/v1/revocations/lift", lift.clone())
+        .await;
+    assert_eq!(
+        (status, body["lifted"].as_u64()),
+        (200, Some(1)),
+        "{body:#}"
+    );
+    let (status, _) = svc.post(&owner, "/api/v1/revocations/lift", lift).await;
+    assert_eq!(status, 404, "lifted once only");
+    let before = full["id"].as_i64().unwrap();
+    let (status, _) = svc
+        .post(
+            &operator,
+            "/api/v1/instances/marketo.acme/reconcile",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let again = svc
+        .run_where(&viewer, "the reconcile after the lift", |r| {
+            r["trigger"] == "api:op" && r["id"].as_i64().is_some_and(|id| id > before)
+        })
+        .await;
+    assert!(
+        again["summary"]
+            .as_str()
+            .unwrap()
+            .contains("the non-destructive steps ran"),
+        "{again:#}"
+    );
+    assert_eq!(
+        marketo_roles(&sandbox, "margaret.hamilton@acme.example").await,
+        vec!["Standard User@EMEA", "Standard User@US"]
+    );
+    assert_eq!(
+        marketo_roles(&sandbox, "linus.torvalds@acme.example").await,
+        vec!["Marketing User@EMEA"],
+        "the revocation not lifted still holds"
+    );
+    assert!(
+        store
+            .log(None)
+            .await
+            .unwrap()
+            .iter()
+            .any(|l| l.action == "review.lift")
+    );
+
     // A decision edited in the database, behind the signed log's back: no evidence is
     // given, and the answer says which item.
     let pool = svc.raw_pool().await;

@@ -557,6 +557,36 @@ impl StateStore {
             .collect()
     }
 
+    /// Lifts the revocations of `email`'s `role` in `scope` on `instance` (every account
+    /// kind), with `log` recording it in the same transaction: the planner may grant the
+    /// role again where the roster gives it. Gives back how many were lifted.
+    pub async fn lift_revocation(
+        &self,
+        instance: &str,
+        email: &str,
+        role: &str,
+        scope: &str,
+        log: &NewLogEntry,
+        at: OffsetDateTime,
+    ) -> Result<usize> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "DELETE FROM revocations WHERE instance = $1 AND email = $2 AND role = $3 AND scope = $4",
+        )
+        .bind(instance)
+        .bind(email.to_lowercase())
+        .bind(role)
+        .bind(scope)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as usize;
+        if n > 0 {
+            insert_log(self, &mut tx, log, at).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Marks items whose revoked access a fresh read found gone; a campaign with none left
     /// pending is `done`. Gives back how many were marked.
     /// `log` (built with the count of `items`) is written in the same transaction when any
