@@ -223,6 +223,31 @@ pub enum Command {
     /// ROSTER_SERVE_TOKEN or --token-file (never on the command line).
     #[command(subcommand)]
     Review(ReviewCommand),
+    /// Audit reports from a running `roster serve`: privileged access, dormant accounts,
+    /// orphaned accounts, leavers still active, or who had some access at a moment.
+    Report {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(value_enum)]
+        report: ReportKind,
+        /// The service's instance (`marketo.prod`).
+        #[arg(long, value_name = "INSTANCE")]
+        instance: String,
+        /// dormant: days without a sign-in.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// access: the role (absent: any account at all).
+        #[arg(long)]
+        role: Option<String>,
+        /// access: the role's workspace or website.
+        #[arg(long)]
+        scope: Option<String>,
+        /// access: the moment, RFC 3339 (default now).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
     /// Roster's state as a whole: move it from the SQLite file to PostgreSQL (or back)
     /// without losing history.
     #[command(subcommand)]
@@ -1373,4 +1398,14 @@ pub enum ReviewCommand {
         #[arg(long, value_name = "FILE")]
         public_keys: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportKind {
+    Privileged,
+    Dormant,
+    Orphaned,
+    Leavers,
+    /// Who had access at a moment (--role, --scope, --at).
+    Access,
 }

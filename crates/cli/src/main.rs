@@ -475,6 +475,28 @@ async fn run(mut cli: args::Cli) -> std::process::ExitCode {
             }
             args::Command::State(action) => state_cmd::state(action, &g).await,
             args::Command::Review(cmd) => review_cmd::run(cmd, &g).await,
+            args::Command::Report {
+                server,
+                report,
+                instance,
+                days,
+                role,
+                scope,
+                at,
+                output,
+            } => {
+                review_cmd::report(
+                    &server,
+                    report,
+                    &instance,
+                    days,
+                    role.as_deref(),
+                    scope.as_deref(),
+                    at.as_deref(),
+                    output,
+                )
+                .await
+            }
             args::Command::Log {
                 action: Some(args::LogAction::Verify { head, public_keys }),
                 ..

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use roster_engine::evidence;
 use serde_json::{Value, json};
 
-use crate::args::{Output, ReviewCommand, ServerArgs};
+use crate::args::{Output, ReportKind, ReviewCommand, ServerArgs};
 use crate::output::{Table, document};
 use roster_engine::Globals;
 
@@ -376,4 +376,90 @@ async fn verify(dir: &Path, public_keys: Option<&Path>, g: &Globals) -> Result<(
             )
         }
     }
+}
+
+/// `roster report`: one of the service's reports, as a table, CSV or JSON.
+#[allow(clippy::too_many_arguments)]
+pub async fn report(
+    server: &ServerArgs,
+    kind: ReportKind,
+    instance: &str,
+    days: u32,
+    role: Option<&str>,
+    scope: Option<&str>,
+    at: Option<&str>,
+    output: Output,
+) -> Result<()> {
+    let api = Api::from(server)?;
+    let name = match kind {
+        ReportKind::Privileged => "privileged",
+        ReportKind::Dormant => "dormant",
+        ReportKind::Orphaned => "orphaned",
+        ReportKind::Leavers => "leavers",
+        ReportKind::Access => "access",
+    };
+    let days = days.to_string();
+    let pairs: Vec<(&str, &str)> = [
+        ("instance", Some(instance)),
+        ("days", Some(days.as_str())),
+        ("role", role),
+        ("scope", scope),
+        ("at", at),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    // The URL crate reqwest re-exports encodes the query.
+    let url =
+        reqwest::Url::parse_with_params(&format!("http://service/api/v1/reports/{name}"), &pairs)
+            .context("cannot build the report's query")?;
+    let q = url.query().unwrap_or_default();
+    let r = api.get(&format!("/api/v1/reports/{name}?{q}")).await?;
+    if matches!(output, Output::Json | Output::Yaml) {
+        print!("{}", document(output, &r)?);
+        return Ok(());
+    }
+    eprintln!(
+        "{}: {} as of {} ({}); {} account(s)",
+        r["title"].as_str().unwrap_or_default(),
+        r["instance"].as_str().unwrap_or_default(),
+        r["as_of"].as_str().unwrap_or_default(),
+        r["scope"].as_str().unwrap_or_default(),
+        r["rows"].as_array().map_or(0, Vec::len)
+    );
+    let mut t = Table::new(&[
+        "Email",
+        "Name",
+        "Account",
+        "Status",
+        "Roles",
+        "Last login",
+        "Why",
+    ]);
+    for row in r["rows"].as_array().into_iter().flatten() {
+        t.push(vec![
+            s(&row["email"]),
+            s(&row["name"]),
+            Value::String(format!(
+                "{} {}",
+                row["account_kind"].as_str().unwrap_or_default(),
+                row["account_id"].as_str().unwrap_or_default()
+            )),
+            s(&row["status"]),
+            Value::String(
+                row["roles"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
+            ),
+            s(&row["last_login_at"]),
+            s(&row["why"]),
+        ]);
+    }
+    t.print(output)
 }

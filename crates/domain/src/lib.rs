@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod live;
 pub mod marketo_time;
 pub mod plan;
+pub mod report;
 pub mod review;
 pub mod roster_file;
 pub mod safety;

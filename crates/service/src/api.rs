@@ -264,7 +264,7 @@ impl Modify for BearerAuth {
         crate::reviews::start, crate::reviews::list, crate::reviews::get_one, crate::reviews::items,
         crate::reviews::decide, crate::reviews::decide_many, crate::reviews::close,
         crate::reviews::evidence, crate::reviews::delegate, crate::reviews::revocations,
-        crate::reviews::lift),
+        crate::reviews::lift, crate::reports::get_report),
     components(schemas(PlanStatus, ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -308,6 +308,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/reviews/{id}/delegate", post(crate::reviews::delegate))
         .route("/revocations", get(crate::reviews::revocations))
         .route("/revocations/lift", post(crate::reviews::lift))
+        .route("/reports/{kind}", get(crate::reports::get_report))
         .fallback(|| async { ApiError::not_found("no such API route; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -266,6 +266,7 @@ struct RawRetention {
     run_events: Option<String>,
     sessions: Option<String>,
     deliveries: Option<String>,
+    access_history: Option<String>,
 }
 
 /// Settings every instance has (serde cannot flatten them into a struct that denies
@@ -691,6 +692,8 @@ pub struct RetentionConfig {
     pub run_events: Option<Duration>,
     pub sessions: Option<Duration>,
     pub deliveries: Option<Duration>,
+    /// Access that ended longer ago than this leaves the history ("who had X on date D").
+    pub access_history: Option<Duration>,
 }
 
 impl RetentionConfig {
@@ -705,6 +708,7 @@ impl RetentionConfig {
             run_events: before(self.run_events),
             sessions: before(self.sessions),
             deliveries: before(self.deliveries),
+            access_history: before(self.access_history),
         }
     }
 }
@@ -736,6 +740,7 @@ fn retention(raw: &RawRetention) -> Result<RetentionConfig, String> {
         run_events: one("run_events", &raw.run_events, 90)?,
         sessions: one("sessions", &raw.sessions, 30)?,
         deliveries: one("deliveries", &raw.deliveries, 90)?,
+        access_history: one("access_history", &raw.access_history, 400)?,
     })
 }
 

@@ -32,6 +32,7 @@ use crate::views::Decision;
 
 mod access;
 mod oidc;
+mod reports;
 mod reviews;
 mod scim;
 
@@ -92,6 +93,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .merge(oidc::routes())
         .merge(scim::routes())
         .merge(reviews::routes())
+        .merge(reports::routes())
 }
 
 pub fn hash_password(password: &str) -> String {

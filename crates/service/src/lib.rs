@@ -11,6 +11,7 @@ pub mod console;
 pub mod jobs;
 pub mod magento_changes;
 pub mod metrics;
+pub mod reports;
 pub mod request_log;
 pub mod reviews;
 pub mod roster_watch;
@@ -101,6 +102,7 @@ impl Shared {
                 run_events = p.run_events,
                 sessions = p.sessions,
                 deliveries = p.deliveries,
+                access_history = p.access_history,
                 "pruned what [service.retention] no longer keeps"
             ),
             Err(e) => tracing::warn!("cannot prune old records: {e}"),

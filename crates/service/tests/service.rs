@@ -4199,3 +4199,150 @@ async fn a_review_reminds_escalates_and_closes_at_its_due_date_and_delegation_is
     );
     svc.stop().await;
 }
+
+/// The audit reports from the stored inventory and roster (privileged, dormant, orphaned,
+/// leavers still active), and "who had access then" from the access history after a
+/// leaver's account is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_show_privileged_orphaned_and_leaver_accounts_and_who_had_access_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    let config = config(&sandbox, "ROSTER_TEST_SECRET_REPORTS", "1h", "");
+    let svc = Service::start(dir.path(), &config, "ROSTER_TEST_SECRET_REPORTS").await;
+    let viewer = svc.token("viewer", "viewer").await;
+    let alice = svc.token("alice", "approver").await;
+    let bob = svc.token("bob", "approver").await;
+    let (status, body) = svc
+        .get(&viewer, "/api/v1/reports/privileged?instance=marketo.acme")
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_read_yet")),
+        "{body:#}"
+    );
+    let first = svc.run_where(&viewer, "at start", |_| true).await;
+    let before_delete = OffsetDateTime::now_utc();
+    let report = |kind: &str, query: &str| {
+        let (svc, viewer) = (&svc, &viewer);
+        let path = format!("/api/v1/reports/{kind}?instance=marketo.acme{query}");
+        async move {
+            let (status, body) = svc.get(viewer, &path).await;
+            assert_eq!(status, 200, "{path}: {body:#}");
+            body
+        }
+    };
+    let emails = |r: &Value| -> Vec<String> {
+        r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["email"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let privileged = report("privileged", "").await;
+    let p = emails(&privileged);
+    assert!(
+        p.contains(&"ada.lovelace@acme.example".to_string()),
+        "{p:?}"
+    );
+    assert!(
+        privileged["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["why"] == "API-only user"),
+        "{privileged:#}"
+    );
+    assert!(
+        !p.contains(&"alan.turing@acme.example".to_string()),
+        "{p:?}"
+    );
+    let leavers = report("leavers", "").await;
+    assert_eq!(emails(&leavers), vec!["katherine.johnson@acme.example"]);
+    let orphaned = emails(&report("orphaned", "").await);
+    assert!(
+        orphaned
+            .iter()
+            .all(|e| !EXAMPLE.contains(&format!("email: {e}\n"))),
+        "an orphan is nobody the roster lists: {orphaned:?}"
+    );
+    let dormant = report("dormant", "&days=1").await;
+    for row in dormant["rows"].as_array().unwrap() {
+        assert_eq!(row["account_kind"], "user", "{row:#}");
+        let why = row["why"].as_str().unwrap();
+        assert!(
+            why == "never signed in" || why.starts_with("last signed in"),
+            "{row:#}"
+        );
+    }
+    let (status, _) = svc
+        .get(&viewer, "/api/v1/reports/everything?instance=marketo.acme")
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = svc
+        .get(
+            &viewer,
+            "/api/v1/reports/access?instance=marketo.acme&at=yesterday",
+        )
+        .await;
+    assert_eq!(status, 400, "{body:#}");
+
+    // The leaver's deletion is approved and runs; the history remembers her account.
+    let plan_id = first["plan_id"].as_str().unwrap().to_string();
+    let (status, _) = svc
+        .post(
+            &alice,
+            &format!("/api/v1/plans/{plan_id}/approve"),
+            json!({}),
+        )
+        .await;
+    let approver = if status == 403 { &bob } else { &alice };
+    if status == 403 {
+        let (status, _) = svc
+            .post(
+                approver,
+                &format!("/api/v1/plans/{plan_id}/approve"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    let applied = svc
+        .run_where(&viewer, "applying the approval", |r| {
+            r["trigger"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(&format!("approval:{plan_id}")))
+        })
+        .await;
+    assert_eq!(applied["outcome"], "done", "{applied:#}");
+    let at = |t: OffsetDateTime| {
+        form_urlencoded::byte_serialize(
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+                .as_bytes(),
+        )
+        .collect::<String>()
+    };
+    let then = report("access", &format!("&at={}", at(before_delete))).await;
+    assert!(
+        emails(&then).contains(&"katherine.johnson@acme.example".to_string()),
+        "{then:#}"
+    );
+    let now = report("access", "").await;
+    assert!(
+        !emails(&now).contains(&"katherine.johnson@acme.example".to_string()),
+        "{now:#}"
+    );
+    let admins_then = report(
+        "access",
+        &format!("&role=Admin&scope=AllZones&at={}", at(before_delete)),
+    )
+    .await;
+    assert_eq!(emails(&admins_then), vec!["ada.lovelace@acme.example"]);
+    let (_, leavers) = svc
+        .get(&viewer, "/api/v1/reports/leavers?instance=marketo.acme")
+        .await;
+    assert!(emails(&leavers).is_empty(), "{leavers:#}");
+    svc.stop().await;
+}

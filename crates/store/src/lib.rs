@@ -34,7 +34,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 use time::{Date, OffsetDateTime};
 
 pub use console::{ConsoleSession, ConsoleUser, OIDC_ACCOUNT};
-pub use inventories::InventorySummary;
+pub use inventories::{HeldAccess, InventorySummary};
 pub use journal::{
     Approval, ChainBreak, GENESIS, JournalEntry, LogEntry, LogHead, NewLogEntry, PlanSignature,
     StepStatus, Unfinished, row_hash, verify_entries, verify_row,

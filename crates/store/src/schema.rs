@@ -308,6 +308,21 @@ pub const STEPS: &[&str] = &[
     // them first.
     "ALTER TABLE reviews ADD COLUMN reminded_at INTEGER;
     ALTER TABLE reviews ADD COLUMN due_handled_at INTEGER;",
+    // 19: who had which access when: one row per account (role '') and per grant, open
+    // (`until` NULL) while the stored inventories show it; kept for `access_history`.
+    "CREATE TABLE access_history (
+        instance TEXT NOT NULL,
+        email TEXT NOT NULL,
+        name TEXT NOT NULL,
+        account_kind TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        until INTEGER
+    );
+    CREATE INDEX access_history_open ON access_history (instance, until);
+    CREATE INDEX access_history_role ON access_history (instance, role, scope, since);",
 ];
 
 /// The same schema on PostgreSQL, as its own ordered list (a `roster_schema` row records how
@@ -618,4 +633,18 @@ pub const PG_STEPS: &[&str] = &[
     // 12: SQLite's step 18.
     "ALTER TABLE reviews ADD COLUMN reminded_at BIGINT;
     ALTER TABLE reviews ADD COLUMN due_handled_at BIGINT;",
+    // 13: SQLite's step 19.
+    "CREATE TABLE access_history (
+        instance TEXT NOT NULL,
+        email TEXT NOT NULL,
+        name TEXT NOT NULL,
+        account_kind TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        since BIGINT NOT NULL,
+        until BIGINT
+    );
+    CREATE INDEX access_history_open ON access_history (instance, until);
+    CREATE INDEX access_history_role ON access_history (instance, role, scope, since);",
 ];

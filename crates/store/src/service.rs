@@ -806,6 +806,8 @@ pub struct Retention {
     pub sessions: Option<OffsetDateTime>,
     /// Webhook deliveries that are final (delivered or failed).
     pub deliveries: Option<OffsetDateTime>,
+    /// Access history that ended before.
+    pub access_history: Option<OffsetDateTime>,
 }
 
 /// How many rows a prune removed or emptied.
@@ -815,6 +817,7 @@ pub struct Pruned {
     pub run_events: u64,
     pub sessions: u64,
     pub deliveries: u64,
+    pub access_history: u64,
 }
 
 impl StateStore {
@@ -851,6 +854,11 @@ impl StateStore {
             deliveries: run(
                 "DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'failed') AND created_at < $1",
                 r.deliveries,
+            )
+            .await?,
+            access_history: run(
+                "DELETE FROM access_history WHERE until IS NOT NULL AND until < $1",
+                r.access_history,
             )
             .await?,
         };

@@ -1,0 +1,184 @@
+//! The reports page: an instance's privileged access, dormant and orphaned accounts,
+//! leavers still active, and who had some access on a date; each printable and as CSV.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use roster_engine::text::csv_cell;
+
+use super::{Nav, nav, render, signed, to_sign_in};
+use crate::Shared;
+use crate::reports::{ReportQuery, ReportView, make};
+
+pub(super) fn routes() -> axum::Router<Arc<Shared>> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/console/reports", get(page))
+        .route("/console/reports.csv", get(csv))
+}
+
+#[derive(serde::Deserialize, Default)]
+struct Form {
+    instance: Option<String>,
+    report: Option<String>,
+    days: Option<String>,
+    role: Option<String>,
+    scope: Option<String>,
+    at: Option<String>,
+}
+
+impl Form {
+    fn query(&self, default_instance: &str) -> (String, ReportQuery) {
+        let blank = |v: &Option<String>| v.clone().filter(|t| !t.trim().is_empty());
+        (
+            self.report.clone().unwrap_or_else(|| "privileged".into()),
+            ReportQuery {
+                instance: blank(&self.instance).unwrap_or_else(|| default_instance.to_string()),
+                days: self.days.as_deref().and_then(|d| d.trim().parse().ok()),
+                role: blank(&self.role),
+                scope: blank(&self.scope),
+                at: blank(&self.at),
+            },
+        )
+    }
+
+    fn link(&self) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("instance", &self.instance),
+            ("report", &self.report),
+            ("days", &self.days),
+            ("role", &self.role),
+            ("scope", &self.scope),
+            ("at", &self.at),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
+                q.append_pair(k, v.trim());
+            }
+        }
+        q.finish()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/reports.html")]
+struct ReportsPage {
+    nav: Nav,
+    instances: Vec<String>,
+    reports: Vec<(&'static str, &'static str)>,
+    chosen_instance: String,
+    chosen: String,
+    days: String,
+    role: String,
+    scope: String,
+    at: String,
+    report: Option<ReportView>,
+    error: Option<String>,
+    csv_link: String,
+}
+
+async fn page(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(f): Query<Form>,
+) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    let instances: Vec<String> = shared.workers.keys().cloned().collect();
+    let first = instances.first().cloned().unwrap_or_default();
+    let (kind, q) = f.query(&first);
+    let (report, error, status) = match make(&shared, &s.caller, &kind, &q).await {
+        Ok(r) => (Some(r), None, StatusCode::OK),
+        Err(e) => (None, Some(e.message().to_string()), e.status()),
+    };
+    render(
+        status,
+        &ReportsPage {
+            nav: nav(&s, "reports"),
+            reports: vec![
+                ("privileged", "Privileged access"),
+                ("dormant", "Dormant accounts"),
+                ("orphaned", "Orphaned accounts"),
+                ("leavers", "Leavers still active"),
+                ("access", "Who had access on a date"),
+            ],
+            chosen_instance: q.instance.clone(),
+            chosen: kind,
+            days: q.days.map(|d| d.to_string()).unwrap_or_else(|| "90".into()),
+            role: q.role.clone().unwrap_or_default(),
+            scope: q.scope.clone().unwrap_or_default(),
+            at: q.at.clone().unwrap_or_default(),
+            instances,
+            report,
+            error,
+            csv_link: format!("/console/reports.csv?{}", f.link()),
+        },
+    )
+}
+
+async fn csv(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(f): Query<Form>,
+) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    let first = shared.workers.keys().next().cloned().unwrap_or_default();
+    let (kind, q) = f.query(&first);
+    match make(&shared, &s.caller, &kind, &q).await {
+        Ok(r) => {
+            let mut out = format!(
+                "# {} | {} | as of {} | generated {} by {}\n",
+                r.title, r.instance, r.as_of, r.generated_at, r.generated_by
+            );
+            out.push_str("email,name,account_kind,account_id,status,roles,last_login_at,why\n");
+            for row in &r.rows {
+                let cells = [
+                    row.email.as_str(),
+                    row.name.as_str(),
+                    row.account_kind.as_str(),
+                    row.account_id.as_str(),
+                    row.status.as_str(),
+                    &row.roles.join("; "),
+                    row.last_login_at.as_deref().unwrap_or(""),
+                    row.why.as_str(),
+                ];
+                out.push_str(
+                    &cells
+                        .iter()
+                        .map(|c| csv_cell(c))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                out.push('\n');
+            }
+            let mut resp = (StatusCode::OK, out).into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "attachment; filename=\"roster-{}-{}.csv\"",
+                r.report,
+                r.instance
+                    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_")
+            )) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => super::message_page(
+            e.status(),
+            "No report",
+            e.message(),
+            Some(("/console/reports", "Reports")),
+        ),
+    }
+}
