@@ -597,6 +597,8 @@ enum PlanStatus {
     Applied,
     Failed,
     Superseded,
+    /// Nobody decided within `[service] approval_expiry`; the next run asks again.
+    Expired,
 }
 
 impl PlanStatus {
@@ -608,6 +610,7 @@ impl PlanStatus {
             PlanStatus::Applied => "applied",
             PlanStatus::Failed => "failed",
             PlanStatus::Superseded => "superseded",
+            PlanStatus::Expired => "expired",
         }
     }
 }
@@ -720,11 +723,71 @@ fn decision(body: &Bytes) -> ApiResult<Decision> {
 }
 
 fn not_pending(id: &str, status: &str) -> ApiError {
+    if status == "expired" {
+        return ApiError::new(
+            StatusCode::CONFLICT,
+            "expired",
+            format!(
+                "{id} expired: nobody decided within [service] approval_expiry, so it can no longer be approved; the instance's next run makes a fresh plan to decide on (POST /api/v1/instances/NAME/reconcile asks for one now)"
+            ),
+        );
+    }
     ApiError::new(
         StatusCode::CONFLICT,
         "not_pending",
         format!("{id} is {status}, not pending; only a pending plan can be approved or rejected"),
     )
+}
+
+/// Pending plans older than `[service] approval_expiry` expire (each with a signed log row
+/// and a `plan.expired` webhook): an approval given weeks later would approve a picture of
+/// the apps nobody looked at when it mattered. Gives back how many expired.
+pub async fn expire_plans(shared: &Shared, now: OffsetDateTime) -> anyhow::Result<usize> {
+    let Some(after) = shared
+        .config
+        .approval_expiry
+        .and_then(|d| time::Duration::try_from(d).ok())
+    else {
+        return Ok(0);
+    };
+    let mut n = 0;
+    for p in shared.store.held_plans(Some("pending")).await? {
+        if p.created_at + after > now {
+            continue;
+        }
+        if !shared
+            .store
+            .set_held_plan_status(&p.plan_id, &["pending"], "expired", None, None, now)
+            .await?
+        {
+            continue;
+        }
+        let why = format!(
+            "expired: nobody decided within {} h of {}; the next run asks again",
+            after.whole_hours(),
+            rfc3339(p.created_at)
+        );
+        shared
+            .store
+            .set_held_plan_outcome(&p.plan_id, "expired", &why)
+            .await?;
+        let mut entry = Actor::resolve(Some("roster")).log("roster", "expire", &p.plan_id, "done");
+        entry.plan_id = Some(p.plan_id.clone());
+        entry.instance = Some(p.instance.clone());
+        entry.detail = Some(why.clone());
+        shared.store.append_log(&entry, now).await?;
+        shared.notifier.notify(
+            "plan.expired",
+            Some(&p.instance),
+            format!("{} {why}", p.plan_id),
+            serde_json::json!({"plan_id": p.plan_id, "created_at": rfc3339(p.created_at), "destructive": p.destructive}),
+        );
+        n += 1;
+    }
+    if n > 0 {
+        shared.announce_log_head().await;
+    }
+    Ok(n)
 }
 
 /// With `four_eyes = true`, whoever asked for something cannot approve it.
@@ -792,6 +855,16 @@ pub(crate) async fn approve_plan(
 ) -> ApiResult<Decided> {
     caller.must_be(Role::Approver, "approving a plan")?;
     let (held, plan) = held(shared, id).await?;
+    if held.status == "pending" {
+        // Past its time, it expires now rather than when the clock next looks.
+        expire_plans(shared, OffsetDateTime::now_utc())
+            .await
+            .map_err(ApiError::internal)?;
+        let (now_held, _) = self::held(shared, id).await?;
+        if now_held.status != "pending" {
+            return Err(not_pending(id, &now_held.status));
+        }
+    }
     if held.status != "pending" {
         return Err(not_pending(id, &held.status));
     }

@@ -254,6 +254,7 @@ struct RawService {
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
     public_url: Option<String>,
+    approval_expiry: Option<String>,
 }
 
 /// `[service.retention]`: how long what the service keeps for operators is kept; "off"
@@ -378,6 +379,7 @@ pub enum WebhookFormat {
 /// The events a webhook can ask for.
 pub const WEBHOOK_EVENTS: &[&str] = &[
     "plan.pending",
+    "plan.expired",
     "run.failed",
     "account.created",
     "account.removed",
@@ -521,6 +523,8 @@ pub struct ServeConfig {
     /// Where people reach the service (`https://roster.example.com`): messages link into
     /// the console with it. `None`: messages carry no links.
     pub public_url: Option<String>,
+    /// How long a held plan waits for a decision before it expires (`None`: for good).
+    pub approval_expiry: Option<Duration>,
     pub instances: Vec<Instance>,
     pub webhooks: Vec<Webhook>,
     pub console: ConsoleConfig,
@@ -1153,6 +1157,25 @@ impl ServeConfig {
                     return Err(format!(
                         "[service] public_url {u:?} is not an http:// or https:// URL; give the address people open the console at"
                     ));
+                }
+            },
+            approval_expiry: match raw.service.approval_expiry.as_deref().map(str::trim) {
+                Some("off") => None,
+                None => Some(Duration::from_secs(7 * DAY)),
+                Some(_) => {
+                    let d = duration(
+                        "service",
+                        "approval_expiry",
+                        raw.service.approval_expiry.as_ref(),
+                    )?
+                    .expect("given");
+                    if d < Duration::from_secs(60) {
+                        return Err(format!(
+                            "[service] approval_expiry: {} is too short for anyone to decide; give at least 1m (default 7d), or \"off\"",
+                            raw.service.approval_expiry.as_deref().unwrap_or_default()
+                        ));
+                    }
+                    Some(d)
                 }
             },
             instances,

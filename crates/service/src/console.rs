@@ -717,6 +717,8 @@ struct PlanPage {
     requested_by: String,
     created_at: String,
     decided_by: Option<String>,
+    /// When a pending plan stops accepting a decision (`[service] approval_expiry`).
+    expires: Option<String>,
     summary_line: String,
     blocked: Vec<String>,
     steps: Vec<StepRow>,
@@ -754,6 +756,12 @@ async fn plan_page(
             );
         }
     };
+    let expires = shared
+        .config
+        .approval_expiry
+        .and_then(|d| time::Duration::try_from(d).ok())
+        .filter(|_| held.status == "pending")
+        .map(|d| rfc3339(held.created_at + d));
     let t = PlanPage {
         nav: nav(s, "plans"),
         id: plan.id.clone(),
@@ -762,6 +770,7 @@ async fn plan_page(
         status: held.status,
         requested_by: held.requested_by,
         created_at: rfc3339(held.created_at),
+        expires,
         decided_by: held.decided_by,
         summary_line: roster_engine::planning::summary_line(&plan),
         blocked: plan.blocked.clone(),

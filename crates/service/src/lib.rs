@@ -294,7 +294,7 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
             }
         }
     });
-    // Access reviews' reminders and due dates.
+    // Access reviews' reminders and due dates; held plans' expiry.
     let due = Arc::clone(&shared);
     let mut stop_reviews = watch_rx.clone();
     tasks.spawn(async move {
@@ -304,8 +304,12 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
             tokio::select! {
                 _ = stop_reviews.changed() => break,
                 _ = tick.tick() => {
-                    if let Err(e) = reviews::check_due(&due, time::OffsetDateTime::now_utc()).await {
+                    let now = time::OffsetDateTime::now_utc();
+                    if let Err(e) = reviews::check_due(&due, now).await {
                         tracing::warn!("cannot check the access reviews' due dates: {e:#}");
+                    }
+                    if let Err(e) = api::expire_plans(&due, now).await {
+                        tracing::warn!("cannot expire held plans: {e:#}");
                     }
                 }
             }

@@ -4346,3 +4346,109 @@ async fn reports_show_privileged_orphaned_and_leaver_accounts_and_who_had_access
     assert!(emails(&leavers).is_empty(), "{leavers:#}");
     svc.stop().await;
 }
+
+/// A held plan nobody decides within `approval_expiry` expires: a signed log row, a
+/// `plan.expired` webhook, approving it is refused and says why, and the next run asks
+/// again with a fresh plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_request_expires_and_the_next_run_asks_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    let (hook_addr, received) = receiver().await;
+    // SAFETY: this test's own variable.
+    unsafe { std::env::set_var("ROSTER_TEST_HOOK_SECRET_EXPIRY", "hook-secret") };
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    let extra = format!(
+        "\n[webhook.ops]\nurl = \"http://{hook_addr}/hook\"\nsecret_env = \"ROSTER_TEST_HOOK_SECRET_EXPIRY\"\nevents = [\"plan.expired\"]\n"
+    );
+    let config = config(&sandbox, "ROSTER_TEST_SECRET_EXPIRY", "1h", &extra).replace(
+        "roster_watch = \"off\"\n",
+        "roster_watch = \"off\"\napproval_expiry = \"2h\"\n",
+    );
+    let svc = Service::start(dir.path(), &config, "ROSTER_TEST_SECRET_EXPIRY").await;
+    let viewer = svc.token("viewer", "viewer").await;
+    let operator = svc.token("op", "operator").await;
+    let bob = svc.token("bob", "approver").await;
+    let first = svc.run_where(&viewer, "at start", |_| true).await;
+    assert_eq!(first["outcome"], "awaiting_approval", "{first:#}");
+    let plan_id = first["plan_id"].as_str().unwrap().to_string();
+    let shared = &svc.running.shared;
+    // Not yet: an hour on, it still waits.
+    let (_, held) = svc.get(&viewer, &format!("/api/v1/plans/{plan_id}")).await;
+    let created = OffsetDateTime::parse(
+        held["held"]["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(
+        roster_service::api::expire_plans(shared, created + time::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        roster_service::api::expire_plans(shared, created + time::Duration::hours(3))
+            .await
+            .unwrap(),
+        1
+    );
+    let (status, body) = svc
+        .post(&bob, &format!("/api/v1/plans/{plan_id}/approve"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("expired")),
+        "{body:#}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("next run"),
+        "{body:#}"
+    );
+    assert!(marketo_has(&sandbox, "katherine.johnson@acme.example").await);
+    let (_, plans) = svc.get(&viewer, "/api/v1/plans?status=expired").await;
+    assert_eq!(plans["plans"][0]["plan_id"], plan_id.as_str());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = received.lock().unwrap().clone();
+        if got.iter().any(|(_, b)| {
+            serde_json::from_str::<Value>(b).is_ok_and(|v| {
+                v["event"] == "plan.expired" && v["data"]["plan_id"] == plan_id.as_str()
+            })
+        }) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no plan.expired webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let store = &shared.store;
+    assert!(
+        store
+            .log(Some(&plan_id))
+            .await
+            .unwrap()
+            .iter()
+            .any(|l| l.action == "expire")
+    );
+    // The next run asks again, with a plan of its own.
+    let again = svc.reconcile_now(&operator, &viewer, "marketo.acme").await;
+    assert_eq!(again["outcome"], "awaiting_approval", "{again:#}");
+    assert_ne!(again["plan_id"], plan_id.as_str());
+    let (status, _) = svc
+        .post(
+            &bob,
+            &format!(
+                "/api/v1/plans/{}/approve",
+                again["plan_id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    svc.stop().await;
+}
