@@ -600,6 +600,14 @@ pub enum AuditCommand {
         conn: MagentoConn,
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
+        /// Instead, write the printable audit report (every account, its group or admin
+        /// role, status, last sign-in; against --roster when given) to this file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// With --html: the roster to set the accounts against (managed_domains narrows
+        /// the customers read).
+        #[arg(long, value_name = "ROSTER", requires = "html")]
+        roster: Option<PathBuf>,
     },
     /// The Adobe Admin Console's users with their product profiles, user groups and admin
     /// roles, and how many hold each product profile.

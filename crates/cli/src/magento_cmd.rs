@@ -362,6 +362,51 @@ async fn customer_counts(
     Ok((counts.into_inner().expect("counts"), read.len()))
 }
 
+/// `audit magento --html FILE`: the printable audit report, from a fresh read.
+pub async fn audit_html(
+    conn: &MagentoConn,
+    file: &std::path::Path,
+    roster: Option<&std::path::Path>,
+    g: &Globals,
+) -> Result<()> {
+    let roster = match roster {
+        Some(path) => Some(roster_engine::live_read::load_roster(path)?),
+        None => None,
+    };
+    let mut sessions =
+        roster_engine::live_read::Sessions::connect(None, Some(conn.clone()), g).await?;
+    let live =
+        roster_engine::live_read::read(&sessions, &roster.clone().unwrap_or_default()).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let instance = sessions
+        .magento
+        .as_ref()
+        .map(|s| s.instance.clone())
+        .unwrap_or_default();
+    let inv = roster_domain::inventory::Inventory::from_live(
+        roster_domain::desired::App::Magento,
+        &instance,
+        &live,
+        now,
+    );
+    // The log's head where this state has one: the report names where the log stood.
+    let head =
+        match roster_engine::connect::open_state(g.state.as_deref(), g.database.as_deref()).await {
+            Ok(state) => state.log_head(now).await.ok(),
+            Err(_) => None,
+        };
+    let by = roster_engine::actor::Actor::resolve(g.actor.as_deref()).name;
+    let html = roster_engine::audit_report::html(&inv, roster.as_ref(), &by, head.as_ref(), now)?;
+    std::fs::write(file, html).with_context(|| format!("cannot write {}", file.display()))?;
+    sessions.finish().await?;
+    eprintln!(
+        "wrote the audit report of {} account(s) to {}",
+        inv.accounts.len(),
+        file.display()
+    );
+    Ok(())
+}
+
 pub async fn audit(conn: &MagentoConn, output: Output, g: &Globals) -> Result<()> {
     let s = MagentoSession::open(conn, g).await?;
     let (groups, websites) = tokio::try_join!(s.client.groups(), s.client.websites())?;

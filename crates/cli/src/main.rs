@@ -279,7 +279,13 @@ async fn run(mut cli: args::Cli) -> std::process::ExitCode {
                 resume,
             }) => audit_cmd::run(&conn, output, html, resume, &g).await,
             args::Command::Magento(cmd) => magento_cmd::run(cmd, &g).await,
-            args::Command::Audit(args::AuditCommand::Magento { conn, output }) => {
+            args::Command::Audit(args::AuditCommand::Magento {
+                conn,
+                html: Some(file),
+                roster,
+                ..
+            }) => magento_cmd::audit_html(&conn, &file, roster.as_deref(), &g).await,
+            args::Command::Audit(args::AuditCommand::Magento { conn, output, .. }) => {
                 magento_cmd::audit(&conn, output, &g).await
             }
             args::Command::Audit(args::AuditCommand::Adobe { conn, output }) => {

@@ -11,6 +11,7 @@ pub mod actor;
 pub mod adobe_ops;
 pub mod approvers;
 pub mod apps;
+pub mod audit_report;
 pub mod conn;
 pub mod connect;
 pub mod events;

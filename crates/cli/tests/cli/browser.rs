@@ -1145,6 +1145,36 @@ async fn an_access_review_is_decided_and_closed_in_a_real_browser() {
     let text = browser.text().await;
     assert!(text.contains("moved to the US team"), "{text}");
     browser.screenshot("review-summary").await;
+    // The instance's printable audit report, from the reports page.
+    browser
+        .open(&format!(
+            "{base}/console/reports?instance=marketo.acme&report=leavers"
+        ))
+        .await;
+    browser
+        .wait_for("return document.querySelector('#audit-link') !== null")
+        .await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("katherine.johnson@acme.example")
+    );
+    browser.click("#audit-link").await;
+    browser
+        .wait_for("return document.querySelector('#accounts') !== null")
+        .await;
+    let text = browser.text().await;
+    assert!(
+        text.contains("Marketo access audit: marketo.acme"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a leaver: the account should be gone"),
+        "{text}"
+    );
+    assert!(text.contains("Sign-off"));
+    browser.screenshot("audit-report").await;
     browser.close().await;
     let _ = Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])

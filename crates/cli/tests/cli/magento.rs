@@ -148,6 +148,52 @@ async fn read_commands_and_the_audit() {
     assert_eq!(total, 30);
     assert_eq!(audit["customers"], 30);
     assert_eq!(audit["admin_users"][0]["role_name"], "Administrators");
+    // The printable audit report, against a roster that lists one customer with another
+    // group: every account, the difference named, a content hash, the log head, a sign-off.
+    let roster = env.home.path().join("people.yaml");
+    std::fs::write(
+        &roster,
+        "people:\n  - email: roni_cost@example.com\n    first_name: Veronica\n    last_name: Costello\n    access:\n      magento: { group: Wholesale }\n",
+    )
+    .unwrap();
+    let report = env.home.path().join("audit.html");
+    env.ok(&[
+        "audit",
+        "magento",
+        "--html",
+        report.to_str().unwrap(),
+        "--roster",
+        roster.to_str().unwrap(),
+    ])
+    .await;
+    let html = std::fs::read_to_string(&report).unwrap();
+    for text in [
+        "Magento access audit",
+        "roni_cost@example.com",
+        "roster gives, app lacks: Wholesale",
+        "not in the roster",
+        "Content SHA-256",
+        "Sign-off",
+        "counter(page)",
+        "by cli-tester",
+    ] {
+        assert!(html.contains(text), "the report lacks {text:?}");
+    }
+    // Every customer of the website read (`base`, Magento's first, id 1) and the admin user.
+    assert!(html.contains("the customers of website base"));
+    let website_customers: u64 = audit["by_website_and_group"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["website_id"] == 1)
+        .map(|x| x["customers"].as_u64().unwrap())
+        .sum();
+    assert!(website_customers > 0 && website_customers < 30);
+    assert_eq!(
+        html.matches("<tr><td>").count() as u64,
+        website_customers + 1 + 3,
+        "the website's customers, the admin, 3 sign-off rows"
+    );
     // JSON lines: every customer as its page arrives, with its website and group by name.
     let lines = env.ok(&["audit", "magento", "-o", "jsonl"]).await.stdout;
     let rows: Vec<serde_json::Value> = lines

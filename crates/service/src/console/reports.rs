@@ -18,6 +18,7 @@ pub(super) fn routes() -> axum::Router<Arc<Shared>> {
     axum::Router::new()
         .route("/console/reports", get(page))
         .route("/console/reports.csv", get(csv))
+        .route("/console/audit/{instance}", get(audit))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -179,6 +180,47 @@ async fn csv(
             "No report",
             e.message(),
             Some(("/console/reports", "Reports")),
+        ),
+    }
+}
+
+/// The printable audit report of an instance: its stored inventory against its roster,
+/// tied to the audit log's signed head.
+async fn audit(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    axum::extract::Path(instance): axum::extract::Path<String>,
+) -> Response {
+    let Some(s) = signed(&shared, &headers).await else {
+        return to_sign_in();
+    };
+    let back = Some(("/console/reports", "Reports"));
+    let indexed = match crate::access::inventory_of(&shared, &instance).await {
+        Ok(i) => i,
+        Err(e) => return super::message_page(e.status(), "No audit report", e.message(), back),
+    };
+    let roster = match shared.workers.get(&instance) {
+        Some(w) => crate::workers::roster_for(&shared, &w.instance)
+            .await
+            .ok()
+            .map(|(r, _)| r),
+        None => None,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let head = shared.store.log_head(now).await.ok();
+    match roster_engine::audit_report::html(
+        &indexed.inventory,
+        roster.as_ref(),
+        &s.caller.name,
+        head.as_ref(),
+        now,
+    ) {
+        Ok(html) => super::page(StatusCode::OK, html),
+        Err(e) => super::message_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "No audit report",
+            &format!("the report could not be made: {e:#}"),
+            back,
         ),
     }
 }
