@@ -52,6 +52,8 @@ pub struct Shared {
     pub console_throttle: console::Throttle,
     /// The instances' access inventories, as last read.
     pub inventories: access::InventoryCache,
+    /// Each campaign's items as of its revision, for the pages that show all of them.
+    pub review_items: reviews::ItemCache,
     /// Where runs are queued.
     pub queue: Queue,
     /// Runs this process may work on at once (`parallel_runs`), for the in-process
@@ -252,6 +254,7 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
         started_at: now,
         console_throttle: console::Throttle::default(),
         inventories: access::InventoryCache::default(),
+        review_items: reviews::ItemCache::default(),
         queue,
         run_slots: tokio::sync::Semaphore::new(parallel_runs),
         log_head_sent: std::sync::atomic::AtomicI64::new(0),

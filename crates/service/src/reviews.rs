@@ -30,6 +30,40 @@ use crate::tokens::Role;
 use crate::views::ErrorBody;
 use crate::workers::{Ended, Job, Recorder};
 
+/// Each campaign's items as of its revision: a page of everyone's items need not read and
+/// parse ten thousand rows again until a decision (or a delegation, a close, a
+/// verification) moved the revision on.
+#[derive(Default)]
+pub struct ItemCache {
+    held: std::sync::Mutex<std::collections::HashMap<i64, Revised>>,
+}
+
+/// A campaign's items at one revision.
+type Revised = (i64, Arc<Vec<ReviewItem>>);
+
+impl ItemCache {
+    pub async fn get(
+        &self,
+        store: &roster_store::StateStore,
+        id: i64,
+    ) -> roster_store::Result<Arc<Vec<ReviewItem>>> {
+        let revision = store.review_revision(id).await?.unwrap_or(-1);
+        if let Some((r, items)) = self.held.lock().expect("review cache").get(&id)
+            && *r == revision
+        {
+            return Ok(Arc::clone(items));
+        }
+        let items = Arc::new(store.review_items(id, None).await?);
+        let mut held = self.held.lock().expect("review cache");
+        // A handful of campaigns are looked at at once; an old one is read again if asked.
+        if held.len() >= 8 && !held.contains_key(&id) {
+            held.clear();
+        }
+        held.insert(id, (revision, Arc::clone(&items)));
+        Ok(items)
+    }
+}
+
 /// The campaign a run or plan was requested for: `review:ID` (and `review:ID ...`).
 pub fn review_of_trigger(trigger: &str) -> Option<i64> {
     let rest = trigger.strip_prefix("review:")?;
@@ -212,43 +246,28 @@ fn item_view(i: ReviewItem) -> ItemView {
 }
 
 async fn view(shared: &Shared, r: Review) -> ApiResult<ReviewView> {
-    let items = shared.store.review_items(r.id, None).await?;
-    let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for i in &items {
-        let e = by.entry(i.item.reviewer.clone()).or_default();
-        e.0 += 1;
-        if i.decision.is_some() {
-            e.1 += 1;
-        }
-    }
-    let completeness = match shared.store.review_snapshot(r.id).await? {
-        Some(s) => serde_json::from_str::<Value>(&s)
-            .ok()
-            .map(|v| v["completeness"].clone()),
-        None => None,
-    };
+    let t = shared.store.review_tallies(r.id).await?;
+    let by_reviewer = shared
+        .store
+        .review_progress(r.id)
+        .await?
+        .into_iter()
+        .map(|(reviewer, items, decided)| ReviewerProgress {
+            reviewer,
+            items,
+            decided,
+        })
+        .collect();
+    let completeness = completeness_of(shared, r.id).await?;
     let now = OffsetDateTime::now_utc();
     Ok(ReviewView {
         overdue: r.status == "open" && (r.due_at < now || r.due_handled_at.is_some()),
-        items: items.len(),
-        decided: items.iter().filter(|i| i.decision.is_some()).count(),
-        revoked: items.iter().filter(|i| i.remediation.is_some()).count(),
-        remediated: items
-            .iter()
-            .filter(|i| i.remediation.as_deref() == Some("remediated"))
-            .count(),
-        pending_remediation: items
-            .iter()
-            .filter(|i| i.remediation.as_deref() == Some("pending"))
-            .count(),
-        by_reviewer: by
-            .into_iter()
-            .map(|(reviewer, (items, decided))| ReviewerProgress {
-                reviewer,
-                items,
-                decided,
-            })
-            .collect(),
+        items: t.items,
+        decided: t.decided,
+        revoked: t.revoked,
+        remediated: t.remediated,
+        pending_remediation: t.pending,
+        by_reviewer,
         completeness,
         id: r.id,
         instance: r.instance,
@@ -267,6 +286,20 @@ async fn view(shared: &Shared, r: Review) -> ApiResult<ReviewView> {
         note: r.note,
         reminded_at: r.reminded_at.map(rfc3339),
         due_handled_at: r.due_handled_at.map(rfc3339),
+    })
+}
+
+/// A campaign's completeness figures: kept apart from the snapshot since schema step 20;
+/// read from the snapshot for campaigns opened before.
+pub(crate) async fn completeness_of(shared: &Shared, id: i64) -> ApiResult<Option<Value>> {
+    if let Some(text) = shared.store.review_completeness(id).await? {
+        return Ok(serde_json::from_str(&text).ok());
+    }
+    Ok(match shared.store.review_snapshot(id).await? {
+        Some(s) => serde_json::from_str::<Value>(&s)
+            .ok()
+            .map(|v| v["completeness"].clone()),
+        None => None,
     })
 }
 
@@ -1464,7 +1497,17 @@ async fn take_snapshot(
     );
     shared
         .store
-        .open_review(id, &snapshot, &digest, &items, &log, read_at)
+        .open_review(
+            id,
+            &roster_store::Snapshot {
+                text: &snapshot,
+                digest: &digest,
+                completeness: &serde_json::to_string(&completeness)?,
+            },
+            &items,
+            &log,
+            read_at,
+        )
         .await?;
     shared.announce_log_head().await;
     Ok(format!(

@@ -42,7 +42,9 @@ pub use journal::{
 pub use leadership::SessionLock;
 pub use pacing::{Admission, PacingLimits};
 pub use records::{InviteStatus, NewTombstone, PendingInvite, Tombstone, TombstoneStatus};
-pub use reviews::{NewDecision, NewReview, Review, ReviewCounts, ReviewItem};
+pub use reviews::{
+    NewDecision, NewReview, Review, ReviewCounts, ReviewItem, ReviewTallies, Snapshot,
+};
 pub use roster_keys::{KeyError, Keyring};
 pub use scim::{ScimConnection, ScimKey, ScimResource, ScimWriteError};
 pub use service::{

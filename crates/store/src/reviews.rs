@@ -71,6 +71,23 @@ pub struct ReviewItem {
     pub remediated_at: Option<OffsetDateTime>,
 }
 
+/// A campaign's snapshot as kept: its text, SHA-256, and completeness figures (JSON).
+pub struct Snapshot<'a> {
+    pub text: &'a str,
+    pub digest: &'a str,
+    pub completeness: &'a str,
+}
+
+/// A campaign's items counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReviewTallies {
+    pub items: usize,
+    pub decided: usize,
+    pub revoked: usize,
+    pub remediated: usize,
+    pub pending: usize,
+}
+
 /// How far a campaign is, counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReviewCounts {
@@ -146,7 +163,79 @@ fn item_of(r: &sqlx::any::AnyRow) -> Result<ReviewItem> {
     })
 }
 
+/// Marks a change to a campaign's items (see [`StateStore::review_revision`]).
+async fn bump(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<()> {
+    sqlx::query("UPDATE reviews SET revision = revision + 1 WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl StateStore {
+    /// How often the campaign's items changed: equal revisions, equal items.
+    pub async fn review_revision(&self, id: i64) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT revision FROM reviews WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The completeness figures of the campaign's snapshot (JSON), without the snapshot.
+    pub async fn review_completeness(&self, id: i64) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT completeness FROM reviews WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
+    /// Items and decided items per reviewer, counted in the database.
+    pub async fn review_progress(&self, id: i64) -> Result<Vec<(String, usize, usize)>> {
+        let rows = sqlx::query(
+            "SELECT reviewer, COUNT(*), COUNT(decision) FROM review_items WHERE review_id = $1 GROUP BY reviewer ORDER BY reviewer",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    r.get::<i64, _>(1) as usize,
+                    r.get::<i64, _>(2) as usize,
+                )
+            })
+            .collect())
+    }
+
+    /// A campaign's items counted: all, decided, revoked (awaiting or remediated),
+    /// remediated, pending remediation.
+    pub async fn review_tallies(&self, id: i64) -> Result<ReviewTallies> {
+        let r = sqlx::query(
+            "SELECT COUNT(*), COUNT(decision), COUNT(remediation), \
+             COALESCE(SUM(CASE WHEN remediation = 'remediated' THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN remediation = 'pending' THEN 1 ELSE 0 END), 0) \
+             FROM review_items WHERE review_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        let n = |i: usize| r.get::<i64, _>(i) as usize;
+        Ok(ReviewTallies {
+            items: n(0),
+            decided: n(1),
+            revoked: n(2),
+            remediated: n(3),
+            pending: n(4),
+        })
+    }
+
     /// Records a new campaign, `snapshotting` until its read is in.
     pub async fn create_review(&self, new: &NewReview<'_>, at: OffsetDateTime) -> Result<i64> {
         Ok(sqlx::query_scalar::<_, i64>(
@@ -169,18 +258,18 @@ impl StateStore {
     pub async fn open_review(
         &self,
         id: i64,
-        snapshot: &str,
-        digest: &str,
+        snapshot: &Snapshot<'_>,
         items: &[Item],
         log: &NewLogEntry,
         at: OffsetDateTime,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let changed = sqlx::query(
-            "UPDATE reviews SET status = 'open', snapshot = $1, snapshot_digest = $2 WHERE id = $3 AND status = 'snapshotting'",
+            "UPDATE reviews SET status = 'open', snapshot = $1, snapshot_digest = $2, completeness = $3, revision = revision + 1 WHERE id = $4 AND status = 'snapshotting'",
         )
-        .bind(snapshot)
-        .bind(digest)
+        .bind(snapshot.text)
+        .bind(snapshot.digest)
+        .bind(snapshot.completeness)
         .bind(id)
         .execute(&mut *tx)
         .await?
@@ -369,6 +458,7 @@ impl StateStore {
             .execute(&mut *tx)
             .await?;
         }
+        bump(&mut tx, review).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -430,6 +520,7 @@ impl StateStore {
             .await?;
         }
         insert_log(self, &mut tx, log, at).await?;
+        bump(&mut tx, id).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -510,6 +601,7 @@ impl StateStore {
         }
         if n > 0 {
             insert_log(self, &mut tx, log, at).await?;
+            bump(&mut tx, review).await?;
         }
         tx.commit().await?;
         Ok(n)
@@ -627,6 +719,7 @@ impl StateStore {
         }
         if n > 0 {
             insert_log(self, &mut tx, log, at).await?;
+            bump(&mut tx, review).await?;
         }
         tx.commit().await?;
         Ok(n)

@@ -323,6 +323,10 @@ pub const STEPS: &[&str] = &[
     );
     CREATE INDEX access_history_open ON access_history (instance, until);
     CREATE INDEX access_history_role ON access_history (instance, role, scope, since);",
+    // 20: a campaign's revision (bumped by every change to its items, so a page can keep
+    // them until it moves) and its completeness apart from the snapshot (read per page).
+    "ALTER TABLE reviews ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE reviews ADD COLUMN completeness TEXT;",
 ];
 
 /// The same schema on PostgreSQL, as its own ordered list (a `roster_schema` row records how
@@ -647,4 +651,7 @@ pub const PG_STEPS: &[&str] = &[
     );
     CREATE INDEX access_history_open ON access_history (instance, until);
     CREATE INDEX access_history_role ON access_history (instance, role, scope, since);",
+    // 14: SQLite's step 20.
+    "ALTER TABLE reviews ADD COLUMN revision BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE reviews ADD COLUMN completeness TEXT;",
 ];

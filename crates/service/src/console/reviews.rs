@@ -358,35 +358,43 @@ async fn campaign_page(
             );
         }
     };
-    let all = shared
-        .store
-        .review_items(id, None)
-        .await
-        .unwrap_or_default();
     let me = s.caller.name.as_str();
-    let mut by: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for i in &all {
-        let e = by.entry(i.item.reviewer.as_str()).or_default();
-        e.0 += 1;
-        if i.decision.is_some() {
-            e.1 += 1;
-        }
-    }
+    // A reviewer's own items are read alone (a hundred rows of ten thousand); everyone's
+    // come from the cache, read again only when a change moved the campaign's revision.
+    let all: Arc<Vec<ReviewItem>> = if filters.show() == "all" {
+        shared
+            .review_items
+            .get(&shared.store, id)
+            .await
+            .unwrap_or_default()
+    } else {
+        Arc::new(
+            shared
+                .store
+                .review_items(id, Some(me))
+                .await
+                .unwrap_or_default(),
+        )
+    };
     let pct = |d: usize, n: usize| (d * 100).checked_div(n).unwrap_or(100);
-    let progress = by
+    let progress = shared
+        .store
+        .review_progress(id)
+        .await
+        .unwrap_or_default()
         .into_iter()
-        .map(|(reviewer, (items, decided))| ProgressRow {
+        .map(|(reviewer, items, decided)| ProgressRow {
             reviewer: if reviewer.is_empty() {
                 "nobody".into()
             } else {
-                reviewer.to_string()
+                reviewer
             },
             items,
             decided,
             percent: pct(decided, items),
         })
         .collect();
-    let decided_total = all.iter().filter(|i| i.decision.is_some()).count();
+    let tallies = shared.store.review_tallies(id).await.unwrap_or_default();
     let q = filters
         .q
         .as_deref()
@@ -416,14 +424,11 @@ async fn campaign_page(
         .take(PAGE)
         .map(|i| item_row(i, me))
         .collect();
-    let completeness = shared
-        .store
-        .review_snapshot(id)
+    let completeness = crate::reviews::completeness_of(shared, id)
         .await
         .ok()
         .flatten()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|v| v["completeness"].as_object().cloned())
+        .and_then(|v| v.as_object().cloned())
         .map(|c| {
             c.into_iter()
                 .filter(|(k, _)| k != "by_kind")
@@ -455,9 +460,9 @@ async fn campaign_page(
         plan_id: r.plan_id.clone(),
         snapshot_digest: r.snapshot_digest.clone().unwrap_or_default(),
         completeness,
-        items_total: all.len(),
-        decided_total,
-        percent: pct(decided_total, all.len()),
+        items_total: tallies.items,
+        decided_total: tallies.decided,
+        percent: pct(tallies.decided, tallies.items),
         progress,
         shown: chosen.len(),
         items,
