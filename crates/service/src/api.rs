@@ -322,6 +322,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .nest("/api/v1", api)
         .nest("/scim/v2", crate::scim::router())
         .merge(crate::console::router())
+        .merge(crate::slack::routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),

@@ -68,6 +68,38 @@ struct RawFile {
     console: RawConsole,
     #[serde(default)]
     scim: RawScim,
+    slack: Option<RawSlack>,
+}
+
+/// `[slack]`: approvals from Slack messages (the app's interactivity endpoint is this
+/// service's `/slack/actions`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    signing_secret: Option<String>,
+    signing_secret_env: Option<String>,
+    signing_secret_file: Option<PathBuf>,
+    /// Slack user id -> the Roster console account that acts for them.
+    #[serde(default)]
+    users: BTreeMap<String, String>,
+}
+
+/// Approving and rejecting from Slack: requests are signed by Slack with the app's signing
+/// secret; each Slack user acts as the Roster account named for them (its role and
+/// four-eyes hold).
+#[derive(Clone)]
+pub struct SlackConfig {
+    pub signing_secret: roster_domain::Secret,
+    pub users: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SlackConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackConfig")
+            .field("signing_secret", &"(secret)")
+            .field("users", &self.users)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -529,6 +561,7 @@ pub struct ServeConfig {
     pub webhooks: Vec<Webhook>,
     pub console: ConsoleConfig,
     pub scim: ScimConfig,
+    pub slack: Option<SlackConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
@@ -1125,7 +1158,33 @@ impl ServeConfig {
                 .unwrap_or(Duration::from_secs(5)),
             groups,
         };
+        let slack = match &raw.slack {
+            None => None,
+            Some(sl) => {
+                let signing_secret = secret(
+                    "slack",
+                    "signing_secret",
+                    sl.signing_secret.as_ref(),
+                    sl.signing_secret_env.as_ref(),
+                    sl.signing_secret_file.as_ref(),
+                    &base,
+                )?
+                .ok_or("[slack] needs signing_secret_env or signing_secret_file (the Slack app's signing secret)")?;
+                for (id, name) in &sl.users {
+                    if !id.starts_with(['U', 'W']) || name.trim().is_empty() {
+                        return Err(format!(
+                            "[slack.users] {id:?} = {name:?}: map a Slack user id (U... or W...) to a Roster console account's name"
+                        ));
+                    }
+                }
+                Some(SlackConfig {
+                    signing_secret: roster_domain::Secret::new(signing_secret),
+                    users: sl.users.clone(),
+                })
+            }
+        };
         Ok(ServeConfig {
+            slack,
             scim,
             console,
             path: absolute,

@@ -16,6 +16,7 @@ pub mod request_log;
 pub mod reviews;
 pub mod roster_watch;
 pub mod scim;
+pub mod slack;
 pub mod tokens;
 pub mod views;
 pub mod webhooks;
@@ -211,12 +212,15 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
         ],
         1.0,
     );
-    let notifier = Arc::new(Notifier::new(
-        config.webhooks.clone(),
-        store.clone(),
-        Arc::clone(&metrics),
-        queue.shared().cloned(),
-    ));
+    let notifier = Arc::new(
+        Notifier::new(
+            config.webhooks.clone(),
+            store.clone(),
+            Arc::clone(&metrics),
+            queue.shared().cloned(),
+        )
+        .with_links(config.public_url.clone(), config.slack.is_some()),
+    );
     if queue.shared().is_none() {
         // On the shared queue, the scheduler does this (other processes may be sending).
         notifier.resume_pending().await;

@@ -43,9 +43,57 @@ pub struct Notifier {
     /// On a shared PostgreSQL state, deliveries are jobs of its queue: whichever process is
     /// free sends one, and one a dead process left half done is sent on by another.
     queue: Option<crate::jobs::SharedQueue>,
+    /// `[service] public_url`: a pending plan's message links to its console page.
+    public_url: Option<String>,
+    /// `[slack]` is configured: a pending plan's Slack message carries Approve and Reject.
+    slack_buttons: bool,
 }
 
 impl Notifier {
+    /// Links into the console, and Approve/Reject buttons in Slack messages.
+    pub fn with_links(mut self, public_url: Option<String>, slack_buttons: bool) -> Self {
+        self.public_url = public_url;
+        self.slack_buttons = slack_buttons;
+        self
+    }
+
+    /// The Slack message for `event`: its text, and for a pending plan a link to it and,
+    /// with `[slack]` configured, buttons that approve or reject it from Slack.
+    fn slack_body(&self, event: &str, instance: Option<&str>, text: &str, data: &Value) -> Value {
+        let text = format!(
+            "Roster{}: {text}",
+            instance.map(|i| format!(" [{i}]")).unwrap_or_default()
+        );
+        let plan = (event == "plan.pending")
+            .then(|| data["plan"].as_str())
+            .flatten();
+        let Some(plan) = plan else {
+            return json!({ "text": text });
+        };
+        let link = self
+            .public_url
+            .as_deref()
+            .map(|u| format!("{u}/console/plans/{plan}"));
+        let mut blocks = vec![json!({
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": match &link {
+                Some(l) => format!("{text}\n<{l}|Review the plan>"),
+                None => text.clone(),
+            }},
+        })];
+        if self.slack_buttons {
+            blocks.push(json!({
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "text": {"type": "plain_text", "text": "Approve"}, "style": "primary", "action_id": "roster_approve", "value": plan,
+                     "confirm": {"title": {"type": "plain_text", "text": "Approve?"}, "text": {"type": "mrkdwn", "text": format!("The destructive steps of {plan} run.")}, "confirm": {"type": "plain_text", "text": "Approve"}, "deny": {"type": "plain_text", "text": "Cancel"}}},
+                    {"type": "button", "text": {"type": "plain_text", "text": "Reject"}, "style": "danger", "action_id": "roster_reject", "value": plan},
+                ],
+            }));
+        }
+        json!({ "text": text, "blocks": blocks })
+    }
+
     pub fn new(
         hooks: Vec<Webhook>,
         store: StateStore,
@@ -69,6 +117,8 @@ impl Notifier {
                 .and_then(|v| v.parse().ok())
                 .map_or(Duration::from_secs(1), Duration::from_millis),
             queue,
+            public_url: None,
+            slack_buttons: false,
         }
     }
 
@@ -94,9 +144,7 @@ impl Notifier {
                     "text": text,
                     "data": data,
                 }),
-                WebhookFormat::Slack => json!({
-                    "text": format!("Roster{}: {text}", instance.map(|i| format!(" [{i}]")).unwrap_or_default()),
-                }),
+                WebhookFormat::Slack => self.slack_body(event, instance, &text, &data),
             }
             .to_string();
             let hook = hook.clone();

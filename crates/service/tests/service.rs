@@ -4452,3 +4452,199 @@ async fn an_approval_request_expires_and_the_next_run_asks_again() {
     assert_eq!(status, 202);
     svc.stop().await;
 }
+
+/// A pending plan's Slack message carries Approve and Reject and a link to the console;
+/// Slack's signed request approves it as the Roster account the Slack user is linked to.
+/// Unsigned, stale or altered requests are refused; an unlinked user or a viewer decides
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_plan_is_approved_from_slack_by_a_linked_approver() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    let (hook_addr, received) = receiver().await;
+    // SAFETY: this test's own variables.
+    unsafe {
+        std::env::set_var("ROSTER_TEST_HOOK_SECRET_SLACK", "hook-secret");
+        std::env::set_var("ROSTER_TEST_SLACK_SIGNING", "slack-signing-secret");
+    }
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    let extra = format!(
+        "\n[webhook.chat]\nurl = \"http://{hook_addr}/hook\"\nsecret_env = \"ROSTER_TEST_HOOK_SECRET_SLACK\"\nevents = [\"plan.pending\"]\nformat = \"slack\"\n\n[slack]\nsigning_secret_env = \"ROSTER_TEST_SLACK_SIGNING\"\n[slack.users]\nU0ALICE = \"alice\"\nU0VERA = \"vera\"\nU0GHOST = \"ghost\"\n"
+    );
+    let config = config(&sandbox, "ROSTER_TEST_SECRET_SLACK", "1h", &extra).replace(
+        "roster_watch = \"off\"\n",
+        "roster_watch = \"off\"\npublic_url = \"http://127.0.0.1:9\"\n",
+    );
+    let svc = Service::start(dir.path(), &config, "ROSTER_TEST_SECRET_SLACK").await;
+    let store = &svc.running.shared.store;
+    let now = OffsetDateTime::now_utc();
+    for (name, role) in [("alice", "approver"), ("vera", "viewer")] {
+        store
+            .add_console_user(
+                name,
+                role,
+                &roster_service::console::hash_password("slack-test-pass"),
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    let viewer = svc.token("viewer", "viewer").await;
+    let first = svc.run_where(&viewer, "at start", |_| true).await;
+    assert_eq!(first["outcome"], "awaiting_approval", "{first:#}");
+    let plan = first["plan_id"].as_str().unwrap().to_string();
+
+    // The message: a link to the plan, and the two buttons naming it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let message = loop {
+        let got = received.lock().unwrap().clone();
+        if let Some(m) = got
+            .iter()
+            .filter_map(|(_, b)| serde_json::from_str::<Value>(b).ok())
+            .find(|v| v["blocks"].is_array())
+        {
+            break m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no Slack message");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        message["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("http://127.0.0.1:9/console/plans/{plan}")),
+        "{message:#}"
+    );
+    let buttons = message["blocks"][1]["elements"].as_array().unwrap();
+    assert_eq!(
+        buttons
+            .iter()
+            .map(|b| (
+                b["action_id"].as_str().unwrap(),
+                b["value"].as_str().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            ("roster_approve", plan.as_str()),
+            ("roster_reject", plan.as_str())
+        ]
+    );
+
+    // Slack's side: a block_actions payload, signed as Slack signs it.
+    let (answer_addr, answers) = receiver().await;
+    let body = |user: &str, action: &str| {
+        let payload = json!({
+            "type": "block_actions",
+            "user": {"id": user, "username": user},
+            "actions": [{"type": "button", "action_id": action, "value": plan}],
+            "response_url": format!("http://{answer_addr}/hook"),
+        });
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish()
+    };
+    let sign = |ts: i64, body: &str, secret: &str| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("v0:{ts}:{body}").as_bytes());
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("v0={hex}")
+    };
+    let post = |body: String, ts: i64, sig: String| {
+        let (http, base) = (svc.http.clone(), svc.base.clone());
+        async move {
+            let r = http
+                .post(format!("{base}/slack/actions"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("x-slack-request-timestamp", ts.to_string())
+                .header("x-slack-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let ts = OffsetDateTime::now_utc().unix_timestamp();
+    let approve = body("U0ALICE", "roster_approve");
+    let status = |plan: &str| {
+        let (svc, viewer, plan) = (&svc, &viewer, plan.to_string());
+        async move {
+            let (_, p) = svc.get(viewer, &format!("/api/v1/plans/{plan}")).await;
+            p["held"]["status"].as_str().unwrap().to_string()
+        }
+    };
+    // Not Slack's: wrong secret, stale, altered after signing, unsigned.
+    let (code, _) = post(approve.clone(), ts, sign(ts, &approve, "guessed")).await;
+    assert_eq!(code, 401);
+    let old = ts - 600;
+    let (code, text) = post(
+        approve.clone(),
+        old,
+        sign(old, &approve, "slack-signing-secret"),
+    )
+    .await;
+    assert_eq!(code, 401, "{text}");
+    assert!(text.contains("five minutes"), "{text}");
+    let altered = body("U0ALICE", "roster_reject");
+    let (code, _) = post(altered, ts, sign(ts, &approve, "slack-signing-secret")).await;
+    assert_eq!(code, 401);
+    let (code, _) = post(approve.clone(), ts, String::new()).await;
+    assert_eq!(code, 401);
+    assert_eq!(status(&plan).await, "pending");
+    // Linked to nobody, linked to a missing account, linked to a viewer: nothing decided.
+    for (user, says) in [
+        ("U0NOBODY", "not linked"),
+        ("U0GHOST", "does not exist"),
+        ("U0VERA", "approver"),
+    ] {
+        let b = body(user, "roster_approve");
+        let (code, text) = post(b.clone(), ts, sign(ts, &b, "slack-signing-secret")).await;
+        assert_eq!(code, 200);
+        assert!(text.contains(says), "{user}: {text}");
+        assert_eq!(status(&plan).await, "pending");
+    }
+    // Alice, an approver who did not ask for it: approved, and told so in Slack.
+    let (code, text) = post(
+        approve.clone(),
+        ts,
+        sign(ts, &approve, "slack-signing-secret"),
+    )
+    .await;
+    assert_eq!(
+        (code, text.contains("approved by alice")),
+        (200, true),
+        "{text}"
+    );
+    let applied = svc
+        .run_where(&viewer, "applying the approval", |r| {
+            r["trigger"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(&format!("approval:{plan}")))
+        })
+        .await;
+    assert_eq!(applied["outcome"], "done", "{applied:#}");
+    assert!(!marketo_has(&sandbox, "katherine.johnson@acme.example").await);
+    let (_, p) = svc.get(&viewer, &format!("/api/v1/plans/{plan}")).await;
+    assert_eq!(p["held"]["decided_by"], "alice");
+    let told = answers.lock().unwrap().clone();
+    assert!(
+        told.iter()
+            .any(|(_, b)| b.contains("approved by alice") && b.contains("ephemeral")),
+        "{told:?}"
+    );
+    // The same click again: the plan is decided already, and nothing runs twice.
+    let (code, text) = post(
+        approve.clone(),
+        ts,
+        sign(ts, &approve, "slack-signing-secret"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(text.contains("not decided"), "{text}");
+    svc.stop().await;
+}
