@@ -527,27 +527,32 @@ impl StateStore {
 
     /// Claims an open campaign's reminder: true for the one caller that should send it.
     pub async fn claim_review_reminder(&self, id: i64, at: OffsetDateTime) -> Result<bool> {
-        Ok(sqlx::query(
+        self.claim(
             "UPDATE reviews SET reminded_at = $1 WHERE id = $2 AND status = 'open' AND reminded_at IS NULL",
+            id,
+            at,
         )
-        .bind(ms(at))
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1)
+        .await
     }
 
     /// Claims an open campaign's due date: true for the one caller that should act on it.
     pub async fn claim_review_due(&self, id: i64, at: OffsetDateTime) -> Result<bool> {
-        Ok(sqlx::query(
+        self.claim(
             "UPDATE reviews SET due_handled_at = $1 WHERE id = $2 AND status = 'open' AND due_handled_at IS NULL",
+            id,
+            at,
         )
-        .bind(ms(at))
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
+        .await
+    }
+
+    /// Runs a claim (`sql` sets a time where none is set yet): true if this caller set it.
+    async fn claim(&self, sql: &'static str, id: i64, at: OffsetDateTime) -> Result<bool> {
+        Ok(sqlx::query(sql)
+            .bind(ms(at))
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
             == 1)
     }
 

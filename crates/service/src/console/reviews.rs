@@ -552,19 +552,29 @@ async fn decide(
             filters.page.unwrap_or(1)
         ))
         .into_response(),
-        Err(e) => {
-            campaign_page(
-                &shared,
-                &s,
-                id,
-                &filters,
-                e.status(),
-                Some(format!("Nothing was recorded: {}", e.message())),
-                true,
-            )
-            .await
-        }
+        Err(e) => refused(&shared, &s, id, &filters, "Nothing was recorded", &e).await,
     }
+}
+
+/// The campaign's page again, saying why a form was refused.
+async fn refused(
+    shared: &Arc<Shared>,
+    s: &super::Signed,
+    id: i64,
+    filters: &Filters,
+    what: &str,
+    e: &crate::api::ApiError,
+) -> Response {
+    campaign_page(
+        shared,
+        s,
+        id,
+        filters,
+        e.status(),
+        Some(format!("{what}: {}", e.message())),
+        true,
+    )
+    .await
 }
 
 async fn close(
@@ -598,18 +608,7 @@ async fn close(
             "/console/reviews/{id}?show=all&state=all&done=closed"
         ))
         .into_response(),
-        Err(e) => {
-            campaign_page(
-                &shared,
-                &s,
-                id,
-                &filters,
-                e.status(),
-                Some(format!("Not closed: {}", e.message())),
-                true,
-            )
-            .await
-        }
+        Err(e) => refused(&shared, &s, id, &filters, "Not closed", &e).await,
     }
 }
 
