@@ -217,6 +217,17 @@ pub async fn run(
     };
     let mut report = Report::new(&s, &audit, &pending);
     report.ims = ims.as_ref();
+    report.generated_by = roster_engine::actor::Actor::resolve(g.actor.as_deref()).name;
+    report.head = match s.state.log_head(OffsetDateTime::now_utc()).await {
+        Ok(h) => format!(
+            "row {} ({}), signed {} by key {}",
+            h.id,
+            h.hash,
+            crate::output::rfc3339(h.signed_at),
+            h.key_id
+        ),
+        Err(e) => format!("unavailable: {e}"),
+    };
     match format {
         ReportFormat::Table => {
             report.table().print(Output::Table)?;
@@ -264,6 +275,10 @@ pub async fn run(
 struct Report<'a> {
     instance: &'a str,
     generated_at: String,
+    /// Who ran the audit (`--actor`, ROSTER_ACTOR, else the OS account).
+    generated_by: String,
+    /// The audit log's signed head when the report was made.
+    head: String,
     audit: &'a Audit,
     pending: &'a [PendingInvite],
     minimum: u64,
@@ -278,6 +293,11 @@ struct Report<'a> {
 struct Html<'a> {
     instance: &'a str,
     generated_at: &'a str,
+    generated_by: &'a str,
+    version: &'static str,
+    head: &'a str,
+    /// SHA-256 of what the report states (its `-o json` document).
+    content_sha256: String,
     users: Vec<HtmlUser>,
     api_only: usize,
     grants: usize,
@@ -328,6 +348,8 @@ impl<'a> Report<'a> {
         Self {
             instance: &s.instance,
             generated_at: crate::output::rfc3339(OffsetDateTime::now_utc()),
+            generated_by: String::new(),
+            head: String::new(),
             audit,
             pending,
             minimum: audit::minimum_calls(audit.users.len()),
@@ -509,6 +531,10 @@ impl<'a> Report<'a> {
         let page = Html {
             instance: self.instance,
             generated_at: &self.generated_at,
+            generated_by: &self.generated_by,
+            version: env!("CARGO_PKG_VERSION"),
+            head: &self.head,
+            content_sha256: roster_domain::sha256::hex(self.json().to_string().as_bytes()),
             users: self
                 .audit
                 .users

@@ -1147,7 +1147,7 @@ pub struct LiftBody {
     #[serde(default)]
     pub scope: String,
     /// Why it may be granted again (required).
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     pub comment: String,
 }
 
@@ -1225,7 +1225,7 @@ pub async fn lift(
 #[serde(deny_unknown_fields)]
 pub struct DelegateBody {
     /// Who reviews them instead (a name or email as they sign in).
-    #[schema(min_length = 1, max_length = 320)]
+    #[schema(pattern = r"^[A-Za-z0-9._@-]{1,64}$")]
     pub to: String,
     /// Which of the caller's open items; all of them when absent.
     #[serde(default)]
@@ -1253,9 +1253,11 @@ pub async fn delegate(
         r#"{"to": "kim@acme.example", "comment": "on leave"}"#,
     )?;
     let to = body.to.trim().to_lowercase();
-    if to.is_empty() {
-        return Err(bad("to is empty: name who reviews the items instead"));
-    }
+    crate::tokens::check_name(&to).map_err(|e| {
+        bad(format!(
+            "to: {e}; name who reviews the items instead, as they sign in"
+        ))
+    })?;
     if to.eq_ignore_ascii_case(&caller.name) {
         return Err(bad("the items are yours already: delegate to someone else"));
     }

@@ -249,6 +249,16 @@ async fn the_audit_report_renders_and_filters_in_a_real_browser() {
         text.contains("Access by workspace") && text.contains("O'Brien"),
         "{text}"
     );
+    // Who made it, with which Roster, what it states hashed, where the log stood; a sign-off.
+    assert!(text.contains("Sign-off"), "{text}");
+    let hash = browser
+        .script("return document.getElementById('content-hash').textContent")
+        .await;
+    assert_eq!(hash.as_str().unwrap().len(), 64, "{hash}");
+    let head = browser
+        .script("return document.getElementById('log-head').textContent")
+        .await;
+    assert!(head.as_str().unwrap().starts_with("row "), "{head}");
     browser.close().await;
 }
 
