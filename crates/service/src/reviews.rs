@@ -968,7 +968,7 @@ pub async fn check_due(shared: &Arc<Shared>, now: OffsetDateTime) -> anyhow::Res
                             .collect::<Vec<_>>()
                             .join("; ")
                     ),
-                    json!({"review": r.id, "due_at": rfc3339(r.due_at), "open": open.len(), "reviewers": by}),
+                    json!({"review": r.id, "due_at": rfc3339(r.due_at), "open": open.len(), "reviewers": by, "items": first_items(r.id, &open)}),
                 );
             }
             continue;
@@ -1053,6 +1053,23 @@ pub async fn check_due(shared: &Arc<Shared>, now: OffsetDateTime) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+/// The first open items, for a message that lets their reviewers decide them there.
+fn first_items(review: i64, open: &[&ReviewItem]) -> Vec<Value> {
+    open.iter()
+        .take(10)
+        .map(|i| {
+            json!({
+                "review": review,
+                "item": i.item.id,
+                "email": i.item.email,
+                "entitlement": if i.item.scope.is_empty() { i.item.role.clone() } else { format!("{}@{}", i.item.role, i.item.scope) },
+                "reviewer": i.item.reviewer,
+                "privileged": i.item.privileged,
+            })
+        })
+        .collect()
 }
 
 /// Open items per reviewer, with a link to each one's page in the console.

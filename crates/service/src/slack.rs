@@ -110,7 +110,7 @@ async fn actions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
 
 /// Approves or rejects `plan` for Slack user `user`; the text to show them.
 async fn decide(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     slack: &crate::config::SlackConfig,
     user: &str,
     action: &str,
@@ -136,6 +136,33 @@ async fn decide(
     let d = Decision {
         comment: Some("from Slack".into()),
     };
+    if let Some(decision) = match action {
+        "roster_keep" => Some("keep"),
+        "roster_revoke" => Some("revoke"),
+        _ => None,
+    } {
+        // A review item: `REVIEW:ITEM`, decided by its reviewer. No comment comes from a
+        // button, so keeping privileged access is refused here and done in the console.
+        let (review, item) = plan
+            .split_once(':')
+            .and_then(|(r, i)| Some((r.parse::<i64>().ok()?, i.parse::<i64>().ok()?)))
+            .ok_or_else(|| format!("{plan:?} is not a review item."))?;
+        let body = crate::reviews::DecisionBody {
+            decision: decision.into(),
+            keep_roles: Vec::new(),
+            comment: None,
+        };
+        return match crate::reviews::decide_item(shared, &caller, review, item, &body).await {
+            Ok(i) => Ok(format!(
+                "Review {review} item {item} ({} {}): {decision}, by {} (from Slack).",
+                i.item.email, i.item.role, caller.name
+            )),
+            Err(e) => Err(format!(
+                "Review {review} item {item} was not decided: {}",
+                e.message()
+            )),
+        };
+    }
     let result = match action {
         "roster_approve" => crate::api::approve_plan(shared, &caller, plan, &d).await,
         "roster_reject" => crate::api::reject_plan(shared, &caller, plan, &d).await,

@@ -49,6 +49,33 @@ pub struct Notifier {
     slack_buttons: bool,
 }
 
+/// A `review.due` message in Slack: its text, then each of the first open items with Keep
+/// and Revoke for its reviewer (a privileged keep needs a comment, given in the console).
+fn review_items_body(text: &str, data: &Value) -> Value {
+    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})];
+    for i in data["items"].as_array().into_iter().flatten() {
+        let value = format!("{}:{}", i["review"], i["item"]);
+        blocks.push(json!({
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": format!(
+                "{} holds {}{} (reviewer: {})",
+                i["email"].as_str().unwrap_or(""),
+                i["entitlement"].as_str().unwrap_or(""),
+                if i["privileged"] == true { ", privileged" } else { "" },
+                i["reviewer"].as_str().unwrap_or("")
+            )},
+        }));
+        blocks.push(json!({
+            "type": "actions",
+            "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Keep"}, "action_id": "roster_keep", "value": value},
+                {"type": "button", "text": {"type": "plain_text", "text": "Revoke"}, "style": "danger", "action_id": "roster_revoke", "value": value},
+            ],
+        }));
+    }
+    json!({ "text": text, "blocks": blocks })
+}
+
 impl Notifier {
     /// Links into the console, and Approve/Reject buttons in Slack messages.
     pub fn with_links(mut self, public_url: Option<String>, slack_buttons: bool) -> Self {
@@ -64,6 +91,9 @@ impl Notifier {
             "Roster{}: {text}",
             instance.map(|i| format!(" [{i}]")).unwrap_or_default()
         );
+        if event == "review.due" && self.slack_buttons {
+            return review_items_body(&text, data);
+        }
         let plan = (event == "plan.pending")
             .then(|| data["plan"].as_str())
             .flatten();

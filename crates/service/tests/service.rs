@@ -4469,7 +4469,7 @@ async fn a_pending_plan_is_approved_from_slack_by_a_linked_approver() {
     }
     std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
     let extra = format!(
-        "\n[webhook.chat]\nurl = \"http://{hook_addr}/hook\"\nsecret_env = \"ROSTER_TEST_HOOK_SECRET_SLACK\"\nevents = [\"plan.pending\"]\nformat = \"slack\"\n\n[slack]\nsigning_secret_env = \"ROSTER_TEST_SLACK_SIGNING\"\n[slack.users]\nU0ALICE = \"alice\"\nU0VERA = \"vera\"\nU0GHOST = \"ghost\"\n"
+        "\n[webhook.chat]\nurl = \"http://{hook_addr}/hook\"\nsecret_env = \"ROSTER_TEST_HOOK_SECRET_SLACK\"\nevents = [\"plan.pending\", \"review.due\"]\nformat = \"slack\"\n\n[slack]\nsigning_secret_env = \"ROSTER_TEST_SLACK_SIGNING\"\n[slack.users]\nU0ALICE = \"alice\"\nU0VERA = \"vera\"\nU0GHOST = \"ghost\"\nU0OP = \"op\"\n"
     );
     let config = config(&sandbox, "ROSTER_TEST_SECRET_SLACK", "1h", &extra).replace(
         "roster_watch = \"off\"\n",
@@ -4478,7 +4478,11 @@ async fn a_pending_plan_is_approved_from_slack_by_a_linked_approver() {
     let svc = Service::start(dir.path(), &config, "ROSTER_TEST_SECRET_SLACK").await;
     let store = &svc.running.shared.store;
     let now = OffsetDateTime::now_utc();
-    for (name, role) in [("alice", "approver"), ("vera", "viewer")] {
+    for (name, role) in [
+        ("alice", "approver"),
+        ("vera", "viewer"),
+        ("op", "operator"),
+    ] {
         store
             .add_console_user(
                 name,
@@ -4646,5 +4650,116 @@ async fn a_pending_plan_is_approved_from_slack_by_a_linked_approver() {
     .await;
     assert_eq!(code, 200);
     assert!(text.contains("not decided"), "{text}");
+
+    // A review's reminder in Slack: its first open items, each with Keep and Revoke for
+    // its reviewer (here the campaign's starter, op: the roster names no managers).
+    let operator = svc.token("op", "operator").await;
+    let (status, r) = svc
+        .post(
+            &operator,
+            "/api/v1/reviews",
+            json!({"instance": "marketo.acme", "due": "14d"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{r:#}");
+    let id = r["id"].as_i64().unwrap();
+    let created = loop {
+        let (_, r) = svc.get(&viewer, &format!("/api/v1/reviews/{id}")).await;
+        if r["status"] == "open" {
+            break OffsetDateTime::parse(
+                r["created_at"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap();
+        }
+        svc.run_where(&viewer, "the snapshot", |r| {
+            r["trigger"] == format!("review:{id} snapshot")
+        })
+        .await;
+    };
+    roster_service::reviews::check_due(&svc.running.shared, created + time::Duration::days(13))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let reminder = loop {
+        let got = received.lock().unwrap().clone();
+        if let Some(m) = got
+            .iter()
+            .filter_map(|(_, b)| serde_json::from_str::<Value>(b).ok())
+            .find(|v| v["text"].as_str().is_some_and(|t| t.contains("is due")))
+        {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no review.due message"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let buttons: Vec<String> = reminder["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .map(|e| e["value"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!buttons.is_empty(), "{reminder:#}");
+    let (_, items) = svc
+        .get(&viewer, &format!("/api/v1/reviews/{id}/items"))
+        .await;
+    let items = items["items"].as_array().unwrap().clone();
+    let pick = |privileged: bool| {
+        items
+            .iter()
+            .find(|i| {
+                i["privileged"] == privileged
+                    && buttons.iter().any(|v| *v == format!("{id}:{}", i["id"]))
+            })
+            .unwrap_or_else(|| panic!("no button for a privileged={privileged} item"))["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (plain, admin) = (pick(false), pick(true));
+    let click = |user: &str, action: &str, item: i64| {
+        let payload = json!({
+            "type": "block_actions",
+            "user": {"id": user},
+            "actions": [{"type": "button", "action_id": action, "value": format!("{id}:{item}")}],
+        });
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish()
+    };
+    let b = click("U0ALICE", "roster_revoke", plain);
+    let (_, text) = post(b.clone(), ts, sign(ts, &b, "slack-signing-secret")).await;
+    assert!(
+        text.contains("not decided"),
+        "only the reviewer decides: {text}"
+    );
+    let b = click("U0OP", "roster_keep", admin);
+    let (_, text) = post(b.clone(), ts, sign(ts, &b, "slack-signing-secret")).await;
+    assert!(
+        text.contains("comment"),
+        "a privileged keep needs a reason: {text}"
+    );
+    let b = click("U0OP", "roster_revoke", plain);
+    let (_, text) = post(b.clone(), ts, sign(ts, &b, "slack-signing-secret")).await;
+    assert!(text.contains(": revoke, by op"), "{text}");
+    let (_, items) = svc
+        .get(&viewer, &format!("/api/v1/reviews/{id}/items"))
+        .await;
+    let decided: Vec<(i64, String)> = items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| !i["decision"].is_null())
+        .map(|i| {
+            (
+                i["id"].as_i64().unwrap(),
+                i["decision"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(decided, vec![(plain, "revoke".to_string())]);
     svc.stop().await;
 }
