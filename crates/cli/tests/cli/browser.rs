@@ -831,6 +831,7 @@ async fn the_console_signs_in_with_single_sign_on_and_shows_access_in_a_real_bro
         "/console/webhooks",
         "/console/scim",
         "/console/reviews",
+        "/console/reports",
     ];
     for (width, label) in [(1280, "1280px"), (420, "420px")] {
         browser.resize(width, 900).await;
