@@ -339,12 +339,13 @@ pub async fn start(config: ServeConfig, state_dir: PathBuf) -> Result<Running> {
     let app = api::router(Arc::clone(&shared));
     let mut stop_http = watch_rx.clone();
     if let Some(tls) = tls.clone() {
-        // SIGHUP: the certificate and key are read again (a renewal needs no restart).
+        // SIGHUP: the certificate and key are read again (a renewal needs no restart). The
+        // handler is installed here, before the service says it listens: a SIGHUP sent
+        // right after must find it (by default the signal ends the process).
         let mut stop_reload = watch_rx.clone();
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         tasks.spawn(async move {
-            let Ok(mut hangups) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
+            let Ok(mut hangups) = hangups else {
                 return;
             };
             loop {

@@ -1276,7 +1276,11 @@ pub async fn delegate(
         ))
     })?;
     if to.eq_ignore_ascii_case(&caller.name) {
-        return Err(bad("the items are yours already: delegate to someone else"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "nothing_to_delegate",
+            "the items are yours already: delegate to someone else",
+        ));
     }
     let comment = comment_of(body.comment.as_ref())?;
     let r = found(&shared, id).await?;
@@ -1304,10 +1308,14 @@ pub async fn delegate(
                     })?;
                 may_decide(&caller, item)?;
                 if item.decision.is_some() {
-                    return Err(bad(format!(
-                        "item {} is decided already; nothing was delegated",
-                        item.item.id
-                    )));
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "decided",
+                        format!(
+                            "item {} is decided already; nothing was delegated",
+                            item.item.id
+                        ),
+                    ));
                 }
                 out.push(item);
             }
@@ -1315,19 +1323,27 @@ pub async fn delegate(
         }
     };
     if chosen.is_empty() {
-        return Err(bad(format!(
-            "{} has no open items in review {id} to delegate",
-            caller.name
-        )));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "nothing_to_delegate",
+            format!(
+                "{} has no open items in review {id} to delegate",
+                caller.name
+            ),
+        ));
     }
     if let Some(own) = chosen
         .iter()
         .find(|i| i.item.email.eq_ignore_ascii_case(&to))
     {
-        return Err(bad(format!(
-            "item {} is {}'s own access: nobody reviews their own access; nothing was delegated",
-            own.item.id, own.item.email
-        )));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "own_access",
+            format!(
+                "item {} is {}'s own access: nobody reviews their own access; nothing was delegated",
+                own.item.id, own.item.email
+            ),
+        ));
     }
     let because = format!("delegated by {}", caller.name);
     let moves: Vec<(i64, String, String)> = chosen

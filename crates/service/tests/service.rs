@@ -4023,7 +4023,7 @@ async fn a_review_reminds_escalates_and_closes_at_its_due_date_and_delegation_is
             json!({"to": "alan.turing@acme.example", "items": alans}),
         )
         .await;
-    assert_eq!(status, 400, "{body:#}");
+    assert_eq!(status, 409, "{body:#}");
     assert!(
         body["error"]["message"]
             .as_str()
