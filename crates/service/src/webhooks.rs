@@ -104,6 +104,10 @@ impl Notifier {
             .public_url
             .as_deref()
             .map(|u| format!("{u}/console/plans/{plan}"));
+        if link.is_none() && !self.slack_buttons {
+            // Nothing to add to the text: the plain message, as before links and buttons.
+            return json!({ "text": text });
+        }
         let mut blocks = vec![json!({
             "type": "section",
             "text": {"type": "mrkdwn", "text": match &link {
