@@ -783,13 +783,13 @@ pub(crate) async fn decide_bulk(
     {
         return Err(not_open(&found(shared, id).await?));
     }
-    let items = shared
-        .store
-        .review_items(id, None)
-        .await?
-        .into_iter()
-        .filter(|i| wanted.contains(&i.item.id))
-        .collect();
+    // Read back only the items decided, not the whole campaign again.
+    let mut items = Vec::with_capacity(wanted.len());
+    for item in wanted {
+        if let Some(i) = shared.store.review_item(id, *item).await? {
+            items.push(i);
+        }
+    }
     Ok(items)
 }
 
@@ -945,15 +945,16 @@ pub async fn check_due(shared: &Arc<Shared>, now: OffsetDateTime) -> anyhow::Res
         if r.status != "open" {
             continue;
         }
-        let items = shared.store.review_items(r.id, None).await?;
-        let open: Vec<&ReviewItem> = items.iter().filter(|i| i.decision.is_none()).collect();
         let span: time::Duration = r.due_at - r.created_at;
         let window = std::cmp::min(span / 4_i32, time::Duration::days(2));
+        // The items are read only when something is due: this runs every minute.
         if now < r.due_at {
-            if now >= r.due_at - window
-                && !open.is_empty()
-                && shared.store.claim_review_reminder(r.id, now).await?
-            {
+            if now < r.due_at - window || r.reminded_at.is_some() {
+                continue;
+            }
+            let items = shared.store.review_items(r.id, None).await?;
+            let open: Vec<&ReviewItem> = items.iter().filter(|i| i.decision.is_none()).collect();
+            if !open.is_empty() && shared.store.claim_review_reminder(r.id, now).await? {
                 let by = per_reviewer(shared, r.id, &open);
                 shared.notifier.notify(
                     "review.due",
@@ -973,9 +974,11 @@ pub async fn check_due(shared: &Arc<Shared>, now: OffsetDateTime) -> anyhow::Res
             }
             continue;
         }
-        if !shared.store.claim_review_due(r.id, now).await? {
+        if r.due_handled_at.is_some() || !shared.store.claim_review_due(r.id, now).await? {
             continue;
         }
+        let items = shared.store.review_items(r.id, None).await?;
+        let open: Vec<&ReviewItem> = items.iter().filter(|i| i.decision.is_none()).collect();
         let by = per_reviewer(shared, r.id, &open);
         shared.notifier.notify(
             "review.overdue",
