@@ -80,7 +80,7 @@ async fn main() {
         .users as u64;
     let minimum = users.div_ceil(PAGE) as u64;
     // The baseline: each page fetched with a bare client, timed per read.
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let token: serde_json::Value = http
         .post(format!("{}/ims/token/v3", sandbox.base_url()))
         .form(&[

@@ -77,7 +77,7 @@ fn segment(s: &str) -> String {
 
 impl Client {
     pub fn new(config: AdobeConfig) -> Result<Self, AdobeError> {
-        let http = reqwest::Client::builder()
+        let http = roster_http::client_builder()
             .timeout(config.timeout)
             // Credentials go to the configured hosts only.
             .redirect(reqwest::redirect::Policy::none())

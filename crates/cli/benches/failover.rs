@@ -177,7 +177,7 @@ fn token(dir: &Path, db: &str) -> String {
 async fn invited(sandbox: &RunningSandbox) -> usize {
     let mut n = 0;
     for j in 0..JOINERS {
-        let mail: Value = reqwest::Client::new()
+        let mail: Value = roster_http::client()
             .get(format!("{}/sandbox/mailbox", sandbox.base_url()))
             .query(&[("to", format!("joiner{j}@joiners.example"))])
             .send()
@@ -352,7 +352,7 @@ fn pacing_bound(calls: u64) -> Duration {
 }
 
 async fn stats(sandbox: &RunningSandbox) -> Value {
-    reqwest::Client::new()
+    roster_http::client()
         .get(format!("{}/sandbox/stats", sandbox.base_url()))
         .send()
         .await
@@ -445,7 +445,7 @@ async fn failover_part(root: &Path) {
     next("run ended");
     let first_reconcile = spawned.elapsed() - cold;
     // A reconcile that changes nothing: the statements it sends, per account.
-    reqwest::Client::new()
+    roster_http::client()
         .post(format!("{base}/api/v1/instances/marketo.bench/reconcile"))
         .bearer_auth(&token_b)
         .send()

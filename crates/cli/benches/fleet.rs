@@ -85,7 +85,9 @@ fn roster_bin() -> Command {
 async fn limited(sandboxes: &[&RunningSandbox]) -> u64 {
     let mut n = 0;
     for s in sandboxes {
-        let stats: Value = reqwest::get(format!("{}/sandbox/stats", s.base_url()))
+        let stats: Value = roster_http::client()
+            .get(format!("{}/sandbox/stats", s.base_url()))
+            .send()
             .await
             .unwrap()
             .json()
@@ -167,7 +169,7 @@ async fn run_fleet(dir: &Path, sandboxes: &[&RunningSandbox]) -> Fleet {
         .and_then(|r| r.split_whitespace().next())
         .unwrap_or_else(|| panic!("no address in {banner:?}"))
         .to_string();
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let runs = loop {
         let body: Value = http
             .get(format!("{base}/api/v1/runs?limit=1000"))

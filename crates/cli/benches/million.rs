@@ -91,7 +91,9 @@ struct Figures {
 }
 
 async fn served(s: &RunningMagento) -> u64 {
-    let v: Value = reqwest::get(format!("{}/sandbox/stats", s.base_url()))
+    let v: Value = roster_http::client()
+        .get(format!("{}/sandbox/stats", s.base_url()))
+        .send()
         .await
         .unwrap()
         .json()
@@ -166,7 +168,7 @@ async fn main() {
     let roster = roster_file(work.path(), managed);
     // One managed search page against the large store, timed alone (latency included).
     let search = Instant::now();
-    let page: Value = reqwest::Client::new()
+    let page: Value = roster_http::client()
         .get(format!("{}/rest/all/V1/customers/search", big.base_url()))
         .query(&[
             (
@@ -234,7 +236,7 @@ async fn main() {
 }
 
 async fn admin_token(s: &RunningMagento) -> String {
-    reqwest::Client::new()
+    roster_http::client()
         .post(format!("{}/rest/V1/integration/admin/token", s.base_url()))
         .json(&json!({"username": "bench", "password": "Bench-Pass-1"}))
         .send()

@@ -388,8 +388,21 @@ pub enum TokenAction {
         /// The token is a service account (CI, a script), known by its --name.
         #[arg(long)]
         service: bool,
-        /// It stops working after this long (e.g. 90d, 12h). To rotate without downtime,
-        /// make the next token (another --name) before this one expires or is revoked.
+        /// It stops working after this long (e.g. 90d, 12h); `token rotate` replaces it
+        /// without downtime.
+        #[arg(long, value_name = "DURATION", value_parser = roster_engine::conn::parse_duration)]
+        expires: Option<std::time::Duration>,
+    },
+    /// Replace a token without downtime: prints a new token of the same name, role and
+    /// holder, which works at once; the old one keeps working for --overlap (listed as
+    /// NAME#rotated-TIME), so its clients can be given the new one, then stops.
+    Rotate {
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// How long the old token keeps working.
+        #[arg(long, default_value = "1d", value_name = "DURATION", value_parser = roster_engine::conn::parse_duration)]
+        overlap: std::time::Duration,
+        /// The new token's lifetime [default: the old one's].
         #[arg(long, value_name = "DURATION", value_parser = roster_engine::conn::parse_duration)]
         expires: Option<std::time::Duration>,
     },
@@ -1254,10 +1267,15 @@ mod tests {
                 .unwrap_err()
                 .contains("not a duration")
         );
+        // humantime's units, written out too.
+        assert_eq!(
+            parse_duration("3 weeks").unwrap(),
+            Duration::from_secs(21 * 86_400)
+        );
         assert!(
-            parse_duration("3 weeks")
+            parse_duration("3 fortnights")
                 .unwrap_err()
-                .contains("unknown unit")
+                .contains("unknown time unit")
         );
     }
 

@@ -59,13 +59,10 @@ impl Bar {
     }
 }
 
-/// `90` as `1m 30s`.
+/// `90` as `1m 30s`; past an hour, to the minute.
 fn humantime_seconds(s: u64) -> String {
-    match (s / 3600, s / 60 % 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m {s}s"),
-        (h, m, _) => format!("{h}h {m}m"),
-    }
+    let s = if s >= 3600 { s - s % 60 } else { s };
+    humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
 }
 
 impl Progress for Bar {

@@ -86,6 +86,7 @@ pub async fn run(dir: Option<PathBuf>, serve: bool, print_env: bool) -> Result<(
         events: std::sync::Arc::new(crate::render::Terminal),
         no_config_file: false,
         instance: None,
+        service_instances: None,
     };
     let result = scenario(&sandbox, &marketo_conn, &magento_conn, &g, &dir).await;
     sandbox.shutdown().await;
@@ -156,7 +157,7 @@ async fn scenario(
 
 /// What the invitee does in a browser: follow the emailed link and set a password twice.
 async fn accept_invitation(base_url: &str, email: &str) -> Result<()> {
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let mail: serde_json::Value = http
         .get(format!("{base_url}/sandbox/mailbox"))
         .query(&[("to", email)])
@@ -262,6 +263,7 @@ pub async fn run_ims(dir: Option<PathBuf>) -> Result<()> {
         events: std::sync::Arc::new(crate::render::Terminal),
         no_config_file: false,
         instance: None,
+        service_instances: None,
     };
     let result = ims_scenario(&marketo_conn, &adobe_conn, &g, &dir).await;
     sandbox.shutdown().await;

@@ -45,9 +45,6 @@ fn main() -> std::process::ExitCode {
         }
         _ => {}
     }
-    if let Some(url) = cli.database.as_deref() {
-        pass_on_root_cert(url);
-    }
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,19 +86,6 @@ fn man_page() -> std::process::ExitCode {
     }
 }
 
-/// The job queue's PostgreSQL client takes a private CA from `PGSSLROOTCERT` only; the
-/// URL's `sslrootcert` is set there for it while this process has one thread, the only
-/// time changing the environment is sound. A bad URL is left for the store to explain.
-fn pass_on_root_cert(url: &str) {
-    if let Ok(tls) = roster_store::PgTls::of(url)
-        && let Some(root) = tls.root_cert
-    {
-        // SAFETY: no other thread exists yet (the runtime starts after this), so nothing
-        // reads the environment while it changes.
-        unsafe { std::env::set_var("PGSSLROOTCERT", root) };
-    }
-}
-
 /// The state a service configuration names (`[service] state`), for every command given it
 /// with `--config` and no `--state` / ROSTER_STATE: one configuration, one state.
 fn state_of_config(config: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
@@ -129,7 +113,6 @@ fn chosen_instance(
     name: Option<&str>,
 ) -> anyhow::Result<Option<roster_engine::Chosen>> {
     use roster_engine::problem::Problem;
-    use roster_service::config::{Connection, ServeConfig};
     let Some(path) = config.filter(|p| is_service_config(Some(p))) else {
         if let Some(name) = name {
             return Err(Problem::not_configured(format!(
@@ -138,20 +121,66 @@ fn chosen_instance(
         }
         return Ok(None);
     };
+    pick_instance(path, None, name).map(Some)
+}
+
+/// The instance of the service's configuration at `path` named `name`, else the only one
+/// (of `app`, when a command works on one app).
+fn pick_instance(
+    path: &std::path::Path,
+    app: Option<roster_domain::desired::App>,
+    name: Option<&str>,
+) -> anyhow::Result<roster_engine::Chosen> {
+    use roster_engine::problem::Problem;
+    use roster_service::config::{Connection, ServeConfig};
     let config = ServeConfig::load(path)?;
-    let names: Vec<&str> = config.instances.iter().map(|i| i.name.as_str()).collect();
+    let of_app: Vec<_> = config
+        .instances
+        .iter()
+        .filter(|i| app.is_none_or(|a| i.app == a))
+        .collect();
+    let names: Vec<&str> = of_app.iter().map(|i| i.name.as_str()).collect();
+    let what = app.map_or("instances".to_string(), |a| {
+        format!("{} instances", a.name())
+    });
     let inst = match name {
-        Some(n) => config.instance(n).ok_or_else(|| {
-            Problem::not_configured(format!(
-                "--instance {n}: {} runs {}; name one of them",
-                path.display(),
-                names.join(", ")
-            ))
-        })?,
-        None if config.instances.len() == 1 => &config.instances[0],
+        Some(n) => {
+            let inst = config.instance(n).ok_or_else(|| {
+                Problem::not_configured(format!(
+                    "--instance {n}: {} runs {}; name one of them",
+                    path.display(),
+                    config
+                        .instances
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            if let Some(a) = app.filter(|a| *a != inst.app) {
+                return Err(Problem::not_configured(format!(
+                    "--instance {n} is not a {} instance; this command works on {}: {}",
+                    a.name(),
+                    what,
+                    if names.is_empty() {
+                        "none configured".into()
+                    } else {
+                        names.join(", ")
+                    }
+                )));
+            }
+            inst
+        }
+        None if of_app.len() == 1 => of_app[0],
+        None if of_app.is_empty() => {
+            return Err(Problem::not_configured(format!(
+                "{} runs no {what}",
+                path.display()
+            )));
+        }
         None => {
             return Err(Problem::not_configured(format!(
-                "{} runs {} instances ({}): pass --instance NAME (or ROSTER_INSTANCE)",
+                "{} runs {} {what} ({}): pass --instance NAME (or ROSTER_INSTANCE)",
                 path.display(),
                 names.len(),
                 names.join(", ")
@@ -168,12 +197,12 @@ fn chosen_instance(
             )));
         }
     };
-    Ok(Some(roster_engine::Chosen {
+    Ok(roster_engine::Chosen {
         app: inst.app,
         name: inst.short_name().to_string(),
         marketo,
         magento,
-    }))
+    })
 }
 
 async fn run(mut cli: args::Cli) -> std::process::ExitCode {
@@ -225,6 +254,12 @@ async fn run(mut cli: args::Cli) -> std::process::ExitCode {
         events: Arc::new(render::Terminal),
         no_config_file: service_config,
         instance,
+        // Commands that connect to one app (`marketo users`, `audit magento`, ...) find
+        // their instance in the service's configuration when given it.
+        service_instances: cli.config.clone().filter(|_| service_config).map(|path| {
+            Arc::new(move |app, name: Option<&str>| pick_instance(&path, Some(app), name))
+                as roster_engine::InstanceFinder
+        }),
     };
     // One writer at a time: a command that changes the apps or the state holds the
     // state's lock (and, as it connects, each instance's) until it ends.

@@ -185,21 +185,14 @@ pub fn plain(value: &Value) -> String {
 }
 
 /// The width of the terminal on stdout, when stdout is one.
-#[cfg(unix)]
 fn terminal_width() -> Option<u16> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() {
         return None;
     }
-    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ fills the winsize struct we pass; stdout is a terminal.
-    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
-    (rc == 0 && size.ws_col > 0).then_some(size.ws_col)
-}
-
-#[cfg(not(unix))]
-fn terminal_width() -> Option<u16> {
-    None
+    terminal_size::terminal_size()
+        .map(|(terminal_size::Width(w), _)| w)
+        .filter(|w| *w > 0)
 }
 
 /// `value` with every object key in snake_case (`emailAddress` -> `email_address`): Roster's

@@ -45,7 +45,7 @@ impl Api {
         Ok(Api {
             base,
             token: roster_domain::Secret::new(token),
-            http: reqwest::Client::new(),
+            http: roster_http::client(),
         })
     }
 

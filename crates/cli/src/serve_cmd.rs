@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use roster_engine::{connect, lock};
+use roster_service::admin::{Admin, MIN_PASSWORD, NewToken};
 use roster_service::config::ServeConfig;
-use roster_service::tokens;
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -167,7 +167,7 @@ pub async fn token(
     config: Option<&Path>,
 ) -> Result<()> {
     let (dir, store) = state_for(state, database, config).await?;
-    let now = OffsetDateTime::now_utc();
+    let admin = Admin::new(&store, None);
     match action {
         TokenAction::Create {
             name,
@@ -176,73 +176,47 @@ pub async fn token(
             service,
             expires,
         } => {
-            tokens::check_name(&name).map_err(anyhow::Error::msg)?;
             if account.is_none() && !service {
                 bail!(
                     "say whom the token acts for: --for CONSOLE_USER (a person; four-eyes then knows the token and the account are one) or --service (a service account such as CI, known by --name)"
                 );
             }
-            if let Some(a) = &account {
-                let Some(user) = store.console_user(a).await? else {
-                    bail!(
-                        "no console account {a:?} to make a token for; `roster serve user add` makes one, or give --service for a service account"
-                    );
-                };
-                let (want, has) = (tokens::Role::parse(&role), tokens::Role::parse(&user.role));
-                if want > has {
-                    bail!(
-                        "{a:?} is a console {}; a token acting for them cannot be {role}",
-                        user.role
-                    );
-                }
-            } else if store.console_user(&name).await?.is_some() {
-                bail!(
-                    "{name:?} is a console account: a service token of that name would pass for them; give --for {name} to make a token that acts for that person, or another --name"
-                );
-            }
-            let token = tokens::generate();
-            let expires_at = match expires {
-                Some(d) => Some(
-                    time::Duration::try_from(d)
-                        .ok()
-                        .and_then(|d| now.checked_add(d))
-                        .ok_or_else(|| anyhow::anyhow!("--expires is too far away"))?,
-                ),
-                None => None,
-            };
-            store
-                .add_token_until(
-                    &name,
-                    &role,
-                    account.as_deref(),
-                    &tokens::hash(&token),
-                    now,
-                    expires_at,
-                )
+            let made = admin
+                .create_token(NewToken {
+                    name: &name,
+                    role: &role,
+                    account: account.as_deref(),
+                    expires,
+                })
                 .await?;
-            // Who made which credential is on record, as every change is.
-            let actor = roster_engine::actor::Actor::resolve(None);
-            let mut line = actor.log("roster", "create token", &name, "done");
-            line.detail = Some(format!(
-                "{}{}",
-                match &account {
-                    Some(a) => format!("API token {name} ({role}) acting for console account {a}"),
-                    None => format!("API token {name} ({role}), a service account"),
-                },
-                expires_at
-                    .map(|at| format!(", expires {}", rfc3339(at)))
-                    .unwrap_or_default()
-            ));
-            store.append_log(&line, now).await?;
             eprintln!(
-                "API token {name:?} ({role}{}) created in {}; it is shown once, here:",
+                "API token {name:?} ({role}{}{}) created in {}; it is shown once, here:",
                 account
                     .as_deref()
                     .map(|a| format!(", acting for {a}"))
                     .unwrap_or_else(|| ", service account".into()),
+                made.expires_at
+                    .map(|at| format!(", expires {}", rfc3339(at)))
+                    .unwrap_or_default(),
                 dir.display()
             );
-            println!("{token}");
+            println!("{}", made.token);
+        }
+        TokenAction::Rotate {
+            name,
+            overlap,
+            expires,
+        } => {
+            let made = admin.rotate_token(&name, overlap, expires).await?;
+            eprintln!(
+                "API token {name:?} rotated in {}: the new one below works now{}; the old one keeps working for {} (listed as {name}#rotated-...), then stops",
+                dir.display(),
+                made.expires_at
+                    .map(|at| format!(" and expires {}", rfc3339(at)))
+                    .unwrap_or_default(),
+                humantime::format_duration(overlap)
+            );
+            println!("{}", made.token);
         }
         TokenAction::List { output } => {
             let mut t = Table::new(&[
@@ -274,9 +248,7 @@ pub async fn token(
             t.print(output)?;
         }
         TokenAction::Revoke { name } => {
-            if !store.revoke_token(&name, now).await? {
-                bail!("no live API token named {name:?}; `roster serve token list` shows them");
-            }
+            admin.revoke_token(&name).await?;
             eprintln!("revoked the API token {name:?}");
         }
     }
@@ -290,10 +262,8 @@ pub async fn scim_token(
     config: Option<&Path>,
 ) -> Result<()> {
     let (dir, store) = state_for(state, database, config).await?;
-    let now = OffsetDateTime::now_utc();
     match action {
         ScimTokenAction::Create { name, instances } => {
-            tokens::check_name(&name).map_err(anyhow::Error::msg)?;
             if let Some(path) = config {
                 let cfg = ServeConfig::load(path)?;
                 if let Some(bad) = instances.iter().find(|i| cfg.instance(i).is_none()) {
@@ -308,9 +278,8 @@ pub async fn scim_token(
                     );
                 }
             }
-            let token = tokens::generate();
-            store
-                .add_scim_connection(&name, &tokens::hash(&token), &instances, now)
+            let token = Admin::new(&store, None)
+                .create_scim_token(&name, &instances)
                 .await?;
             eprintln!(
                 "SCIM connection {name:?} ({}) created in {}; its token is shown once, here:",
@@ -339,11 +308,7 @@ pub async fn scim_token(
             t.print(output)?;
         }
         ScimTokenAction::Revoke { name } => {
-            if !store.revoke_scim_connection(&name, now).await? {
-                bail!(
-                    "no live SCIM connection named {name:?}; `roster serve scim-token list` shows them"
-                );
-            }
+            Admin::new(&store, None).revoke_scim_token(&name).await?;
             eprintln!("revoked the SCIM connection {name:?}");
         }
     }
@@ -398,17 +363,11 @@ pub async fn user(
     config: Option<&Path>,
 ) -> Result<()> {
     let (dir, store) = state_for(state, database, config).await?;
+    let admin = Admin::new(&store, None);
     match action {
         UserAction::Add { name, role } => {
-            tokens::check_name(&name).map_err(anyhow::Error::msg)?;
             let password = new_password(&name)?;
-            let hash = tokio::task::spawn_blocking(move || {
-                roster_service::console::hash_password(&password)
-            })
-            .await?;
-            store
-                .add_console_user(&name, &role, &hash, OffsetDateTime::now_utc())
-                .await?;
+            admin.add_user(&name, &role, password).await?;
             eprintln!("console user {name:?} ({role}) added in {}", dir.display());
         }
         UserAction::List { output } => {
@@ -430,88 +389,36 @@ pub async fn user(
             t.print(output)?;
         }
         UserAction::Remove { name } => {
-            if !store.remove_console_user(&name).await? {
-                bail!("no console account {name:?}; `roster serve user list` shows them");
-            }
-            log_admin(
-                &store,
-                "remove console user",
-                &name,
-                format!("console account {name} removed"),
-            )
-            .await?;
+            admin.remove_user(&name).await?;
             eprintln!(
                 "console user {name:?} removed: signed out, and its API tokens no longer work"
             );
         }
         UserAction::Passwd { name } => {
-            let user = store.console_user(&name).await?.ok_or_else(|| {
-                anyhow::anyhow!("no console account {name:?}; `roster serve user list` shows them")
-            })?;
-            if user.password_hash == roster_store::OIDC_ACCOUNT {
+            if store
+                .console_user(&name)
+                .await?
+                .is_some_and(|u| u.password_hash == roster_store::OIDC_ACCOUNT)
+            {
                 bail!(
                     "{name:?} signs in through single sign-on; its password is the identity provider's"
                 );
             }
             let password = new_password(&name)?;
-            let hash = tokio::task::spawn_blocking(move || {
-                roster_service::console::hash_password(&password)
-            })
-            .await?;
-            store.set_console_password(&name, &hash).await?;
-            log_admin(
-                &store,
-                "set console password",
-                &name,
-                format!("a new password for console account {name}"),
-            )
-            .await?;
+            admin.set_password(&name, password).await?;
             eprintln!(
                 "console user {name:?} has a new password, is unlocked and signed out everywhere"
             );
         }
         UserAction::Unlock { name } => {
-            if !store.unlock_console_user(&name).await? {
-                bail!("no console account {name:?}; `roster serve user list` shows them");
-            }
-            log_admin(
-                &store,
-                "unlock console user",
-                &name,
-                format!("console account {name} unlocked"),
-            )
-            .await?;
+            admin.unlock_user(&name).await?;
             eprintln!("console user {name:?} unlocked");
         }
         UserAction::SetRole { name, role } => {
-            let before = store.console_user(&name).await?.ok_or_else(|| {
-                anyhow::anyhow!("no console account {name:?}; `roster serve user list` shows them")
-            })?;
-            store.set_console_role(&name, &role).await?;
-            log_admin(
-                &store,
-                "set console role",
-                &name,
-                format!("console account {name}: {} -> {role}", before.role),
-            )
-            .await?;
-            eprintln!("console user {name:?} is now {role} (was {})", before.role);
+            let before = admin.set_role(&name, &role).await?;
+            eprintln!("console user {name:?} is now {role} (was {before})");
         }
     }
-    Ok(())
-}
-
-/// A change to who may use the service, in the audit log as every change is.
-async fn log_admin(
-    store: &roster_store::StateStore,
-    action: &str,
-    target: &str,
-    detail: String,
-) -> Result<()> {
-    let actor = roster_engine::actor::Actor::resolve(None);
-    let mut line = actor.log("roster", action, target, "done");
-    line.detail = Some(detail);
-    store.append_log(&line, OffsetDateTime::now_utc()).await?;
     Ok(())
 }
 
@@ -528,42 +435,18 @@ fn new_password(name: &str) -> Result<String> {
             first
         }
     };
-    if password.chars().count() < 12 {
-        bail!("a console password has at least 12 characters; nothing was added");
+    if password.chars().count() < MIN_PASSWORD {
+        bail!("a console password has at least {MIN_PASSWORD} characters; nothing was changed");
     }
     Ok(password)
 }
 
-/// Reads a line from the terminal with echo off (stdin as is when it is not a terminal).
+/// Reads a line from the terminal with echo off (rpassword); refuses when stdin is no
+/// terminal, where a password would have to come from ROSTER_NEW_PASSWORD.
 fn prompt_hidden(prompt: &str) -> Result<String> {
-    use std::io::{BufRead, IsTerminal, Write};
-    let stdin = std::io::stdin();
-    let tty = stdin.is_terminal();
-    if !tty {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
         bail!("no password: set ROSTER_NEW_PASSWORD, or run this on a terminal to be asked");
     }
-    eprint!("{prompt}");
-    std::io::stderr().flush()?;
-    #[cfg(unix)]
-    let saved = {
-        // SAFETY: termios calls on stdin's descriptor with a zeroed struct they fill in.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            libc::tcgetattr(0, &mut t);
-            let saved = t;
-            t.c_lflag &= !libc::ECHO;
-            libc::tcsetattr(0, libc::TCSANOW, &t);
-            saved
-        }
-    };
-    let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
-    #[cfg(unix)]
-    // SAFETY: restores the settings read above.
-    unsafe {
-        libc::tcsetattr(0, libc::TCSANOW, &saved);
-    }
-    eprintln!();
-    read.context("cannot read the password")?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    rpassword::prompt_password(prompt).context("cannot read the password")
 }

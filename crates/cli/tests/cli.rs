@@ -135,7 +135,7 @@ async fn get_json(request: reqwest::RequestBuilder) -> Value {
 
 async fn token(url: &str, id: &str, secret: &str) -> String {
     let body = get_json(
-        reqwest::Client::new()
+        roster_http::client()
             .get(format!("{url}/identity/oauth/token"))
             .query(&[
                 ("grant_type", "client_credentials"),
@@ -167,7 +167,7 @@ async fn sandbox_starts_prints_credentials_serves_and_stops() {
 
     let token = token(&url, &id, &secret).await;
     let users = get_json(
-        reqwest::Client::new()
+        roster_http::client()
             .get(format!(
                 "{url}/userservice/management/v1/users/allusers.json"
             ))
@@ -267,7 +267,7 @@ async fn admin_commands_create_a_working_service() {
     let (child, lines) = start_sandbox(&["--data", data]);
     let url = field(&lines, "Base URL:").to_owned();
     let token = token(&url, "okta-client", &secret).await;
-    let status = reqwest::Client::new()
+    let status = roster_http::client()
         .get(format!("{url}/userservice/management/v1/users/roles.json"))
         .bearer_auth(&token)
         .send()
@@ -328,7 +328,7 @@ async fn magento_sandbox_starts_logs_in_and_keeps_its_admin() {
     let rest = field(&lines, "REST base:").to_owned();
     let password = field(&lines, "Admin password:").to_owned();
     assert_eq!(field(&lines, "Admin user:"), "ops");
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let token: Value = http
         .post(format!("{rest}/V1/integration/admin/token"))
         .json(&serde_json::json!({"username": "ops", "password": password}))
@@ -511,7 +511,7 @@ async fn an_ims_marketo_sandbox_follows_the_adobe_sandbox_in_another_process() {
     let user = format!("{url}/userservice/management/v1/users/joiner00001@acme.example/user.json");
     let mut seen = Value::Null;
     for _ in 0..300 {
-        seen = get_json(reqwest::Client::new().get(&user).bearer_auth(&token)).await;
+        seen = get_json(roster_http::client().get(&user).bearer_auth(&token)).await;
         if seen["userid"] == "joiner00001@acme.example" {
             break;
         }

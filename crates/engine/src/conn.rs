@@ -10,6 +10,14 @@ use std::time::Duration;
 #[derive(Clone, Default)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct MarketoConn {
+    /// With the service's configuration as --config: the instance to connect to
+    /// (`marketo.prod`), with the service's own settings; the only one of its app when
+    /// there is one.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "instance", env = "ROSTER_INSTANCE", value_name = "INSTANCE")
+    )]
+    pub instance: Option<String>,
     /// The instance's REST base URL, e.g. https://123-ABC-456.mktorest.com.
     #[cfg_attr(
         feature = "clap",
@@ -78,6 +86,14 @@ pub struct ImsSettings {
 #[derive(Clone, Default)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct MagentoConn {
+    /// With the service's configuration as --config: the instance to connect to
+    /// (`marketo.prod`), with the service's own settings; the only one of its app when
+    /// there is one.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "instance", env = "ROSTER_INSTANCE", value_name = "INSTANCE")
+    )]
+    pub instance: Option<String>,
     /// The store's base URL (the REST API is under /rest), e.g. https://shop.example.com.
     #[cfg_attr(
         feature = "clap",
@@ -187,29 +203,18 @@ pub struct Confirm {
     pub by: Option<String>,
 }
 
-/// Parses `500ms`, `20s`, `2m`, `1h` or a bare number of seconds.
+/// Parses a duration as humantime reads one (`500ms`, `20s`, `2m`, `1h`, `90d`, `1h 30m`),
+/// or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration; use e.g. 500ms, 20s, 2m, 1h or 90d"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86_400.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {s:?}; use ms, s, m, h or d"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{s:?} is out of range"))
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{s:?} is out of range"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration ({e}); use e.g. 500ms, 20s, 2m, 1h or 90d"))
 }
 
 /// Shows which values are set, never a secret's value.
@@ -339,6 +344,10 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
-        assert!(parse_duration("5 days").is_err());
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        let err = parse_duration("5 fortnights").unwrap_err();
+        assert!(err.contains("5 fortnights") && err.contains("90d"), "{err}");
+        assert!(parse_duration("").is_err());
     }
 }

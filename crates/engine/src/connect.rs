@@ -342,6 +342,18 @@ async fn with_signing_key(store: StateStore, key_dir: &Path) -> Result<StateStor
 
 impl MarketoSession {
     pub async fn open(conn: &MarketoConn, g: &Globals) -> Result<Self> {
+        // Given the service's configuration, a command connects as the service does.
+        let chosen = match conn.url {
+            None => g.service_instance(
+                roster_domain::desired::App::Marketo,
+                conn.instance.as_deref(),
+            )?,
+            Some(_) => None,
+        };
+        let conn = chosen
+            .as_ref()
+            .and_then(|c| c.marketo.as_ref())
+            .unwrap_or(conn);
         let state_dir = g.state.as_deref();
         let ConfigFile {
             marketo: file,

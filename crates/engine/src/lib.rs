@@ -53,7 +53,16 @@ pub struct Globals {
     /// configuration file is the service's: its connection, and its name for the roster's
     /// named access.
     pub instance: Option<Chosen>,
+    /// With the service's configuration as --config: finds the instance a command that
+    /// connects to one app works on (its `--instance`, or the only one of that app), read
+    /// as the service reads it. Asked only when the command connects.
+    pub service_instances: Option<InstanceFinder>,
 }
+
+/// See [`Globals::service_instances`].
+pub type InstanceFinder = std::sync::Arc<
+    dyn Fn(roster_domain::desired::App, Option<&str>) -> anyhow::Result<Chosen> + Send + Sync,
+>;
 
 /// One instance of a service configuration, as a CLI command uses it.
 #[derive(Clone)]
@@ -66,6 +75,23 @@ pub struct Chosen {
 }
 
 impl Globals {
+    /// The service instance of `app` a connecting command works on, if it was given the
+    /// service's configuration (its connection settings then come from there); refuses
+    /// `--instance` without one.
+    pub fn service_instance(
+        &self,
+        app: roster_domain::desired::App,
+        named: Option<&str>,
+    ) -> anyhow::Result<Option<Chosen>> {
+        match (&self.service_instances, named) {
+            (Some(find), _) => find(app, named).map(Some),
+            (None, Some(name)) => Err(problem::Problem::not_configured(format!(
+                "--instance {name}: instances are named in the service's configuration; give it with --config"
+            ))),
+            (None, None) => Ok(None),
+        }
+    }
+
     /// The configuration file's settings (empty when there is none or it is not to be read).
     pub fn config_file(&self) -> anyhow::Result<connect::ConfigFile> {
         if self.no_config_file {

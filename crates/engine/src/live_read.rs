@@ -65,6 +65,7 @@ impl Sessions {
                 consumer_secret: env("ROSTER_MAGENTO_CONSUMER_SECRET"),
                 access_token: env("ROSTER_MAGENTO_ACCESS_TOKEN"),
                 access_token_secret: env("ROSTER_MAGENTO_ACCESS_TOKEN_SECRET"),
+                instance: None,
             });
         let mut sessions = Self::connect(marketo, magento, g).await?;
         match crate::apps::adobe::AdobeSession::configured(g).await {

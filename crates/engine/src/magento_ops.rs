@@ -112,6 +112,18 @@ fn totp_secret(conn: &MagentoConn, file: &MagentoSection) -> Result<Option<Secre
 
 impl MagentoSession {
     pub async fn open(conn: &MagentoConn, g: &Globals) -> Result<Self> {
+        // Given the service's configuration, a command connects as the service does.
+        let chosen = match conn.url {
+            None => g.service_instance(
+                roster_domain::desired::App::Magento,
+                conn.instance.as_deref(),
+            )?,
+            Some(_) => None,
+        };
+        let conn = chosen
+            .as_ref()
+            .and_then(|c| c.magento.as_ref())
+            .unwrap_or(conn);
         let file = g.config_file()?.magento;
         let Some(url) = conn.url.clone().or(file.url.clone()) else {
             bail!(

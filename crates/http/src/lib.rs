@@ -7,6 +7,9 @@
 //! Each request also carries the peer's address as axum's `ConnectInfo<SocketAddr>`, as
 //! `into_make_service_with_connect_info` gives it.
 
+pub mod client;
+pub use client::{client, client_builder, install_crypto};
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -287,7 +287,7 @@ impl Client {
                 "an admin user name and password are both needed; set ROSTER_MAGENTO_USERNAME and ROSTER_MAGENTO_PASSWORD".into(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let http = roster_http::client_builder()
             // Every call carries the password or the admin token: never re-send it elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)

@@ -51,7 +51,7 @@ impl Sandbox {
     }
 
     async fn advance_clock(&self, seconds: i64) {
-        reqwest::Client::new()
+        roster_http::client()
             .post(format!("{}/sandbox/clock", self.server.base_url()))
             .json(&json!({"advanceSeconds": seconds}))
             .send()
@@ -452,7 +452,7 @@ async fn integration_tokens_work_as_the_store_allows() {
         .unwrap()
         .as_secs();
     let header = roster_magento::oauth1::authorization(&creds, "GET", &url, &[], "once", now);
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let send = || http.get(&url).header("authorization", &header).send();
     assert_eq!(send().await.unwrap().status(), 200);
     let again = send().await.unwrap();

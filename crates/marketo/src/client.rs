@@ -193,7 +193,7 @@ impl Client {
                 "a client id and a client secret are both needed; set ROSTER_MARKETO_CLIENT_ID and ROSTER_MARKETO_CLIENT_SECRET".into(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let http = roster_http::client_builder()
             // Calls carry the client secret or a token: never re-send them elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)

@@ -38,7 +38,7 @@ impl Sandbox {
         Self {
             server,
             _dir: dir,
-            http: reqwest::Client::new(),
+            http: roster_http::client(),
         }
     }
 
@@ -452,7 +452,7 @@ async fn audit_reads_everyone_for_the_minimum_calls() {
         Sandbox {
             server: marketo::start(config).await.unwrap(),
             _dir: dir,
-            http: reqwest::Client::new(),
+            http: roster_http::client(),
         }
     };
     let client = sb.client();

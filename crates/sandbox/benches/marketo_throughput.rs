@@ -109,7 +109,7 @@ fn main() {
         );
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let base = sandbox.base_url().to_owned();
-        let http = reqwest::Client::new();
+        let http = roster_http::client();
         let token: serde_json::Value = http
             .get(format!("{base}/identity/oauth/token?grant_type=client_credentials&client_id=bench&client_secret=bench-secret"))
             .send()

@@ -176,7 +176,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The first request reads and indexes the stored inventory; later ones reuse it.
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let cold = Instant::now();
     let first = http
         .get(format!("{base}/console/access/marketo.i00"))

@@ -117,7 +117,7 @@ async fn main() {
         .await
         .unwrap();
     let base = format!("http://{}", running.addr);
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let owner = tokens["owner"].clone();
     let get = |path: String| {
         let (http, base, owner) = (&http, &base, &owner);

@@ -83,7 +83,7 @@ async fn main() {
         .await
         .unwrap();
     let base = format!("http://{}", running.addr);
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let runs = || async {
         let v: Value = http
             .get(format!("{base}/api/v1/runs?limit=10"))

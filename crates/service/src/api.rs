@@ -189,7 +189,7 @@ impl FromRequestParts<Arc<Shared>> for Caller {
         // than the account's role now (a demoted or removed account takes its tokens along).
         let Some(account) = record.account else {
             let caller = Caller {
-                name: record.name,
+                name: tokens::identity(&record.name).to_string(),
                 role,
                 via: "api",
             };
@@ -800,6 +800,19 @@ async fn requester(shared: &Shared, requested_by: &str) -> ApiResult<String> {
         return Ok(closer.unwrap_or_else(|| requested_by.to_string()));
     }
     Ok(requested_by.to_string())
+}
+
+/// Whether four-eyes keeps `caller` from approving what `requested_by` asked for: the
+/// console says so before anyone clicks.
+pub(crate) async fn four_eyes_applies(
+    shared: &Shared,
+    requested_by: &str,
+    caller: &Caller,
+) -> bool {
+    match requester(shared, requested_by).await {
+        Ok(r) => four_eyes(shared, &r, caller, "it").is_err(),
+        Err(_) => false,
+    }
 }
 
 fn four_eyes(shared: &Shared, requested_by: &str, caller: &Caller, what: &str) -> ApiResult<()> {

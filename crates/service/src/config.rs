@@ -929,6 +929,7 @@ impl ServeConfig {
                     daily_quota: m.daily_quota,
                     max_retries: m.max_retries,
                     ims,
+                    instance: None,
                 }),
                 roster,
                 interval,
@@ -1066,6 +1067,7 @@ impl ServeConfig {
                     m.access_token_secret_env.as_ref(),
                     m.access_token_secret_file.as_ref(),
                 )?,
+                instance: None,
             };
             if conn.token.is_none()
                 && conn.consumer_key.is_none()

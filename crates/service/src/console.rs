@@ -31,6 +31,7 @@ use crate::tokens::Role;
 use crate::views::Decision;
 
 mod access;
+mod admin;
 mod oidc;
 mod reports;
 mod reviews;
@@ -90,6 +91,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/console/webhooks", get(webhooks))
         .route("/console/instances/{name}/reconcile", post(reconcile))
         .merge(access::routes())
+        .merge(admin::routes())
         .merge(oidc::routes())
         .merge(scim::routes())
         .merge(reviews::routes())
@@ -125,15 +127,17 @@ fn random() -> String {
     t.trim_start_matches("roster_").to_string()
 }
 
+/// The value of the request's cookie `name` (every `Cookie` header read, as the cookie
+/// crate parses them).
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
 }
 
 /// Behind a proxy that terminates TLS, cookies must not travel in the clear.
@@ -145,14 +149,15 @@ fn secure(headers: &HeaderMap) -> bool {
 }
 
 fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<u64>) -> HeaderValue {
-    let mut c = format!("{name}={value}; Path=/console; HttpOnly; SameSite=Strict");
-    if secure {
-        c.push_str("; Secure");
-    }
+    let mut c = cookie::Cookie::build((name, value))
+        .path("/console")
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .secure(secure);
     if let Some(age) = max_age {
-        c.push_str(&format!("; Max-Age={age}"));
+        c = c.max_age(cookie::time::Duration::seconds(age as i64));
     }
-    HeaderValue::from_str(&c).expect("cookie values are plain ASCII")
+    HeaderValue::from_str(&c.to_string()).expect("cookie values are plain ASCII")
 }
 
 fn same(a: &str, b: &str) -> bool {
@@ -627,8 +632,10 @@ async fn overview_rows(shared: &Shared) -> Vec<InstanceRow> {
         .collect()
 }
 
+/// A moment as pages show it (to the second, and how long ago), or a dash.
 fn when(at: Option<OffsetDateTime>) -> String {
-    at.map(rfc3339).unwrap_or_else(|| "—".into())
+    at.map(roster_engine::text::moment)
+        .unwrap_or_else(|| "—".into())
 }
 
 async fn overview(
@@ -703,8 +710,57 @@ struct StepRow {
     description: String,
     reason: String,
     destructive: bool,
-    before: String,
-    after: String,
+    before: Vec<Piece>,
+    after: Vec<Piece>,
+}
+
+/// A part of a before or after text, `changed` when the other side lacks it.
+struct Piece {
+    text: String,
+    changed: bool,
+}
+
+/// `text` cut into words and separators, each word marked changed when `other` does not
+/// have it (as many times): what the plan page highlights in before → after.
+fn marked(text: &str, other: &str) -> Vec<Piece> {
+    fn words(s: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (i, c) in s.char_indices() {
+            if matches!(c, ',' | ';' | ' ' | '(' | ')' | '[' | ']') {
+                if start < i {
+                    out.push(&s[start..i]);
+                }
+                out.push(&s[i..i + c.len_utf8()]);
+                start = i + c.len_utf8();
+            }
+        }
+        if start < s.len() {
+            out.push(&s[start..]);
+        }
+        out
+    }
+    let mut left: Vec<&str> = words(other);
+    let mut pieces: Vec<Piece> = Vec::new();
+    for w in words(text) {
+        let separator = w.chars().count() == 1 && !w.chars().any(char::is_alphanumeric);
+        let changed = !separator
+            && match left.iter().position(|o| *o == w) {
+                Some(i) => {
+                    left.swap_remove(i);
+                    false
+                }
+                None => true,
+            };
+        match pieces.last_mut() {
+            Some(last) if last.changed == changed => last.text.push_str(w),
+            _ => pieces.push(Piece {
+                text: w.to_string(),
+                changed,
+            }),
+        }
+    }
+    pieces
 }
 
 #[derive(Template)]
@@ -717,12 +773,18 @@ struct PlanPage {
     requested_by: String,
     created_at: String,
     decided_by: Option<String>,
+    /// The decision's comment.
+    comment: Option<String>,
     /// When a pending plan stops accepting a decision (`[service] approval_expiry`).
     expires: Option<String>,
     summary_line: String,
     blocked: Vec<String>,
     steps: Vec<StepRow>,
+    /// Destructive steps: approving them needs a ticked box.
+    destructive: usize,
     can_decide: bool,
+    /// Four-eyes keeps the signed-in approver from approving it (they asked for it).
+    own_request: bool,
     message: Option<String>,
     failed: bool,
 }
@@ -762,16 +824,20 @@ async fn plan_page(
         .and_then(|d| time::Duration::try_from(d).ok())
         .filter(|_| held.status == "pending")
         .map(|d| rfc3339(held.created_at + d));
+    let own_request = api::four_eyes_applies(shared, &held.requested_by, &s.caller).await;
     let t = PlanPage {
         nav: nav(s, "plans"),
         id: plan.id.clone(),
         instance: held.instance,
         can_decide: held.status == "pending" && s.caller.role >= Role::Approver,
+        own_request,
         status: held.status,
         requested_by: held.requested_by,
-        created_at: rfc3339(held.created_at),
+        created_at: roster_engine::text::moment(held.created_at),
         expires,
         decided_by: held.decided_by,
+        comment: held.comment,
+        destructive: plan.steps.iter().filter(|s| s.destructive).count(),
         summary_line: roster_engine::planning::summary_line(&plan),
         blocked: plan.blocked.clone(),
         steps: plan
@@ -782,13 +848,14 @@ async fn plan_page(
                 let shown = |v: Option<String>| {
                     v.map_or_else(|| "(none)".into(), |l| roster_engine::text::sanitize(&l))
                 };
+                let (before, after) = (shown(before), shown(after));
                 StepRow {
                     index: st.index,
                     description: roster_engine::text::sanitize(&st.action.describe()),
                     reason: st.reason.clone(),
                     destructive: st.destructive,
-                    before: shown(before),
-                    after: shown(after),
+                    before: marked(&before, &after),
+                    after: marked(&after, &before),
                 }
             })
             .collect(),
@@ -822,6 +889,8 @@ struct DecisionForm {
     #[serde(default)]
     csrf: String,
     comment: Option<String>,
+    /// The ticked box of a plan with destructive steps.
+    confirm: Option<String>,
 }
 
 async fn decide(
@@ -848,6 +917,24 @@ async fn decide(
             true,
         )
         .await;
+    }
+    if approve && s.caller.role >= Role::Approver && f.confirm.as_deref() != Some("yes") {
+        // A destructive approval is never one stray click: the page's box must be ticked.
+        let destructive = api::held(&shared, &id)
+            .await
+            .map(|(_, plan)| plan.steps.iter().any(|s| s.destructive))
+            .unwrap_or(false);
+        if destructive {
+            return plan_page(
+                &shared,
+                &s,
+                &id,
+                StatusCode::CONFLICT,
+                Some("Tick the box to confirm you have checked the destructive steps; nothing was approved.".into()),
+                true,
+            )
+            .await;
+        }
     }
     let result = if approve {
         api::approve_plan(&shared, &s.caller, &id, &d).await
@@ -898,6 +985,11 @@ struct RunRow {
     outcome: String,
     summary: String,
     error: Option<String>,
+    /// Older runs just like this one folded into its row (same instance, trigger,
+    /// outcome and summary, one after another): a quiet schedule is one row, not fifty.
+    repeats: usize,
+    /// When the oldest of them started.
+    since: String,
 }
 
 #[derive(Template)]
@@ -911,22 +1003,33 @@ async fn runs(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response
     let Some(s) = signed(&shared, &headers).await else {
         return to_sign_in();
     };
-    let runs = shared
-        .store
-        .runs(None, 200)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| RunRow {
+    let mut runs: Vec<RunRow> = Vec::new();
+    for r in shared.store.runs(None, 200).await.unwrap_or_default() {
+        let summary = r.summary.unwrap_or_default();
+        if let Some(last) = runs.last_mut()
+            && last.error.is_none()
+            && r.error.is_none()
+            && last.instance == r.instance
+            && last.trigger == r.trigger
+            && last.outcome == r.outcome
+            && last.summary == summary
+        {
+            last.repeats += 1;
+            last.since = roster_engine::text::moment(r.started_at);
+            continue;
+        }
+        runs.push(RunRow {
             id: r.id,
             instance: r.instance,
             trigger: r.trigger,
-            started_at: rfc3339(r.started_at),
+            started_at: roster_engine::text::moment(r.started_at),
             outcome: r.outcome,
-            summary: r.summary.unwrap_or_default(),
+            summary,
             error: r.error,
-        })
-        .collect();
+            repeats: 0,
+            since: String::new(),
+        });
+    }
     render(
         StatusCode::OK,
         &RunsPage {
@@ -1133,6 +1236,9 @@ struct LogRow {
     actor: String,
     os_user: String,
     app: String,
+    /// The app instance the line was made on (its base URL), when it names one.
+    instance: String,
+    plan: Option<String>,
     action: String,
     target: String,
     outcome: String,
@@ -1228,10 +1334,12 @@ async fn log(
         .take(LOG_PAGE_LINES)
         .map(|l| LogRow {
             id: l.id,
-            at: rfc3339(l.at),
+            at: roster_engine::text::moment(l.at),
             actor: l.actor,
             os_user: l.os_user,
             app: l.app,
+            instance: l.instance.unwrap_or_default(),
+            plan: l.plan_id,
             action: l.action,
             target: l.target,
             outcome: l.outcome,
@@ -1499,4 +1607,44 @@ async fn webhooks(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
             deliveries,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::marked;
+
+    fn shown(pieces: &[super::Piece]) -> String {
+        pieces
+            .iter()
+            .map(|p| {
+                if p.changed {
+                    format!("[{}]", p.text)
+                } else {
+                    p.text.clone()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn before_and_after_mark_only_what_differs() {
+        let before = "roles=[Standard User@Default, Admin@EMEA] | active";
+        let after = "roles=[Standard User@Default, Analytics User@EMEA] | active";
+        assert_eq!(
+            shown(&marked(before, after)),
+            "roles=[Standard User@Default, [Admin@EMEA]] | active"
+        );
+        assert_eq!(
+            shown(&marked(after, before)),
+            "roles=[Standard User@Default, [Analytics] [User@EMEA]] | active"
+        );
+        // The text itself is kept: only marks are added.
+        let plain: String = marked(before, after)
+            .iter()
+            .map(|p| p.text.as_str())
+            .collect();
+        assert_eq!(plain, before);
+        assert!(marked("(none)", "a b").iter().any(|p| p.changed));
+        assert!(marked("same", "same").iter().all(|p| !p.changed));
+    }
 }

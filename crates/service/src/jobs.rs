@@ -1,8 +1,8 @@
 //! Runs as jobs of a PostgreSQL job queue, so that several `roster serve` processes on one
 //! database share the work (active/active) instead of one working while the rest stand by.
 //!
-//! The queue is graphile_worker's (a maintained Rust port of Graphile Worker, on
-//! tokio-postgres): jobs claimed with `SKIP LOCKED`, woken by `LISTEN/NOTIFY`, and three
+//! The queue is graphile_worker's (a maintained Rust port of Graphile Worker, here on
+//! sqlx like the state): jobs claimed with `SKIP LOCKED`, woken by `LISTEN/NOTIFY`, and three
 //! things Roster needs and would otherwise build itself:
 //! - a named queue runs its jobs one at a time across every process: each instance has one,
 //!   so runs of one instance never overlap while different instances run in parallel
@@ -249,7 +249,7 @@ pub async fn prepare(
         .await?;
     let tls = roster_store::PgTls::of(url)?;
     let worker = WorkerOptions::default()
-        .database(queue_database(url, &tls)?)
+        .pg_pool(queue_database(url, &tls).await?)
         .schema(roster_store::JOB_SCHEMA)
         .concurrency(parallel_runs.max(1))
         .poll_interval(POLL)
@@ -283,39 +283,26 @@ pub async fn prepare(
     Ok((Starting { worker, handle }, SharedQueue { utils }))
 }
 
-/// The job queue's connections to the state's database, with TLS as the state's own
-/// (see `roster_store::PgTls`): checked TLS when the URL asks for it, else plaintext. Its
-/// client takes the CA from `PGSSLROOTCERT` only, which `roster` sets from `sslrootcert`
-/// before it starts any thread.
-fn queue_database(
-    url: &str,
-    tls: &roster_store::PgTls,
-) -> Result<graphile_worker::tokio_postgres::TokioPostgresDatabase> {
+/// The job queue's connections to the state's database: sqlx, as the state's own, with the
+/// same TLS rule (`roster_store::PgTls`: checked TLS when the URL asks for it, with its
+/// `sslrootcert` and client certificate, else plaintext). Four connections for jobs and
+/// one more it opens to listen for new ones.
+async fn queue_database(url: &str, tls: &roster_store::PgTls) -> Result<sqlx::PgPool> {
+    use std::str::FromStr;
     let shown = roster_store::redact_url(url);
-    if roster_store::PgTls::client_certificate_asked(url) {
-        anyhow::bail!(
-            "{shown} asks for a client certificate (sslcert / sslkey), which the job queue's client cannot present: give the database user a password (over sslmode=verify-full) for roster serve"
-        );
-    }
-    if let Some(root) = &tls.root_cert
-        && std::env::var_os("PGSSLROOTCERT").as_deref() != Some(root.as_os_str())
-    {
-        anyhow::bail!(
-            "the job queue in {shown} would not trust the CA {}: set PGSSLROOTCERT={} for this process (roster does so itself from the URL's sslrootcert)",
-            root.display(),
-            root.display()
-        );
-    }
-    let mut config: tokio_postgres::Config = roster_store::PgTls::without_tls_settings(url)
-        .parse()
+    let options = sqlx::postgres::PgConnectOptions::from_str(&tls.sqlx_url(url))
         .with_context(|| format!("reading {shown} for the job queue"))?;
-    config.ssl_mode(if tls.verify {
-        tokio_postgres::config::SslMode::Require
-    } else {
-        tokio_postgres::config::SslMode::Disable
-    });
-    graphile_worker::tokio_postgres::TokioPostgresDatabase::from_config(config, 4)
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; check that the server runs and that the user may connect{}",
+                tls.hint()
+            )
+        })
         .with_context(|| format!("connecting the job queue to {shown}"))
 }
 

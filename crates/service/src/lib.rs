@@ -4,6 +4,7 @@
 //! health checks and Prometheus metrics let people and machines follow and steer it.
 
 pub mod access;
+pub mod admin;
 pub mod api;
 pub mod budget;
 pub mod config;

@@ -94,7 +94,7 @@ async fn actions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         response_url.filter(|u| u.starts_with("https://") || u.starts_with("http://"))
     {
         let reply = json!({"response_type": "ephemeral", "replace_original": false, "text": text});
-        let sent = reqwest::Client::new()
+        let sent = roster_http::client()
             .post(&url)
             .header("content-type", "application/json")
             .body(reply.to_string())

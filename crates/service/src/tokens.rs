@@ -63,6 +63,13 @@ pub fn hash(token: &str) -> String {
     roster_domain::sha256::hex(token.trim().as_bytes())
 }
 
+/// The identity a service token acts as: its name, without the mark a rotation leaves on
+/// the old token while it still works (`ci#rotated-…` is `ci`), so four-eyes sees one
+/// service account through either. Names cannot contain `#`, so none is cut by mistake.
+pub fn identity(name: &str) -> &str {
+    name.split_once('#').map_or(name, |(n, _)| n)
+}
+
 /// Token names appear in the audit log and in `requested_by`: keep them plain.
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()

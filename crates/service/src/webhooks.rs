@@ -134,7 +134,7 @@ impl Notifier {
         metrics: Arc<Metrics>,
         queue: Option<crate::jobs::SharedQueue>,
     ) -> Self {
-        let http = reqwest::Client::builder()
+        let http = roster_http::client_builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -508,6 +508,7 @@ pub(crate) fn globals(shared: &Shared, actor: &str, recorder: &Arc<Recorder>) ->
         events: Arc::clone(recorder) as Arc<dyn Progress>,
         no_config_file: true,
         instance: None,
+        service_instances: None,
     }
 }
 

@@ -161,7 +161,7 @@ impl Service {
         Self {
             running,
             base,
-            http: reqwest::Client::new(),
+            http: roster_http::client(),
             state,
             database,
         }
@@ -184,7 +184,7 @@ impl Service {
         Self {
             base: format!("http://{}", running.addr),
             running,
-            http: reqwest::Client::new(),
+            http: roster_http::client(),
             state,
             database: None,
         }
@@ -288,7 +288,7 @@ impl Service {
 }
 
 async fn mailbox(sandbox: &RunningSandbox, to: &str) -> usize {
-    let mail: Value = reqwest::Client::new()
+    let mail: Value = roster_http::client()
         .get(format!("{}/sandbox/mailbox", sandbox.base_url()))
         .query(&[("to", to)])
         .send()
@@ -738,7 +738,7 @@ async fn leavers_wait_for_a_second_approver_and_joiners_are_invited() {
     assert!(older["next_before"].is_null(), "{older:#}");
     // The root leads to the console; an unknown page is a real 404 page; the API answers a
     // wrong method and an unknown route in JSON.
-    let root = reqwest::Client::builder()
+    let root = roster_http::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -1178,7 +1178,7 @@ async fn a_token_for_a_console_account_carries_its_identity_and_role() {
 
 /// What a Marketo sandbox has served so far (`GET /sandbox/stats`).
 async fn sandbox_stats(sandbox: &RunningSandbox) -> Value {
-    reqwest::Client::new()
+    roster_http::client()
         .get(format!("{}/sandbox/stats", sandbox.base_url()))
         .send()
         .await
@@ -1318,7 +1318,7 @@ async fn shop_call(
     path: &str,
     body: Option<Value>,
 ) -> Value {
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let token: String = http
         .post(format!(
             "{}/rest/V1/integration/admin/token",
@@ -1721,7 +1721,7 @@ async fn console_sign_in_locks_after_repeated_failures() {
         .add_console_user("ann", "approver", &hash, OffsetDateTime::now_utc())
         .await
         .unwrap();
-    let http = reqwest::Client::builder()
+    let http = roster_http::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -2051,7 +2051,7 @@ async fn runs_keep_an_access_inventory_that_is_searched_and_joined_by_person() {
 
     // The console: the page, its export, the person.
     let cookie = console_cookie(&svc, "auditor", "viewer").await;
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let get = |path: String| {
         let req = http
             .get(format!("{}{path}", svc.base))
@@ -2167,7 +2167,7 @@ async fn console_signs_in_through_openid_connect() {
         &format!("listen = \"127.0.0.1:{port}\""),
     );
     let svc = Service::start(dir.path(), &cfg, "ROSTER_TEST_SECRET_7").await;
-    let http = reqwest::Client::builder()
+    let http = roster_http::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -2318,7 +2318,7 @@ async fn scim_users_and_groups_with_filters_patch_and_etags() {
         )
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let url = |p: &str| format!("{}/scim/v2{p}", svc.base);
     let send =
         |method: reqwest::Method, path: &str, body: Option<Value>, if_match: Option<&str>| {
@@ -2521,7 +2521,7 @@ async fn scim_users_and_groups_with_filters_patch_and_etags() {
     // On a connection of its own: a server that refuses a body unread closes the
     // connection, and a pooled one could be picked for the next request before the close
     // is seen.
-    let r = reqwest::Client::builder()
+    let r = roster_http::client_builder()
         .pool_max_idle_per_host(0)
         .build()
         .unwrap()
@@ -2604,7 +2604,7 @@ async fn scim_pushes_become_invitations_and_leavers_through_the_plan() {
         )
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let scim = |method: reqwest::Method, path: String, body: Value| {
         let req = http
             .request(method, format!("{}/scim/v2{path}", svc.base))
@@ -2918,7 +2918,7 @@ async fn scim_requests_shaped_like_entra_and_okta_replay_from_fixtures() {
     )
     .await;
     let store = svc.store().await;
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     for (idp, fixture) in [
         ("entra", include_str!("fixtures/scim/entra.json")),
         ("okta", include_str!("fixtures/scim/okta.json")),
@@ -3301,7 +3301,7 @@ async fn a_subscription_on_adobe_identity_is_reconciled_through_the_admin_consol
     // The console shows the organization like the other apps: its accounts with their
     // profiles, and the person's page joins their Adobe account to the rest.
     let cookie = console_cookie(&svc, "auditor2", "viewer").await;
-    let html = reqwest::Client::new()
+    let html = roster_http::client()
         .get(format!("{}/console/access/adobe.corp", svc.base))
         .header("cookie", &cookie)
         .send()
@@ -4762,4 +4762,307 @@ async fn a_pending_plan_is_approved_from_slack_by_a_linked_approver() {
         .collect();
     assert_eq!(decided, vec![(plain, "revoke".to_string())]);
     svc.stop().await;
+}
+
+/// The admin page administers Roster itself, for admins only: console accounts (added,
+/// given a role, never the last admin removed or demoted), API tokens made, rotated
+/// without downtime (both work during the overlap, as one identity) and revoked behind a
+/// ticked box, SCIM tokens, and each webhook's last delivery (its receiver's host, never
+/// the URL's secret path). Every change answers with a redirect and is a signed log line
+/// naming the admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_manages_accounts_and_tokens_and_logs_each_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    std::fs::write(dir.path().join("people.yaml"), EXAMPLE).unwrap();
+    // SAFETY: this test's own variable, set before the service reads it.
+    unsafe { std::env::set_var("ROSTER_TEST_HOOK_SECRET_ADMIN", "hook-secret") };
+    let svc = Service::start(
+        dir.path(),
+        &config(
+            &sandbox,
+            "ROSTER_TEST_SECRET_ADMIN",
+            "1h",
+            "\n[webhook.chat]\nurl = \"http://127.0.0.1:1/services/T000/B000/secretpath\"\nsecret_env = \"ROSTER_TEST_HOOK_SECRET_ADMIN\"\n",
+        ),
+        "ROSTER_TEST_SECRET_ADMIN",
+    )
+    .await;
+    let root = console_cookie(&svc, "root", "admin").await;
+    let vera = console_cookie(&svc, "vera", "viewer").await;
+    let http = roster_http::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = |cookie: &str| {
+        let r = http
+            .get(format!("{}/console/admin", svc.base))
+            .header("cookie", cookie);
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let post = |cookie: &str, path: &str, form: Vec<(&str, &str)>| {
+        let mut form = form;
+        form.push(("csrf", "csrf"));
+        let r = http
+            .post(format!("{}{path}", svc.base))
+            .header("cookie", cookie)
+            .form(&form);
+        async move { r.send().await.unwrap() }
+    };
+    let token_on = |html: &str| {
+        let at = html.find("id=\"token-text\"").expect("a token shown");
+        let rest = &html[at..];
+        let v = rest.find("value=\"").unwrap() + 7;
+        rest[v..v + rest[v..].find('"').unwrap()].to_string()
+    };
+
+    // A viewer is refused the page and is not shown the link.
+    let (status, _) = page(&vera).await;
+    assert_eq!(status, 403);
+    let overview = http
+        .get(format!("{}/console", svc.base))
+        .header("cookie", &vera)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!overview.contains("/console/admin"));
+    let r = post(
+        &vera,
+        "/console/admin/users/role",
+        vec![("name", "vera"), ("role", "admin")],
+    )
+    .await;
+    assert_eq!(r.status(), 403, "a viewer cannot make itself admin");
+
+    let (status, html) = page(&root).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Console accounts") && html.contains("vera"));
+    assert!(
+        html.contains("127.0.0.1") && !html.contains("secretpath"),
+        "only the receiver's host"
+    );
+
+    // Accounts: a short password is refused and nothing is added; a good one is.
+    let r = post(
+        &root,
+        "/console/admin/users/add",
+        vec![
+            ("name", "dana"),
+            ("role", "approver"),
+            ("password", "short"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("at least 12 characters"));
+    let store = svc.store().await;
+    assert!(store.console_user("dana").await.unwrap().is_none());
+    let r = post(
+        &root,
+        "/console/admin/users/add",
+        vec![
+            ("name", "dana"),
+            ("role", "approver"),
+            ("password", "a-long-password-2"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/console/admin?done=added&name=dana"
+    );
+    assert_eq!(
+        store.console_user("dana").await.unwrap().unwrap().role,
+        "approver"
+    );
+    let r = post(
+        &root,
+        "/console/admin/users/role",
+        vec![("name", "vera"), ("role", "operator")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        store.console_user("vera").await.unwrap().unwrap().role,
+        "operator"
+    );
+    // The last admin is neither demoted nor removed.
+    let r = post(
+        &root,
+        "/console/admin/users/role",
+        vec![("name", "root"), ("role", "viewer")],
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("last admin"));
+    let r = post(
+        &root,
+        "/console/admin/users/remove",
+        vec![("name", "root"), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        store.console_user("root").await.unwrap().unwrap().role,
+        "admin"
+    );
+    // A form without the session's CSRF token changes nothing.
+    let r = http
+        .post(format!("{}/console/admin/users/remove", svc.base))
+        .header("cookie", &root)
+        .form(&[("name", "dana"), ("confirm", "yes"), ("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(store.console_user("dana").await.unwrap().is_some());
+
+    // A service token, shown once on an uncached page; it works on the API.
+    let r = post(
+        &root,
+        "/console/admin/tokens/create",
+        vec![
+            ("name", "ci"),
+            ("role", "operator"),
+            ("account", ""),
+            ("expires", "90d"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let old = token_on(&r.text().await.unwrap());
+    assert!(old.starts_with("roster_"));
+    let (status, _) = svc.get(&old, "/api/v1/instances").await;
+    assert_eq!(status, 200);
+    let (_, html) = page(&root).await;
+    assert!(
+        !html.contains(&old),
+        "a token is shown once, not on the page after"
+    );
+    // Rotated: the new one works at once and the old one for the overlap, as `ci` still.
+    let r = post(
+        &root,
+        "/console/admin/tokens/rotate",
+        vec![("name", "ci"), ("overlap", "1h")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let new = token_on(&r.text().await.unwrap());
+    assert_ne!(new, old);
+    for t in [&old, &new] {
+        let (status, _) = svc.get(t, "/api/v1/instances").await;
+        assert_eq!(status, 200);
+    }
+    let listed = store.tokens().await.unwrap();
+    let retired = listed
+        .iter()
+        .find(|t| t.name.starts_with("ci#rotated-"))
+        .expect("the old token listed under its rotated name");
+    let until = retired.expires_at.unwrap() - OffsetDateTime::now_utc();
+    assert!(
+        until <= time::Duration::hours(1) && until > time::Duration::minutes(55),
+        "{until}"
+    );
+    let current = listed.iter().find(|t| t.name == "ci").unwrap();
+    assert_eq!(
+        (current.role.as_str(), current.account.as_deref()),
+        ("operator", None)
+    );
+    let lifetime = current.expires_at.unwrap() - current.created_at;
+    assert!(
+        lifetime > time::Duration::days(89),
+        "the new token lives as long as the old was made to: {lifetime}"
+    );
+    let run = svc.reconcile_now(&old, &new, "marketo.acme").await;
+    assert_eq!(
+        run["trigger"], "api:ci",
+        "the old token acts as ci: {run:#}"
+    );
+    // Revoking needs the box ticked; then the token stops at once.
+    let r = post(&root, "/console/admin/tokens/revoke", vec![("name", "ci")]).await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("tick the box"));
+    assert_eq!(svc.get(&new, "/api/v1/instances").await.0, 200);
+    let r = post(
+        &root,
+        "/console/admin/tokens/revoke",
+        vec![("name", "ci"), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(svc.get(&new, "/api/v1/instances").await.0, 401);
+    // A token for a person never above their role.
+    let r = post(
+        &root,
+        "/console/admin/tokens/create",
+        vec![
+            ("name", "dana-laptop"),
+            ("role", "admin"),
+            ("account", "dana"),
+            ("expires", ""),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("cannot be admin"));
+
+    // SCIM: made for one instance (an unknown one refused), then revoked.
+    let r = post(
+        &root,
+        "/console/admin/scim/create",
+        vec![("name", "okta"), ("instances", "marketo.nowhere")],
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    let r = post(
+        &root,
+        "/console/admin/scim/create",
+        vec![("name", "okta"), ("instances", "marketo.acme")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let scim = token_on(&r.text().await.unwrap());
+    let scim_status = || {
+        let r = http
+            .get(format!("{}/scim/v2/Users", svc.base))
+            .bearer_auth(&scim);
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(scim_status().await, 200);
+    let r = post(
+        &root,
+        "/console/admin/scim/revoke",
+        vec![("name", "okta"), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(scim_status().await, 401);
+
+    // Each change is in the signed log, made by root.
+    let log = store.log(None).await.unwrap();
+    for action in [
+        "add console user",
+        "set console role",
+        "create token",
+        "rotate token",
+        "revoke token",
+        "create SCIM token",
+        "revoke SCIM token",
+    ] {
+        assert!(
+            log.iter().any(|l| l.action == action && l.actor == "root"),
+            "{action} logged as root"
+        );
+    }
+    assert!(!log.iter().any(|l| l.action == "remove console user"));
+    svc.stop().await;
+    sandbox.shutdown().await;
 }

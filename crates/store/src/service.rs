@@ -698,6 +698,46 @@ impl StateStore {
             > 0)
     }
 
+    /// Rotates the live token `name`: the old one is renamed `retired` and works until
+    /// `old_until`; a new one (`hash`) takes the name with the same role and holder. One
+    /// transaction, so there is never a moment with neither or with two of one name.
+    pub async fn rotate_token(
+        &self,
+        name: &str,
+        retired: &str,
+        old_until: OffsetDateTime,
+        hash: &str,
+        at: OffsetDateTime,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE api_tokens SET name = $1, expires_at = $2 WHERE name = $3 AND revoked_at IS NULL",
+        )
+        .bind(retired)
+        .bind(ms(old_until))
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO api_tokens (name, role, hash, created_at, account, expires_at) SELECT $1, role, $2, $3, account, $4 FROM api_tokens WHERE name = $5",
+        )
+        .bind(name)
+        .bind(hash)
+        .bind(ms(at))
+        .bind(expires_at.map(ms))
+        .bind(retired)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub async fn tokens(&self) -> Result<Vec<ApiToken>> {
         let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY id")
             .fetch_all(&self.pool)

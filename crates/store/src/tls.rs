@@ -1,15 +1,14 @@
 //! How Roster's connections to PostgreSQL use TLS.
 //!
-//! Two clients connect to the state's database: sqlx (the state) and, for `roster serve`
-//! on PostgreSQL, the job queue's tokio-postgres. They read `sslmode` differently (libpq's
-//! `require` checks no certificate; a rustls connector always checks), so Roster reads the
-//! URL once, here, and gives both the same rule:
+//! The state and `roster serve`'s job queue both connect with sqlx, which reads `sslmode`
+//! as libpq does (`require` checks no certificate); Roster reads the URL here and gives
+//! every connection this rule:
 //!
 //! - `require`, `verify-ca`, `verify-full`: every connection is encrypted and the server's
-//!   certificate is checked: its chain (to the public roots, or to `sslrootcert` /
-//!   `PGSSLROOTCERT`) and its host name. A tool that holds the keys to every account
-//!   of a company does not talk to a database it has not recognised.
-//! - `disable`, `allow`, `prefer` (the default): plaintext, for both. An encryption that
+//!   certificate is checked: its chain (to `sslrootcert` / `PGSSLROOTCERT`, else to the
+//!   operating system's roots) and its host name. A tool that holds the keys to every
+//!   account of a company does not talk to a database it has not recognised.
+//! - `disable`, `allow`, `prefer` (the default): plaintext. An encryption that
 //!   checks nothing guards against no one who can intercept, and it costs sqlx's client two
 //!   delayed-ACK stalls per connection (it does not set `TCP_NODELAY`), some 0.1 s a
 //!   connection, measured on loopback.
@@ -30,7 +29,6 @@ pub struct PgTls {
 /// The names sqlx (and libpq) accept for the two settings in a URL's query.
 const MODE_KEYS: &[&str] = &["sslmode", "ssl-mode"];
 const ROOT_KEYS: &[&str] = &["sslrootcert", "ssl-root-cert", "ssl-ca"];
-const CLIENT_KEYS: &[&str] = &["sslcert", "ssl-cert", "sslkey", "ssl-key"];
 
 impl PgTls {
     /// Reads the settings from the URL, else from the environment as libpq does.
@@ -101,25 +99,6 @@ impl PgTls {
             "; if the server takes TLS only, add sslmode=verify-full (and sslrootcert=CA.pem for a private CA) to the URL"
         }
     }
-
-    /// Whether the URL names a client certificate (`sslcert` / `sslkey`): the state's
-    /// client presents one, the job queue's cannot.
-    pub fn client_certificate_asked(url: &str) -> bool {
-        url::Url::parse(url).is_ok_and(|u| {
-            u.query_pairs()
-                .any(|(k, _)| CLIENT_KEYS.contains(&k.as_ref()))
-        })
-    }
-
-    /// The URL without the TLS settings, for a client that takes them apart from it
-    /// (tokio-postgres refuses `sslrootcert` and the `verify-*` modes).
-    pub fn without_tls_settings(url: &str) -> String {
-        rewrite_query(url, |pairs| {
-            pairs.retain(|(k, _)| {
-                !MODE_KEYS.contains(&k.as_str()) && !ROOT_KEYS.contains(&k.as_str())
-            });
-        })
-    }
 }
 
 /// `url` with its query's pairs as `edit` leaves them (no `?` when none are left); an
@@ -165,10 +144,6 @@ mod tests {
             let sqlx = tls.sqlx_url(&url);
             assert!(sqlx.ends_with("sslmode=verify-full"), "{sqlx}");
             assert!(sqlx.contains("application_name=r"), "{sqlx}");
-            assert_eq!(
-                PgTls::without_tls_settings(&url),
-                "postgres://roster:pw@db.example:5432/roster?application_name=r"
-            );
         }
         for url in [
             "postgres://db.example/roster?sslmode=disable",
@@ -207,16 +182,6 @@ mod tests {
             &*url,
             "postgres://roster:hunter2@db/roster?password=hunter3"
         );
-    }
-
-    #[test]
-    fn a_client_certificate_is_noticed() {
-        assert!(PgTls::client_certificate_asked(
-            "postgres://db/roster?sslmode=verify-full&sslcert=/c.pem&sslkey=/k.pem"
-        ));
-        assert!(!PgTls::client_certificate_asked(
-            "postgres://db/roster?sslmode=verify-full&sslrootcert=/ca.pem"
-        ));
     }
 
     #[test]

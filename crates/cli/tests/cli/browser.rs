@@ -5,6 +5,10 @@
 //! `.ci/run` installs Debian's chromium and chromium-driver and sets ROSTER_REQUIRE_BROWSER=1,
 //! so CI fails if they are missing. Elsewhere, without a chromedriver on the machine, these
 //! tests say so on stderr and pass without checking anything.
+//!
+//! Accessibility is checked with axe-core (Deque's engine, from npm: `.ci/run` installs it
+//! and points ROSTER_AXE at `axe.min.js`, with ROSTER_REQUIRE_AXE=1), run inside the page:
+//! no serious or critical violation of WCAG 2.1 A/AA on any console page.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -25,6 +29,23 @@ fn find_chromedriver() -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join("chromedriver"))
         .find(|p| p.is_file())
+}
+
+/// axe-core's script, from ROSTER_AXE (`axe.min.js`).
+fn axe_source() -> Option<String> {
+    match std::env::var_os("ROSTER_AXE") {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("ROSTER_AXE={}: {e}", PathBuf::from(&path).display())),
+        ),
+        None => {
+            assert!(
+                std::env::var_os("ROSTER_REQUIRE_AXE").is_none(),
+                "ROSTER_REQUIRE_AXE is set but ROSTER_AXE does not name axe.min.js (npm install axe-core)"
+            );
+            None
+        }
+    }
 }
 
 fn chromium() -> String {
@@ -142,6 +163,96 @@ impl Browser {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// What a reader of the page at this width cannot reach: the page scrolling sideways,
+    /// a table's last column outside the window, a control outside it.
+    async fn clipped(&self) -> Vec<String> {
+        let found = self
+            .script(
+                "const w = document.documentElement.clientWidth; const out = [];
+                 if (document.documentElement.scrollWidth > w) out.push('the page scrolls sideways: ' + document.documentElement.scrollWidth + ' > ' + w);
+                 for (const t of document.querySelectorAll('main table')) {
+                   for (const r of t.querySelectorAll('tbody tr')) {
+                     const c = r.lastElementChild; if (!c) continue;
+                     const b = c.getBoundingClientRect();
+                     if (b.width > 0 && (b.right > w + 1 || b.left < -1)) { out.push('#' + t.id + ': its last column ends at ' + Math.round(b.right) + ' px of ' + w); break; }
+                   }
+                 }
+                 for (const el of document.querySelectorAll('main button, main a, main input, main select, main textarea')) {
+                   const b = el.getBoundingClientRect();
+                   if (b.width > 0 && b.right > w + 1) out.push('a control outside the window: ' + (el.id || el.textContent.trim().slice(0, 40)) + ' ends at ' + Math.round(b.right));
+                 }
+                 return out;",
+            )
+            .await;
+        serde_json::from_value(found).unwrap()
+    }
+
+    /// axe-core's serious and critical violations of WCAG 2.1 A/AA on the page, or `None`
+    /// when axe-core is not on this machine (then ROSTER_REQUIRE_AXE must not be set).
+    async fn accessibility(&self) -> Option<Vec<String>> {
+        let source = axe_source()?;
+        self.client
+            .execute(&format!("{source}\nreturn typeof window.axe;"), Vec::new())
+            .await
+            .expect("axe-core loads");
+        let found = self
+            .async_script(
+                "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+                   .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                     .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '))))
+                   .catch(e => done(['axe failed: ' + e]));",
+            )
+            .await;
+        Some(serde_json::from_value(found).unwrap())
+    }
+
+    /// Checks the page as every reader must find it: nothing clipped at this width and no
+    /// serious accessibility fault.
+    async fn check_page(&self, what: &str) {
+        let clipped = self.clipped().await;
+        assert!(clipped.is_empty(), "{what}: {clipped:#?}");
+        if let Some(faults) = self.accessibility().await {
+            assert!(faults.is_empty(), "{what}: {faults:#?}");
+        }
+    }
+
+    /// Presses a key as a keyboard does (WebDriver's key actions on the focused element).
+    async fn press(&self, key: fantoccini::key::Key) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let c: char = key.into();
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: c })
+            .then(KeyAction::Up { value: c });
+        self.client.perform_actions(keys).await.unwrap();
+    }
+
+    /// Presses Tab until `css` has the focus, as someone without a mouse reaches it; fails
+    /// when it cannot be reached that way.
+    async fn tab_to(&self, css: &str) {
+        let focused = format!(
+            "return document.activeElement !== null && document.activeElement.matches({})",
+            json!(css)
+        );
+        for _ in 0..120 {
+            if self.script(&focused).await == true {
+                return;
+            }
+            self.press(fantoccini::key::Key::Tab).await;
+        }
+        panic!("{css} cannot be reached with the Tab key");
+    }
+
+    /// Types into the focused element.
+    async fn type_here(&self, text: &str) {
+        self.client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
     }
 
     async fn text(&self) -> String {
@@ -303,7 +414,7 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
         .trim()
         .to_string();
     let (mut serve, base) = env.serve();
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let pending = || async {
         let v: Value = http
             .get(format!("{base}/api/v1/plans?status=pending"))
@@ -389,9 +500,12 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
         .wait_for("return document.querySelector('#message') !== null")
         .await;
     assert!(browser.text().await.contains("Wrong name or password"));
-    browser.type_into("#name", "alice").await;
-    browser.type_into("#password", "alice-console-pass").await;
-    browser.click("#sign-in").await;
+    // Keyboard only, as someone without a mouse signs in.
+    browser.tab_to("#name").await;
+    browser.type_here("alice").await;
+    browser.tab_to("#password").await;
+    browser.type_here("alice-console-pass").await;
+    browser.press(fantoccini::key::Key::Enter).await;
     browser
         .wait_for("return document.querySelector('#instances') !== null")
         .await;
@@ -447,8 +561,31 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
     assert_eq!(status, 403);
     assert_eq!(pending().await.as_deref(), Some(plan.as_str()));
 
-    browser.type_into("#approve-comment", "HR ticket 7").await;
-    browser.click("#approve").await;
+    // A destructive plan is not approved without the box ticked, even by a form posted
+    // around the page's own check.
+    let unticked = browser
+        .async_script(&format!(
+            "const csrf = document.querySelector('header input[name=csrf]').value; fetch('/console/plans/{plan}/approve', {{method: 'POST', body: new URLSearchParams({{csrf}})}}).then(r => r.text().then(t => done([r.status, t])));"
+        ))
+        .await;
+    assert_eq!(unticked[0], 409, "{unticked}");
+    assert!(unticked[1].as_str().unwrap().contains("Tick the box"));
+    assert_eq!(pending().await.as_deref(), Some(plan.as_str()));
+    // Every column and action in view, and no accessibility fault, at both widths.
+    for width in [1280, 420] {
+        browser.resize(width, 900).await;
+        browser
+            .check_page(&format!("the plan page at {width} px"))
+            .await;
+    }
+    browser.resize(1280, 900).await;
+    // Approved with the keyboard alone: one comment box, the box ticked, Approve.
+    browser.tab_to("#approve-comment").await;
+    browser.type_here("HR ticket 7").await;
+    browser.tab_to("#confirm-destructive").await;
+    browser.press(fantoccini::key::Key::Space).await;
+    browser.tab_to("#approve").await;
+    browser.press(fantoccini::key::Key::Enter).await;
     browser
         .wait_for("return document.querySelector('#message') !== null")
         .await;
@@ -498,6 +635,13 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
             .await,
         "applied"
     );
+    assert_eq!(
+        browser
+            .script("return document.querySelector('#decision-comment').textContent")
+            .await,
+        "HR ticket 7",
+        "the decision's comment is on the plan page"
+    );
 
     // The tombstone: alice asks for a restore, cannot approve her own request (four eyes).
     browser.open(&format!("{base}/console/tombstones")).await;
@@ -512,7 +656,8 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
         .unwrap()["id"]
         .as_i64()
         .unwrap();
-    browser.click(&format!("#restore-{tomb}")).await;
+    browser.tab_to(&format!("#restore-{tomb}")).await;
+    browser.press(fantoccini::key::Key::Enter).await;
     browser
         .wait_for("return document.querySelector('#message') !== null")
         .await;
@@ -577,7 +722,8 @@ async fn the_console_approves_a_pending_plan_in_a_real_browser() {
     browser
         .wait_for("return document.querySelector('#restores') !== null")
         .await;
-    browser.click(&format!("#approve-restore-{request}")).await;
+    browser.tab_to(&format!("#approve-restore-{request}")).await;
+    browser.press(fantoccini::key::Key::Enter).await;
     browser
         .wait_for("return document.querySelector('#message') !== null")
         .await;
@@ -853,13 +999,7 @@ async fn the_console_signs_in_with_single_sign_on_and_shows_access_in_a_real_bro
                 name
             };
             browser.screenshot(&format!("{name}-{label}")).await;
-            assert_eq!(
-                browser
-                    .script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
-                    .await,
-                true,
-                "{page} scrolls sideways at {width} px"
-            );
+            browser.check_page(&format!("{page} at {width} px")).await;
         }
         browser
             .open(&format!("{base}/console/access/marketo.acme"))
@@ -924,7 +1064,7 @@ async fn an_access_review_is_decided_and_closed_in_a_real_browser() {
         .trim()
         .to_string();
     let (mut serve, base) = env.serve();
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let api = |path: String| {
         let http = &http;
         let token = &token;
@@ -1059,6 +1199,9 @@ async fn an_access_review_is_decided_and_closed_in_a_real_browser() {
             true,
             "an action is out of view at {width} px"
         );
+        browser
+            .check_page(&format!("the campaign page at {width} px"))
+            .await;
         browser.screenshot(&format!("review-mine-{width}px")).await;
         browser
             .script("document.querySelector('#items').scrollIntoView(); return true")
@@ -1147,6 +1290,7 @@ async fn an_access_review_is_decided_and_closed_in_a_real_browser() {
     assert_eq!(r["status"], "remediating", "{r:#}");
     assert_eq!(r["closed_by"], "owner@acme.example");
     browser.resize(420, 900).await;
+    browser.check_page("the closed campaign at 420 px").await;
     browser.screenshot("review-closed-420px").await;
     browser.resize(1280, 900).await;
     browser.click("#summary-link").await;
@@ -1186,6 +1330,139 @@ async fn an_access_review_is_decided_and_closed_in_a_real_browser() {
     );
     assert!(text.contains("Sign-off"));
     browser.screenshot("audit-report").await;
+    browser.close().await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let _ = serve.wait();
+}
+
+/// The admin page in a real browser, with the keyboard alone: an admin signs in, makes a
+/// service token (shown once), rotates it and revokes the old one behind its ticked box;
+/// the page, the sign-in page and the 404 page have every control in view at 1280 and
+/// 420 px and no serious accessibility fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_makes_rotates_and_revokes_tokens_with_the_keyboard_alone() {
+    use fantoccini::key::Key;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let env = super::serve::Env::start(Duration::ZERO).await;
+    env.configure(include_str!("../../../../examples/roster.yaml"), "");
+    let mut add = env.command();
+    add.args(["serve", "user", "add", "--name", "root", "--role", "admin"])
+        .env("ROSTER_NEW_PASSWORD", "root-console-pass");
+    let added = super::run_checked(add, &[]).await;
+    assert!(added.ok, "{}", added.stderr);
+    let (mut serve, base) = env.serve();
+
+    browser.resize(1280, 900).await;
+    browser.open(&format!("{base}/console/sign-in")).await;
+    browser
+        .wait_for("return document.querySelector('#sign-in') !== null")
+        .await;
+    browser.check_page("the sign-in page").await;
+    browser.tab_to("#name").await;
+    browser.type_here("root").await;
+    browser.tab_to("#password").await;
+    browser.type_here("root-console-pass").await;
+    browser.press(Key::Enter).await;
+    browser
+        .wait_for("return document.querySelector('#instances') !== null")
+        .await;
+    browser.tab_to("a[href='/console/admin']").await;
+    browser.press(Key::Enter).await;
+    browser
+        .wait_for("return document.querySelector('#users') !== null")
+        .await;
+    for width in [1280, 420] {
+        browser.resize(width, 900).await;
+        browser
+            .check_page(&format!("the admin page at {width} px"))
+            .await;
+        browser.screenshot(&format!("admin-{width}px")).await;
+    }
+    browser.resize(1280, 900).await;
+
+    // A service token: the form opens from its summary, filled and sent by keyboard.
+    browser.tab_to("#tokens-h ~ details summary").await;
+    browser.press(Key::Enter).await;
+    browser.tab_to("#token-name").await;
+    browser.type_here("deploy").await;
+    browser.tab_to("#token-expires").await;
+    browser
+        .tab_to("#tokens-h ~ details button[type=submit]")
+        .await;
+    browser.press(Key::Enter).await;
+    browser
+        .wait_for("return document.querySelector('#token-text') !== null")
+        .await;
+    let first = browser
+        .script("return document.querySelector('#token-text').value")
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(first.starts_with("roster_"), "{first}");
+    browser
+        .check_page("the admin page showing a new token")
+        .await;
+    let http = roster_http::client();
+    let works = |token: String| {
+        let r = http
+            .get(format!("{base}/api/v1/instances"))
+            .bearer_auth(token);
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(works(first.clone()).await, 200);
+
+    // Rotated: a new token, both work during the overlap.
+    browser
+        .tab_to("#tokens form[action$='rotate'] button")
+        .await;
+    browser.press(Key::Enter).await;
+    browser
+        .wait_for(&format!(
+            "return document.querySelector('#token-text') !== null && document.querySelector('#token-text').value !== {}",
+            json!(first)
+        ))
+        .await;
+    let second = browser
+        .script("return document.querySelector('#token-text').value")
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(works(first.clone()).await, 200);
+    assert_eq!(works(second.clone()).await, 200);
+
+    // The old one revoked now: its box ticked, then Revoke; the page is reloaded after.
+    let retired = browser
+        .script("return Array.from(document.querySelectorAll('#tokens tbody tr')).map(r => r.querySelector('td').textContent).find(n => n.startsWith('deploy#rotated-'))")
+        .await;
+    let retired = retired.as_str().expect("the old token listed").to_string();
+    let form = format!("#tokens form[action$='revoke']:has(input[name=name][value='{retired}'])");
+    browser.tab_to(&format!("{form} input[name=confirm]")).await;
+    browser.press(Key::Space).await;
+    browser.tab_to(&format!("{form} button")).await;
+    browser.press(Key::Enter).await;
+    browser
+        .wait_for("return document.querySelector('.notice') !== null && document.querySelector('.notice').textContent.includes('revoked')")
+        .await;
+    assert_eq!(works(first).await, 401);
+    assert_eq!(works(second).await, 200);
+    assert!(
+        browser
+            .script("return location.search")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("done=revoked")
+    );
+
+    // A page that does not exist: a real 404 page, as accessible as the rest.
+    browser.open(&format!("{base}/console/no-such-page")).await;
+    browser.check_page("the 404 page").await;
     browser.close().await;
     let _ = Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])

@@ -122,7 +122,7 @@ impl Env {
             magento,
             _data: data,
             home: tempfile::tempdir().unwrap(),
-            http: reqwest::Client::new(),
+            http: roster_http::client(),
             database,
         }
     }

@@ -36,7 +36,7 @@ impl Env {
             sandbox: marketo::start(config).await.unwrap(),
             _data: data,
             home: tempfile::tempdir().unwrap(),
-            http: reqwest::Client::new(),
+            http: roster_http::client(),
         }
     }
 

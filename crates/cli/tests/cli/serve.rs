@@ -53,7 +53,7 @@ impl Env {
         Self {
             sandbox,
             dir,
-            http: reqwest::Client::new(),
+            http: roster_http::client(),
         }
     }
 
@@ -320,7 +320,7 @@ async fn three_services_share_twenty_instances_and_survive_two_kills() {
         config.faults.latency = Duration::from_millis(300);
         sandboxes.push(marketo::start(config).await.unwrap());
     }
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     std::fs::write(dir.path().join("people.yaml"), roster_text()).unwrap();
     let mut toml = String::from("[service]\nlisten = \"127.0.0.1:0\"\n");
     for (i, sb) in sandboxes.iter().enumerate() {
@@ -1000,6 +1000,18 @@ async fn plan_works_on_an_instance_of_the_service_configuration() {
         "{}",
         plan.stdout
     );
+    // The thin commands connect to the only Marketo instance as the service does.
+    let users = run(&["marketo", "users", "-o", "json"]).await;
+    assert!(users.ok, "{}", users.stderr);
+    let listed: Value = serde_json::from_str(&users.stdout).unwrap();
+    assert!(!listed.as_array().unwrap().is_empty(), "{}", users.stdout);
+    let no_shop = run(&["magento", "groups"]).await;
+    assert_eq!(no_shop.code, Some(78), "{}", no_shop.stderr);
+    assert!(
+        no_shop.stderr.contains("runs no magento instances"),
+        "{}",
+        no_shop.stderr
+    );
     // A second instance: which one must be said.
     let config = env.dir.path().join("roster.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
@@ -1017,6 +1029,40 @@ async fn plan_works_on_an_instance_of_the_service_configuration() {
     );
     let chosen = run(&["plan", "people.yaml", "--instance", "marketo.two"]).await;
     assert!(chosen.ok, "{}", chosen.stderr);
+    let which = run(&["marketo", "users"]).await;
+    assert_eq!(which.code, Some(78), "{}", which.stderr);
+    assert!(
+        which.stderr.contains("marketo.acme, marketo.two") && which.stderr.contains("--instance"),
+        "{}",
+        which.stderr
+    );
+    let chosen = run(&[
+        "marketo",
+        "users",
+        "--instance",
+        "marketo.two",
+        "-o",
+        "json",
+    ])
+    .await;
+    assert!(chosen.ok, "{}", chosen.stderr);
+    let audit = run(&[
+        "audit",
+        "marketo",
+        "--instance",
+        "marketo.acme",
+        "-o",
+        "json",
+    ])
+    .await;
+    assert!(audit.ok, "{}", audit.stderr);
+    let wrong_app = run(&["magento", "groups", "--instance", "marketo.two"]).await;
+    assert_eq!(wrong_app.code, Some(78), "{}", wrong_app.stderr);
+    assert!(
+        wrong_app.stderr.contains("not a magento instance"),
+        "{}",
+        wrong_app.stderr
+    );
     let unknown = run(&["plan", "people.yaml", "--instance", "marketo.nope"]).await;
     assert_eq!(unknown.code, Some(78), "{}", unknown.stderr);
     // Commands that read no app take the file as it is.

@@ -42,7 +42,7 @@ impl Adobe {
     pub async fn start_in(dir: TempDir, cfg: AdobeConfig) -> Self {
         let server = adobe::start(cfg).await.expect("sandbox starts");
         let url = server.base_url().to_owned();
-        let http = Client::new();
+        let http = roster_http::client();
         let token = sign_in(&http, &url).await;
         Self {
             server: Some(server),

@@ -38,7 +38,7 @@ impl Magento {
         Self {
             server: Some(server),
             dir,
-            http: Client::new(),
+            http: roster_http::client(),
             url,
         }
     }

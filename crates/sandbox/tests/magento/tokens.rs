@@ -120,7 +120,7 @@ async fn tokens_expire_and_are_checked_for_their_kind() {
 #[tokio::test]
 async fn sign_in_by_query_string_and_bodies_that_are_not_json() {
     let m = Magento::start().await;
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("username", ADMIN)
         .append_pair("password", PASSWORD)

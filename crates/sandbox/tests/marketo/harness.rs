@@ -43,7 +43,7 @@ impl Sandbox {
         Self {
             server: Some(server),
             dir,
-            http: Client::new(),
+            http: roster_http::client(),
             url,
         }
     }

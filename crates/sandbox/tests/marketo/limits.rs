@@ -186,7 +186,7 @@ async fn a_604_time_out_happens_after_the_write() {
     let observer = roster_sandbox::marketo::start(cfg).await.unwrap();
     let observer_url = observer.base_url().to_owned();
     let token = faulty.token().await;
-    let http = reqwest::Client::new();
+    let http = roster_http::client();
     let observer_token: Value = token_response(&http, &observer_url, CLIENT_ID, CLIENT_SECRET)
         .await
         .json()

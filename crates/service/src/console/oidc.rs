@@ -40,12 +40,13 @@ pub(super) fn routes() -> axum::Router<Arc<Shared>> {
 /// The flow cookie is `SameSite=Lax`: the provider sends the browser back with a top-level
 /// cross-site GET, which a `Strict` cookie would not travel with.
 fn flow_cookie(value: &str, secure: bool, max_age: u64) -> HeaderValue {
-    let mut c =
-        format!("{FLOW}={value}; Path=/console/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}");
-    if secure {
-        c.push_str("; Secure");
-    }
-    HeaderValue::from_str(&c).expect("cookie values are plain ASCII")
+    let c = cookie::Cookie::build((FLOW, value))
+        .path("/console/oidc")
+        .http_only(true)
+        .same_site(cookie::SameSite::Lax)
+        .max_age(cookie::time::Duration::seconds(max_age as i64))
+        .secure(secure);
+    HeaderValue::from_str(&c.to_string()).expect("cookie values are plain ASCII")
 }
 
 struct Endpoints {
@@ -54,7 +55,7 @@ struct Endpoints {
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    roster_http::client_builder()
         .timeout(Duration::from_secs(15))
         .redirect(reqwest::redirect::Policy::none())
         .build()
