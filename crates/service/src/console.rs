@@ -168,6 +168,54 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// A CSV document as every console export writes it: optional `#` comment lines, the
+/// header, then one line per row, each cell quoted as RFC 4180 says with formulas defused
+/// (`csv_cell`), every line ended with CRLF.
+fn csv_document<R, C>(comment: Option<&str>, header: &str, rows: R) -> String
+where
+    R: IntoIterator<Item = C>,
+    C: IntoIterator,
+    C::Item: AsRef<str>,
+{
+    let mut out = String::new();
+    if let Some(c) = comment {
+        out.push_str(&format!("# {c}\r\n"));
+    }
+    out.push_str(header);
+    out.push_str("\r\n");
+    for row in rows {
+        let cells: Vec<String> = row.into_iter().map(|c| csv_cell(c.as_ref())).collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// A file to download, never cached: `filename` is made safe for the header (letters,
+/// digits, `.`, `-`; anything else becomes `_`).
+fn download(body: String, content_type: &'static str, filename: &str) -> Response {
+    let safe: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"{safe}\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 /// A page, with the headers every console page carries.
 fn page(status: StatusCode, html: String) -> Response {
     let mut r = (status, axum::response::Html(html)).into_response();
@@ -1290,10 +1338,8 @@ async fn log(
         })
         .collect();
     if q.format.as_deref() == Some("csv") {
-        let mut out =
-            String::from("id,at,actor,os_user,plan,app,action,target,outcome,detail,hash\r\n");
-        for l in &matching {
-            let cells = [
+        let rows = matching.iter().map(|l| {
+            [
                 l.id.to_string(),
                 rfc3339(l.at),
                 l.actor.clone(),
@@ -1305,28 +1351,14 @@ async fn log(
                 l.outcome.clone(),
                 l.detail.clone().unwrap_or_default(),
                 l.hash.clone(),
-            ];
-            out.push_str(
-                &cells
-                    .iter()
-                    .map(|c| csv_cell(c))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-            out.push_str("\r\n");
-        }
-        let mut r = (StatusCode::OK, out).into_response();
-        let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/csv; charset=utf-8"),
+            ]
+        });
+        let body = csv_document(
+            None,
+            "id,at,actor,os_user,plan,app,action,target,outcome,detail,hash",
+            rows,
         );
-        h.insert(
-            header::CONTENT_DISPOSITION,
-            HeaderValue::from_static("attachment; filename=\"roster-audit-log.csv\""),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return r;
+        return download(body, "text/csv; charset=utf-8", "roster-audit-log.csv");
     }
     let count = matching.len();
     let rows: Vec<LogRow> = matching
@@ -1624,6 +1656,22 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn every_export_is_the_same_csv() {
+        let body = super::csv_document(
+            Some("privileged | marketo.acme"),
+            "email,why",
+            [
+                ["a@x.example", "=SUM(A1)"],
+                ["b@x.example", "says \"hi\", twice"],
+            ],
+        );
+        assert_eq!(
+            body,
+            "# privileged | marketo.acme\r\nemail,why\r\na@x.example,'=SUM(A1)\r\nb@x.example,\"says \"\"hi\"\", twice\"\r\n"
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use roster_domain::inventory::{AccountKind, Status};
 use roster_engine::text::rfc3339;
 use serde::Deserialize;
@@ -307,22 +307,9 @@ fn access_page(
 }
 
 /// The export's file name: instance and time, so saved reports do not overwrite each other.
-fn attachment(name: &str, ext: &str) -> HeaderValue {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+fn export_name(name: &str, ext: &str) -> String {
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
-    HeaderValue::from_str(&format!(
-        "attachment; filename=\"roster-access-{safe}-{stamp}.{ext}\""
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+    format!("roster-access-{name}-{stamp}.{ext}")
 }
 
 async fn export(
@@ -347,15 +334,6 @@ async fn export(
     })
 }
 
-fn download(body: String, content_type: &'static str, name: &str, ext: &str) -> Response {
-    let mut r = (StatusCode::OK, body).into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_DISPOSITION, attachment(name, ext));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
 async fn export_csv(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -363,11 +341,10 @@ async fn export_csv(
     Query(q): Query<AccessQuery>,
 ) -> Response {
     match export(&shared, &headers, &name, &q).await {
-        Ok(report) => download(
+        Ok(report) => super::download(
             access::csv(&report),
             "text/csv; charset=utf-8",
-            &name,
-            "csv",
+            &export_name(&name, "csv"),
         ),
         Err(r) => r,
     }
@@ -380,11 +357,10 @@ async fn export_json(
     Query(q): Query<AccessQuery>,
 ) -> Response {
     match export(&shared, &headers, &name, &q).await {
-        Ok(report) => download(
+        Ok(report) => super::download(
             serde_json::to_string_pretty(&report).unwrap_or_default(),
             "application/json",
-            &name,
-            "json",
+            &export_name(&name, "json"),
         ),
         Err(r) => r,
     }

@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use roster_engine::text::csv_cell;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
 use super::{Nav, nav, render, signed, to_sign_in};
 use crate::Shared;
@@ -133,47 +132,32 @@ async fn csv(
     let (kind, q) = f.query(&first);
     match make(&shared, &s.caller, &kind, &q).await {
         Ok(r) => {
-            let mut out = format!(
-                "# {} | {} | as of {} | generated {} by {}\n",
+            let comment = format!(
+                "{} | {} | as of {} | generated {} by {}",
                 r.title, r.instance, r.as_of, r.generated_at, r.generated_by
             );
-            out.push_str("email,name,account_kind,account_id,status,roles,last_login_at,why\n");
-            for row in &r.rows {
-                let cells = [
-                    row.email.as_str(),
-                    row.name.as_str(),
-                    row.account_kind.as_str(),
-                    row.account_id.as_str(),
-                    row.status.as_str(),
-                    &row.roles.join("; "),
-                    row.last_login_at.as_deref().unwrap_or(""),
-                    row.why.as_str(),
-                ];
-                out.push_str(
-                    &cells
-                        .iter()
-                        .map(|c| csv_cell(c))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-                out.push('\n');
-            }
-            let mut resp = (StatusCode::OK, out).into_response();
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
+            let rows = r.rows.iter().map(|row| {
+                [
+                    row.email.clone(),
+                    row.name.clone(),
+                    row.account_kind.clone(),
+                    row.account_id.clone(),
+                    row.status.clone(),
+                    row.roles.join("; "),
+                    row.last_login_at.clone().unwrap_or_default(),
+                    row.why.clone(),
+                ]
+            });
+            let body = super::csv_document(
+                Some(&comment),
+                "email,name,account_kind,account_id,status,roles,last_login_at,why",
+                rows,
             );
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "attachment; filename=\"roster-{}-{}.csv\"",
-                r.report,
-                r.instance
-                    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_")
-            )) {
-                h.insert(header::CONTENT_DISPOSITION, v);
-            }
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp
+            super::download(
+                body,
+                "text/csv; charset=utf-8",
+                &format!("roster-{}-{}.csv", r.report, r.instance),
+            )
         }
         Err(e) => super::message_page(
             e.status(),
