@@ -235,11 +235,7 @@ impl Inventory {
                         }
                     );
                     for c in &m.customers {
-                        let website = m
-                            .websites
-                            .iter()
-                            .find(|w| w.id == c.website_id)
-                            .map_or_else(|| format!("#{}", c.website_id), |w| w.name.clone());
+                        let website = m.website_label(c.website_id);
                         accounts.push(Account {
                             kind: AccountKind::MagentoCustomer,
                             // Made since the read: its id is the store's to say.

@@ -280,6 +280,14 @@ impl MagentoLive {
     pub fn website_id(&self, code: &str) -> Option<i64> {
         id_of(&self.websites, code)
     }
+
+    /// A website as inventories and reviews name a customer's scope: its name, else `#ID`.
+    pub fn website_label(&self, id: i64) -> String {
+        self.websites
+            .iter()
+            .find(|w| w.id == id)
+            .map_or_else(|| format!("#{id}"), |w| w.name.clone())
+    }
 }
 
 fn name_of(list: &[Named], id: i64) -> String {

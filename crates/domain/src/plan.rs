@@ -756,12 +756,24 @@ impl<'a> Planner<'a> {
         });
     }
 
-    /// The reason of a review's revocation of `role` on `email`'s account of `kind`.
-    fn revoked(&self, email: &str, kind: AccountKind, role: &str) -> Option<&'a str> {
+    /// The reason of a review's revocation of `role` on `email`'s account of `kind`, in
+    /// `scope` when the account has one of several (a customer's website): a revocation
+    /// on one website never takes an account on another.
+    fn revoked(
+        &self,
+        email: &str,
+        kind: AccountKind,
+        role: &str,
+        scope: Option<&str>,
+    ) -> Option<&'a str> {
         let roster: &'a Roster = self.roster;
         roster
             .revoked(email)
-            .find(|r| r.account_kind == kind && r.role.eq_ignore_ascii_case(role))
+            .find(|r| {
+                r.account_kind == kind
+                    && r.role.eq_ignore_ascii_case(role)
+                    && scope.is_none_or(|s| r.scope.eq_ignore_ascii_case(s))
+            })
             .map(|r| r.reason.as_str())
     }
 
@@ -1167,6 +1179,66 @@ mod tests {
             }
         }
         keys
+    }
+
+    /// A review's revocation of a customer's group is for the website it was reviewed on:
+    /// the same email and group on another website is not taken with it.
+    #[test]
+    fn a_customer_revocation_holds_on_its_own_website_only() {
+        let customer = MagentoCustomer {
+            id: 7,
+            email: "ann@acme.example".into(),
+            first_name: "Ann".into(),
+            last_name: "Lee".into(),
+            group_id: 2,
+            website_id: 1,
+            facts: Default::default(),
+        };
+        let live = Live {
+            adobe: None,
+            marketo: None,
+            magento: Some(MagentoLive {
+                domains: Vec::new(),
+                unread: 0,
+                groups: named(&GROUPS),
+                websites: named(&["base", "wholesale"]),
+                admin_roles: None,
+                website: "base".into(),
+                customers: vec![customer],
+                admins: None,
+            }),
+        };
+        let revoked_on = |scope: &str| {
+            let mut roster = Roster {
+                source: "r.yaml".into(),
+                ..Roster::default()
+            };
+            roster.revocations = vec![crate::review::Revocation {
+                app: App::Magento,
+                email: "ann@acme.example".into(),
+                account_kind: AccountKind::MagentoCustomer,
+                role: "wholesale".into(),
+                scope: scope.into(),
+                review: 3,
+                item: 9,
+                reason: "review 3 (decided by mia@acme.example)".into(),
+            }];
+            plan(&roster, &live, options())
+        };
+        let here = revoked_on("base");
+        assert!(
+            matches!(&here.steps[..], [s] if matches!(s.action, Action::MagentoDeleteCustomer { id: 7, .. })
+                && s.reason.starts_with("review 3")),
+            "{here}"
+        );
+        let elsewhere = revoked_on("wholesale");
+        assert!(
+            !elsewhere
+                .steps
+                .iter()
+                .any(|s| matches!(s.action, Action::MagentoDeleteCustomer { .. })),
+            "{elsewhere}"
+        );
     }
 
     proptest! {

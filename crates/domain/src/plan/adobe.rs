@@ -168,7 +168,7 @@ impl Planner<'_> {
         let revoked: Vec<(String, &str)> = names
             .iter()
             .filter_map(|n| {
-                self.revoked(&a.email, AccountKind::AdobeUser, n)
+                self.revoked(&a.email, AccountKind::AdobeUser, n, None)
                     .map(|why| (n.clone(), why))
             })
             .collect();

@@ -195,6 +195,7 @@ impl<'a> Planner<'a> {
             &c.email,
             AccountKind::MagentoCustomer,
             &live.group_name(c.group_id),
+            Some(&live.website_label(c.website_id)),
         ) {
             // Moving to another group would not end the access (see unlisted=disable):
             // a revoked customer account is offboarded, with its tombstone.
@@ -284,6 +285,7 @@ impl<'a> Planner<'a> {
             &a.email,
             AccountKind::MagentoAdmin,
             &live.role_name(a.role_id),
+            None,
         ) {
             // Deactivated, not deleted: the admin user cannot sign in, and its history
             // (orders it touched, its ACL) stays for whoever looks into it.
