@@ -4893,6 +4893,36 @@ async fn the_admin_page_manages_accounts_and_tokens_and_logs_each_change() {
         store.console_user("vera").await.unwrap().unwrap().role,
         "operator"
     );
+    // A new password for dana: too short refused, then set (and logged).
+    let r = post(
+        &root,
+        "/console/admin/users/password",
+        vec![("name", "dana"), ("password", "short")],
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    let before = store
+        .console_user("dana")
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    let r = post(
+        &root,
+        "/console/admin/users/password",
+        vec![("name", "dana"), ("password", "another-long-password")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_ne!(
+        store
+            .console_user("dana")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        before
+    );
     // The last admin is neither demoted nor removed.
     let r = post(
         &root,
@@ -5050,6 +5080,7 @@ async fn the_admin_page_manages_accounts_and_tokens_and_logs_each_change() {
     let log = store.log(None).await.unwrap();
     for action in [
         "add console user",
+        "set console password",
         "set console role",
         "create token",
         "rotate token",

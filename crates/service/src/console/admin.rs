@@ -26,6 +26,7 @@ pub(super) fn routes() -> axum::Router<Arc<Shared>> {
         .route("/console/admin/users/add", post(add_user))
         .route("/console/admin/users/role", post(set_role))
         .route("/console/admin/users/unlock", post(unlock))
+        .route("/console/admin/users/password", post(set_password))
         .route("/console/admin/users/remove", post(remove_user))
         .route("/console/admin/tokens/create", post(create_token))
         .route("/console/admin/tokens/rotate", post(rotate_token))
@@ -280,6 +281,9 @@ async fn page(
             "added" => format!("Console account {name} added."),
             "role" => format!("Console account {name} has its new role."),
             "unlocked" => format!("Console account {name} unlocked."),
+            "password" => format!(
+                "Console account {name} has a new password; it is unlocked and signed out everywhere."
+            ),
             "removed" => {
                 format!("Console account {name} removed: signed out, its tokens no longer work.")
             }
@@ -387,6 +391,18 @@ async fn set_role(
     change(&shared, &headers, &f.csrf, async |a, _| {
         a.set_role(&f.name, &f.role).await?;
         Ok(done("role", &f.name))
+    })
+    .await
+}
+
+async fn set_password(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<UserForm>,
+) -> Response {
+    change(&shared, &headers, &f.csrf, async |a, _| {
+        a.set_password(&f.name, f.password.clone()).await?;
+        Ok(done("password", &f.name))
     })
     .await
 }
