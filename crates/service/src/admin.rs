@@ -24,6 +24,15 @@ impl AdminError {
     fn refused(text: impl Into<String>) -> Self {
         Self::Refused(text.into())
     }
+
+    /// Whether the change was refused for what was asked (a name in use included), not
+    /// failed: the asker can do something about it.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Refused(_) | Self::Store(roster_store::StoreError::Duplicate { .. })
+        )
+    }
 }
 
 pub type Result<T> = std::result::Result<T, AdminError>;

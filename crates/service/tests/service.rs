@@ -5029,6 +5029,25 @@ async fn the_admin_page_manages_accounts_and_tokens_and_logs_each_change() {
     .await;
     assert_eq!(r.status(), 303);
     assert_eq!(svc.get(&new, "/api/v1/instances").await.0, 401);
+    // A name in use is refused, saying so.
+    let r = post(
+        &root,
+        "/console/admin/tokens/create",
+        vec![
+            ("name", "ci"),
+            ("role", "viewer"),
+            ("account", ""),
+            ("expires", ""),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("already an API token named")
+    );
     // A token for a person never above their role.
     let r = post(
         &root,

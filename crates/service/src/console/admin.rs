@@ -309,8 +309,16 @@ where
     }
     match act(Admin::new(&shared.store, Some(&s.caller.name)), &s).await {
         Ok(r) => r,
-        Err(AdminError::Refused(why)) => {
-            admin_page(shared, &s, StatusCode::CONFLICT, Some(why), true, None).await
+        Err(e) if e.is_refusal() => {
+            admin_page(
+                shared,
+                &s,
+                StatusCode::CONFLICT,
+                Some(e.to_string()),
+                true,
+                None,
+            )
+            .await
         }
         Err(e) => {
             tracing::error!("{e}");
