@@ -9,7 +9,6 @@
 //! own implementation, and a test checks this one against the RFC's worked example.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use roster_domain::Secret;
 
@@ -89,19 +88,17 @@ pub fn signature(
         enc(&joined)
     );
     let key = format!("{}&{}", enc(consumer_secret), enc(token_secret));
-    let digest = match method {
-        Method::HmacSha1 => {
-            let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key.as_bytes()).expect("any key");
-            mac.update(base.as_bytes());
-            mac.finalize().into_bytes().to_vec()
-        }
-        Method::HmacSha256 => {
-            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("any key");
-            mac.update(base.as_bytes());
-            mac.finalize().into_bytes().to_vec()
-        }
+    // ring's HMAC, as everything else Roster signs (SHA-1 is what OAuth 1.0a's HMAC-SHA1
+    // names; ring keeps it for such legacy uses only).
+    let algorithm = match method {
+        Method::HmacSha1 => ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        Method::HmacSha256 => ring::hmac::HMAC_SHA256,
     };
-    base64::engine::general_purpose::STANDARD.encode(digest)
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(algorithm, key.as_bytes()),
+        base.as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
 }
 
 /// Scheme and host in lower case, the default port dropped (RFC 5849 3.4.1.2).

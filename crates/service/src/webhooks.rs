@@ -8,10 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use hmac::{Hmac, Mac};
 use roster_store::StateStore;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use time::OffsetDateTime;
 
 use crate::config::{Webhook, WebhookFormat};
@@ -23,12 +21,16 @@ pub const ATTEMPTS: usize = 5;
 /// The signature a receiver recomputes: hex HMAC-SHA256 of `TIMESTAMP.BODY` with the
 /// webhook's secret.
 pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let bytes = mac.finalize().into_bytes();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut ctx =
+        ring::hmac::Context::with_key(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret));
+    ctx.update(timestamp.to_string().as_bytes());
+    ctx.update(b".");
+    ctx.update(body);
+    ctx.sign()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub struct Notifier {

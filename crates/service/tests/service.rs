@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use hmac::{Hmac, Mac};
+// An HMAC of its own (RustCrypto's, the versions sqlx already brings), not the service's
+// ring: signatures are checked as a receiver would, by another implementation.
+use hmac::{Hmac, KeyInit, Mac};
 use roster_domain::Secret;
 use roster_sandbox::marketo::{self, MarketoConfig, RunningSandbox};
 use roster_service::config::ServeConfig;
 use roster_service::{Running, tokens};
 use roster_store::StateStore;
 use serde_json::{Value, json};
-use sha2::Sha256;
+use sha2_for_hmac::Sha256;
 use time::OffsetDateTime;
 
 const EXAMPLE: &str = include_str!("../../../examples/roster.yaml");

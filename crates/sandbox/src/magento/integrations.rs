@@ -19,7 +19,6 @@
 
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -96,9 +95,9 @@ fn decode_base32(text: &str) -> Option<Vec<u8>> {
 
 /// The 6-digit code of `secret` for the 30-second step `step`.
 fn code(secret: &[u8], step: u64) -> String {
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).expect("any key length");
-    mac.update(&step.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
+    let tag = ring::hmac::sign(&key, &step.to_be_bytes());
+    let digest = tag.as_ref();
     let offset = (digest[19] & 0x0f) as usize;
     let value = u32::from_be_bytes([
         digest[offset] & 0x7f,
@@ -366,9 +365,11 @@ pub async fn verify_oauth(
         rfc3986(&normalized.join("&"))
     );
     let key = format!("{}&{}", rfc3986(&consumer_secret), rfc3986(&token_secret));
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
-    mac.update(base.as_bytes());
-    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes()),
+        base.as_bytes(),
+    );
+    let expected = base64::engine::general_purpose::STANDARD.encode(tag.as_ref());
     if get("oauth_signature").as_deref() != Some(expected.as_str()) {
         return Err(oauth_failure());
     }
