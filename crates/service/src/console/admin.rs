@@ -513,10 +513,12 @@ async fn rotate_token(
         let overlap = duration_field(&f.overlap, "the old token's overlap")?
             .unwrap_or(std::time::Duration::from_secs(86_400));
         let made = a.rotate_token(&f.name, overlap, None).await?;
-        Ok(token_page(&shared, s, Some(format!(
-                "API token {} rotated: give its clients the new token below; the old one keeps working for {} more.",
-                f.name, f.overlap
-            )), format!("The new API token {}", f.name), made.token).await)
+        let message = format!(
+            "API token {} rotated: give its clients the new token below; the old one keeps working for {} more.",
+            f.name, f.overlap
+        );
+        let what = format!("The new API token {}", f.name);
+        Ok(token_page(&shared, s, Some(message), what, made.token).await)
     })
     .await
 }
