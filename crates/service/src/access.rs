@@ -382,21 +382,7 @@ pub struct PersonReport {
 
 /// The inventory of a configured instance, or the error to answer with.
 pub async fn inventory_of(shared: &Shared, instance: &str) -> ApiResult<Arc<Indexed>> {
-    if !shared.workers.contains_key(instance) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_instance",
-            format!(
-                "no instance named {instance:?}; this service runs {}",
-                shared
-                    .workers
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
+    crate::api::instance_worker(shared, instance)?;
     shared
         .inventories
         .get(&shared.store, instance)

@@ -93,6 +93,29 @@ impl From<roster_store::StoreError> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The worker of instance `name`, or the 404 `unknown_instance` naming the instances this
+/// service runs: every request that names an instance is refused the same way.
+pub(crate) fn instance_worker<'a>(
+    shared: &'a Shared,
+    name: &str,
+) -> ApiResult<&'a crate::workers::Worker> {
+    shared.workers.get(name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_instance",
+            format!(
+                "no instance named {name:?}; this service runs {}",
+                shared
+                    .workers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
 /// A query string, refused with a JSON error when it does not parse.
 pub struct ApiQuery<T>(pub T);
 

@@ -86,22 +86,7 @@ pub(crate) async fn make(
 ) -> ApiResult<ReportView> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
     let now = OffsetDateTime::now_utc();
-    let worker = shared.workers.get(&q.instance).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_instance",
-            format!(
-                "no instance named {:?}; this service runs {}",
-                q.instance,
-                shared
-                    .workers
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    })?;
+    let worker = crate::api::instance_worker(shared, &q.instance)?;
     if kind == "access" {
         let at = match q.at.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
             None => now,

@@ -399,22 +399,7 @@ pub(crate) async fn start_review(
     req: &StartReview,
 ) -> ApiResult<i64> {
     caller.must_be(Role::Operator, "starting an access review")?;
-    let worker = shared.workers.get(&req.instance).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_instance",
-            format!(
-                "this service runs no instance {:?}; it runs {}",
-                req.instance,
-                shared
-                    .workers
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    })?;
+    let worker = crate::api::instance_worker(shared, &req.instance)?;
     let scope = Scope::parse(req.scope.as_deref().unwrap_or("all")).map_err(bad)?;
     let reviewers = Reviewers::parse(req.reviewer.as_deref().unwrap_or("manager"));
     let on_due = match req.on_due.as_deref().map(str::trim).unwrap_or("keep") {
@@ -1127,14 +1112,12 @@ pub async fn revocations(
     crate::api::ApiQuery(q): crate::api::ApiQuery<RevocationsQuery>,
 ) -> ApiResult<Json<Revocations>> {
     let names: Vec<String> = match q.instance {
-        Some(i) if shared.workers.contains_key(&i) => vec![i],
-        Some(i) => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_instance",
-                format!("this service runs no instance {i:?}"),
-            ));
-        }
+        Some(i) => vec![
+            crate::api::instance_worker(&shared, &i)?
+                .instance
+                .name
+                .clone(),
+        ],
         None => shared.workers.keys().cloned().collect(),
     };
     let mut out = Vec::new();
@@ -1193,13 +1176,7 @@ pub async fn lift(
     )?;
     let comment = comment_of(Some(&b.comment))?
         .ok_or_else(|| bad("a comment is required: say why the role may be granted again"))?;
-    let worker = shared.workers.get(&b.instance).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_instance",
-            format!("this service runs no instance {:?}", b.instance),
-        )
-    })?;
+    let worker = crate::api::instance_worker(&shared, &b.instance)?;
     let mut log = Actor::resolve(Some(&caller.name)).log(
         worker.instance.app.name(),
         "review.lift",
