@@ -99,13 +99,12 @@ async fn page(
         status,
         &ReportsPage {
             nav: nav(&s, "reports"),
-            reports: vec![
-                ("privileged", "Privileged access"),
-                ("dormant", "Dormant accounts"),
-                ("orphaned", "Orphaned accounts"),
-                ("leavers", "Leavers still active"),
-                ("access", "Who had access on a date"),
-            ],
+            // The domain's reports, in its words, then access on a date (the history's).
+            reports: roster_domain::report::Kind::ALL
+                .iter()
+                .map(|k| (k.as_str(), k.title()))
+                .chain([("access", "Who had access on a date")])
+                .collect(),
             chosen_instance: q.instance.clone(),
             chosen: kind,
             days: q.days.map(|d| d.to_string()).unwrap_or_else(|| "90".into()),
