@@ -876,6 +876,46 @@ async fn console_accounts_are_administered_and_each_change_is_logged() {
     )
     .await;
     assert!(made.ok, "{}", made.stderr);
+    // Rotated from the command line: a new token printed, the old one listed under its
+    // rotation mark until the overlap ends; rotating that one is refused.
+    let rotated = run(
+        &[
+            "serve",
+            "token",
+            "rotate",
+            "--name",
+            "ana-cli",
+            "--overlap",
+            "1h",
+        ],
+        None,
+    )
+    .await;
+    assert!(rotated.ok, "{}", rotated.stderr);
+    assert!(
+        rotated.stdout.trim().starts_with("roster_"),
+        "{}",
+        rotated.stdout
+    );
+    assert_ne!(rotated.stdout.trim(), made.stdout.trim());
+    let tokens = run(&["serve", "token", "list", "-o", "json"], None).await;
+    assert!(
+        tokens.stdout.contains("ana-cli#rotated-"),
+        "{}",
+        tokens.stdout
+    );
+    let old_name = tokens
+        .stdout
+        .split('"')
+        .find(|s| s.starts_with("ana-cli#rotated-"))
+        .unwrap()
+        .to_string();
+    let again = run(&["serve", "token", "rotate", "--name", &old_name], None).await;
+    assert!(
+        !again.ok && again.stderr.contains("old token of a rotation"),
+        "{}",
+        again.stderr
+    );
     let role = run(
         &[
             "serve", "user", "set-role", "--name", "ana", "--role", "approver",
